@@ -1,0 +1,119 @@
+"""The event model (SPEC section 1) and its validation.
+
+An :class:`Event` is an immutable named tuple: cheap to build (the replay hot path makes
+millions of them) and safe to share between stages. ``args`` is a plain dict that nobody may
+mutate after validation; streamfeat itself never does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from streamfeat.errors import EventError
+
+__all__ = ["MAX_TS", "Event", "event_from_obj", "event_to_obj"]
+
+MAX_TS = 2**53
+_TYPE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
+_KNOWN_KEYS = frozenset(("device", "ts", "type", "page", "item", "args"))
+
+ArgValue = str | int | float | bool
+
+
+class Event(NamedTuple):
+    """One thing that happened on one device.
+
+    Attributes:
+        ts: event time, integer milliseconds since the Unix epoch.
+        type: what happened (``page_enter``, ``exposure``, ``click``, ...).
+        device: the stream it belongs to (default ``"local"``).
+        page: the page it happened on, or ``None``.
+        item: the item concerned (always a string), or ``None``.
+        args: everything else; treat as read-only.
+    """
+
+    ts: int
+    type: str
+    device: str = "local"
+    page: str | None = None
+    item: str | None = None
+    args: dict[str, ArgValue] = {}  # noqa: RUF012 - never mutated; shared empty default
+
+    def field(self, name: str) -> Any:
+        """Return the value of ``name`` (an event key or ``args.NAME``), or ``None``."""
+        if name.startswith("args."):
+            return self.args.get(name[5:])
+        return getattr(self, name, None) if name in _KNOWN_KEYS else None
+
+
+def _describe(value: object) -> str:
+    text = repr(value) if not isinstance(value, str) else '"' + value + '"'
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def event_from_obj(obj: object) -> Event:
+    """Validate one decoded JSON object / msgpack map and return the :class:`Event`.
+
+    Raises:
+        EventError: naming the key and what was wrong with it.
+    """
+    if type(obj) is not dict:
+        msg = f"an event must be an object, got {type(obj).__name__}"
+        raise EventError(None, msg)
+    for key in obj:
+        if key not in _KNOWN_KEYS:
+            raise EventError(str(key), "is not an event key (device, ts, type, page, item, args)")
+    ts = obj.get("ts")
+    if type(ts) is not int:
+        if ts is None:
+            raise EventError("ts", "is required")
+        raise EventError("ts", f"must be an integer, got {_describe(ts)}")
+    if not 0 <= ts < MAX_TS:
+        raise EventError("ts", f"must be in [0, 2**53), got {ts}")
+    etype = obj.get("type")
+    if type(etype) is not str or not _TYPE_RE.match(etype):
+        if etype is None:
+            raise EventError("type", "is required")
+        raise EventError("type", f"must match [A-Za-z0-9_.-]{{1,64}}, got {_describe(etype)}")
+    device = obj.get("device", "local")
+    if type(device) is not str or not 1 <= len(device) <= 128:
+        raise EventError("device", f"must be a string of 1-128 chars, got {_describe(device)}")
+    page = obj.get("page")
+    if page is not None and (type(page) is not str or len(page) > 128):
+        raise EventError("page", f"must be a string of up to 128 chars, got {_describe(page)}")
+    item = obj.get("item")
+    if item is not None:
+        if type(item) is int:
+            item = str(item)
+        elif type(item) is not str:
+            raise EventError("item", f"must be a string or an integer, got {_describe(item)}")
+        if len(item) > 128:
+            raise EventError("item", "must be at most 128 chars")
+    args = obj.get("args")
+    if args is None:
+        if "args" in obj:
+            raise EventError("args", "must be an object, got null")
+        args = {}
+    elif type(args) is not dict:
+        raise EventError("args", f"must be an object, got {_describe(args)}")
+    else:
+        for k, v in args.items():
+            tv = type(v)
+            if tv is not str and tv is not int and tv is not float and tv is not bool:
+                raise EventError(f"args.{k}", f"must be a string, integer, float or boolean, got {_describe(v)}")
+            if tv is float and v != v:  # NaN cannot round-trip through JSON
+                raise EventError(f"args.{k}", "must not be NaN")
+    return Event(ts, etype, device, page, item, args)
+
+
+def event_to_obj(event: Event) -> dict[str, Any]:
+    """Return the JSON-ready object of ``event``, omitting absent optional keys."""
+    obj: dict[str, Any] = {"device": event.device, "ts": event.ts, "type": event.type}
+    if event.page is not None:
+        obj["page"] = event.page
+    if event.item is not None:
+        obj["item"] = event.item
+    if event.args:
+        obj["args"] = event.args
+    return obj
