@@ -86,6 +86,8 @@ class Store:
             _touch_owner_only(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
+            # auto_vacuum only takes on a new file, so it must come before anything is written
+            self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
@@ -110,7 +112,6 @@ class Store:
             msg = f"store schema version {version} is newer than this streamfeat ({SCHEMA_VERSION})"
             raise StorageError(msg)
         if version < 1:
-            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             with self.transaction():
                 db["quarantine"].create(
                     {"id": int, "source": str, "position": int, "raw": bytes, "reason": str, "inserted": int},
