@@ -87,8 +87,8 @@ class Engine:
 
     Args:
         stages: the stages, in processing order.
-        sample_every: time one event in this many per stage, for the per-stage throughput the
-            replay summary shows (0 turns timing off). Sampling keeps the clock reads off most
+        sample_every: time one event in this many (a power of two) per stage, for the
+            per-stage throughput the replay summary shows (0 turns timing off). Sampling keeps the clock reads off most
             events; the figures are estimates, and say so.
     """
 
@@ -100,7 +100,13 @@ class Engine:
             raise ValueError(msg)
         self._devices: dict[str, _Device] = {}
         self.events = 0
-        self._sample_every = sample_every
+        # bound methods, looked up once: the per-event loop is the hot path of every replay
+        self._process = [s.process for s in self.stages]
+        self._idle = [s.idle for s in self.stages]
+        if sample_every and sample_every & (sample_every - 1):
+            msg = f"sample_every must be 0 or a power of two, got {sample_every}"
+            raise ValueError(msg)
+        self._sample_mask = sample_every - 1 if sample_every else -1
         self._sampled = 0
         self._stage_ns = [0] * len(self.stages)
 
@@ -114,28 +120,32 @@ class Engine:
 
     def process_into(self, event: Event, out: list[Record]) -> None:
         """Process one valid event, appending its records to ``out``."""
-        dev = self._devices.get(event.device)
+        dev = self._devices.get(event[2])
         if dev is None:
-            dev = self._devices[event.device] = _Device(0, None)
+            dev = self._devices[event[2]] = _Device(0, None)
         states = dev.states
         if states is None:
-            states = dev.states = [s.new_state(event.device) for s in self.stages]
+            states = dev.states = [s.new_state(event[2]) for s in self.stages]
         index = dev.count
         dev.count = index + 1
-        self.events += 1
-        stages = self.stages
-        if self._sample_every and self.events % self._sample_every == 0:
-            self._sampled += 1
-            clock = time.perf_counter_ns
-            for i, stage in enumerate(stages):
-                t0 = clock()
-                stage.process(states[i], index, event, out)
-                self._stage_ns[i] += clock() - t0
+        self.events = n = self.events + 1
+        if n & self._sample_mask == 0:
+            self._timed(states, index, event, out)
         else:
-            for i, stage in enumerate(stages):
-                stage.process(states[i], index, event, out)
-        if all(stage.idle(states[i]) for i, stage in enumerate(stages)):
-            dev.states = None
+            for process, state in zip(self._process, states):
+                process(state, index, event, out)
+        for idle, state in zip(self._idle, states):
+            if not idle(state):
+                return
+        dev.states = None
+
+    def _timed(self, states: list[Any], index: int, event: Event, out: list[Record]) -> None:
+        self._sampled += 1
+        clock = time.perf_counter_ns
+        for i, process in enumerate(self._process):
+            t0 = clock()
+            process(states[i], index, event, out)
+            self._stage_ns[i] += clock() - t0
 
     def advance(self, now_ms: int) -> list[Record]:
         """Let wall time move every device with open state on (idle-device watermarks)."""

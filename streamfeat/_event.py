@@ -52,6 +52,13 @@ def _describe(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+_new_event = tuple.__new__
+# Types and pages seen valid before: the common case skips the regex / length checks. Bounded so
+# that a stream of distinct junk can't grow it without limit.
+_VALID_TYPES: set[str] = set()
+_VALID_CACHE_MAX = 4096
+
+
 def event_from_obj(obj: object) -> Event:
     """Validate one decoded JSON object / msgpack map and return the :class:`Event`.
 
@@ -61,50 +68,75 @@ def event_from_obj(obj: object) -> Event:
     if type(obj) is not dict:
         msg = f"an event must be an object, got {type(obj).__name__}"
         raise EventError(None, msg)
-    for key in obj:
-        if key not in _KNOWN_KEYS:
-            raise EventError(str(key), "is not an event key (device, ts, type, page, item, args)")
-    ts = obj.get("ts")
+    if not obj.keys() <= _KNOWN_KEYS:
+        key = next(k for k in obj if k not in _KNOWN_KEYS)
+        raise EventError(str(key), "is not an event key (device, ts, type, page, item, args)")
+    get = obj.get
+    ts = get("ts")
+    if type(ts) is not int or not 0 <= ts < MAX_TS:
+        _bad_ts(ts)
+    etype = get("type")
+    if etype not in _VALID_TYPES:
+        _check_type(etype)
+    device = get("device", "local")
+    if type(device) is not str or not 0 < len(device) <= 128:
+        raise EventError("device", f"must be a string of 1-128 chars, got {_describe(device)}")
+    page = get("page")
+    if page is not None and (type(page) is not str or len(page) > 128):
+        raise EventError("page", f"must be a string of up to 128 chars, got {_describe(page)}")
+    item = get("item")
+    if item is not None and (type(item) is not str or len(item) > 128):
+        item = _check_item(item)
+    args = get("args", _NO_ARGS)
+    if args is not _NO_ARGS:
+        _check_args(args)
+        if not args:
+            args = _NO_ARGS
+    return _new_event(Event, (ts, etype, device, page, item, args))  # type: ignore[return-value]
+
+
+_NO_ARGS: dict[str, ArgValue] = Event._field_defaults["args"]
+
+
+def _bad_ts(ts: object) -> None:
+    if ts is None:
+        raise EventError("ts", "is required")
     if type(ts) is not int:
-        if ts is None:
-            raise EventError("ts", "is required")
         raise EventError("ts", f"must be an integer, got {_describe(ts)}")
-    if not 0 <= ts < MAX_TS:
-        raise EventError("ts", f"must be in [0, 2**53), got {ts}")
-    etype = obj.get("type")
+    raise EventError("ts", f"must be in [0, 2**53), got {ts}")
+
+
+def _check_type(etype: object) -> None:
     if type(etype) is not str or not _TYPE_RE.match(etype):
         if etype is None:
             raise EventError("type", "is required")
         raise EventError("type", f"must match [A-Za-z0-9_.-]{{1,64}}, got {_describe(etype)}")
-    device = obj.get("device", "local")
-    if type(device) is not str or not 1 <= len(device) <= 128:
-        raise EventError("device", f"must be a string of 1-128 chars, got {_describe(device)}")
-    page = obj.get("page")
-    if page is not None and (type(page) is not str or len(page) > 128):
-        raise EventError("page", f"must be a string of up to 128 chars, got {_describe(page)}")
-    item = obj.get("item")
-    if item is not None:
-        if type(item) is int:
-            item = str(item)
-        elif type(item) is not str:
-            raise EventError("item", f"must be a string or an integer, got {_describe(item)}")
-        if len(item) > 128:
-            raise EventError("item", "must be at most 128 chars")
-    args = obj.get("args")
-    if args is None:
-        if "args" in obj:
-            raise EventError("args", "must be an object, got null")
-        args = {}
-    elif type(args) is not dict:
+    if len(_VALID_TYPES) < _VALID_CACHE_MAX:
+        _VALID_TYPES.add(etype)
+
+
+def _check_item(item: object) -> str:
+    if type(item) is int:
+        item = str(item)
+    elif type(item) is not str:
+        raise EventError("item", f"must be a string or an integer, got {_describe(item)}")
+    if len(item) > 128:
+        raise EventError("item", "must be at most 128 chars")
+    return item
+
+
+def _check_args(args: object) -> None:
+    if type(args) is not dict:
         raise EventError("args", f"must be an object, got {_describe(args)}")
-    else:
-        for k, v in args.items():
-            tv = type(v)
-            if tv is not str and tv is not int and tv is not float and tv is not bool:
-                raise EventError(f"args.{k}", f"must be a string, integer, float or boolean, got {_describe(v)}")
-            if tv is float and v != v:  # NaN cannot round-trip through JSON
-                raise EventError(f"args.{k}", "must not be NaN")
-    return Event(ts, etype, device, page, item, args)
+    for k, v in args.items():
+        tv = type(v)
+        if tv is str or tv is int or tv is bool:
+            continue
+        if tv is float and v == v:  # NaN cannot round-trip through JSON
+            continue
+        if tv is float:
+            raise EventError(f"args.{k}", "must not be NaN")
+        raise EventError(f"args.{k}", f"must be a string, integer, float or boolean, got {_describe(v)}")
 
 
 def event_to_obj(event: Event) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import resource
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -123,7 +124,10 @@ class _Output:
             self.fh.seek(resume_offset)
 
     def durable_offset(self) -> int:
+        """Flush OUT to disk and return its length (0 for a pipe, which can't be resumed)."""
         self.fh.flush()
+        if not stat.S_ISREG(os.fstat(self.fh.fileno()).st_mode):
+            return 0
         os.fsync(self.fh.fileno())
         return self.fh.tell()
 
