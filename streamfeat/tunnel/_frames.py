@@ -1,0 +1,197 @@
+"""Wire format of the tunnel: outer records and the inner messages they carry.
+
+Outer record (what travels; one or more per websocket message)::
+
+    type u8 | length u16 big-endian | body[length]
+
+    HELLO   0x01  Noise IK message 1 (device -> endpoint)
+    WELCOME 0x02  Noise IK message 2 (endpoint -> device)
+    DATA    0x03  counter u64 big-endian | AEAD(ciphertext of one inner message)
+    REFUSE  0x04  code u16 | reason utf-8      (plaintext; only before keys exist)
+
+The DATA counter is the Noise nonce made explicit: the receiver knows which counter it
+expects, so a frame with a lower counter is a replay and a higher one a reorder (or a
+loss), each refused under its own reason; the counter bytes are also the AEAD associated
+data, so they cannot be altered without the tag failing.
+
+Inner messages (plaintext of DATA, and of the handshake payloads)::
+
+    BATCH  0x10  batch_id[16] | payload           (device -> endpoint)
+    ACK    0x11  batch_id[16]                     (endpoint -> device)
+    CONFIG 0x12  version u32 | body               (endpoint -> device)
+    CLOSE  0x13  code u16 | reason utf-8          (either way)
+
+Handshake message 1's payload is ``config_version u32`` then, optionally, one BATCH
+message (the 0-RTT first batch). Message 2's payload is empty.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from streamfeat.errors import RemoteProtocolError
+
+__all__ = [
+    "ACK",
+    "BATCH",
+    "BATCH_ID_LEN",
+    "CLOSE",
+    "CONFIG",
+    "DATA",
+    "HELLO",
+    "MAX_BATCH",
+    "MAX_BODY",
+    "REFUSE",
+    "WELCOME",
+    "Buffer",
+    "Inner",
+    "decode_hello_payload",
+    "decode_inner",
+    "encode_hello_payload",
+    "encode_inner",
+    "encode_record",
+]
+
+HELLO, WELCOME, DATA, REFUSE = 0x01, 0x02, 0x03, 0x04
+BATCH, ACK, CONFIG, CLOSE = 0x10, 0x11, 0x12, 0x13
+RECORD_TYPES = frozenset({HELLO, WELCOME, DATA, REFUSE})
+BATCH_ID_LEN = 16
+MAX_BODY = 0xFFFF
+# DATA body = 8 counter + 17 inner header + payload + 16 tag must fit MAX_BODY
+MAX_BATCH = 65_000
+
+_HDR = struct.Struct(">BH")
+
+
+def encode_record(rtype: int, body: bytes) -> bytes:
+    """Frame ``body`` as one outer record."""
+    if len(body) > MAX_BODY:
+        msg = f"record body of {len(body)} bytes exceeds {MAX_BODY}"
+        raise ValueError(msg)
+    return _HDR.pack(rtype, len(body)) + body
+
+
+class Buffer:
+    """Received bytes not yet parsed; records are taken out whole or not at all."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        self._buf += data
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def next_record(self) -> tuple[int, bytes] | None:
+        """Take the next whole record, or return None (nothing consumed) when incomplete.
+
+        Raises:
+            RemoteProtocolError: the type byte is unknown (nothing consumed).
+        """
+        if len(self._buf) < _HDR.size:
+            return None
+        rtype, length = _HDR.unpack_from(self._buf)
+        if rtype not in RECORD_TYPES:
+            msg = f"unknown record type 0x{rtype:02x}"
+            raise RemoteProtocolError(msg)
+        end = _HDR.size + length
+        if len(self._buf) < end:
+            return None
+        body = bytes(self._buf[_HDR.size : end])
+        del self._buf[:end]
+        return rtype, body
+
+
+@dataclass(frozen=True, slots=True)
+class Inner:
+    """A decoded inner message: ``kind`` plus the fields that kind uses."""
+
+    kind: int
+    batch_id: bytes = b""
+    payload: bytes = b""
+    version: int = 0
+    code: int = 0
+    reason: str = ""
+
+
+def encode_inner(m: Inner) -> bytes:
+    """Encode an inner message."""
+    if m.kind == BATCH:
+        return bytes((BATCH,)) + m.batch_id + m.payload
+    if m.kind == ACK:
+        return bytes((ACK,)) + m.batch_id
+    if m.kind == CONFIG:
+        return struct.pack(">BI", CONFIG, m.version) + m.payload
+    if m.kind == CLOSE:
+        return struct.pack(">BH", CLOSE, m.code) + m.reason.encode()[:1024]
+    msg = f"unknown inner kind 0x{m.kind:02x}"
+    raise ValueError(msg)
+
+
+def decode_inner(data: bytes) -> Inner:
+    """Decode an inner message.
+
+    Raises:
+        RemoteProtocolError: unknown kind or wrong length.
+    """
+    if not data:
+        msg = "empty inner message"
+        raise RemoteProtocolError(msg)
+    kind = data[0]
+    if kind == BATCH and len(data) >= 1 + BATCH_ID_LEN:
+        return Inner(BATCH, batch_id=data[1:17], payload=data[17:])
+    if kind == ACK and len(data) == 1 + BATCH_ID_LEN:
+        return Inner(ACK, batch_id=data[1:])
+    if kind == CONFIG and len(data) >= 5:
+        return Inner(CONFIG, version=struct.unpack_from(">I", data, 1)[0], payload=data[5:])
+    if kind == CLOSE and len(data) >= 3:
+        return Inner(CLOSE, code=struct.unpack_from(">H", data, 1)[0], reason=data[3:].decode(errors="replace"))
+    msg = f"bad inner message 0x{kind:02x} of {len(data)} bytes"
+    raise RemoteProtocolError(msg)
+
+
+def encode_hello_payload(config_version: int, first: Inner | None) -> bytes:
+    """Handshake message 1's payload: our config version and an optional first batch."""
+    head = struct.pack(">I", config_version)
+    return head + encode_inner(first) if first is not None else head
+
+
+def decode_hello_payload(data: bytes) -> tuple[int, Inner | None]:
+    """Inverse of :func:`encode_hello_payload`.
+
+    Raises:
+        RemoteProtocolError: too short, or the rest is not one BATCH message.
+    """
+    if len(data) < 4:
+        msg = f"hello payload of {len(data)} bytes, too short"
+        raise RemoteProtocolError(msg)
+    version = struct.unpack_from(">I", data)[0]
+    if len(data) == 4:
+        return version, None
+    first = decode_inner(data[4:])
+    if first.kind != BATCH:
+        msg = f"hello payload carries inner kind 0x{first.kind:02x}, only a batch may"
+        raise RemoteProtocolError(msg)
+    return version, first
+
+
+def encode_refuse(code: int, reason: str) -> bytes:
+    """Body of a plaintext REFUSE record."""
+    return struct.pack(">H", code) + reason.encode()[:1024]
+
+
+def decode_refuse(body: bytes) -> tuple[int, str]:
+    """Inverse of :func:`encode_refuse`.
+
+    Raises:
+        RemoteProtocolError: too short.
+    """
+    if len(body) < 2:
+        msg = "refuse record too short"
+        raise RemoteProtocolError(msg)
+    return struct.unpack_from(">H", body)[0], body[2:].decode(errors="replace")

@@ -1,0 +1,453 @@
+"""The tunnel connection: a state machine that turns bytes into events and events into bytes.
+
+Theory of operation
+-------------------
+Like ``h11.Connection``, :class:`TunnelConnection` does no I/O. The shell feeds received
+bytes with :meth:`receive_data` (``b""`` means the transport ended), pulls events with
+:meth:`next_event` until it returns ``NEED_DATA``, sends with :meth:`send` (which returns
+the bytes to write), and after every drain writes :meth:`data_to_send` (bytes the
+connection produced by itself: the close record after a peer's mistake).
+
+Every move is one entry of ``_TRANSITIONS`` below: ``(role, state, input) -> new state``.
+Inputs are ``"send <Event>"`` for what we do and ``"recv <RECORD or MESSAGE>"`` for what
+the peer did. The rules:
+
+* A pair that is not in the table is illegal. An illegal *send* raises
+  :class:`LocalProtocolError` and moves to ERROR (our bug; the connection is unusable).
+  An illegal *recv* closes: state CLOSED, a :class:`Closed` event with
+  ``CloseCode.PROTOCOL_ERROR`` (``remote=False``), and a close record for the peer.
+* A record that is allowed but bad (does not decrypt, replayed or reordered counter,
+  malformed) closes the same way with its own code; ``conn.error`` keeps the exception.
+* In HELLO_RECEIVED the endpoint must decide (Accept or Refuse) before any further bytes
+  are parsed, so ``next_event`` returns ``NEED_DATA`` there.
+* CLOSED is final; further bytes are ignored, ``next_event`` repeats the Closed event,
+  ``send(Close())`` is a no-op.
+
+Randomness (ephemeral keys) comes in as ``random_bytes``; nothing reads a clock.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from typing import TypeVar
+
+from streamfeat.errors import (
+    DecryptError,
+    HandshakeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TunnelError,
+)
+from streamfeat.tunnel import _frames as F
+from streamfeat.tunnel._crypto import CipherState, KeyPair
+from streamfeat.tunnel._events import (
+    NEED_DATA,
+    Accept,
+    Ack,
+    Batch,
+    Close,
+    CloseCode,
+    Closed,
+    Config,
+    DeviceHello,
+    Event,
+    HandshakeComplete,
+    Hello,
+    NeedData,
+    Refuse,
+)
+from streamfeat.tunnel._handshake import PROTOCOL_NAME, HandshakeState
+
+__all__ = ["PROLOGUE", "Role", "State", "TunnelConnection"]
+
+PROLOGUE = b"streamfeat-tunnel/1"
+_T = TypeVar("_T")
+
+
+class Role(Enum):
+    """Which side of the tunnel."""
+
+    DEVICE = "device"  # Noise initiator
+    ENDPOINT = "endpoint"  # Noise responder
+
+
+class State(Enum):
+    """Connection states."""
+
+    IDLE = "IDLE"
+    HELLO_SENT = "HELLO_SENT"
+    HELLO_RECEIVED = "HELLO_RECEIVED"
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    ERROR = "ERROR"
+
+
+D, E = Role.DEVICE, Role.ENDPOINT
+S = State
+
+# ---- the one transition table -----------------------------------------------------------
+_TRANSITIONS: dict[tuple[Role, State, str], State] = {
+    # device
+    (D, S.IDLE, "send Hello"): S.HELLO_SENT,
+    (D, S.IDLE, "send Close"): S.CLOSED,
+    (D, S.HELLO_SENT, "recv WELCOME"): S.OPEN,
+    (D, S.HELLO_SENT, "recv REFUSE"): S.CLOSED,
+    (D, S.HELLO_SENT, "send Close"): S.CLOSED,
+    (D, S.OPEN, "send Batch"): S.OPEN,
+    (D, S.OPEN, "recv ACK"): S.OPEN,
+    (D, S.OPEN, "recv CONFIG"): S.OPEN,
+    (D, S.OPEN, "recv CLOSE"): S.CLOSED,
+    (D, S.OPEN, "send Close"): S.CLOSED,
+    # endpoint
+    (E, S.IDLE, "recv HELLO"): S.HELLO_RECEIVED,
+    (E, S.IDLE, "send Close"): S.CLOSED,
+    (E, S.HELLO_RECEIVED, "send Accept"): S.OPEN,
+    (E, S.HELLO_RECEIVED, "send Refuse"): S.CLOSED,
+    (E, S.HELLO_RECEIVED, "send Close"): S.CLOSED,
+    (E, S.OPEN, "recv BATCH"): S.OPEN,
+    (E, S.OPEN, "send Ack"): S.OPEN,
+    (E, S.OPEN, "send Config"): S.OPEN,
+    (E, S.OPEN, "recv CLOSE"): S.CLOSED,
+    (E, S.OPEN, "send Close"): S.CLOSED,
+    # both: closing twice is harmless
+    (D, S.CLOSED, "send Close"): S.CLOSED,
+    (E, S.CLOSED, "send Close"): S.CLOSED,
+}
+# the transport ending is always legal: it closes (TRUNCATED when inside a record)
+for _role in Role:
+    for _state in (S.IDLE, S.HELLO_SENT, S.HELLO_RECEIVED, S.OPEN):
+        _TRANSITIONS[(_role, _state, "recv EOF")] = S.CLOSED
+# -----------------------------------------------------------------------------------------
+
+_RECORD_NAMES = {F.HELLO: "HELLO", F.WELCOME: "WELCOME", F.DATA: "DATA", F.REFUSE: "REFUSE"}
+_INNER_NAMES = {F.BATCH: "BATCH", F.ACK: "ACK", F.CONFIG: "CONFIG", F.CLOSE: "CLOSE"}
+_COUNTER = struct.Struct(">Q")
+
+
+class _Refusal(Exception):
+    """Internal: a peer mistake that closes the connection with ``code``."""
+
+    def __init__(self, code: CloseCode, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.code = code
+        self.cause = cause
+
+
+class TunnelConnection:
+    """One end of a tunnel connection, with no I/O.
+
+    Args:
+        role: DEVICE (initiator) or ENDPOINT (responder).
+        static: our long-term key pair.
+        remote_static: the endpoint's pinned public key (device only).
+        random_bytes: source of randomness for ephemeral keys (``os.urandom``).
+        prologue: bound into the handshake; both sides must use the same.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        static: KeyPair,
+        remote_static: bytes | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        prologue: bytes = PROLOGUE,
+        protocol_name: bytes = PROTOCOL_NAME,
+    ) -> None:
+        if role is Role.DEVICE and remote_static is None:
+            msg = "a device connection needs the endpoint's public key (remote_static)"
+            raise ValueError(msg)
+        self.role = role
+        self.state = State.IDLE
+        self.error: TunnelError | None = None
+        self.peer_key: bytes | None = None
+        self.config_version = 0  # endpoint side: what the device said it holds
+        self._static, self._remote_static = static, remote_static
+        self._random, self._prologue, self._protocol = random_bytes, prologue, protocol_name
+        self._hs: HandshakeState | None = None
+        self._send_cs: CipherState | None = None
+        self._recv_cs: CipherState | None = None
+        self._send_n = 0
+        self._recv_n = 0
+        self._buf = F.Buffer()
+        self._eof = False
+        self._events: deque[Event] = deque()
+        self._early: Batch | None = None
+        self._out = bytearray()
+        self._closed: Closed | None = None
+
+    def __repr__(self) -> str:
+        return f"<TunnelConnection {self.role.value} {self.state.value}>"
+
+    # ---- transitions ----------------------------------------------------------------------
+
+    def _move(self, inp: str) -> None:
+        new = _TRANSITIONS.get((self.role, self.state, inp))
+        if new is None:
+            if inp.startswith("send"):
+                old, self.state = self.state, State.ERROR
+                msg = f"can't {inp} in state {old.value} as {self.role.value}"
+                raise LocalProtocolError(msg, close_code=CloseCode.PROTOCOL_ERROR)
+            msg = f"peer sent {inp.removeprefix('recv ')} in state {self.state.value} as {self.role.value}"
+            raise _Refusal(CloseCode.PROTOCOL_ERROR, RemoteProtocolError(msg, close_code=CloseCode.PROTOCOL_ERROR))
+        self.state = new
+
+    # ---- sending -----------------------------------------------------------------------
+
+    def send(self, event: Hello | Accept | Refuse | Batch | Ack | Config | Close) -> bytes:
+        """Apply a local event and return the bytes to write.
+
+        Raises:
+            LocalProtocolError: the event is not allowed in this state (state becomes
+                ERROR), or its fields are out of range (state unchanged).
+        """
+        if self.state is State.ERROR:
+            msg = f"can't send {type(event).__name__} in state ERROR"
+            raise LocalProtocolError(msg)
+        self._check_fields(event)
+        before = self.state
+        self._move(f"send {type(event).__name__}")
+        if isinstance(event, Hello):
+            return self._send_hello(event)
+        if isinstance(event, Accept):
+            return self._send_accept()
+        if isinstance(event, Refuse):
+            self._set_closed(Closed(event.code, event.reason, remote=False))
+            return F.encode_record(F.REFUSE, F.encode_refuse(event.code, event.reason))
+        if isinstance(event, Close):
+            return self._send_close(before, event)
+        if isinstance(event, Batch):
+            inner = F.Inner(F.BATCH, batch_id=event.batch_id, payload=event.payload)
+        elif isinstance(event, Ack):
+            inner = F.Inner(F.ACK, batch_id=event.batch_id)
+        else:
+            inner = F.Inner(F.CONFIG, version=event.version, payload=event.body)
+        return self._seal(inner)
+
+    @staticmethod
+    def _check_fields(event: object) -> None:
+        bad = None
+        if isinstance(event, Batch | Ack) and len(event.batch_id) != F.BATCH_ID_LEN:
+            bad = f"batch_id must be {F.BATCH_ID_LEN} bytes, not {len(event.batch_id)}"
+        elif isinstance(event, Batch) and len(event.payload) > F.MAX_BATCH:
+            bad = f"batch payload of {len(event.payload)} bytes exceeds {F.MAX_BATCH}"
+        elif isinstance(event, Hello) and event.first is not None:
+            TunnelConnection._check_fields(event.first)
+        elif isinstance(event, Config) and (len(event.body) > F.MAX_BATCH or not 0 <= event.version < 2**32):
+            bad = f"config version {event.version} or body of {len(event.body)} bytes out of range"
+        if bad is not None:
+            raise LocalProtocolError(bad)
+
+    def _send_hello(self, event: Hello) -> bytes:
+        self._hs = HandshakeState(
+            initiator=True, s=self._static, e=KeyPair.generate(self._random),
+            rs=self._remote_static, prologue=self._prologue, protocol_name=self._protocol,
+        )
+        first = None
+        if event.first is not None:
+            first = F.Inner(F.BATCH, batch_id=event.first.batch_id, payload=event.first.payload)
+        payload = F.encode_hello_payload(event.config_version, first)
+        return F.encode_record(F.HELLO, self._hs.write_message_1(payload))
+
+    def _send_accept(self) -> bytes:
+        assert self._hs is not None  # set when HELLO was read
+        # the responder's ephemeral is generated only now, after the shell said yes
+        self._hs.e = KeyPair.generate(self._random)
+        body = self._hs.write_message_2(b"")
+        self._send_cs, self._recv_cs = self._hs.split()
+        self.peer_key = self._hs.rs
+        assert self.peer_key is not None
+        self._events.append(HandshakeComplete(self.peer_key, self._hs.handshake_hash))
+        if self._early is not None:
+            self._events.append(self._early)
+            self._early = None
+        return F.encode_record(F.WELCOME, body)
+
+    def _send_close(self, before: State, event: Close) -> bytes:
+        if before is State.CLOSED:
+            return b""
+        self._set_closed(Closed(event.code, event.reason, remote=False))
+        if before is State.OPEN:
+            return self._seal(F.Inner(F.CLOSE, code=event.code, reason=event.reason))
+        if before is State.HELLO_RECEIVED:
+            return F.encode_record(F.REFUSE, F.encode_refuse(event.code, event.reason))
+        return b""  # no keys yet and nothing the peer could verify: just hang up
+
+    def _seal(self, inner: F.Inner) -> bytes:
+        assert self._send_cs is not None
+        counter = _COUNTER.pack(self._send_n)
+        ct = self._send_cs.encrypt_at(self._send_n, counter, F.encode_inner(inner))
+        self._send_n += 1
+        return F.encode_record(F.DATA, counter + ct)
+
+    def data_to_send(self) -> bytes:
+        """Bytes the connection produced by itself (a close record); empty most of the time."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    # ---- receiving ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed received bytes; ``b""`` means the transport ended (EOF).
+
+        Raises:
+            LocalProtocolError: data after EOF was fed.
+        """
+        if self._eof and data:
+            msg = f"can't receive data after eof in state {self.state.value}"
+            raise LocalProtocolError(msg)
+        if not data:
+            self._eof = True
+        elif self.state is not State.CLOSED:
+            self._buf.feed(data)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Received bytes not yet parsed (part of a record, or held while paused)."""
+        return len(self._buf)
+
+    def next_event(self) -> Event | NeedData:
+        """Return the next event, or ``NEED_DATA``.
+
+        Raises:
+            LocalProtocolError: called in state ERROR.
+        """
+        if self._events:
+            return self._events.popleft()
+        if self.state is State.ERROR:
+            msg = "can't read events in state ERROR"
+            raise LocalProtocolError(msg)
+        if self.state is State.CLOSED:
+            assert self._closed is not None
+            return self._closed
+        if self.state is State.HELLO_RECEIVED:
+            return NEED_DATA  # paused until the shell sends Accept or Refuse
+        try:
+            self._step()
+        except _Refusal as r:
+            self._refuse(r)
+        return self._events.popleft() if self._events else NEED_DATA
+
+    def _step(self) -> None:
+        try:
+            rec = self._buf.next_record()
+        except RemoteProtocolError as exc:
+            raise _Refusal(CloseCode.PROTOCOL_ERROR, exc) from exc
+        if rec is None:
+            if self._eof:
+                self._on_eof()
+            return
+        rtype, body = rec
+        if rtype == F.DATA:
+            inner = self._open_data(body)
+            self._move(f"recv {_INNER_NAMES[inner.kind]}")
+            self._on_inner(inner)
+            return
+        self._move(f"recv {_RECORD_NAMES[rtype]}")
+        if rtype == F.HELLO:
+            self._on_hello(body)
+        elif rtype == F.WELCOME:
+            self._on_welcome(body)
+        else:
+            code, reason = _decode(F.decode_refuse, body)
+            self._set_closed(Closed(code, reason, remote=True))
+
+    def _on_eof(self) -> None:
+        partial = len(self._buf) > 0
+        self._move("recv EOF")
+        if partial:
+            msg = f"stream ended inside a record ({len(self._buf)} bytes pending)"
+            # nobody is left to tell: no close record
+            self.error = RemoteProtocolError(msg, close_code=CloseCode.TRUNCATED)
+            self._set_closed(Closed(CloseCode.TRUNCATED, msg, remote=False))
+        else:
+            self._set_closed(Closed(CloseCode.ABNORMAL, "transport ended", remote=True))
+
+    def _on_hello(self, body: bytes) -> None:
+        self._hs = HandshakeState(
+            initiator=False, s=self._static, e=self._static,  # e replaced at Accept
+            prologue=self._prologue, protocol_name=self._protocol,
+        )
+        try:
+            payload = self._hs.read_message_1(body)
+        except HandshakeError as exc:
+            raise _Refusal(CloseCode.HANDSHAKE_FAILED, exc) from exc
+        version, first = _decode(F.decode_hello_payload, payload)
+        assert self._hs.rs is not None and self._hs.re is not None
+        self.config_version = version
+        if first is not None:
+            self._early = Batch(first.batch_id, first.payload, early=True)
+        self._events.append(DeviceHello(self._hs.rs, self._hs.re, version, first is not None))
+
+    def _on_welcome(self, body: bytes) -> None:
+        assert self._hs is not None
+        try:
+            self._hs.read_message_2(body)
+        except HandshakeError as exc:
+            raise _Refusal(CloseCode.HANDSHAKE_FAILED, exc) from exc
+        self._send_cs, self._recv_cs = self._hs.split()
+        self.peer_key = self._remote_static
+        assert self.peer_key is not None
+        self._events.append(HandshakeComplete(self.peer_key, self._hs.handshake_hash))
+
+    def _open_data(self, body: bytes) -> F.Inner:
+        if self._recv_cs is None:
+            msg = f"peer sent DATA in state {self.state.value} as {self.role.value}"
+            raise _Refusal(CloseCode.PROTOCOL_ERROR, RemoteProtocolError(msg))
+        if len(body) < _COUNTER.size + 16:
+            msg = f"data record of {len(body)} bytes is shorter than counter and tag"
+            raise _Refusal(CloseCode.TRUNCATED, RemoteProtocolError(msg))
+        (n,) = _COUNTER.unpack_from(body)
+        if n != self._recv_n:
+            code = CloseCode.REPLAYED_FRAME if n < self._recv_n else CloseCode.REORDERED_FRAME
+            msg = f"frame counter {n}, expected {self._recv_n}"
+            raise _Refusal(code, DecryptError(msg, close_code=code))
+        try:
+            plain = self._recv_cs.decrypt_at(n, body[: _COUNTER.size], body[_COUNTER.size :])
+        except DecryptError as exc:
+            raise _Refusal(CloseCode.DECRYPT_FAILED, exc) from exc
+        self._recv_n += 1
+        return _decode(F.decode_inner, plain)
+
+    def _on_inner(self, inner: F.Inner) -> None:
+        if inner.kind == F.BATCH:
+            self._events.append(Batch(inner.batch_id, inner.payload))
+        elif inner.kind == F.ACK:
+            self._events.append(Ack(inner.batch_id))
+        elif inner.kind == F.CONFIG:
+            self._events.append(Config(inner.version, inner.payload))
+        else:
+            self._set_closed(Closed(inner.code, inner.reason, remote=True))
+
+    # ---- closing -----------------------------------------------------------------------
+
+    def _set_closed(self, closed: Closed) -> None:
+        self.state = State.CLOSED
+        self._closed = closed
+        self._events.append(closed)
+        self._buf = F.Buffer()  # nothing after a close is ever parsed
+
+    def _refuse(self, r: _Refusal) -> None:
+        """Close because the peer misbehaved, queueing a close record for it if we can."""
+        before = self.state
+        err = r.cause if isinstance(r.cause, TunnelError) else RemoteProtocolError(str(r.cause))
+        err.close_code = r.code
+        self.error = err
+        reason = r.code.reason
+        if before is State.OPEN and self._send_cs is not None:
+            self._out += self._seal(F.Inner(F.CLOSE, code=r.code, reason=reason))
+        elif self.role is Role.ENDPOINT and before in (State.IDLE, State.HELLO_RECEIVED):
+            self._out += F.encode_record(F.REFUSE, F.encode_refuse(r.code, reason))
+        self._set_closed(Closed(r.code, str(r), remote=False))
+
+
+def _decode(fn: Callable[[bytes], _T], data: bytes) -> _T:
+    try:
+        return fn(data)
+    except RemoteProtocolError as exc:
+        raise _Refusal(CloseCode.PROTOCOL_ERROR, exc) from exc
