@@ -1,7 +1,19 @@
-"""Event-time windows (SPEC section 3)."""
+"""Event-time windows (SPEC section 3): assigners, aggregates and the engine's window stage."""
 
 from __future__ import annotations
 
+from streamfeat.windows._aggregates import AggregateSet, build_aggregate
 from streamfeat.windows._spec import AggSpec, AssignSpec, parse_aggregate, parse_assign
+from streamfeat.windows._stage import WindowStage, WindowState, build_logic
 
-__all__ = ["AggSpec", "AssignSpec", "parse_aggregate", "parse_assign"]
+__all__ = [
+    "AggSpec",
+    "AggregateSet",
+    "AssignSpec",
+    "WindowStage",
+    "WindowState",
+    "build_aggregate",
+    "build_logic",
+    "parse_aggregate",
+    "parse_assign",
+]

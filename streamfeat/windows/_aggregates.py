@@ -1,0 +1,364 @@
+"""Window aggregates (SPEC section 3): one small class per aggregate.
+
+Each aggregate is a stateless object built from an :class:`~streamfeat.windows.AggSpec`; the
+running value of one window (its *accumulator*) is a plain, msgpack-able Python value that the
+window keeps. The methods are:
+
+* ``init()``: the accumulator of an empty window;
+* ``update(acc, value, seq)``: fold in ``value`` (the event's field, ``None`` when absent) of
+  the event with arrival number ``seq``, returning the new accumulator (it may be ``acc``);
+* ``merge(a, b)``: the accumulator of the union of two windows (sessions that merge);
+* ``result(acc)``: the value written to the window record;
+* ``dump(acc)`` / ``load(data)``: a msgpack-able form and back (exact round trip).
+
+Value rules (documented in docs/windows.md): events missing the field are skipped by that
+aggregate only; ``sum`` and ``mean`` use numeric values (int, float; booleans and strings are
+skipped); ``min``/``max`` order numbers before strings; ``distinct`` and ``top`` treat ``1`` and
+``1.0`` as one value and booleans as values of their own. ``first``/``last``/``min``/``max``
+ties and ``top`` ties go by arrival (``seq``), so a merge gives what one window would have.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from streamfeat._event import Event
+from streamfeat._records import raw_size
+from streamfeat.windows._spec import AggSpec
+
+__all__ = [
+    "AggregateSet",
+    "Count",
+    "Distinct",
+    "First",
+    "Last",
+    "Max",
+    "Mean",
+    "Min",
+    "Sum",
+    "Top",
+    "build_aggregate",
+    "field_getter",
+]
+
+Getter = Callable[[Event], Any]
+_NUMERIC = (int, float)
+
+
+def field_getter(name: str) -> Getter:
+    """Return a fast function reading field ``name`` (an event key or ``args.NAME``)."""
+    if name.startswith("args."):
+        arg = name[5:]
+
+        def get_arg(event: Event) -> Any:
+            return event.args.get(arg)
+
+        return get_arg
+    return operator.attrgetter(name)
+
+
+def _one(event: Event) -> int:
+    return 1
+
+
+def _rank(value: Any) -> tuple[int, Any]:
+    # numbers (and booleans, which are ints) order before strings; never compare across kinds
+    return (1, value) if type(value) is str else (0, value)
+
+
+def _norm(value: Any) -> Any:
+    # True == 1 in Python, but they are different values in an event
+    return (value,) if type(value) is bool else value
+
+
+def _denorm(key: Any) -> Any:
+    return key[0] if type(key) is tuple else key
+
+
+class Count:
+    """``count``: the number of events in the window."""
+
+    def init(self) -> int:
+        return 0
+
+    def update(self, acc: int, value: Any, seq: int) -> int:
+        return acc + 1
+
+    def merge(self, a: int, b: int) -> int:
+        return a + b
+
+    def result(self, acc: int) -> int:
+        return acc
+
+    def dump(self, acc: Any) -> Any:
+        return acc
+
+    def load(self, data: Any) -> Any:
+        return data
+
+
+class Sum(Count):
+    """``sum F``: the sum of the numeric values (``null`` over none); int stays int."""
+
+    def init(self) -> Any:
+        return None
+
+    def update(self, acc: Any, value: Any, seq: int) -> Any:
+        if type(value) not in _NUMERIC:
+            return acc
+        return value if acc is None else acc + value
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        return a if b is None else a + b
+
+    def result(self, acc: Any) -> Any:
+        return acc
+
+
+class Mean(Count):
+    """``mean F``: the mean of the numeric values as a float (``null`` over none)."""
+
+    def init(self) -> Any:
+        return None
+
+    def update(self, acc: Any, value: Any, seq: int) -> Any:
+        if type(value) not in _NUMERIC:
+            return acc
+        if acc is None:
+            return [value, 1]
+        acc[0] += value
+        acc[1] += 1
+        return acc
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return [a[0] + b[0], a[1] + b[1]]
+
+    def result(self, acc: Any) -> Any:
+        return None if acc is None else acc[0] / acc[1]
+
+    def load(self, data: Any) -> Any:
+        return None if data is None else list(data)
+
+
+class Min(Count):
+    """``min F``: the smallest value; the first to arrive wins a tie."""
+
+    sign = 1
+
+    def init(self) -> Any:
+        return None
+
+    def _better(self, a: Any, b: Any) -> bool:
+        # is a strictly better than b (smaller for min)?
+        ra, rb = _rank(a), _rank(b)
+        return ra < rb if self.sign > 0 else ra > rb
+
+    def update(self, acc: Any, value: Any, seq: int) -> Any:
+        if value is None:
+            return acc
+        if acc is None or self._better(value, acc[0]):
+            return [value, seq]
+        return acc
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        if self._better(a[0], b[0]):
+            return a
+        if self._better(b[0], a[0]):
+            return b
+        return a if a[1] <= b[1] else b
+
+    def result(self, acc: Any) -> Any:
+        return None if acc is None else acc[0]
+
+    def load(self, data: Any) -> Any:
+        return None if data is None else list(data)
+
+
+class Max(Min):
+    """``max F``: the largest value; the first to arrive wins a tie."""
+
+    sign = -1
+
+
+class First(Count):
+    """``first F``: the value of the first event (in arrival order) that has the field."""
+
+    def init(self) -> Any:
+        return None
+
+    def update(self, acc: Any, value: Any, seq: int) -> Any:
+        if value is None or acc is not None:
+            return acc
+        return [seq, value]
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return a if a[0] <= b[0] else b
+
+    def result(self, acc: Any) -> Any:
+        return None if acc is None else acc[1]
+
+    def load(self, data: Any) -> Any:
+        return None if data is None else list(data)
+
+
+class Last(First):
+    """``last F``: the value of the last event (in arrival order) that has the field."""
+
+    def update(self, acc: Any, value: Any, seq: int) -> Any:
+        return acc if value is None else [seq, value]
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return a if a[0] >= b[0] else b
+
+
+class Distinct(Count):
+    """``distinct F``: the exact number of distinct values (a set of them)."""
+
+    def init(self) -> Any:
+        return set()
+
+    def update(self, acc: Any, value: Any, seq: int) -> Any:
+        if value is not None:
+            acc.add(_norm(value))
+        return acc
+
+    def merge(self, a: Any, b: Any) -> Any:
+        return a | b
+
+    def result(self, acc: Any) -> int:
+        return len(acc)
+
+    def dump(self, acc: Any) -> Any:
+        return [_denorm(k) for k in acc]
+
+    def load(self, data: Any) -> Any:
+        return {_norm(v) for v in data}
+
+
+class Top(Count):
+    """``top K F``: the K most frequent values as ``[value, count]``, ties by first arrival.
+
+    The accumulator maps each value to ``[value, count, seq of its first arrival]``.
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def init(self) -> Any:
+        return {}
+
+    def update(self, acc: Any, value: Any, seq: int) -> Any:
+        if value is None:
+            return acc
+        key = _norm(value)
+        slot = acc.get(key)
+        if slot is None:
+            acc[key] = [value, 1, seq]
+        else:
+            slot[1] += 1
+        return acc
+
+    def merge(self, a: Any, b: Any) -> Any:
+        out = {k: list(v) for k, v in a.items()}
+        for k, (value, n, seq) in b.items():
+            slot = out.get(k)
+            if slot is None:
+                out[k] = [value, n, seq]
+            else:
+                if seq < slot[2]:
+                    slot[0], slot[2] = value, seq
+                slot[1] += n
+        return out
+
+    def result(self, acc: Any) -> list[list[Any]]:
+        best = sorted(acc.values(), key=lambda s: (-s[1], s[2]))[: self.k]
+        return [[s[0], s[1]] for s in best]
+
+    def dump(self, acc: Any) -> Any:
+        return sorted(([v, n, s] for v, n, s in acc.values()), key=lambda x: x[2])
+
+    def load(self, data: Any) -> Any:
+        return {_norm(v): [v, n, s] for v, n, s in data}
+
+
+_CLASSES: dict[str, type[Count]] = {
+    "count": Count, "sum": Sum, "mean": Mean, "min": Min, "max": Max,
+    "first": First, "last": Last, "distinct": Distinct,
+}  # fmt: skip
+
+
+def build_aggregate(spec: AggSpec) -> Count:
+    """Return the aggregate object for ``spec`` (all share :class:`Count`'s method set)."""
+    if spec.op == "top":
+        return Top(spec.k)
+    return _CLASSES[spec.op]()
+
+
+class AggregateSet:
+    """The aggregates of one window config, run together over one accumulator list.
+
+    A window's accumulator is a list: ``[raw_bytes, acc_1, ..., acc_n]`` (``raw_bytes`` stays 0
+    unless ``sizes`` is set).
+
+    Args:
+        specs: ``(output name, AggSpec)`` pairs, in the tasks file's order.
+        sizes: sum :func:`streamfeat._records.raw_size` of the events into slot 0.
+    """
+
+    def __init__(self, specs: tuple[tuple[str, AggSpec], ...], *, sizes: bool = False) -> None:
+        self.names = tuple(name for name, _ in specs)
+        self.aggs = tuple(build_aggregate(spec) for _, spec in specs)
+        getters = tuple(_one if spec.field is None else field_getter(spec.field) for _, spec in specs)
+        self._plan = tuple(
+            (i, g, a.update) for i, (g, a) in enumerate(zip(getters, self.aggs, strict=True), 1)
+        )
+        self.sizes = sizes
+
+    def new(self) -> list[Any]:
+        """Return the accumulator of an empty window."""
+        return [0, *(a.init() for a in self.aggs)]
+
+    def update(self, acc: list[Any], event: Event, seq: int) -> None:
+        """Fold ``event`` (arrival number ``seq``) into ``acc`` in place."""
+        for i, get, update in self._plan:
+            acc[i] = update(acc[i], get(event), seq)
+        if self.sizes:
+            acc[0] += raw_size(event)
+
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        """Return the accumulator of the union of the windows of ``a`` and ``b``."""
+        out = [a[0] + b[0]]
+        out.extend(agg.merge(x, y) for agg, x, y in zip(self.aggs, a[1:], b[1:], strict=True))
+        return out
+
+    def values(self, acc: list[Any]) -> dict[str, Any]:
+        """Return the record's ``values``: one entry per aggregate name."""
+        return {n: a.result(x) for n, a, x in zip(self.names, self.aggs, acc[1:], strict=True)}
+
+    def dump(self, acc: list[Any]) -> list[Any]:
+        """Return a msgpack-able form of ``acc``."""
+        return [acc[0], *(a.dump(x) for a, x in zip(self.aggs, acc[1:], strict=True))]
+
+    def load(self, data: list[Any]) -> list[Any]:
+        """Rebuild an accumulator from :meth:`dump`'s output."""
+        return [data[0], *(a.load(x) for a, x in zip(self.aggs, data[1:], strict=True))]

@@ -1,0 +1,199 @@
+"""What every window assigner shares: admission (filter, key), records, time-bucketed state.
+
+An *assigner logic* is built once per ``[windows.NAME]`` table and is stateless; the per-device
+state of that window is a separate object it creates (``new_state``) and is handed back on every
+call, so a device's state can be dumped, freed and rebuilt without touching the logic. Every
+logic has the same methods:
+
+* ``process(st, seq, event, maxts, device, out)``: one valid event of the device (``maxts`` is
+  the device's max ts, this event included);
+* ``advance(st, maxts, device, out)``: the watermark moved without an event (agent clock);
+* ``close(st, device, out)``: end of input: emit everything open with ``final: true``;
+* ``empty(st)``, ``dump(st)``, ``load(data)``, ``open_windows(st)``.
+
+Within one call, closed windows are emitted by ``(end, start, key)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from streamfeat._event import Event
+from streamfeat.windows._aggregates import AggregateSet, field_getter
+
+if TYPE_CHECKING:  # streamfeat.tasks imports this package's _spec: no import cycle at run time
+    from streamfeat.tasks import WindowConfig
+
+__all__ = ["KeyFunction", "TimedState", "WindowLogic", "format_key_part", "key_function"]
+
+KeyFunction = Callable[[Event], "str | None"]
+NO_TS = -1  # max ts of a device with no event yet (valid ts are >= 0)
+
+
+def format_key_part(value: Any) -> str:
+    """Return the text of one key part: strings as they are, JSON spelling for the rest."""
+    t = type(value)
+    if t is str:
+        return value  # type: ignore[no-any-return]
+    if t is bool:
+        return "true" if value else "false"
+    if t is float:
+        return repr(value)
+    return str(value)
+
+
+def key_function(fields: tuple[str, ...]) -> KeyFunction:
+    """Return ``event -> key text`` for a key of ``fields`` (``None`` when a part is missing).
+
+    A comma key joins its parts with ``|`` (SPEC section 6).
+    """
+    if fields == ("device",):
+        return _device_key
+    getters = tuple(field_getter(f) for f in fields)
+    if len(getters) == 1:
+        get = getters[0]
+
+        def single(event: Event) -> str | None:
+            v = get(event)
+            return None if v is None else v if type(v) is str else format_key_part(v)
+
+        return single
+
+    def joined(event: Event) -> str | None:
+        parts = []
+        for get in getters:
+            v = get(event)
+            if v is None:
+                return None
+            parts.append(format_key_part(v))
+        return "|".join(parts)
+
+    return joined
+
+
+def _device_key(event: Event) -> str:
+    return event.device
+
+
+class WindowLogic:
+    """The parts of a window that do not depend on its assigner.
+
+    Args:
+        cfg: the window's table.
+        lateness: the engine's lateness (ms), used unless the window sets its own.
+        sizes: attach ``_raw_bytes`` to records.
+    """
+
+    kind = ""
+
+    def __init__(self, cfg: WindowConfig, lateness: int, *, sizes: bool = False) -> None:
+        self.name = cfg.name
+        self.size = cfg.assign.size
+        self.aggs = AggregateSet(cfg.aggregates, sizes=sizes)
+        self.lateness = lateness if cfg.lateness is None else cfg.lateness
+        self.filter = cfg.filter
+        self.key_of = key_function(cfg.key)
+        self.sizes = sizes
+
+    def admit(self, event: Event) -> str | None:
+        """Return the window key of ``event``, or ``None`` when it does not enter this window."""
+        filt = self.filter
+        if filt is not None:
+            for tok in filt:
+                if tok.matches(event):
+                    break
+            else:
+                return None
+        return self.key_of(event)
+
+    def record(
+        self, device: str, key: str, start: int, end: int, acc: list[Any], final: bool
+    ) -> dict[str, Any]:
+        """Return the ``window`` record of one closed window."""
+        rec = {
+            "kind": "window", "window": self.name, "device": device, "key": key,
+            "start": start, "end": end, "values": self.aggs.values(acc), "final": final,
+        }  # fmt: skip
+        if self.sizes:
+            rec["_raw_bytes"] = acc[0]
+        return rec
+
+    def late(self, device: str, ts: int) -> dict[str, Any]:
+        """Return the ``late`` record of an event whose windows have all closed."""
+        return {"kind": "late", "window": self.name, "device": device, "ts": ts}
+
+
+class TimedState:
+    """Open windows of a time-aligned assigner (tumbling, sliding) for one device.
+
+    ``ends`` maps a window's end to ``{key: accumulator}``; the start is ``end - size``.
+    ``next_end`` is the smallest open end (or None), so the watermark check is one compare.
+    """
+
+    __slots__ = ("ends", "next_end")
+
+    def __init__(self) -> None:
+        self.ends: dict[int, dict[str, list[Any]]] = {}
+        self.next_end: int | None = None
+
+
+class TimedLogic(WindowLogic):
+    """Closing, dumping and viewing for assigners whose windows are ``[end - size, end)``."""
+
+    def new_state(self) -> TimedState:
+        return TimedState()
+
+    def add(self, st: TimedState, end: int, key: str, event: Event, seq: int) -> None:
+        """Fold ``event`` into the window ending at ``end`` for ``key`` (opening it if new)."""
+        bucket = st.ends.get(end)
+        if bucket is None:
+            bucket = st.ends[end] = {}
+            if st.next_end is None or end < st.next_end:
+                st.next_end = end
+        acc = bucket.get(key)
+        if acc is None:
+            acc = bucket[key] = self.aggs.new()
+        self.aggs.update(acc, event, seq)
+
+    def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
+        """Close (``final: false``) every window with ``end <= maxts - lateness``."""
+        wm = maxts - self.lateness
+        if st.next_end is not None and st.next_end <= wm:
+            self._close_ends([e for e in st.ends if e <= wm], st, device, out, final=False)
+
+    def close(self, st: TimedState, device: str, out: list[dict[str, Any]]) -> None:
+        """Close every open window with ``final: true``."""
+        self._close_ends(list(st.ends), st, device, out, final=True)
+
+    def _close_ends(
+        self, ends: list[int], st: TimedState, device: str, out: list[dict[str, Any]], *, final: bool
+    ) -> None:
+        size = self.size
+        for end in sorted(ends):
+            bucket = st.ends.pop(end)
+            for key in sorted(bucket):
+                out.append(self.record(device, key, end - size, end, bucket[key], final))
+        st.next_end = min(st.ends) if st.ends else None
+
+    def empty(self, st: TimedState) -> bool:
+        return not st.ends
+
+    def dump(self, st: TimedState) -> Any:
+        dump = self.aggs.dump
+        return [[end, [[k, dump(acc)] for k, acc in bucket.items()]] for end, bucket in st.ends.items()]
+
+    def load(self, data: Any) -> TimedState:
+        st = TimedState()
+        load = self.aggs.load
+        st.ends = {end: {k: load(acc) for k, acc in keys} for end, keys in data}
+        st.next_end = min(st.ends) if st.ends else None
+        return st
+
+    def open_windows(self, st: TimedState) -> list[dict[str, Any]]:
+        size = self.size
+        return [
+            {"key": k, "start": end - size, "end": end, "values": self.aggs.values(acc)}
+            for end in sorted(st.ends)
+            for k, acc in sorted(st.ends[end].items())
+        ]

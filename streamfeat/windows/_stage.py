@@ -1,0 +1,131 @@
+"""The window stage: every ``[windows.NAME]`` table of a tasks file, per device (SPEC section 3).
+
+Theory of operation
+-------------------
+Per device the stage keeps ``maxts``, the largest ts over all the device's valid events so
+far (every event counts, whether or not it enters a window), and one state per window config.
+Each window's watermark is ``maxts - lateness`` (its own ``lateness`` or the engine's). For
+each event, in arrival order:
+
+1. ``maxts`` takes the event's ts into account (SPEC: "the arriving one included");
+2. for each window config, in the tasks file's order: if the event passes the filter and has
+   the key, it goes into its windows that are still open, or, when they have all closed, a
+   ``late`` record is emitted; then every window with ``end <= watermark`` closes and its
+   record (``final: false``) is emitted, by ``(end, start, key)``.
+
+So within one event the records come window config by window config, a ``late`` record before
+the closes. ``close`` (end of a replay) emits every open window with ``final: true``, config by
+config, by ``(end, start, key)``. ``advance(now_ms)`` (the embedded agent's wall clock, for a
+device that has gone quiet) acts like an event with ts ``now_ms`` that enters no window:
+``maxts := max(maxts, now_ms)``, then windows close as above. Later events are judged against
+that watermark too.
+
+``idle`` is true when no window is open; the engine then frees the device's state, which also
+forgets ``maxts``: a device that comes back after every window closed starts a fresh watermark
+(docs/windows.md, "Freed devices").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streamfeat._event import Event
+from streamfeat.windows._base import NO_TS, WindowLogic
+from streamfeat.windows.count import CountLogic
+from streamfeat.windows.session import SessionLogic
+from streamfeat.windows.sliding import SlidingLogic
+from streamfeat.windows.tumbling import TumblingLogic
+
+if TYPE_CHECKING:
+    from streamfeat.tasks import TasksConfig, WindowConfig
+
+__all__ = ["WindowStage", "WindowState", "build_logic"]
+
+_LOGICS: dict[str, type[WindowLogic]] = {
+    "tumbling": TumblingLogic, "sliding": SlidingLogic, "session": SessionLogic, "count": CountLogic,
+}  # fmt: skip
+
+
+def build_logic(cfg: WindowConfig, lateness: int = 0, *, sizes: bool = False) -> Any:
+    """Return the assigner logic of one window config (``lateness``: the engine's default)."""
+    return _LOGICS[cfg.assign.kind](cfg, lateness, sizes=sizes)
+
+
+class WindowState:
+    """The windows of one device: its max ts and one state per window config."""
+
+    __slots__ = ("device", "maxts", "wins")
+
+    def __init__(self, device: str, maxts: int, wins: list[Any]) -> None:
+        self.device = device
+        self.maxts = maxts
+        self.wins = wins
+
+    def __repr__(self) -> str:
+        return f"WindowState(device={self.device!r}, maxts={self.maxts})"
+
+
+class WindowStage:
+    """The ``windows`` stage of the engine (see the module docstring).
+
+    Args:
+        config: the validated tasks file; its ``windows`` tables, in order.
+        sizes: attach ``_raw_bytes`` (bytes of the events in the window) to window records.
+    """
+
+    name = "windows"
+
+    def __init__(self, config: TasksConfig, *, sizes: bool = False) -> None:
+        lateness = config.engine.lateness
+        self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in config.windows.values())
+        self.sizes = sizes
+
+    def new_state(self, device: str) -> WindowState:
+        return WindowState(device, NO_TS, [logic.new_state() for logic in self.logics])
+
+    def process(self, state: WindowState, index: int, event: Event, out: list[dict[str, Any]]) -> None:
+        """Handle the device's event number ``index``; append late and closed-window records."""
+        if event.ts > state.maxts:
+            state.maxts = event.ts
+        maxts, device = state.maxts, event.device
+        for logic, wst in zip(self.logics, state.wins, strict=True):
+            logic.process(wst, index, event, maxts, device, out)
+
+    def advance(self, state: WindowState, now_ms: int, out: list[dict[str, Any]]) -> None:
+        """Move the device's max ts to ``now_ms`` if later, and close what that watermark closes."""
+        if now_ms > state.maxts:
+            state.maxts = now_ms
+        for logic, wst in zip(self.logics, state.wins, strict=True):
+            logic.advance(wst, state.maxts, state.device, out)
+
+    def close(self, state: WindowState, out: list[dict[str, Any]]) -> None:
+        """End of input: emit every open window with ``final: true``."""
+        for logic, wst in zip(self.logics, state.wins, strict=True):
+            logic.close(wst, state.device, out)
+
+    def idle(self, state: WindowState) -> bool:
+        """True when no window of the device is open."""
+        return all(logic.empty(w) for logic, w in zip(self.logics, state.wins, strict=True))
+
+    def dump(self, state: WindowState) -> Any:
+        """Return ``[device, maxts, [per-window dump, ...]]`` (msgpack-able)."""
+        return [state.device, state.maxts, [lg.dump(w) for lg, w in zip(self.logics, state.wins, strict=True)]]
+
+    def load(self, data: Any) -> WindowState:
+        """Rebuild a state from :meth:`dump`'s output."""
+        device, maxts, wins = data
+        return WindowState(device, maxts, [lg.load(w) for lg, w in zip(self.logics, wins, strict=True)])
+
+    def view(self, state: WindowState, now_ms: int) -> dict[str, Any]:
+        """Return the device's open windows (JSON-ready), for tasks.
+
+        ``{"max_ts", "windows": {NAME: {"watermark", "open": [{key, start, end, values}, ...]}}}``;
+        ``age_ms`` of an open time window is ``now_ms - start``.
+        """
+        windows = {}
+        for lg, w in zip(self.logics, state.wins, strict=True):
+            rows = lg.open_windows(w)
+            for r in rows:
+                r["age_ms"] = now_ms - r["start"]
+            windows[lg.name] = {"watermark": state.maxts - lg.lateness, "open": rows}
+        return {"max_ts": state.maxts, "windows": windows}

@@ -1,0 +1,145 @@
+"""Session windows: per key, events closer than the gap form one session (SPEC section 3).
+
+An event joins a session ``[first, last]`` when ``first - gap < ts < last + gap``; when it
+joins several (an out-of-order event bridging them) they merge, accumulators included
+(:meth:`~streamfeat.windows._aggregates.AggregateSet.merge`). A session's window is
+``[first, last + gap)`` and closes when ``maxts - lateness >= last + gap``. An event is late
+when ``ts + gap <= maxts - lateness``, even if an open session would otherwise have taken it
+(the SPEC's rule, kept literally so lateness does not depend on other events' sessions).
+
+Invariant: a key's sessions are sorted by ``first`` and any two of them are at least ``gap``
+apart (``next.first - prev.last >= gap``), so a new event can only merge neighbours it joins.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Any
+
+from streamfeat._event import Event
+from streamfeat.windows._base import WindowLogic
+
+__all__ = ["SessionLogic", "SessionState"]
+
+
+class SessionState:
+    """Open sessions of one session window for one device.
+
+    ``keys`` maps a key to its sessions ``[first, last, accumulator]`` (sorted by ``first``);
+    ``next_close`` is a lower bound of the smallest ``last + gap`` (None when nothing is open).
+    """
+
+    __slots__ = ("keys", "next_close")
+
+    def __init__(self) -> None:
+        self.keys: dict[str, list[list[Any]]] = {}
+        self.next_close: int | None = None
+
+
+class SessionLogic(WindowLogic):
+    """One session window config."""
+
+    kind = "session"
+
+    def new_state(self) -> SessionState:
+        return SessionState()
+
+    def process(
+        self, st: SessionState, seq: int, event: Event, maxts: int, device: str, out: list[dict[str, Any]]
+    ) -> None:
+        """Handle one valid event of the device (see :mod:`streamfeat.windows._base`)."""
+        wm = maxts - self.lateness
+        key = self.admit(event)
+        if key is not None:
+            ts, gap = event.ts, self.size
+            if ts + gap <= wm:
+                out.append(self.late(device, ts))
+            else:
+                end = self._join(st, key, ts, event, seq)
+                if st.next_close is None or end < st.next_close:
+                    st.next_close = end
+        if st.next_close is not None and st.next_close <= wm:
+            self._close_until(st, wm, device, out)
+
+    def _join(self, st: SessionState, key: str, ts: int, event: Event, seq: int) -> int:
+        # returns the end (last + gap) of the session the event went into
+        gap, aggs = self.size, self.aggs
+        sessions = st.keys.get(key)
+        if sessions is None:
+            sessions = st.keys[key] = []
+        hits = [s for s in sessions if s[0] - gap < ts < s[1] + gap]
+        if not hits:
+            s = [ts, ts, aggs.new()]
+            insort(sessions, s, key=lambda x: x[0])
+        else:
+            s = hits[0]
+            for other in hits[1:]:
+                s[1] = max(s[1], other[1])
+                s[2] = aggs.merge(s[2], other[2])
+                sessions.remove(other)
+            if ts < s[0]:
+                s[0] = ts
+            if ts > s[1]:
+                s[1] = ts
+        aggs.update(s[2], event, seq)
+        return s[1] + gap  # type: ignore[no-any-return]
+
+    def advance(self, st: SessionState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
+        """Close (``final: false``) every session with ``last + gap <= maxts - lateness``."""
+        wm = maxts - self.lateness
+        if st.next_close is not None and st.next_close <= wm:
+            self._close_until(st, wm, device, out)
+
+    def close(self, st: SessionState, device: str, out: list[dict[str, Any]]) -> None:
+        """Close every open session with ``final: true``."""
+        self._close_until(st, None, device, out)
+
+    def _close_until(
+        self, st: SessionState, wm: int | None, device: str, out: list[dict[str, Any]]
+    ) -> None:
+        gap = self.size
+        closed: list[tuple[int, int, str, list[Any]]] = []
+        nxt: int | None = None
+        for key in list(st.keys):
+            keep = []
+            for s in st.keys[key]:
+                end = s[1] + gap
+                if wm is None or end <= wm:
+                    closed.append((end, s[0], key, s[2]))
+                else:
+                    keep.append(s)
+                    nxt = end if nxt is None or end < nxt else nxt
+            if keep:
+                st.keys[key] = keep
+            else:
+                del st.keys[key]
+        st.next_close = nxt
+        closed.sort(key=lambda c: c[:3])
+        final = wm is None
+        for end, start, key, acc in closed:
+            out.append(self.record(device, key, start, end, acc, final))
+
+    def empty(self, st: SessionState) -> bool:
+        return not st.keys
+
+    def dump(self, st: SessionState) -> Any:
+        dump = self.aggs.dump
+        keys = [[k, [[s[0], s[1], dump(s[2])] for s in ss]] for k, ss in st.keys.items()]
+        return [keys, st.next_close]
+
+    def load(self, data: Any) -> SessionState:
+        st = SessionState()
+        load = self.aggs.load
+        keys, st.next_close = data
+        st.keys = {k: [[f, last, load(acc)] for f, last, acc in ss] for k, ss in keys}
+        return st
+
+    def open_windows(self, st: SessionState) -> list[dict[str, Any]]:
+        gap = self.size
+        rows = [
+            {"key": k, "start": s[0], "end": s[1] + gap, "values": self.aggs.values(s[2])}
+            for k, ss in st.keys.items()
+            for s in ss
+        ]
+        rows.sort(key=lambda r: (r["end"], r["start"], r["key"]))
+        return rows
