@@ -1,0 +1,221 @@
+"""Synthetic app-use logs: one device's event stream, and a fleet's merged log.
+
+Each device is simulated on its own: its random source is seeded from ``(seed, device id)``, so
+:func:`device_stream` gives exactly the events that :func:`generate_events` interleaves for that
+device, and adding devices never changes the others. Users and sessions come from
+:mod:`streamfeat._gen_model`.
+
+Time. The model runs in *true* time; events come out of a device in the app's order, which is
+true-time order. The ``ts`` written is the device clock: true time plus a clock offset that is
+usually 0. With probability ``disorder`` per event the clock is set back (a manual change, a
+bad network time) so that this event's ``ts`` is 1 s to 2 min *before* the previous event's;
+the clock is synced again (offset back to 0, a forward jump) when the next session starts. So
+the fraction of per-device backward ``ts`` steps is about ``disorder``, and arrival order is
+never changed.
+
+The merged log orders events of all devices by true time (ties: device index, then app order),
+like a collector receiving them the moment they happen. Memory is one session per device.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_left
+from collections.abc import Iterator
+from heapq import heapify, heappop, heapreplace
+from typing import Any
+
+from streamfeat._event import MAX_TS
+from streamfeat._gen_model import SessionWriter, make_profile
+
+__all__ = [
+    "DEFAULT_DISORDER",
+    "DEFAULT_START_TS",
+    "device_id",
+    "device_stream",
+    "generate_events",
+]
+
+#: 2026-01-01T00:00:00Z in ms: the default start, fixed so that a seed always gives the same bytes.
+DEFAULT_START_TS = 1_767_225_600_000
+#: Default fraction of events whose ``ts`` goes back (a device clock change).
+DEFAULT_DISORDER = 0.002
+_MAX_DISORDER = 0.5
+_JUMP_MIN_MS = 1_000
+_JUMP_MAX_MS = 120_000
+
+
+def device_id(index: int) -> str:
+    """Return the id of the ``index``-th device of a generated fleet (``dev000000``, ...)."""
+    return f"dev{index:06d}"
+
+
+def _check(minutes: float, start_ts: int, disorder: float) -> None:
+    if not (isinstance(minutes, int | float) and 0 < minutes <= 1_000_000):
+        msg = f"minutes must be a number in (0, 1000000], got {minutes!r}"
+        raise ValueError(msg)
+    if type(start_ts) is not int or not 0 <= start_ts < MAX_TS - int(minutes * 60_000) - 1:
+        msg = f"start_ts must be an integer ms in [0, 2**53 - duration), got {start_ts!r}"
+        raise ValueError(msg)
+    if not (isinstance(disorder, int | float) and 0.0 <= disorder <= _MAX_DISORDER):
+        msg = f"disorder must be a fraction in [0, {_MAX_DISORDER}], got {disorder!r}"
+        raise ValueError(msg)
+
+
+class _Device:
+    """One device's events, produced a session at a time (``times`` / ``events`` / ``pos``)."""
+
+    __slots__ = (
+        "_last_ts", "_log_keep", "_next_start", "_skip", "events", "gap_rate", "horizon",
+        "pos", "rng", "start_ts", "times", "writer",
+    )
+
+    def __init__(self, device: str, minutes: float, seed: int, start_ts: int, disorder: float) -> None:
+        rng = random.Random(f"streamfeat.generate:{seed}:{device}")
+        profile = make_profile(rng)
+        self.rng = rng
+        self.writer = SessionWriter(rng, profile, device)
+        self.horizon = minutes * 60_000.0
+        self.start_ts = start_ts
+        self.gap_rate = 1.0 / profile.gap_mean_ms
+        # the log starts somewhere in the middle of the user's rhythm, not at a session start
+        self._next_start = rng.expovariate(self.gap_rate) * rng.random()
+        self._log_keep = math.log1p(-disorder) if disorder > 0 else 0.0
+        self._skip = self._draw_skip()
+        self._last_ts = -1
+        self.times: list[int] = []
+        self.events: list[dict[str, Any]] = []
+        self.pos = 0
+
+    def _draw_skip(self) -> int:
+        """Events until the next clock change (geometric), or never with no disorder."""
+        if self._log_keep == 0.0:
+            return 1 << 62
+        if self._log_keep == -math.inf:
+            return 1
+        return 1 + int(math.log(1.0 - self.rng.random()) / self._log_keep)
+
+    def refill(self) -> bool:
+        """Play sessions until one has events before the horizon; return False when done."""
+        writer = self.writer
+        while self._next_start < self.horizon:
+            times: list[int] = []
+            events: list[dict[str, Any]] = []
+            writer.times, writer.events = times, events
+            writer.session(self._next_start)
+            self._next_start = writer.t + self.rng.expovariate(self.gap_rate)
+            cut = bisect_left(times, self.horizon)
+            if cut < len(times):
+                del times[cut:], events[cut:]
+                self._next_start = self.horizon  # the log ends inside this session
+            if times:
+                self._stamp(times, events)
+                self.times, self.events, self.pos = times, events, 0
+                return True
+        self.times, self.events = [], []
+        return False
+
+    def _stamp(self, times: list[int], events: list[dict[str, Any]]) -> None:
+        """Write the device clock into ``ts``: synced at session start, sometimes set back."""
+        start_ts = self.start_ts
+        offset = 0
+        skip = self._skip
+        last = self._last_ts
+        for i, ev in enumerate(events):
+            skip -= 1
+            if skip == 0:
+                skip = self._draw_skip()
+                if last >= 0:
+                    back = self.rng.randint(_JUMP_MIN_MS, _JUMP_MAX_MS)
+                    offset = last - back - start_ts - times[i]
+            ts = start_ts + times[i] + offset
+            last = ev["ts"] = ts if ts >= 0 else 0
+        self._skip = skip
+        self._last_ts = last
+
+
+def device_stream(
+    device: str,
+    minutes: float,
+    seed: int,
+    *,
+    start_ts: int = DEFAULT_START_TS,
+    disorder: float = DEFAULT_DISORDER,
+) -> Iterator[dict[str, Any]]:
+    """Yield one device's events in the app's (arrival) order.
+
+    The events are exactly those :func:`generate_events` gives for that device id with the same
+    ``minutes``, ``seed``, ``start_ts`` and ``disorder``.
+
+    Args:
+        device: the device id (1-128 chars) written into every event.
+        minutes: length of the simulated period; events have true time in ``[0, minutes)``.
+        seed: the random seed (any integer).
+        start_ts: the epoch ms at which the period starts.
+        disorder: fraction of events whose ``ts`` goes back (clock changes), in ``[0, 0.5]``.
+
+    Raises:
+        ValueError: a bad argument, before anything is yielded.
+    """
+    _check(minutes, start_ts, disorder)
+    if not 1 <= len(device) <= 128:
+        msg = f"device must be 1-128 chars, got {device!r}"
+        raise ValueError(msg)
+    return _device_events(_Device(device, minutes, seed, start_ts, disorder))
+
+
+def _device_events(dev: _Device) -> Iterator[dict[str, Any]]:
+    while dev.refill():
+        yield from dev.events
+
+
+def generate_events(
+    devices: int,
+    minutes: float,
+    seed: int,
+    *,
+    start_ts: int = DEFAULT_START_TS,
+    disorder: float = DEFAULT_DISORDER,
+) -> Iterator[dict[str, Any]]:
+    """Yield the merged log of ``devices`` devices (ids :func:`device_id` ``(0..devices-1)``).
+
+    Events come in global arrival order (true time; ties by device index, then app order).
+    Each is a SPEC event dict; the dicts are fresh and belong to the caller. Memory grows with
+    ``devices`` (one session each), not with the number of events.
+
+    Args:
+        devices: how many devices (>= 1).
+        minutes: length of the simulated period.
+        seed: the random seed; the same arguments always give the same events.
+        start_ts: the epoch ms at which the period starts.
+        disorder: fraction of events whose ``ts`` goes back, in ``[0, 0.5]``.
+
+    Raises:
+        ValueError: a bad argument, before anything is yielded.
+    """
+    _check(minutes, start_ts, disorder)
+    if type(devices) is not int or devices < 1:
+        msg = f"devices must be a positive integer, got {devices!r}"
+        raise ValueError(msg)
+    sims = [_Device(device_id(i), minutes, seed, start_ts, disorder) for i in range(devices)]
+    return _merge(sims)
+
+
+def _merge(sims: list[_Device]) -> Iterator[dict[str, Any]]:
+    heap = [(d.times[0], i) for i, d in enumerate(sims) if d.refill()]
+    heapify(heap)
+    while heap:
+        i = heap[0][1]
+        dev = sims[i]
+        pos = dev.pos
+        times = dev.times
+        yield dev.events[pos]
+        pos += 1
+        if pos < len(times):
+            dev.pos = pos
+            heapreplace(heap, (times[pos], i))
+        elif dev.refill():
+            heapreplace(heap, (dev.times[0], i))
+        else:
+            heappop(heap)
