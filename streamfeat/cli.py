@@ -18,6 +18,7 @@ __all__ = ["EnvDefault", "build_parser", "main"]
 
 _COMMAND_MODULES = (
     "streamfeat._cli_replay",  # replay, demo
+    "streamfeat._cli_data",  # generate, convert
 )
 
 
