@@ -328,7 +328,9 @@ class AggregateSet:
     def __init__(self, specs: tuple[tuple[str, AggSpec], ...], *, sizes: bool = False) -> None:
         self.names = tuple(name for name, _ in specs)
         self.aggs = tuple(build_aggregate(spec) for _, spec in specs)
-        getters = tuple(_one if spec.field is None else field_getter(spec.field) for _, spec in specs)
+        getters = tuple(
+            _one if spec.field is None else field_getter(spec.field) for _, spec in specs
+        )
         self._plan = tuple(
             (i, g, a.update) for i, (g, a) in enumerate(zip(getters, self.aggs, strict=True), 1)
         )

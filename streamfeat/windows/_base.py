@@ -167,7 +167,13 @@ class TimedLogic(WindowLogic):
         self._close_ends(list(st.ends), st, device, out, final=True)
 
     def _close_ends(
-        self, ends: list[int], st: TimedState, device: str, out: list[dict[str, Any]], *, final: bool
+        self,
+        ends: list[int],
+        st: TimedState,
+        device: str,
+        out: list[dict[str, Any]],
+        *,
+        final: bool,
     ) -> None:
         size = self.size
         for end in sorted(ends):
@@ -181,7 +187,9 @@ class TimedLogic(WindowLogic):
 
     def dump(self, st: TimedState) -> Any:
         dump = self.aggs.dump
-        return [[end, [[k, dump(acc)] for k, acc in bucket.items()]] for end, bucket in st.ends.items()]
+        return [
+            [end, [[k, dump(acc)] for k, acc in bucket.items()]] for end, bucket in st.ends.items()
+        ]
 
     def load(self, data: Any) -> TimedState:
         st = TimedState()

@@ -83,7 +83,9 @@ class WindowStage:
     def new_state(self, device: str) -> WindowState:
         return WindowState(device, NO_TS, [logic.new_state() for logic in self.logics])
 
-    def process(self, state: WindowState, index: int, event: Event, out: list[dict[str, Any]]) -> None:
+    def process(
+        self, state: WindowState, index: int, event: Event, out: list[dict[str, Any]]
+    ) -> None:
         """Handle the device's event number ``index``; append late and closed-window records."""
         if event.ts > state.maxts:
             state.maxts = event.ts
@@ -109,12 +111,18 @@ class WindowStage:
 
     def dump(self, state: WindowState) -> Any:
         """Return ``[device, maxts, [per-window dump, ...]]`` (msgpack-able)."""
-        return [state.device, state.maxts, [lg.dump(w) for lg, w in zip(self.logics, state.wins, strict=True)]]
+        return [
+            state.device,
+            state.maxts,
+            [lg.dump(w) for lg, w in zip(self.logics, state.wins, strict=True)],
+        ]
 
     def load(self, data: Any) -> WindowState:
         """Rebuild a state from :meth:`dump`'s output."""
         device, maxts, wins = data
-        return WindowState(device, maxts, [lg.load(w) for lg, w in zip(self.logics, wins, strict=True)])
+        return WindowState(
+            device, maxts, [lg.load(w) for lg, w in zip(self.logics, wins, strict=True)]
+        )
 
     def view(self, state: WindowState, now_ms: int) -> dict[str, Any]:
         """Return the device's open windows (JSON-ready), for tasks.

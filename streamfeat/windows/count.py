@@ -24,7 +24,12 @@ class CountLogic(WindowLogic):
         return {}
 
     def process(
-        self, st: dict[str, list[Any]], seq: int, event: Event, maxts: int, device: str,
+        self,
+        st: dict[str, list[Any]],
+        seq: int,
+        event: Event,
+        maxts: int,
+        device: str,
         out: list[dict[str, Any]],
     ) -> None:
         """Handle one valid event of the device (see :mod:`streamfeat.windows._base`)."""
@@ -42,7 +47,9 @@ class CountLogic(WindowLogic):
             del st[key]
             out.append(self.record(device, key, entry[0], ts, entry[3], False))
 
-    def advance(self, st: dict[str, list[Any]], maxts: int, device: str, out: list[dict[str, Any]]) -> None:
+    def advance(
+        self, st: dict[str, list[Any]], maxts: int, device: str, out: list[dict[str, Any]]
+    ) -> None:
         """Count windows do not move with time."""
 
     def close(self, st: dict[str, list[Any]], device: str, out: list[dict[str, Any]]) -> None:

@@ -45,7 +45,13 @@ class SessionLogic(WindowLogic):
         return SessionState()
 
     def process(
-        self, st: SessionState, seq: int, event: Event, maxts: int, device: str, out: list[dict[str, Any]]
+        self,
+        st: SessionState,
+        seq: int,
+        event: Event,
+        maxts: int,
+        device: str,
+        out: list[dict[str, Any]],
     ) -> None:
         """Handle one valid event of the device (see :mod:`streamfeat.windows._base`)."""
         wm = maxts - self.lateness

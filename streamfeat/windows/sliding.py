@@ -27,7 +27,13 @@ class SlidingLogic(TimedLogic):
         self.slide = cfg.assign.slide
 
     def process(
-        self, st: TimedState, seq: int, event: Event, maxts: int, device: str, out: list[dict[str, Any]]
+        self,
+        st: TimedState,
+        seq: int,
+        event: Event,
+        maxts: int,
+        device: str,
+        out: list[dict[str, Any]],
     ) -> None:
         """Handle one valid event of the device (see :mod:`streamfeat.windows._base`)."""
         wm = maxts - self.lateness

@@ -1,0 +1,138 @@
+"""The feature stage: every ``[features.NAME]`` table of a tasks file, per device (SPEC 4).
+
+Per device it keeps one state per feature (open ipv visits, the open feed visit), the ts of the
+device's last event (the end of a replay closes visits there), and the latest records of each
+feature (for :meth:`FeatureStage.view`). Within one event, features emit in the tasks file's
+order; each feature's records in the order its module documents.
+
+``idle`` is true when no visit is open; the engine then frees the state, latest records
+included (``view`` is for tasks that run on the event that produced the records).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streamfeat._event import Event
+from streamfeat._records import raw_size
+from streamfeat.features.exposure import ExposureFeature
+from streamfeat.features.ipv import IpvFeature
+
+if TYPE_CHECKING:
+    from streamfeat.tasks import TasksConfig
+
+__all__ = ["FeatureStage", "FeatureState"]
+
+_NO_TS = -1
+
+
+class FeatureState:
+    """One device's feature states, its last event's ts, and the latest records by feature.
+
+    ``latest`` maps a feature name to ``[ts, [values, ...]]``: the records it emitted last
+    (one close can emit several: nested ipv visits, one exposure record per item).
+    """
+
+    __slots__ = ("device", "feats", "last_ts", "latest")
+
+    def __init__(self, device: str, feats: list[Any]) -> None:
+        self.device = device
+        self.feats = feats
+        self.last_ts = _NO_TS
+        self.latest: dict[str, list[Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"FeatureState(device={self.device!r}, last_ts={self.last_ts})"
+
+
+class FeatureStage:
+    """The ``features`` stage of the engine.
+
+    Args:
+        config: the validated tasks file: its ``features`` tables (in order) and
+            ``engine.partial_limit``.
+        sizes: attach ``_raw_bytes`` (bytes of the events counted for the record).
+    """
+
+    name = "features"
+
+    def __init__(self, config: TasksConfig, *, sizes: bool = False) -> None:
+        limit = config.engine.partial_limit
+        self.features: tuple[Any, ...] = tuple(
+            IpvFeature(f, limit, sizes=sizes)
+            if f.kind == "ipv"
+            else ExposureFeature(f, limit, sizes=sizes)
+            for f in config.features.values()
+        )
+        self.sizes = sizes
+
+    def new_state(self, device: str) -> FeatureState:
+        return FeatureState(device, [f.new_state() for f in self.features])
+
+    def process(
+        self, state: FeatureState, index: int, event: Event, out: list[dict[str, Any]]
+    ) -> None:
+        """Handle the device's event number ``index``; append the feature records it closes."""
+        state.last_ts = event.ts
+        raw = raw_size(event) if self.sizes else 0
+        device = event.device
+        for feat, fst in zip(self.features, state.feats, strict=True):
+            n = len(out)
+            feat.process(fst, index, event, raw, device, out)
+            if len(out) > n:
+                self._remember(state, feat.name, out[n:])
+
+    def advance(self, state: FeatureState, now_ms: int, out: list[dict[str, Any]]) -> None:
+        """Close visits that the wall clock ``now_ms`` puts past the partial limit."""
+        for feat, fst in zip(self.features, state.feats, strict=True):
+            n = len(out)
+            feat.expire(fst, now_ms, state.device, out)
+            if len(out) > n:
+                self._remember(state, feat.name, out[n:])
+
+    def close(self, state: FeatureState, out: list[dict[str, Any]]) -> None:
+        """End of input: close every open visit as truncated at the last event's ts."""
+        for feat, fst in zip(self.features, state.feats, strict=True):
+            n = len(out)
+            feat.close(fst, state.last_ts, state.device, out)
+            if len(out) > n:
+                self._remember(state, feat.name, out[n:])
+
+    @staticmethod
+    def _remember(state: FeatureState, name: str, records: list[dict[str, Any]]) -> None:
+        state.latest[name] = [records[-1]["ts"], [dict(r["values"]) for r in records]]
+
+    def idle(self, state: FeatureState) -> bool:
+        """True when no visit is open."""
+        return not any(f.is_open(s) for f, s in zip(self.features, state.feats, strict=True))
+
+    def dump(self, state: FeatureState) -> Any:
+        """Return ``[device, last_ts, [per-feature dump], latest]`` (msgpack-able)."""
+        feats = [f.dump(s) for f, s in zip(self.features, state.feats, strict=True)]
+        latest = [[k, ts, vals] for k, (ts, vals) in state.latest.items()]
+        return [state.device, state.last_ts, feats, latest]
+
+    def load(self, data: Any) -> FeatureState:
+        """Rebuild a state from :meth:`dump`'s output."""
+        device, last_ts, feats, latest = data
+        st = FeatureState(device, [f.load(d) for f, d in zip(self.features, feats, strict=True)])
+        st.last_ts = last_ts
+        st.latest = {k: [ts, vals] for k, ts, vals in latest}
+        return st
+
+    def view(self, state: FeatureState, now_ms: int) -> dict[str, Any]:
+        """Return the device's latest features and open visits (JSON-ready), for tasks.
+
+        ``{"features": {NAME: {"ts", "since_ms", "records": [values, ...], **open state}}}``;
+        ``since_ms`` (time since the latest record) and the open visits' ``since_*_ms`` are
+        decay fields computed at ``now_ms``, never stored.
+        """
+        out: dict[str, Any] = {}
+        for f, s in zip(self.features, state.feats, strict=True):
+            entry: dict[str, Any] = {"ts": None, "since_ms": None, "records": []}
+            if f.name in state.latest:
+                ts, vals = state.latest[f.name]
+                entry = {"ts": ts, "since_ms": now_ms - ts, "records": vals}
+            entry.update(f.open_view(s, now_ms))
+            out[f.name] = entry
+        return {"features": out}
