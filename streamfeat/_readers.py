@@ -107,6 +107,22 @@ def read_jsonl(
             yield QuarantineEntry(source, line_no, body, f"line {line_no}: {_reason(exc)}")
 
 
+class NonStringKeyMap(list[tuple[object, object]]):
+    """A msgpack map with a key that is not a string: never a valid event or args object."""
+
+    def __repr__(self) -> str:
+        return "a map with non-string keys"
+
+
+def _map(pairs: list[tuple[object, object]]) -> dict[object, object] | NonStringKeyMap:
+    # Maps are built here rather than by the unpacker, which raises TypeError on an unhashable
+    # key (a map used as a key) and would lose the rest of the stream with it.
+    for k, _ in pairs:
+        if type(k) is not str:
+            return NonStringKeyMap(pairs)
+    return dict(pairs)
+
+
 def read_msgpack(
     stream: BinaryIO, *, source: str = "-", skip: int = 0, chunk_size: int = 1 << 16
 ) -> Iterator[Event | QuarantineEntry]:
@@ -115,7 +131,9 @@ def read_msgpack(
     The unpacker is fed chunk by chunk and its offsets are tracked, so every quarantine entry
     carries the message's exact original bytes. A truncated last message is quarantined too.
     """
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 << 20)
+    unpacker = msgpack.Unpacker(
+        raw=False, strict_map_key=False, max_buffer_size=64 << 20, object_pairs_hook=_map
+    )
     buf = bytearray()  # input bytes from stream offset `base` on
     base = 0  # stream offset of buf[0]; always the end of the last whole message
     pos = 0

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from streamfeat import StorageError
+from streamfeat._store import SCHEMA_VERSION, Checkpoint, QuarantineEntry, Store
+
+
+def test_store_file_is_owner_only_with_wal(tmp_path: Path) -> None:
+    store = Store(tmp_path / "sub" / "s.sqlite")
+    store.add_records([{"kind": "late", "window": "w", "device": "d", "ts": 1}])
+    for p in tmp_path.joinpath("sub").iterdir():
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, p
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.schema_version == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    Store(path).db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StorageError):
+        Store(path)
+
+
+def test_records_strip_attachments_and_quarantine_keeps_bytes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.add_records([{"kind": "trigger", "trigger": "t", "device": "d", "_events": (1, 2)}])
+    assert list(store.records()) == [{"kind": "trigger", "trigger": "t", "device": "d"}]
+    store.add_quarantine([QuarantineEntry("f", 3, b"\xff\x00", "line 3: bad")])
+    assert list(store.quarantine()) == [QuarantineEntry("f", 3, b"\xff\x00", "line 3: bad")]
+    assert store.counters()["quarantined"] == 1
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_records([{"kind": "late", "window": "w", "device": "d", "ts": 1}])
+        raise RuntimeError
+    assert list(store.records()) == []
+
+
+def test_checkpoint_round_trip_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    Store(path).save_checkpoint(Checkpoint("replay", b"snap", 10, 123, 9))
+    assert Store(path).load_checkpoint("replay") == Checkpoint("replay", b"snap", 10, 123, 9)
+    assert Store(path).load_checkpoint("other") is None
+
+
+def test_kv_state(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    assert store.get_state("k") is None
+    store.put_state("k", b"1")
+    store.put_state("k", b"2")
+    assert store.get_state("k") == b"2"
+
+
+def test_retention_by_age_counts_evictions(tmp_path: Path) -> None:
+    now = [1_000]
+    store = Store(tmp_path / "s.sqlite", now_ms=lambda: now[0])
+    store.add_records([{"kind": "late", "window": "w", "device": "d", "ts": i} for i in range(5)])
+    now[0] = 5_000
+    store.add_records([{"kind": "late", "window": "w", "device": "d", "ts": 9}])
+    evicted = store.apply_retention(max_age_ms=2_000, max_mb=0)
+    assert evicted == {"evicted.age.records": 5}
+    assert [r["ts"] for r in store.records()] == [9]
+    assert store.counters()["evicted.age.records"] == 5
+
+
+def test_retention_by_size_evicts_oldest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    blob = "x" * 2000
+    store.add_records(
+        [{"kind": "feature", "feature": "f", "device": "d", "ts": i, "values": {"b": blob}} for i in range(600)]
+    )
+    assert store.size_bytes() > 1024 * 1024
+    evicted = store.apply_retention(max_age_ms=0, max_mb=0.5)
+    assert store.size_bytes() <= 0.5 * 1024 * 1024
+    left = [r["ts"] for r in store.records()]
+    assert left == sorted(left) and left[-1] == 599  # the newest stay
+    assert evicted["evicted.size.records"] == 600 - len(left)
+    assert store.counters()["evicted.size.records"] == 600 - len(left)
