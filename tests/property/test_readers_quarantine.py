@@ -18,14 +18,15 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=8,
 )
+i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # what msgpack can carry
 event_like = st.fixed_dictionaries(
     {},
     optional={
-        "device": st.one_of(st.text(max_size=3), st.integers()),
+        "device": st.one_of(st.text(max_size=3), i64),
         "ts": st.one_of(st.integers(min_value=-5, max_value=2**54), st.text(max_size=3), st.floats()),
-        "type": st.one_of(st.sampled_from(["click", "exposure", "a b", ""]), st.integers()),
+        "type": st.one_of(st.sampled_from(["click", "exposure", "a b", ""]), i64),
         "page": st.one_of(st.none(), st.text(max_size=3)),
-        "item": st.one_of(st.integers(), st.text(max_size=3), st.floats()),
+        "item": st.one_of(i64, st.text(max_size=3), st.floats()),
         "args": st.one_of(st.dictionaries(st.text(max_size=3), json_values, max_size=3), json_values),
         "zzz": json_values,
     },
