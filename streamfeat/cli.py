@@ -19,6 +19,7 @@ __all__ = ["EnvDefault", "build_parser", "main"]
 _COMMAND_MODULES = (
     "streamfeat._cli_replay",  # replay, demo
     "streamfeat._cli_data",  # generate, convert
+    "streamfeat.tunnel._cli",  # serve, keys, device
 )
 
 
