@@ -1,0 +1,460 @@
+"""The ``compact`` codec: schema-driven binary records, a few bytes each.
+
+Theory of operation
+-------------------
+A compact body is the batch's records one after another (the count is in the batch header).
+Each record is::
+
+    varint type      0: self-describing fallback, i: schemas[i - 1]
+    bitmap           ceil(bits / 8) bytes, little-endian: null, derived, flag, presence bits
+    fields           in schema order, each as its kind says
+
+State shared by the records of one batch (and rebuilt the same way by the decoder): the string
+dictionary (:class:`~streamfeat.encoders._wire.StrTable`), the previous timestamp (every
+``ts`` is a zigzag delta from the last one written), and the previous record's device. So a
+batch pays for a device name, an item id or a timestamp's high bits once.
+
+A record that does not fit its schema (a missing or extra key, a value of another type) is not
+refused: it is written as type 0, the whole record self-described, and counted in
+``stats["fallback"]``. Only what no codec can carry (a set, an int beyond 64 bits) raises
+:class:`~streamfeat.errors.EncodeError`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+from streamfeat.encoders._ids import Decider, bucket_label, relabel_ids
+from streamfeat.encoders._schema import Field, Schema, SchemaSet
+from streamfeat.encoders._wire import (
+    Reader,
+    StrTable,
+    StrTableReader,
+    put_svarint,
+    put_uvarint,
+    read_value,
+    write_value,
+    zigzag,
+)
+from streamfeat.errors import DecodeError, EncodeError
+
+__all__ = ["CompactDecoder", "CompactEncoder"]
+
+_F64 = struct.Struct(">d")
+_I64 = 1 << 63
+_MISSING = object()
+_NAME_KEY = {
+    "feature": "feature",
+    "window": "window",
+    "late": "window",
+    "trigger": "trigger",
+    "task": "task",
+}
+
+
+class _Misfit(Exception):
+    """Internal: the record does not fit its schema; write it self-described instead."""
+
+
+def _is_int(v: object) -> bool:
+    return type(v) is int
+
+
+class CompactEncoder:
+    """Write records as compact bytes; one instance per batch (it holds the batch's state)."""
+
+    __slots__ = ("buf", "decide", "last_ts", "prev", "schemas", "stats", "table")
+
+    def __init__(self, schemas: SchemaSet, decide: Decider | None, stats: dict[str, int]) -> None:
+        self.schemas = schemas
+        self.decide = decide
+        self.stats = stats
+        self.buf = bytearray()
+        self.table = StrTable()
+        self.last_ts = 0
+        self.prev: dict[str, Any] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Append one record (``_`` attachments ignored).
+
+        Raises:
+            EncodeError: the record holds a value no codec can carry; the batch is unchanged.
+        """
+        idx, schema = self.schemas.lookup(record)
+        mark, last_ts, prev = self.table.mark(), self.last_ts, dict(self.prev)
+        if self.decide is not None:
+            self.decide.reset()  # type: ignore[attr-defined]
+        if schema is not None:
+            try:
+                self.buf += self._record(record, idx, schema)
+                return
+            except (_Misfit, EncodeError):
+                # roll the batch state back: the dropped bytes defined strings and moved ts
+                self.table.rollback(mark)
+                self.last_ts, self.prev = last_ts, prev
+                self.stats["fallback"] = self.stats.get("fallback", 0) + 1
+        self._fallback(record, schema)
+
+    def _fallback(self, record: dict[str, Any], schema: Schema | None) -> None:
+        rec = {k: v for k, v in record.items() if not (isinstance(k, str) and k[:1] == "_")}
+        if schema is not None and self.decide is not None:
+            rec = relabel_ids(rec, schema, self.decide)
+        body = bytearray(b"\x00")
+        mark = self.table.mark()
+        try:
+            write_value(body, self.table, rec)
+        except EncodeError:
+            self.table.rollback(mark)
+            raise
+        self.buf += body
+
+    def _record(self, rec: dict[str, Any], idx: int, schema: Schema) -> bytearray:
+        vals: dict[str, Any] | None = None
+        keys = [k for k in rec if not (isinstance(k, str) and k[:1] == "_")]
+        if len(keys) != len(schema.layout) or not schema.topkeys.issuperset(keys):
+            raise _Misfit
+        if schema.values is not None:
+            vals = rec["values"]
+            if (
+                type(vals) is not dict
+                or len(vals) != len(schema.values)
+                or not all(k in vals for k in schema.values)
+            ):
+                raise _Misfit
+        if rec.get("kind") != schema.kind:
+            raise _Misfit
+        body = bytearray()
+        seen: dict[str, Any] = {}
+        bits = 0
+        allbits = schema.bits
+        for f in schema.fields:
+            v = vals[f.name] if f.in_values else rec[f.name]  # type: ignore[index]
+            if f.kind == "id" and self.decide is not None and v is not None:
+                v = self._admit(v)
+            seen[f.qname] = v
+            b = allbits[f.qname]
+            j = 0
+            if f.nullable:
+                if v is None:
+                    bits |= 1 << b[0]
+                    continue
+                j = 1
+            if f.derive:
+                if self._derived(f, v, seen):
+                    bits |= 1 << b[j]
+                    if f.kind == "ts":
+                        self.last_ts = v
+                    continue
+                j += 1
+            bits |= self._field(body, f, v, seen, b[j:])
+        for f in schema.fields:
+            if f.derive and f.derive[0] == "prev":
+                self.prev[f.qname] = seen[f.qname]
+        out = bytearray()
+        put_uvarint(out, idx)
+        out += bits.to_bytes(schema.nbytes, "little")
+        out += body
+        return out
+
+    def _admit(self, v: Any) -> Any:
+        if type(v) is str:
+            b = self.decide(v)  # type: ignore[misc]
+        elif type(v) is int:
+            b = self.decide(str(v))  # type: ignore[misc]
+        else:
+            return v
+        return v if b is None else _Bucket(b)
+
+    def _derived(self, f: Field, v: Any, seen: dict[str, Any]) -> bool:
+        op = f.derive[0]
+        if op == "sum":
+            a: Any = seen.get(f.derive[1])
+            b: Any = f.derive[2] if type(f.derive[2]) is int else seen.get(f.derive[2])
+            return _is_int(v) and _is_int(a) and _is_int(b) and bool(v == a + b)
+        want = seen.get(f.derive[1], _MISSING) if op == "eq" else self.prev.get(f.qname, _MISSING)
+        return want is not _MISSING and type(v) is type(want) and v == want
+
+    def _field(
+        self, body: bytearray, f: Field, v: Any, seen: dict[str, Any], b: tuple[int, ...]
+    ) -> int:
+        """Write ``v`` as kind ``f.kind``; return the bitmap bits it sets."""
+        kind = f.kind
+        if kind == "ts":
+            if type(v) is not int:
+                raise _Misfit
+            put_svarint(body, v - self.last_ts)
+            self.last_ts = v
+        elif kind == "uint":
+            if type(v) is not int or v < 0:
+                raise _Misfit
+            if f.ref:
+                base = seen[f.ref]
+                if type(base) is not int:
+                    raise _Misfit
+                put_svarint(body, v - base)
+            else:
+                put_uvarint(body, v)
+        elif kind == "count":
+            if type(v) is not int or v < 0:
+                raise _Misfit
+            if v:
+                put_uvarint(body, v - 1)
+                return 1 << b[0]
+        elif kind == "flag":
+            if type(v) is not bool:
+                raise _Misfit
+            return (1 << b[0]) if v else 0
+        elif kind == "id":
+            self._id(body, v)
+        elif kind == "str":
+            if type(v) is not str:
+                raise _Misfit
+            self.table.put(body, v)
+        elif kind == "num":
+            return self._num(body, f, v, b)
+        elif kind == "top":
+            self._top(body, f, v)
+        else:  # any, map
+            if kind == "map" and type(v) is not dict:
+                raise _Misfit
+            write_value(body, self.table, v)
+        return 0
+
+    def _id(self, body: bytearray, v: Any) -> None:
+        # one varint: index << 2 (dictionary), bucket << 2 | 1, zigzag(int) << 2 | 2
+        if type(v) is str:
+            self.table.put(body, v, shift=2)
+        elif type(v) is _Bucket:
+            put_uvarint(body, (v.n << 2) | 1)
+        elif type(v) is int:
+            put_uvarint(body, (zigzag(v) << 2) | 2)
+        else:
+            raise _Misfit
+
+    def _num(self, body: bytearray, f: Field, v: Any, b: tuple[int, ...]) -> int:
+        if type(v) is int:
+            put_svarint(body, v)
+            return 0
+        if type(v) is not float:
+            raise _Misfit
+        if math.isfinite(v):
+            scale = 10**f.decimals
+            q = round(v * scale)
+            if -_I64 <= q < _I64 and abs(q / scale - v) <= 0.5 / scale:
+                put_svarint(body, q)
+                return 1 << b[0]
+        body += _F64.pack(v)
+        return 1 << b[1]
+
+    def _top(self, body: bytearray, f: Field, v: Any) -> None:
+        if type(v) is not list and type(v) is not tuple:
+            raise _Misfit
+        put_uvarint(body, len(v))
+        of = f.of
+        for pair in v:
+            if (type(pair) is not list and type(pair) is not tuple) or len(pair) != 2:
+                raise _Misfit
+            value, count = pair
+            if type(count) is not int or count < 0:
+                raise _Misfit
+            if of == "id":
+                self._id(body, self._admit(value) if self.decide is not None else value)
+            elif of == "str":
+                if type(value) is not str:
+                    raise _Misfit
+                self.table.put(body, value)
+            elif of == "ts":
+                if type(value) is not int:
+                    raise _Misfit
+                put_svarint(body, value - self.last_ts)
+                self.last_ts = value
+            else:
+                write_value(body, self.table, value)
+            put_uvarint(body, count)
+
+
+class _Bucket:
+    """A refused id on its way to the wire (never a str, so never confused with one)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Bucket and other.n == self.n
+
+    def __hash__(self) -> int:
+        return hash(("bucket", self.n))
+
+
+class CompactDecoder:
+    """Read the records of one compact body (the inverse of :class:`CompactEncoder`)."""
+
+    __slots__ = ("last_ts", "prev", "r", "schemas", "table")
+
+    def __init__(self, schemas: SchemaSet, r: Reader) -> None:
+        self.schemas = schemas
+        self.r = r
+        self.table = StrTableReader()
+        self.last_ts = 0
+        self.prev: dict[str, Any] = {}
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        """Read ``count`` records (each takes at least one byte, checked before looping)."""
+        if count > self.r.left():
+            msg = f"record count {count} is larger than the data left"
+            raise self.r.fail(msg)
+        return [self.record() for _ in range(count)]
+
+    def record(self) -> dict[str, Any]:
+        """Read one record."""
+        r = self.r
+        idx = r.uvarint()
+        if idx == 0:
+            rec = read_value(r, self.table)
+            if type(rec) is not dict:
+                msg = "a fallback record is not an object"
+                raise r.fail(msg)
+            return rec
+        if idx > len(self.schemas.schemas):
+            msg = f"record type {idx} is not in schema set {self.schemas.id:#010x}"
+            raise r.fail(msg)
+        schema = self.schemas.schemas[idx - 1]
+        bits = int.from_bytes(r.take(schema.nbytes), "little")
+        seen: dict[str, Any] = {}
+        for f in schema.fields:
+            seen[f.qname] = self._field(f, bits, schema.bits[f.qname], seen)
+        for f in schema.fields:
+            if f.derive and f.derive[0] == "prev":
+                self.prev[f.qname] = seen[f.qname]
+        return _assemble(schema, seen)
+
+    def _field(self, f: Field, bits: int, b: tuple[int, ...], seen: dict[str, Any]) -> Any:
+        r = self.r
+        j = 0
+        if f.nullable:
+            if bits >> b[0] & 1:
+                return None
+            j = 1
+        if f.derive:
+            if bits >> b[j] & 1:
+                v = self._derived(f, seen)
+                if f.kind == "ts":
+                    self.last_ts = v
+                return v
+            j += 1
+        kind = f.kind
+        if kind == "ts":
+            self.last_ts += r.svarint()
+            return self.last_ts
+        if kind == "uint":
+            if f.ref:
+                base = seen[f.ref]
+                if type(base) is not int:
+                    msg = f"field {f.name} refers to a non-integer"
+                    raise r.fail(msg)
+                return base + r.svarint()
+            return r.uvarint()
+        if kind == "count":
+            return r.uvarint() + 1 if bits >> b[j] & 1 else 0
+        if kind == "flag":
+            return bool(bits >> b[j] & 1)
+        if kind == "id":
+            return self._id()
+        if kind == "str":
+            return self.table.get(r)
+        if kind == "num":
+            if bits >> b[j + 1] & 1:
+                return r.f64()
+            if bits >> b[j] & 1:
+                return r.svarint() / 10**f.decimals
+            return r.svarint()
+        if kind == "top":
+            return self._top(f)
+        v = read_value(r, self.table)
+        if kind == "map" and type(v) is not dict:
+            msg = f"field {f.name} is not an object"
+            raise r.fail(msg)
+        return v
+
+    def _derived(self, f: Field, seen: dict[str, Any]) -> Any:
+        op = f.derive[0]
+        if op == "sum":
+            a = seen.get(f.derive[1])
+            b = f.derive[2] if type(f.derive[2]) is int else seen.get(f.derive[2])
+            if type(a) is not int or type(b) is not int:
+                msg = f"derived field {f.name} refers to a non-integer"
+                raise self.r.fail(msg)
+            return a + b
+        want = seen.get(f.derive[1], _MISSING) if op == "eq" else self.prev.get(f.qname, _MISSING)
+        if want is _MISSING:
+            msg = f"derived field {f.name} has nothing to copy"
+            raise self.r.fail(msg)
+        return want
+
+    def _id(self) -> Any:
+        r = self.r
+        x = r.uvarint()
+        tag = x & 3
+        if tag == 0:
+            return self.table.at(r, x >> 2)
+        if tag == 1:
+            return bucket_label(x >> 2)
+        if tag == 2:
+            z = x >> 2
+            return (z >> 1) ^ -(z & 1)
+        msg = "unknown id tag 3"
+        raise r.fail(msg)
+
+    def _top(self, f: Field) -> list[list[Any]]:
+        r = self.r
+        out: list[list[Any]] = []
+        for _ in range(r.count(2)):
+            if f.of == "id":
+                value = self._id()
+            elif f.of == "str":
+                value = self.table.get(r)
+            elif f.of == "ts":
+                self.last_ts += r.svarint()
+                value = self.last_ts
+            else:
+                value = read_value(r, self.table)
+            out.append([value, r.uvarint()])
+        return out
+
+
+def _assemble(schema: Schema, seen: dict[str, Any]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"kind": schema.kind, _NAME_KEY[schema.kind]: schema.name}
+    for key in schema.layout[2:]:
+        if key == "values" and schema.values is not None:
+            rec["values"] = {k: seen["v." + k] for k in schema.values}
+        else:
+            rec[key] = seen[key]
+    return rec
+
+
+def encode_compact(
+    records: list[dict[str, Any]], schemas: SchemaSet, decide: Decider | None, stats: dict[str, int]
+) -> bytes:
+    """Return the compact body of ``records``."""
+    enc = CompactEncoder(schemas, decide, stats)
+    for rec in records:
+        enc.add(rec)
+    return bytes(enc.buf)
+
+
+def decode_compact(data: bytes, pos: int, count: int, schemas: SchemaSet) -> list[dict[str, Any]]:
+    """Return the ``count`` records of the compact body starting at ``data[pos]``.
+
+    Raises:
+        DecodeError: corrupt, truncated, or with bytes left over.
+    """
+    r = Reader(data, pos)
+    out = CompactDecoder(schemas, r).records(count)
+    if r.left():
+        msg = f"{r.left()} bytes left over after {count} records"
+        raise DecodeError(msg)
+    return out

@@ -1,0 +1,57 @@
+"""Feature admission for id-valued fields: which item / category ids leave the device verbatim.
+
+Three filters, all seedable, of bounded memory, with ``dump() -> bytes`` and
+:func:`load_admission` so the agent keeps their state in its store
+(``Store.put_state(key, filter.dump())``):
+
+* :class:`PoissonInclusion`: admit with probability ``p`` per sighting (mean ``1 / p``).
+* :class:`CountingBloomAdmission`: admit at the ``n``-th sighting.
+* :class:`PoissonProcessAdmission`: admit by a draw on the probability of reaching ``k``
+  sightings within a horizon, from the id's estimated rate.
+
+Encoders send a refused id as its hashed bucket; decoders show it as ``"#b:<bucket>"``.
+"""
+
+from __future__ import annotations
+
+from streamfeat.encoders.admission._bloom import CountingBloomAdmission
+from streamfeat.encoders.admission._common import unpack_state
+from streamfeat.encoders.admission._poisson import PoissonInclusion
+from streamfeat.encoders.admission._process import PoissonProcessAdmission, reach_probability
+from streamfeat.errors import DecodeError
+
+__all__ = [
+    "AdmissionFilter",
+    "CountingBloomAdmission",
+    "PoissonInclusion",
+    "PoissonProcessAdmission",
+    "load_admission",
+    "reach_probability",
+]
+
+AdmissionFilter = PoissonInclusion | CountingBloomAdmission | PoissonProcessAdmission
+_KINDS: dict[str, type[AdmissionFilter]] = {
+    "poisson": PoissonInclusion,
+    "bloom": CountingBloomAdmission,
+    "process": PoissonProcessAdmission,
+}
+
+
+def load_admission(data: bytes) -> AdmissionFilter:
+    """Rebuild the filter whose ``dump()`` gave ``data`` (it continues exactly where it stopped).
+
+    Raises:
+        DecodeError: ``data`` is not admission state, or is corrupt.
+    """
+    kind, params, state = unpack_state(data)
+    cls = _KINDS.get(kind)
+    if cls is None:
+        msg = f"admission state kind {kind!r} is unknown"
+        raise DecodeError(msg)
+    try:
+        return cls.from_state(params, state)
+    except ValueError as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        msg = f"admission state is invalid: {exc}"
+        raise DecodeError(msg) from exc
