@@ -25,6 +25,7 @@ __all__ = [
     "Hello",
     "NeedData",
     "Refuse",
+    "reason_of",
 ]
 
 
