@@ -17,7 +17,8 @@ from collections.abc import Sequence
 __all__ = ["EnvDefault", "build_parser", "main"]
 
 _COMMAND_MODULES = (
-    "streamfeat._cli_replay",  # replay, demo
+    "streamfeat._cli_replay",  # replay
+    "streamfeat._cli_demo",  # demo
     "streamfeat._cli_data",  # generate, convert
     "streamfeat.tunnel._cli",  # serve, keys, device
 )
