@@ -119,17 +119,5 @@ def render_summary(summary: ReplaySummary, console: Console) -> None:
     if d["resumed_at"]:
         t.add_row("resumed at input unit", f"{d['resumed_at']:,}")
     console.print(t)
-    if summary.sizes:
-        _render_sizes(summary.sizes, console)
-
-
-def _render_sizes(sizes: dict[str, Any], console: Console) -> None:
-    rows = sizes.get("rows", [])
-    if not rows:
-        return
-    t = Table(title="sizes per record type")
-    for col in rows[0]:
-        t.add_column(str(col), justify="right")
-    for r in rows:
-        t.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in r.values()))
-    console.print(t)
+    if summary.size_table is not None:
+        console.print(summary.size_table)

@@ -76,6 +76,7 @@ class ReplaySummary:
     peak_rss_mb: float = 0.0
     resumed_at: int = 0
     sizes: dict[str, Any] | None = None
+    size_table: Any = None  # a rich renderable of the size report, with --sizes
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.events / self.seconds if self.seconds else 0.0
@@ -186,7 +187,9 @@ def run_replay(
     summary.stage_seconds = engine.stage_seconds()
     summary.peak_rss_mb = _peak_rss_mb()
     if sizes is not None:
+        sizes.flush()
         summary.sizes = sizes.as_dict()
+        summary.size_table = sizes.table()
     return summary
 
 
@@ -216,7 +219,7 @@ def _write(out: _Output, records: list[dict[str, Any]], summary: ReplaySummary, 
         summary.bytes_records += len(line)
         summary.records[r["kind"]] += 1
     if sizes is not None:
-        sizes.add(records)
+        sizes.add_many(r for r in records if r["kind"] != "quarantine")
 
 
 def _loop(
@@ -291,9 +294,9 @@ def _uncompressed_pos(source: InputFile) -> int:
 
 
 def _size_report(opts: ReplayOptions) -> Any:
-    from streamfeat.encoders import SizeReport
+    from streamfeat.encoders import SizeReport, schemas_for
 
-    return SizeReport(opts.config)
+    return SizeReport(schemas_for(opts.config))
 
 
 class _Pacer:
