@@ -186,6 +186,10 @@ class CompactEncoder:
                 raise _Misfit
             put_svarint(body, v - self.last_ts)
             self.last_ts = v
+        elif kind == "int":
+            if type(v) is not int:
+                raise _Misfit
+            put_svarint(body, v)
         elif kind == "uint":
             if type(v) is not int or v < 0:
                 raise _Misfit
@@ -223,9 +227,10 @@ class CompactEncoder:
         return 0
 
     def _id(self, body: bytearray, v: Any) -> None:
-        # one varint: index << 2 (dictionary), bucket << 2 | 1, zigzag(int) << 2 | 2
+        # one varint: index << 2 (known string), bucket << 2 | 1, zigzag(int) << 2 | 2,
+        # new string entry << 2 | 3
         if type(v) is str:
-            self.table.put(body, v, shift=2)
+            self.table.put_id(body, v)
         elif type(v) is _Bucket:
             put_uvarint(body, (v.n << 2) | 1)
         elif type(v) is int:
@@ -350,6 +355,8 @@ class CompactDecoder:
         if kind == "ts":
             self.last_ts += r.svarint()
             return self.last_ts
+        if kind == "int":
+            return r.svarint()
         if kind == "uint":
             if f.ref:
                 base = seen[f.ref]
@@ -406,8 +413,7 @@ class CompactDecoder:
         if tag == 2:
             z = x >> 2
             return (z >> 1) ^ -(z & 1)
-        msg = "unknown id tag 3"
-        raise r.fail(msg)
+        return self.table.define(r, x >> 2)
 
     def _top(self, f: Field) -> list[list[Any]]:
         r = self.r

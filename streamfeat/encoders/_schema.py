@@ -11,6 +11,7 @@ them refuses the batch (:class:`~streamfeat.errors.UnknownSchemaError`).
 Field kinds (``docs/encoders.md`` has the byte layout):
 
 ========  ======================================================================
+``int``   int (zigzag varint)
 ``uint``  non-negative int (varint); with ``ref``, a signed delta from another field
 ``count`` non-negative int, one presence bit; zero costs no byte
 ``ts``    int timestamp, a signed delta from the batch's previous timestamp
@@ -55,7 +56,7 @@ SCHEMA_VERSION = 1  # bump when the rules turning a tasks file into schemas chan
 ID_FIELDS = ("item", "args.category")  # event fields whose values go through admission
 _STR_FIELDS = ("device", "page", "type")
 MEAN_DECIMALS = 3
-KINDS = ("uint", "count", "ts", "id", "str", "flag", "num", "any", "top", "map")
+KINDS = ("int", "uint", "count", "ts", "id", "str", "flag", "num", "any", "top", "map")
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +245,7 @@ def _feature_schema(f: FeatureConfig) -> Schema:
             _DEVICE,
             Field("item", "id", in_values=True),
             Field("enter_ts", "ts", in_values=True),
-            Field("dwell_ms", "uint", in_values=True),
+            Field("dwell_ms", "int", in_values=True),  # event ts may go back
             Field("ts", "ts", derive=("sum", "v.enter_ts", "v.dwell_ms")),
             Field("truncated", "flag", in_values=True),
             *(Field(a, "count", in_values=True) for a in f.actions),

@@ -30,7 +30,9 @@ MAX_DEPTH = 32  # nesting of free-form values (lists/maps), both ways
 _U64 = 1 << 64
 _I64 = 1 << 63
 _F64 = struct.Struct(">d")
-_DECIMAL_RE = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")  # ASCII only: str.isdigit() takes "²"
+# canonical decimals of up to 18 digits (< 2**60, so tagged forms fit a 64-bit varint); ASCII
+# only, as str.isdigit() also takes "²"
+_DECIMAL_RE = re.compile(r"(?:0|[1-9][0-9]{0,17})\Z")
 
 # Self-describing value tags (the "any" field kind, free-form values, fallback records).
 T_NULL, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STR, T_LIST, T_MAP = range(8)
@@ -146,7 +148,7 @@ class StrTable:
 
     A reference is a varint: an index below the table's size names a known string; the index
     equal to the size announces a new entry, written inline right after it. An entry is
-    ``varint(len << 1) + UTF-8`` or, for a canonical decimal string below 2**63 (item ids
+    ``varint(len << 1) + UTF-8`` or, for a canonical decimal string of up to 18 digits (ids
     such as ``"2333346"``), ``varint(number << 1 | 1)``.
     """
 
@@ -156,24 +158,35 @@ class StrTable:
         self.index: dict[str, int] = {}
         self.strings: list[str] = []
 
-    def put(self, buf: bytearray, s: str, shift: int = 0) -> None:
-        """Append a reference to ``s`` (and its definition the first time).
+    def put(self, buf: bytearray, s: str) -> None:
+        """Append a reference to ``s`` (and its definition the first time)."""
+        i = self.index.get(s)
+        if i is not None:
+            put_uvarint(buf, i)
+            return
+        put_uvarint(buf, len(self.strings))
+        self._define(buf, s, 0, 0)
 
-        ``shift`` leaves low bits of the reference varint at zero for a caller's tag.
+    def put_id(self, buf: bytearray, s: str) -> None:
+        """Append ``s`` as an id: ``index << 2``, or a new entry as ``head << 2 | 3``.
+
+        Ids are mostly new within a batch, so their definition carries the marker in its own
+        varint instead of spending a reference on it (tags 1 and 2 are the id kind's).
         """
         i = self.index.get(s)
         if i is not None:
-            put_uvarint(buf, i << shift)
+            put_uvarint(buf, i << 2)
             return
-        n = len(self.strings)
-        put_uvarint(buf, n << shift)
-        self.index[s] = n
+        self._define(buf, s, 2, 3)
+
+    def _define(self, buf: bytearray, s: str, shift: int, tag: int) -> None:
+        self.index[s] = len(self.strings)
         self.strings.append(s)
-        if _DECIMAL_RE.match(s) and int(s) < _I64:
-            put_uvarint(buf, (int(s) << 1) | 1)
+        if _DECIMAL_RE.match(s):
+            put_uvarint(buf, (((int(s) << 1) | 1) << shift) | tag)
         else:
             raw = s.encode("utf-8", "surrogatepass")
-            put_uvarint(buf, len(raw) << 1)
+            put_uvarint(buf, ((len(raw) << 1) << shift) | tag)
             buf += raw
 
     def mark(self) -> int:
@@ -206,7 +219,10 @@ class StrTableReader:
         if i != len(strings):
             msg = f"string reference {i} beyond the table of {len(strings)}"
             raise r.fail(msg)
-        head = r.uvarint()
+        return self.define(r, r.uvarint())
+
+    def define(self, r: Reader, head: int) -> str:
+        """Read a new entry whose head varint (``len << 1`` or ``number << 1 | 1``) was read."""
         if head & 1:
             s = str(head >> 1)
         else:
@@ -216,7 +232,7 @@ class StrTableReader:
             except UnicodeDecodeError as exc:
                 msg = "string entry is not UTF-8"
                 raise r.fail(msg) from exc
-        strings.append(s)
+        self.strings.append(s)
         return s
 
 
