@@ -25,7 +25,8 @@ test-slow: install
 
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) bench/run.py
+	bash bench/setup_mqtt.sh || echo "mosquitto could not be installed: the MQTT rows will say so"
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check streamfeat tests bench
