@@ -1,7 +1,23 @@
-"""Triggers: the pattern language of SPEC section 2 and the matcher that runs all patterns at once."""
+"""Triggers: the pattern language of SPEC section 2 and the matcher that runs all patterns at once.
+
+Layering: ``_pattern`` (text -> :class:`Pattern`) -> ``_trie`` (all patterns -> one shared
+automaton) -> ``_matcher`` (per-device stepping, both drivers) -> ``_stage`` (the engine stage).
+"""
 
 from __future__ import annotations
 
+from streamfeat.triggers._matcher import DeviceState, Firing, Matcher
 from streamfeat.triggers._pattern import MAX_POSITIONS, MAX_REPEAT, Pattern, Step, parse_pattern
+from streamfeat.triggers._stage import TriggerStage
 
-__all__ = ["MAX_POSITIONS", "MAX_REPEAT", "Pattern", "Step", "parse_pattern"]
+__all__ = [
+    "MAX_POSITIONS",
+    "MAX_REPEAT",
+    "DeviceState",
+    "Firing",
+    "Matcher",
+    "Pattern",
+    "Step",
+    "TriggerStage",
+    "parse_pattern",
+]

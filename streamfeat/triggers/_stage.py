@@ -1,0 +1,138 @@
+"""The engine stage that runs every trigger of a tasks file and emits ``trigger`` records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from streamfeat._engine import Record
+from streamfeat._event import Event
+from streamfeat.tasks._file import TasksConfig
+from streamfeat.triggers._matcher import DeviceState, Firing, Matcher
+from streamfeat.triggers._pattern import parse_pattern
+
+__all__ = ["TriggerStage"]
+
+
+class TriggerStage:
+    """Runs all triggers of ``config`` over each device's events (SPEC section 2).
+
+    Every firing appends a record shaped as SPEC section 6 shows, plus the in-process
+    attachment ``_events`` (the matched slice's events, for tasks)::
+
+        {"kind": "trigger", "trigger": NAME, "device": D, "first": i, "last": j,
+         "first_ts": t0, "last_ts": t1, "_events": (Event, ...)}
+
+    Firings of one event come in trigger registration order (the tasks file's order, then
+    hot-added triggers in the order added).
+
+    Args:
+        config: the validated tasks file; its ``[triggers]`` and the engine's partial-match
+            limits (``engine.partial_limit``, ``engine.partial_limit_events``) are used.
+
+    Raises:
+        TriggerSpecError: if a pattern does not parse (the loader has normally refused it).
+    """
+
+    name = "triggers"
+
+    def __init__(self, config: TasksConfig) -> None:
+        patterns = {n: parse_pattern(t, name=n) for n, t in config.triggers.items()}
+        self.matcher = Matcher(
+            patterns,
+            limit_ms=config.engine.partial_limit,
+            limit_events=config.engine.partial_limit_events,
+        )
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: ``firings``, ``cuts`` (partial matches cut by the limits), ``recompiles``."""
+        return dict(self.matcher.stats)
+
+    @property
+    def triggers(self) -> list[str]:
+        """The registered trigger names, in registration order."""
+        return self.matcher.names
+
+    # -- hot update -----------------------------------------------------------------------
+
+    def add(self, name: str, pattern_text: str) -> None:
+        """Register a trigger while the engine runs.
+
+        The shared automaton is rebuilt (cost: about linear in the total size of all patterns;
+        see docs/triggers.md for measured times). Each device moves onto it at its next event by
+        re-reading its few buffered events; no partial match of another trigger is touched. The
+        new trigger only matches events that arrive after that.
+
+        Raises:
+            TriggerSpecError: if the pattern does not parse; nothing changes.
+            ValueError: if a trigger of that name exists; nothing changes.
+        """
+        self.matcher.add(name, parse_pattern(pattern_text, name=name))
+
+    def remove(self, name: str) -> None:
+        """Unregister a trigger; its partial matches are dropped, the others' kept.
+
+        Raises:
+            KeyError: if there is no such trigger; nothing changes.
+        """
+        self.matcher.remove(name)
+
+    # -- the Stage protocol ---------------------------------------------------------------
+
+    def new_state(self, device: str) -> DeviceState:
+        """Return the fresh state of ``device``."""
+        return self.matcher.new_state()
+
+    def process(self, state: DeviceState, index: int, event: Event, out: list[Record]) -> None:
+        """Step every trigger over event ``index`` of its device; append firings to ``out``."""
+        fired = self.matcher.step(state, index, event)
+        if fired:
+            device = event.device
+            out.extend(_record(f, device) for f in fired)
+
+    def advance(self, state: DeviceState, now_ms: int, out: list[Record]) -> None:
+        """Let wall time move the device's clock on: partial matches past the limit are cut."""
+        self.matcher.advance(state, now_ms)
+
+    def close(self, state: DeviceState, out: list[Record]) -> None:
+        """End of input: partial matches can no longer complete; nothing is emitted."""
+
+    def idle(self, state: DeviceState) -> bool:
+        """Return True when no partial match is alive (the engine may free the state)."""
+        return self.matcher.idle(state)
+
+    def dump(self, state: DeviceState) -> dict[str, Any]:
+        """Return a msgpack-able snapshot of ``state``."""
+        return self.matcher.dump(state)
+
+    def load(self, data: dict[str, Any]) -> DeviceState:
+        """Rebuild a state from :meth:`dump`."""
+        return self.matcher.load(data)
+
+    # -- replay ---------------------------------------------------------------------------
+
+    def run_batch(self, events: Iterable[Event]) -> list[Record]:
+        """Return the trigger records of one device's whole log (events from index 0).
+
+        Runs ``pyahocorasick`` over the device's symbol string in one call (the batch driver);
+        the records are the ones :meth:`process` would give event by event.
+        """
+        evs = list(events)
+        if not evs:
+            return []
+        device = evs[0].device
+        return [_record(f, device) for f in self.matcher.run_batch(evs)]
+
+
+def _record(f: Firing, device: str) -> Record:
+    return {
+        "kind": "trigger",
+        "trigger": f.trigger,
+        "device": device,
+        "first": f.first,
+        "last": f.last,
+        "first_ts": f.first_ts,
+        "last_ts": f.last_ts,
+        "_events": f.events,
+    }
