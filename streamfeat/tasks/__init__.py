@@ -14,6 +14,7 @@ from streamfeat.tasks._file import (
     load_tasks,
     parse_tasks,
 )
+from streamfeat.tasks._runtime import TaskContext, TaskFailure, TaskRunner, engine_reader
 
 __all__ = [
     "DEFAULT_IPV_ACTIONS",
@@ -21,9 +22,13 @@ __all__ = [
     "FeatureConfig",
     "StoreConfig",
     "TaskConfig",
+    "TaskContext",
+    "TaskFailure",
+    "TaskRunner",
     "TasksConfig",
     "UploadConfig",
     "WindowConfig",
+    "engine_reader",
     "load_tasks",
     "parse_tasks",
 ]
