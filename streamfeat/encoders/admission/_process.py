@@ -5,10 +5,13 @@ sightings (a counting Bloom filter) or admit at random (Poisson inclusion), mode
 sightings as a Poisson process and admit early the ids whose rate says they will get there.
 
 At a sighting, with ``n`` the id's count so far (this sighting included) and ``t`` the steps
-since its first sighting (``t = step - first + 1``; a step is one sighting of any id, or the
-caller's clock when ``admit(key, now=...)`` is given), the rate estimate is ``lam = n / t`` and
-the number of further sightings within the horizon ``H`` is ``N ~ Poisson(lam * H)``. The id
-is admitted by a Bernoulli draw with probability
+since its first sighting (``t = max(1, step - first)``; a step is one sighting of any id, or the
+caller's clock when ``admit(key, now=...)`` is given), the rate estimate is
+``lam = (n - 1) / t``: the first sighting only starts the clock (counting it would make every
+new id look as frequent as one sighting per step), and the ``n - 1`` later ones over ``t``
+steps are the process's maximum-likelihood rate. The number of further sightings within the
+horizon ``H`` is then ``N ~ Poisson(lam * H)``, and the id is admitted by a Bernoulli draw
+with probability
 
     P(n + N >= k) = 1 - sum_{i=0}^{k-n-1} exp(-mu) * mu**i / i!,   mu = lam * H
 
@@ -43,15 +46,19 @@ _U32 = (1 << 32) - 1
 def reach_probability(n: int, t: int, k: int, horizon: float) -> float:
     """Return P(an id seen ``n`` times over ``t`` steps reaches ``k`` within ``horizon`` steps).
 
+    The rate estimate is ``(n - 1) / t`` (see the module docstring).
+
     >>> reach_probability(3, 10, 3, 100.0)
     1.0
-    >>> round(reach_probability(1, 10, 2, 10.0), 4)  # mu = 1: P(N >= 1) = 1 - e**-1
+    >>> round(reach_probability(2, 10, 3, 10.0), 4)  # mu = 1: P(N >= 1) = 1 - e**-1
     0.6321
+    >>> reach_probability(1, 10, 3, 10.0)  # one sighting says nothing about the rate yet
+    0.0
     """
     need = k - n
     if need <= 0:
         return 1.0
-    mu = (n / max(t, 1)) * horizon
+    mu = ((n - 1) / max(t, 1)) * horizon
     if mu <= 0.0:
         return 0.0
     log_mu = math.log(mu)
@@ -119,7 +126,7 @@ class PoissonProcessAdmission(HashFilter):
                 first[i] = self.step + 1
         if self.admitted.all_set(bidx):
             return True
-        t = self.step - (max(first[i] for i in idx) - 1) + 1
+        t = self.step - (max(first[i] for i in idx) - 1)
         if self.rng.random() < reach_probability(new, t, self.k, self.horizon):
             self.admitted.set(bidx)
             return True
@@ -130,7 +137,7 @@ class PoissonProcessAdmission(HashFilter):
         idx = self.indices(key)
         n = min(self.counts[i] for i in idx)
         f = max(self.first[i] for i in idx)
-        return n, (self.step - (f - 1) + 1) if f else 0
+        return n, (self.step - (f - 1)) if f else 0
 
     def false_positive_rate(self) -> float:
         """Return the chance that an id never admitted is taken for admitted."""
