@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "streamfeat._cli_demo",  # demo
     "streamfeat._cli_data",  # generate, convert
     "streamfeat.tunnel._cli",  # serve, keys, device
+    "streamfeat.agent._cli",  # agent
 )
 
 

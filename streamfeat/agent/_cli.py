@@ -1,0 +1,136 @@
+"""``streamfeat agent``: run the embedded agent on JSONL events read from standard input."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from streamfeat.cli import EnvDefault
+from streamfeat.errors import StreamfeatError
+
+__all__ = ["add_parsers", "read_endpoint_key"]
+
+_CHUNK = 256  # lines handed from the reader thread to the loop at once
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``agent`` to the ``streamfeat`` command line."""
+    p = sub.add_parser(
+        "agent", help="run the embedded agent on JSONL events from stdin",
+        description="Run the on-device pipeline (engine, store, tasks, encoder, uploader) on JSONL "
+        "events read from standard input, uploading to the endpoint. Tasks files pushed by the "
+        "endpoint are applied live. At end of input: snapshot, wait for uploads, print a summary.",
+    )  # fmt: skip
+    p.add_argument("--tasks", metavar="T", help="tasks file (default: the embedded default)")
+    p.add_argument("--store", metavar="S", required=True, help="the device's SQLite store")
+    p.add_argument("--endpoint", metavar="URL", action=EnvDefault, envvar="STREAMFEAT_ENDPOINT",
+                   help="ws://host:port/v1/tunnel (default: the device file's url)")
+    p.add_argument("--endpoint-key", metavar="FILE",
+                   help="the endpoint's public key: hex text, or a key file (default: the device file's)")
+    p.add_argument("--device-key", metavar="FILE", required=True,
+                   help="the device file written by `streamfeat device add` (0600)")
+    p.add_argument("--device", default=None, help="device name for events without one (default: the device file's)")
+    p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS",
+                   help="seconds between wall-clock advances of idle devices' windows; 0 turns them off "
+                   "(for logs of past events, whose windows wall time would close at once) (default: %(default)s)")
+    p.add_argument("--final", action="store_true", help="at end of input close every window (final records)")
+    p.add_argument("--drain", type=float, default=10.0, metavar="SECONDS",
+                   help="at end of input wait this long for uploads to be acknowledged (default: %(default)s)")
+    p.set_defaults(func=_run)
+
+
+def read_endpoint_key(path: str | Path) -> bytes:
+    """Return the endpoint public key from a file of hex text or a JSON key file.
+
+    Raises:
+        StorageError: the file is missing or holds no 32-byte key.
+    """
+    from streamfeat.errors import StorageError
+
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        msg = f"can't read endpoint key file {path}: {exc}"
+        raise StorageError(msg) from exc
+    if text.startswith("{"):
+        data = json.loads(text)
+        text = str(data.get("endpoint_public_key") or data.get("public_key") or "")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        msg = f"endpoint key file {path} holds no 32-byte hex key"
+        raise StorageError(msg)
+    return key
+
+
+def _run(args: argparse.Namespace) -> int:
+    from streamfeat.tunnel._registry import read_key_file
+
+    try:
+        device_file = read_key_file(args.device_key)
+        url = args.endpoint or device_file.get("url")
+        key = read_endpoint_key(args.endpoint_key) if args.endpoint_key else bytes.fromhex(device_file["endpoint_public_key"])
+        private = bytes.fromhex(device_file["private_key"])
+    except (StreamfeatError, KeyError, ValueError) as exc:
+        args.parser.error(f"device or endpoint key: {exc}")
+    if args.tasks is None:
+        from streamfeat._cli_replay import default_tasks_text
+
+        tasks: Any = default_tasks_text()
+    else:
+        tasks = Path(args.tasks)
+    try:
+        summary = asyncio.run(_agent_main(args, tasks, url, key, private, device_file.get("device", "local")))
+    except StreamfeatError as exc:
+        print(f"streamfeat agent: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def _reader(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[list[bytes] | None]) -> None:
+    """Read stdin on a thread: the loop never blocks on input, and a full queue slows reading."""
+    stdin = sys.stdin.buffer
+    chunk: list[bytes] = []
+    for line in stdin:
+        chunk.append(line)
+        if len(chunk) >= _CHUNK:
+            asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+            chunk = []
+    if chunk:
+        asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+    asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+
+async def _agent_main(args: argparse.Namespace, tasks: Any, url: str, key: bytes, private: bytes, name: str) -> dict[str, Any]:
+    from streamfeat.agent import Agent
+
+    agent = Agent(tasks=tasks, store_path=args.store, endpoint_url=url, endpoint_public_key=key,
+                  device_key=private, device=args.device or name, tick=args.tick)  # fmt: skip
+    await agent.start()
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(8)
+    threading.Thread(target=_reader, args=(loop, queue), daemon=True, name="streamfeat-stdin").start()
+    line_no = 0
+    try:
+        while (chunk := await queue.get()) is not None:
+            for line in chunk:
+                line_no += 1
+                if line.strip():
+                    await agent.submit_line(line, source="stdin", position=line_no)
+    finally:
+        await agent.aclose(close_windows=args.final, drain_timeout=args.drain)
+    s = agent.stats
+    return {
+        "lines": line_no, "events": s.submitted, "quarantined": s.quarantined, "records": s.records,
+        "uploaded_records": s.uploaded_records, "payload_bytes": s.payload_bytes,
+        "raw_bytes": s.events_raw_bytes, "outbox_waiting": agent.outbox_waiting,
+        "config_version": agent.version,
+    }  # fmt: skip
