@@ -14,14 +14,15 @@ the fraction of per-device backward ``ts`` steps is about ``disorder``, and arri
 never changed.
 
 The merged log orders events of all devices by true time (ties: device index, then app order),
-like a collector receiving them the moment they happen. Memory is one session per device.
+like a collector receiving them the moment they happen. Each device is a suspended generator
+with one event waiting in the merge heap: memory is a few kilobytes per device, whatever the
+number of events.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_left
 from collections.abc import Iterator
 from heapq import heapify, heappop, heapreplace
 from typing import Any
@@ -44,6 +45,10 @@ DEFAULT_DISORDER = 0.002
 _MAX_DISORDER = 0.5
 _JUMP_MIN_MS = 1_000
 _JUMP_MAX_MS = 120_000
+# The merge orders a slice of true time at once: long enough that a device makes several events
+# per slice (its frames stay in cache), short enough to hold ~20,000 events in all.
+_SLICE_MAX_MS = 30_000
+_SLICE_EVENTS = 80_000_000  # / devices = slice ms at about 15 events per device-minute
 
 
 def device_id(index: int) -> str:
@@ -64,29 +69,21 @@ def _check(minutes: float, start_ts: int, disorder: float) -> None:
 
 
 class _Device:
-    """One device's events, produced a session at a time (``times`` / ``events`` / ``pos``)."""
+    """One simulated device: its user, its clock, and the generator of its stamped events.
 
-    __slots__ = (
-        "_last_ts", "_log_keep", "_next_start", "_skip", "events", "gap_rate", "horizon",
-        "pos", "rng", "start_ts", "times", "writer",
-    )
+    ``events`` yields event dicts in app order with ``ts`` set; after each one, ``t`` is the
+    event's true time (integer ms from the start of the period).
+    """
+
+    __slots__ = ("_log_keep", "events", "rng", "t")
 
     def __init__(self, device: str, minutes: float, seed: int, start_ts: int, disorder: float) -> None:
         rng = random.Random(f"streamfeat.generate:{seed}:{device}")
-        profile = make_profile(rng)
         self.rng = rng
-        self.writer = SessionWriter(rng, profile, device)
-        self.horizon = minutes * 60_000.0
-        self.start_ts = start_ts
-        self.gap_rate = 1.0 / profile.gap_mean_ms
-        # the log starts somewhere in the middle of the user's rhythm, not at a session start
-        self._next_start = rng.expovariate(self.gap_rate) * rng.random()
+        self.t = 0
         self._log_keep = math.log1p(-disorder) if disorder > 0 else 0.0
-        self._skip = self._draw_skip()
-        self._last_ts = -1
-        self.times: list[int] = []
-        self.events: list[dict[str, Any]] = []
-        self.pos = 0
+        self.events = self._run(SessionWriter(rng, make_profile(rng), device),
+                                minutes * 60_000.0, start_ts)
 
     def _draw_skip(self) -> int:
         """Events until the next clock change (geometric), or never with no disorder."""
@@ -96,43 +93,29 @@ class _Device:
             return 1
         return 1 + int(math.log(1.0 - self.rng.random()) / self._log_keep)
 
-    def refill(self) -> bool:
-        """Play sessions until one has events before the horizon; return False when done."""
-        writer = self.writer
-        while self._next_start < self.horizon:
-            times: list[int] = []
-            events: list[dict[str, Any]] = []
-            writer.times, writer.events = times, events
-            writer.session(self._next_start)
-            self._next_start = writer.t + self.rng.expovariate(self.gap_rate)
-            cut = bisect_left(times, self.horizon)
-            if cut < len(times):
-                del times[cut:], events[cut:]
-                self._next_start = self.horizon  # the log ends inside this session
-            if times:
-                self._stamp(times, events)
-                self.times, self.events, self.pos = times, events, 0
-                return True
-        self.times, self.events = [], []
-        return False
-
-    def _stamp(self, times: list[int], events: list[dict[str, Any]]) -> None:
-        """Write the device clock into ``ts``: synced at session start, sometimes set back."""
-        start_ts = self.start_ts
-        offset = 0
-        skip = self._skip
-        last = self._last_ts
-        for i, ev in enumerate(events):
-            skip -= 1
-            if skip == 0:
-                skip = self._draw_skip()
-                if last >= 0:
-                    back = self.rng.randint(_JUMP_MIN_MS, _JUMP_MAX_MS)
-                    offset = last - back - start_ts - times[i]
-            ts = start_ts + times[i] + offset
-            last = ev["ts"] = ts if ts >= 0 else 0
-        self._skip = skip
-        self._last_ts = last
+    def _run(self, writer: SessionWriter, horizon: float, start_ts: int) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        gap_rate = 1.0 / writer.profile.gap_mean_ms
+        # the log starts somewhere in the middle of the user's rhythm, not at a session start
+        start = rng.expovariate(gap_rate) * rng.random()
+        skip = self._draw_skip()
+        last = -1
+        while start < horizon:
+            offset = 0  # the clock is synced when the app comes to the foreground
+            for ev in writer.session(start):
+                t = int(writer.t)
+                if t >= horizon:
+                    return  # the log ends inside this session
+                skip -= 1
+                if skip == 0:
+                    skip = self._draw_skip()
+                    if last >= 0:  # set the clock back to before the previous event
+                        offset = last - rng.randint(_JUMP_MIN_MS, _JUMP_MAX_MS) - start_ts - t
+                ts = start_ts + t + offset
+                last = ev["ts"] = ts if ts >= 0 else 0
+                self.t = t
+                yield ev
+            start = writer.t + rng.expovariate(gap_rate)
 
 
 def device_stream(
@@ -162,12 +145,7 @@ def device_stream(
     if not 1 <= len(device) <= 128:
         msg = f"device must be 1-128 chars, got {device!r}"
         raise ValueError(msg)
-    return _device_events(_Device(device, minutes, seed, start_ts, disorder))
-
-
-def _device_events(dev: _Device) -> Iterator[dict[str, Any]]:
-    while dev.refill():
-        yield from dev.events
+    return _Device(device, minutes, seed, start_ts, disorder).events
 
 
 def generate_events(
@@ -203,19 +181,38 @@ def generate_events(
 
 
 def _merge(sims: list[_Device]) -> Iterator[dict[str, Any]]:
-    heap = [(d.times[0], i) for i, d in enumerate(sims) if d.refill()]
+    """Interleave the devices' events by true time, one slice of time at a time.
+
+    Devices wait in a heap keyed by the true time of their next event. A slice takes, device
+    after device, every event before the slice's end (so a device's generator frames stay in
+    the CPU cache while it runs), then one stable sort by ``time * devices + index`` orders the
+    slice; a device's own events keep their order. The heap is touched once per device and
+    slice, not once per event.
+    """
+    n = len(sims)
+    slice_ms = max(1_000, min(_SLICE_MAX_MS, _SLICE_EVENTS // n))
+    waiting: list[dict[str, Any] | None] = [next(d.events, None) for d in sims]
+    heap = [(d.t, i) for i, d in enumerate(sims) if waiting[i] is not None]
     heapify(heap)
     while heap:
-        i = heap[0][1]
-        dev = sims[i]
-        pos = dev.pos
-        times = dev.times
-        yield dev.events[pos]
-        pos += 1
-        if pos < len(times):
-            dev.pos = pos
-            heapreplace(heap, (times[pos], i))
-        elif dev.refill():
-            heapreplace(heap, (dev.times[0], i))
-        else:
-            heappop(heap)
+        end = (heap[0][0] // slice_ms + 1) * slice_ms  # empty slices are skipped
+        keys: list[int] = []
+        batch: list[dict[str, Any] | None] = []
+        while heap and heap[0][0] < end:
+            t, i = heap[0]
+            dev = sims[i]
+            events = dev.events
+            ev = waiting[i]
+            while True:
+                keys.append(t * n + i)
+                batch.append(ev)
+                ev = next(events, None)
+                if ev is None:
+                    heappop(heap)
+                    break
+                t = dev.t
+                if t >= end:
+                    waiting[i] = ev
+                    heapreplace(heap, (t, i))
+                    break
+        yield from map(batch.__getitem__, sorted(range(len(keys)), key=keys.__getitem__))
