@@ -192,6 +192,7 @@ class Agent:
         self._closed = False
         self._inflight = 0  # submits that hold a reference to the current shell
         self._switch_lock = asyncio.Lock()
+        self._intake_idle = asyncio.Event()
         self._latest: dict[tuple[str, str], list[Any]] = {}
         self._task_buffer: list[Record] = []
         self._tasks_flush: asyncio.Handle | None = None
@@ -265,11 +266,13 @@ class Agent:
     def _start_uploader(self) -> None:
         from streamfeat.tunnel._client import Uploader, UploaderConfig
 
-        assert self.endpoint_url is not None and self._endpoint_key is not None and self._device_key is not None
+        assert self.endpoint_url is not None
+        assert self._endpoint_key is not None
+        assert self._device_key is not None
         cfg = UploaderConfig(url=self.endpoint_url, endpoint_key=self._endpoint_key, **self._uploader_options)
+        extra: dict[str, Any] = {} if self._connect is None else {"connect": self._connect}
         self.uploader = Uploader(
-            self.outbox, self._device_key, cfg, clock=self.upload_clock, on_config=self._on_config,
-            **({"connect": self._connect} if self._connect is not None else {}),
+            self.outbox, self._device_key, cfg, clock=self.upload_clock, on_config=self._on_config, **extra
         )
         self._upload_task = asyncio.create_task(self.uploader.run(), name="streamfeat-uploader")
 
@@ -335,6 +338,8 @@ class Agent:
             await shell.submit(event)
         finally:
             self._inflight -= 1
+            if not self._inflight:
+                self._intake_idle.set()
         return True
 
     async def submit_line(self, line: bytes, *, source: str = "stdin", position: int = 0) -> bool:
@@ -378,7 +383,7 @@ class Agent:
             view = engine.stage(stage).view  # type: ignore[attr-defined]
         except KeyError:
             return {}
-        return {} if state is None else view(state, self._now_ms())  # type: ignore[no-any-return]
+        return {} if state is None else dict(view(state, self._now_ms()))
 
     def features(self, device: str | None = None) -> dict[str, Any]:
         """Return the device's latest feature values and open visits.
@@ -535,8 +540,9 @@ class Agent:
     async def _switch(self, version: int, new: TasksConfig, source: str) -> SwitchReport:
         old_shell, old_config, old_encoder = self._shell, self.config, self.encoder
         self._shell = AsyncEngine(old_shell.engine, [self._sink], **self._shell_args)  # type: ignore[arg-type]
-        while self._inflight:  # a submit still holding the old shell: let it queue there
-            await asyncio.sleep(0)
+        if self._inflight:  # submits still holding the old shell: let them queue there first
+            self._intake_idle.clear()
+            await self._intake_idle.wait()
         await old_shell.aclose()
         if self.tasks is not None:
             old_tasks = self.tasks

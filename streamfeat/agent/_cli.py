@@ -75,7 +75,9 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         device_file = read_key_file(args.device_key)
-        url = args.endpoint or device_file.get("url")
+        url = str(args.endpoint or device_file.get("url") or "")
+        if not url:
+            args.parser.error("no endpoint: give --endpoint or a device file with a url")
         key = read_endpoint_key(args.endpoint_key) if args.endpoint_key else bytes.fromhex(device_file["endpoint_public_key"])
         private = bytes.fromhex(device_file["private_key"])
     except (StreamfeatError, KeyError, ValueError) as exc:

@@ -149,7 +149,7 @@ class _Carry:
         old_stage = self.old.get("windows")
         if prev is None or old_stage is None:
             return fresh
-        old_state = old_stage.load(prev)  # type: ignore[attr-defined]
+        old_state = old_stage.load(prev)
         by_name = {lg.name: (lg, w) for lg, w in zip(old_stage.logics, old_state.wins, strict=True)}  # type: ignore[attr-defined]
         wins = []
         for i, lg in enumerate(stage.logics):
@@ -168,7 +168,7 @@ class _Carry:
         old_stage = self.old.get("features")
         if prev is None or old_stage is None:
             return fresh
-        old_state = old_stage.load(prev)  # type: ignore[attr-defined]
+        old_state = old_stage.load(prev)
         by_name = {f.name: (f, s) for f, s in zip(old_stage.features, old_state.feats, strict=True)}  # type: ignore[attr-defined]
         feats = []
         for i, f in enumerate(stage.features):

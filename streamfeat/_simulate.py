@@ -1,0 +1,584 @@
+"""The fleet simulator: an endpoint and N agents, with faults, and an end-to-end audit.
+
+Theory of operation
+-------------------
+:class:`Simulation` prepares a work directory (a temporary one by default): the endpoint's key
+and SQLite file, and one key pair per device, written owner-only (0600) and registered in the
+endpoint's registry. It starts the endpoint (``python -m streamfeat.agent._endpoint`` on
+127.0.0.1, port 0) unless a server is given, and ``processes`` fleet processes
+(``python -m streamfeat.agent._fleet``), each running its share of the devices as
+:class:`~streamfeat.agent.Agent` objects on one loop, fed by the behaviour generator in
+accelerated event time (``speed`` times real time; 0: as fast as possible).
+
+With ``chaos`` the devices reach the endpoint through a :class:`~streamfeat.agent._chaos.ChaosProxy`
+that resets random connections every one to two seconds, and the endpoint process is killed
+(SIGKILL, no goodbye) and restarted on the same port every few seconds. Faults stop once every
+event has been fed; then the agents close (their last windows are uploaded) and wait for the
+acknowledgements.
+
+The audit: every agent keeps a digest of each record it put in its outbox (its *ledger*); after
+the endpoint has stopped, every batch it stored is split into items and decoded with
+:func:`streamfeat.encoders.decode_batch` (with the schema sets of every tasks file the run
+used), and the digests are counted per device. ``lost`` counts records queued but not stored,
+``doubled`` records stored more often than queued; both must be 0.
+
+Live reconfiguration: ``reconfigure`` lists ``(minute, tasks text)``; when every fleet process's
+clock has passed that simulated minute, the tasks file is pushed to every device through the
+endpoint (tunnel downlink), as version 1, 2, ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from streamfeat._generator import DEFAULT_START_TS, device_id
+from streamfeat._log import agent_log
+
+__all__ = ["SimOptions", "SimReport", "Simulation", "percentile", "simulate"]
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """What to simulate.
+
+    Attributes:
+        devices: how many devices.
+        minutes: simulated minutes of app use per device.
+        speed: event time runs this many times faster than real time (0: as fast as possible).
+        tasks_text: the tasks file every device starts with.
+        server: an endpoint URL to use instead of starting one (needs ``server_db``).
+        server_db: that endpoint's database, where the devices are registered and the audit reads.
+        server_key: that endpoint's key file (default: ``endpoint.key`` beside ``server_db``).
+        processes: fleet processes (0: one per core).
+        chaos: cut connections and restart the endpoint at random.
+        seed: seeds the behaviour generator and the chaos.
+        reconfigure: ``(simulated minute, tasks text)`` pushed to every device in turn.
+        workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
+        tick: seconds between the agents' idle-window advances.
+        drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
+    """
+
+    devices: int = 100
+    minutes: float = 5.0
+    speed: float = 10.0
+    tasks_text: str = ""
+    server: str | None = None
+    server_db: Path | None = None
+    server_key: Path | None = None
+    processes: int = 0
+    chaos: bool = False
+    seed: int = 1
+    reconfigure: tuple[tuple[float, str], ...] = ()
+    workdir: Path | None = None
+    tick: float = 1.0
+    drain_timeout: float = 60.0
+    start_ts: int = DEFAULT_START_TS
+
+
+@dataclass
+class SimReport:
+    """What a simulation did and what the audit found (see :meth:`as_dict`)."""
+
+    devices: int = 0
+    processes: int = 0
+    minutes: float = 0.0
+    speed: float = 0.0
+    wall_s: float = 0.0
+    feed_wall_s: float = 0.0
+    events: int = 0
+    quarantined: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+    tasks_run: int = 0
+    payloads: int = 0
+    batches_stored: int = 0
+    raw_bytes: int = 0
+    json_bytes: int = 0
+    payload_bytes: int = 0
+    stored_bytes: int = 0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    steady_latency_ms: dict[str, float] = field(default_factory=dict)
+    age_ms: dict[str, float] = field(default_factory=dict)
+    queued: int = 0
+    stored: int = 0
+    lost: int = 0
+    doubled: int = 0
+    undecodable: int = 0
+    missing: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0
+    encode_errors: int = 0
+    endpoint_restarts: int = 0
+    connections_cut: int = 0
+    reconnects: int = 0
+    configs_pushed: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+    feed_late_ms: float = 0.0
+    cpu_s: float = 0.0
+    feed_cpu_s: float = 0.0
+    max_rss_kb: int = 0
+    workdir: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the audit found nothing lost, doubled or undecodable."""
+        return self.lost == 0 and self.doubled == 0 and self.undecodable == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready form."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"ok": self.ok}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the nearest-rank ``q`` percentile (0-100) of ``values`` (0.0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    return {f"p{q}": round(percentile(values, q) * 1000, 1) for q in (50, 90, 99)} | {"n": len(values)}
+
+
+Progress = dict[str, Any]
+
+
+class _Proc:
+    """A child process speaking JSON lines on stdout."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str, log: Path) -> None:
+        self.proc = proc
+        self.name = name
+        self.log = log
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            try:
+                self.messages.put_nowait(json.loads(line))
+            except ValueError:
+                agent_log.warning("%s: %s", self.name, line.decode(errors="replace").rstrip())
+        self.messages.put_nowait({"exit": True})
+
+    async def expect(self, key: str, within: float) -> dict[str, Any]:
+        """Return the next message holding ``key`` (others are dropped)."""
+        end = time.monotonic() + within
+        while True:
+            msg = await asyncio.wait_for(self.messages.get(), max(0.1, end - time.monotonic()))
+            if key in msg:
+                return msg
+            if "exit" in msg:
+                tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+                msg_text = f"{self.name} exited before sending {key!r}: {tail}"
+                raise RuntimeError(msg_text)
+
+    async def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+
+async def _spawn(args: list[str], name: str, log: Path) -> _Proc:
+    """Start ``python ARGS``; its stderr goes to ``log`` (appended: restarts keep the history)."""
+    with log.open("ab") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=err, limit=1 << 24,
+        )  # fmt: skip
+    return _Proc(proc, name, log)
+
+
+class Simulation:
+    """One run of the fleet simulator (see the module docstring).
+
+    Args:
+        options: what to simulate.
+        on_progress: called about twice a second with the fleet's summed counters and the
+            run's state (``phase``, ``elapsed``, ``restarts``, ``cuts``, ``pushed``).
+    """
+
+    def __init__(self, options: SimOptions, on_progress: Callable[[Progress], None] | None = None) -> None:
+        if options.devices < 1 or options.minutes <= 0 or options.speed < 0:
+            msg = f"need devices >= 1, minutes > 0 and speed >= 0, got {options.devices}, {options.minutes}, {options.speed}"
+            raise ValueError(msg)
+        if options.server is not None and options.server_db is None:
+            msg = "a --server needs its --server-db (the registry the devices are added to)"
+            raise ValueError(msg)
+        if not options.tasks_text:
+            from dataclasses import replace
+
+            from streamfeat._cli_replay import default_tasks_text
+
+            options = replace(options, tasks_text=default_tasks_text())
+        self.options = options
+        self.on_progress = on_progress
+        self.rng = random.Random(f"streamfeat.simulate:{options.seed}")
+        self.report = SimReport(devices=options.devices, minutes=options.minutes, speed=options.speed)
+        self.phase = "setup"
+        self._endpoint: _Proc | None = None
+        self._endpoint_port = 0
+        self._proxy: Any = None
+        self._progress: dict[int, Progress] = {}
+        self._t0 = 0.0
+        self._configs: list[str] = []
+        self._restarting: asyncio.Future[None] | None = None
+        self._progressed = asyncio.Event()
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def _prepare(self, work: Path) -> list[tuple[str, str]]:
+        """Create the endpoint key and the device keys (0600) and register the devices."""
+        from streamfeat.tunnel._crypto import KeyPair
+        from streamfeat.tunnel._registry import Registry, endpoint_keypair, write_key_file
+
+        o = self.options
+        keys = work / "keys"
+        keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.db = Path(o.server_db) if o.server_db else work / "endpoint.sqlite"
+        self.key_path = Path(o.server_key) if o.server_key else self.db.with_name("endpoint.key")
+        self.endpoint_key = endpoint_keypair(self.key_path, create=o.server is None)
+        prefix = "" if o.server is None else f"sim{os.getpid()}-{int(time.time())}-"
+        devices, rows = [], []
+        now = time.time()
+        for i in range(o.devices):
+            name = prefix + device_id(i)
+            kp = KeyPair.generate(os.urandom)
+            path = keys / f"{name}.key"
+            write_key_file(path, {"kind": "streamfeat-device", "device": name, "private_key": kp.private.hex(),
+                                  "public_key": kp.public.hex(), "endpoint_public_key": self.endpoint_key.public.hex()})  # fmt: skip
+            devices.append((name, str(path)))
+            rows.append((name, kp.public, now))
+        Registry(self.db).close()  # creates the registry table if absent
+        conn = sqlite3.connect(self.db, timeout=30)
+        with conn:  # one transaction for the whole fleet, not one fsync per device
+            conn.executemany("INSERT INTO devices VALUES (?, ?, ?, NULL)", rows)
+        conn.close()
+        return devices
+
+    async def _start_endpoint(self, work: Path, port: int) -> None:
+        args = ["-m", "streamfeat.agent._endpoint", "--db", str(self.db), "--key", str(self.key_path), "--port", str(port)]
+        for attempt in range(50):
+            proc = await _spawn(args, "endpoint", work / "endpoint.log")
+            try:
+                msg = await proc.expect("listening", 20)
+            except RuntimeError:
+                if attempt == 49 or port == 0:
+                    raise
+                await asyncio.sleep(0.1)  # the old process's port is not free yet
+                continue
+            self._endpoint, self._endpoint_port = proc, int(msg["listening"])
+            return
+
+    async def _stop_endpoint(self) -> None:
+        proc = self._endpoint
+        if proc is None:
+            return
+        self._endpoint = None
+        with contextlib.suppress(Exception):
+            assert proc.proc.stdin is not None
+            proc.proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.proc.wait(), 20)
+        except TimeoutError:
+            proc.proc.kill()
+            await proc.proc.wait()
+
+    async def _start_workers(self, work: Path, devices: list[tuple[str, str]], url: str) -> list[_Proc]:
+        o = self.options
+        n = max(1, min(o.processes or os.cpu_count() or 1, len(devices)))
+        self.report.processes = n
+        procs = []
+        for w in range(n):
+            store_dir = work / "stores" / f"p{w}"
+            store_dir.mkdir(parents=True, exist_ok=True)
+            spec = {
+                "worker": w, "devices": devices[w::n], "tasks": o.tasks_text, "url": url,
+                "endpoint_key": self.endpoint_key.public.hex(), "minutes": o.minutes, "seed": o.seed,
+                "speed": o.speed, "start_ts": o.start_ts, "store_dir": str(store_dir), "tick": o.tick,
+                "result_path": str(work / f"result-p{w}.msgpack"), "drain_timeout": o.drain_timeout,
+            }  # fmt: skip
+            spec_path = work / f"spec-p{w}.json"
+            fd = os.open(spec_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(spec, fh)
+            procs.append(await _spawn(["-m", "streamfeat.agent._fleet", str(spec_path)], f"fleet process {w}", work / f"fleet-p{w}.log"))
+        return procs
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self) -> SimReport:
+        """Run the whole simulation and return its report.
+
+        Raises:
+            RuntimeError: a child process died before finishing its part.
+        """
+        o = self.options
+        started = time.time()
+        tmp = None
+        if o.workdir is None:
+            tmp = Path(tempfile.mkdtemp(prefix="streamfeat-sim-"))
+        work = Path(o.workdir or tmp)  # type: ignore[arg-type]
+        await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
+        self.report.workdir = str(work) if o.workdir else ""
+        self._configs = [o.tasks_text] + [text for _, text in o.reconfigure]
+        workers: list[_Proc] = []
+        try:
+            devices = self._prepare(work)
+            self.device_names = [d for d, _ in devices]
+            url = await self._endpoint_url(work)
+            workers = await self._start_workers(work, devices, url)
+            await asyncio.gather(*(w.expect("ready", 120 + o.devices / 10) for w in workers))
+            results = await self._drive(work, workers)
+            await self._stop_endpoint()
+            self._summarise(results)
+            self._audit(results)
+        finally:
+            for w in workers:
+                if w.proc.returncode is None:
+                    w.proc.kill()
+                    await w.proc.wait()
+            if self._proxy is not None:
+                await self._proxy.aclose()
+            await self._stop_endpoint()
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.report.wall_s = round(time.time() - started, 2)
+        return self.report
+
+    async def _endpoint_url(self, work: Path) -> str:
+        o = self.options
+        if o.server is not None:
+            host, port = _host_port(o.server)
+        else:
+            await self._start_endpoint(work, 0)
+            host, port = "127.0.0.1", self._endpoint_port
+        if o.chaos:
+            from streamfeat.agent._chaos import ChaosProxy
+
+            self._proxy = ChaosProxy(host, port, rng=random.Random(self.rng.random()))
+            await self._proxy.start()
+            host, port = "127.0.0.1", self._proxy.port
+        return f"ws://{host}:{port}/v1/tunnel"
+
+    async def _drive(self, work: Path, workers: list[_Proc]) -> list[dict[str, Any]]:
+        self._t0 = time.time() + 0.3
+        for w in workers:
+            await w.send(f"go {self._t0!r}")
+        self.phase = "feeding"
+        fed = [asyncio.create_task(self._follow(i, w)) for i, w in enumerate(workers)]
+        side = [asyncio.create_task(self._reconfigure_loop())]
+        if self.options.chaos:
+            side.append(asyncio.create_task(self._chaos_loop(work)))
+        ticker = asyncio.create_task(self._tick_progress())
+        try:
+            await asyncio.gather(*fed)
+            self.report.feed_wall_s = round(time.time() - self._t0, 2)
+            for t in side:
+                t.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            if self._restarting is not None:
+                await self._restarting  # a restart cut short by the end of feeding completes first
+            if self.options.server is None and self._endpoint is None:
+                await self._start_endpoint(work, self._endpoint_port)  # chaos had it down
+            self.phase = "draining"
+            for w in workers:
+                await w.send("drain")
+            done = await asyncio.gather(*(w.expect("done", self.options.drain_timeout + 120) for w in workers))
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        self.phase = "audit"
+        self._emit_progress()
+        blobs = [await asyncio.to_thread(Path(d["done"]).read_bytes) for d in done]
+        return [msgpack.unpackb(b, raw=False) for b in blobs]
+
+    async def _follow(self, index: int, proc: _Proc) -> None:
+        """Take a fleet process's progress messages until it has fed every event."""
+        while True:
+            msg = await proc.expect("p", 3600)
+            self._progress[index] = msg["p"]
+            self._progressed.set()
+            if "fed" in msg:
+                return
+
+    async def _tick_progress(self) -> None:
+        while True:
+            self._emit_progress()
+            await asyncio.sleep(0.5)
+
+    def _emit_progress(self) -> None:
+        if self.on_progress is None:
+            return
+        total: Counter[str] = Counter()
+        for p in self._progress.values():
+            total.update({k: v for k, v in p.items() if isinstance(v, int) and k != "sim_ms"})
+        sims = [p.get("sim_ms", self.options.start_ts) for p in self._progress.values()]
+        snapshot = dict(total) | {
+            "phase": self.phase, "elapsed": time.time() - self._t0 if self._t0 else 0.0,
+            "sim_minutes": (min(sims) - self.options.start_ts) / 60_000 if sims else 0.0,
+            "restarts": self.report.endpoint_restarts, "cuts": self._proxy.cuts if self._proxy else 0,
+            "pushed": self.report.configs_pushed, "devices": self.options.devices,
+            "minutes": self.options.minutes,
+        }  # fmt: skip
+        self.on_progress(snapshot)
+
+    async def _reconfigure_loop(self) -> None:
+        for version, (minute, text) in enumerate(self.options.reconfigure, start=1):
+            target = self.options.start_ts + minute * 60_000
+            while len(self._progress) < self.report.processes or min(p["sim_ms"] for p in self._progress.values()) < target:
+                self._progressed.clear()
+                await self._progressed.wait()
+            await self.push_config(version, text)
+
+    async def push_config(self, version: int, text: str) -> None:
+        """Send tasks file ``text`` as ``version`` to every device (live when connected)."""
+        if self._endpoint is not None:
+            await self._endpoint.send(json.dumps({"push": {"devices": self.device_names, "version": version, "body": text}}))
+        else:
+            from streamfeat.tunnel._storage import SQLiteStorage
+
+            storage = SQLiteStorage(self.db)  # no live connection to push on: sent at the next connect
+            try:
+                for d in self.device_names:
+                    storage.set_config(d, version, text.encode())
+            finally:
+                storage.close()
+        self.report.configs_pushed += 1
+
+    async def _chaos_loop(self, work: Path) -> None:
+        """Reset random connections every 1-2 s; kill and restart the endpoint every few seconds."""
+        o, rng = self.options, self.rng
+        expected = o.minutes * 60 / o.speed if o.speed > 0 else 10.0
+        now = time.time()
+        next_cut = now + rng.uniform(0.5, 1.5)
+        next_restart = now + max(1.0, expected * 0.2)
+        while True:
+            now = time.time()
+            if now >= next_cut:
+                self._proxy.cut(0.2)
+                next_cut = now + rng.uniform(1.0, 2.0)
+            if o.server is None and now >= next_restart:
+                self._restarting = asyncio.ensure_future(self._restart(work))
+                await asyncio.shield(self._restarting)
+                next_restart = time.time() + rng.uniform(max(2.0, expected * 0.15), max(4.0, expected * 0.3))
+            await asyncio.sleep(0.05)
+
+    async def _restart(self, work: Path) -> None:
+        proc, self._endpoint = self._endpoint, None
+        if proc is not None:
+            proc.proc.kill()  # SIGKILL: no shutdown, no goodbye to the devices
+            await proc.proc.wait()
+        self.report.endpoint_restarts += 1
+        await asyncio.sleep(self.rng.uniform(0.2, 0.8))
+        await self._start_endpoint(work, self._endpoint_port)
+
+    # -- the report -----------------------------------------------------------------------
+
+    def _summarise(self, results: list[dict[str, Any]]) -> None:
+        r = self.report
+        lat: list[float] = []
+        steady: list[float] = []
+        ages: list[float] = []
+        versions: Counter[str] = Counter()
+        records: Counter[str] = Counter()
+        for res in results:
+            r.cpu_s += res["cpu_s"]
+            r.feed_cpu_s += res["feed_cpu_s"]
+            r.max_rss_kb = max(r.max_rss_kb, res["max_rss_kb"])
+            r.feed_late_ms = max(r.feed_late_ms, res["late_ms"])
+            for d in res["devices"].values():
+                r.events += d["events"]
+                r.quarantined += d["quarantined"]
+                records.update(d["records"])
+                r.tasks_run += d["tasks"]
+                r.payloads += d["payloads"]
+                r.raw_bytes += d["raw_bytes"]
+                r.json_bytes += d["json_bytes"]
+                r.payload_bytes += d["payload_bytes"]
+                r.waiting += d["waiting"]
+                r.encode_errors += d["encode_errors"]
+                r.reconnects += max(0, d["connects"] - 1)
+                lat += d["latencies"]
+                steady += d["latencies"][: d["steady"]]
+                ages += d["ages"]
+                versions[f"v{d['version']}"] += 1
+        r.records = dict(records)
+        r.versions = dict(versions)
+        r.latency_ms, r.steady_latency_ms, r.age_ms = _quantiles(lat), _quantiles(steady), _quantiles(ages)
+        r.connections_cut = self._proxy.cuts if self._proxy is not None else 0
+        r.cpu_s, r.feed_cpu_s = round(r.cpu_s, 2), round(r.feed_cpu_s, 2)
+
+    def _audit(self, results: list[dict[str, Any]]) -> None:
+        """Compare every device's ledger with the records the endpoint stored (decoded)."""
+        from streamfeat.agent._fleet import record_digest
+        from streamfeat.encoders import decode_batch, index_schemas, schemas_for
+        from streamfeat.errors import DecodeError
+        from streamfeat.tasks import parse_tasks
+        from streamfeat.tunnel._outbox import split_items
+
+        schemas = index_schemas(*(schemas_for(parse_tasks(t)) for t in self._configs))
+        queued: dict[str, Counter[bytes]] = {}
+        for res in results:
+            for name, d in res["devices"].items():
+                queued[name] = Counter({bytes(k): n for k, n in d["ledger"]})
+        stored: dict[str, Counter[bytes]] = {name: Counter() for name in queued}
+        r = self.report
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            for device, size, payload in conn.execute("SELECT device, size, payload FROM batches ORDER BY rowid"):
+                if device not in stored:
+                    continue  # another fleet's device on a shared server
+                r.batches_stored += 1
+                r.stored_bytes += size
+                for item in split_items(bytes(payload)):
+                    try:
+                        decoded = decode_batch(item, schemas)
+                    except DecodeError:
+                        r.undecodable += 1
+                        continue
+                    stored[device].update(record_digest(x) for x in decoded)
+        finally:
+            conn.close()
+        for name, want in queued.items():
+            got = stored[name]
+            r.queued += sum(want.values())
+            r.stored += sum(got.values())
+            lost = sum((want - got).values())
+            r.lost += lost
+            r.doubled += sum((got - want).values())
+            if lost:
+                r.missing[name] = lost
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        msg = f"server URL must be ws://HOST:PORT/v1/tunnel, got {url!r}"
+        raise ValueError(msg)
+    return parts.hostname, parts.port
+
+
+def simulate(options: SimOptions, on_progress: Callable[[Progress], None] | None = None) -> SimReport:
+    """Run a simulation to the end (see :class:`Simulation`) and return its report."""
+    return asyncio.run(Simulation(options, on_progress).run())
