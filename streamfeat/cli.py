@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "streamfeat._cli_data",  # generate, convert
     "streamfeat.tunnel._cli",  # serve, keys, device
     "streamfeat.agent._cli",  # agent
+    "streamfeat._cli_simulate",  # simulate
 )
 
 
