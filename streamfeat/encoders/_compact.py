@@ -22,7 +22,6 @@ refused: it is written as type 0, the whole record self-described, and counted i
 
 from __future__ import annotations
 
-import math
 import struct
 from typing import Any
 
@@ -44,6 +43,7 @@ __all__ = ["CompactDecoder", "CompactEncoder"]
 
 _F64 = struct.Struct(">d")
 _I64 = 1 << 63
+_F_I64 = float(_I64)
 _MISSING = object()
 _NAME_KEY = {
     "feature": "feature",
@@ -244,10 +244,13 @@ class CompactEncoder:
             return 0
         if type(v) is not float:
             raise _Misfit
-        if math.isfinite(v):
-            scale = 10**f.decimals
-            q = round(v * scale)
-            if -_I64 <= q < _I64 and abs(q / scale - v) <= 0.5 / scale:
+        scale = 10**f.decimals
+        x = v * scale
+        # quantise only what fits 64 bits and keeps the stated precision (no inf, no nan,
+        # no float so large that its nearest integers are further apart than the precision)
+        if -_F_I64 < x < _F_I64:
+            q = round(x)
+            if abs(q / scale - v) <= 0.5 / scale:
                 put_svarint(body, q)
                 return 1 << b[0]
         body += _F64.pack(v)

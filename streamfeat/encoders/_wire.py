@@ -35,7 +35,7 @@ _F64 = struct.Struct(">d")
 _DECIMAL_RE = re.compile(r"(?:0|[1-9][0-9]{0,17})\Z")
 
 # Self-describing value tags (the "any" field kind, free-form values, fallback records).
-T_NULL, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STR, T_LIST, T_MAP = range(8)
+T_NULL, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STR, T_LIST, T_MAP, T_UINT = range(9)
 T_SMALL = 16  # tags 16..255 are the ints 0..239 in one byte
 _SMALL_MAX = 255 - T_SMALL
 
@@ -240,8 +240,8 @@ def write_value(buf: bytearray, table: StrTable, v: Any, depth: int = 0) -> None
     """Append the self-describing encoding of a JSON-like value (exact round trip).
 
     Raises:
-        EncodeError: for a type JSON and msgpack do not both carry, an integer outside 64
-            bits, a non-string map key, or nesting deeper than ``MAX_DEPTH``.
+        EncodeError: for a type JSON and msgpack do not both carry, an integer outside
+            [-2**63, 2**64), a non-string map key, or nesting deeper than ``MAX_DEPTH``.
     """
     t = type(v)
     if v is None:
@@ -251,6 +251,9 @@ def write_value(buf: bytearray, table: StrTable, v: Any, depth: int = 0) -> None
     elif t is int:
         if 0 <= v <= _SMALL_MAX:
             buf.append(T_SMALL + v)
+        elif v >= _I64:  # [2**63, 2**64): what JSON and msgpack also carry
+            buf.append(T_UINT)
+            put_uvarint(buf, v)
         else:
             buf.append(T_INT)
             put_svarint(buf, v)
@@ -298,6 +301,8 @@ def read_value(r: Reader, table: StrTableReader, depth: int = 0) -> Any:
         return True
     if tag == T_INT:
         return r.svarint()
+    if tag == T_UINT:
+        return r.uvarint()
     if tag == T_FLOAT:
         return r.f64()
     if tag == T_STR:

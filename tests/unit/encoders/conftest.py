@@ -66,14 +66,33 @@ def schemas(config: TasksConfig) -> SchemaSet:
     return schemas_for(config)
 
 
-def ipv(device: str = "d1", item: str = "2333346", enter: int = 1_767_225_600_000, dwell: int = 31_250, **counts: int) -> dict[str, Any]:
+def ipv(
+    device: str = "d1",
+    item: str = "2333346",
+    enter: int = 1_767_225_600_000,
+    dwell: int = 31_250,
+    **counts: int,
+) -> dict[str, Any]:
     """Return an ipv feature record."""
-    values: dict[str, Any] = {"item": item, "enter_ts": enter, "dwell_ms": dwell, "truncated": False}
+    values: dict[str, Any] = {
+        "item": item,
+        "enter_ts": enter,
+        "dwell_ms": dwell,
+        "truncated": False,
+    }
     values.update({a: counts.get(a, 0) for a in ACTIONS})
-    return {"kind": "feature", "feature": "ipv", "device": device, "ts": enter + dwell, "values": values}
+    return {
+        "kind": "feature",
+        "feature": "ipv",
+        "device": device,
+        "ts": enter + dwell,
+        "values": values,
+    }
 
 
-def exposure(device: str = "d1", item: str = "16000007", ts: int = 1_767_225_611_515) -> dict[str, Any]:
+def exposure(
+    device: str = "d1", item: str = "16000007", ts: int = 1_767_225_611_515
+) -> dict[str, Any]:
     """Return an exposure feature record."""
     return {
         "kind": "feature", "feature": "exposure", "device": device, "ts": ts + 6000,

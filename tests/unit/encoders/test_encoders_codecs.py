@@ -27,7 +27,9 @@ from tests.unit.encoders.conftest import exposure, ipv, sample_records
 CODEC_NAMES = tuple(CODECS)
 
 
-def roundtrip(codec: str, schemas: SchemaSet, records: list[dict[str, Any]], **kw: Any) -> list[dict[str, Any]]:
+def roundtrip(
+    codec: str, schemas: SchemaSet, records: list[dict[str, Any]], **kw: Any
+) -> list[dict[str, Any]]:
     data = encoder_for(codec, schemas, **kw).encode_batch(records)
     return decode_batch(data, index_schemas(schemas))
 
@@ -93,7 +95,10 @@ def test_fallback_rolls_back_the_string_table(schemas: SchemaSet) -> None:
 
 
 def test_ipv_record_is_a_few_bytes(schemas: SchemaSet) -> None:
-    records = [ipv(item=str(1000 + i), enter=1_767_225_600_000 + 60_000 * i, scroll=i % 3) for i in range(50)]
+    records = [
+        ipv(item=str(1000 + i), enter=1_767_225_600_000 + 60_000 * i, scroll=i % 3)
+        for i in range(50)
+    ]
     compact = len(encoder_for("compact", schemas).encode_batch(records))
     packed = len(encoder_for("msgpack", schemas).encode_batch(records))
     assert compact / len(records) < 16
@@ -104,7 +109,8 @@ def test_num_fields_keep_ints_exact_and_floats_within_precision(schemas: SchemaS
     rec = exposure()
     rec["values"].update(max_scroll_speed=1 / 3, first_pos=7, exposure_ms=float("inf"))
     out = roundtrip("compact", schemas, [rec])[0]["values"]
-    assert out["first_pos"] == 7 and type(out["first_pos"]) is int
+    assert out["first_pos"] == 7
+    assert type(out["first_pos"]) is int
     assert abs(out["max_scroll_speed"] - 1 / 3) <= 0.005
     assert out["exposure_ms"] == math.inf
 
@@ -155,7 +161,12 @@ def test_unknown_schema_id_or_version_is_refused(schemas: SchemaSet) -> None:
 def test_decoder_finds_the_right_set_among_several(schemas: SchemaSet) -> None:
     other = schemas_for(parse_tasks('[features.ipv]\nkind = "ipv"\nactions = ["add_cart"]'))
     rec = ipv()
-    small = {**rec, "values": {k: rec["values"][k] for k in ("item", "enter_ts", "dwell_ms", "truncated", "add_cart")}}
+    small = {
+        **rec,
+        "values": {
+            k: rec["values"][k] for k in ("item", "enter_ts", "dwell_ms", "truncated", "add_cart")
+        },
+    }
     both = index_schemas(schemas, other)
     assert decode_batch(encoder_for("compact", other).encode_batch([small]), both) == [small]
     assert decode_batch(encoder_for("compact", schemas).encode_batch([rec]), both) == [rec]
@@ -178,7 +189,9 @@ def test_admission_covers_top_lists_and_id_keys(schemas: SchemaSet) -> None:
     outs = []
     for codec in CODEC_NAMES:
         adm = CountingBloomAdmission(5, cells=1 << 12)
-        outs.append(decode_batch(encoder_for(codec, schemas, admission=adm).encode_batch([win]), schemas)[0])
+        outs.append(
+            decode_batch(encoder_for(codec, schemas, admission=adm).encode_batch([win]), schemas)[0]
+        )
         assert outs[-1]["key"] == f"#b:{adm.bucket('2333346')}"
         assert outs[-1]["values"]["last"] == outs[-1]["key"]
         assert outs[-1]["values"]["cats"] == [[f"#b:{adm.bucket('160')}", 2]]
@@ -189,7 +202,9 @@ def test_admission_covers_top_lists_and_id_keys(schemas: SchemaSet) -> None:
 def test_admission_counts_each_id_once_per_record(schemas: SchemaSet) -> None:
     adm = CountingBloomAdmission(2, cells=1 << 12)
     win = sample_records()[3]  # names item 2333346 as key and as "last"
-    out = decode_batch(encoder_for("compact", schemas, admission=adm).encode_batch([win]), schemas)[0]
+    out = decode_batch(encoder_for("compact", schemas, admission=adm).encode_batch([win]), schemas)[
+        0
+    ]
     assert out["key"].startswith("#b:")
     assert adm.estimate("2333346") == 1
 
@@ -198,7 +213,9 @@ def test_self_described_fallback_still_hides_refused_ids(schemas: SchemaSet) -> 
     rec = ipv(item="31337")
     rec["values"]["extra"] = True
     adm = CountingBloomAdmission(3, cells=1 << 12)
-    out = decode_batch(encoder_for("compact", schemas, admission=adm).encode_batch([rec]), schemas)[0]
+    out = decode_batch(encoder_for("compact", schemas, admission=adm).encode_batch([rec]), schemas)[
+        0
+    ]
     assert out["values"]["item"] == f"#b:{adm.bucket('31337')}"
 
 

@@ -27,9 +27,11 @@ def test_every_record_type_has_a_schema(schemas: SchemaSet) -> None:
 def test_ipv_fields(schemas: SchemaSet) -> None:
     k = kinds(schemas, "feature:ipv")
     assert k["v.item"][0] == "id"
-    assert k["v.enter_ts"][0] == "ts" and k["ts"][0] == "ts"
+    assert k["v.enter_ts"][0] == "ts"
+    assert k["ts"][0] == "ts"
     assert k["v.truncated"][0] == "flag"
-    assert k["v.scroll"][0] == "count" and k["v.add_cart"][0] == "count"
+    assert k["v.scroll"][0] == "count"
+    assert k["v.add_cart"][0] == "count"
 
 
 def test_window_values_are_typed_by_aggregate_and_field(schemas: SchemaSet) -> None:
@@ -57,14 +59,17 @@ def test_id_is_deterministic_and_follows_what_shapes_records(config: TasksConfig
     assert schemas_for(parse_tasks(TASKS_TOML)).id == a.id
     assert a.version == SCHEMA_VERSION
     # sections that do not shape records leave the id alone
-    assert schemas_for(parse_tasks(TASKS_TOML.replace('encoding = "compact"', 'encoding = "json"'))).id == a.id
+    assert (
+        schemas_for(parse_tasks(TASKS_TOML.replace('encoding = "compact"', 'encoding = "json"'))).id
+        == a.id
+    )
     # K of top K does not shape the bytes; a changed assigner, field, feature or name does
-    assert schemas_for(parse_tasks(TASKS_TOML.replace('top 3 item', 'top 4 item'))).id == a.id
+    assert schemas_for(parse_tasks(TASKS_TOML.replace("top 3 item", "top 4 item"))).id == a.id
     for old, new in [
         ('"tumbling 10m"', '"tumbling 5m"'),
-        ('top 3 item', 'top 3 page'),
-        ('[features.exposure]\nkind = "exposure"', ''),
-        ('ipv_done =', 'ipv_over ='),
+        ("top 3 item", "top 3 page"),
+        ('[features.exposure]\nkind = "exposure"', ""),
+        ("ipv_done =", "ipv_over ="),
     ]:
         assert schemas_for(parse_tasks(TASKS_TOML.replace(old, new))).id != a.id, (old, new)
 
