@@ -249,7 +249,8 @@ class Distinct(Count):
         return len(acc)
 
     def dump(self, acc: Any) -> Any:
-        return [_denorm(k) for k in acc]
+        # sorted, so that equal states dump to equal bytes
+        return [_denorm(k) for k in sorted(acc, key=lambda k: (type(k).__name__, repr(k)))]
 
     def load(self, data: Any) -> Any:
         return {_norm(v) for v in data}
