@@ -336,12 +336,14 @@ class SessionWriter:
                     return True
                 end += self.t - before  # time spent in the inner visit does not count here
             elif action == "shop":
+                before = self.t
                 if (yield from self._shop_visit()):
                     return True
+                end += self.t - before
             else:
                 ev, chosen = self._detail_action(action, item, cat, chosen)
                 yield ev
-        self.t = end
+        self.t = max(end, self.t)  # true time never goes back within a device
         yield self._ev("page_exit", "item_detail", item, {"category": cat, "dur_ms": int(end - enter)})
         return False
 

@@ -75,11 +75,14 @@ class _Device:
     event's true time (integer ms from the start of the period).
     """
 
-    __slots__ = ("_log_keep", "events", "rng", "t")
+    __slots__ = ("_clock_rng", "_log_keep", "events", "rng", "t")
 
     def __init__(self, device: str, minutes: float, seed: int, start_ts: int, disorder: float) -> None:
         rng = random.Random(f"streamfeat.generate:{seed}:{device}")
         self.rng = rng
+        # the clock has its own random source: changing the disorder moves timestamps only,
+        # the user does exactly the same things
+        self._clock_rng = random.Random(f"streamfeat.generate.clock:{seed}:{device}")
         self.t = 0
         self._log_keep = math.log1p(-disorder) if disorder > 0 else 0.0
         self.events = self._run(SessionWriter(rng, make_profile(rng), device),
@@ -91,10 +94,10 @@ class _Device:
             return 1 << 62
         if self._log_keep == -math.inf:
             return 1
-        return 1 + int(math.log(1.0 - self.rng.random()) / self._log_keep)
+        return 1 + int(math.log(1.0 - self._clock_rng.random()) / self._log_keep)
 
     def _run(self, writer: SessionWriter, horizon: float, start_ts: int) -> Iterator[dict[str, Any]]:
-        rng = self.rng
+        rng, clock_rng = self.rng, self._clock_rng
         gap_rate = 1.0 / writer.profile.gap_mean_ms
         # the log starts somewhere in the middle of the user's rhythm, not at a session start
         start = rng.expovariate(gap_rate) * rng.random()
@@ -110,7 +113,7 @@ class _Device:
                 if skip == 0:
                     skip = self._draw_skip()
                     if last >= 0:  # set the clock back to before the previous event
-                        offset = last - rng.randint(_JUMP_MIN_MS, _JUMP_MAX_MS) - start_ts - t
+                        offset = last - clock_rng.randint(_JUMP_MIN_MS, _JUMP_MAX_MS) - start_ts - t
                 ts = start_ts + t + offset
                 last = ev["ts"] = ts if ts >= 0 else 0
                 self.t = t

@@ -21,7 +21,6 @@ from streamfeat.convert._core import Converter, Reject
 
 __all__ = ["ConvertSummary", "convert_file", "open_source"]
 
-_BATCH = 2048
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -93,7 +92,8 @@ def convert_file(converter: Converter, path: str, out: IO[bytes], *,
             _pump(converter, src, out, rejects, err, counts)
     except (OSError, EOFError, zlib.error) as exc:
         # a truncated or corrupt gzip surfaces as EOFError / BadGzipFile(OSError) / zlib.error
-        error = f"{path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        error = f"{path}: {text[:1].lower()}{text[1:]}"
         if err is not None:
             print(f"{converter.name}: {error}", file=err)
     return ConvertSummary(counts[0], counts[1], counts[2], error)
@@ -103,26 +103,17 @@ def _pump(converter: Converter, src: IO[bytes], out: IO[bytes], rejects: IO[byte
           err: IO[str] | None, counts: list[int]) -> None:
     dumps = orjson.dumps
     opt = orjson.OPT_APPEND_NEWLINE
-    buf: list[bytes] = []
-    append = buf.append
-    try:
-        for obj in converter.convert(src):
-            counts[0] += 1
-            if type(obj) is dict:
-                append(dumps(obj, option=opt))
-                if len(buf) == _BATCH:
-                    _flush(out, buf, counts)
-            else:
-                _reject(converter.name, obj, rejects, err, counts)  # type: ignore[arg-type]
-    finally:
-        _flush(out, buf, counts)
-
-
-def _flush(out: IO[bytes], buf: list[bytes], counts: list[int]) -> None:
-    if buf:
-        out.write(b"".join(buf))
-        counts[1] += len(buf)
-        buf.clear()
+    # one write per line into the (buffered) output: batching lines first makes malloc grow
+    # and trim the heap each batch, which costs more than the encoding
+    write = out.write
+    name = converter.name
+    for obj in converter.convert(src):
+        counts[0] += 1
+        if type(obj) is dict:
+            write(dumps(obj, option=opt))
+            counts[1] += 1
+        else:
+            _reject(name, obj, rejects, err, counts)  # type: ignore[arg-type]
 
 
 def _reject(name: str, rej: Reject, rejects: IO[bytes] | None, err: IO[str] | None,
