@@ -111,30 +111,31 @@ class CompactEncoder:
         self.buf += body
 
     def _record(self, rec: dict[str, Any], idx: int, schema: Schema) -> bytearray:
-        vals: dict[str, Any] | None = None
-        keys = [k for k in rec if not (isinstance(k, str) and k[:1] == "_")]
-        if len(keys) != len(schema.layout) or not schema.topkeys.issuperset(keys):
-            raise _Misfit
-        if schema.values is not None:
-            vals = rec["values"]
-            if (
-                type(vals) is not dict
-                or len(vals) != len(schema.values)
-                or not all(k in vals for k in schema.values)
-            ):
+        keys = rec.keys()
+        if keys != schema.topkeys:
+            # only `_` attachments may come on top of the schema's keys
+            if not keys >= schema.topkeys:
                 raise _Misfit
-        if rec.get("kind") != schema.kind:
+            for k in keys - schema.topkeys:
+                if not (isinstance(k, str) and k[:1] == "_"):
+                    raise _Misfit
+        vals: Any = rec.get("values")
+        if schema.values is not None and (
+            type(vals) is not dict or vals.keys() != schema.valuekeys
+        ):
+            raise _Misfit
+        if rec["kind"] != schema.kind:
             raise _Misfit
         body = bytearray()
         seen: dict[str, Any] = {}
         bits = 0
-        allbits = schema.bits
-        for f in schema.fields:
-            v = vals[f.name] if f.in_values else rec[f.name]  # type: ignore[index]
-            if f.kind == "id" and self.decide is not None and v is not None:
+        decide = self.decide
+        for f, qname, b in schema.plan:
+            v = vals[f.name] if f.in_values else rec[f.name]
+            kind = f.kind
+            if kind == "id" and decide is not None and v is not None:
                 v = self._admit(v)
-            seen[f.qname] = v
-            b = allbits[f.qname]
+            seen[qname] = v
             j = 0
             if f.nullable:
                 if v is None:
@@ -144,16 +145,39 @@ class CompactEncoder:
             if f.derive:
                 if self._derived(f, v, seen):
                     bits |= 1 << b[j]
-                    if f.kind == "ts":
+                    if kind == "ts":
                         self.last_ts = v
                     continue
                 j += 1
-            bits |= self._field(body, f, v, seen, b[j:])
-        for f in schema.fields:
-            if f.derive and f.derive[0] == "prev":
-                self.prev[f.qname] = seen[f.qname]
+            # the common kinds inline (this loop is the encoder's hot path)
+            if kind == "count":
+                if type(v) is not int or v < 0:
+                    raise _Misfit
+                if v:
+                    bits |= 1 << b[j]
+                    if v <= 0x80:
+                        body.append(v - 1)
+                    else:
+                        put_uvarint(body, v - 1)
+            elif kind == "flag":
+                if type(v) is not bool:
+                    raise _Misfit
+                if v:
+                    bits |= 1 << b[j]
+            elif kind == "ts":
+                if type(v) is not int:
+                    raise _Misfit
+                put_svarint(body, v - self.last_ts)
+                self.last_ts = v
+            else:
+                bits |= self._field(body, f, v, seen, b[j:])
+        for qname in schema.prev_fields:
+            self.prev[qname] = seen[qname]
         out = bytearray()
-        put_uvarint(out, idx)
+        if idx < 0x80:
+            out.append(idx)
+        else:
+            put_uvarint(out, idx)
         out += bits.to_bytes(schema.nbytes, "little")
         out += body
         return out
@@ -333,11 +357,21 @@ class CompactDecoder:
         schema = self.schemas.schemas[idx - 1]
         bits = int.from_bytes(r.take(schema.nbytes), "little")
         seen: dict[str, Any] = {}
-        for f in schema.fields:
-            seen[f.qname] = self._field(f, bits, schema.bits[f.qname], seen)
-        for f in schema.fields:
-            if f.derive and f.derive[0] == "prev":
-                self.prev[f.qname] = seen[f.qname]
+        for f, qname, b in schema.plan:
+            kind = f.kind
+            if f.nullable or f.derive:
+                seen[qname] = self._field(f, bits, b, seen)
+            elif kind == "count":  # the common kinds inline: the decoder's hot path
+                seen[qname] = r.uvarint() + 1 if bits >> b[0] & 1 else 0
+            elif kind == "flag":
+                seen[qname] = bool(bits >> b[0] & 1)
+            elif kind == "ts":
+                self.last_ts += r.svarint()
+                seen[qname] = self.last_ts
+            else:
+                seen[qname] = self._field(f, bits, b, seen)
+        for qname in schema.prev_fields:
+            self.prev[qname] = seen[qname]
         return _assemble(schema, seen)
 
     def _field(self, f: Field, bits: int, b: tuple[int, ...], seen: dict[str, Any]) -> Any:

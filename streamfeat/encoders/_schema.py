@@ -118,6 +118,11 @@ class Schema:
     bits: dict[str, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
     nbytes: int = field(default=0, compare=False, repr=False)
     topkeys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    valuekeys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    plan: tuple[tuple[Field, str, tuple[int, ...]], ...] = field(
+        default=(), compare=False, repr=False
+    )
+    prev_fields: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         bits: dict[str, tuple[int, ...]] = {}
@@ -133,6 +138,11 @@ class Schema:
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "nbytes", (n + 7) // 8)
         object.__setattr__(self, "topkeys", frozenset(self.layout))
+        object.__setattr__(self, "valuekeys", frozenset(self.values or ()))
+        # what the codec loops over: no property calls or lookups per field on the hot path
+        object.__setattr__(self, "plan", tuple((f, f.qname, bits[f.qname]) for f in self.fields))
+        prev = tuple(f.qname for f in self.fields if f.derive and f.derive[0] == "prev")
+        object.__setattr__(self, "prev_fields", prev)
 
     @property
     def label(self) -> str:

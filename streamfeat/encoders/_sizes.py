@@ -3,9 +3,10 @@
 Feed it the records a replay produces (:meth:`SizeReport.add`); window and feature records
 carry ``_raw_bytes`` (the JSON-line bytes of the events that made them) when the stages run
 with ``sizes=True``, and trigger records carry their matched ``_events``, whose JSON-line
-bytes are counted the same way. Each codec encodes the records of one type in batches of
-``batch_records`` (the header and string dictionary paid once per batch, as uploads pay them),
-and the batches' bytes are charged to that type.
+bytes are counted the same way. Each codec encodes the records of one type and one device in
+batches of ``batch_records`` (a device uploads its own records, so a batch never mixes
+devices; the header and string dictionary are paid once per batch, as uploads pay them), and
+the batches' bytes are charged to that type.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class SizeReport:
             for c in self.codecs
         }
         self._rows: dict[str, SizeRow] = {}
-        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._pending: dict[tuple[str, Any], list[dict[str, Any]]] = {}
 
     def add(self, record: dict[str, Any]) -> None:
         """Count one record (its ``_raw_bytes`` / ``_events`` give the raw bytes)."""
@@ -122,33 +123,33 @@ class SizeReport:
         row = self._rows.get(label)
         if row is None:
             row = self._rows[label] = SizeRow(label, codecs=dict.fromkeys(self.codecs, 0))
-            self._pending[label] = []
         row.records += 1
         row.raw += record_raw_bytes(record)
         row.json += len(dumps_record(record))
-        pending = self._pending[label]
+        device = record.get("device")
+        key = (label, device if isinstance(device, str) else None)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = []
         pending.append(record)
         if len(pending) >= self.batch_records:
-            self._flush(label)
+            self._flush(key)
 
     def add_many(self, records: Iterable[dict[str, Any]]) -> None:
         """Count every record of ``records``."""
         for rec in records:
             self.add(rec)
 
-    def _flush(self, label: str) -> None:
-        pending = self._pending[label]
-        if not pending:
-            return
-        row = self._rows[label]
+    def _flush(self, key: tuple[str, Any]) -> None:
+        pending = self._pending.pop(key)
+        row = self._rows[key[0]]
         for c, enc in self.encoders.items():
             row.codecs[c] += len(enc.encode_batch(pending))
-        self._pending[label] = []
 
     def flush(self) -> None:
         """Encode the partial batches still pending (reports call it; adding may go on after)."""
-        for label in self._pending:
-            self._flush(label)
+        for key in list(self._pending):
+            self._flush(key)
 
     def size_rows(self) -> list[SizeRow]:
         """Return one :class:`SizeRow` per record type (sorted by label), then the total."""

@@ -42,6 +42,9 @@ _SMALL_MAX = 255 - T_SMALL
 
 def put_uvarint(buf: bytearray, n: int) -> None:
     """Append ``n`` (0 <= n < 2**64) as an LEB128 varint."""
+    if 0 <= n < 0x80:
+        buf.append(n)
+        return
     if not 0 <= n < _U64:
         msg = f"integer {n} is outside the encodable range [0, 2**64)"
         raise EncodeError(msg)
@@ -61,6 +64,9 @@ def zigzag(n: int) -> int:
 
 def put_svarint(buf: bytearray, n: int) -> None:
     """Append the signed ``n`` as a zigzag varint."""
+    if -0x40 <= n < 0x40:
+        buf.append(n << 1 if n >= 0 else ((-n) << 1) - 1)
+        return
     put_uvarint(buf, zigzag(n))
 
 

@@ -32,6 +32,17 @@ def test_sizes_per_type_are_the_batches_the_codecs_write(schemas: SchemaSet) -> 
         assert row["reduction_pct"][codec] == 100 * (1 - want / row["raw_bytes"])
         assert row["pct_of_raw"][codec] == 100 * want / row["raw_bytes"]
     assert d["types"]["feature:exposure"]["raw_bytes"] == 1500
+    # a batch never mixes devices (each device uploads its own)
+    rep2 = SizeReport(schemas, batch_records=4, codecs=("compact",))
+    rep2.add_many([{**r, "device": f"d{i % 2}"} for i, r in enumerate(ipvs)])
+    enc = encoder_for("compact", schemas)
+    per_dev = [
+        [{**r, "device": f"d{i % 2}"} for i, r in enumerate(ipvs) if i % 2 == d] for d in (0, 1)
+    ]
+    want = sum(
+        len(enc.encode_batch(recs[i : i + 4])) for recs in per_dev for i in range(0, len(recs), 4)
+    )
+    assert rep2.as_dict()["types"]["feature:ipv"]["codec_bytes"]["compact"] == want
     assert d["total"]["records"] == 15
     assert (
         d["total"]["codec_bytes"]["compact"]

@@ -1,0 +1,175 @@
+"""Encoders: bytes per record type and codec, and encode/decode speed (issue: encoders).
+
+Records come from the real pipeline: a generated log (``ctx.generated_log``) replayed through
+``streamfeat._pipeline.build_engine(default tasks, sizes=True)``, so every window and feature
+record carries ``_raw_bytes``, the JSON-line bytes of the raw events that made it. When the
+trigger stage cannot be built the engine runs without it (the schemas still come from the whole
+default tasks file) and the rows say so.
+
+* sizes: per record type (ipv, exposure), bytes per record of the raw events, the records as
+  JSON lines, and the json / msgpack / compact batches (up to 64 records of one type and one
+  device a batch, as a device uploads them: ``SizeReport``), each
+  with its share of the raw bytes; compact against msgpack for all records; compact ipv with a
+  counting-Bloom admission (n = 2) in front of item ids.
+* speed: records/s encoding and decoding the same batches, compact and json beside msgpack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from _harness import Context, Row
+
+from streamfeat._event import event_from_obj
+from streamfeat._pipeline import build_engine
+from streamfeat.encoders import (
+    CountingBloomAdmission,
+    SizeReport,
+    decode_batch,
+    encoder_for,
+    index_schemas,
+    schemas_for,
+)
+from streamfeat.errors import EventError
+from streamfeat.tasks import TasksConfig, load_tasks
+
+DEFAULT_TASKS = Path(__file__).resolve().parents[1] / "streamfeat" / "data" / "default.toml"
+BATCH = 64
+GROUP = "encoders"
+
+
+def _records(path: Path, config: TasksConfig) -> tuple[list[dict[str, Any]], str]:
+    source = "pipeline"
+    try:
+        engine = build_engine(config, sizes=True)
+    except ImportError:
+        engine = build_engine(dataclasses.replace(config, triggers={}, tasks={}), sizes=True)
+        source = "pipeline without triggers (TriggerStage missing)"
+    out: list[dict[str, Any]] = []
+    with path.open("rb") as fh:
+        for line in fh:
+            try:
+                event = event_from_obj(orjson.loads(line))
+            except (EventError, orjson.JSONDecodeError):
+                continue
+            engine.process_into(event, out)
+    out += engine.close()
+    return out, source
+
+
+def _size_rows(records: list[dict[str, Any]], config: TasksConfig, note: str) -> list[Row]:
+    schemas = schemas_for(config)
+    report = SizeReport(schemas, batch_records=BATCH)
+    report.add_many(records)
+    sizes = report.as_dict()
+    rows: list[Row] = []
+    for label in ("feature:ipv", "feature:exposure"):
+        t = sizes["types"].get(label)
+        if t is None or not t["records"]:
+            continue
+        n, raw = t["records"], t["raw_bytes"]
+        rows.append(
+            Row(GROUP, f"{label} raw events", raw / n, "B/record", note=f"{n} records; {note}")
+        )
+        rows.append(
+            Row(
+                GROUP,
+                f"{label} records as JSON",
+                t["json_bytes"] / n,
+                "B/record",
+                t["json_bytes"] / raw,
+                "raw events",
+            )
+        )
+        for codec in ("json", "msgpack", "compact"):
+            b = t["codec_bytes"][codec]
+            goal = " (goal <= 0.006)" if label == "feature:ipv" and codec == "compact" else ""
+            rows.append(
+                Row(
+                    GROUP,
+                    f"{label} {codec} batches",
+                    b / n,
+                    "B/record",
+                    b / raw,
+                    "raw events",
+                    f"share of raw{goal}",
+                )
+            )
+        c, m = t["codec_bytes"]["compact"], t["codec_bytes"]["msgpack"]
+        rows.append(
+            Row(
+                GROUP,
+                f"{label} compact vs msgpack",
+                c / n,
+                "B/record",
+                c / m,
+                "msgpack",
+                "goal <= 0.333",
+            )
+        )
+    total = sizes["total"]["codec_bytes"]
+    rows.append(
+        Row(GROUP, "all records compact vs msgpack", total["compact"] / sizes["total"]["records"], "B/record",
+            total["compact"] / total["msgpack"], "msgpack", f"{sizes['total']['records']} records, goal <= 0.333")
+    )  # fmt: skip
+    ipv = [r for r in records if r.get("feature") == "ipv"]
+    if ipv:
+        admitted = SizeReport(schemas, codecs=("compact",), batch_records=BATCH,
+                              admission=lambda: CountingBloomAdmission(2, seed=1))  # fmt: skip
+        admitted.add_many(ipv)
+        nbytes = admitted.as_dict()["types"]["feature:ipv"]["codec_bytes"]["compact"]
+        plain = sizes["types"]["feature:ipv"]["codec_bytes"]["compact"]
+        rows.append(Row(GROUP, "feature:ipv compact + bloom(n=2) admission", nbytes / len(ipv), "B/record",
+                        nbytes / plain, "compact, ids verbatim", "ids seen once sent as buckets"))  # fmt: skip
+    return rows
+
+
+def _speed_rows(ctx: Context, records: list[dict[str, Any]], config: TasksConfig) -> list[Row]:
+    # batches of 64 records in replay order (all types and devices mixed): the speed of the
+    # codecs, not of the batching
+    schemas = schemas_for(config)
+    by_id = index_schemas(schemas)
+    batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
+    n = len(records)
+    rows: list[Row] = []
+    rates: dict[tuple[str, str], float] = {}
+    for codec in ("msgpack", "compact", "json"):
+        enc = encoder_for(codec, schemas)
+        blobs = [enc.encode_batch(b) for b in batches]
+        rates[codec, "encode"] = n / ctx.timeit(
+            lambda enc=enc: [enc.encode_batch(b) for b in batches]
+        )
+        rates[codec, "decode"] = n / ctx.timeit(
+            lambda blobs=blobs: [decode_batch(d, by_id) for d in blobs]
+        )
+    for op in ("encode", "decode"):
+        base = rates["msgpack", op]
+        rows.append(
+            Row(GROUP, f"{op} msgpack", base, "records/s", note=f"{n} records, {BATCH} a batch")
+        )
+        for codec in ("compact", "json"):
+            rows.append(
+                Row(
+                    GROUP,
+                    f"{op} {codec}",
+                    rates[codec, op],
+                    "records/s",
+                    rates[codec, op] / base,
+                    f"{op} msgpack",
+                )
+            )
+    return rows
+
+
+def run(ctx: Context) -> list[Row]:
+    """Measure sizes and speeds on records of a generated log through the real pipeline."""
+    config = load_tasks(DEFAULT_TASKS)
+    path = ctx.generated_log(15_000 if ctx.quick else 150_000)
+    t0 = time.perf_counter()
+    records, source = _records(path, config)
+    note = f"{source}, {time.perf_counter() - t0:.1f}s"
+    return _size_rows(records, config, note) + _speed_rows(ctx, records, config)
