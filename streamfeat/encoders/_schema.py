@@ -266,8 +266,9 @@ def _feature_schema(f: FeatureConfig) -> Schema:
         _DEVICE,
         Field("item", "id", in_values=True),
         Field("page", "str", in_values=True),
-        Field("visit_start", "ts", in_values=True),
-        Field("ts", "ts"),
+        # the exposures of one feed visit share visit_start, and those closed together their ts
+        Field("visit_start", "ts", in_values=True, derive=("prev",)),
+        Field("ts", "ts", derive=("prev",)),
         Field("first_pos", "num", in_values=True, nullable=True),
         Field("exposures", "count", in_values=True),
         Field("exposure_ms", "num", in_values=True, decimals=1),
