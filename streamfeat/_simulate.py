@@ -101,6 +101,8 @@ class SimReport:
     speed: float = 0.0
     wall_s: float = 0.0
     feed_wall_s: float = 0.0
+    setup_s: float = 0.0
+    close_s: float = 0.0
     events: int = 0
     quarantined: int = 0
     records: dict[str, int] = field(default_factory=dict)
@@ -301,16 +303,16 @@ class Simulation:
             proc.proc.kill()
             await proc.proc.wait()
 
-    async def _start_workers(self, work: Path, devices: list[tuple[str, str]], url: str) -> list[_Proc]:
+    async def _start_workers(self, work: Path, devices: list[tuple[str, str]]) -> list[_Proc]:
         o = self.options
         n = max(1, min(o.processes or os.cpu_count() or 1, len(devices)))
         self.report.processes = n
         procs = []
         for w in range(n):
-            store_dir = work / "stores" / f"p{w}"
+            store_dir = self._stores_root / f"p{w}"
             store_dir.mkdir(parents=True, exist_ok=True)
             spec = {
-                "worker": w, "devices": devices[w::n], "tasks": o.tasks_text, "url": url,
+                "worker": w, "devices": devices[w::n], "tasks": o.tasks_text,
                 "endpoint_key": self.endpoint_key.public.hex(), "minutes": o.minutes, "seed": o.seed,
                 "speed": o.speed, "start_ts": o.start_ts, "store_dir": str(store_dir), "tick": o.tick,
                 "result_path": str(work / f"result-p{w}.msgpack"), "drain_timeout": o.drain_timeout,
@@ -338,14 +340,25 @@ class Simulation:
         work = Path(o.workdir or tmp)  # type: ignore[arg-type]
         await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
         self.report.workdir = str(work) if o.workdir else ""
+        # The device stores stand for N phones' own flash, not one shared disk: in a temporary
+        # run they go to memory (/dev/shm) when it is there, so that N devices' fsyncs do not
+        # queue on one disk; the endpoint's database stays on disk, its fsyncs are real.
+        shm = Path("/dev/shm")
+        stores_tmp = None
+        if o.workdir is None and shm.is_dir() and os.access(shm, os.W_OK):
+            stores_tmp = Path(tempfile.mkdtemp(prefix="streamfeat-sim-stores-", dir=shm))
+        self._stores_root = stores_tmp or work / "stores"
         self._configs = [o.tasks_text] + [text for _, text in o.reconfigure]
         workers: list[_Proc] = []
         try:
             devices = self._prepare(work)
             self.device_names = [d for d, _ in devices]
+            workers = await self._start_workers(work, devices)  # they import while the endpoint starts
             url = await self._endpoint_url(work)
-            workers = await self._start_workers(work, devices, url)
+            for w in workers:
+                await w.send(f"url {url}")
             await asyncio.gather(*(w.expect("ready", 120 + o.devices / 10) for w in workers))
+            self.report.setup_s = round(time.time() - started, 2)
             results = await self._drive(work, workers)
             await self._stop_endpoint()
             self._summarise(results)
@@ -358,8 +371,9 @@ class Simulation:
             if self._proxy is not None:
                 await self._proxy.aclose()
             await self._stop_endpoint()
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+            for path in (tmp, stores_tmp):
+                if path is not None:
+                    shutil.rmtree(path, ignore_errors=True)
         self.report.wall_s = round(time.time() - started, 2)
         return self.report
 
@@ -505,6 +519,7 @@ class Simulation:
             r.feed_cpu_s += res["feed_cpu_s"]
             r.max_rss_kb = max(r.max_rss_kb, res["max_rss_kb"])
             r.feed_late_ms = max(r.feed_late_ms, res["late_ms"])
+            r.close_s = max(r.close_s, round(res["close_s"], 2))
             for d in res["devices"].values():
                 r.events += d["events"]
                 r.quarantined += d["quarantined"]

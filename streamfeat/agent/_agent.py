@@ -53,7 +53,7 @@ from streamfeat._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.agent._outbox import TimedOutbox
 from streamfeat.agent._switch import SwitchReport, switch_engine
 from streamfeat.clock import Clock, SystemClock
-from streamfeat.encoders import Encoder, encoder_for, schemas_for
+from streamfeat.encoders import Encoder, SchemaSet, encoder_for, schemas_for
 from streamfeat.errors import ConfigError, EventError, StorageError, StreamfeatError, TunnelError
 from streamfeat.tasks import TasksConfig, load_tasks, parse_tasks
 from streamfeat.tunnel._crypto import KeyPair
@@ -99,6 +99,19 @@ def _raw_of(obj: object) -> bytes:
         return orjson.dumps(obj, default=repr)
     except TypeError:  # non-string keys and the like: keep its repr rather than nothing
         return repr(obj).encode()
+
+
+_SCHEMAS: dict[str, SchemaSet] = {}
+
+
+def _schemas(config: TasksConfig) -> SchemaSet:
+    """The schema set of a tasks file, computed once per file text (many agents share one)."""
+    found = _SCHEMAS.get(config.text)
+    if found is None or not config.text:
+        found = schemas_for(config)
+        if len(_SCHEMAS) < 64:
+            _SCHEMAS[config.text] = found
+    return found
 
 
 @dataclass
@@ -426,7 +439,7 @@ class Agent:
 
         self.config = config
         self._upload_kinds = frozenset(config.upload.records)
-        self.encoder: Encoder = encoder_for(config.upload.encoding, schemas_for(config))
+        self.encoder: Encoder = encoder_for(config.upload.encoding, _schemas(config))
         self.tasks = TaskRunner(config, output=self._task_output, reader=self._read) if config.tasks else None
 
     def _read(self, device: str) -> dict[str, Any]:

@@ -12,7 +12,9 @@ back is released at once, as the app would emit it). Events wait in a heap by re
 a round costs only the due events, never a sleep per event. With ``speed`` 0 every event is
 released at once (as fast as the pipeline goes). Uploads run on wall time.
 
-Protocol with the simulator: standard output carries JSON lines ``{"ready": n}``, then
+Protocol with the simulator: standard input first carries ``url URL`` (the endpoint to use: the
+simulator starts it while this process imports). Standard output carries JSON lines
+``{"ready": n}`` once every agent is started and connected, then
 ``{"p": progress}`` every ``progress_every`` seconds, ``{"fed": n}`` when every event was
 submitted, ``{"done": RESULT_PATH}`` at the end. Standard input carries ``go T0`` (the wall time
 the fleet's clock starts) and ``drain`` (the endpoint is stable: close the agents, uploading the
@@ -94,8 +96,11 @@ class Worker:
     async def setup(self) -> None:
         from streamfeat.agent import Agent
 
+        from streamfeat.tasks import parse_tasks
+
         spec = self.spec
         store_dir = Path(spec["store_dir"])
+        config = parse_tasks(spec["tasks"], source="<fleet tasks>")  # once for all the agents
         options = {"backoff_base": 0.2, "backoff_cap": 3.0, "ack_timeout": 10.0, "connect_timeout": 5.0}
         from streamfeat.tunnel._registry import read_key_file
 
@@ -103,7 +108,7 @@ class Worker:
             private_hex = read_key_file(key_file)["private_key"]
             dev = _Device(name, None, device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts))
             dev.agent = Agent(
-                tasks=spec["tasks"], store_path=store_dir / f"{name}.sqlite", endpoint_url=spec["url"],
+                tasks=config, store_path=store_dir / f"{name}.sqlite", endpoint_url=spec["url"],
                 endpoint_public_key=spec["endpoint_key"], device_key=private_hex, clock=self.clock,
                 upload_clock=SystemClock(), device=name, tick=spec["tick"] if self.speed > 0 else 0,
                 uploader_options=options, queue_size=2048, on_upload=self._ledger(dev),
@@ -228,6 +233,10 @@ async def run(spec: dict[str, Any]) -> None:
     cpu0, wall0 = time.process_time(), time.time()
     loop = asyncio.get_running_loop()
     stdin = await _lines(loop)
+    url = (await stdin.readline()).split()  # the simulator starts its endpoint meanwhile
+    if len(url) != 2 or url[0] != b"url":
+        return
+    spec["url"] = url[1].decode()
     worker = Worker(spec)
     await worker.setup()
     _say({"ready": len(worker.devices), "setup_s": round(time.time() - wall0, 2)})
@@ -241,9 +250,11 @@ async def run(spec: dict[str, Any]) -> None:
     _say({"fed": worker.submitted, "p": worker.progress()})
     feed_cpu, feed_wall = time.process_time() - cpu_feed, time.time() - wall_feed
     await stdin.readline()  # "drain"
+    t_close = time.time()
     await worker.close(float(spec.get("drain_timeout", 60)))
+    close_s = time.time() - t_close
     result = worker.result(time.process_time() - cpu0, time.time() - wall0)
-    result["feed_cpu_s"], result["feed_wall_s"] = feed_cpu, feed_wall
+    result["feed_cpu_s"], result["feed_wall_s"], result["close_s"] = feed_cpu, feed_wall, close_s
     path = Path(spec["result_path"])
     await asyncio.to_thread(path.write_bytes, msgpack.packb(result, use_bin_type=True))
     _say({"done": str(path)})
