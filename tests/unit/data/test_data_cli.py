@@ -98,3 +98,13 @@ def test_convert_unknown_format_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["convert", "nope", "x.csv"])
     assert exc.value.code == 2
+
+
+def test_jsonl_writer_falls_back_when_a_string_looks_like_an_event_boundary() -> None:
+    from streamfeat._cli_data import _jsonl
+
+    tricky = [{"device": "a", "ts": 1, "type": "x", "args": {"s": '},{"device":'}},
+              {"device": "b", "ts": 2, "type": "y"}]
+    assert _jsonl(tricky) == b"".join(orjson.dumps(e) + b"\n" for e in tricky)
+    plain = list(generate_events(3, 5, 1))
+    assert _jsonl(plain) == b"".join(orjson.dumps(e) + b"\n" for e in plain)
