@@ -51,11 +51,15 @@ class WebSocketTransport:
     async def receive(self) -> bytes:
         if self._eof:
             return b""
-        try:
-            msg = await self._ws.receive()
-        except (ConnectionError, RuntimeError, aiohttp.ClientError):
-            # a reset is an end of stream for the protocol, which decides what it means
-            msg = None
+        while True:
+            try:
+                msg = await self._ws.receive()
+            except (ConnectionError, RuntimeError, aiohttp.ClientError):
+                # a reset is an end of stream for the protocol, which decides what it means
+                msg = None
+            # an empty message carries nothing, and b"" means eof to our callers: skip it
+            if msg is None or msg.type is not aiohttp.WSMsgType.BINARY or msg.data:
+                break
         if msg is not None and msg.type is aiohttp.WSMsgType.BINARY:
             return bytes(msg.data)
         if msg is not None and msg.type is aiohttp.WSMsgType.TEXT:

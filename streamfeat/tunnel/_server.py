@@ -357,7 +357,8 @@ class TunnelServer:
     # ---- aiohttp -----------------------------------------------------------------------
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30.0, compress=False)
+        # timeout: how long our close waits for the device's close reply (shutdown speed)
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30.0, compress=False, timeout=2.0)
         await ws.prepare(request)
         await self.handle_transport(WebSocketTransport(ws))
         return ws
