@@ -16,7 +16,7 @@ def test_sizes_per_type_are_the_batches_the_codecs_write(schemas: SchemaSet) -> 
         for i in range(10)
     ]
     exps = [{**exposure(item=str(i)), "_raw_bytes": 300} for i in range(5)]
-    rep = SizeReport(schemas, batch_records=4)
+    rep = SizeReport(schemas, batch_records=4, codecs=("json", "msgpack", "compact"))
     rep.add_many(ipvs + exps)
     d = rep.as_dict()
     row = d["types"]["feature:ipv"]
@@ -76,7 +76,13 @@ def test_reduction_cells_show_the_share_saved(schemas: SchemaSet) -> None:
     rep.add({**ipv(), "_raw_bytes": 21_200})
     (row, _total) = rep.rows()
     compact = rep.as_dict()["types"]["feature:ipv"]["codec_bytes"]["compact"]
-    assert row[4] == f"{compact:,} ({-(100 * (1 - compact / 21_200)):+.2f}%)"
+    assert row[4] == f"{compact:,} {-(100 * (1 - compact / 21_200)):+.1f}%"
+    assert rep.rows(short=True)[0][2] == "21.2k"
+    from streamfeat.encoders._sizes import _short
+
+    assert [_short(n) for n in (999, 9_999, 14_596, 334_294, 1_137_865, 2**40)] == [
+        "999", "9,999", "14.6k", "334k", "1.14M", "1,100G",
+    ]  # fmt: skip
     assert row[2] == "21,200"
 
 
