@@ -68,8 +68,11 @@ def _replay(args: argparse.Namespace) -> int:
         sizes=args.sizes, checkpoint_every=args.checkpoint_every, fmt=args.format,
         restart=args.restart,
     )
-    # the summary goes where the records don't
+    # the summary goes where the records don't; off a terminal, tables get room instead of
+    # rich's 80-column default so that no figure is cut
     console = Console(stderr=args.out == "-")
+    if not console.is_terminal:
+        console = Console(stderr=args.out == "-", width=200)
     show_bar = console.is_terminal and not args.no_progress and not args.json
     try:
         if show_bar:
