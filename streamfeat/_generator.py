@@ -138,6 +138,7 @@ class _Device:
         ev, t = self.pending, self.t
         session, writer, horizon, start_ts = self._session, self._writer, self._horizon, self._start_ts
         skip, last, offset = self._skip, self._last, self._offset
+        add_key, add_event = keys.append, batch.append
         while ev is not None and t < end:
             skip -= 1
             if skip == 0:
@@ -146,8 +147,8 @@ class _Device:
                     offset = last - self._clock_rng.randint(_JUMP_MIN_MS, _JUMP_MAX_MS) - start_ts - t
             ts = start_ts + t + offset
             last = ev["ts"] = ts if ts >= 0 else 0
-            keys.append(t * n + i)
-            batch.append(ev)
+            add_key(t * n + i)
+            add_event(ev)
             ev = next(session, None)  # type: ignore[arg-type]
             if ev is not None:
                 t = int(writer.t)
