@@ -26,7 +26,7 @@ import struct
 from typing import Any
 
 from streamfeat.encoders._ids import Decider, bucket_label, relabel_ids
-from streamfeat.encoders._schema import Field, Schema, SchemaSet
+from streamfeat.encoders._schema import NAME_KEY, Field, Schema, SchemaSet
 from streamfeat.encoders._wire import (
     Reader,
     StrTable,
@@ -45,13 +45,6 @@ _F64 = struct.Struct(">d")
 _I64 = 1 << 63
 _F_I64 = float(_I64)
 _MISSING = object()
-_NAME_KEY = {
-    "feature": "feature",
-    "window": "window",
-    "late": "window",
-    "trigger": "trigger",
-    "task": "task",
-}
 
 
 class _Misfit(Exception):
@@ -470,7 +463,7 @@ class CompactDecoder:
 
 
 def _assemble(schema: Schema, seen: dict[str, Any]) -> dict[str, Any]:
-    rec: dict[str, Any] = {"kind": schema.kind, _NAME_KEY[schema.kind]: schema.name}
+    rec: dict[str, Any] = {"kind": schema.kind, NAME_KEY[schema.kind]: schema.name}
     for key in schema.layout[2:]:
         if key == "values" and schema.values is not None:
             rec["values"] = {k: seen["v." + k] for k in schema.values}

@@ -44,6 +44,7 @@ from streamfeat.tasks import FeatureConfig, TasksConfig, WindowConfig
 from streamfeat.windows import AggSpec
 
 __all__ = [
+    "NAME_KEY",
     "SCHEMA_VERSION",
     "Field",
     "Schema",
@@ -176,7 +177,7 @@ class SchemaSet:
     def lookup(self, record: Mapping[str, Any]) -> tuple[int, Schema | None]:
         """Return the type index and schema of ``record`` (``(0, None)`` when none fits)."""
         kind = record.get("kind")
-        name_key = _NAME_KEY.get(kind) if isinstance(kind, str) else None
+        name_key = NAME_KEY.get(kind) if isinstance(kind, str) else None
         if name_key is None:
             return 0, None
         name = record.get(name_key)
@@ -194,7 +195,7 @@ def index_schemas(*sets: SchemaSet) -> dict[int, SchemaSet]:
     return {s.id: s for s in sets}
 
 
-_NAME_KEY = {
+NAME_KEY = {
     "feature": "feature",
     "window": "window",
     "late": "window",

@@ -18,17 +18,9 @@ from typing import Any
 from streamfeat._records import dumps_record, raw_size
 from streamfeat.encoders._batch import Encoder
 from streamfeat.encoders._ids import Admission
-from streamfeat.encoders._schema import SchemaSet
+from streamfeat.encoders._schema import NAME_KEY, SchemaSet
 
 __all__ = ["SizeReport", "SizeRow"]
-
-_NAME_KEY = {
-    "feature": "feature",
-    "window": "window",
-    "late": "window",
-    "trigger": "trigger",
-    "task": "task",
-}
 
 
 @dataclass
@@ -68,7 +60,7 @@ class SizeRow:
 def record_label(record: dict[str, Any]) -> str:
     """Return the size-report label of a record: ``feature:ipv``, ``window:clicks_10m``, ..."""
     kind = record.get("kind")
-    key = _NAME_KEY.get(kind) if isinstance(kind, str) else None
+    key = NAME_KEY.get(kind) if isinstance(kind, str) else None
     if key is None:
         return str(kind)
     return f"{kind}:{record.get(key)}"
