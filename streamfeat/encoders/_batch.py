@@ -76,6 +76,10 @@ class Encoder:
         Raises:
             EncodeError: a record holds a value the codec cannot carry; nothing is counted.
         """
+        for i, rec in enumerate(records):
+            if type(rec) is not dict:
+                msg = f"record {i} is a {type(rec).__name__}, not a dict"
+                raise EncodeError(msg)
         decide = make_decider(self.admission)
         if self.name == "compact":
             body = encode_compact(records, self.schemas, decide, self.stats)

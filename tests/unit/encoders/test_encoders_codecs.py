@@ -131,6 +131,9 @@ def test_unencodable_values_raise_encode_error(schemas: SchemaSet) -> None:
             encoder_for(codec, schemas).encode_batch([bad])
     with pytest.raises(EncodeError):
         encoder_for("compact", schemas).encode_batch([{"kind": "x", "n": 2**64}])
+    for codec in CODEC_NAMES:
+        with pytest.raises(EncodeError):
+            encoder_for(codec, schemas).encode_batch([ipv(), None])  # type: ignore[list-item]
 
 
 def test_unknown_codec_is_refused(schemas: SchemaSet) -> None:
