@@ -108,3 +108,26 @@ def test_jsonl_writer_falls_back_when_a_string_looks_like_an_event_boundary() ->
     assert _jsonl(tricky) == b"".join(orjson.dumps(e) + b"\n" for e in tricky)
     plain = list(generate_events(3, 5, 1))
     assert _jsonl(plain) == b"".join(orjson.dumps(e) + b"\n" for e in plain)
+
+
+def test_generate_progress_on_a_terminal_goes_to_stderr(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["generate", "--devices", "3", "--minutes", "5", "--seed", "2"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert out == b"".join(orjson.dumps(e) + b"\n" for e in generate_events(3, 5, 2))
+    assert b"generate:" in err
+    assert b"events from 3 devices" in err
+
+
+def test_unwritable_output_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = str(tmp_path / "no" / "such" / "dir.jsonl")
+    assert main(["generate", "--devices", "1", "--minutes", "1", "--out", target]) == 1
+    assert "cannot write" in capsys.readouterr().err
+    src = tmp_path / "ok.csv"
+    src.write_bytes(b"1,2,3,pv,4\n")
+    assert main(["convert", "taobao", str(src), "--out", target]) == 1
+    assert "cannot write" in capsys.readouterr().err
