@@ -13,13 +13,14 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO, Any, cast
 
-import orjson
-
+from streamfeat._jsonl import jsonl
 from streamfeat.convert._core import Converter, Reject
 
 __all__ = ["ConvertSummary", "convert_file", "open_source"]
+
+_BATCH = 4096
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -101,19 +102,26 @@ def convert_file(converter: Converter, path: str, out: IO[bytes], *,
 
 def _pump(converter: Converter, src: IO[bytes], out: IO[bytes], rejects: IO[bytes] | None,
           err: IO[str] | None, counts: list[int]) -> None:
-    dumps = orjson.dumps
-    opt = orjson.OPT_APPEND_NEWLINE
-    # one write per line into the (buffered) output: batching lines first makes malloc grow
-    # and trim the heap each batch, which costs more than the encoding
-    write = out.write
+    batch: list[dict[str, Any]] = []
+    add = batch.append
     name = converter.name
-    for obj in converter.convert(src):
-        counts[0] += 1
-        if type(obj) is dict:
-            write(dumps(obj, option=opt))
-            counts[1] += 1
-        else:
-            _reject(name, obj, rejects, err, counts)  # type: ignore[arg-type]
+    try:
+        for obj in converter.convert(src):
+            counts[0] += 1
+            if type(obj) is dict:
+                add(obj)
+                if len(batch) == _BATCH:
+                    _flush(out, batch, counts)
+            else:
+                _reject(name, obj, rejects, err, counts)  # type: ignore[arg-type]
+    finally:
+        _flush(out, batch, counts)  # what was converted before a read error is kept
+
+
+def _flush(out: IO[bytes], batch: list[dict[str, Any]], counts: list[int]) -> None:
+    out.write(jsonl(batch))
+    counts[1] += len(batch)
+    batch.clear()
 
 
 def _reject(name: str, rej: Reject, rejects: IO[bytes] | None, err: IO[str] | None,

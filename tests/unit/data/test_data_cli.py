@@ -101,7 +101,7 @@ def test_convert_unknown_format_is_a_usage_error() -> None:
 
 
 def test_jsonl_writer_falls_back_when_a_string_looks_like_an_event_boundary() -> None:
-    from streamfeat._cli_data import _jsonl
+    from streamfeat._jsonl import jsonl as _jsonl
 
     tricky = [{"device": "a", "ts": 1, "type": "x", "args": {"s": '},{"device":'}},
               {"device": "b", "ts": 2, "type": "y"}]
