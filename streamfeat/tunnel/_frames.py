@@ -6,20 +6,25 @@ Outer record (what travels; one or more per websocket message)::
 
     HELLO   0x01  Noise IK message 1 (device -> endpoint)
     WELCOME 0x02  Noise IK message 2 (endpoint -> device)
-    DATA    0x03  counter u64 big-endian | AEAD(ciphertext of one inner message)
+    DATA    0x03  ChaChaPoly ciphertext of one inner message (Noise transport message)
     REFUSE  0x04  code u16 | reason utf-8      (plaintext; only before keys exist)
 
-The DATA counter is the Noise nonce made explicit: the receiver knows which counter it
-expects, so a frame with a lower counter is a replay and a higher one a reorder (or a
-loss), each refused under its own reason; the counter bytes are also the AEAD associated
-data, so they cannot be altered without the tag failing.
+DATA frames use Noise's implicit nonces: the n-th frame in a direction is encrypted with
+nonce n, so a replayed, reordered, dropped or altered frame fails authentication. To refuse
+each under its own reason, a frame that fails at the expected nonce is tried at the few
+nonces around it: it opens at an earlier one (a replay) or a later one (a reorder), or not
+at all (tampered). This costs nothing on the wire and only a few trials on the error path.
 
 Inner messages (plaintext of DATA, and of the handshake payloads)::
 
     BATCH  0x10  batch_id[16] | payload           (device -> endpoint)
-    ACK    0x11  batch_id[16]                     (endpoint -> device)
+    ACK    0x11  uvarint(n)                       (endpoint -> device)
     CONFIG 0x12  version u32 | body               (endpoint -> device)
     CLOSE  0x13  code u16 | reason utf-8          (either way)
+
+An ACK is cumulative: the first ``n`` batches sent on this connection (the 0-RTT batch is
+the first) are stored. Both connection objects map ``n`` to batch ids, so the API speaks in
+batch ids while the wire carries one or two bytes.
 
 Handshake message 1's payload is ``config_version u32`` then, optionally, one BATCH
 message (the 0-RTT first batch). Message 2's payload is empty.
@@ -58,10 +63,39 @@ BATCH, ACK, CONFIG, CLOSE = 0x10, 0x11, 0x12, 0x13
 RECORD_TYPES = frozenset({HELLO, WELCOME, DATA, REFUSE})
 BATCH_ID_LEN = 16
 MAX_BODY = 0xFFFF
-# DATA body = 8 counter + 17 inner header + payload + 16 tag must fit MAX_BODY
+# DATA body = 17 inner header + payload + 16 tag must fit MAX_BODY
 MAX_BATCH = 65_000
 
 _HDR = struct.Struct(">BH")
+
+
+def uvarint(n: int) -> bytes:
+    """Unsigned LEB128."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def read_uvarint(data: bytes, i: int) -> tuple[int, int]:
+    """Read an unsigned LEB128 at ``i``; returns (value, index after it).
+
+    Raises:
+        RemoteProtocolError: truncated or longer than 63 bits.
+    """
+    n = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            msg = f"bad varint at byte {i}"
+            raise RemoteProtocolError(msg)
+        b = data[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return n, i
 
 
 def encode_record(rtype: int, body: bytes) -> bytes:
@@ -114,7 +148,7 @@ class Inner:
     kind: int
     batch_id: bytes = b""
     payload: bytes = b""
-    version: int = 0
+    version: int = 0  # CONFIG: version; ACK: the cumulative batch count
     code: int = 0
     reason: str = ""
 
@@ -124,7 +158,7 @@ def encode_inner(m: Inner) -> bytes:
     if m.kind == BATCH:
         return bytes((BATCH,)) + m.batch_id + m.payload
     if m.kind == ACK:
-        return bytes((ACK,)) + m.batch_id
+        return bytes((ACK,)) + uvarint(m.version)
     if m.kind == CONFIG:
         return struct.pack(">BI", CONFIG, m.version) + m.payload
     if m.kind == CLOSE:
@@ -145,8 +179,10 @@ def decode_inner(data: bytes) -> Inner:
     kind = data[0]
     if kind == BATCH and len(data) >= 1 + BATCH_ID_LEN:
         return Inner(BATCH, batch_id=data[1:17], payload=data[17:])
-    if kind == ACK and len(data) == 1 + BATCH_ID_LEN:
-        return Inner(ACK, batch_id=data[1:])
+    if kind == ACK and 2 <= len(data) <= 10:
+        n, end = read_uvarint(data, 1)
+        if end == len(data):
+            return Inner(ACK, version=n)
     if kind == CONFIG and len(data) >= 5:
         return Inner(CONFIG, version=struct.unpack_from(">I", data, 1)[0], payload=data[5:])
     if kind == CLOSE and len(data) >= 3:
@@ -156,7 +192,11 @@ def decode_inner(data: bytes) -> Inner:
 
 
 def encode_hello_payload(config_version: int, first: Inner | None) -> bytes:
-    """Handshake message 1's payload: our config version and an optional first batch."""
+    """An ACK is cumulative: the first ``n`` batches sent on this connection (the 0-RTT batch is
+the first) are stored. Both connection objects map ``n`` to batch ids, so the API speaks in
+batch ids while the wire carries one or two bytes.
+
+Handshake message 1's payload: our config version and an optional first batch."""
     head = struct.pack(">I", config_version)
     return head + encode_inner(first) if first is not None else head
 

@@ -29,7 +29,6 @@ Randomness (ephemeral keys) comes in as ``random_bytes``; nothing reads a clock.
 from __future__ import annotations
 
 import os
-import struct
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
@@ -125,7 +124,8 @@ for _role in Role:
 
 _RECORD_NAMES = {F.HELLO: "HELLO", F.WELCOME: "WELCOME", F.DATA: "DATA", F.REFUSE: "REFUSE"}
 _INNER_NAMES = {F.BATCH: "BATCH", F.ACK: "ACK", F.CONFIG: "CONFIG", F.CLOSE: "CLOSE"}
-_COUNTER = struct.Struct(">Q")
+_TAG = 16
+_TRIALS = 32  # nonces tried each way to tell a replay or a reorder from tampering
 
 
 class _Refusal(Exception):
@@ -179,6 +179,10 @@ class TunnelConnection:
         self._early: Batch | None = None
         self._out = bytearray()
         self._closed: Closed | None = None
+        # batch ids of this connection not acknowledged yet, oldest first: sent ones on the
+        # device, received ones on the endpoint; ACK n on the wire means "the first n"
+        self._unacked: deque[bytes] = deque()
+        self._acked = 0
 
     def __repr__(self) -> str:
         return f"<TunnelConnection {self.role.value} {self.state.value}>"
@@ -209,6 +213,8 @@ class TunnelConnection:
             msg = f"can't send {type(event).__name__} in state ERROR"
             raise LocalProtocolError(msg)
         self._check_fields(event)
+        if self.state is State.OPEN:
+            self._check_ack(event)
         before = self.state
         self._move(f"send {type(event).__name__}")
         if isinstance(event, Hello):
@@ -222,11 +228,25 @@ class TunnelConnection:
             return self._send_close(before, event)
         if isinstance(event, Batch):
             inner = F.Inner(F.BATCH, batch_id=event.batch_id, payload=event.payload)
+            self._unacked.append(event.batch_id)
         elif isinstance(event, Ack):
-            inner = F.Inner(F.ACK, batch_id=event.batch_id)
+            inner = F.Inner(F.ACK, version=self._take_acked(event.batch_id))
         else:
             inner = F.Inner(F.CONFIG, version=event.version, payload=event.body)
         return self._seal(inner)
+
+    def _take_acked(self, batch_id: bytes) -> int:
+        """Endpoint: mark batches up to ``batch_id`` acknowledged; the cumulative count."""
+        while self._unacked:
+            self._acked += 1
+            if self._unacked.popleft() == batch_id:
+                return self._acked
+        raise AssertionError("checked in _check_ack")  # pragma: no cover
+
+    def _check_ack(self, event: object) -> None:
+        if isinstance(event, Ack) and self.role is Role.ENDPOINT and event.batch_id not in self._unacked:
+            msg = f"can't ack batch {event.batch_id.hex()}: not received unacknowledged on this connection"
+            raise LocalProtocolError(msg)
 
     @staticmethod
     def _check_fields(event: object) -> None:
@@ -250,6 +270,7 @@ class TunnelConnection:
         first = None
         if event.first is not None:
             first = F.Inner(F.BATCH, batch_id=event.first.batch_id, payload=event.first.payload)
+            self._unacked.append(event.first.batch_id)
         payload = F.encode_hello_payload(event.config_version, first)
         return F.encode_record(F.HELLO, self._hs.write_message_1(payload))
 
@@ -264,6 +285,7 @@ class TunnelConnection:
         self._events.append(HandshakeComplete(self.peer_key, self._hs.handshake_hash))
         if self._early is not None:
             self._events.append(self._early)
+            self._unacked.append(self._early.batch_id)
             self._early = None
         return F.encode_record(F.WELCOME, body)
 
@@ -279,10 +301,9 @@ class TunnelConnection:
 
     def _seal(self, inner: F.Inner) -> bytes:
         assert self._send_cs is not None
-        counter = _COUNTER.pack(self._send_n)
-        ct = self._send_cs.encrypt_at(self._send_n, counter, F.encode_inner(inner))
+        ct = self._send_cs.encrypt_at(self._send_n, b"", F.encode_inner(inner))
         self._send_n += 1
-        return F.encode_record(F.DATA, counter + ct)
+        return F.encode_record(F.DATA, ct)
 
     def data_to_send(self) -> bytes:
         """Bytes the connection produced by itself (a close record); empty most of the time."""
@@ -399,26 +420,49 @@ class TunnelConnection:
         if self._recv_cs is None:
             msg = f"peer sent DATA in state {self.state.value} as {self.role.value}"
             raise _Refusal(CloseCode.PROTOCOL_ERROR, RemoteProtocolError(msg))
-        if len(body) < _COUNTER.size + 16:
-            msg = f"data record of {len(body)} bytes is shorter than counter and tag"
+        if len(body) < _TAG + 1:
+            msg = f"data record of {len(body)} bytes is shorter than a message and its tag"
             raise _Refusal(CloseCode.TRUNCATED, RemoteProtocolError(msg))
-        (n,) = _COUNTER.unpack_from(body)
-        if n != self._recv_n:
-            code = CloseCode.REPLAYED_FRAME if n < self._recv_n else CloseCode.REORDERED_FRAME
-            msg = f"frame counter {n}, expected {self._recv_n}"
-            raise _Refusal(code, DecryptError(msg, close_code=code))
+        n = self._recv_n
         try:
-            plain = self._recv_cs.decrypt_at(n, body[: _COUNTER.size], body[_COUNTER.size :])
+            plain = self._recv_cs.decrypt_at(n, b"", body)
         except DecryptError as exc:
-            raise _Refusal(CloseCode.DECRYPT_FAILED, exc) from exc
+            raise _Refusal(self._classify(body), exc) from exc
         self._recv_n += 1
         return _decode(F.decode_inner, plain)
+
+    def _classify(self, body: bytes) -> CloseCode:
+        """Why a frame failed: it opens at an earlier nonce (replay), a later one (reorder or
+        loss), or none near (tampered). Only on the error path; bounded by ``_TRIALS``."""
+        assert self._recv_cs is not None
+        n = self._recv_n
+        for code, nonces in (
+            (CloseCode.REPLAYED_FRAME, range(n - 1, max(-1, n - 1 - _TRIALS), -1)),
+            (CloseCode.REORDERED_FRAME, range(n + 1, n + 1 + _TRIALS)),
+        ):
+            for k in nonces:
+                try:
+                    self._recv_cs.decrypt_at(k, b"", body)
+                except DecryptError:
+                    continue
+                return code
+        return CloseCode.DECRYPT_FAILED
+
+    def _on_ack(self, count: int) -> None:
+        """Device: a cumulative ack of the first ``count`` batches of this connection."""
+        if not self._acked < count <= self._acked + len(self._unacked):
+            msg = f"ack of {count} batches, {self._acked} acked and {len(self._unacked)} in flight"
+            raise _Refusal(CloseCode.PROTOCOL_ERROR, RemoteProtocolError(msg))
+        while self._acked < count:
+            self._acked += 1
+            self._events.append(Ack(self._unacked.popleft()))
 
     def _on_inner(self, inner: F.Inner) -> None:
         if inner.kind == F.BATCH:
             self._events.append(Batch(inner.batch_id, inner.payload))
+            self._unacked.append(inner.batch_id)
         elif inner.kind == F.ACK:
-            self._events.append(Ack(inner.batch_id))
+            self._on_ack(inner.version)
         elif inner.kind == F.CONFIG:
             self._events.append(Config(inner.version, inner.payload))
         else:

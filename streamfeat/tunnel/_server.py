@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 from collections import OrderedDict
@@ -89,6 +90,8 @@ class _Writer:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamfeat-store")
         self._task: asyncio.Task[None] | None = None
+        # a storage that never blocks (in memory, or a non-blocking client) runs in the loop
+        self._inline = bool(getattr(storage, "non_blocking", False))
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -96,6 +99,16 @@ class _Writer:
     def submit(self, device: str, batch: Batch) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         sb = StoredBatch(device, batch.batch_id, batch.payload, self._clock.time())
+        if self._inline:
+            # nothing to wait for and nothing to group: store now, skip the queue's hop
+            try:
+                new = self._store([_Pending(sb, fut)])[0]
+            except StorageError as exc:
+                fut.set_exception(exc)
+            else:
+                self._metrics.batches.labels("stored" if new else "duplicate").inc()
+                fut.set_result(new)
+            return fut
         self._queue.put_nowait(_Pending(sb, fut))
         return fut
 
@@ -158,8 +171,7 @@ class _Session:
         self.conn = TunnelConnection(Role.ENDPOINT, static=server.key, random_bytes=server.random_bytes)
         self.device: str | None = None
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._acks: asyncio.Queue[tuple[bytes, asyncio.Future[bool]] | None] = asyncio.Queue()
-        self.acker: asyncio.Task[None] | None = None
+        self.pending: set[asyncio.Future[bool]] = set()  # stores not yet acknowledged
 
     def send(self, event: Ack | Config | Close | Accept | Refuse) -> None:
         # bytes go out in the order conn.send produced them: frame counters must not reorder
@@ -167,13 +179,11 @@ class _Session:
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._write_loop())
-        acker = self.acker = asyncio.create_task(self._ack_loop())
         try:
             await self._read_loop()
         finally:
-            self._acks.put_nowait(None)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(acker, 10)  # ack what was stored before leaving
+            if self.pending:
+                await asyncio.wait(self.pending, timeout=10)  # ack what was stored before leaving
             self._out.put_nowait(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, 5)
@@ -210,7 +220,9 @@ class _Session:
             elif isinstance(ev, Batch):
                 assert self.device is not None
                 srv.metrics.bytes.inc(len(ev.payload))
-                self._acks.put_nowait((ev.batch_id, srv._writer.submit(self.device, ev)))
+                fut = srv._writer.submit(self.device, ev)
+                self.pending.add(fut)
+                fut.add_done_callback(functools.partial(self._stored, ev.batch_id))
             elif isinstance(ev, Closed):
                 # peer misbehaviour the core detected (refusals we decided were counted
                 # where we decided them)
@@ -261,19 +273,17 @@ class _Session:
             self.send(Config(version, body))
             self.server.metrics.configs.inc()
 
-    async def _ack_loop(self) -> None:
-        while (item := await self._acks.get()) is not None:
-            batch_id, fut = item
-            try:
-                await fut
-            except StorageError:
-                # not stored, so not acknowledged: close; the device resends later
-                if self.conn.state is State.OPEN:
-                    self.send(Close(CloseCode.INTERNAL_ERROR, "storage failed"))
-                await self.transport.aclose()
-                return
-            if self.conn.state is State.OPEN:
-                self.send(Ack(batch_id))
+    def _stored(self, batch_id: bytes, fut: asyncio.Future[bool]) -> None:
+        """Done callback of a store: acknowledge (callbacks run in submission order)."""
+        self.pending.discard(fut)
+        if fut.cancelled() or self.conn.state is not State.OPEN:
+            return
+        if fut.exception() is not None:
+            # not stored, so not acknowledged: close; the device resends it later
+            self.send(Close(CloseCode.INTERNAL_ERROR, "storage failed"))
+            self._out.put_nowait(None)
+            return
+        self.send(Ack(batch_id))
 
     async def _write_loop(self) -> None:
         while (data := await self._out.get()) is not None:
@@ -390,13 +400,11 @@ class TunnelServer:
         """Stop taking devices and close every connection with GOING_AWAY once its stored
         batches are acknowledged."""
         self.closing = True
-        sessions = list(self._sessions)
-        for s in sessions:
-            s._acks.put_nowait(None)
-        ackers = [s.acker for s in sessions if s.acker is not None]
-        if ackers:
+        pending = [f for s in self._sessions for f in s.pending]
+        if pending:
             # batches already handed to the writer get stored and acknowledged first
-            await asyncio.wait(ackers, timeout=10)
+            await asyncio.wait(pending, timeout=10)
+        await asyncio.sleep(0)  # let the done callbacks queue their acks
         for s in list(self._sessions):
             if s.conn.state is State.OPEN:
                 with contextlib.suppress(Exception):

@@ -13,7 +13,7 @@ from tests.unit.tunnel.tunnel_helpers import TunnelPair, bid, drain
 ids = st.binary(min_size=16, max_size=16)
 inners = st.one_of(
     st.builds(lambda i, p: F.Inner(F.BATCH, batch_id=i, payload=p), ids, st.binary(max_size=300)),
-    st.builds(lambda i: F.Inner(F.ACK, batch_id=i), ids),
+    st.builds(lambda n: F.Inner(F.ACK, version=n), st.integers(0, 2**63 - 1)),
     st.builds(lambda v, p: F.Inner(F.CONFIG, version=v, payload=p), st.integers(0, 2**32 - 1), st.binary(max_size=300)),
     st.builds(lambda c, r: F.Inner(F.CLOSE, code=c, reason=r), st.integers(0, 65535), st.text(max_size=50)),
 )

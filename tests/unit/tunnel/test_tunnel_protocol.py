@@ -154,12 +154,35 @@ def test_reordered_frames_close_reordered() -> None:
     _refused(p.to_endpoint(f2), CloseCode.REORDERED_FRAME)
 
 
-def test_counter_altered_to_look_expected_fails_the_tag() -> None:
+def test_frame_from_another_connection_is_refused() -> None:
+    p, q = _open_pair(), TunnelPair("other")
+    q.open()
+    _refused(p.to_endpoint(q.device.send(Batch(bid(1), b"x"))), CloseCode.DECRYPT_FAILED)
+
+
+def test_acks_are_cumulative_on_the_wire_and_per_batch_in_the_api() -> None:
+    p = TunnelPair()
+    p.open(first=Batch(bid(0), b"early"))
+    frames = b"".join(p.device.send(Batch(bid(i), b"x")) for i in range(1, 4))
+    assert [e.batch_id for e in p.to_endpoint(frames)] == [bid(1), bid(2), bid(3)]
+    ack = p.endpoint.send(Ack(bid(2)))  # acknowledges 0, 1 and 2
+    assert len(ack) < 30
+    assert p.to_device(ack) == [Ack(bid(0)), Ack(bid(1)), Ack(bid(2))]
+    assert p.to_device(p.endpoint.send(Ack(bid(3)))) == [Ack(bid(3))]
+
+
+def test_endpoint_cannot_ack_what_it_did_not_receive() -> None:
+    p = _open_pair()
+    with pytest.raises(LocalProtocolError):
+        p.endpoint.send(Ack(bid(5)))
+    assert p.endpoint.state is State.OPEN
+
+
+def test_ack_beyond_what_was_sent_closes_the_device() -> None:
     p = _open_pair()
     p.device.send(Batch(bid(1), b"x"))
-    f2 = bytearray(p.device.send(Batch(bid(2), b"y")))
-    f2[3:11] = (0).to_bytes(8, "big")  # claim counter 0: the tag covers the counter
-    _refused(p.to_endpoint(bytes(f2)), CloseCode.DECRYPT_FAILED)
+    forged = p.endpoint._seal(F.Inner(F.ACK, version=2))
+    _refused(p.to_device(forged), CloseCode.PROTOCOL_ERROR)
 
 
 def test_truncated_stream_closes_truncated() -> None:
