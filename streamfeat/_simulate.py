@@ -121,6 +121,7 @@ class SimReport:
     lost: int = 0
     doubled: int = 0
     undecodable: int = 0
+    acked_not_stored: int = 0
     missing: dict[str, int] = field(default_factory=dict)
     waiting: int = 0
     encode_errors: int = 0
@@ -324,6 +325,24 @@ class Simulation:
             procs.append(await _spawn(["-m", "streamfeat.agent._fleet", str(spec_path)], f"fleet process {w}", work / f"fleet-p{w}.log"))
         return procs
 
+    def _dirs(self) -> tuple[Path, Path | None, Path | None]:
+        """Return the work dir, and the temporary dirs to delete at the end."""
+        o = self.options
+        tmp = None if o.workdir is not None else Path(tempfile.mkdtemp(prefix="streamfeat-sim-"))
+        work = Path(o.workdir) if o.workdir is not None else tmp
+        assert work is not None
+        work.mkdir(parents=True, exist_ok=True)
+        self.report.workdir = str(work) if o.workdir else ""
+        # The device stores stand for N phones' own flash, not one shared disk: in a temporary
+        # run they go to memory (/dev/shm) when it is there, so that N devices' fsyncs do not
+        # queue on one disk; the endpoint's database stays on disk, its fsyncs are real.
+        shm = Path("/dev/shm")
+        stores_tmp = None
+        if o.workdir is None and shm.is_dir() and os.access(shm, os.W_OK):
+            stores_tmp = Path(tempfile.mkdtemp(prefix="streamfeat-sim-stores-", dir=shm))
+        self._stores_root = stores_tmp or work / "stores"
+        return work, tmp, stores_tmp
+
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> SimReport:
@@ -334,20 +353,7 @@ class Simulation:
         """
         o = self.options
         started = time.time()
-        tmp = None
-        if o.workdir is None:
-            tmp = Path(tempfile.mkdtemp(prefix="streamfeat-sim-"))
-        work = Path(o.workdir or tmp)  # type: ignore[arg-type]
-        await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
-        self.report.workdir = str(work) if o.workdir else ""
-        # The device stores stand for N phones' own flash, not one shared disk: in a temporary
-        # run they go to memory (/dev/shm) when it is there, so that N devices' fsyncs do not
-        # queue on one disk; the endpoint's database stays on disk, its fsyncs are real.
-        shm = Path("/dev/shm")
-        stores_tmp = None
-        if o.workdir is None and shm.is_dir() and os.access(shm, os.W_OK):
-            stores_tmp = Path(tempfile.mkdtemp(prefix="streamfeat-sim-stores-", dir=shm))
-        self._stores_root = stores_tmp or work / "stores"
+        work, tmp, stores_tmp = await asyncio.to_thread(self._dirs)
         self._configs = [o.tasks_text] + [text for _, text in o.reconfigure]
         workers: list[_Proc] = []
         try:
@@ -464,36 +470,45 @@ class Simulation:
             await self.push_config(version, text)
 
     async def push_config(self, version: int, text: str) -> None:
-        """Send tasks file ``text`` as ``version`` to every device (live when connected)."""
-        if self._endpoint is not None:
-            await self._endpoint.send(json.dumps({"push": {"devices": self.device_names, "version": version, "body": text}}))
-        else:
-            from streamfeat.tunnel._storage import SQLiteStorage
+        """Send tasks file ``text`` as ``version`` to every device.
 
-            storage = SQLiteStorage(self.db)  # no live connection to push on: sent at the next connect
-            try:
-                for d in self.device_names:
-                    storage.set_config(d, version, text.encode())
-            finally:
-                storage.close()
+        The config is first written to the endpoint's database (so a device that is not
+        connected, or whose endpoint is killed before it pushes, gets it when it connects);
+        then the endpoint, if it is ours and up, sends it down the open connections at once.
+        """
+        await asyncio.to_thread(self._store_config, version, text)
+        if self._endpoint is not None:
+            with contextlib.suppress(OSError, RuntimeError):  # killed by chaos meanwhile: stored anyway
+                await self._endpoint.send(json.dumps({"push": {"devices": self.device_names, "version": version, "body": text}}))
         self.report.configs_pushed += 1
 
+    def _store_config(self, version: int, text: str) -> None:
+        from streamfeat.tunnel._storage import SQLiteStorage
+
+        storage = SQLiteStorage(self.db)
+        try:
+            for d in self.device_names:
+                storage.set_config(d, version, text.encode())
+        finally:
+            storage.close()
+
     async def _chaos_loop(self, work: Path) -> None:
-        """Reset random connections every 1-2 s; kill and restart the endpoint every few seconds."""
+        """Reset 5% of the connections every 1-3 s; kill and restart the endpoint every quarter
+        to two fifths of the expected run (at least every 3-6 s)."""
         o, rng = self.options, self.rng
         expected = o.minutes * 60 / o.speed if o.speed > 0 else 10.0
         now = time.time()
         next_cut = now + rng.uniform(0.5, 1.5)
-        next_restart = now + max(1.0, expected * 0.2)
+        next_restart = now + max(1.0, expected * 0.25)
         while True:
             now = time.time()
             if now >= next_cut:
-                self._proxy.cut(0.2)
-                next_cut = now + rng.uniform(1.0, 2.0)
+                self._proxy.cut(0.05)
+                next_cut = now + rng.uniform(1.0, 3.0)
             if o.server is None and now >= next_restart:
                 self._restarting = asyncio.ensure_future(self._restart(work))
                 await asyncio.shield(self._restarting)
-                next_restart = time.time() + rng.uniform(max(2.0, expected * 0.15), max(4.0, expected * 0.3))
+                next_restart = time.time() + rng.uniform(max(3.0, expected * 0.25), max(6.0, expected * 0.4))
             await asyncio.sleep(0.05)
 
     async def _restart(self, work: Path) -> None:
@@ -556,12 +571,18 @@ class Simulation:
             for name, d in res["devices"].items():
                 queued[name] = Counter({bytes(k): n for k, n in d["ledger"]})
         stored: dict[str, Counter[bytes]] = {name: Counter() for name in queued}
+        acked: dict[str, set[bytes]] = {}
+        for res in results:
+            for name, d in res["devices"].items():
+                acked[name] = {bytes(b) for b in d.get("acked_ids", ())}
+        stored_ids: dict[str, set[bytes]] = {name: set() for name in queued}
         r = self.report
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         try:
-            for device, size, payload in conn.execute("SELECT device, size, payload FROM batches ORDER BY rowid"):
+            for device, batch_id, size, payload in conn.execute("SELECT device, batch_id, size, payload FROM batches ORDER BY rowid"):
                 if device not in stored:
                     continue  # another fleet's device on a shared server
+                stored_ids[device].add(bytes(batch_id))
                 r.batches_stored += 1
                 r.stored_bytes += size
                 for item in split_items(bytes(payload)):
@@ -573,6 +594,8 @@ class Simulation:
                     stored[device].update(record_digest(x) for x in decoded)
         finally:
             conn.close()
+        for name, ids in acked.items():
+            r.acked_not_stored += len(ids - stored_ids[name])
         for name, want in queued.items():
             got = stored[name]
             r.queued += sum(want.values())

@@ -95,7 +95,6 @@ class Worker:
 
     async def setup(self) -> None:
         from streamfeat.agent import Agent
-
         from streamfeat.tasks import parse_tasks
 
         spec = self.spec
@@ -215,7 +214,7 @@ class Worker:
                 "waiting": a.outbox_waiting, "version": a.version, "configs": s.configs_applied,
                 "connects": a.uploader.stats.connects if a.uploader else 0,
                 "failures": a.uploader.stats.failures if a.uploader else 0,
-                "ledger": [[k, n] for k, n in d.ledger.items()],
+                "ledger": [[k, n] for k, n in d.ledger.items()], "acked_ids": a.outbox.acked_ids,
             }  # fmt: skip
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"devices": devices, "cpu_s": cpu_s, "wall_s": wall_s, "max_rss_kb": rss_kb,

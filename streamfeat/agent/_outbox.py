@@ -43,6 +43,7 @@ class TimedOutbox(Outbox):
         self.ages: deque[float] = deque(maxlen=keep)
         self.unmeasured = 0
         self.acked_payload_bytes = 0
+        self.acked_ids: list[bytes] = []  # for audits: which batches the endpoint acknowledged
         super().__init__(db, config, clock=self._timer, random_bytes=self._batch_id)
 
     def _batch_id(self, n: int) -> bytes:
@@ -59,6 +60,7 @@ class TimedOutbox(Outbox):
         done = super().ack(batch_id)
         sealed = self._sealed_at.pop(batch_id, None)
         if done and row is not None:
+            self.acked_ids.append(batch_id)
             self.acked_payload_bytes += int(row[1])
             if sealed is None:
                 self.unmeasured += 1
