@@ -11,12 +11,13 @@ usually 0. With probability ``disorder`` per event the clock is set back (a manu
 bad network time) so that this event's ``ts`` is 1 s to 2 min *before* the previous event's;
 the clock is synced again (offset back to 0, a forward jump) when the next session starts. So
 the fraction of per-device backward ``ts`` steps is about ``disorder``, and arrival order is
-never changed.
+never changed. The clock draws from its own random source, so the disorder moves timestamps
+and nothing else.
 
 The merged log orders events of all devices by true time (ties: device index, then app order),
-like a collector receiving them the moment they happen. Each device is a suspended generator
-with one event waiting in the merge heap: memory is a few kilobytes per device, whatever the
-number of events.
+like a collector receiving them the moment they happen. Each device is a suspended session
+generator plus its next event (about 5 KB, half of it the Mersenne Twister state), and the
+merge holds one slice of simulated time: memory grows with the devices, never with the events.
 """
 
 from __future__ import annotations
