@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 Getter = Callable[[Event], Any]
+Step = Callable[[list[Any], Event, int], None]
 _NUMERIC = (int, float)
 
 
@@ -61,6 +62,10 @@ def field_getter(name: str) -> Getter:
 
 def _one(event: Event) -> int:
     return 1
+
+
+def _add_size(accs: list[Any], event: Event, seq: int) -> None:
+    accs[0] += raw_size(event)
 
 
 def _rank(value: Any) -> tuple[int, Any]:
@@ -86,6 +91,21 @@ class Count:
     def update(self, acc: int, value: Any, seq: int) -> int:
         return acc + 1
 
+    def updater(self, i: int, get: Getter) -> Step:
+        """Return the in-place step ``(accs, event, seq)`` updating slot ``i`` (the hot path)."""
+        if type(self) is Count:
+
+            def count(accs: list[Any], event: Event, seq: int) -> None:
+                accs[i] += 1
+
+            return count
+        update = self.update
+
+        def step(accs: list[Any], event: Event, seq: int) -> None:
+            accs[i] = update(accs[i], get(event), seq)
+
+        return step
+
     def merge(self, a: int, b: int) -> int:
         return a + b
 
@@ -109,6 +129,15 @@ class Sum(Count):
         if type(value) not in _NUMERIC:
             return acc
         return value if acc is None else acc + value
+
+    def updater(self, i: int, get: Getter) -> Step:
+        def add(accs: list[Any], event: Event, seq: int) -> None:
+            v = get(event)
+            if type(v) is int or type(v) is float:
+                a = accs[i]
+                accs[i] = v if a is None else a + v
+
+        return add
 
     def merge(self, a: Any, b: Any) -> Any:
         if a is None:
@@ -332,21 +361,31 @@ class AggregateSet:
         getters = tuple(
             _one if spec.field is None else field_getter(spec.field) for _, spec in specs
         )
-        self._plan = tuple(
-            (i, g, a.update) for i, (g, a) in enumerate(zip(getters, self.aggs, strict=True), 1)
+        self.steps = tuple(
+            a.updater(i, g) for i, (g, a) in enumerate(zip(getters, self.aggs, strict=True), 1)
         )
         self.sizes = sizes
+        inits = [a.init() for a in self.aggs]
+        self._template = [0, *(None if isinstance(x, set | dict) else x for x in inits)]
+        self._fresh = tuple(
+            (i, a)
+            for i, (a, x) in enumerate(zip(self.aggs, inits, strict=True), 1)
+            if isinstance(x, set | dict)
+        )
+        if sizes:
+            self.steps += (_add_size,)
 
     def new(self) -> list[Any]:
         """Return the accumulator of an empty window."""
-        return [0, *(a.init() for a in self.aggs)]
+        acc = self._template[:]  # immutable initial values (0, None) copied in one go
+        for i, agg in self._fresh:
+            acc[i] = agg.init()
+        return acc
 
     def update(self, acc: list[Any], event: Event, seq: int) -> None:
         """Fold ``event`` (arrival number ``seq``) into ``acc`` in place."""
-        for i, get, update in self._plan:
-            acc[i] = update(acc[i], get(event), seq)
-        if self.sizes:
-            acc[0] += raw_size(event)
+        for step in self.steps:
+            step(acc, event, seq)
 
     def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
         """Return the accumulator of the union of the windows of ``a`` and ``b``."""

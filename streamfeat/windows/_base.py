@@ -91,8 +91,10 @@ class WindowLogic:
         self.name = cfg.name
         self.size = cfg.assign.size
         self.aggs = AggregateSet(cfg.aggregates, sizes=sizes)
+        self.steps = self.aggs.steps
         self.lateness = lateness if cfg.lateness is None else cfg.lateness
         self.filter = cfg.filter
+        self.key_fields = cfg.key
         self.key_of = key_function(cfg.key)
         self.sizes = sizes
 
@@ -154,7 +156,8 @@ class TimedLogic(WindowLogic):
         acc = bucket.get(key)
         if acc is None:
             acc = bucket[key] = self.aggs.new()
-        self.aggs.update(acc, event, seq)
+        for step in self.steps:
+            step(acc, event, seq)
 
     def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
         """Close (``final: false``) every window with ``end <= maxts - lateness``."""

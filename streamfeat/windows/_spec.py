@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from streamfeat._durations import parse_duration
 
-__all__ = ["AGGREGATE_OPS", "AggSpec", "AssignSpec", "parse_aggregate", "parse_assign", "parse_field"]
+__all__ = [
+    "AGGREGATE_OPS",
+    "AggSpec",
+    "AssignSpec",
+    "parse_aggregate",
+    "parse_assign",
+    "parse_field",
+]
 
 AGGREGATE_OPS = ("count", "sum", "min", "max", "mean", "first", "last", "distinct", "top")
 _EVENT_FIELDS = ("device", "ts", "type", "page", "item")

@@ -78,6 +78,7 @@ class WindowStage:
     def __init__(self, config: TasksConfig, *, sizes: bool = False) -> None:
         lateness = config.engine.lateness
         self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in config.windows.values())
+        self._procs = tuple((i, logic.process) for i, logic in enumerate(self.logics))
         self.sizes = sizes
 
     def new_state(self, device: str) -> WindowState:
@@ -89,9 +90,9 @@ class WindowStage:
         """Handle the device's event number ``index``; append late and closed-window records."""
         if event.ts > state.maxts:
             state.maxts = event.ts
-        maxts, device = state.maxts, event.device
-        for logic, wst in zip(self.logics, state.wins, strict=True):
-            logic.process(wst, index, event, maxts, device, out)
+        maxts, device, wins = state.maxts, event.device, state.wins
+        for i, process in self._procs:
+            process(wins[i], index, event, maxts, device, out)
 
     def advance(self, state: WindowState, now_ms: int, out: list[dict[str, Any]]) -> None:
         """Move the device's max ts to ``now_ms`` if later, and close what that watermark closes."""
