@@ -121,6 +121,8 @@ for _role in Role:
     for _state in (S.IDLE, S.HELLO_SENT, S.HELLO_RECEIVED, S.OPEN):
         _TRANSITIONS[(_role, _state, "recv EOF")] = S.CLOSED
 # -----------------------------------------------------------------------------------------
+# the same table split by role and keyed by plain strings: enum hashing is slow in Python
+_BY_ROLE = {r: {(st.value, inp): new for (rr, st, inp), new in _TRANSITIONS.items() if rr is r} for r in Role}
 
 _RECORD_NAMES = {F.HELLO: "HELLO", F.WELCOME: "WELCOME", F.DATA: "DATA", F.REFUSE: "REFUSE"}
 _INNER_NAMES = {F.BATCH: "BATCH", F.ACK: "ACK", F.CONFIG: "CONFIG", F.CLOSE: "CLOSE"}
@@ -162,6 +164,7 @@ class TunnelConnection:
             msg = "a device connection needs the endpoint's public key (remote_static)"
             raise ValueError(msg)
         self.role = role
+        self._table = _BY_ROLE[role]
         self.state = State.IDLE
         self.error: TunnelError | None = None
         self.peer_key: bytes | None = None
@@ -190,7 +193,7 @@ class TunnelConnection:
     # ---- transitions ----------------------------------------------------------------------
 
     def _move(self, inp: str) -> None:
-        new = _TRANSITIONS.get((self.role, self.state, inp))
+        new = self._table.get((self.state.value, inp))
         if new is None:
             if inp.startswith("send"):
                 old, self.state = self.state, State.ERROR

@@ -221,8 +221,11 @@ class _Session:
                 assert self.device is not None
                 srv.metrics.bytes.inc(len(ev.payload))
                 fut = srv._writer.submit(self.device, ev)
-                self.pending.add(fut)
-                fut.add_done_callback(functools.partial(self._stored, ev.batch_id))
+                if fut.done():  # stored inline: ack now rather than one loop turn later
+                    self._stored(ev.batch_id, fut)
+                else:
+                    self.pending.add(fut)
+                    fut.add_done_callback(functools.partial(self._stored, ev.batch_id))
             elif isinstance(ev, Closed):
                 # peer misbehaviour the core detected (refusals we decided were counted
                 # where we decided them)
