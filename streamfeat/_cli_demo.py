@@ -96,10 +96,9 @@ def _replay_demo(args: argparse.Namespace) -> int:
         work = args.dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         log = work / "events.jsonl"
-        with console.status(f"generating {args.devices} devices x {args.minutes:g} min ..."):
-            with log.open("wb") as fh:
-                for obj in generate_events(args.devices, args.minutes, args.seed):
-                    fh.write(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
+        with console.status(f"generating {args.devices} devices x {args.minutes:g} min ..."), log.open("wb") as fh:
+            for obj in generate_events(args.devices, args.minutes, args.seed):
+                fh.write(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
         console.print(f"generated {log} ({log.stat().st_size:,} bytes)")
         config = parse_tasks(default_tasks_text(), source="<default tasks>")
         opts = ReplayOptions(str(log), config, str(work / "records.jsonl"), db=str(work / "store.sqlite"), sizes=True)

@@ -1,0 +1,134 @@
+"""The agent: intake, quarantine, store, uploads, snapshots and restarts, reading features."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streamfeat.agent import Agent
+from streamfeat.clock import ManualClock
+from streamfeat.encoders import decode_batch, schemas_for
+from streamfeat.tasks import parse_tasks
+
+from .conftest import BASE, MemoryEndpoint
+
+T0 = 1_767_225_600_000
+
+
+def events(n: int, seed: int = 1, device: str = "phone") -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out, ts = [], T0
+    for i in range(n):
+        ts += rng.randrange(100, 15_000)
+        kind = rng.choice(["click", "exposure", "scroll", "page_enter", "page_exit"])
+        ev: dict[str, Any] = {"device": device, "ts": ts, "type": kind, "page": "item_detail", "item": str(i % 3)}
+        out.append(ev)
+    return out
+
+
+def all_count(records: list[dict[str, Any]]) -> int:
+    return sum(r["values"]["n"] for r in records if r["kind"] == "window" and r["window"] == "all_1m")
+
+
+def agent_for(tmp_path: Path, ep: MemoryEndpoint | None, clock: ManualClock, tasks: str = BASE, **kw: Any) -> Agent:
+    if ep is None:
+        return Agent(tasks=tasks, store_path=tmp_path / "dev.sqlite", clock=clock, device="phone", tick=0, **kw)
+    key = kw.pop("key")
+    return Agent(
+        tasks=tasks, store_path=tmp_path / "dev.sqlite", endpoint_url="ws://memory/v1/tunnel",
+        endpoint_public_key=ep.key.public, device_key=key, clock=clock, device="phone", tick=0,
+        connect=ep.connect, **kw,
+    )
+
+
+async def test_uploads_reach_the_endpoint_exactly_and_bad_events_are_quarantined(
+    tmp_path: Path, endpoint: MemoryEndpoint, manual_clock: ManualClock
+) -> None:
+    queued: list[dict[str, Any]] = []
+    agent = agent_for(tmp_path, endpoint, manual_clock, key=endpoint.device("phone"), on_upload=queued.extend)
+    await agent.start()
+    evs = events(200)
+    for ev in evs:
+        assert await agent.submit(ev)
+    assert not await agent.submit({"ts": "soon", "type": "click"})
+    assert not await agent.submit_line(b'{"ts": 1, "type": "click", "colour": "red"}\n', position=7)
+    assert not await agent.submit_line(b"{not json\n", position=8)
+    await agent.drain()
+    assert "ipv" in agent.features()
+    assert set(agent.windows()) <= {"all_1m", "clicks_1m"}
+    await agent.aclose(close_windows=True, drain_timeout=10)
+    assert agent.outbox_waiting == 0
+    assert agent.stats.quarantined == 3
+    assert all_count(queued) == len(evs)
+    schemas = schemas_for(parse_tasks(BASE))
+    stored = [r for p in endpoint.payloads("phone") for r in decode_batch(p, schemas)]
+    key = lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS)  # noqa: E731
+    assert sorted(map(key, stored)) == sorted(map(key, queued))
+    assert {r["kind"] for r in stored} <= {"feature", "window", "trigger"}
+    # the store kept every record and the quarantined inputs with their reasons
+    from streamfeat._store import Store
+
+    store = Store(tmp_path / "dev.sqlite")
+    quarantine = list(store.quarantine())
+    assert [q.position for q in quarantine] == [0, 7, 8]
+    assert "`ts`" in quarantine[0].reason and b"colour" in quarantine[1].raw
+    assert sum(1 for _ in store.records()) == sum(agent.stats.records.values())
+    store.close()
+
+
+async def test_restart_resumes_from_the_snapshot_without_losing_or_doubling(
+    tmp_path: Path, manual_clock: ManualClock
+) -> None:
+    evs = events(300, seed=2)
+    got: list[dict[str, Any]] = []
+    first = agent_for(tmp_path, None, manual_clock, on_upload=got.extend)
+    await first.start()
+    for ev in evs[:170]:
+        await first.submit(ev)
+    await first.aclose()  # windows stay open in the snapshot
+    second = agent_for(tmp_path, None, manual_clock, on_upload=got.extend)
+    await second.start()
+    assert second.engine.event_count("phone") == 170
+    for ev in evs[170:]:
+        await second.submit(ev)
+    await second.aclose(close_windows=True)
+    assert all_count(got) == len(evs)
+    assert second.outbox_waiting > 0  # offline: the payloads wait in the durable outbox
+
+
+async def test_periodic_snapshot_is_written_while_running(tmp_path: Path, manual_clock: ManualClock) -> None:
+    agent = agent_for(tmp_path, None, manual_clock, snapshot_every=0.05)
+    await agent.start()
+    for ev in events(20):
+        await agent.submit(ev)
+    await agent.drain()
+    await asyncio.sleep(0.2)
+    assert agent.stats.snapshots >= 1
+    snap = agent.store.load_checkpoint("agent")
+    assert snap is not None and snap.events == 20
+    await agent.aclose()
+
+
+async def test_a_changed_local_tasks_file_is_switched_to_at_start(tmp_path: Path, manual_clock: ManualClock) -> None:
+    evs = events(200, seed=4)
+    got: list[dict[str, Any]] = []
+    agent = agent_for(tmp_path, None, manual_clock, on_upload=got.extend)
+    await agent.start()
+    for ev in evs[:100]:
+        await agent.submit(ev)
+    await agent.aclose()
+    changed = BASE.replace("[features.ipv]\nkind = \"ipv\"\n", "")
+    agent = agent_for(tmp_path, None, manual_clock, tasks=changed, on_upload=got.extend)
+    await agent.start()
+    assert agent.config.text == changed and not agent.config.features
+    for ev in evs[100:]:
+        await agent.submit(ev)
+    history = agent.config_history()
+    await agent.aclose(close_windows=True)
+    assert all_count(got) == len(evs)
+    assert [(h["version"], h["source"], h["status"]) for h in history] == [(0, "local", "applied"), (0, "local", "applied")]
+    assert history[-1]["changes"]["removed"] == {"features": ["ipv"]}
