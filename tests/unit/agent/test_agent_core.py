@@ -75,7 +75,8 @@ async def test_uploads_reach_the_endpoint_exactly_and_bad_events_are_quarantined
     store = Store(tmp_path / "dev.sqlite")
     quarantine = list(store.quarantine())
     assert [q.position for q in quarantine] == [0, 7, 8]
-    assert "`ts`" in quarantine[0].reason and b"colour" in quarantine[1].raw
+    assert "`ts`" in quarantine[0].reason
+    assert b"colour" in quarantine[1].raw
     assert sum(1 for _ in store.records()) == sum(agent.stats.records.values())
     store.close()
 
@@ -109,7 +110,8 @@ async def test_periodic_snapshot_is_written_while_running(tmp_path: Path, manual
     await asyncio.sleep(0.2)
     assert agent.stats.snapshots >= 1
     snap = agent.store.load_checkpoint("agent")
-    assert snap is not None and snap.events == 20
+    assert snap is not None
+    assert snap.events == 20
     await agent.aclose()
 
 
@@ -124,7 +126,8 @@ async def test_a_changed_local_tasks_file_is_switched_to_at_start(tmp_path: Path
     changed = BASE.replace("[features.ipv]\nkind = \"ipv\"\n", "")
     agent = agent_for(tmp_path, None, manual_clock, tasks=changed, on_upload=got.extend)
     await agent.start()
-    assert agent.config.text == changed and not agent.config.features
+    assert agent.config.text == changed
+    assert not agent.config.features
     for ev in evs[100:]:
         await agent.submit(ev)
     history = agent.config_history()

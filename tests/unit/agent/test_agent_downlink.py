@@ -56,7 +56,8 @@ async def test_pushed_tasks_file_changes_what_the_device_emits_with_no_event_los
     assert len(stored) == len(queued)
     new_windows = [r for r in stored if r.get("window") == "scrolls_1m"]
     new_triggers = [r for r in stored if r.get("trigger") == "scroll_then_click"]
-    assert new_windows and new_triggers  # the device emits what the new file asks for
+    assert new_windows
+    assert new_triggers
     switch_ts = evs[199]["ts"]
     assert all(r["end"] > switch_ts for r in new_windows)
     assert all(r["first"] >= 200 for r in new_triggers)
@@ -75,7 +76,8 @@ async def test_pushed_file_is_applied_at_the_next_start_when_it_came_while_offli
     await agent.aclose()
     again = agent_for(tmp_path, None, manual_clock)  # offline restart keeps the applied version
     await again.start()
-    assert again.version == 3 and "scrolls_1m" in again.config.windows
+    assert again.version == 3
+    assert "scrolls_1m" in again.config.windows
     await again.aclose()
 
 
@@ -89,7 +91,8 @@ async def test_a_bad_pushed_file_is_refused_and_recorded(
     await _wait(lambda: agent.stats.configs_refused == 1)
     assert agent.version == 0
     history = agent.config_history()
-    assert history[-1]["version"] == 2 and history[-1]["status"].startswith("refused")
+    assert history[-1]["version"] == 2
+    assert history[-1]["status"].startswith("refused")
     for ev in events(30):
         assert await agent.submit(ev)  # still running the old file
     await agent.aclose()
