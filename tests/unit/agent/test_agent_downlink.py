@@ -21,8 +21,8 @@ aggregate = { n = "count" }
 """
 
 
-async def _wait(cond: Any, timeout: float = 5.0) -> None:
-    end = asyncio.get_running_loop().time() + timeout
+async def _wait(cond: Any, within: float = 5.0) -> None:
+    end = asyncio.get_running_loop().time() + within
     while not cond():
         assert asyncio.get_running_loop().time() < end, "condition not reached in time"
         await asyncio.sleep(0.01)
