@@ -91,7 +91,7 @@ class ExposureFeature:
         etype, page = event.type, event.page
         if etype == "page_enter" and page in self.feed_pages:
             self._close(st, event.ts, device, out)
-            st[0] = ExposureVisit(page, event.ts)  # type: ignore[arg-type]
+            st[0] = ExposureVisit(str(page), event.ts)
             return
         visit = st[0]
         implicit = etype == "exposure" and event.item is not None and page in self.feed_pages
@@ -126,8 +126,8 @@ class ExposureFeature:
             if entry[_POS] is None:
                 entry[_POS] = args.get("pos")
             entry[_N] += 1
-            dur = args.get("dur_ms")
-            dur = dur if type(dur) in _NUMERIC else 0
+            raw_dur = args.get("dur_ms")
+            dur: int | float = raw_dur if type(raw_dur) is int or type(raw_dur) is float else 0
             entry[_MS] += dur
             entry[_SPANS].append([event.ts, event.ts + dur])
         elif etype == "click":

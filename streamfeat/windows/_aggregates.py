@@ -109,7 +109,7 @@ class Count:
     def merge(self, a: int, b: int) -> int:
         return a + b
 
-    def result(self, acc: int) -> int:
+    def result(self, acc: Any) -> Any:
         return acc
 
     def dump(self, acc: Any) -> Any:
@@ -320,7 +320,7 @@ class Top(Count):
                 slot[1] += n
         return out
 
-    def result(self, acc: Any) -> list[list[Any]]:
+    def result(self, acc: Any) -> Any:
         best = sorted(acc.values(), key=lambda s: (-s[1], s[2]))[: self.k]
         return [[s[0], s[1]] for s in best]
 

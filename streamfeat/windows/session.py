@@ -75,7 +75,7 @@ class SessionLogic(WindowLogic):
             sessions = st.keys[key] = []
         hits = [s for s in sessions if s[0] - gap < ts < s[1] + gap]
         if not hits:
-            s = [ts, ts, aggs.new()]
+            s: list[Any] = [ts, ts, aggs.new()]
             insort(sessions, s, key=lambda x: x[0])
         else:
             s = hits[0]
@@ -88,7 +88,7 @@ class SessionLogic(WindowLogic):
             if ts > s[1]:
                 s[1] = ts
         aggs.update(s[2], event, seq)
-        return s[1] + gap  # type: ignore[no-any-return]
+        return int(s[1]) + gap
 
     def advance(self, st: SessionState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
         """Close (``final: false``) every session with ``last + gap <= maxts - lateness``."""

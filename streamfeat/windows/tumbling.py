@@ -24,7 +24,7 @@ class TumblingLogic(TimedLogic):
 
     def __init__(self, cfg: WindowConfig, lateness: int, *, sizes: bool = False) -> None:
         super().__init__(cfg, lateness, sizes=sizes)
-        self.process = self._fast_process()  # type: ignore[method-assign]
+        self.process = self._fast_process()  # type: ignore[method-assign,assignment]
 
     def process(
         self,
