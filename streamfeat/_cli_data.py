@@ -31,11 +31,18 @@ def add_parsers(subparsers: Any) -> None:
     gen.add_argument("--minutes", type=float, required=True, help="simulated period in minutes")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     gen.add_argument("--out", default="-", help="output file, '-' for stdout (default)")
-    gen.add_argument("--start-ts", type=int, default=DEFAULT_START_TS,
-                     help="epoch ms at which the period starts (default: %(default)s, 2026-01-01Z)")
-    gen.add_argument("--disorder", type=float, default=DEFAULT_DISORDER,
-                     help="fraction of events whose ts goes back, a device clock change "
-                     "(default: %(default)s)")
+    gen.add_argument(
+        "--start-ts",
+        type=int,
+        default=DEFAULT_START_TS,
+        help="epoch ms at which the period starts (default: %(default)s, 2026-01-01Z)",
+    )
+    gen.add_argument(
+        "--disorder",
+        type=float,
+        default=DEFAULT_DISORDER,
+        help="fraction of events whose ts goes back, a device clock change (default: %(default)s)",
+    )
     gen.set_defaults(func=_run_generate)
 
     conv = subparsers.add_parser(
@@ -59,8 +66,9 @@ def _open_out(path: str) -> AbstractContextManager[IO[bytes]]:
 
 def _run_generate(args: argparse.Namespace) -> int:
     try:
-        batches = generate_batches(args.devices, args.minutes, args.seed,
-                                 start_ts=args.start_ts, disorder=args.disorder)
+        batches = generate_batches(
+            args.devices, args.minutes, args.seed, start_ts=args.start_ts, disorder=args.disorder
+        )
     except ValueError as exc:
         args.parser.error(f"generate: {exc}")
     total_ms = args.minutes * 60_000
@@ -72,8 +80,9 @@ def _run_generate(args: argparse.Namespace) -> int:
     try:
         with _open_out(args.out) as out:
             if sys.stderr.isatty():
-                n = _with_progress(lambda tick: _write_events(batches, out, tick), total_ms,
-                                   args.start_ts)
+                n = _with_progress(
+                    lambda tick: _write_events(batches, out, tick), total_ms, args.start_ts
+                )
             else:
                 n = _write_events(batches, out, None)
             out.flush()
@@ -84,13 +93,16 @@ def _run_generate(args: argparse.Namespace) -> int:
         if gc_was_enabled:
             gc.enable()
     if sys.stderr.isatty():
-        print(f"generate: {n} events from {args.devices} devices over {args.minutes:g} min",
-              file=sys.stderr)
+        print(
+            f"generate: {n} events from {args.devices} devices over {args.minutes:g} min",
+            file=sys.stderr,
+        )
     return 0
 
 
-def _write_events(batches: Iterator[list[dict[str, Any]]], out: IO[bytes],
-                  tick: Callable[[int, int], None] | None) -> int:
+def _write_events(
+    batches: Iterator[list[dict[str, Any]]], out: IO[bytes], tick: Callable[[int, int], None] | None
+) -> int:
     """Write batches of events as JSON lines; return how many were written."""
     n = 0
     for batch in batches:
@@ -102,15 +114,22 @@ def _write_events(batches: Iterator[list[dict[str, Any]]], out: IO[bytes],
     return n
 
 
-def _with_progress(run: Callable[[Callable[[int, int], None]], int], total_ms: float,
-                   start_ts: int) -> int:
+def _with_progress(
+    run: Callable[[Callable[[int, int], None]], int], total_ms: float, start_ts: int
+) -> int:
     """Run ``run(tick)`` under a rich progress bar over simulated time (terminals only)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     # on stderr: stdout may be the log itself
-    with Progress(TextColumn("generate"), BarColumn(), TextColumn("{task.fields[events]} events"),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as progress:
+    with Progress(
+        TextColumn("generate"),
+        BarColumn(),
+        TextColumn("{task.fields[events]} events"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
         task = progress.add_task("generate", total=total_ms, events=0)
 
         def tick(n: int, ts: int) -> None:
@@ -122,9 +141,10 @@ def _with_progress(run: Callable[[Callable[[int, int], None]], int], total_ms: f
 def _run_convert(args: argparse.Namespace) -> int:
     converter = CONVERTERS[args.format]
     try:
-        with _open_out(args.out) as out, (
-            open(args.rejects, "wb") if args.rejects else nullcontext(None)
-        ) as rejects:
+        with (
+            _open_out(args.out) as out,
+            open(args.rejects, "wb") if args.rejects else nullcontext(None) as rejects,
+        ):
             summary = convert_file(converter, args.file, out, rejects=rejects, err=sys.stderr)
             out.flush()
     except OSError as exc:

@@ -71,7 +71,9 @@ _DETAIL_ACTIONS = (
     ("purchase", 3),
 )
 _ACTION_NAMES = tuple(a for a, _ in _DETAIL_ACTIONS)
-_ACTION_CUM = tuple(sum(w for _, w in _DETAIL_ACTIONS[: i + 1]) for i in range(len(_DETAIL_ACTIONS)))
+_ACTION_CUM = tuple(
+    sum(w for _, w in _DETAIL_ACTIONS[: i + 1]) for i in range(len(_DETAIL_ACTIONS))
+)
 _CONTROLS = frozenset(("detail", "ask", "service"))
 _BITS = 12
 _STEPS = 1 << _BITS
@@ -177,8 +179,13 @@ class SessionWriter:
 
     # --- low level ------------------------------------------------------------------------
 
-    def _ev(self, etype: str, page: str | None = None, item: str | None = None,
-            args: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _ev(
+        self,
+        etype: str,
+        page: str | None = None,
+        item: str | None = None,
+        args: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         ev: dict[str, Any] = {"device": self.device, "ts": 0, "type": etype}
         if page is not None:
             ev["page"] = page
@@ -231,11 +238,18 @@ class SessionWriter:
         yield self._ev("page_enter", "cart")
         for _ in range(int(rand() * 5)):
             self.t += self._lognormal(_LN(2500), 0.6)
-            yield self._ev("scroll", "cart", args={"speed": int(self._lognormal(self.profile.speed_mu, 0.5))})
+            yield self._ev(
+                "scroll", "cart", args={"speed": int(self._lognormal(self.profile.speed_mu, 0.5))}
+            )
         if rand() < 0.15 * self.profile.buy_boost:
             item, cat = self._pick_item()
             self.t += self._lognormal(_LN(6000), 0.5)
-            yield self._ev("purchase", "cart", item, {"category": cat, "qty": 1 + int(_E[self._bits(_BITS)] / 2)})
+            yield self._ev(
+                "purchase",
+                "cart",
+                item,
+                {"category": cat, "qty": 1 + int(_E[self._bits(_BITS)] / 2)},
+            )
         self.t += self._lognormal(_LN(3000), 0.6)
         return (yield from self._leave("cart", 0.03))
 
@@ -276,8 +290,14 @@ class SessionWriter:
                 pos += 1
                 visible.append((item, cat, pos))
                 self.t = t = t + 40 * rand()
-                yield {"device": device, "ts": 0, "type": "exposure", "page": "home_feed", "item": item,
-                       "args": {"pos": pos, "dur_ms": int(dwell * (0.6 + rand())), "category": cat}}
+                yield {
+                    "device": device,
+                    "ts": 0,
+                    "type": "exposure",
+                    "page": "home_feed",
+                    "item": item,
+                    "args": {"pos": pos, "dur_ms": int(dwell * (0.6 + rand())), "category": cat},
+                }
             if len(visible) > 4:
                 del visible[:-4]
             self.t = t = t + dwell
@@ -294,8 +314,13 @@ class SessionWriter:
                 return (yield from self._leave("home_feed", 0.08))
             else:
                 speed = int(exp(prof.speed_mu + 0.6 * _Z[bits(_BITS)]))
-                yield {"device": device, "ts": 0, "type": "scroll", "page": "home_feed",
-                       "args": {"speed": speed}}
+                yield {
+                    "device": device,
+                    "ts": 0,
+                    "type": "scroll",
+                    "page": "home_feed",
+                    "args": {"speed": speed},
+                }
                 new = 1 + min(5, speed // 700)
             t = self.t
 
@@ -354,10 +379,14 @@ class SessionWriter:
                 ev, chosen = self._detail_action(action, item, cat, chosen)
                 yield ev
         self.t = max(end, self.t)  # true time never goes back within a device
-        yield self._ev("page_exit", "item_detail", item, {"category": cat, "dur_ms": int(end - enter)})
+        yield self._ev(
+            "page_exit", "item_detail", item, {"category": cat, "dur_ms": int(end - enter)}
+        )
         return False
 
-    def _detail_action(self, action: str, item: str, cat: int, chosen: bool) -> tuple[dict[str, Any], bool]:
+    def _detail_action(
+        self, action: str, item: str, cat: int, chosen: bool
+    ) -> tuple[dict[str, Any], bool]:
         """Return one in-page action and whether a SKU is now chosen or the item carted."""
         rand = self._rand
         boost = self.profile.buy_boost
@@ -368,12 +397,16 @@ class SessionWriter:
             return self._ev("scroll", "item_detail", item, {"speed": speed}), chosen
         if action in _CONTROLS:
             return self._ev("click", "item_detail", item, {"control": action}), chosen
-        if action == "select_sku" or (action == "purchase" and not (chosen and rand() < 0.5 * boost)):
+        if action == "select_sku" or (
+            action == "purchase" and not (chosen and rand() < 0.5 * boost)
+        ):
             return self._ev("select_sku", "item_detail", item, {"sku": 1 + int(rand() * 6)}), True
         if action == "purchase":
             qty = 1 + int(_E[self._bits(_BITS)] / 2)
             return self._ev("purchase", "item_detail", item, {"category": cat, "qty": qty}), chosen
-        return self._ev(action, "item_detail", item, {"category": cat}), chosen or action == "add_cart"
+        return self._ev(
+            action, "item_detail", item, {"category": cat}
+        ), chosen or action == "add_cart"
 
     def _recommend(self, item: str, cat: int, depth: int) -> _Events:
         rand = self._rand
@@ -396,7 +429,9 @@ class SessionWriter:
         yield self._ev("page_enter", "shop", args={"shop": shop})
         for _ in range(1 + int(rand() * 5)):
             self.t += self._lognormal(_LN(3000), 0.7)
-            yield self._ev("scroll", "shop", args={"speed": int(self._lognormal(self.profile.speed_mu, 0.5))})
+            yield self._ev(
+                "scroll", "shop", args={"speed": int(self._lognormal(self.profile.speed_mu, 0.5))}
+            )
         self.t += self._lognormal(_LN(2000), 0.6)
         if rand() < 0.01:
             yield self._ev("app_background")

@@ -101,10 +101,25 @@ class _Device:
     (integer ms from the start of the period); :meth:`fill` stamps and hands over events.
     """
 
-    __slots__ = ("_clock_rng", "_gap_rate", "_horizon", "_last", "_log_keep", "_offset",
-                 "_session", "_skip", "_start_ts", "_writer", "pending", "rng", "t")
+    __slots__ = (
+        "_clock_rng",
+        "_gap_rate",
+        "_horizon",
+        "_last",
+        "_log_keep",
+        "_offset",
+        "_session",
+        "_skip",
+        "_start_ts",
+        "_writer",
+        "pending",
+        "rng",
+        "t",
+    )
 
-    def __init__(self, device: str, minutes: float, seed: int, start_ts: int, disorder: float) -> None:
+    def __init__(
+        self, device: str, minutes: float, seed: int, start_ts: int, disorder: float
+    ) -> None:
         rng = random.Random(f"streamfeat.generate:{seed}:{device}")
         self.rng = rng
         # the clock has its own random source: changing the disorder moves timestamps only,
@@ -160,7 +175,12 @@ class _Device:
         device has no more events.
         """
         ev, t = self.pending, self.t
-        session, writer, horizon, start_ts = self._session, self._writer, self._horizon, self._start_ts
+        session, writer, horizon, start_ts = (
+            self._session,
+            self._writer,
+            self._horizon,
+            self._start_ts,
+        )
         skip, last, offset = self._skip, self._last, self._offset
         add_key, add_event = keys.append, batch.append
         while ev is not None and t < end:
@@ -168,7 +188,9 @@ class _Device:
             if skip == 0:
                 skip = self._draw_skip()
                 if last >= 0:  # set the clock back to before the previous event
-                    back = _JUMP_MIN_MS + int(self._clock_rng.random() * (_JUMP_MAX_MS - _JUMP_MIN_MS))
+                    back = _JUMP_MIN_MS + int(
+                        self._clock_rng.random() * (_JUMP_MAX_MS - _JUMP_MIN_MS)
+                    )
                     offset = last - back - start_ts - t
             ts = start_ts + t + offset
             last = ev["ts"] = ts if ts >= 0 else 0
@@ -256,8 +278,9 @@ def generate_events(
     Raises:
         ValueError: a bad argument, before anything is yielded.
     """
-    return chain.from_iterable(generate_batches(devices, minutes, seed, start_ts=start_ts,
-                                                disorder=disorder))
+    return chain.from_iterable(
+        generate_batches(devices, minutes, seed, start_ts=start_ts, disorder=disorder)
+    )
 
 
 def generate_batches(

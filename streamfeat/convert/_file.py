@@ -57,9 +57,15 @@ def open_source(path: str) -> Iterator[IO[bytes]]:
     if path == "-":
         stdin = sys.stdin.buffer
         # peek needs a buffered reader; a replaced sys.stdin (tests) may be a plain BytesIO
-        buffered = stdin if isinstance(stdin, io.BufferedReader) else io.BufferedReader(cast("io.RawIOBase", stdin))
+        buffered = (
+            stdin
+            if isinstance(stdin, io.BufferedReader)
+            else io.BufferedReader(cast("io.RawIOBase", stdin))
+        )
         magic = buffered.peek(2)[:2]
-        yield cast("IO[bytes]", gzip.GzipFile(fileobj=buffered) if magic == _GZIP_MAGIC else buffered)
+        yield cast(
+            "IO[bytes]", gzip.GzipFile(fileobj=buffered) if magic == _GZIP_MAGIC else buffered
+        )
         return
     with open(path, "rb") as fh:
         magic = fh.read(2)
@@ -71,8 +77,14 @@ def open_source(path: str) -> Iterator[IO[bytes]]:
             yield fh
 
 
-def convert_file(converter: Converter, path: str, out: IO[bytes], *,
-                 rejects: IO[bytes] | None = None, err: IO[str] | None = None) -> ConvertSummary:
+def convert_file(
+    converter: Converter,
+    path: str,
+    out: IO[bytes],
+    *,
+    rejects: IO[bytes] | None = None,
+    err: IO[str] | None = None,
+) -> ConvertSummary:
     """Convert the source at ``path`` to JSON lines on ``out``.
 
     Args:
@@ -100,8 +112,14 @@ def convert_file(converter: Converter, path: str, out: IO[bytes], *,
     return ConvertSummary(counts[0], counts[1], counts[2], error)
 
 
-def _pump(converter: Converter, src: IO[bytes], out: IO[bytes], rejects: IO[bytes] | None,
-          err: IO[str] | None, counts: list[int]) -> None:
+def _pump(
+    converter: Converter,
+    src: IO[bytes],
+    out: IO[bytes],
+    rejects: IO[bytes] | None,
+    err: IO[str] | None,
+    counts: list[int],
+) -> None:
     batch: list[dict[str, Any]] = []
     add = batch.append
     name = converter.name
@@ -124,8 +142,9 @@ def _flush(out: IO[bytes], batch: list[dict[str, Any]], counts: list[int]) -> No
     batch.clear()
 
 
-def _reject(name: str, rej: Reject, rejects: IO[bytes] | None, err: IO[str] | None,
-            counts: list[int]) -> None:
+def _reject(
+    name: str, rej: Reject, rejects: IO[bytes] | None, err: IO[str] | None, counts: list[int]
+) -> None:
     counts[2] += 1
     if err is not None:
         print(f"{name}: line {rej.line}: {rej.reason}", file=err)

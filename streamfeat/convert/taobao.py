@@ -37,9 +37,16 @@ def convert_taobao(lines: Iterable[bytes]) -> Iterator[dict[str, Any] | Reject]:
         if len(parts) == 5:
             user, item, cat, behavior, sec = parts
             etype = types.get(behavior)
-            if (etype is not None and user.isdigit() and item.isdigit() and cat.isdigit()
-                    and sec.isdigit() and len(user) <= _MAX_ID_CHARS
-                    and len(item) <= _MAX_ID_CHARS and int(sec) <= _MAX_SECONDS):
+            if (
+                etype is not None
+                and user.isdigit()
+                and item.isdigit()
+                and cat.isdigit()
+                and sec.isdigit()
+                and len(user) <= _MAX_ID_CHARS
+                and len(item) <= _MAX_ID_CHARS
+                and int(sec) <= _MAX_SECONDS
+            ):
                 yield {
                     "device": user.decode(),
                     "ts": int(sec) * 1000,

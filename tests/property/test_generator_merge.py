@@ -26,7 +26,9 @@ def test_merged_log_equals_a_stable_sort_of_the_device_streams(seed: int, n: int
 
 
 @given(seeds, devices, minutes, disorders)
-def test_every_event_valid_and_visits_bracketed(seed: int, n: int, m: float, disorder: float) -> None:
+def test_every_event_valid_and_visits_bracketed(
+    seed: int, n: int, m: float, disorder: float
+) -> None:
     log = list(generate_events(n, m, seed, disorder=disorder))
     for obj in log:
         event_from_obj(obj)

@@ -10,8 +10,13 @@ from streamfeat.convert import Reject
 from streamfeat.convert.taobao import BEHAVIOR_TYPES, convert_taobao
 
 ids = st.integers(min_value=0, max_value=10**12)
-rows = st.tuples(ids, ids, ids, st.sampled_from(sorted(BEHAVIOR_TYPES)),
-                 st.integers(min_value=0, max_value=(2**53 - 1) // 1000))
+rows = st.tuples(
+    ids,
+    ids,
+    ids,
+    st.sampled_from(sorted(BEHAVIOR_TYPES)),
+    st.integers(min_value=0, max_value=(2**53 - 1) // 1000),
+)
 
 
 @given(st.lists(st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"")), max_size=30))
@@ -33,8 +38,10 @@ def test_valid_rows_round_trip(source: list[tuple[int, int, int, str, int]]) -> 
     out = list(convert_taobao(text.splitlines(keepends=True)))
     back = {v: k for k, v in BEHAVIOR_TYPES.items()}
     # a plain reference: parse each event back into the row it came from
-    assert [(int(e["device"]), int(e["item"]), e["args"]["category"], back[e["type"]], e["ts"] // 1000)
-            for e in out] == source
+    assert [
+        (int(e["device"]), int(e["item"]), e["args"]["category"], back[e["type"]], e["ts"] // 1000)
+        for e in out
+    ] == source
     for e in out:
         assert event_from_obj(e).page == "item_detail"
         assert e["ts"] % 1000 == 0

@@ -16,8 +16,9 @@ from streamfeat.cli import main
 def test_generate_to_stdout_is_the_library_log(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["generate", "--devices", "6", "--minutes", "10", "--seed", "3"]) == 0
     out, err = capsysbinary.readouterr()
-    expected = b"".join(orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE)
-                        for e in generate_events(6, 10, 3))
+    expected = b"".join(
+        orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in generate_events(6, 10, 3)
+    )
     assert out == expected
     assert out
     assert err == b""  # no progress when stderr is not a terminal
@@ -26,7 +27,17 @@ def test_generate_to_stdout_is_the_library_log(capsysbinary: pytest.CaptureFixtu
 def test_generate_to_file_is_deterministic(tmp_path: Path) -> None:
     paths = [tmp_path / f"{i}.jsonl" for i in range(3)]
     for path, seed in zip(paths, (1, 1, 2), strict=True):
-        args = ["generate", "--devices", "5", "--minutes", "8", "--seed", str(seed), "--out", str(path)]
+        args = [
+            "generate",
+            "--devices",
+            "5",
+            "--minutes",
+            "8",
+            "--seed",
+            str(seed),
+            "--out",
+            str(path),
+        ]
         assert main(args) == 0
     a, b, c = (p.read_bytes() for p in paths)
     assert a == b != c
@@ -36,8 +47,26 @@ def test_generate_to_file_is_deterministic(tmp_path: Path) -> None:
 
 def test_generate_options(tmp_path: Path) -> None:
     path = tmp_path / "g.jsonl"
-    assert main(["generate", "--devices", "4", "--minutes", "5", "--seed", "9", "--start-ts", "1000",
-                 "--disorder", "0", "--out", str(path)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--devices",
+                "4",
+                "--minutes",
+                "5",
+                "--seed",
+                "9",
+                "--start-ts",
+                "1000",
+                "--disorder",
+                "0",
+                "--out",
+                str(path),
+            ]
+        )
+        == 0
+    )
     ts = [orjson.loads(x)["ts"] for x in path.read_bytes().splitlines()]
     assert ts == sorted(ts)
     assert ts[0] >= 1000
@@ -55,7 +84,9 @@ def test_generate_usage_errors(bad: list[str], capsys: pytest.CaptureFixture[str
     assert "generate:" in capsys.readouterr().err
 
 
-def test_convert_plain_and_gz_with_rejects(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_convert_plain_and_gz_with_rejects(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
     data = b"1,2,3,pv,10\nbad row\n4,5,6,buy,11\n"
     plain, gz = tmp_path / "u.csv", tmp_path / "u.csv.gz"
     plain.write_bytes(data)
@@ -71,8 +102,10 @@ def test_convert_plain_and_gz_with_rejects(tmp_path: Path, capsysbinary: pytest.
         assert b"convert taobao: 3 rows, 2 events, 1 rejects" in err
     assert outputs[0] == outputs[1]
     events = [orjson.loads(x) for x in outputs[0].splitlines()]
-    assert [(e["device"], e["type"], e["ts"]) for e in events] == [("1", "page_enter", 10_000),
-                                                                   ("4", "purchase", 11_000)]
+    assert [(e["device"], e["type"], e["ts"]) for e in events] == [
+        ("1", "page_enter", 10_000),
+        ("4", "purchase", 11_000),
+    ]
 
 
 def test_convert_stdin_to_out_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,7 +119,9 @@ def test_convert_stdin_to_out_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert orjson.loads(out.read_bytes())["type"] == "favorite"
 
 
-def test_convert_exit_code_when_nothing_could_be_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_exit_code_when_nothing_could_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["convert", "taobao", str(tmp_path / "missing.csv")]) == 1
     assert "no such file" in capsys.readouterr().err.lower()
     junk = tmp_path / "junk.csv"
@@ -103,8 +138,10 @@ def test_convert_unknown_format_is_a_usage_error() -> None:
 def test_jsonl_writer_falls_back_when_a_string_looks_like_an_event_boundary() -> None:
     from streamfeat._jsonl import jsonl as _jsonl
 
-    tricky = [{"device": "a", "ts": 1, "type": "x", "args": {"s": '},{"device":'}},
-              {"device": "b", "ts": 2, "type": "y"}]
+    tricky = [
+        {"device": "a", "ts": 1, "type": "x", "args": {"s": '},{"device":'}},
+        {"device": "b", "ts": 2, "type": "y"},
+    ]
     assert _jsonl(tricky) == b"".join(orjson.dumps(e) + b"\n" for e in tricky)
     plain = list(generate_events(3, 5, 1))
     assert _jsonl(plain) == b"".join(orjson.dumps(e) + b"\n" for e in plain)

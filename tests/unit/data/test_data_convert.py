@@ -24,22 +24,26 @@ from streamfeat.convert.taobao import TAOBAO, convert_taobao
 GOOD = b"543462,1715,1464116,pv,1511658000\n"
 # line: what is wrong
 BAD_ROWS = {
-    2: b"1,2,3,pv\n",                       # 4 fields
-    3: b"abc,2,3,pv,1511658000\n",          # user not an integer
-    4: b"1,2,3,click,1511658000\n",         # unknown behaviour
-    5: b"1,-2,3,cart,1511658000\n",         # negative item
-    6: b"\n",                               # empty row
-    7: b"1,2,3,buy,99999999999999\n",       # ts beyond 2**53 ms
-    8: b"1," + b"9" * 129 + b",3,fav,1\n",   # item id too long
-    9: b"1,2,x3,fav,1511658000\n",          # category not an integer
+    2: b"1,2,3,pv\n",  # 4 fields
+    3: b"abc,2,3,pv,1511658000\n",  # user not an integer
+    4: b"1,2,3,click,1511658000\n",  # unknown behaviour
+    5: b"1,-2,3,cart,1511658000\n",  # negative item
+    6: b"\n",  # empty row
+    7: b"1,2,3,buy,99999999999999\n",  # ts beyond 2**53 ms
+    8: b"1," + b"9" * 129 + b",3,fav,1\n",  # item id too long
+    9: b"1,2,x3,fav,1511658000\n",  # category not an integer
     10: b"user_id,item_id,category_id,behavior_type,timestamp\n",  # a header
-    11: b"1,2,3,pv,1.5\n",                  # fractional seconds
-    12: b"1,2,3,pv,1511658000,extra\n",     # 6 fields
+    11: b"1,2,3,pv,1.5\n",  # fractional seconds
+    12: b"1,2,3,pv,1511658000,extra\n",  # 6 fields
 }
 
 
 def _mixed_csv() -> bytes:
-    rows = [GOOD] + [BAD_ROWS[n] for n in sorted(BAD_ROWS)] + [b"7,8,9,cart,1511658001\r\n", b"7,8,9,buy,0"]
+    rows = (
+        [GOOD]
+        + [BAD_ROWS[n] for n in sorted(BAD_ROWS)]
+        + [b"7,8,9,cart,1511658001\r\n", b"7,8,9,buy,0"]
+    )
     return b"".join(rows)
 
 
@@ -55,14 +59,20 @@ def _run(data: bytes, tmp_path: Path, name: str = "in.csv", gz: bool = False):
 def test_mapping_of_one_row() -> None:
     (obj,) = list(convert_taobao([GOOD]))
     assert obj == {
-        "device": "543462", "ts": 1_511_658_000_000, "type": "page_enter", "page": "item_detail",
-        "item": "1715", "args": {"category": 1464116},
+        "device": "543462",
+        "ts": 1_511_658_000_000,
+        "type": "page_enter",
+        "page": "item_detail",
+        "item": "1715",
+        "args": {"category": 1464116},
     }
     assert event_from_obj(obj).item == "1715"
 
 
-@pytest.mark.parametrize(("behavior", "etype"), [("pv", "page_enter"), ("cart", "add_cart"),
-                                                 ("fav", "favorite"), ("buy", "purchase")])
+@pytest.mark.parametrize(
+    ("behavior", "etype"),
+    [("pv", "page_enter"), ("cart", "add_cart"), ("fav", "favorite"), ("buy", "purchase")],
+)
 def test_behaviour_types(behavior: str, etype: str) -> None:
     (obj,) = list(convert_taobao([f"1,2,3,{behavior},4".encode()]))
     assert (obj["type"], obj["page"], obj["ts"]) == (etype, "item_detail", 4000)
@@ -153,7 +163,12 @@ def test_empty_file_is_ok(tmp_path: Path) -> None:
 def test_shared_taobao_log(taobao_csv: Path) -> None:
     out = io.BytesIO()
     summary = convert_file(TAOBAO, str(taobao_csv), out, err=io.StringIO())
-    assert (summary.rows, summary.events, summary.rejects, summary.error) == (110_300, 110_300, 0, None)
+    assert (summary.rows, summary.events, summary.rejects, summary.error) == (
+        110_300,
+        110_300,
+        0,
+        None,
+    )
     types: Counter[str] = Counter()
     devices = set()
     last_ts = 0

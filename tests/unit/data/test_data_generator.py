@@ -27,8 +27,10 @@ def fleet_log() -> list[dict]:
 
 
 def _bytes(devices: int, minutes: float, seed: int, **kw: object) -> bytes:
-    return b"".join(orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE)
-                    for e in generate_events(devices, minutes, seed, **kw))  # type: ignore[arg-type]
+    return b"".join(
+        orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE)
+        for e in generate_events(devices, minutes, seed, **kw)
+    )  # type: ignore[arg-type]
 
 
 def test_same_seed_same_bytes_and_other_seed_differs() -> None:
@@ -61,12 +63,28 @@ def test_bracket_checker_catches_a_crossed_exit() -> None:
 
 def test_the_log_exercises_every_behaviour(fleet_log: list[dict]) -> None:
     types = Counter(e["type"] for e in fleet_log)
-    for name in ("page_enter", "page_exit", "exposure", "click", "scroll", "add_cart", "favorite",
-                 "purchase", "select_sku", "comment", "share", "delete", "app_background",
-                 "app_foreground"):
+    for name in (
+        "page_enter",
+        "page_exit",
+        "exposure",
+        "click",
+        "scroll",
+        "add_cart",
+        "favorite",
+        "purchase",
+        "select_sku",
+        "comment",
+        "share",
+        "delete",
+        "app_background",
+        "app_foreground",
+    ):
         assert types[name] > 0, name
-    controls = Counter(e["args"]["control"] for e in fleet_log
-                       if e["type"] == "click" and e.get("page") == "item_detail")
+    controls = Counter(
+        e["args"]["control"]
+        for e in fleet_log
+        if e["type"] == "click" and e.get("page") == "item_detail"
+    )
     assert set(controls) == {"detail", "ask", "service", "recommend"}
     pages = Counter(e.get("page") for e in fleet_log if e["type"] == "page_enter")
     assert {"home_feed", "item_detail", "shop", "cart"} <= set(pages)
@@ -140,17 +158,27 @@ def test_rough_distributions(fleet_log: list[dict]) -> None:
     counts = sorted(len(v) for v in devices.values())
     assert counts[-1] > 3 * counts[len(counts) // 4]  # activity levels differ
     # users differ in interests: their most clicked categories are not all the same
-    top = {Counter(e["args"]["category"] for e in v if e["type"] == "click" and e["page"] == "home_feed").most_common(1)[0][0]
-           for v in devices.values() if any(e["type"] == "click" and e["page"] == "home_feed" for e in v)}
+    top = {
+        Counter(
+            e["args"]["category"] for e in v if e["type"] == "click" and e["page"] == "home_feed"
+        ).most_common(1)[0][0]
+        for v in devices.values()
+        if any(e["type"] == "click" and e["page"] == "home_feed" for e in v)
+    }
     assert len(top) > 10
-    dwell = sorted(e["args"]["dur_ms"] for e in fleet_log
-                   if e["type"] == "page_exit" and e["page"] == "item_detail")
+    dwell = sorted(
+        e["args"]["dur_ms"]
+        for e in fleet_log
+        if e["type"] == "page_exit" and e["page"] == "item_detail"
+    )
     median = dwell[len(dwell) // 2]
     assert 5_000 < median < 60_000
     assert dwell[-1] > 4 * median
 
 
-def test_default_disorder_is_small_and_every_step_back_is_a_clock_change(fleet_log: list[dict]) -> None:
+def test_default_disorder_is_small_and_every_step_back_is_a_clock_change(
+    fleet_log: list[dict],
+) -> None:
     steps = 0
     back: list[int] = []
     for events in by_device(fleet_log).values():
