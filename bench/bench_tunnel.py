@@ -33,9 +33,9 @@ from _harness import ROOT, Context, Row
 
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from streamfeat.tunnel import (  # noqa: E402
+from streamfeat.tunnel import (
     NEED_DATA,
     Accept,
     Ack,
@@ -47,8 +47,8 @@ from streamfeat.tunnel import (  # noqa: E402
     Role,
     TunnelConnection,
 )
-from streamfeat.tunnel._aiohttp import connect  # noqa: E402
-from streamfeat.tunnel._registry import Registry, endpoint_keypair  # noqa: E402
+from streamfeat.tunnel._aiohttp import connect
+from streamfeat.tunnel._registry import Registry, endpoint_keypair
 
 G = "tunnel"
 
@@ -106,7 +106,9 @@ class _Proc:
     """A server subprocess that prints ``listening on http://127.0.0.1:PORT``."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT, text=True)
+        self.p = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT, text=True
+        )
         assert self.p.stdout is not None
         line = self.p.stdout.readline()
         if not line.startswith("listening on"):
@@ -288,16 +290,29 @@ def _self_signed(dir_: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cp, kp = dir_ / "mqtt-cert.pem", dir_ / "mqtt-key.pem"
     cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    kp.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     os.chmod(kp, 0o600)
     return cp, kp
 
@@ -322,11 +337,16 @@ class _Mosquitto:
             + ("user root\n" if os.geteuid() == 0 else "")
         )
         self.cert = cert
-        self.p = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.p = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         import socket
 
         for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
                 break
             time.sleep(0.05)
 
@@ -448,7 +468,9 @@ def _core_handshake_cpu(n: int) -> tuple[float, float]:
 # ---- fleet -----------------------------------------------------------------------------
 
 
-async def _fleet(url: str, keys: list[KeyPair], endpoint: bytes, seconds: float, window: int) -> int:
+async def _fleet(
+    url: str, keys: list[KeyPair], endpoint: bytes, seconds: float, window: int
+) -> int:
     acked = 0
     stop = time.perf_counter() + seconds
     payload = os.urandom(512)
@@ -490,35 +512,67 @@ def run(ctx: Context) -> list[Row]:
     n = 300 if ctx.quick else 2000
     rows: list[Row] = []
     servers = {
-        "sqlite": _Proc([sys.executable, "-m", "streamfeat", "serve", "--port", "0", "--db", str(db)]),
+        "sqlite": _Proc(
+            [sys.executable, "-m", "streamfeat", "serve", "--port", "0", "--db", str(db)]
+        ),
         "memory": _Proc([sys.executable, "-c", _MEMSERVER, str(db)]),
         "echo": _Proc([sys.executable, "-c", _ECHO]),
     }
     try:
         rows += asyncio.run(_latency_rows(servers, dev, n))
         rows += _mqtt_rows(tmp, servers, dev, n, rows)
-        setup = asyncio.run(_setup_costs(f"ws://127.0.0.1:{servers['memory'].port}/v1/tunnel", dev, 20 if ctx.quick else 100))
+        setup = asyncio.run(
+            _setup_costs(
+                f"ws://127.0.0.1:{servers['memory'].port}/v1/tunnel", dev, 20 if ctx.quick else 100
+            )
+        )
         core_full, core_zero = _core_handshake_cpu(100 if ctx.quick else 500)
         rows += [
             Row(G, "set-up: full handshake, flights to 1st ack", setup["full_flights"], "RTT"),
             Row(G, "set-up: 0-RTT first batch, flights to 1st ack", setup["zero_flights"], "RTT"),
             Row(G, "set-up: full handshake to 1st ack (wall p50)", setup["full_wall"] * 1e3, "ms"),
-            Row(G, "set-up: 0-RTT to 1st ack (wall p50)", setup["zero_wall"] * 1e3, "ms",
-                setup["zero_wall"] / setup["full_wall"], "full handshake"),
+            Row(
+                G,
+                "set-up: 0-RTT to 1st ack (wall p50)",
+                setup["zero_wall"] * 1e3,
+                "ms",
+                setup["zero_wall"] / setup["full_wall"],
+                "full handshake",
+            ),
             Row(G, "set-up: full, device CPU (p50)", setup["full_cpu"] * 1e3, "ms"),
-            Row(G, "set-up: 0-RTT, device CPU (p50)", setup["zero_cpu"] * 1e3, "ms",
-                setup["zero_cpu"] / setup["full_cpu"] if setup["full_cpu"] else None, "full"),
+            Row(
+                G,
+                "set-up: 0-RTT, device CPU (p50)",
+                setup["zero_cpu"] * 1e3,
+                "ms",
+                setup["zero_cpu"] / setup["full_cpu"] if setup["full_cpu"] else None,
+                "full",
+            ),
             Row(G, "set-up: core CPU both ends, full", core_full * 1e3, "ms"),
-            Row(G, "set-up: core CPU both ends, 0-RTT", core_zero * 1e3, "ms", core_zero / core_full, "full"),
+            Row(
+                G,
+                "set-up: core CPU both ends, 0-RTT",
+                core_zero * 1e3,
+                "ms",
+                core_zero / core_full,
+                "full",
+            ),
         ]
         seconds = 3.0 if ctx.quick else 10.0
         sq = servers["sqlite"]
         c0 = sq.cpu_seconds()
-        acked = asyncio.run(_fleet(f"ws://127.0.0.1:{sq.port}/v1/tunnel", keys[:n_dev], ep_key.public, seconds, 4))
+        acked = asyncio.run(
+            _fleet(f"ws://127.0.0.1:{sq.port}/v1/tunnel", keys[:n_dev], ep_key.public, seconds, 4)
+        )
         cpu = sq.cpu_seconds() - c0
         rows += [
-            Row(G, f"fleet: {n_dev} devices -> 1 endpoint (SQLite), 512 B batches", acked / seconds, "batches/s",
-                note=f"endpoint CPU {cpu / seconds:.0%} of one core; window 4; clients share this machine"),
+            Row(
+                G,
+                f"fleet: {n_dev} devices -> 1 endpoint (SQLite), 512 B batches",
+                acked / seconds,
+                "batches/s",
+                note=f"endpoint CPU {cpu / seconds:.0%} of one core; window 4; clients share this machine",
+            ),
         ]
     finally:
         for s in servers.values():
@@ -530,25 +584,54 @@ async def _latency_rows(servers: dict[str, _Proc], dev: _Device, n: int) -> list
     rows = []
     for size, label in ((128, "128 B"), (3072, "3 KB")):
         echo = await _echo_latencies(f"ws://127.0.0.1:{servers['echo'].port}/echo", size, n)
-        mem = await _tunnel_latencies(f"ws://127.0.0.1:{servers['memory'].port}/v1/tunnel", dev, size, n)
-        sql = await _tunnel_latencies(f"ws://127.0.0.1:{servers['sqlite'].port}/v1/tunnel", dev, size, n)
+        mem = await _tunnel_latencies(
+            f"ws://127.0.0.1:{servers['memory'].port}/v1/tunnel", dev, size, n
+        )
+        sql = await _tunnel_latencies(
+            f"ws://127.0.0.1:{servers['sqlite'].port}/v1/tunnel", dev, size, n
+        )
         e50 = _pct(echo, 0.5)
-        for name, xs in ((f"bare websocket echo {label}", echo), (f"tunnel {label}, memory store", mem),
-                         (f"tunnel {label}, SQLite fsync", sql)):
+        for name, xs in (
+            (f"bare websocket echo {label}", echo),
+            (f"tunnel {label}, memory store", mem),
+            (f"tunnel {label}, SQLite fsync", sql),
+        ):
             is_echo = xs is echo
-            rows.append(Row(G, f"{name} p50", _pct(xs, 0.5) * 1e3, "ms",
-                            None if is_echo else _pct(xs, 0.5) / e50, "" if is_echo else f"echo {label} p50"))
+            rows.append(
+                Row(
+                    G,
+                    f"{name} p50",
+                    _pct(xs, 0.5) * 1e3,
+                    "ms",
+                    None if is_echo else _pct(xs, 0.5) / e50,
+                    "" if is_echo else f"echo {label} p50",
+                )
+            )
             rows.append(Row(G, f"{name} p99", _pct(xs, 0.99) * 1e3, "ms"))
         port = servers["memory"].port
         b = await _bytes_per_payload_tunnel(port, dev, size, 200)
-        rows.append(Row(G, f"tunnel {label}: bytes on the wire per payload", b, "bytes",
-                        b / size, "payload", "both directions, batch + ack, websocket + tunnel framing + AEAD"))
+        rows.append(
+            Row(
+                G,
+                f"tunnel {label}: bytes on the wire per payload",
+                b,
+                "bytes",
+                b / size,
+                "payload",
+                "both directions, batch + ack, websocket + tunnel framing + AEAD",
+            )
+        )
     return rows
 
 
-def _mqtt_rows(tmp: Path, servers: dict[str, _Proc], dev: _Device, n: int, rows: list[Row]) -> list[Row]:
+def _mqtt_rows(
+    tmp: Path, servers: dict[str, _Proc], dev: _Device, n: int, rows: list[Row]
+) -> list[Row]:
     if shutil.which("mosquitto") is None:
-        print("bench_tunnel: mosquitto is not installed (bench/setup_mqtt.sh installs it); no MQTT rows", file=sys.stderr)
+        print(
+            "bench_tunnel: mosquitto is not installed (bench/setup_mqtt.sh installs it); no MQTT rows",
+            file=sys.stderr,
+        )
         return []
     try:
         import paho.mqtt.client  # noqa: F401
@@ -563,13 +646,31 @@ def _mqtt_rows(tmp: Path, servers: dict[str, _Proc], dev: _Device, n: int, rows:
             tun = next(r for r in rows if r.name == f"tunnel {label}, memory store p50")
             tun_sql = next(r for r in rows if r.name == f"tunnel {label}, SQLite fsync p50")
             m50 = _pct(lat, 0.5) * 1e3
-            out.append(Row(G, f"MQTT QoS1 TLS {label} p50", m50, "ms", None, "",
-                           f"tunnel memory/MQTT {tun.value / m50:.2f}x, tunnel SQLite/MQTT {tun_sql.value / m50:.2f}x"))
+            out.append(
+                Row(
+                    G,
+                    f"MQTT QoS1 TLS {label} p50",
+                    m50,
+                    "ms",
+                    None,
+                    "",
+                    f"tunnel memory/MQTT {tun.value / m50:.2f}x, tunnel SQLite/MQTT {tun_sql.value / m50:.2f}x",
+                )
+            )
             out.append(Row(G, f"MQTT QoS1 TLS {label} p99", _pct(lat, 0.99) * 1e3, "ms"))
             b = _mqtt_bytes(broker.port, broker.cert, size, 200)
             tb = next(r for r in rows if r.name == f"tunnel {label}: bytes on the wire per payload")
-            out.append(Row(G, f"MQTT QoS1 TLS {label}: bytes on the wire per payload", b, "bytes",
-                           tb.value / b, "tunnel bytes / MQTT bytes", "PUBLISH + PUBACK in TLS 1.3 records"))
+            out.append(
+                Row(
+                    G,
+                    f"MQTT QoS1 TLS {label}: bytes on the wire per payload",
+                    b,
+                    "bytes",
+                    tb.value / b,
+                    "tunnel bytes / MQTT bytes",
+                    "PUBLISH + PUBACK in TLS 1.3 records",
+                )
+            )
     finally:
         broker.close()
     return out

@@ -114,7 +114,8 @@ async def check_transport(make_pair: Callable[[], Awaitable[tuple[Transport, Tra
         except TunnelClosed:
             pass
         else:
-            raise AssertionError("send after close must raise TunnelClosed")
+            msg = "send after close must raise TunnelClosed"
+            raise AssertionError(msg)
     await a.aclose()  # idempotent
     await b.aclose()
     # the closing side's own receive ends too

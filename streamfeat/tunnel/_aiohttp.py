@@ -7,6 +7,7 @@ Deliberately thin: one websocket message in, ``bytes`` out; aiohttp's errors bec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 from aiohttp import web
@@ -70,17 +71,15 @@ class WebSocketTransport:
 
     async def aclose(self) -> None:
         self._eof = True
-        try:
-            await self._ws.close()
-        except (ConnectionError, RuntimeError, aiohttp.ClientError):
-            pass  # already gone: closing is best effort
+        with contextlib.suppress(ConnectionError, RuntimeError, aiohttp.ClientError):
+            await self._ws.close()  # already gone: closing is best effort
         if self._session is not None:
             await self._session.close()
             self._session = None
 
 
 async def connect(
-    url: str, *, session: aiohttp.ClientSession | None = None, timeout: float = 10.0
+    url: str, *, session: aiohttp.ClientSession | None = None, connect_timeout: float = 10.0
 ) -> WebSocketTransport:
     """Open a websocket to ``url``.
 
@@ -92,10 +91,14 @@ async def connect(
     try:
         ws = await asyncio.wait_for(
             sess.ws_connect(
-                url, max_msg_size=MAX_MESSAGE, heartbeat=30.0, autoping=True,
-                timeout=aiohttp.ClientWSTimeout(ws_close=2.0), compress=0,
+                url,
+                max_msg_size=MAX_MESSAGE,
+                heartbeat=30.0,
+                autoping=True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                compress=0,
             ),
-            timeout,
+            connect_timeout,
         )
     except (OSError, aiohttp.ClientError, TimeoutError) as exc:
         if own:

@@ -26,24 +26,56 @@ def _key_default(args: argparse.Namespace) -> Path:
 
 
 def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="PATH", action=EnvDefault, envvar="STREAMFEAT_ENDPOINT_DB",
-                   default=_DEFAULT_DB, help="endpoint database (devices, batches, configs)")
-    p.add_argument("--key", metavar="FILE", action=EnvDefault, envvar="STREAMFEAT_ENDPOINT_KEY",
-                   default=None, help="endpoint key file (default: endpoint.key beside --db)")
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        action=EnvDefault,
+        envvar="STREAMFEAT_ENDPOINT_DB",
+        default=_DEFAULT_DB,
+        help="endpoint database (devices, batches, configs)",
+    )
+    p.add_argument(
+        "--key",
+        metavar="FILE",
+        action=EnvDefault,
+        envvar="STREAMFEAT_ENDPOINT_KEY",
+        default=None,
+        help="endpoint key file (default: endpoint.key beside --db)",
+    )
 
 
 def add_parsers(sub: Any) -> None:
     """Add ``serve``, ``keys`` and ``device`` to the ``streamfeat`` command line."""
-    p = sub.add_parser("serve", help="run the cloud endpoint (websocket /v1/tunnel, /healthz, /metrics)")
-    p.add_argument("--host", default="127.0.0.1", action=EnvDefault, envvar="STREAMFEAT_HOST", help="address to bind")
-    p.add_argument("--port", type=int, default=8470, action=EnvDefault, envvar="STREAMFEAT_PORT",
-                   help="port (0 = any free port; the bound one is printed)")
+    p = sub.add_parser(
+        "serve", help="run the cloud endpoint (websocket /v1/tunnel, /healthz, /metrics)"
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        action=EnvDefault,
+        envvar="STREAMFEAT_HOST",
+        help="address to bind",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8470,
+        action=EnvDefault,
+        envvar="STREAMFEAT_PORT",
+        help="port (0 = any free port; the bound one is printed)",
+    )
     _db_option(p)
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("keys", help="create the endpoint's key pair (owner-only file) and print its public key")
+    p = sub.add_parser(
+        "keys", help="create the endpoint's key pair (owner-only file) and print its public key"
+    )
     p.add_argument("--dir", default=".", metavar="DIR", help="where to write endpoint.key")
-    p.add_argument("--force", action="store_true", help="replace an existing key (devices must be re-provisioned)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing key (devices must be re-provisioned)",
+    )
     p.set_defaults(func=_keys)
 
     dev = sub.add_parser("device", help="manage the devices the endpoint accepts")
@@ -52,7 +84,9 @@ def add_parsers(sub: Any) -> None:
     p = dsub.add_parser("add", help="create a device key pair, register it, write its device file")
     p.add_argument("name")
     _db_option(p)
-    p.add_argument("--url", default="ws://127.0.0.1:8470/v1/tunnel", help="endpoint URL for the device file")
+    p.add_argument(
+        "--url", default="ws://127.0.0.1:8470/v1/tunnel", help="endpoint URL for the device file"
+    )
     p.add_argument("--out", metavar="FILE", help="device file to write (default: NAME.device.json)")
     p.set_defaults(func=_device_add)
     p = dsub.add_parser("revoke", help="refuse this device from now on")
@@ -63,10 +97,14 @@ def add_parsers(sub: Any) -> None:
     _db_option(p)
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.set_defaults(func=_device_list)
-    p = dsub.add_parser("config", help="set the config sent down to a device (on its next connection)")
+    p = dsub.add_parser(
+        "config", help="set the config sent down to a device (on its next connection)"
+    )
     p.add_argument("name")
     p.add_argument("file", help="file whose bytes are the config (a tasks file)")
-    p.add_argument("--version", type=int, required=True, help="config version (devices keep the highest)")
+    p.add_argument(
+        "--version", type=int, required=True, help="config version (devices keep the highest)"
+    )
     _db_option(p)
     p.set_defaults(func=_device_config)
 
@@ -78,7 +116,15 @@ def _serve(args: argparse.Namespace) -> int:
         # scripts and tests read the bound port from this line
         print(f"listening on http://{host}:{port}", flush=True)
 
-    asyncio.run(serve(host=args.host, port=args.port, db=Path(args.db), key_path=_key_default(args), ready=ready))
+    asyncio.run(
+        serve(
+            host=args.host,
+            port=args.port,
+            db=Path(args.db),
+            key_path=_key_default(args),
+            ready=ready,
+        )
+    )
     return 0
 
 
@@ -102,11 +148,17 @@ def _device_add(args: argparse.Namespace) -> int:
     finally:
         reg.close()
     out = Path(args.out or f"{args.name}.device.json")
-    write_key_file(out, {
-        "kind": "streamfeat-device", "device": args.name, "url": args.url,
-        "private_key": kp.private.hex(), "public_key": kp.public.hex(),
-        "endpoint_public_key": endpoint.public.hex(),
-    })
+    write_key_file(
+        out,
+        {
+            "kind": "streamfeat-device",
+            "device": args.name,
+            "url": args.url,
+            "private_key": kp.private.hex(),
+            "public_key": kp.public.hex(),
+            "endpoint_public_key": endpoint.public.hex(),
+        },
+    )
     print(f"{args.name}\t{kp.public.hex()}\t{out}")
     return 0
 
@@ -129,8 +181,17 @@ def _device_list(args: argparse.Namespace) -> int:
         for d in reg.list():
             state = "active" if d.active else "revoked"
             if args.json:
-                print(json.dumps({"name": d.name, "public_key": d.public_key.hex(), "added": d.added,
-                                  "revoked": d.revoked, "state": state}))
+                print(
+                    json.dumps(
+                        {
+                            "name": d.name,
+                            "public_key": d.public_key.hex(),
+                            "added": d.added,
+                            "revoked": d.revoked,
+                            "state": state,
+                        }
+                    )
+                )
             else:
                 print(f"{d.name}\t{state}\t{d.public_key.hex()}")
     finally:

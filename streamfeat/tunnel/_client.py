@@ -50,7 +50,9 @@ class Backoff:
         rng: a seedable ``random.Random``.
     """
 
-    def __init__(self, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
+    ) -> None:
         self.base, self.cap = base, cap
         self.rng = rng or random.Random()
         self.attempt = 0
@@ -151,7 +153,7 @@ class Uploader:
     async def _connect_ws(self) -> Transport:
         from streamfeat.tunnel._aiohttp import connect
 
-        return await connect(self.config.url, timeout=self.config.connect_timeout)
+        return await connect(self.config.url, connect_timeout=self.config.connect_timeout)
 
     # ---- producer API ------------------------------------------------------------------
 
@@ -211,10 +213,10 @@ class Uploader:
             with contextlib.suppress(Exception):
                 await self._transport.aclose()
 
-    async def wait_drained(self, timeout: float) -> bool:
+    async def wait_drained(self, seconds: float) -> bool:
         """Wait until nothing is pending or in the outbox (sealing partial batches first)."""
         loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
+        end = loop.time() + seconds
         while loop.time() < end:
             self.outbox.flush()
             self._poke()
@@ -230,7 +232,9 @@ class Uploader:
         transport = await self._connect()
         self._transport = transport
         conn = TunnelConnection(
-            Role.DEVICE, static=self.key, remote_static=self.config.endpoint_key,
+            Role.DEVICE,
+            static=self.key,
+            remote_static=self.config.endpoint_key,
             random_bytes=self._random_bytes,
         )
         inflight: dict[bytes, int] = {}
@@ -239,7 +243,9 @@ class Uploader:
         self.outbox.seal_due()
         first = self.outbox.batches(limit=1)
         saved = self.outbox.load_config()
-        hello = Hello(saved[0] if saved else 0, Batch(first[0].batch_id, first[0].payload) if first else None)
+        hello = Hello(
+            saved[0] if saved else 0, Batch(first[0].batch_id, first[0].payload) if first else None
+        )
         if first:
             inflight[first[0].batch_id] = first[0].seq
             cursor = first[0].seq
@@ -257,7 +263,9 @@ class Uploader:
                 if not reader.done():
                     if conn.state is State.OPEN:
                         with contextlib.suppress(TunnelError):
-                            await transport.send(conn.send(Close(CloseCode.NORMAL, "device stopping")))
+                            await transport.send(
+                                conn.send(Close(CloseCode.NORMAL, "device stopping"))
+                            )
                     reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     exc = await reader
@@ -267,7 +275,9 @@ class Uploader:
             self._transport = None
             await transport.aclose()
 
-    async def _fill(self, conn: TunnelConnection, transport: Transport, inflight: dict[bytes, int], cursor: int) -> int:
+    async def _fill(
+        self, conn: TunnelConnection, transport: Transport, inflight: dict[bytes, int], cursor: int
+    ) -> int:
         """Seal what is due and send batches until the window is full."""
         self.outbox.seal_due()
         room = self.config.window - len(inflight)
@@ -282,7 +292,9 @@ class Uploader:
             self.stats.batches_sent += 1
         return cursor
 
-    async def _wait(self, reader: asyncio.Task[TunnelError | None], inflight: dict[bytes, int]) -> None:
+    async def _wait(
+        self, reader: asyncio.Task[TunnelError | None], inflight: dict[bytes, int]
+    ) -> None:
         """Sleep until woken (enqueue, ack, handshake), the seal deadline, or the reader ends.
 
         Raises:
@@ -304,7 +316,9 @@ class Uploader:
         await asyncio.wait({waker, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waker.cancel()
 
-    async def _read(self, conn: TunnelConnection, transport: Transport, inflight: dict[bytes, int]) -> TunnelError | None:
+    async def _read(
+        self, conn: TunnelConnection, transport: Transport, inflight: dict[bytes, int]
+    ) -> TunnelError | None:
         """Receive until the connection closes; returns the error that ended it, if any."""
         while True:
             data = await transport.receive()
@@ -330,7 +344,10 @@ class Uploader:
                             await transport.send(out)
                     reason = reason_of(ev.code)
                     self.stats.closes[reason] = self.stats.closes.get(reason, 0) + 1
-                    if not self._stopping and ev.code not in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
+                    if not self._stopping and ev.code not in (
+                        CloseCode.NORMAL,
+                        CloseCode.GOING_AWAY,
+                    ):
                         tunnel_log.warning("tunnel closed: %s (%s)", reason, ev.reason)
                     return conn.error
             if not data:
@@ -348,7 +365,9 @@ class Uploader:
                 tunnel_log.exception("on_config callback failed")
 
 
-def load_device_file(path: str | os.PathLike[str], **overrides: object) -> tuple[KeyPair, UploaderConfig]:
+def load_device_file(
+    path: str | os.PathLike[str], **overrides: object
+) -> tuple[KeyPair, UploaderConfig]:
     """Read a device file written by ``streamfeat device add``.
 
     Returns:
@@ -364,7 +383,9 @@ def load_device_file(path: str | os.PathLike[str], **overrides: object) -> tuple
     data = read_key_file(path)
     try:
         key = KeyPair.from_private(bytes.fromhex(data["private_key"]))
-        cfg = UploaderConfig(url=str(data["url"]), endpoint_key=bytes.fromhex(data["endpoint_public_key"]))
+        cfg = UploaderConfig(
+            url=str(data["url"]), endpoint_key=bytes.fromhex(data["endpoint_public_key"])
+        )
     except (KeyError, ValueError) as exc:
         from streamfeat.errors import StorageError
 

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -35,7 +36,7 @@ TAGLEN = 16
 MAX_MESSAGE = 65535  # Noise messages never exceed this (spec section 3)
 _MAX_NONCE = 2**64 - 1  # reserved by the spec; reaching it means the key is spent
 
-_HASHES: dict[str, Callable[[], hashlib._Hash]] = {
+_HASHES: dict[str, Callable[[], Any]] = {
     "BLAKE2s": hashlib.blake2s,
     "SHA256": hashlib.sha256,
 }
@@ -166,7 +167,7 @@ class SymmetricState:
         """``HASH(data)``."""
         h = self._hash()
         h.update(data)
-        return h.digest()
+        return bytes(h.digest())
 
     def hkdf(self, ikm: bytes, outputs: int) -> tuple[bytes, ...]:
         """Noise ``HKDF(chaining_key, input_key_material, num_outputs)`` with HMAC-HASH."""

@@ -186,17 +186,21 @@ def decode_inner(data: bytes) -> Inner:
     if kind == CONFIG and len(data) >= 5:
         return Inner(CONFIG, version=struct.unpack_from(">I", data, 1)[0], payload=data[5:])
     if kind == CLOSE and len(data) >= 3:
-        return Inner(CLOSE, code=struct.unpack_from(">H", data, 1)[0], reason=data[3:].decode(errors="replace"))
+        return Inner(
+            CLOSE,
+            code=struct.unpack_from(">H", data, 1)[0],
+            reason=data[3:].decode(errors="replace"),
+        )
     msg = f"bad inner message 0x{kind:02x} of {len(data)} bytes"
     raise RemoteProtocolError(msg)
 
 
 def encode_hello_payload(config_version: int, first: Inner | None) -> bytes:
     """An ACK is cumulative: the first ``n`` batches sent on this connection (the 0-RTT batch is
-the first) are stored. Both connection objects map ``n`` to batch ids, so the API speaks in
-batch ids while the wire carries one or two bytes.
+    the first) are stored. Both connection objects map ``n`` to batch ids, so the API speaks in
+    batch ids while the wire carries one or two bytes.
 
-Handshake message 1's payload: our config version and an optional first batch."""
+    Handshake message 1's payload: our config version and an optional first batch."""
     head = struct.pack(">I", config_version)
     return head + encode_inner(first) if first is not None else head
 

@@ -115,7 +115,8 @@ class HandshakeState:
     def write_message_2(self, payload: bytes) -> bytes:
         """Responder: ``<- e, ee, se`` followed by the encrypted payload."""
         self._expect(1, False, "write message 2")
-        assert self.re is not None and self.rs is not None
+        assert self.re is not None
+        assert self.rs is not None
         sym = self.ss
         sym.mix_hash(self.e.public)
         sym.mix_key(dh(self.e.private, self.re))

@@ -19,16 +19,37 @@ class TunnelMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.connections = Gauge("streamfeat_tunnel_connections", "open websocket connections", registry=r)
-        self.handshakes = Counter("streamfeat_tunnel_handshakes", "completed handshakes", registry=r)
-        self.batches = Counter("streamfeat_tunnel_batches", "batches received, by result", ["result"], registry=r)
-        self.bytes = Counter("streamfeat_tunnel_payload_bytes", "batch payload bytes received", registry=r)
-        self.refusals = Counter("streamfeat_tunnel_refusals", "connections refused or closed for a reason", ["reason"], registry=r)
-        self.configs = Counter("streamfeat_tunnel_configs_sent", "config messages sent to devices", registry=r)
-        self.decode_errors = Counter("streamfeat_tunnel_decode_errors", "batches stored without records: decoder failed", registry=r)
+        self.connections = Gauge(
+            "streamfeat_tunnel_connections", "open websocket connections", registry=r
+        )
+        self.handshakes = Counter(
+            "streamfeat_tunnel_handshakes", "completed handshakes", registry=r
+        )
+        self.batches = Counter(
+            "streamfeat_tunnel_batches", "batches received, by result", ["result"], registry=r
+        )
+        self.bytes = Counter(
+            "streamfeat_tunnel_payload_bytes", "batch payload bytes received", registry=r
+        )
+        self.refusals = Counter(
+            "streamfeat_tunnel_refusals",
+            "connections refused or closed for a reason",
+            ["reason"],
+            registry=r,
+        )
+        self.configs = Counter(
+            "streamfeat_tunnel_configs_sent", "config messages sent to devices", registry=r
+        )
+        self.decode_errors = Counter(
+            "streamfeat_tunnel_decode_errors",
+            "batches stored without records: decoder failed",
+            registry=r,
+        )
         self.store_seconds = Histogram(
-            "streamfeat_tunnel_store_seconds", "time of one storage commit (group of batches)",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5), registry=r,
+            "streamfeat_tunnel_store_seconds",
+            "time of one storage commit (group of batches)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
         )
         for result in ("stored", "duplicate"):
             self.batches.labels(result)
@@ -42,7 +63,9 @@ class TunnelMetrics:
 
     def refusal_count(self, reason: str) -> float:
         """Current count for ``reason`` (tests, health pages)."""
-        value = self.registry.get_sample_value("streamfeat_tunnel_refusals_total", {"reason": reason})
+        value = self.registry.get_sample_value(
+            "streamfeat_tunnel_refusals_total", {"reason": reason}
+        )
         return float(value or 0.0)
 
     def render(self) -> bytes:

@@ -41,8 +41,14 @@ CREATE TABLE IF NOT EXISTS outbox_counters (name TEXT PRIMARY KEY, value INTEGER
 CREATE TABLE IF NOT EXISTS outbox_config (
     id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, body BLOB NOT NULL);
 """
-COUNTERS = ("enqueued_items", "sealed_batches", "acked_batches", "evicted_batches",
-            "evicted_items", "evicted_bytes")
+COUNTERS = (
+    "enqueued_items",
+    "sealed_batches",
+    "acked_batches",
+    "evicted_batches",
+    "evicted_items",
+    "evicted_bytes",
+)
 
 
 def _uvarint(n: int) -> bytes:
@@ -170,8 +176,12 @@ class Outbox:
 
     def _load_sizes(self) -> None:
         c = self._conn
-        self._sealed_bytes = c.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()[0]
-        row = c.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0), MIN(created), COUNT(*) FROM outbox_items").fetchone()
+        self._sealed_bytes = c.execute(
+            "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
+        ).fetchone()[0]
+        row = c.execute(
+            "SELECT COALESCE(SUM(LENGTH(payload)), 0), MIN(created), COUNT(*) FROM outbox_items"
+        ).fetchone()
         self._pending_bytes, self._pending_oldest, self._pending_count = row
 
     @contextlib.contextmanager
@@ -257,7 +267,9 @@ class Outbox:
 
     def _evict(self, c: sqlite3.Connection) -> None:
         while self._sealed_bytes + self._pending_bytes > self.config.max_bytes:
-            row = c.execute("SELECT seq, LENGTH(payload), items FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            row = c.execute(
+                "SELECT seq, LENGTH(payload), items FROM outbox ORDER BY seq LIMIT 1"
+            ).fetchone()
             if row is not None:
                 c.execute("DELETE FROM outbox WHERE seq = ?", (row[0],))
                 self._sealed_bytes -= row[1]
@@ -265,7 +277,9 @@ class Outbox:
                 self._bump(c, "evicted_items", row[2])
                 self._bump(c, "evicted_bytes", row[1])
                 continue
-            item = c.execute("SELECT seq, LENGTH(payload) FROM outbox_items ORDER BY seq LIMIT 1").fetchone()
+            item = c.execute(
+                "SELECT seq, LENGTH(payload) FROM outbox_items ORDER BY seq LIMIT 1"
+            ).fetchone()
             if item is None:
                 break
             c.execute("DELETE FROM outbox_items WHERE seq = ?", (item[0],))
@@ -290,7 +304,9 @@ class Outbox:
     def ack(self, batch_id: bytes) -> bool:
         """Delete an acknowledged batch; False if it was not there (evicted or acked before)."""
         with self._tx() as c:
-            row = c.execute("SELECT LENGTH(payload) FROM outbox WHERE batch_id = ?", (batch_id,)).fetchone()
+            row = c.execute(
+                "SELECT LENGTH(payload) FROM outbox WHERE batch_id = ?", (batch_id,)
+            ).fetchone()
             if row is None:
                 return False
             c.execute("DELETE FROM outbox WHERE batch_id = ?", (batch_id,))
@@ -316,7 +332,10 @@ class Outbox:
     def save_config(self, version: int, body: bytes) -> None:
         """Keep the last config the endpoint sent (its version is announced on connect)."""
         with self._tx() as c:
-            c.execute("INSERT OR REPLACE INTO outbox_config (id, version, body) VALUES (1, ?, ?)", (version, body))
+            c.execute(
+                "INSERT OR REPLACE INTO outbox_config (id, version, body) VALUES (1, ?, ?)",
+                (version, body),
+            )
 
     def load_config(self) -> tuple[int, bytes] | None:
         """The last config received, or None."""

@@ -122,7 +122,10 @@ for _role in Role:
         _TRANSITIONS[(_role, _state, "recv EOF")] = S.CLOSED
 # -----------------------------------------------------------------------------------------
 # the same table split by role and keyed by plain strings: enum hashing is slow in Python
-_BY_ROLE = {r: {(st.value, inp): new for (rr, st, inp), new in _TRANSITIONS.items() if rr is r} for r in Role}
+_BY_ROLE = {
+    r: {(st.value, inp): new for (rr, st, inp), new in _TRANSITIONS.items() if rr is r}
+    for r in Role
+}
 
 _RECORD_NAMES = {F.HELLO: "HELLO", F.WELCOME: "WELCOME", F.DATA: "DATA", F.REFUSE: "REFUSE"}
 _INNER_NAMES = {F.BATCH: "BATCH", F.ACK: "ACK", F.CONFIG: "CONFIG", F.CLOSE: "CLOSE"}
@@ -200,7 +203,10 @@ class TunnelConnection:
                 msg = f"can't {inp} in state {old.value} as {self.role.value}"
                 raise LocalProtocolError(msg, close_code=CloseCode.PROTOCOL_ERROR)
             msg = f"peer sent {inp.removeprefix('recv ')} in state {self.state.value} as {self.role.value}"
-            raise _Refusal(CloseCode.PROTOCOL_ERROR, RemoteProtocolError(msg, close_code=CloseCode.PROTOCOL_ERROR))
+            raise _Refusal(
+                CloseCode.PROTOCOL_ERROR,
+                RemoteProtocolError(msg, close_code=CloseCode.PROTOCOL_ERROR),
+            )
         self.state = new
 
     # ---- sending -----------------------------------------------------------------------
@@ -244,10 +250,15 @@ class TunnelConnection:
             self._acked += 1
             if self._unacked.popleft() == batch_id:
                 return self._acked
-        raise AssertionError("checked in _check_ack")  # pragma: no cover
+        msg = "checked in _check_ack"
+        raise AssertionError(msg)  # pragma: no cover
 
     def _check_ack(self, event: object) -> None:
-        if isinstance(event, Ack) and self.role is Role.ENDPOINT and event.batch_id not in self._unacked:
+        if (
+            isinstance(event, Ack)
+            and self.role is Role.ENDPOINT
+            and event.batch_id not in self._unacked
+        ):
             msg = f"can't ack batch {event.batch_id.hex()}: not received unacknowledged on this connection"
             raise LocalProtocolError(msg)
 
@@ -260,15 +271,21 @@ class TunnelConnection:
             bad = f"batch payload of {len(event.payload)} bytes exceeds {F.MAX_BATCH}"
         elif isinstance(event, Hello) and event.first is not None:
             TunnelConnection._check_fields(event.first)
-        elif isinstance(event, Config) and (len(event.body) > F.MAX_BATCH or not 0 <= event.version < 2**32):
+        elif isinstance(event, Config) and (
+            len(event.body) > F.MAX_BATCH or not 0 <= event.version < 2**32
+        ):
             bad = f"config version {event.version} or body of {len(event.body)} bytes out of range"
         if bad is not None:
             raise LocalProtocolError(bad)
 
     def _send_hello(self, event: Hello) -> bytes:
         self._hs = HandshakeState(
-            initiator=True, s=self._static, e=KeyPair.generate(self._random),
-            rs=self._remote_static, prologue=self._prologue, protocol_name=self._protocol,
+            initiator=True,
+            s=self._static,
+            e=KeyPair.generate(self._random),
+            rs=self._remote_static,
+            prologue=self._prologue,
+            protocol_name=self._protocol,
         )
         first = None
         if event.first is not None:
@@ -394,15 +411,19 @@ class TunnelConnection:
 
     def _on_hello(self, body: bytes) -> None:
         self._hs = HandshakeState(
-            initiator=False, s=self._static, e=self._static,  # e replaced at Accept
-            prologue=self._prologue, protocol_name=self._protocol,
+            initiator=False,
+            s=self._static,
+            e=self._static,  # e replaced at Accept
+            prologue=self._prologue,
+            protocol_name=self._protocol,
         )
         try:
             payload = self._hs.read_message_1(body)
         except HandshakeError as exc:
             raise _Refusal(CloseCode.HANDSHAKE_FAILED, exc) from exc
         version, first = _decode(F.decode_hello_payload, payload)
-        assert self._hs.rs is not None and self._hs.re is not None
+        assert self._hs.rs is not None
+        assert self._hs.re is not None
         self.config_version = version
         if first is not None:
             self._early = Batch(first.batch_id, first.payload, early=True)

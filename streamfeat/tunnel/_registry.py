@@ -66,7 +66,9 @@ class Registry:
             raise StorageError(msg)
         added = time.time() if now is None else now
         try:
-            self._conn.execute("INSERT INTO devices VALUES (?, ?, ?, NULL)", (name, public_key, added))
+            self._conn.execute(
+                "INSERT INTO devices VALUES (?, ?, ?, NULL)", (name, public_key, added)
+            )
         except sqlite3.IntegrityError as exc:
             msg = f"device `{name}` or its key is already registered"
             raise StorageError(msg) from exc
@@ -75,12 +77,16 @@ class Registry:
     def revoke(self, name: str, *, now: float | None = None) -> bool:
         """Revoke a device; False if there is no such active device."""
         at = time.time() if now is None else now
-        cur = self._conn.execute("UPDATE devices SET revoked = ? WHERE name = ? AND revoked IS NULL", (at, name))
+        cur = self._conn.execute(
+            "UPDATE devices SET revoked = ? WHERE name = ? AND revoked IS NULL", (at, name)
+        )
         return cur.rowcount == 1
 
     def lookup(self, public_key: bytes) -> DeviceEntry | None:
         """The device with this key (active or revoked), or None."""
-        row = self._conn.execute("SELECT * FROM devices WHERE public_key = ?", (public_key,)).fetchone()
+        row = self._conn.execute(
+            "SELECT * FROM devices WHERE public_key = ?", (public_key,)
+        ).fetchone()
         return DeviceEntry(row[0], bytes(row[1]), row[2], row[3]) if row else None
 
     def list(self) -> list[DeviceEntry]:
@@ -106,7 +112,7 @@ def write_key_file(path: str | Path, data: dict[str, Any]) -> None:
     os.replace(tmp, p)
 
 
-def read_key_file(path: str | Path) -> dict[str, Any]:
+def read_key_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a key file written by :func:`write_key_file`.
 
     Raises:
@@ -128,7 +134,14 @@ def endpoint_keypair(path: str | Path, *, create: bool = True) -> KeyPair:
     p = Path(path)
     if not p.exists() and create:
         kp = KeyPair.generate(os.urandom)
-        write_key_file(p, {"kind": "streamfeat-endpoint", "private_key": kp.private.hex(), "public_key": kp.public.hex()})
+        write_key_file(
+            p,
+            {
+                "kind": "streamfeat-endpoint",
+                "private_key": kp.private.hex(),
+                "public_key": kp.public.hex(),
+            },
+        )
         return kp
     data = read_key_file(p)
     return KeyPair.from_private(bytes.fromhex(data["private_key"]))

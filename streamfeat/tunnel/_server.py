@@ -85,7 +85,9 @@ class _Pending:
 class _Writer:
     """Group commit: one worker thread stores whatever batches queued up since the last commit."""
 
-    def __init__(self, storage: Storage, metrics: TunnelMetrics, decoder: Decoder | None, clock: Clock) -> None:
+    def __init__(
+        self, storage: Storage, metrics: TunnelMetrics, decoder: Decoder | None, clock: Clock
+    ) -> None:
         self._storage, self._metrics, self._decoder, self._clock = storage, metrics, decoder, clock
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamfeat-store")
@@ -119,7 +121,9 @@ class _Writer:
             records = [r for item in split_items(b.payload) for r in self._decoder(item)]
         except Exception:  # a bad batch is still stored raw and acknowledged: never lost
             self._metrics.decode_errors.inc()
-            server_log.warning("decoder failed on batch %s of %s", b.batch_id.hex(), b.device, exc_info=True)
+            server_log.warning(
+                "decoder failed on batch %s of %s", b.batch_id.hex(), b.device, exc_info=True
+            )
             return b
         return StoredBatch(b.device, b.batch_id, b.payload, b.received, records)
 
@@ -168,7 +172,9 @@ class _Session:
 
     def __init__(self, server: TunnelServer, transport: Transport) -> None:
         self.server, self.transport = server, transport
-        self.conn = TunnelConnection(Role.ENDPOINT, static=server.key, random_bytes=server.random_bytes)
+        self.conn = TunnelConnection(
+            Role.ENDPOINT, static=server.key, random_bytes=server.random_bytes
+        )
         self.device: str | None = None
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.pending: set[asyncio.Future[bool]] = set()  # stores not yet acknowledged
@@ -371,7 +377,9 @@ class TunnelServer:
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         # timeout: how long our close waits for the device's close reply (shutdown speed)
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30.0, compress=False, timeout=2.0)
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_MESSAGE, heartbeat=30.0, compress=False, timeout=2.0
+        )
         await ws.prepare(request)
         await self.handle_transport(WebSocketTransport(ws))
         return ws
@@ -427,7 +435,12 @@ class TunnelServer:
 
 
 async def serve(
-    *, host: str, port: int, db: Path, key_path: Path, decoder: Decoder | None = None,
+    *,
+    host: str,
+    port: int,
+    db: Path,
+    key_path: Path,
+    decoder: Decoder | None = None,
     ready: Callable[[str, int], None] | None = None,
 ) -> None:
     """Run the endpoint until SIGINT/SIGTERM, then shut down gracefully."""
@@ -435,13 +448,15 @@ async def serve(
     from streamfeat.tunnel._storage import SQLiteStorage
 
     key = endpoint_keypair(key_path)
-    server = TunnelServer(key=key, registry=Registry(db), storage=SQLiteStorage(db), decoder=decoder)
+    server = TunnelServer(
+        key=key, registry=Registry(db), storage=SQLiteStorage(db), decoder=decoder
+    )
     runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-    bound = sockets[0].getsockname()[1] if sockets else port
+    addresses = runner.addresses
+    bound = int(addresses[0][1]) if addresses else port
     server_log.warning("serving on http://%s:%d (endpoint key %s)", host, bound, key.public.hex())
     if ready is not None:
         ready(host, bound)

@@ -118,14 +118,24 @@ class SQLiteStorage:
                 for b in batches:
                     cur = c.execute(
                         "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-                        (b.device, b.batch_id, b.received, len(b.records or ()), len(b.payload), b.payload),
+                        (
+                            b.device,
+                            b.batch_id,
+                            b.received,
+                            len(b.records or ()),
+                            len(b.payload),
+                            b.payload,
+                        ),
                     )
                     new = cur.rowcount == 1
                     out.append(new)
                     if new and b.records:
                         c.executemany(
                             "INSERT INTO batch_records (device, batch_id, idx, record) VALUES (?, ?, ?, ?)",
-                            [(b.device, b.batch_id, i, orjson.dumps(r).decode()) for i, r in enumerate(b.records)],
+                            [
+                                (b.device, b.batch_id, i, orjson.dumps(r).decode())
+                                for i, r in enumerate(b.records)
+                            ],
                         )
             except BaseException:
                 c.execute("ROLLBACK")
@@ -137,16 +147,23 @@ class SQLiteStorage:
         return out
 
     def get_config(self, device: str) -> tuple[int, bytes] | None:
-        row = self._conn.execute("SELECT version, body FROM device_configs WHERE device = ?", (device,)).fetchone()
+        row = self._conn.execute(
+            "SELECT version, body FROM device_configs WHERE device = ?", (device,)
+        ).fetchone()
         return (int(row[0]), bytes(row[1])) if row else None
 
     def set_config(self, device: str, version: int, body: bytes) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO device_configs VALUES (?, ?, ?)", (device, version, body))
+        self._conn.execute(
+            "INSERT OR REPLACE INTO device_configs VALUES (?, ?, ?)", (device, version, body)
+        )
 
     def batches(self, device: str | None = None) -> list[tuple[str, bytes, bytes]]:
         """Stored ``(device, batch_id, payload)``, in insertion order (for tools and tests)."""
         sql = "SELECT device, batch_id, payload FROM batches"
-        rows = self._conn.execute(sql + (" WHERE device = ?" if device else "") + " ORDER BY rowid", (device,) if device else ()).fetchall()
+        rows = self._conn.execute(
+            sql + (" WHERE device = ?" if device else "") + " ORDER BY rowid",
+            (device,) if device else (),
+        ).fetchall()
         return [(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
 
     def close(self) -> None:

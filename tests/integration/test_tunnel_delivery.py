@@ -12,7 +12,6 @@ import pytest
 
 from streamfeat.cli import main
 from streamfeat.tunnel._outbox import split_items
-
 from tests.integration.tunnel_device_proc import item
 from tests.integration.tunnel_procs import Endpoint, start_device
 
@@ -20,7 +19,12 @@ from tests.integration.tunnel_procs import Endpoint, start_device
 def provision(tmp: Path, names: list[str]) -> Path:
     db = tmp / "ep.db"
     for name in names:
-        assert main(["device", "add", name, "--db", str(db), "--out", str(tmp / f"{name}.device.json")]) == 0
+        assert (
+            main(
+                ["device", "add", name, "--db", str(db), "--out", str(tmp / f"{name}.device.json")]
+            )
+            == 0
+        )
     return db
 
 
@@ -38,7 +42,10 @@ def run_chaos(tmp: Path, n_devices: int, n_items: int, kills: int) -> None:
     db = provision(tmp, names)
     ep = Endpoint(db)
     port, url = ep.port, ep.url
-    devs = {n: start_device(tmp / f"{n}.device.json", tmp / f"{n}.store.db", n_items, url) for n in names}
+    devs = {
+        n: start_device(tmp / f"{n}.device.json", tmp / f"{n}.store.db", n_items, url)
+        for n in names
+    }
     for k in range(kills):
         time.sleep(0.35)
         ep.kill9()  # endpoint dies mid-stream: every connection is cut
@@ -49,7 +56,9 @@ def run_chaos(tmp: Path, n_devices: int, n_items: int, kills: int) -> None:
         devs[victim].kill()  # SIGKILL the device mid-stream, then restart it
         devs[victim].wait(10)
         devs[victim].stdout.close()  # type: ignore[union-attr]
-        devs[victim] = start_device(tmp / f"{victim}.device.json", tmp / f"{victim}.store.db", n_items, url)
+        devs[victim] = start_device(
+            tmp / f"{victim}.device.json", tmp / f"{victim}.store.db", n_items, url
+        )
     for n, p in devs.items():
         out, _ = p.communicate(timeout=90)
         assert p.returncode == 0, (n, out)

@@ -60,7 +60,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Endpoint, P
     tmp = tmp_path_factory.mktemp("live")
     db = tmp / "ep.db"
     for name in ("good", "revoked"):
-        assert main(["device", "add", name, "--db", str(db), "--out", str(tmp / f"{name}.device.json")]) == 0
+        assert (
+            main(
+                ["device", "add", name, "--db", str(db), "--out", str(tmp / f"{name}.device.json")]
+            )
+            == 0
+        )
     assert main(["device", "revoke", "revoked", "--db", str(db)]) == 0
     assert (os.stat(tmp / "good.device.json").st_mode & 0o777) == 0o600
     assert (os.stat(tmp / "endpoint.key").st_mode & 0o777) == 0o600
@@ -76,7 +81,9 @@ def refusals(ep: Endpoint, reason: str) -> float:
     raise AssertionError(reason)
 
 
-async def upload(ep: Endpoint, device_file: Path, store: Path, n: int, wait: float = 3.0) -> Uploader:
+async def upload(
+    ep: Endpoint, device_file: Path, store: Path, n: int, wait: float = 3.0
+) -> Uploader:
     key, cfg = load_device_file(device_file, url=ep.url, backoff_base=0.05, backoff_cap=0.2)
     up = Uploader(Outbox(store, OutboxConfig(batch_max_age=0.01)), key, cfg)
     task = asyncio.create_task(up.run())
@@ -88,13 +95,17 @@ async def upload(ep: Endpoint, device_file: Path, store: Path, n: int, wait: flo
     return up
 
 
-async def test_good_device_uploads_and_revoked_is_refused(live: tuple[Endpoint, Path], tmp_path: Path) -> None:
+async def test_good_device_uploads_and_revoked_is_refused(
+    live: tuple[Endpoint, Path], tmp_path: Path
+) -> None:
     ep, tmp = live
     up = await upload(ep, tmp / "good.device.json", tmp_path / "g.db", 20)
-    assert len(up.outbox) == 0 and up.stats.acks >= 1
+    assert len(up.outbox) == 0
+    assert up.stats.acks >= 1
     before = refusals(ep, "revoked_device")
     up = await upload(ep, tmp / "revoked.device.json", tmp_path / "r.db", 3, wait=1.0)
-    assert len(up.outbox) == 1 and up.stats.handshakes == 0
+    assert len(up.outbox) == 1
+    assert up.stats.handshakes == 0
     assert refusals(ep, "revoked_device") > before
     assert up.stats.closes.get("revoked_device", 0) >= 1
 
@@ -114,22 +125,36 @@ async def _send_raw(url: str, messages: list[bytes]) -> None:
 
 
 def _valid_hello() -> bytes:
-    d = TunnelConnection(Role.DEVICE, static=KeyPair.generate(os.urandom), remote_static=os.urandom(32))
+    d = TunnelConnection(
+        Role.DEVICE, static=KeyPair.generate(os.urandom), remote_static=os.urandom(32)
+    )
     return d.send(Hello(0, Batch(os.urandom(16), b"x" * 40)))
 
 
 frames = st.one_of(
     st.binary(max_size=300),
-    st.builds(lambda t, b: F.encode_record(t, b), st.integers(0, 255).filter(lambda t: t in F.RECORD_TYPES), st.binary(max_size=300)),
-    st.builds(lambda i, x: (lambda h: h[:i] + bytes([h[i % len(h)] ^ x]) + h[i + 1 :])(_valid_hello()),
-              st.integers(0, 150), st.integers(1, 255)),
+    st.builds(
+        lambda t, b: F.encode_record(t, b),
+        st.integers(0, 255).filter(lambda t: t in F.RECORD_TYPES),
+        st.binary(max_size=300),
+    ),
+    st.builds(
+        lambda i, x: (lambda h: h[:i] + bytes([h[i % len(h)] ^ x]) + h[i + 1 :])(_valid_hello()),
+        st.integers(0, 150),
+        st.integers(1, 255),
+    ),
 )
 
 
-@settings(max_examples=int(os.environ.get("TUNNEL_FUZZ_EXAMPLES", "60")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("TUNNEL_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(st.lists(frames, min_size=1, max_size=4))
-def test_fuzz_random_frames_at_a_live_endpoint(live: tuple[Endpoint, Path], messages: list[bytes]) -> None:
+def test_fuzz_random_frames_at_a_live_endpoint(
+    live: tuple[Endpoint, Path], messages: list[bytes]
+) -> None:
     ep, _ = live
     asyncio.run(_send_raw(ep.url, messages))
     assert ep.proc.poll() is None

@@ -18,7 +18,9 @@ def item(device: str, i: int) -> bytes:
 
 
 async def main(device_file: str, store: str, n: int, url: str, delay: float) -> int:
-    key, cfg = load_device_file(device_file, url=url, backoff_base=0.05, backoff_cap=0.5, ack_timeout=5.0)
+    key, cfg = load_device_file(
+        device_file, url=url, backoff_base=0.05, backoff_cap=0.5, ack_timeout=5.0
+    )
     name = device_file.rsplit("/", 1)[-1].split(".")[0]
     outbox = Outbox(store, OutboxConfig(batch_max_bytes=600, batch_max_age=0.05))
     up = Uploader(outbox, key, cfg)

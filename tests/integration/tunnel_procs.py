@@ -26,8 +26,23 @@ class Endpoint:
     def __init__(self, db: Path, port: int = 0) -> None:
         self.db = db
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamfeat", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "streamfeat",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--db",
+                str(db),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env(),
+            cwd=ROOT,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -56,10 +71,16 @@ class Endpoint:
             self.proc.stdout.close()
 
 
-def start_device(device_file: Path, store: Path, n: int, url: str, delay: float = 0.002) -> subprocess.Popen[str]:
+def start_device(
+    device_file: Path, store: Path, n: int, url: str, delay: float = 0.002
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(DEVICE_PROC), str(device_file), str(store), str(n), url, str(delay)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+        cwd=ROOT,
+        text=True,
     )
 
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import hypothesis.strategies as st
 from hypothesis import given
 
-from streamfeat.tunnel import NEED_DATA, Accept, Batch, Closed, Config, DeviceHello, HandshakeComplete, Hello, Role, State
+from streamfeat.tunnel import (
+    NEED_DATA,
+    Accept,
+    Batch,
+    Closed,
+    Config,
+    DeviceHello,
+    HandshakeComplete,
+    Hello,
+    Role,
+    State,
+)
 from streamfeat.tunnel import _frames as F
 from streamfeat.tunnel._outbox import join_items, split_items
 from tests.unit.tunnel.tunnel_helpers import TunnelPair, bid, drain
@@ -14,8 +25,14 @@ ids = st.binary(min_size=16, max_size=16)
 inners = st.one_of(
     st.builds(lambda i, p: F.Inner(F.BATCH, batch_id=i, payload=p), ids, st.binary(max_size=300)),
     st.builds(lambda n: F.Inner(F.ACK, version=n), st.integers(0, 2**63 - 1)),
-    st.builds(lambda v, p: F.Inner(F.CONFIG, version=v, payload=p), st.integers(0, 2**32 - 1), st.binary(max_size=300)),
-    st.builds(lambda c, r: F.Inner(F.CLOSE, code=c, reason=r), st.integers(0, 65535), st.text(max_size=50)),
+    st.builds(
+        lambda v, p: F.Inner(F.CONFIG, version=v, payload=p),
+        st.integers(0, 2**32 - 1),
+        st.binary(max_size=300),
+    ),
+    st.builds(
+        lambda c, r: F.Inner(F.CLOSE, code=c, reason=r), st.integers(0, 65535), st.text(max_size=50)
+    ),
 )
 
 
@@ -24,8 +41,15 @@ def test_inner_round_trip(m: F.Inner) -> None:
     assert F.decode_inner(F.encode_inner(m)) == m
 
 
-@given(st.lists(st.tuples(st.sampled_from(sorted(F.RECORD_TYPES)), st.binary(max_size=600)), max_size=8), st.data())
-def test_records_round_trip_through_any_split(records: list[tuple[int, bytes]], data: st.DataObject) -> None:
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(F.RECORD_TYPES)), st.binary(max_size=600)), max_size=8
+    ),
+    st.data(),
+)
+def test_records_round_trip_through_any_split(
+    records: list[tuple[int, bytes]], data: st.DataObject
+) -> None:
     stream = b"".join(F.encode_record(t, b) for t, b in records)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
     buf, got, prev = F.Buffer(), [], 0
@@ -34,7 +58,8 @@ def test_records_round_trip_through_any_split(records: list[tuple[int, bytes]], 
         prev = c
         while (r := buf.next_record()) is not None:
             got.append(r)
-    assert got == records and len(buf) == 0
+    assert got == records
+    assert len(buf) == 0
 
 
 @given(st.lists(st.binary(max_size=200), max_size=20))
@@ -83,10 +108,14 @@ def _feed(conn_role: Role, stream: bytes, cuts: list[int]) -> list[object]:
     st.lists(st.binary(max_size=60), max_size=3),
     st.data(),
 )
-def test_any_split_yields_the_same_events(payloads: list[bytes], configs: list[bytes], data: st.DataObject) -> None:
+def test_any_split_yields_the_same_events(
+    payloads: list[bytes], configs: list[bytes], data: st.DataObject
+) -> None:
     up, down = _conversation(payloads, configs)
     ups = _feed(Role.ENDPOINT, up, [])
-    assert ups == [Batch(bid(0), b"first", early=True)] + [Batch(bid(i + 1), x) for i, x in enumerate(payloads)]
+    assert ups == [Batch(bid(0), b"first", early=True)] + [
+        Batch(bid(i + 1), x) for i, x in enumerate(payloads)
+    ]
     downs = _feed(Role.DEVICE, down, [])
     assert downs == [Config(i, c) for i, c in enumerate(configs)]
     cut_up = data.draw(st.lists(st.integers(0, len(up)), max_size=8))

@@ -7,6 +7,7 @@ The reference is the plain list of legal moves below, written from the protocol 
 from __future__ import annotations
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -36,19 +37,30 @@ LEGAL_SENDS = {
     (Role.DEVICE, State.OPEN): {"Batch": State.OPEN, "Close": State.CLOSED},
     (Role.DEVICE, State.CLOSED): {"Close": State.CLOSED},
     (Role.ENDPOINT, State.IDLE): {"Close": State.CLOSED},
-    (Role.ENDPOINT, State.HELLO_RECEIVED): {"Accept": State.OPEN, "Refuse": State.CLOSED, "Close": State.CLOSED},
+    (Role.ENDPOINT, State.HELLO_RECEIVED): {
+        "Accept": State.OPEN,
+        "Refuse": State.CLOSED,
+        "Close": State.CLOSED,
+    },
     (Role.ENDPOINT, State.OPEN): {"Ack": State.OPEN, "Config": State.OPEN, "Close": State.CLOSED},
     (Role.ENDPOINT, State.CLOSED): {"Close": State.CLOSED},
 }
 SENDABLE = {
-    "Hello": Hello(0, None), "Accept": Accept(), "Refuse": Refuse(CloseCode.UNKNOWN_DEVICE),
-    "Batch": Batch(bid(1), b"p"), "Ack": Ack(bid(1)), "Config": Config(1, b"c"), "Close": Close(),
+    "Hello": Hello(0, None),
+    "Accept": Accept(),
+    "Refuse": Refuse(CloseCode.UNKNOWN_DEVICE),
+    "Batch": Batch(bid(1), b"p"),
+    "Ack": Ack(bid(1)),
+    "Config": Config(1, b"c"),
+    "Close": Close(),
 }
 
 
 def fresh(role: Role, seed: str = "s") -> TunnelConnection:
     if role is Role.DEVICE:
-        return TunnelConnection(role, static=DEVICE, remote_static=ENDPOINT.public, random_bytes=det_random(seed + "d"))
+        return TunnelConnection(
+            role, static=DEVICE, remote_static=ENDPOINT.public, random_bytes=det_random(seed + "d")
+        )
     return TunnelConnection(role, static=ENDPOINT, random_bytes=det_random(seed + "e"))
 
 
@@ -68,7 +80,11 @@ def reach(role: Role, state: State) -> tuple[TunnelConnection, TunnelConnection]
     if state is State.CLOSED:
         (d if role is Role.DEVICE else e).send(Close())
     conn, peer = (d, e) if role is Role.DEVICE else (e, d)
-    assert conn.state is state or (role is Role.DEVICE and state is State.HELLO_SENT), (role, state, conn.state)
+    assert conn.state is state or (role is Role.DEVICE and state is State.HELLO_SENT), (
+        role,
+        state,
+        conn.state,
+    )
     return conn, peer
 
 
@@ -83,7 +99,9 @@ STATES = {
     data=st.data(),
     name=st.sampled_from(sorted(SENDABLE)),
 )
-def test_every_send_is_legal_or_raises_and_errors(role: Role, data: st.DataObject, name: str) -> None:
+def test_every_send_is_legal_or_raises_and_errors(
+    role: Role, data: st.DataObject, name: str
+) -> None:
     state = data.draw(st.sampled_from(STATES[role]))
     conn, _ = reach(role, state)
     legal = LEGAL_SENDS.get((role, state), {})
@@ -91,13 +109,10 @@ def test_every_send_is_legal_or_raises_and_errors(role: Role, data: st.DataObjec
         conn.send(SENDABLE[name])
         assert conn.state is legal[name]
     else:
-        try:
+        with pytest.raises(LocalProtocolError) as info:
             conn.send(SENDABLE[name])
-        except LocalProtocolError as exc:
-            assert conn.state is State.ERROR
-            assert exc.close_code == CloseCode.PROTOCOL_ERROR
-        else:
-            raise AssertionError(f"{name} in {state} as {role} should raise")
+        assert conn.state is State.ERROR
+        assert info.value.close_code == CloseCode.PROTOCOL_ERROR
 
 
 def peer_records(role: Role) -> dict[str, bytes]:
@@ -113,7 +128,12 @@ def peer_records(role: Role) -> dict[str, bytes]:
     from streamfeat.tunnel import _frames as F
 
     refuse = F.encode_record(F.REFUSE, F.encode_refuse(CloseCode.UNKNOWN_DEVICE, "x"))
-    return {"HELLO": hello, "WELCOME": welcome, "REFUSE": refuse, "DATA": d.send(Batch(bid(1), b"x"))}
+    return {
+        "HELLO": hello,
+        "WELCOME": welcome,
+        "REFUSE": refuse,
+        "DATA": d.send(Batch(bid(1), b"x")),
+    }
 
 
 LEGAL_RECV = {
@@ -127,7 +147,13 @@ LEGAL_RECV = {
 @settings(max_examples=60)
 @given(role=st.sampled_from(list(Role)), data=st.data())
 def test_every_received_record_is_legal_or_closes(role: Role, data: st.DataObject) -> None:
-    state = data.draw(st.sampled_from([State.IDLE, State.HELLO_SENT, State.OPEN] if role is Role.DEVICE else [State.IDLE, State.OPEN]))
+    state = data.draw(
+        st.sampled_from(
+            [State.IDLE, State.HELLO_SENT, State.OPEN]
+            if role is Role.DEVICE
+            else [State.IDLE, State.OPEN]
+        )
+    )
     if role is Role.DEVICE and state is State.HELLO_SENT:
         conn, peer = fresh(Role.DEVICE), fresh(Role.ENDPOINT)
         peer.receive_data(conn.send(Hello()))
@@ -152,11 +178,19 @@ def test_every_received_record_is_legal_or_closes(role: Role, data: st.DataObjec
     legal = name in LEGAL_RECV.get((role, state), set())
     if legal:
         assert conn.state is not State.ERROR
-        assert not (events and isinstance(events[-1], Closed) and not events[-1].remote), (name, events)
+        assert not (events and isinstance(events[-1], Closed) and not events[-1].remote), (
+            name,
+            events,
+        )
     else:
         assert conn.state is State.CLOSED, (role, state, name, conn.state)
-        assert isinstance(events[-1], Closed) and not events[-1].remote
-        assert events[-1].code in (CloseCode.PROTOCOL_ERROR, CloseCode.HANDSHAKE_FAILED, CloseCode.DECRYPT_FAILED)
+        assert isinstance(events[-1], Closed)
+        assert not events[-1].remote
+        assert events[-1].code in (
+            CloseCode.PROTOCOL_ERROR,
+            CloseCode.HANDSHAKE_FAILED,
+            CloseCode.DECRYPT_FAILED,
+        )
 
 
 def shadow_frame(peer: TunnelConnection, kind: str) -> bytes:
@@ -244,8 +278,10 @@ class PairMachine(RuleBasedStateMachine):
     def delivered_is_a_prefix_of_sent(self) -> None:
         assert self.got_batches == self.sent_batches[: len(self.got_batches)]
         assert self.got_down == self.sent_down[: len(self.got_down)]
-        assert self.d.state is not State.ERROR and self.e.state is not State.ERROR
-        assert self.e.state is not State.CLOSED and self.d.state is not State.CLOSED
+        assert self.d.state is not State.ERROR
+        assert self.e.state is not State.ERROR
+        assert self.e.state is not State.CLOSED
+        assert self.d.state is not State.CLOSED
 
 
 TestPair = PairMachine.TestCase
@@ -265,5 +301,6 @@ def test_random_bytes_never_raise_they_close_or_wait(junk: bytes, role: Role) ->
     else:
         assert conn.next_event() is NEED_DATA
     conn.receive_data(b"")
-    assert isinstance(drain(conn)[-1], Closed) and conn.state is State.CLOSED
+    assert isinstance(drain(conn)[-1], Closed)
+    assert conn.state is State.CLOSED
     assert not any(isinstance(e, HandshakeComplete) for e in events)

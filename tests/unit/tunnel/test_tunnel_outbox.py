@@ -30,7 +30,8 @@ def test_seals_by_size(tmp_path: Path, manual_clock: ManualClock) -> None:
     for i in range(10):
         ob.enqueue(bytes([i]) * 30)
     # 31 framed bytes each: three fit under 100, the fourth seals the first three
-    assert len(ob) == 3 and ob.pending_items == 1
+    assert len(ob) == 3
+    assert ob.pending_items == 1
     assert all(len(b.payload) <= 100 for b in ob.batches())
     assert items_of(ob) == [bytes([i]) * 30 for i in range(9)]
 
@@ -38,26 +39,33 @@ def test_seals_by_size(tmp_path: Path, manual_clock: ManualClock) -> None:
 def test_seals_by_age_with_the_injected_clock(tmp_path: Path, manual_clock: ManualClock) -> None:
     ob = make(tmp_path / "a.db", manual_clock)
     ob.enqueue(b"x")
-    assert not ob.seal_due() and len(ob) == 0
+    assert not ob.seal_due()
+    assert len(ob) == 0
     assert ob.seal_deadline() == manual_clock.time() + 1.0
     manual_clock.advance(0.999)
     assert not ob.seal_due()
     manual_clock.advance(0.001)
-    assert ob.seal_due() and len(ob) == 1 and ob.pending_items == 0
+    assert ob.seal_due()
+    assert len(ob) == 1
+    assert ob.pending_items == 0
     assert ob.seal_deadline() is None
 
 
-def test_batches_stay_until_acked_and_survive_restart(tmp_path: Path, manual_clock: ManualClock) -> None:
+def test_batches_stay_until_acked_and_survive_restart(
+    tmp_path: Path, manual_clock: ManualClock
+) -> None:
     path = tmp_path / "r.db"
     ob = make(path, manual_clock)
     for i in range(7):
         ob.enqueue(b"item%d" % i + b"." * 40)
     ob.flush()
     first = ob.batches()
-    assert ob.ack(first[0].batch_id) and not ob.ack(first[0].batch_id)
+    assert ob.ack(first[0].batch_id)
+    assert not ob.ack(first[0].batch_id)
     ob2 = make(path, manual_clock)  # a restart: a new connection to the same file
     assert [b.batch_id for b in ob2.batches()] == [b.batch_id for b in first[1:]]
-    assert ob2.counters()["acked_batches"] == 1 and ob2.counters()["enqueued_items"] == 7
+    assert ob2.counters()["acked_batches"] == 1
+    assert ob2.counters()["enqueued_items"] == 7
     assert ob2.batches(after_seq=first[1].seq) == first[2:]
 
 
@@ -67,10 +75,14 @@ def test_bound_evicts_oldest_first_and_counts(tmp_path: Path, manual_clock: Manu
         ob.enqueue(i.to_bytes(2, "big") * 20)  # 41 framed bytes
     c = ob.counters()
     kept = items_of(ob)
-    assert c["evicted_items"] > 0 and c["evicted_batches"] > 0
+    assert c["evicted_items"] > 0
+    assert c["evicted_batches"] > 0
     assert c["evicted_items"] + len(kept) + ob.pending_items == 20
     # the survivors are the newest ones, in order
-    assert kept == [i.to_bytes(2, "big") * 20 for i in range(20 - len(kept) - ob.pending_items, 20 - ob.pending_items)]
+    assert kept == [
+        i.to_bytes(2, "big") * 20
+        for i in range(20 - len(kept) - ob.pending_items, 20 - ob.pending_items)
+    ]
     assert sum(len(b.payload) for b in ob.batches()) <= 300
 
 
@@ -82,7 +94,9 @@ def test_too_large_payload_is_refused(tmp_path: Path, manual_clock: ManualClock)
     assert ob.counters()["enqueued_items"] == 0
 
 
-def test_accepts_a_sqlite3_connection_and_the_store(tmp_path: Path, manual_clock: ManualClock) -> None:
+def test_accepts_a_sqlite3_connection_and_the_store(
+    tmp_path: Path, manual_clock: ManualClock
+) -> None:
     conn = sqlite3.connect(tmp_path / "c.db")
     ob = Outbox(conn, OutboxConfig(batch_max_bytes=10), clock=manual_clock)
     ob.enqueue(b"x" * 20)

@@ -16,7 +16,6 @@ from streamfeat.tunnel import (
     Config,
     DeviceHello,
     HandshakeComplete,
-    Hello,
     Refuse,
     Role,
     State,
@@ -31,14 +30,18 @@ def test_full_handshake_then_batch_ack_config_close() -> None:
     p = TunnelPair()
     ev_e, ev_d = p.open()
     assert ev_e[0] == DeviceHello(DEVICE.public, ev_e[0].ephemeral, 0, False)
-    assert isinstance(ev_e[1], HandshakeComplete) and ev_e[1].peer_key == DEVICE.public
-    assert isinstance(ev_d[0], HandshakeComplete) and ev_d[0].peer_key == ENDPOINT.public
+    assert isinstance(ev_e[1], HandshakeComplete)
+    assert ev_e[1].peer_key == DEVICE.public
+    assert isinstance(ev_d[0], HandshakeComplete)
+    assert ev_d[0].peer_key == ENDPOINT.public
     assert ev_d[0].handshake_hash == ev_e[1].handshake_hash
     assert p.device.state is p.endpoint.state is State.OPEN
     assert p.to_endpoint(p.device.send(Batch(bid(1), b"payload"))) == [Batch(bid(1), b"payload")]
     assert p.to_device(p.endpoint.send(Ack(bid(1)))) == [Ack(bid(1))]
     assert p.to_device(p.endpoint.send(Config(7, b"[upload]\n"))) == [Config(7, b"[upload]\n")]
-    assert p.to_endpoint(p.device.send(Close(CloseCode.NORMAL, "bye"))) == [Closed(CloseCode.NORMAL, "bye", remote=True)]
+    assert p.to_endpoint(p.device.send(Close(CloseCode.NORMAL, "bye"))) == [
+        Closed(CloseCode.NORMAL, "bye", remote=True)
+    ]
     assert p.device.state is p.endpoint.state is State.CLOSED
     assert p.device.send(Close()) == b""  # closing twice is harmless
 
@@ -46,7 +49,8 @@ def test_full_handshake_then_batch_ack_config_close() -> None:
 def test_first_batch_rides_in_the_first_message() -> None:
     p = TunnelPair()
     ev_e, _ = p.open(first=Batch(bid(9), b"early"), version=3)
-    assert ev_e[0].has_early_batch and ev_e[0].config_version == 3
+    assert ev_e[0].has_early_batch
+    assert ev_e[0].config_version == 3
     assert ev_e[2] == Batch(bid(9), b"early", early=True)
     assert p.endpoint.config_version == 3
 
@@ -94,7 +98,7 @@ def _events_fed(conn: TunnelConnection, chunks: list[bytes], accept: bool) -> li
 
 
 def test_split_at_every_position_gives_the_same_events() -> None:
-    up, down, _, _ = _exchange_bytes()
+    up, _down, _, _ = _exchange_bytes()
 
     def endpoint() -> TunnelConnection:
         return TunnelConnection(Role.ENDPOINT, static=ENDPOINT, random_bytes=det_random("split/e"))
@@ -125,8 +129,10 @@ def _open_pair() -> TunnelPair:
 
 
 def _refused(events: list[object], code: CloseCode) -> None:
-    assert events and isinstance(events[-1], Closed), events
-    assert events[-1].code == code and not events[-1].remote
+    assert events, "no events"
+    assert isinstance(events[-1], Closed), events
+    assert events[-1].code == code
+    assert not events[-1].remote
 
 
 def test_tampered_frame_closes_decrypt_failed_and_tells_the_peer() -> None:
@@ -134,7 +140,8 @@ def test_tampered_frame_closes_decrypt_failed_and_tells_the_peer() -> None:
     frame = bytearray(p.device.send(Batch(bid(1), b"x" * 20)))
     frame[-5] ^= 1
     _refused(p.to_endpoint(bytes(frame)), CloseCode.DECRYPT_FAILED)
-    assert p.endpoint.error is not None and p.endpoint.error.close_code == CloseCode.DECRYPT_FAILED
+    assert p.endpoint.error is not None
+    assert p.endpoint.error.close_code == CloseCode.DECRYPT_FAILED
     notice = p.endpoint.data_to_send()
     assert p.to_device(notice) == [Closed(CloseCode.DECRYPT_FAILED, "decrypt_failed", remote=True)]
 
@@ -202,7 +209,9 @@ def test_short_data_record_closes_truncated() -> None:
 def test_wrong_endpoint_key_fails_the_handshake_on_both_sides() -> None:
     p = TunnelPair(endpoint_key=key("impostor").public)
     _refused(p.to_endpoint(p.hello(Batch(bid(1), b"secret"))), CloseCode.HANDSHAKE_FAILED)
-    assert p.to_device(p.endpoint.data_to_send()) == [Closed(CloseCode.HANDSHAKE_FAILED, "handshake_failed", remote=True)]
+    assert p.to_device(p.endpoint.data_to_send()) == [
+        Closed(CloseCode.HANDSHAKE_FAILED, "handshake_failed", remote=True)
+    ]
 
 
 def test_impostor_endpoint_is_refused_by_the_device() -> None:

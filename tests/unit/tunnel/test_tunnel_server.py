@@ -70,7 +70,9 @@ async def talk(rig: Rig, conn: TunnelConnection, *frames: bytes) -> list[object]
 
 
 def device(k=DEVICE, endpoint=ENDPOINT.public, seed="d") -> TunnelConnection:  # type: ignore[no-untyped-def]
-    return TunnelConnection(Role.DEVICE, static=k, remote_static=endpoint, random_bytes=det_random(seed))
+    return TunnelConnection(
+        Role.DEVICE, static=k, remote_static=endpoint, random_bytes=det_random(seed)
+    )
 
 
 async def test_memory_transport_conforms() -> None:
@@ -84,8 +86,14 @@ async def test_memory_transport_conforms() -> None:
 async def test_uploader_delivers_everything_once_and_gets_config(rig: Rig, tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "dev.db", OutboxConfig(batch_max_bytes=120, batch_max_age=0.01))
     got: list[Config] = []
-    up = Uploader(ob, DEVICE, UploaderConfig(url="memory", endpoint_key=ENDPOINT.public, window=4),
-                  connect=rig.connect, rng=random.Random(0), on_config=got.append)  # type: ignore[arg-type]
+    up = Uploader(
+        ob,
+        DEVICE,
+        UploaderConfig(url="memory", endpoint_key=ENDPOINT.public, window=4),
+        connect=rig.connect,
+        rng=random.Random(0),
+        on_config=got.append,
+    )  # type: ignore[arg-type]
     task = asyncio.create_task(up.run())
     sent = [b"rec-%d" % i for i in range(200)]
     for s in sent:
@@ -93,7 +101,9 @@ async def test_uploader_delivers_everything_once_and_gets_config(rig: Rig, tmp_p
     assert await up.wait_drained(10)
     assert rig.server.push_config("dev", 5, b"[upload]") == 1
     cfg = await asyncio.wait_for(up.configs.get(), 5)
-    assert cfg == Config(5, b"[upload]") and got == [cfg] and ob.load_config() == (5, b"[upload]")
+    assert cfg == Config(5, b"[upload]")
+    assert got == [cfg]
+    assert ob.load_config() == (5, b"[upload]")
     await up.aclose()
     await task
     stored = [it for _, _, p in rig.storage.batches() for it in split_items(p)]
@@ -125,7 +135,7 @@ async def test_unknown_and_revoked_devices_are_refused_and_counted(rig: Rig, who
 
 
 async def still_serving(rig: Rig) -> None:
-    d = device(seed="fresh%d" % len(rig.tasks))
+    d = device(seed=f"fresh{len(rig.tasks)}")
     d_hello = d.send(Hello(0))
     pair = rig.connect_pair()
     await pair.a.send(d_hello)
@@ -165,7 +175,12 @@ async def test_replayed_first_message_stores_nothing_twice(rig: Rig) -> None:
     await talk(rig, observer(), hello)
     await asyncio.sleep(0.05)
     assert [b[1] for b in rig.storage.batches()] == [bid(5)]
-    assert rig.server.metrics.registry.get_sample_value("streamfeat_tunnel_batches_total", {"result": "duplicate"}) == 1
+    assert (
+        rig.server.metrics.registry.get_sample_value(
+            "streamfeat_tunnel_batches_total", {"result": "duplicate"}
+        )
+        == 1
+    )
     await still_serving(rig)
 
 
@@ -179,7 +194,9 @@ async def _open_raw(rig: Rig) -> tuple[TunnelConnection, MemoryTransportPair]:
 
 
 @pytest.mark.parametrize("attack", ["tampered", "truncated", "replayed", "reordered"])
-async def test_bad_frames_are_refused_counted_and_the_server_survives(rig: Rig, attack: str) -> None:
+async def test_bad_frames_are_refused_counted_and_the_server_survives(
+    rig: Rig, attack: str
+) -> None:
     d, pair = await _open_raw(rig)
     f1 = d.send(Batch(bid(1), b"one" * 10))
     f2 = d.send(Batch(bid(2), b"two" * 10))
@@ -193,8 +210,12 @@ async def test_bad_frames_are_refused_counted_and_the_server_survives(rig: Rig, 
         frames = [f2]
     for f in frames:
         await pair.a.send(f)
-    reason = {"tampered": "decrypt_failed", "truncated": "truncated", "replayed": "replayed_frame",
-              "reordered": "reordered_frame"}[attack]
+    reason = {
+        "tampered": "decrypt_failed",
+        "truncated": "truncated",
+        "replayed": "replayed_frame",
+        "reordered": "reordered_frame",
+    }[attack]
     while await asyncio.wait_for(pair.a.receive(), 5):
         pass
     assert rig.refusals(reason) == 1

@@ -10,7 +10,9 @@ import pytest
 from streamfeat.tunnel._crypto import KeyPair
 from streamfeat.tunnel._handshake import PROTOCOL_NAME, HandshakeState
 
-VECTORS = json.loads((Path(__file__).parents[2] / "data" / "noise" / "ik_chachapoly.json").read_text())["vectors"]
+VECTORS = json.loads(
+    (Path(__file__).parents[2] / "data" / "noise" / "ik_chachapoly.json").read_text()
+)["vectors"]
 
 
 def test_the_suite_we_use_has_a_vector() -> None:
@@ -22,13 +24,19 @@ def test_vector_byte_for_byte(v: dict) -> None:
     h = bytes.fromhex
     name = v["protocol_name"].encode()
     ini = HandshakeState(
-        initiator=True, s=KeyPair.from_private(h(v["init_static"])),
-        e=KeyPair.from_private(h(v["init_ephemeral"])), rs=h(v["init_remote_static"]),
-        prologue=h(v["init_prologue"]), protocol_name=name,
+        initiator=True,
+        s=KeyPair.from_private(h(v["init_static"])),
+        e=KeyPair.from_private(h(v["init_ephemeral"])),
+        rs=h(v["init_remote_static"]),
+        prologue=h(v["init_prologue"]),
+        protocol_name=name,
     )
     res = HandshakeState(
-        initiator=False, s=KeyPair.from_private(h(v["resp_static"])),
-        e=KeyPair.from_private(h(v["resp_ephemeral"])), prologue=h(v["resp_prologue"]), protocol_name=name,
+        initiator=False,
+        s=KeyPair.from_private(h(v["resp_static"])),
+        e=KeyPair.from_private(h(v["resp_ephemeral"])),
+        prologue=h(v["resp_prologue"]),
+        protocol_name=name,
     )
     m = v["messages"]
     c1 = ini.write_message_1(h(m[0]["payload"]))

@@ -63,15 +63,21 @@ class TunnelPair:
 
     def __init__(self, seed: str = "pair", *, endpoint_key: bytes | None = None) -> None:
         self.device = TunnelConnection(
-            Role.DEVICE, static=DEVICE, remote_static=endpoint_key or ENDPOINT.public,
+            Role.DEVICE,
+            static=DEVICE,
+            remote_static=endpoint_key or ENDPOINT.public,
             random_bytes=det_random(seed + "/d"),
         )
-        self.endpoint = TunnelConnection(Role.ENDPOINT, static=ENDPOINT, random_bytes=det_random(seed + "/e"))
+        self.endpoint = TunnelConnection(
+            Role.ENDPOINT, static=ENDPOINT, random_bytes=det_random(seed + "/e")
+        )
 
     def hello(self, first: Batch | None = None, version: int = 0) -> bytes:
         return self.device.send(Hello(version, first))
 
-    def open(self, first: Batch | None = None, version: int = 0) -> tuple[list[object], list[object]]:
+    def open(
+        self, first: Batch | None = None, version: int = 0
+    ) -> tuple[list[object], list[object]]:
         """Run the whole handshake; returns (endpoint events, device events)."""
         self.endpoint.receive_data(self.hello(first, version))
         ev_e = drain(self.endpoint)
