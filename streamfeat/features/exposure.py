@@ -29,6 +29,7 @@ the visit the way they close ipv visits (:mod:`streamfeat.features.ipv`).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
@@ -41,6 +42,18 @@ __all__ = ["ExposureFeature", "ExposureVisit"]
 # item entry fields
 _FIRST_SEQ, _POS, _N, _MS, _SPANS, _CLICKED, _DELETED, _REASON, _RAW = range(9)
 _NUMERIC = (int, float)
+
+
+def _union(spans: list[list[int]]) -> list[tuple[int, int]]:
+    """Return the union of closed intervals ``[a, b]`` as disjoint sorted intervals."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 class ExposureVisit:
@@ -161,15 +174,25 @@ class ExposureFeature:
         st[0] = None
         exposed = [(k, e) for k, e in visit.items.items() if e[_FIRST_SEQ] is not None]
         exposed.sort(key=lambda kv: kv[1][_FIRST_SEQ])
+        scrolls = sorted(visit.scrolls, key=lambda x: x[0])  # by ts, for bisection
+        times = [x[0] for x in scrolls]
         for item, e in exposed:
-            out.append(self._record(visit, item, e, ts, device))
+            out.append(self._record(visit, item, e, ts, device, scrolls, times))
 
     def _record(
-        self, visit: ExposureVisit, item: str, e: list[Any], ts: int, device: str
+        self,
+        visit: ExposureVisit,
+        item: str,
+        e: list[Any],
+        ts: int,
+        device: str,
+        scrolls: list[list[Any]],
+        times: list[int],
     ) -> dict[str, Any]:
         n, top, raw = 0, None, e[_RAW]
-        for sts, speed, sraw in visit.scrolls:
-            if any(a <= sts <= b for a, b in e[_SPANS]):
+        for lo, hi in _union(e[_SPANS]):
+            # each scroll counts once even if several exposure intervals hold it
+            for _sts, speed, sraw in scrolls[bisect_left(times, lo) : bisect_right(times, hi)]:
                 n += 1
                 raw += sraw
                 if type(speed) in _NUMERIC and (top is None or speed > top):
