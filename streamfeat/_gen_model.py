@@ -5,8 +5,8 @@ closed between sessions), one to three interest groups (the categories it mostly
 and personal speeds (how long it dwells on a feed screen or a detail page, how fast it scrolls,
 how readily it clicks, deletes, buys). :meth:`SessionWriter.session` plays one session of that
 user in *true* time (milliseconds from the start of the simulation) as a generator of event
-dicts in the app's order; when an event is yielded, ``writer.t`` is its true time. ``ts`` is
-left at 0: the caller maps true time to the device clock, which may jump back. Events are made
+dicts in the app's order, each with its true time (integer ms) in ``ts``: the caller maps
+true time to the device clock, which may jump back. Events are made
 just in time, so a fleet of suspended sessions costs a few frames per device, and each event is
 still in the CPU cache when it is written out.
 
@@ -162,7 +162,8 @@ class SessionWriter:
         device: the device id written into every event.
 
     Attributes:
-        t: the true time (ms, float) of the event last yielded.
+        t: the user's true time (ms, float), synced at every call between methods; each
+            event carries its own true time in ``ts``.
     """
 
     __slots__ = ("_bits", "_cats", "_interest", "_rand", "device", "profile", "rng", "t")
@@ -186,7 +187,7 @@ class SessionWriter:
         item: str | None = None,
         args: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        ev: dict[str, Any] = {"device": self.device, "ts": 0, "type": etype}
+        ev: dict[str, Any] = {"device": self.device, "ts": int(self.t), "type": etype}
         if page is not None:
             ev["page"] = page
         if item is not None:
@@ -289,10 +290,10 @@ class SessionWriter:
                 item = ids[cat - first][rank] if rank < _CACHED_RANKS else str(cat * 100_000 + rank)
                 pos += 1
                 visible.append((item, cat, pos))
-                self.t = t = t + 40 * rand()
+                t += 40 * rand()
                 yield {
                     "device": device,
-                    "ts": 0,
+                    "ts": int(t),
                     "type": "exposure",
                     "page": "home_feed",
                     "item": item,
@@ -300,6 +301,7 @@ class SessionWriter:
                 }
             if len(visible) > 4:
                 del visible[:-4]
+            # self.t is the user's time for the other methods: synced whenever one is called
             self.t = t = t + dwell
             u = rand()
             click_p = prof.click_p * (0.3 + sum([v[1] in interest for v in visible]))
@@ -316,12 +318,13 @@ class SessionWriter:
                 speed = int(exp(prof.speed_mu + 0.6 * _Z[bits(_BITS)]))
                 yield {
                     "device": device,
-                    "ts": 0,
+                    "ts": int(t),
                     "type": "scroll",
                     "page": "home_feed",
                     "args": {"speed": speed},
                 }
                 new = 1 + min(5, speed // 700)
+                continue
             t = self.t
 
     def _click_from_feed(self, visible: list[tuple[str, int, int]]) -> _Events:

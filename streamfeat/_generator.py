@@ -156,7 +156,7 @@ class _Device:
         while self._session is not None:
             ev = next(self._session, None)
             if ev is not None:
-                t = int(writer.t)
+                t = ev["ts"]  # true time, until stamped
                 if t >= self._horizon:
                     break  # the log ends inside this session
                 self.pending, self.t = ev, t
@@ -175,12 +175,7 @@ class _Device:
         device has no more events.
         """
         ev, t = self.pending, self.t
-        session, writer, horizon, start_ts = (
-            self._session,
-            self._writer,
-            self._horizon,
-            self._start_ts,
-        )
+        session, horizon, start_ts = self._session, self._horizon, self._start_ts
         skip, last, offset = self._skip, self._last, self._offset
         add_key, add_event = keys.append, batch.append
         while ev is not None and t < end:
@@ -198,7 +193,7 @@ class _Device:
             add_event(ev)
             ev = next(session, None)  # type: ignore[arg-type]
             if ev is not None:
-                t = int(writer.t)
+                t = ev["ts"]
                 if t >= horizon:
                     ev = None
                     session = self._session = None
