@@ -163,6 +163,19 @@ class Mean(Count):
         acc[1] += 1
         return acc
 
+    def updater(self, i: int, get: Getter) -> Step:
+        def mean(accs: list[Any], event: Event, seq: int) -> None:
+            v = get(event)
+            if type(v) is int or type(v) is float:
+                a = accs[i]
+                if a is None:
+                    accs[i] = [v, 1]
+                else:
+                    a[0] += v
+                    a[1] += 1
+
+        return mean
+
     def merge(self, a: Any, b: Any) -> Any:
         if a is None:
             return b
@@ -232,6 +245,15 @@ class First(Count):
             return acc
         return [seq, value]
 
+    def updater(self, i: int, get: Getter) -> Step:
+        def first(accs: list[Any], event: Event, seq: int) -> None:
+            if accs[i] is None:
+                v = get(event)
+                if v is not None:
+                    accs[i] = [seq, v]
+
+        return first
+
     def merge(self, a: Any, b: Any) -> Any:
         if a is None:
             return b
@@ -252,6 +274,14 @@ class Last(First):
     def update(self, acc: Any, value: Any, seq: int) -> Any:
         return acc if value is None else [seq, value]
 
+    def updater(self, i: int, get: Getter) -> Step:
+        def last(accs: list[Any], event: Event, seq: int) -> None:
+            v = get(event)
+            if v is not None:
+                accs[i] = [seq, v]
+
+        return last
+
     def merge(self, a: Any, b: Any) -> Any:
         if a is None:
             return b
@@ -270,6 +300,14 @@ class Distinct(Count):
         if value is not None:
             acc.add(_norm(value))
         return acc
+
+    def updater(self, i: int, get: Getter) -> Step:
+        def distinct(accs: list[Any], event: Event, seq: int) -> None:
+            v = get(event)
+            if v is not None:
+                accs[i].add((v,) if type(v) is bool else v)
+
+        return distinct
 
     def merge(self, a: Any, b: Any) -> Any:
         return a | b
@@ -307,6 +345,20 @@ class Top(Count):
         else:
             slot[1] += 1
         return acc
+
+    def updater(self, i: int, get: Getter) -> Step:
+        def top(accs: list[Any], event: Event, seq: int) -> None:
+            v = get(event)
+            if v is not None:
+                acc = accs[i]
+                key = (v,) if type(v) is bool else v
+                slot = acc.get(key)
+                if slot is None:
+                    acc[key] = [v, 1, seq]
+                else:
+                    slot[1] += 1
+
+        return top
 
     def merge(self, a: Any, b: Any) -> Any:
         out = {k: list(v) for k, v in a.items()}

@@ -46,8 +46,19 @@ class SlidingLogic(TimedLogic):
             if end > wm:
                 low = ts - size  # start must be > ts - size
                 start = last_start
+                ends, new, steps = st.ends, self.aggs.new, self.steps
                 while start > low and start + size > wm:
-                    self.add(st, start + size, key, event, seq)
+                    end = start + size
+                    bucket = ends.get(end)
+                    if bucket is None:  # a new window end (self.add, inlined: the hot loop)
+                        bucket = ends[end] = {}
+                        if st.next_end is None or end < st.next_end:
+                            st.next_end = end
+                    acc = bucket.get(key)
+                    if acc is None:
+                        acc = bucket[key] = new()
+                    for step in steps:
+                        step(acc, event, seq)
                     start -= slide
             else:
                 out.append(self.late(device, ts))
