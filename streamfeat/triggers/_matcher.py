@@ -36,12 +36,13 @@ symbol string in one call (replay). They produce identical firings.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 from streamfeat._event import Event, event_from_obj, event_to_obj
 from streamfeat._tokens import Token
 from streamfeat.triggers._pattern import Pattern
-from streamfeat.triggers._trie import Compiled, TriggerPlan, compile_patterns
+from streamfeat.triggers._trie import Compiled, SegKey, TriggerPlan, compile_patterns
 
 __all__ = ["DeviceState", "Firing", "Matcher"]
 
@@ -70,24 +71,27 @@ class _Trig:
 class DeviceState:
     """Per-device matcher state: automaton node, recent events, frontiers (see module doc)."""
 
-    __slots__ = ("base", "clk", "due", "events", "gen", "last", "lead", "maxts", "node", "seen",
-                 "syms", "trig", "trim_at", "watch")  # fmt: skip
+    __slots__ = ("base", "c", "chain", "clk", "due", "events", "last", "lead", "maxts", "node",
+                 "occ", "pend", "seen", "trig", "trim_at", "wait", "watch")  # fmt: skip
 
-    def __init__(self, gen: int) -> None:
+    def __init__(self, c: Compiled) -> None:
+        self.c = c  # the compiled set this state is synced to
         self.node = 0
-        self.gen = gen
         self.base = -1  # index of events[0]; -1 until the first event
         self.last = -1  # index of the last event
         self.events: list[Event] = []
-        self.syms: list[int] = []
         self.clk: list[int] = []  # the device's clock at each buffered event
         self.maxts = -1
-        self.seen: dict[Token, int] = {}
+        self.seen: dict[Token, int] = {}  # `without` token -> index of its last event
         self.trig: dict[int, _Trig] = {}
-        self.due: dict[int, set[int]] = {}
-        self.watch: set[int] = set()
-        self.lead: dict[int, list[Entry]] = {}
-        self.trim_at = 64
+        self.occ: dict[int, list[int]] = {}  # shared first segment -> starts of its occurrences
+        self.wait: dict[int, set[tuple[int, int]]] = {}  # segment -> (trigger, j) waiting on it
+        self.due: dict[int, set[int]] = {}  # index -> triggers whose last segment ends there
+        self.watch: set[int] = set()  # trailing `*` with `within`: checked at every event
+        self.lead: dict[int, list[Entry]] = {}  # leading `*` with `within`: start staircase
+        self.chain: dict[int, list[int]] = {}  # `A * A * ... * A`: the last k starts of A
+        self.pend: dict[int, list[tuple[int, int]]] = {}  # index -> (segment, start) to check
+        self.trim_at = _TRIM
 
 
 class Matcher:
@@ -122,7 +126,7 @@ class Matcher:
         return [name for name, _ in self._patterns.values()]
 
     def add(self, name: str, pattern: Pattern) -> None:
-        """Register a trigger; it sees only events after the device's next resync.
+        """Register a trigger; on each device it matches only events after its next event.
 
         Raises:
             ValueError: if a trigger of that name exists; nothing changes.
@@ -153,31 +157,66 @@ class Matcher:
         self.stats["recompiles"] += 1
 
     def _resync(self, st: DeviceState) -> None:
-        """Bring a device compiled for an older generation onto the current automaton."""
-        c = self.c
-        st.syms = [c.symbol(e) for e in st.events]
+        """Bring a device synced to an older compiled set onto the current one.
+
+        Symbols and the automaton state are recomputed from the buffered events; shared
+        first-segment occurrences are carried over by their tokens; the frontiers of the
+        triggers that stay are kept as they are.
+        """
+        c, old = self.c, st.c
         st.node = 0
-        for sym in st.syms[-c.max_segment :] if st.syms else ():
-            st.node = c.step(st.node, sym)
+        for ev in st.events[-c.max_segment :]:
+            st.node = c.step(st.node, c.symbol(ev))
+        occ = {}
+        for sid, entries in st.occ.items():
+            new = c.sid_of_key.get(old.seg_keys[sid])
+            if new is not None and new in c.after_first:
+                occ[new] = entries
+        st.occ = occ
+        pend: dict[int, list[tuple[int, int]]] = {}
+        for at, items in st.pend.items():
+            for sid, b in items:
+                new = c.sid_of_key.get(old.seg_keys[sid])
+                if new is not None and new in c.used:
+                    pend.setdefault(at, []).append((new, b))
+        st.pend = pend
         for tid in [t for t in st.trig if t not in c.plans]:
             del st.trig[tid]
         for tid in [t for t in st.lead if t not in c.plans]:
             del st.lead[tid]
+        for tid in [t for t in st.chain if t not in c.plans]:
+            del st.chain[tid]
         st.watch &= c.plans.keys()
         for tid, plan in c.plans.items():
-            if c.added[tid] > st.gen:  # new since: no match may start before now
+            if c.added[tid] > old.generation:  # new since: no match may start before now
                 st.trig[tid] = _Trig(len(plan.segments), st.last)
-        st.gen = c.generation
+        st.c = c
+        self._rewait(st)
+
+    def _rewait(self, st: DeviceState) -> None:
+        """Rebuild the waiting index from the occurrences and frontiers."""
+        c = self.c
+        st.wait = {}
+        for sid in st.occ:
+            for tid, j in c.after_first[sid]:
+                st.wait.setdefault(c.plans[tid].segments[1], set()).add((tid, j))
+        for tid, tr in st.trig.items():
+            segs = c.plans[tid].segments
+            for j in range(1, len(segs)):
+                if tr.F[j - 1]:
+                    st.wait.setdefault(segs[j], set()).add((tid, j))
 
     # -- state ----------------------------------------------------------------------------
 
     def new_state(self) -> DeviceState:
         """Return the state of a device with no events yet."""
-        return DeviceState(self.c.generation)
+        return DeviceState(self.c)
 
     def idle(self, st: DeviceState) -> bool:
         """Return True when no partial match is alive and nothing is pending."""
-        if st.node != 0 or st.due or st.watch or st.lead or self.c.lookback:
+        if st.node or st.pend or st.due or st.watch or st.lead or st.occ or st.chain:
+            return False
+        if self.c.lookback:
             return False
         return not any(any(tr.F) for tr in st.trig.values())
 
@@ -186,22 +225,88 @@ class Matcher:
     def step(self, st: DeviceState, index: int, event: Event) -> list[Firing]:
         """Handle event number ``index`` of a device (per-event driver)."""
         c = self.c
-        if st.gen != c.generation:
+        if st.c is not c:
             self._resync(st)
-        sym = c.symbol(event)
-        st.node = node = c.step(st.node, sym)
-        return self._event(st, index, event, sym, c.out[node])
+        entry = c.types.get(event.type)
+        if entry is None:
+            sym = 0
+        else:
+            page = event.page
+            sym = entry[0] if page is None else entry[1].get(page, entry[0])
+        node = c.delta[st.node].get(sym)
+        if node is None:
+            node = c.step(st.node, sym)
+        st.node = node
+        if st.base < 0:
+            st.base = index
+        st.last = index
+        events = st.events
+        events.append(event)
+        ts = event.ts
+        if ts > st.maxts:
+            st.maxts = ts
+        st.clk.append(st.maxts)
+        if c.without:
+            wo = c.without.get(event.type)
+            if wo is not None:
+                if wo[0] is not None:
+                    st.seen[wo[0]] = index
+                if event.page is not None and (tok := wo[1].get(event.page)) is not None:
+                    st.seen[tok] = index
+        if len(events) >= st.trim_at:
+            self.gc(st)
+        hits = c.out[node]
+        if hits or st.pend or st.due or st.watch or c.every or c.lead:
+            return self._layer(st, index, event, hits)
+        return []
 
     def run_batch(self, events: list[Event]) -> list[Firing]:
-        """Return the firings of a whole device's events, from index 0 (batch driver)."""
+        """Return the firings of a whole device's events, from index 0 (batch driver).
+
+        pyahocorasick finds every keyword of the device's symbol string in one call; the layer
+        then runs only at the events where something happens (a keyword ends, a check or a
+        firing is due, a ``without`` token arrives), unless a trigger needs every event.
+        """
         c = self.c
         st = self.new_state()
+        st.events = events
+        st.base = 0
+        st.clk = list(accumulate((e.ts for e in events), max))
+        st.trim_at = len(events) + 1  # the whole log is at hand: never trim
         hits = c.hits_batch(c.text(events))
+        static = set(hits)
+        if c.without:
+            static.update(i for i, e in enumerate(events) if e.type in c.without)
+        every = bool(c.every or c.lead)
+        todo = sorted(static)
         out: list[Firing] = []
-        symbol = c.symbol
-        for index, event in enumerate(events):
-            out.extend(self._event(st, index, event, symbol(event), hits.get(index, ())))
-        return out
+        pos, n, none = 0, len(events), ()
+        e = -1
+        while True:
+            nxt = todo[pos] if pos < len(todo) else n
+            if every or st.watch:
+                nxt = min(nxt, e + 1)
+            if st.due:
+                nxt = min(nxt, min(st.due))
+            if st.pend:
+                nxt = min(nxt, min(st.pend))
+            if nxt >= n:
+                return out
+            if nxt == (todo[pos] if pos < len(todo) else -1):
+                pos += 1
+            e = nxt
+            event = events[e]
+            st.last = e
+            st.maxts = st.clk[e]
+            wo = c.without.get(event.type) if c.without else None
+            if wo is not None:
+                if wo[0] is not None:
+                    st.seen[wo[0]] = e
+                if event.page is not None and (tok := wo[1].get(event.page)) is not None:
+                    st.seen[tok] = e
+            fired = self._layer(st, e, event, hits.get(e, none))
+            if fired:
+                out.extend(fired)
 
     def advance(self, st: DeviceState, now_ms: int) -> None:
         """Let wall time reach ``now_ms``: partial matches past the time limit are cut."""
@@ -211,57 +316,113 @@ class Matcher:
 
     # -- the layer ------------------------------------------------------------------------
 
-    def _event(self, st: DeviceState, e: int, event: Event, sym: int,
-               seg_hits: Any) -> list[Firing]:  # fmt: skip
+    def _layer(self, st: DeviceState, e: int, event: Event, seg_hits: Any) -> list[Firing]:
+        """Everything above the automaton at event ``e`` (its bookkeeping already done)."""
         c = self.c
-        if st.base < 0:
-            st.base = e
-        st.last = e
-        st.events.append(event)
-        st.syms.append(sym)
-        if event.ts > st.maxts:
-            st.maxts = event.ts
-        st.clk.append(st.maxts)
-        wo = c.without.get(event.type)
-        if wo is not None:
-            if wo[0]:
-                st.seen[Token(event.type)] = e
-            if event.page is not None and Token(event.type, event.page) in wo[1]:
-                st.seen[Token(event.type, event.page)] = e
+        ts = event.ts
         for tid in c.lead:
-            self._lead(st, tid, e, event.ts, st.maxts)
+            self._lead(st, tid, e, ts, st.maxts)
+        segments = c.segments
         for sid in seg_hits:
-            seg = c.segments[sid]
-            b = e - seg.core + 1
-            if b < st.base or not self._check(st, seg.positions, b, seg.lookback):
+            seg = segments[sid]
+            b = e - seg.kw_end
+            if b < st.base:
                 continue
-            for tid, j in c.fan[sid]:
-                self._extend(st, tid, j, b, e + seg.tail, e)
+            if seg.kw_end + 1 < seg.core:  # the core ends later: check it then
+                due_at = b + seg.core - 1
+                pend = st.pend.get(due_at)
+                if pend is None:
+                    st.pend[due_at] = [(sid, b)]
+                else:
+                    pend.append((sid, b))
+            elif not seg.verify or self._check(st, seg.verify, b):
+                self._occur(st, sid, b, e + seg.tail, e)
+        if st.pend:
+            pend = st.pend.pop(e, None)
+            if pend is not None:
+                for sid, b in pend:
+                    seg = segments[sid]
+                    if self._check(st, seg.verify, b):
+                        self._occur(st, sid, b, e + seg.tail, e)
         for sid in c.every:
-            seg = c.segments[sid]
-            b = e - seg.tail + 1
+            b = e - segments[sid].tail + 1
             if b >= st.base:
-                for tid, j in c.fan[sid]:
-                    self._extend(st, tid, j, b, e, e)
-        fired: list[Firing] = []
+                self._occur(st, sid, b, e, e)
+        if not st.due and not st.watch:
+            return []
         check = st.due.pop(e, None)
         if st.watch:
             check = (check or set()) | st.watch
-        if check:
-            for tid in sorted(check):
-                f = self._fire(st, tid, e, event.ts)
-                if f is not None:
-                    fired.append(f)
-        if len(st.events) >= st.trim_at:
-            self.gc(st)
+        if not check:
+            return []
+        fired: list[Firing] = []
+        for tid in sorted(check):
+            f = self._fire(st, tid, e, ts)
+            if f is not None:
+                fired.append(f)
         return fired
 
-    def _check(self, st: DeviceState, positions: Any, b: int, upto: int) -> bool:
-        syms = st.syms
+    def _occur(self, st: DeviceState, sid: int, b: int, end: int, now: int) -> None:
+        """Segment ``sid`` occurs over ``[b..end]``: extend whatever uses it."""
+        direct, chains, users = self.c.roles[sid]
+        if direct:
+            for tid, j in direct:
+                self._extend(st, tid, j, b, end, now)
+        if chains:
+            for tid in chains:
+                self._chain(st, tid, b, now)
+        if users:
+            occ = st.occ.get(sid)
+            if occ is None:
+                st.occ[sid] = [b]
+                plans = self.c.plans
+                for tid, j in users:
+                    st.wait.setdefault(plans[tid].segments[1], set()).add((tid, j))
+            else:
+                occ.append(b)
+                if len(occ) > _OCC_PRUNE:
+                    occ[:] = self._occ_front(st, sid, occ, -1, now)
+        if st.wait:
+            waiting = st.wait.get(sid)
+            if waiting:
+                for tid, j in list(waiting):
+                    self._extend(st, tid, j, b, end, now)
+
+    def _chain(self, st: DeviceState, tid: int, b: int, now: int) -> None:
+        """`A * A * ... * A` (k times, A one event): the shortest match starts at the k-th last A."""
+        plan = self.c.plans[tid]
+        starts = st.chain.get(tid)
+        if starts is None:
+            starts = st.chain[tid] = []
+        starts.append(b)
+        if len(starts) > plan.chain:
+            del starts[0]
+        elif len(starts) < plan.chain:
+            return
+        s = starts[0]
+        tr = st.trig.get(tid)
+        lo = -1 if tr is None else tr.L
+        if plan.without:
+            lo = max(lo, self._floor(st, plan))
+        if s <= lo:
+            return
+        if tr is None:
+            tr = st.trig[tid] = _Trig(len(plan.segments))
+        i = s - st.base
+        tr.F[-1] = [(s, st.events[i].ts, now, st.clk[i])]
+        due = st.due.get(now)
+        if due is None:
+            st.due[now] = {tid}
+        else:
+            due.add(tid)
+
+    def _check(self, st: DeviceState, verify: Any, b: int) -> bool:
+        """Check a segment's positions outside its keyword against the buffered events."""
+        symbol = self.c.symbol
+        events = st.events
         off = b - st.base
-        for i in range(upto):
-            cls = positions[i]
-            if cls is not None and syms[off + i] not in cls:
+        for i, cls in verify:  # noqa: SIM110 - a plain loop is faster than all() on this path
+            if symbol(events[off + i]) not in cls:
                 return False
         return True
 
@@ -286,41 +447,119 @@ class Matcher:
         _insert(entries, (e, ts, e, clock), e - plan.backs[0] + 1, True)
 
     def _extend(self, st: DeviceState, tid: int, j: int, b: int, end: int, now: int) -> None:
-        c = self.c
-        plan = c.plans[tid]
+        """Segment ``j`` of trigger ``tid`` occurs over ``[b..end]``: extend its partial matches."""
+        plan = self.c.plans[tid]
         tr = st.trig.get(tid)
-        if tr is None:
-            tr = st.trig[tid] = _Trig(len(plan.segments))
-        lo = tr.L
+        lo = -1 if tr is None else tr.L
         if plan.without:
-            lo = max(lo, self._floor(st, plan))
+            seen = st.seen
+            for tok in plan.without:
+                v = seen.get(tok, -1)
+                if v > lo:
+                    lo = v
         if j == 0:
             i = b - st.base
-            cands = [(b, st.events[i].ts, b, st.clk[i])] if b > lo else []
+            # end -1: the start itself is always before the segment (only lead entries compare)
+            src: list[Entry] = [(b, st.events[i].ts, -1, st.clk[i])] if b > lo else []
             if plan.lead:
-                cands += [x for x in st.lead.get(tid, ()) if x[2] < b and x[0] > lo]
+                src += st.lead.get(tid, ())
         else:
-            cands = [x for x in tr.F[j - 1] if x[2] < b and x[0] > lo]
-        cands = [x for x in cands if not self._cut(st, x[0], x[3], now)]
-        if not cands:
-            return
+            if j == 1 and not plan.lead:
+                got = self._occ_entries(st, plan.segments[0], b)
+            else:
+                got = tr.F[j - 1] if tr else None
+            if not got:  # nothing to extend any more: stop waiting
+                waiting = st.wait.get(plan.segments[j])
+                if waiting is not None:
+                    waiting.discard((tid, j))
+                return
+            src = got
+        limit_s = now - self.limit_events
+        limit_clock = st.maxts - self.limit_ms
+        if plan.within is None:  # only the largest start counts; starts grow with ends
+            best = None
+            for x in reversed(src):
+                if x[2] < b:
+                    best = x
+                    break
+            if best is None or best[0] <= lo or best[0] <= limit_s or best[3] < limit_clock:
+                return
+            cands = [best]
+        else:
+            cands = [
+                x for x in src if x[2] < b and x[0] > lo and x[0] > limit_s and x[3] >= limit_clock
+            ]
+            if not cands:
+                return
         k = len(plan.segments)
+        if tr is None:
+            tr = st.trig[tid] = _Trig(k)
         # the next lookups: segment j + 1 starting no earlier than now - back + 1; or the firing
         # checks: at `end` exactly, or (trailing `*`) at every event from `end` on
-        horizon = now - plan.backs[j + 1] + 1 if j + 1 < k else now + 1
-        within = plan.within is not None
-        if not within:
-            cands = [max(cands)]
+        nxt = j + 1
+        horizon = now - plan.backs[nxt] + 1 if nxt < k else now + 1
+        use_ts = plan.within is not None
+        exact = nxt == k and not plan.trail
         frontier = tr.F[j]
-        for s, ts, _, clock in cands:
-            _insert(
-                frontier, (s, ts, end, clock), horizon, within, exact=j + 1 == k and not plan.trail
-            )
-        if j == k - 1:
-            if plan.trail:
-                st.watch.add(tid)
+        for x in cands:
+            _insert(frontier, (x[0], x[1], end, x[3]), horizon, use_ts, exact)
+        if nxt < k:
+            seg = plan.segments[nxt]
+            waiting = st.wait.get(seg)
+            if waiting is None:
+                st.wait[seg] = {(tid, nxt)}
             else:
-                st.due.setdefault(end, set()).add(tid)
+                waiting.add((tid, nxt))
+        elif plan.trail:
+            st.watch.add(tid)
+        else:
+            due = st.due.get(end)
+            if due is None:
+                st.due[end] = {tid}
+            else:
+                due.add(tid)
+
+    def _occ_entries(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
+        """The shared occurrences of first segment ``sid`` that end before ``b``, as entries."""
+        starts = st.occ.get(sid)
+        if not starts:
+            return None
+        length = self.c.segments[sid].length
+        events, clk, base = st.events, st.clk, st.base
+        out = []
+        for x in starts:
+            end = x + length - 1
+            if end < b:
+                out.append((x, events[x - base].ts, end, clk[x - base]))
+        return out or [(-1, 0, -1, 0)]  # a dead entry: keeps the caller waiting, matches nothing
+
+    def _occ_front(
+        self, st: DeviceState, sid: int, starts: list[int], lo: int, now: int
+    ) -> list[int]:
+        """Keep the occurrence starts that may still begin a match: above ``lo``, inside the
+        limits, and Pareto-optimal (later start, larger ts) once every future lookup sees them."""
+        length = self.c.segments[sid].length
+        horizon = now - self.c.max_back + 1
+        events, clk, base = st.events, st.clk, st.base
+        limit_s, limit_clock = now - self.limit_events, st.maxts - self.limit_ms
+        settled: list[int] = []
+        rest: list[int] = []
+        for x in starts:
+            if x <= lo:
+                continue
+            if x <= limit_s or clk[x - base] < limit_clock:
+                self.stats["cuts"] += 1
+                continue
+            (settled if x + length - 1 < horizon else rest).append(x)
+        front: list[int] = []
+        top = None
+        for x in reversed(settled):  # later starts first: keep those with a larger ts
+            ts = events[x - base].ts
+            if top is None or ts > top:
+                front.append(x)
+                top = ts
+        front.reverse()
+        return front + rest
 
     def _fire(self, st: DeviceState, tid: int, e: int, ts_e: int) -> Firing | None:
         plan = self.c.plans.get(tid)
@@ -328,13 +567,12 @@ class Matcher:
         if plan is None or tr is None:
             st.watch.discard(tid)
             return None
-        last = tr.F[-1]
         lo = tr.L
         if plan.without:
             lo = max(lo, self._floor(st, plan))
         best = -1
         keep: list[Entry] = []
-        for x in last:
+        for x in tr.F[-1]:
             s, ts, end, clock = x
             if end > e:
                 keep.append(x)
@@ -357,12 +595,21 @@ class Matcher:
         for f in tr.F:
             f.clear()
         st.watch.discard(tid)
+        if plan.chain:
+            st.chain.pop(tid, None)
         self.stats["firings"] += 1
         base = st.base
         evs = tuple(st.events[best - base : e - base + 1])
         return Firing(plan.name, best, e, evs[0].ts, ts_e, evs)
 
     # -- housekeeping ---------------------------------------------------------------------
+
+    def _lo(self, st: DeviceState, tid: int) -> int:
+        """The largest index a new match of ``tid`` may not start at (last firing, floor)."""
+        tr = st.trig.get(tid)
+        lo = -1 if tr is None else tr.L
+        plan = self.c.plans[tid]
+        return max(lo, self._floor(st, plan)) if plan.without else lo
 
     def gc(self, st: DeviceState) -> None:
         """Drop dead and cut partial matches, and events no live match or check needs."""
@@ -371,40 +618,52 @@ class Matcher:
             return
         c = self.c
         low = e + 1
+        for sid in list(st.occ):
+            users = c.after_first[sid]
+            lo = min(self._lo(st, tid) for tid, _ in users)
+            starts = st.occ[sid] = self._occ_front(st, sid, st.occ[sid], lo, e)
+            if starts:
+                low = min(low, starts[0])
+            else:
+                del st.occ[sid]
         for tid in list(st.trig):
             tr = st.trig[tid]
-            plan = c.plans.get(tid)
-            if plan is None:
-                del st.trig[tid]
-                continue
-            lo = tr.L
-            if plan.without:
-                lo = max(lo, self._floor(st, plan))
+            plan = c.plans[tid]
+            lo = self._lo(st, tid)
             for f in tr.F:
                 f[:] = self._live(st, f, lo, e)
                 for x in f:
                     low = min(low, x[0])
-            if not any(tr.F) and e - tr.L > c.max_segment and tid not in st.lead:
-                del st.trig[tid]
             if not tr.F[-1]:
                 st.watch.discard(tid)
+            if not any(tr.F) and e - tr.L > c.max_segment and tid not in st.lead:
+                occ = st.occ.get(plan.segments[0]) if not plan.lead else None
+                if not occ or occ[0] > tr.L:  # L still guards a shared occurrence
+                    del st.trig[tid]
+        for tid, starts in list(st.chain.items()):
+            lo = self._lo(st, tid)
+            clk, base = st.clk, st.base
+            starts[:] = [x for x in starts if x > lo and not self._cut(st, x, clk[x - base], e)]
+            if starts:
+                low = min(low, starts[0])
+            else:
+                del st.chain[tid]
         for tid, entries in list(st.lead.items()):
-            plan = c.plans.get(tid)
-            owner = st.trig.get(tid)
-            lo = max(owner.L if owner else -1, self._floor(st, plan) if plan else e)
-            entries[:] = self._live(st, entries, lo, e)
+            entries[:] = self._live(st, entries, self._lo(st, tid), e)
             if entries:
                 low = min(low, entries[0][0])
             else:
                 del st.lead[tid]
+        for sid in list(st.wait):
+            if not st.wait[sid]:
+                del st.wait[sid]
         keep_from = min(low, e - c.max_segment + 1)
         cut = keep_from - st.base
         if cut > 0:
             del st.events[:cut]
-            del st.syms[:cut]
             del st.clk[:cut]
             st.base += cut
-        st.trim_at = max(64, 2 * len(st.events))
+        st.trim_at = max(_TRIM, 2 * len(st.events))
 
     def _live(self, st: DeviceState, entries: list[Entry], lo: int, e: int) -> list[Entry]:
         """Return the entries still usable at ``e``; count the ones the limits cut."""
@@ -419,10 +678,11 @@ class Matcher:
         return live
 
     def dump(self, st: DeviceState) -> dict[str, Any]:
-        """Return a msgpack-able form of ``st`` (trigger names, not internal ids)."""
-        plans = self.c.plans
-        if st.gen != self.c.generation:
+        """Return a msgpack-able form of ``st`` (trigger names and segment tokens, not ids)."""
+        if st.c is not self.c:
             self._resync(st)
+        plans = self.c.plans
+        keys = self.c.seg_keys
         return {
             "base": st.base,
             "last": st.last,
@@ -430,6 +690,7 @@ class Matcher:
             "events": [event_to_obj(ev) for ev in st.events],
             "clk": st.clk,
             "seen": [[t.type, t.page, i] for t, i in st.seen.items()],
+            "occ": [[_dump_key(keys[sid]), list(v)] for sid, v in st.occ.items()],
             "trig": {
                 plans[t].name: [tr.L, [[list(x) for x in f] for f in tr.F]]
                 for t, tr in st.trig.items()
@@ -437,16 +698,24 @@ class Matcher:
             "due": [[i, sorted(plans[t].name for t in ts)] for i, ts in st.due.items()],
             "watch": sorted(plans[t].name for t in st.watch),
             "lead": {plans[t].name: [list(x) for x in v] for t, v in st.lead.items()},
+            "chain": {plans[t].name: list(v) for t, v in st.chain.items()},
+            "pend": [
+                [at, [[_dump_key(keys[sid]), b] for sid, b in v]] for at, v in st.pend.items()
+            ],
         }
 
     def load(self, data: dict[str, Any]) -> DeviceState:
         """Rebuild a state from :meth:`dump` (triggers no longer registered are dropped)."""
         c = self.c
-        st = DeviceState(c.generation)
+        st = DeviceState(c)
         st.base, st.last, st.maxts = data["base"], data["last"], data["maxts"]
         st.events = [event_from_obj(o) for o in data["events"]]
         st.clk = list(data["clk"])
         st.seen = {Token(t, p): i for t, p, i in data["seen"]}
+        for key, entries in data["occ"]:
+            sid = c.sid_of_key.get(_load_key(key))
+            if sid is not None and sid in c.after_first:
+                st.occ[sid] = list(entries)
         by_name = c.by_name
         for name, (last, frontiers) in data["trig"].items():
             tid = by_name.get(name)
@@ -461,11 +730,29 @@ class Matcher:
         st.lead = {
             by_name[n]: [_entry(x) for x in v] for n, v in data["lead"].items() if n in by_name
         }
-        st.syms = [c.symbol(ev) for ev in st.events]
-        for sym in st.syms[-c.max_segment :]:
-            st.node = c.step(st.node, sym)
-        st.trim_at = max(64, 2 * len(st.events))
+        st.chain = {by_name[n]: list(v) for n, v in data["chain"].items() if n in by_name}
+        for at, items in data["pend"]:
+            for key, b in items:
+                sid = c.sid_of_key.get(_load_key(key))
+                if sid is not None and sid in c.used:
+                    st.pend.setdefault(at, []).append((sid, b))
+        for ev in st.events[-c.max_segment :]:
+            st.node = c.step(st.node, c.symbol(ev))
+        self._rewait(st)
+        st.trim_at = max(_TRIM, 2 * len(st.events))
         return st
+
+
+_TRIM = 256
+_OCC_PRUNE = 32  # prune a shared occurrence list when it grows past this
+
+
+def _dump_key(key: SegKey) -> list[Any]:
+    return [None if p is None else [[t.type, t.page] for t in p] for p in key]
+
+
+def _load_key(data: list[Any]) -> SegKey:
+    return tuple(None if p is None else tuple(Token(t, pg) for t, pg in p) for p in data)
 
 
 def _entry(x: list[int]) -> Entry:
@@ -473,27 +760,49 @@ def _entry(x: list[int]) -> Entry:
 
 
 def _insert(
-    entries: list[Entry], new: Entry, horizon: int, use_ts: bool, *, exact: bool = False
+    entries: list[Entry], new: Entry, horizon: int, use_ts: bool, exact: bool = False
 ) -> None:
     """Add ``new`` to a frontier, keeping only entries no other entry beats for every future use.
 
     An entry P beats A when ``P.s >= A.s``, ``P.ts >= A.ts`` (when ``within`` matters) and P can
     serve every use A can: P ends no later than A, or P ends before ``horizon`` (every future
-    lookup starts after it). With ``exact`` (the last segment, checked at its end only), only
-    entries with the same end compare.
+    lookup starts after it: P is *settled*). With ``exact`` (the last segment, checked at its
+    end only) only entries with the same end compare. Entries arrive in order of their end, so
+    a new entry can only be beaten by older ones, and only settled entries beat older ones.
     """
+    if not entries:
+        entries.append(new)
+        return
     s, ts, end, _ = new
-
-    def serves(p_end: int, a_end: int) -> bool:
-        if exact:
-            return p_end == a_end
-        return p_end <= a_end or p_end < horizon
-
     for p in entries:
-        if p[0] >= s and (not use_ts or p[1] >= ts) and serves(p[2], end):
+        if (
+            p[0] >= s
+            and (not use_ts or p[1] >= ts)
+            and (p[2] == end if exact else (p[2] <= end or p[2] < horizon))
+        ):
             return
-    entries[:] = [
-        a for a in entries
-        if not (s >= a[0] and (not use_ts or ts >= a[1]) and serves(end, a[2]))
-    ]  # fmt: skip
-    entries.append(new)
+    if exact or end >= horizon:
+        # the new entry beats only entries with its own end
+        if entries[-1][2] == end:
+            entries[:] = [
+                a for a in entries if not (a[2] == end and s >= a[0] and (not use_ts or ts >= a[1]))
+            ]
+        entries.append(new)
+    else:
+        entries.append(new)
+    if exact or entries[0][2] >= horizon or len(entries) < 2 or entries[1][2] >= horizon:
+        return
+    # two or more settled entries: keep their Pareto front (s up, ts down), then the rest
+    n = 0
+    while n < len(entries) and entries[n][2] < horizon:
+        n += 1
+    settled = sorted(entries[:n], key=lambda a: (-a[0], a[2]))
+    front = [settled[0]]
+    if use_ts:
+        top = settled[0][1]
+        for a in settled[1:]:
+            if a[1] > top:
+                front.append(a)
+                top = a[1]
+    front.sort(key=lambda a: a[2])
+    entries[:n] = front

@@ -14,12 +14,14 @@ different triggers are stored once. A leading or trailing ``*`` can only change 
 through ``within`` (``s`` as large as possible otherwise makes it match nothing), so without
 ``within`` it is dropped.
 
-**Keywords.** Each segment is found by an Aho-Corasick keyword: its trailing ``?`` s cut off
-(the *tail*), the keyword is the run of single-symbol positions that ends at the last remaining
-position, one keyword per symbol of that last position's class. All keywords go into one
-``pyahocorasick`` automaton. When a keyword ends at index ``a``, the segment is checked against
-the device's recent events for its positions before the keyword (the *lookback*), and it then
-ends at ``a + tail``. A segment made only of ``?`` has no keyword and occurs at every event.
+**Keywords.** Each segment is found by an Aho-Corasick keyword (its *anchor*): the longest run
+of single-symbol positions of its *core* (the segment without its trailing ``?`` s, the
+*tail*); a core without any single-symbol position is anchored on its smallest class, one
+keyword per symbol. All keywords go into one ``pyahocorasick`` automaton. When a keyword ends
+at index ``a``, the segment's core would end ``delay`` events later; there its other
+positions are checked against the device's buffered symbols, and the segment then ends
+``tail`` events after that. A segment made only of ``?`` has no keyword and occurs at every
+event.
 
 **Transition table.** The per-event driver walks a table taken from the automaton
 (``Automaton.dump()``: nodes, edges, failure links), renumbered breadth first so that a
@@ -42,6 +44,7 @@ from streamfeat.triggers._pattern import Pattern
 __all__ = ["Compiled", "Segment", "TriggerPlan", "compile_patterns"]
 
 Position = frozenset[int] | None  # None: `?`
+SegKey = tuple[tuple[Token, ...] | None, ...]  # a segment by its tokens (stable across rebuilds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,14 @@ class Segment:
     positions: tuple[Position, ...]
     core: int  # positions before the trailing `?` s
     tail: int  # trailing `?` s
-    lookback: int  # core positions before the keyword, checked against buffered symbols
+    kw_start: int  # the keyword covers positions kw_start..kw_end of the core
+    kw_end: int
+    verify: tuple[tuple[int, frozenset[int]], ...]  # (offset, class) checked at the core's end
+
+    @property
+    def delay(self) -> int:
+        """Events from the keyword's end to the core's end."""
+        return self.core - 1 - self.kw_end
 
     @property
     def length(self) -> int:
@@ -70,6 +80,7 @@ class TriggerPlan:
     trail: bool  # a trailing `*` that matters (only with `within`)
     within: int | None
     without: tuple[Token, ...]
+    chain: int = 0  # k when the pattern is `A * A * ... * A` (k one-event segments, no within)
 
 
 def _code(sym: int) -> str:
@@ -93,23 +104,55 @@ class Compiled:
         self.types = types
         self.generation = generation
         self.added = added  # tid -> generation it was added in
-        fan: dict[int, list[tuple[int, int]]] = {}
+        self.seg_keys: list[SegKey] = []
+        self.sid_of_key: dict[SegKey, int] = {}
+        used: set[int] = set()
+        direct: dict[int, list[tuple[int, int]]] = {}
+        after: dict[int, list[tuple[int, int]]] = {}
+        chains: dict[int, list[int]] = {}
         for plan in plans.values():
-            for j, sid in enumerate(plan.segments):
-                fan.setdefault(sid, []).append((plan.tid, j))
-        self.fan = {sid: tuple(sorted(v)) for sid, v in fan.items()}
-        self.every = tuple(
-            sorted(sid for sid, s in enumerate(segments) if s.core == 0 and sid in self.fan)
-        )
+            used.update(plan.segments)
+            s0 = plan.segments[0]
+            if plan.chain:
+                chains.setdefault(s0, []).append(plan.tid)
+            elif len(plan.segments) == 1 or plan.lead:
+                direct.setdefault(s0, []).append((plan.tid, 0))
+            else:
+                after.setdefault(s0, []).append((plan.tid, 1))
+        #: segment -> the (trigger, 0) it completes or extends directly: single-segment triggers
+        #: and triggers with a leading `*` (their start staircase is their own)
+        self.direct = {sid: tuple(sorted(v)) for sid, v in direct.items()}
+        #: first segments shared by triggers: their occurrences are kept once per device, and
+        #: (trigger, 1) starts waiting for its second segment when the first has occurred
+        self.after_first = {sid: tuple(sorted(v)) for sid, v in after.items()}
+        #: one-event segment -> triggers `A * A * ... * A` on it: they keep their last k starts
+        self.chains = {sid: tuple(sorted(v)) for sid, v in chains.items()}
+        #: segment -> (direct, chains, after_first) in one lookup, for the hot path
+        self.roles = {
+            sid: (self.direct.get(sid, ()), self.chains.get(sid, ()), self.after_first.get(sid, ()))
+            for sid in range(len(segments))
+        }
+        self.used = frozenset(used)
+        self.every = tuple(sorted(sid for sid in used if segments[sid].core == 0))
         self.lead = tuple(sorted(p.tid for p in plans.values() if p.lead))
         self.max_segment = max((s.length for s in segments), default=1)
-        self.lookback = max((s.lookback for s in segments), default=0)
+        self.max_back = max((s.core or s.tail for s in segments), default=1)
+        # how far back a segment check may reach before the event that starts it: a device may
+        # only be freed when this is 0
+        self.lookback = max((s.kw_start for s in segments), default=0)
         self.lookback = max([self.lookback] + [segments[sid].tail - 1 for sid in self.every])
         wo: dict[str, set[Token]] = {}
         for plan in plans.values():
             for tok in plan.without:
                 wo.setdefault(tok.type, set()).add(tok)
-        self.without = {t: (Token(t) in toks, frozenset(toks)) for t, toks in wo.items()}
+        #: event type -> (its plain `without` token or None, page -> its `without` token)
+        self.without = {
+            t: (
+                Token(t) if Token(t) in toks else None,
+                {k.page: k for k in toks if k.page is not None},
+            )
+            for t, toks in wo.items()
+        }
         self._build_automaton()
 
     # -- symbols ----------------------------------------------------------------------
@@ -131,14 +174,17 @@ class Compiled:
     def _build_automaton(self) -> None:
         keywords: dict[str, list[int]] = {}
         for sid, seg in enumerate(self.segments):
-            if seg.core == 0 or sid not in self.fan:
+            if seg.core == 0 or sid not in self.used:
                 continue
-            run = seg.positions[seg.lookback : seg.core - 1]
-            prefix = "".join(_code(next(iter(p))) for p in run)  # type: ignore[arg-type]
-            last = seg.positions[seg.core - 1]
-            assert last is not None
-            for sym in sorted(last):
-                keywords.setdefault(prefix + _code(sym), []).append(sid)
+            run = seg.positions[seg.kw_start : seg.kw_end + 1]
+            if len(run) == 1:
+                cls = run[0]
+                assert cls is not None
+                for sym in sorted(cls):
+                    keywords.setdefault(_code(sym), []).append(sid)
+            else:
+                word = "".join(_code(next(iter(p))) for p in run)  # type: ignore[arg-type]
+                keywords.setdefault(word, []).append(sid)
         self.keywords = {k: tuple(sorted(v)) for k, v in keywords.items()}
         self.automaton = ahocorasick.Automaton()
         for word, sids in self.keywords.items():
@@ -293,6 +339,8 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
 
     seg_ids: dict[tuple[Position, ...], int] = {}
     segments: list[Segment] = []
+    keys: list[SegKey] = []
+    key_ids: dict[SegKey, int] = {}
     plans: dict[int, TriggerPlan] = {}
     for tid in sorted(split):
         segs, lead, trail = split[tid]
@@ -303,13 +351,28 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
             if positions not in seg_ids:
                 seg_ids[positions] = len(segments)
                 segments.append(_segment(positions))
-            ids.append(seg_ids[positions])
+                keys.append(_key(seg))
+            sid = seg_ids[positions]
+            key_ids[_key(seg)] = sid
+            ids.append(sid)
         backs = tuple(segments[i].core or segments[i].tail for i in ids)
+        chain = (
+            len(ids) if len(ids) > 1 and len(set(ids)) == 1 and segments[ids[0]].length == 1 else 0
+        )
+        if pattern.within is not None or lead or trail:
+            chain = 0
         plans[tid] = TriggerPlan(
-            tid, name, tuple(ids), backs, lead, trail, pattern.within, pattern.without
+            tid, name, tuple(ids), backs, lead, trail, pattern.within, pattern.without, chain
         )
     added_map = dict(added) if added is not None else dict.fromkeys(plans, generation)
-    return Compiled(plans, segments, types, generation, added_map)
+    c = Compiled(plans, segments, types, generation, added_map)
+    c.seg_keys = keys
+    c.sid_of_key = key_ids
+    return c
+
+
+def _key(seg: list[tuple[Token, ...] | None]) -> SegKey:
+    return tuple(None if p is None else tuple(sorted(set(p), key=str)) for p in seg)
 
 
 def _segment(positions: tuple[Position, ...]) -> Segment:
@@ -318,8 +381,24 @@ def _segment(positions: tuple[Position, ...]) -> Segment:
         core -= 1
     tail = len(positions) - core
     if core == 0:
-        return Segment(positions, 0, tail, 0)
-    start = core - 1  # the keyword: the single-symbol run ending just before the last position
-    while start > 0 and positions[start - 1] is not None and len(positions[start - 1]) == 1:  # type: ignore[arg-type]
-        start -= 1
-    return Segment(positions, core, tail, start)
+        return Segment(positions, 0, tail, 0, -1, ())
+    best = (0, 0, -1)  # (length, end, start) of the longest single-symbol run, the last on ties
+    start = None
+    for i in range(core + 1):
+        single = i < core and positions[i] is not None and len(positions[i]) == 1  # type: ignore[arg-type]
+        if single and start is None:
+            start = i
+        elif not single and start is not None:
+            if i - start >= best[0]:
+                best = (i - start, i - 1, start)
+            start = None
+    if best[0]:
+        kw_start, kw_end = best[2], best[1]
+    else:  # no single-symbol position: the smallest class, one keyword per symbol
+        sizes = [(len(p), -i) for i, p in enumerate(positions[:core]) if p is not None]
+        kw_end = kw_start = -min(sizes)[1]
+    verify = tuple(
+        (i, p) for i, p in enumerate(positions[:core])
+        if p is not None and not kw_start <= i <= kw_end
+    )  # fmt: skip
+    return Segment(positions, core, tail, kw_start, kw_end, verify)
