@@ -42,3 +42,8 @@ def test_core_imports_only_core_streamfeat_modules() -> None:
         for m in imported_modules(PKG / name):
             if m.startswith("streamfeat.tunnel."):
                 assert m.removeprefix("streamfeat.tunnel.") + ".py" in CORE, (name, m)
+
+
+def test_every_public_name_resolves() -> None:
+    for name in streamfeat.tunnel.__all__:
+        assert getattr(streamfeat.tunnel, name) is not None, name

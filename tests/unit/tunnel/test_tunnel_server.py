@@ -220,3 +220,106 @@ async def test_bad_frames_are_refused_counted_and_the_server_survives(
         pass
     assert rig.refusals(reason) == 1
     await still_serving(rig)
+
+
+async def test_decoder_records_are_stored_and_a_failing_decoder_still_stores(
+    tmp_path: Path,
+) -> None:
+    import json
+    import sqlite3
+
+    def decoder(item: bytes) -> list[dict[str, object]]:
+        if item == b"bad":
+            raise ValueError("undecodable")
+        return [{"v": item.decode()}]
+
+    registry = Registry(tmp_path / "d.db")
+    registry.add("dev", DEVICE.public)
+    storage = SQLiteStorage(tmp_path / "d.db")
+    server = TunnelServer(key=ENDPOINT, registry=registry, storage=storage, decoder=decoder)
+    ob = Outbox(tmp_path / "dev.db", OutboxConfig(batch_max_bytes=10_000, batch_max_age=0.0))
+
+    async def conn() -> object:
+        pair = MemoryTransportPair()
+        asyncio.create_task(server.handle_transport(pair.b))
+        return pair.a
+
+    up = Uploader(ob, DEVICE, UploaderConfig(url="m", endpoint_key=ENDPOINT.public), connect=conn)  # type: ignore[arg-type]
+    task = asyncio.create_task(up.run())
+    up.enqueue(b"a")
+    up.enqueue(b"b")
+    assert await up.wait_drained(5)
+    up.enqueue(b"bad")
+    assert await up.wait_drained(5)
+    await up.aclose()
+    await task
+    db = sqlite3.connect(tmp_path / "d.db")
+    records = [json.loads(r[0]) for r in db.execute("SELECT record FROM batch_records ORDER BY id")]
+    assert records == [{"v": "a"}, {"v": "b"}]
+    assert db.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 2
+    assert server.metrics.registry.get_sample_value("streamfeat_tunnel_decode_errors_total") == 1
+    await server.aclose()
+
+
+async def test_uploader_backs_off_with_seeded_jitter_and_an_injected_sleep(tmp_path: Path) -> None:
+    from streamfeat.errors import TunnelClosed
+
+    slept: list[float] = []
+    attempts = 0
+    up: Uploader
+
+    async def failing_connect() -> object:
+        nonlocal attempts
+        attempts += 1
+        raise TunnelClosed("refused")
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+        if len(slept) == 6:
+            await up.aclose()
+
+    up = Uploader(
+        Outbox(tmp_path / "b.db"),
+        DEVICE,
+        UploaderConfig(url="m", endpoint_key=ENDPOINT.public, backoff_base=0.1, backoff_cap=1.0),
+        connect=failing_connect,
+        rng=random.Random(42),
+        sleep=fake_sleep,  # type: ignore[arg-type]
+    )
+    up.enqueue(b"waits")
+    await asyncio.wait_for(up.run(), 5)
+    ref = random.Random(42)
+    assert slept == [ref.uniform(0, min(1.0, 0.1 * 2**i)) for i in range(6)]
+    assert attempts == 6 and up.stats.failures == 6
+    assert up.outbox.pending_items + len(up.outbox) == 1  # nothing lost while offline
+
+
+def test_cli_keys_and_devices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from streamfeat.cli import main
+
+    db = str(tmp_path / "ep.db")
+    assert main(["keys", "--dir", str(tmp_path)]) == 0
+    pub = capsys.readouterr().out.split()[-1]
+    assert main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["device", "add", "b", "--db", db, "--out", str(tmp_path / "b.json")]) == 0
+    assert main(["device", "revoke", "b", "--db", db]) == 0
+    assert main(["device", "revoke", "b", "--db", db]) == 1
+    capsys.readouterr()
+    assert main(["device", "list", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split("\t")[:2] for ln in lines] == [["a", "active"], ["b", "revoked"]]
+    from streamfeat.tunnel import load_device_file
+
+    key, cfg = load_device_file(tmp_path / "a.json")
+    assert cfg.endpoint_key.hex() == pub
+    assert Registry(db).lookup(key.public) is not None
+    assert os.stat(tmp_path / "a.json").st_mode & 0o777 == 0o600
+    (tmp_path / "t.toml").write_text("[upload]\n")
+    assert (
+        main(["device", "config", "a", str(tmp_path / "t.toml"), "--version", "2", "--db", db]) == 0
+    )
+    assert SQLiteStorage(db).get_config("a") == (2, b"[upload]\n")
+    with pytest.raises(SystemExit):
+        main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a2.json")])
