@@ -43,15 +43,9 @@ def load_admission(data: bytes) -> AdmissionFilter:
     Raises:
         DecodeError: ``data`` is not admission state, or is corrupt.
     """
-    kind, params, state = unpack_state(data)
+    kind, _, _ = unpack_state(data)
     cls = _KINDS.get(kind)
     if cls is None:
         msg = f"admission state kind {kind!r} is unknown"
         raise DecodeError(msg)
-    try:
-        return cls.from_state(params, state)
-    except ValueError as exc:
-        if isinstance(exc, DecodeError):
-            raise
-        msg = f"admission state is invalid: {exc}"
-        raise DecodeError(msg) from exc
+    return cls.load(data)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamfeat.encoders.admission._common import HashFilter, get_int, pack_state
+from streamfeat.encoders.admission._common import HashFilter, get_int, load_as, pack_state
 from streamfeat.errors import DecodeError
 
 __all__ = ["CountingBloomAdmission"]
@@ -74,6 +74,15 @@ class CountingBloomAdmission(HashFilter):
         return pack_state(
             self.kind, params, {**self._base_state(), "counters": bytes(self.counters)}
         )
+
+    @classmethod
+    def load(cls, data: bytes) -> CountingBloomAdmission:
+        """Rebuild a filter from its ``dump()`` bytes (it continues exactly where it stopped).
+
+        Raises:
+            DecodeError: ``data`` is not the state of this kind of filter, or is corrupt.
+        """
+        return load_as(cls.from_state, cls.kind, data)
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> CountingBloomAdmission:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import sys
 from array import array
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -26,6 +27,7 @@ __all__ = [
     "get_array",
     "get_float",
     "get_int",
+    "load_as",
     "pack_state",
     "unpack_state",
 ]
@@ -33,6 +35,7 @@ __all__ = [
 MAGIC = b"SFAD"
 STATE_FORMAT = 1
 _MASK = (1 << 64) - 1
+T = TypeVar("T")
 
 
 class SplitMix64:
@@ -123,6 +126,25 @@ class HashFilter:
     def _load_base_state(self, state: dict[str, Any]) -> None:
         self.rng.state = _int(state, "rng", 0, _MASK)
         self.sightings = _int(state, "sightings", 0, _MASK)
+
+
+def load_as(factory: Callable[[dict[str, Any], dict[str, Any]], T], kind: str, data: bytes) -> T:
+    """Rebuild a filter of ``kind`` from its ``dump()`` bytes with ``factory(params, state)``.
+
+    Raises:
+        DecodeError: ``data`` is not the state of that kind of filter, or is corrupt.
+    """
+    found, params, state = unpack_state(data)
+    if found != kind:
+        msg = f"admission state is of kind {found!r}, not {kind!r}"
+        raise DecodeError(msg)
+    try:
+        return factory(params, state)
+    except DecodeError:
+        raise
+    except ValueError as exc:  # parameters the constructor refuses
+        msg = f"admission state is invalid: {exc}"
+        raise DecodeError(msg) from exc
 
 
 def pack_state(kind: str, params: dict[str, Any], state: dict[str, Any]) -> bytes:

@@ -17,6 +17,7 @@ from streamfeat.encoders.admission._common import (
     HashFilter,
     get_float,
     get_int,
+    load_as,
     pack_state,
 )
 from streamfeat.errors import DecodeError
@@ -75,6 +76,15 @@ class PoissonInclusion(HashFilter):
         return pack_state(
             self.kind, params, {**self._base_state(), "admitted": bytes(self.admitted.data)}
         )
+
+    @classmethod
+    def load(cls, data: bytes) -> PoissonInclusion:
+        """Rebuild a filter from its ``dump()`` bytes (it continues exactly where it stopped).
+
+        Raises:
+            DecodeError: ``data`` is not the state of this kind of filter, or is corrupt.
+        """
+        return load_as(cls.from_state, cls.kind, data)
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> PoissonInclusion:

@@ -34,6 +34,7 @@ from streamfeat.encoders.admission._common import (
     array_bytes,
     get_array,
     get_int,
+    load_as,
     pack_state,
 )
 from streamfeat.errors import DecodeError
@@ -151,6 +152,15 @@ class PoissonProcessAdmission(HashFilter):
             "first": array_bytes(self.first), "admitted": bytes(self.admitted.data),
         }  # fmt: skip
         return pack_state(self.kind, params, state)
+
+    @classmethod
+    def load(cls, data: bytes) -> PoissonProcessAdmission:
+        """Rebuild a filter from its ``dump()`` bytes (it continues exactly where it stopped).
+
+        Raises:
+            DecodeError: ``data`` is not the state of this kind of filter, or is corrupt.
+        """
+        return load_as(cls.from_state, cls.kind, data)
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> PoissonProcessAdmission:

@@ -242,3 +242,35 @@ def test_buckets_do_not_depend_on_the_seed() -> None:
     a, b = CountingBloomAdmission(2, seed=1), PoissonInclusion(0.5, seed=99)
     assert a.bucket("2333346") == b.bucket("2333346")
     assert 0 <= a.bucket("x") < a.buckets
+
+
+@pytest.mark.parametrize("make", FACTORIES)
+def test_class_load_checks_the_kind(make) -> None:  # type: ignore[no-untyped-def]
+    f = make(4)
+    f.admit("a")
+    assert type(f).load(f.dump()).dump() == f.dump()
+    for other in (PoissonInclusion, CountingBloomAdmission, PoissonProcessAdmission):
+        if other is not type(f):
+            with pytest.raises(DecodeError):
+                other.load(f.dump())
+
+
+def test_state_with_refused_parameters_is_a_decode_error() -> None:
+    import msgpack
+
+    f = CountingBloomAdmission(3, cells=16)
+    kind_params_state = msgpack.unpackb(f.dump()[5:])
+    kind_params_state["params"]["hashes"] = 99
+    with pytest.raises(DecodeError):
+        load_admission(b"SFAD\x01" + msgpack.packb(kind_params_state))
+    kind_params_state["params"]["hashes"] = 2
+    kind_params_state["params"]["buckets"] = 0
+    with pytest.raises(DecodeError):
+        CountingBloomAdmission.load(b"SFAD\x01" + msgpack.packb(kind_params_state))
+
+
+@pytest.mark.parametrize("make", FACTORIES)
+def test_repr_names_the_parameters(make) -> None:  # type: ignore[no-untyped-def]
+    text = repr(make(5))
+    assert text.startswith(type(make(5)).__name__ + "(")
+    assert "seed=5" in text
