@@ -230,7 +230,8 @@ async def test_decoder_records_are_stored_and_a_failing_decoder_still_stores(
 
     def decoder(item: bytes) -> list[dict[str, object]]:
         if item == b"bad":
-            raise ValueError("undecodable")
+            msg = "undecodable"
+            raise ValueError(msg)
         return [{"v": item.decode()}]
 
     registry = Registry(tmp_path / "d.db")
@@ -238,10 +239,11 @@ async def test_decoder_records_are_stored_and_a_failing_decoder_still_stores(
     storage = SQLiteStorage(tmp_path / "d.db")
     server = TunnelServer(key=ENDPOINT, registry=registry, storage=storage, decoder=decoder)
     ob = Outbox(tmp_path / "dev.db", OutboxConfig(batch_max_bytes=10_000, batch_max_age=0.0))
+    tasks: list[asyncio.Task[None]] = []
 
     async def conn() -> object:
         pair = MemoryTransportPair()
-        asyncio.create_task(server.handle_transport(pair.b))
+        tasks.append(asyncio.create_task(server.handle_transport(pair.b)))
         return pair.a
 
     up = Uploader(ob, DEVICE, UploaderConfig(url="m", endpoint_key=ENDPOINT.public), connect=conn)  # type: ignore[arg-type]
@@ -271,7 +273,8 @@ async def test_uploader_backs_off_with_seeded_jitter_and_an_injected_sleep(tmp_p
     async def failing_connect() -> object:
         nonlocal attempts
         attempts += 1
-        raise TunnelClosed("refused")
+        msg = "refused"
+        raise TunnelClosed(msg)
 
     async def fake_sleep(s: float) -> None:
         slept.append(s)
@@ -290,7 +293,8 @@ async def test_uploader_backs_off_with_seeded_jitter_and_an_injected_sleep(tmp_p
     await asyncio.wait_for(up.run(), 5)
     ref = random.Random(42)
     assert slept == [ref.uniform(0, min(1.0, 0.1 * 2**i)) for i in range(6)]
-    assert attempts == 6 and up.stats.failures == 6
+    assert attempts == 6
+    assert up.stats.failures == 6
     assert up.outbox.pending_items + len(up.outbox) == 1  # nothing lost while offline
 
 
