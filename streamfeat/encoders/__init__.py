@@ -29,6 +29,7 @@ from streamfeat.encoders.admission import (
     PoissonInclusion,
     PoissonProcessAdmission,
     load_admission,
+    parse_admission,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "encoder_for",
     "index_schemas",
     "load_admission",
+    "parse_admission",
     "read_header",
     "schemas_for",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "PoissonInclusion",
     "PoissonProcessAdmission",
     "load_admission",
+    "parse_admission",
     "reach_probability",
 ]
 
@@ -49,3 +50,31 @@ def load_admission(data: bytes) -> AdmissionFilter:
         msg = f"admission state kind {kind!r} is unknown"
         raise DecodeError(msg)
     return cls.load(data)
+
+
+def parse_admission(text: str, *, seed: int = 0) -> AdmissionFilter:
+    """Build a filter from its text form (for a tasks-file key such as ``[upload] admission``).
+
+    ``poisson P`` (admit with probability P per sighting), ``bloom N`` (admit at the N-th
+    sighting), ``process K HORIZON`` (admit by the chance of reaching K sightings within
+    HORIZON steps).
+
+    >>> parse_admission("bloom 3", seed=1)
+    CountingBloomAdmission(n=3, seed=1, cells=1048576, hashes=4)
+
+    Raises:
+        ValueError: naming what was wrong with ``text``.
+    """
+    words = text.split() if isinstance(text, str) else []
+    try:
+        if len(words) == 2 and words[0] == "poisson":
+            return PoissonInclusion(float(words[1]), seed=seed)
+        if len(words) == 2 and words[0] == "bloom":
+            return CountingBloomAdmission(int(words[1]), seed=seed)
+        if len(words) == 3 and words[0] == "process":
+            return PoissonProcessAdmission(int(words[1]), float(words[2]), seed=seed)
+    except ValueError as exc:
+        msg = f"{text!r}: {exc}"
+        raise ValueError(msg) from exc
+    msg = f"{text!r} is not an admission filter (poisson P | bloom N | process K HORIZON)"
+    raise ValueError(msg)

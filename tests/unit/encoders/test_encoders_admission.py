@@ -274,3 +274,16 @@ def test_repr_names_the_parameters(make) -> None:  # type: ignore[no-untyped-def
     text = repr(make(5))
     assert text.startswith(type(make(5)).__name__ + "(")
     assert "seed=5" in text
+
+
+def test_parse_admission() -> None:
+    from streamfeat.encoders import parse_admission
+
+    assert isinstance(parse_admission("poisson 0.25"), PoissonInclusion)
+    f = parse_admission("process 5 1000", seed=3)
+    assert isinstance(f, PoissonProcessAdmission)
+    assert (f.k, f.horizon, f.seed) == (5, 1000.0, 3)
+    assert parse_admission("bloom 2").n == 2  # type: ignore[union-attr]
+    for bad in ("bloom", "bloom x", "bloom 0", "poisson 2", "lru 5", "", "process 5"):
+        with pytest.raises(ValueError, match=r"admission|must be|invalid|not"):
+            parse_admission(bad)
