@@ -199,12 +199,14 @@ class _Proc:
         await self.proc.stdin.drain()
 
 
+_ROOT = str(Path(__file__).resolve().parents[1])
+
+
 async def _spawn(args: list[str], name: str, log: Path) -> _Proc:
     """Start ``python ARGS``; its stderr goes to ``log`` (appended: restarts keep the history)."""
     env = dict(os.environ)
     # the children import this very streamfeat, wherever the parent found it
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = _ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with log.open("ab") as err:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

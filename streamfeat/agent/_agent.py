@@ -210,6 +210,7 @@ class Agent:
         self._task_buffer: list[Record] = []
         self._tasks_flush: asyncio.Handle | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._applying: set[asyncio.Task[Any]] = set()
         self.switches: list[SwitchReport] = []
         self.uploader: Any = None
         self.tasks: Any = None
@@ -304,6 +305,8 @@ class Agent:
         """
         if not self._started or self._closed:
             return
+        if self._applying:  # a tasks file that already came down is applied before closing
+            await asyncio.gather(*self._applying, return_exceptions=True)
         self._closed = True
         async with self._switch_lock:
             for task in list(self._background):
@@ -526,7 +529,28 @@ class Agent:
 
     def _on_config(self, ev: Any) -> None:
         """Uploader callback (on the loop): a tasks file came down; apply it in the background."""
-        self._spawn(self.apply_config(ev.version, bytes(ev.body).decode("utf-8", "replace"), source="downlink"))
+        text = bytes(ev.body).decode("utf-8", "replace")
+        task = asyncio.create_task(self.apply_config(ev.version, text, source="downlink"))
+        self._applying.add(task)
+        task.add_done_callback(self._applying.discard)
+
+    async def wait_connected(self, timeout: float, *, settle: float = 0.2) -> bool:
+        """Wait until the uploader is connected, then ``settle`` seconds for a tasks file the
+        endpoint holds for this device to arrive and be applied.
+
+        Returns:
+            False if there is no endpoint or no connection came within ``timeout``.
+        """
+        if self.uploader is None:
+            return False
+        try:
+            await asyncio.wait_for(self.uploader.connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        await asyncio.sleep(settle)
+        if self._applying:
+            await asyncio.gather(*self._applying, return_exceptions=True)
+        return True
 
     async def apply_config(self, version: int, text: str, *, source: str = "api") -> SwitchReport | None:
         """Switch to the tasks file ``text`` at ``version`` without a restart or a lost event.

@@ -38,6 +38,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS",
                    help="seconds between wall-clock advances of idle devices' windows; 0 turns them off "
                    "(for logs of past events, whose windows wall time would close at once) (default: %(default)s)")
+    p.add_argument("--connect-wait", type=float, default=5.0, metavar="SECONDS",
+                   help="before reading input, wait this long for the endpoint (and a tasks file it holds "
+                   "for this device); 0 reads at once (default: %(default)s)")
     p.add_argument("--final", action="store_true", help="at end of input close every window (final records)")
     p.add_argument("--drain", type=float, default=10.0, metavar="SECONDS",
                    help="at end of input wait this long for uploads to be acknowledged (default: %(default)s)")
@@ -117,6 +120,8 @@ async def _agent_main(args: argparse.Namespace, tasks: Any, url: str, key: bytes
     agent = Agent(tasks=tasks, store_path=args.store, endpoint_url=url, endpoint_public_key=key,
                   device_key=private, device=args.device or name, tick=args.tick)  # fmt: skip
     await agent.start()
+    if args.connect_wait > 0:
+        await agent.wait_connected(args.connect_wait)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(8)
     threading.Thread(target=_reader, args=(loop, queue), daemon=True, name="streamfeat-stdin").start()
