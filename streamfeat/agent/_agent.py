@@ -534,17 +534,17 @@ class Agent:
         self._applying.add(task)
         task.add_done_callback(self._applying.discard)
 
-    async def wait_connected(self, timeout: float, *, settle: float = 0.2) -> bool:
+    async def wait_connected(self, within: float, *, settle: float = 0.2) -> bool:
         """Wait until the uploader is connected, then ``settle`` seconds for a tasks file the
         endpoint holds for this device to arrive and be applied.
 
         Returns:
-            False if there is no endpoint or no connection came within ``timeout``.
+            False if there is no endpoint or no connection came in time.
         """
         if self.uploader is None:
             return False
         try:
-            await asyncio.wait_for(self.uploader.connected.wait(), timeout)
+            await asyncio.wait_for(self.uploader.connected.wait(), within)
         except TimeoutError:
             return False
         await asyncio.sleep(settle)
