@@ -58,7 +58,7 @@ APP_TYPES = (
     "checkin", "game_play", "voucher_view", "push_open", "qr_scan", "red_packet", "rate",
     "wishlist", "compare", "size_guide", "chat_open", "ar_try", "bundle_view",
 )  # fmt: skip
-APP_PAGES = tuple(f"page{k}" for k in range(500)) + ("item_detail", "shop", "home_feed", "cart")
+APP_PAGES = (*tuple(f"page{k}" for k in range(500)), "item_detail", "shop", "home_feed", "cart")
 FIRST_COMMON = 0.02  # a pattern's first token is one of the log's common events
 LATER_COMMON = 0.3  # a later token is one of them
 

@@ -214,7 +214,15 @@ class Matcher:
 
     def idle(self, st: DeviceState) -> bool:
         """Return True when no partial match is alive and nothing is pending."""
-        if st.node or st.pend or st.due or st.watch or st.lead or st.occ or st.chain:
+        if (
+            not self.c.fresh[st.node]
+            or st.pend
+            or st.due
+            or st.watch
+            or st.lead
+            or st.occ
+            or st.chain
+        ):
             return False
         if self.c.lookback:
             return False

@@ -206,6 +206,7 @@ class Compiled:
         self.out: list[tuple[int, ...]] = [()]
         if not self.keywords:
             self.delta: list[dict[int, int]] = [{}]
+            self.fresh = [True]
             return
         nodes, edges, fails = self.automaton.dump()
         children: dict[int, list[tuple[bytes, int]]] = {}
@@ -243,6 +244,11 @@ class Compiled:
             own = self.keywords.get(paths[nid], ())
             self.out[nid] = tuple(sorted(set(own) | set(self.out[f]))) if own else self.out[f]
         self.delta = [dict(g) for g in self.goto]
+        # a node is *fresh* when stepping on from it is stepping on from the root: no suffix of
+        # its path can still grow into a keyword (so a device there may be freed)
+        self.fresh = [True] * len(paths)
+        for nid in range(1, len(paths)):  # breadth-first ids: the failure target comes first
+            self.fresh[nid] = not self.goto[nid] and self.fresh[self.fail[nid]]
 
     def step(self, node: int, sym: int) -> int:
         """Return the automaton state after ``sym`` from state ``node`` (memoised)."""
