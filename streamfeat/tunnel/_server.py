@@ -20,7 +20,7 @@ import contextlib
 import functools
 import os
 import signal
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -167,6 +167,50 @@ class _Writer:
         self._pool.shutdown(wait=True)
 
 
+class _Outgoing:
+    """Bytes to write, in the order ``conn.send`` produced them (the frame nonces must not
+    reorder). The reader flushes right after handling a message, so an ack stored inline
+    goes out without a task switch; the writer task flushes what completes later (acks of
+    group commits)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._q: deque[bytes] = deque()
+        self._lock = asyncio.Lock()
+        self._ready = asyncio.Event()
+        self._finishing = False
+        self.broken = False
+
+    def put(self, data: bytes) -> None:
+        if data and not self.broken:
+            self._q.append(data)
+            self._ready.set()
+
+    def finish(self) -> None:
+        """Write what is queued, then stop the writer task."""
+        self._finishing = True
+        self._ready.set()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._q:
+                data = self._q.popleft()
+                try:
+                    await self._transport.send(data)
+                except TunnelClosed:
+                    self._q.clear()
+                    self.broken = True
+                    return
+
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            await self.flush()
+            if (self._finishing and not self._q) or self.broken:
+                return
+
+
 class _Session:
     """One device connection on the endpoint."""
 
@@ -176,21 +220,21 @@ class _Session:
             Role.ENDPOINT, static=server.key, random_bytes=server.random_bytes
         )
         self.device: str | None = None
-        self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._out = _Outgoing(transport)
         self.pending: set[asyncio.Future[bool]] = set()  # stores not yet acknowledged
 
     def send(self, event: Ack | Config | Close | Accept | Refuse) -> None:
         # bytes go out in the order conn.send produced them: frame counters must not reorder
-        self._out.put_nowait(self.conn.send(event))
+        self._out.put(self.conn.send(event))
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write_loop())
+        writer = asyncio.create_task(self._out.run())
         try:
             await self._read_loop()
         finally:
             if self.pending:
                 await asyncio.wait(self.pending, timeout=10)  # ack what was stored before leaving
-            self._out.put_nowait(None)
+            self._out.finish()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, 5)
             await self.transport.aclose()
@@ -200,14 +244,18 @@ class _Session:
         while True:
             data = await self.transport.receive()
             conn.receive_data(data)
-            if self._drain():
-                return
+            closed = self._drain()
             # a websocket message carries whole records: bytes left over mean one was cut
-            if data and conn.pending_bytes and conn.state in (State.IDLE, State.OPEN):
+            if (
+                not closed
+                and data
+                and conn.pending_bytes
+                and conn.state in (State.IDLE, State.OPEN)
+            ):
                 conn.receive_data(b"")
-                if self._drain():
-                    return
-            if not data:
+                closed = self._drain()
+            await self._out.flush()
+            if closed or not data:
                 return
 
     def _drain(self) -> bool:
@@ -240,11 +288,11 @@ class _Session:
                     server_log.info("closed %s: %s", self.device or "unknown device", ev.reason)
                 out = self.conn.data_to_send()
                 if out:
-                    self._out.put_nowait(out)
+                    self._out.put(out)
                 return True
         out = self.conn.data_to_send()
         if out:
-            self._out.put_nowait(out)
+            self._out.put(out)
         return False
 
     def _on_hello(self, ev: DeviceHello) -> None:
@@ -264,7 +312,7 @@ class _Session:
             # event that follows counts it
             if code is not CloseCode.GOING_AWAY:
                 srv.metrics.refused(code.reason)
-            self._out.put_nowait(self.conn.send(Refuse(code, code.reason)))
+            self._out.put(self.conn.send(Refuse(code, code.reason)))
             return
         assert entry is not None
         self.device = entry.name
@@ -290,18 +338,9 @@ class _Session:
         if fut.exception() is not None:
             # not stored, so not acknowledged: close; the device resends it later
             self.send(Close(CloseCode.INTERNAL_ERROR, "storage failed"))
-            self._out.put_nowait(None)
+            self._out.finish()
             return
         self.send(Ack(batch_id))
-
-    async def _write_loop(self) -> None:
-        while (data := await self._out.get()) is not None:
-            if not data:
-                continue
-            try:
-                await self.transport.send(data)
-            except TunnelClosed:
-                return
 
 
 class TunnelServer:
@@ -420,7 +459,7 @@ class TunnelServer:
             if s.conn.state is State.OPEN:
                 with contextlib.suppress(Exception):
                     s.send(Close(CloseCode.GOING_AWAY, "endpoint shutting down"))
-            s._out.put_nowait(None)
+            s._out.finish()
         for s in list(self._sessions):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(s.transport.aclose(), 2)
