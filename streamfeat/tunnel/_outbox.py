@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -166,6 +167,9 @@ class Outbox:
         self._conn = _connection(db)
         self._clock = clock or SystemClock()
         self._random = random_bytes
+        # one connection, possibly used from the engine's thread (enqueue) and the
+        # uploader's loop (ack): transactions must not interleave
+        self._lock = threading.RLock()
         with self._tx() as c:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -187,6 +191,10 @@ class Outbox:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         c = self._conn
+        with self._lock:
+            yield from self._tx_locked(c)
+
+    def _tx_locked(self, c: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         try:
             if c.isolation_level is None and not c.in_transaction:
                 c.execute("BEGIN IMMEDIATE")
@@ -295,10 +303,11 @@ class Outbox:
 
     def batches(self, *, after_seq: int = 0, limit: int = 64) -> list[OutboxBatch]:
         """Sealed, unacknowledged batches with ``seq > after_seq``, oldest first."""
-        rows = self._conn.execute(
-            "SELECT seq, batch_id, payload, items FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        ).fetchall()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, batch_id, payload, items FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
         return [OutboxBatch(r[0], bytes(r[1]), bytes(r[2]), r[3]) for r in rows]
 
     def ack(self, batch_id: bytes) -> bool:
@@ -316,7 +325,8 @@ class Outbox:
 
     def __len__(self) -> int:
         """Number of sealed batches waiting for acknowledgement."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     @property
     def pending_items(self) -> int:
@@ -325,7 +335,8 @@ class Outbox:
 
     def counters(self) -> dict[str, int]:
         """The persistent counters (enqueued, sealed, acked, evicted ...)."""
-        return dict(self._conn.execute("SELECT name, value FROM outbox_counters").fetchall())
+        with self._lock:
+            return dict(self._conn.execute("SELECT name, value FROM outbox_counters").fetchall())
 
     # ---- downlink config ---------------------------------------------------------------
 
@@ -339,5 +350,8 @@ class Outbox:
 
     def load_config(self) -> tuple[int, bytes] | None:
         """The last config received, or None."""
-        row = self._conn.execute("SELECT version, body FROM outbox_config WHERE id = 1").fetchone()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT version, body FROM outbox_config WHERE id = 1"
+            ).fetchone()
         return (int(row[0]), bytes(row[1])) if row else None

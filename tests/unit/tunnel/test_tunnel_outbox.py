@@ -137,3 +137,33 @@ def test_backoff_doubles_with_full_jitter_and_resets() -> None:
     assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True))
     b.reset()
     assert b.next() <= 0.5
+
+
+def test_enqueue_from_threads_while_acking(tmp_path: Path, manual_clock: ManualClock) -> None:
+    import threading
+
+    ob = make(tmp_path / "t.db", manual_clock, batch_max_bytes=64, max_bytes=10**9)
+    stop = threading.Event()
+
+    def producer(k: int) -> None:
+        for i in range(200):
+            ob.enqueue(b"%d-%d" % (k, i))
+
+    def acker() -> None:
+        while not stop.is_set():
+            for b in ob.batches(limit=5):
+                ob.ack(b.batch_id)
+
+    threads = [threading.Thread(target=producer, args=(k,)) for k in range(3)]
+    a = threading.Thread(target=acker)
+    a.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    a.join()
+    ob.flush()
+    c = ob.counters()
+    assert c["enqueued_items"] == 600
+    assert c["sealed_batches"] == c["acked_batches"] + len(ob)
