@@ -49,6 +49,7 @@ import msgpack
 
 from streamfeat._generator import DEFAULT_START_TS, device_id
 from streamfeat._log import agent_log
+from streamfeat.agent._audit import percentile
 
 __all__ = ["SimOptions", "SimReport", "Simulation", "percentile", "simulate"]
 
@@ -144,19 +145,6 @@ class SimReport:
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready form."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"ok": self.ok}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Return the nearest-rank ``q`` percentile (0-100) of ``values`` (0.0 when empty)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
-    return ordered[rank - 1]
-
-
-def _quantiles(values: list[float]) -> dict[str, float]:
-    return {f"p{q}": round(percentile(values, q) * 1000, 1) for q in (50, 90, 99)} | {"n": len(values)}
 
 
 Progress = dict[str, Any]
@@ -373,8 +361,10 @@ class Simulation:
             self.report.setup_s = round(time.time() - started, 2)
             results = await self._drive(work, workers)
             await self._stop_endpoint()
-            self._summarise(results)
-            self._audit(results)
+            from streamfeat.agent._audit import audit, summarise
+
+            summarise(self.report, results, self._proxy.cuts if self._proxy is not None else 0)
+            audit(self.report, results, self.db, self._configs)
         finally:
             for w in workers:
                 if w.proc.returncode is None:
@@ -527,91 +517,6 @@ class Simulation:
         await self._start_endpoint(work, self._endpoint_port)
 
     # -- the report -----------------------------------------------------------------------
-
-    def _summarise(self, results: list[dict[str, Any]]) -> None:
-        r = self.report
-        lat: list[float] = []
-        steady: list[float] = []
-        ages: list[float] = []
-        versions: Counter[str] = Counter()
-        records: Counter[str] = Counter()
-        for res in results:
-            r.cpu_s += res["cpu_s"]
-            r.feed_cpu_s += res["feed_cpu_s"]
-            r.max_rss_kb = max(r.max_rss_kb, res["max_rss_kb"])
-            r.feed_late_ms = max(r.feed_late_ms, res["late_ms"])
-            r.close_s = max(r.close_s, round(res["close_s"], 2))
-            for d in res["devices"].values():
-                r.events += d["events"]
-                r.quarantined += d["quarantined"]
-                records.update(d["records"])
-                r.tasks_run += d["tasks"]
-                r.payloads += d["payloads"]
-                r.raw_bytes += d["raw_bytes"]
-                r.json_bytes += d["json_bytes"]
-                r.payload_bytes += d["payload_bytes"]
-                r.waiting += d["waiting"]
-                r.encode_errors += d["encode_errors"]
-                r.reconnects += max(0, d["connects"] - 1)
-                lat += d["latencies"]
-                steady += d["latencies"][: d["steady"]]
-                ages += d["ages"]
-                versions[f"v{d['version']}"] += 1
-        r.records = dict(records)
-        r.versions = dict(versions)
-        r.latency_ms, r.steady_latency_ms, r.age_ms = _quantiles(lat), _quantiles(steady), _quantiles(ages)
-        r.connections_cut = self._proxy.cuts if self._proxy is not None else 0
-        r.cpu_s, r.feed_cpu_s = round(r.cpu_s, 2), round(r.feed_cpu_s, 2)
-
-    def _audit(self, results: list[dict[str, Any]]) -> None:
-        """Compare every device's ledger with the records the endpoint stored (decoded)."""
-        from streamfeat.agent._fleet import record_digest
-        from streamfeat.encoders import decode_batch, index_schemas, schemas_for
-        from streamfeat.errors import DecodeError
-        from streamfeat.tasks import parse_tasks
-        from streamfeat.tunnel._outbox import split_items
-
-        schemas = index_schemas(*(schemas_for(parse_tasks(t)) for t in self._configs))
-        queued: dict[str, Counter[bytes]] = {}
-        for res in results:
-            for name, d in res["devices"].items():
-                queued[name] = Counter({bytes(k): n for k, n in d["ledger"]})
-        stored: dict[str, Counter[bytes]] = {name: Counter() for name in queued}
-        acked: dict[str, set[bytes]] = {}
-        for res in results:
-            for name, d in res["devices"].items():
-                acked[name] = {bytes(b) for b in d.get("acked_ids", ())}
-        stored_ids: dict[str, set[bytes]] = {name: set() for name in queued}
-        r = self.report
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        try:
-            for device, batch_id, size, payload in conn.execute("SELECT device, batch_id, size, payload FROM batches ORDER BY rowid"):
-                if device not in stored:
-                    continue  # another fleet's device on a shared server
-                stored_ids[device].add(bytes(batch_id))
-                r.batches_stored += 1
-                r.stored_bytes += size
-                for item in split_items(bytes(payload)):
-                    try:
-                        decoded = decode_batch(item, schemas)
-                    except DecodeError:
-                        r.undecodable += 1
-                        continue
-                    stored[device].update(record_digest(x) for x in decoded)
-        finally:
-            conn.close()
-        for name, ids in acked.items():
-            r.acked_not_stored += len(ids - stored_ids[name])
-        for name, want in queued.items():
-            got = stored[name]
-            r.queued += sum(want.values())
-            r.stored += sum(got.values())
-            lost = sum((want - got).values())
-            r.lost += lost
-            r.doubled += sum((got - want).values())
-            if lost:
-                r.missing[name] = lost
-
 
 def _host_port(url: str) -> tuple[str, int]:
     from urllib.parse import urlsplit

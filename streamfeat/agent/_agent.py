@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ from streamfeat._shell import AsyncEngine
 from streamfeat._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.agent._outbox import TimedOutbox
 from streamfeat.agent._switch import SwitchReport, switch_engine
+from streamfeat.agent._versions import VersionHistory
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.encoders import Encoder, SchemaSet, encoder_for, schemas_for
 from streamfeat.errors import ConfigError, EventError, StorageError, StreamfeatError, TunnelError
@@ -64,9 +64,6 @@ __all__ = ["Agent", "AgentStats", "load_config"]
 _CHECKPOINT = "agent"
 _CONFIG_KEY = "agent.config"
 _MAX_PAYLOAD_RECORDS = 200  # records per payload: keeps each well under the tunnel's batch limit
-_VERSIONS_SQL = """CREATE TABLE IF NOT EXISTS agent_configs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL, applied INTEGER NOT NULL,
-    digest TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, changes TEXT NOT NULL)"""
 
 
 def load_config(tasks: TasksConfig | str | Path) -> TasksConfig:
@@ -77,10 +74,6 @@ def load_config(tasks: TasksConfig | str | Path) -> TasksConfig:
     if isinstance(tasks, str) and ("\n" in text or text.lstrip().startswith("[")):
         return parse_tasks(text, source="<tasks>")
     return load_tasks(tasks)
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _key_bytes(value: bytes | str | None, what: str) -> bytes | None:
@@ -228,7 +221,7 @@ class Agent:
         if self._started:
             return
         self.store = Store(self.store_path, now_ms=self._now_ms)
-        self.store.db.execute(_VERSIONS_SQL)
+        self._versions = VersionHistory(self.store)
         self.outbox = TimedOutbox(self.store, OutboxConfig.from_upload(self.given.upload), clock=self.upload_clock)
         engine = self._restore()
         self._set_config(self.config, engine)
@@ -607,19 +600,9 @@ class Agent:
 
     def _record_version(self, version: int, config: TasksConfig | None, source: str, status: str,
                         report: SwitchReport | None, *, text: str = "") -> None:  # fmt: skip
-        changes = orjson.dumps(report.as_dict() if report is not None else {}).decode()
-        digest = _digest(config.text if config is not None else text)
-        with self.store.transaction():
-            self.store.db.conn.execute(
-                "INSERT INTO agent_configs (version, applied, digest, source, status, changes) "
-                "VALUES (?,?,?,?,?,?)",
-                (version, self._now_ms(), digest, source, status, changes),
-            )
+        changes = report.as_dict() if report is not None else {}
+        self._versions.record(version, config.text if config is not None else text, source, status, changes, self._now_ms())
 
     def config_history(self) -> list[dict[str, Any]]:
-        """Every tasks-file version applied or refused, oldest first."""
-        rows = self.store.db.execute(
-            "SELECT version, applied, digest, source, status, changes FROM agent_configs ORDER BY id"
-        ).fetchall()
-        keys = ("version", "applied", "digest", "source", "status", "changes")
-        return [dict(zip(keys, r, strict=True)) | {"changes": orjson.loads(r[5])} for r in rows]
+        """Every tasks-file version applied or refused, oldest first (see ``_versions``)."""
+        return self._versions.rows()
