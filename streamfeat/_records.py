@@ -27,8 +27,8 @@ __all__ = ["dumps_record", "public", "raw_size"]
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
     """Return ``record`` without its in-process ``_`` attachments (the same dict if it has none)."""
-    if any(k[0] == "_" for k in record):
-        return {k: v for k, v in record.items() if k[0] != "_"}
+    if any(k.startswith("_") for k in record):
+        return {k: v for k, v in record.items() if not k.startswith("_")}
     return record
 
 
