@@ -94,6 +94,7 @@ class UploadConfig:
     batch_max_bytes: int = 3072
     batch_max_age: int = 1_000  # ms
     outbox_max_mb: float = 16.0
+    admission: str | None = None  # "poisson P" | "bloom N" | "process K HORIZON"; None: ids verbatim
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +339,21 @@ class _Loader:
             batch_max_bytes=self.integer("upload.batch_max_bytes", t.get("batch_max_bytes", d.batch_max_bytes), minimum=64),
             batch_max_age=self.duration("upload.batch_max_age", t.get("batch_max_age", "1s")),
             outbox_max_mb=self.number("upload.outbox_max_mb", t.get("outbox_max_mb", d.outbox_max_mb), minimum=0.01),
+            admission=self.admission(t.get("admission")),
         )
+
+    def admission(self, text: object) -> str | None:
+        if text is None:
+            return None
+        from streamfeat.encoders import parse_admission  # the encoders own the filter forms
+
+        if not isinstance(text, str):
+            raise self.fail("upload.admission", f"must be a string such as \"bloom 3\", got {text!r}")
+        try:
+            parse_admission(text)
+        except ValueError as exc:
+            raise self.fail("upload.admission", str(exc)) from exc
+        return text
 
     def store(self, t: dict[str, Any]) -> StoreConfig:
         d = StoreConfig()

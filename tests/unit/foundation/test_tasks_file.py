@@ -57,6 +57,11 @@ def test_default_tasks_file_loads() -> None:
     assert cfg.triggers and cfg.windows and cfg.features
 
 
+def test_upload_admission_key() -> None:
+    assert parse_tasks("[upload]\nadmission = 'bloom 3'\n").upload.admission == "bloom 3"
+    assert parse_tasks("").upload.admission is None
+
+
 def test_empty_file_is_a_valid_empty_config() -> None:
     cfg = parse_tasks("")
     assert not cfg.triggers and not cfg.windows
@@ -82,6 +87,8 @@ def test_empty_file_is_a_valid_empty_config() -> None:
         ("[triggers]\nt = 'click'\n[tasks.k]\non = ['t']\nrun = 'no colon'\n", "tasks.k.run"),
         ("[upload]\nencoding = 'zip'\n", "upload.encoding"),
         ("[upload]\nrecords = ['raw']\n", "upload.records"),
+        ("[upload]\nadmission = 'bloom many'\n", "upload.admission"),
+        ("[upload]\nadmission = 'lottery'\n", "upload.admission"),
     ],
 )
 def test_bad_values_are_refused_with_file_and_key(text: str, key: str) -> None:
