@@ -94,19 +94,21 @@ class WindowLogic:
         self.steps = self.aggs.steps
         self.lateness = lateness if cfg.lateness is None else cfg.lateness
         self.filter = cfg.filter
+        # the filter as two set lookups: bare types, and (type, page) pairs
+        self.filter_types = frozenset(t.type for t in cfg.filter or () if t.page is None)
+        self.filter_pairs = frozenset(
+            (t.type, t.page) for t in cfg.filter or () if t.page is not None
+        )
         self.key_fields = cfg.key
         self.key_of = key_function(cfg.key)
         self.sizes = sizes
 
     def admit(self, event: Event) -> str | None:
         """Return the window key of ``event``, or ``None`` when it does not enter this window."""
-        filt = self.filter
-        if filt is not None:
-            for tok in filt:
-                if tok.matches(event):
-                    break
-            else:
-                return None
+        if self.filter is not None and not (
+            event.type in self.filter_types or (event.type, event.page) in self.filter_pairs
+        ):
+            return None
         return self.key_of(event)
 
     def record(

@@ -56,7 +56,8 @@ class TumblingLogic(TimedLogic):
     ) -> Callable[[TimedState, int, Event, int, str, list[dict[str, Any]]], None]:
         # The hot path of the commonest window (the benchmark's): the config is bound into
         # closure cells and admit/add are inlined, which roughly halves the cost per event.
-        size, lateness, filt, key_of = self.size, self.lateness, self.filter, self.key_of
+        size, lateness, key_of = self.size, self.lateness, self.key_of
+        filtered, types, pairs = self.filter is not None, self.filter_types, self.filter_pairs
         by_device = self.key_fields == ("device",)
         steps, new, late, close = self.steps, self.aggs.new, self.late, self._close_ends
 
@@ -69,7 +70,7 @@ class TumblingLogic(TimedLogic):
             out: list[dict[str, Any]],
         ) -> None:
             wm = maxts - lateness
-            if filt is None or any(tok.matches(event) for tok in filt):
+            if not filtered or event.type in types or (event.type, event.page) in pairs:
                 key = device if by_device else key_of(event)
                 if key is not None:
                     ts = event.ts
