@@ -75,10 +75,7 @@ def _replay(args: argparse.Namespace) -> int:
         console = Console(stderr=args.out == "-", width=200)
     show_bar = console.is_terminal and not args.no_progress and not args.json
     try:
-        if show_bar:
-            summary = _with_progress(opts, console)
-        else:
-            summary = run_replay(opts)
+        summary = _with_progress(opts, console) if show_bar else run_replay(opts)
     except (StorageError, ConfigError) as exc:
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2

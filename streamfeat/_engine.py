@@ -132,9 +132,9 @@ class Engine:
         if n & self._sample_mask == 0:
             self._timed(states, index, event, out)
         else:
-            for process, state in zip(self._process, states):
+            for process, state in zip(self._process, states, strict=False):
                 process(state, index, event, out)
-        for idle, state in zip(self._idle, states):
+        for idle, state in zip(self._idle, states, strict=False):
             if not idle(state):
                 return
         dev.states = None

@@ -38,7 +38,7 @@ class Event(NamedTuple):
     device: str = "local"
     page: str | None = None
     item: str | None = None
-    args: dict[str, ArgValue] = {}  # noqa: RUF012 - never mutated; shared empty default
+    args: dict[str, ArgValue] = {}  # never mutated: one shared empty default
 
     def field(self, name: str) -> Any:
         """Return the value of ``name`` (an event key or ``args.NAME``), or ``None``."""

@@ -43,7 +43,9 @@ def test_replay_writes_quarantine_records_and_json_summary(tmp_path: Path, capsy
     db = tmp_path / "s.sqlite"
     assert main(["replay", str(log), "--tasks", str(tasks), "--out", str(out), "--db", str(db), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["events"] == 45 and summary["quarantined"] == 5 and summary["devices"] == 7
+    assert summary["events"] == 45
+    assert summary["quarantined"] == 5
+    assert summary["devices"] == 7
     assert summary["records"] == {"quarantine": 5}
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["line"] for r in recs] == [10, 20, 30, 40, 50]
@@ -78,7 +80,8 @@ class Exploding:
     def process(self, state: Any, index: int, event: Event, out: list[dict[str, Any]]) -> None:
         self.seen += 1
         if self.seen == self.boom:
-            raise RuntimeError("crash")
+            msg = "crash"
+            raise RuntimeError(msg)
         state[1] += 1
         out.append({"kind": "n", "device": state[0], "index": index, "n": state[1], "ts": event.ts})
 

@@ -52,7 +52,8 @@ def test_indexes_are_per_device_and_stages_run_in_order() -> None:
     assert [(r["stage"], r["device"], r["index"]) for r in out] == [
         ("a", "d1", 0), ("b", "d1", 0), ("a", "d2", 0), ("b", "d2", 0), ("a", "d1", 1), ("b", "d1", 1),
     ]
-    assert eng.event_count("d1") == 2 and eng.devices == 2
+    assert eng.event_count("d1") == 2
+    assert eng.devices == 2
 
 
 def test_idle_devices_are_freed_but_keep_their_index() -> None:
@@ -60,9 +61,11 @@ def test_idle_devices_are_freed_but_keep_their_index() -> None:
     eng.process(ev("d", 1))
     assert eng.open_devices == 1
     eng.process(ev("d", 2, "close"))
-    assert eng.open_devices == 0 and eng.state_of("d", "count") is None
+    assert eng.open_devices == 0
+    assert eng.state_of("d", "count") is None
     (rec,) = eng.process(ev("d", 3))
-    assert rec["index"] == 2 and rec["n"] == 1  # fresh state, same index counter
+    assert rec["index"] == 2
+    assert rec["n"] == 1
 
 
 def test_close_and_advance_reach_open_devices_only() -> None:

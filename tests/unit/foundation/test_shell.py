@@ -40,7 +40,8 @@ async def test_a_failing_sink_is_counted_and_others_still_run() -> None:
     good: list[dict[str, Any]] = []
 
     def bad(records: list[dict[str, Any]]) -> None:
-        raise RuntimeError("sink down")
+        msg = "sink down"
+        raise RuntimeError(msg)
 
     async def slow(records: list[dict[str, Any]]) -> None:
         await asyncio.sleep(0)
@@ -66,4 +67,5 @@ async def test_ticks_advance_idle_devices_on_the_injected_clock(manual_clock: An
             break
     await shell.aclose()
     adv = [r for r in got if r["kind"] == "advanced"]
-    assert adv and adv[0]["now"] == int(manual_clock.time() * 1000)
+    assert adv
+    assert adv[0]["now"] == int(manual_clock.time() * 1000)

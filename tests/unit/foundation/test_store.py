@@ -37,9 +37,14 @@ def test_records_strip_attachments_and_quarantine_keeps_bytes(tmp_path: Path) ->
 
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite")
-    with pytest.raises(RuntimeError), store.transaction():
-        store.add_records([{"kind": "late", "window": "w", "device": "d", "ts": 1}])
-        raise RuntimeError
+
+    def write_then_fail() -> None:
+        with store.transaction():
+            store.add_records([{"kind": "late", "window": "w", "device": "d", "ts": 1}])
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
     assert list(store.records()) == []
 
 
@@ -80,6 +85,7 @@ def test_retention_by_size_evicts_oldest_first(tmp_path: Path) -> None:
     evicted = store.apply_retention(max_age_ms=0, max_mb=0.5)
     assert store.size_bytes() <= 0.5 * 1024 * 1024
     left = [r["ts"] for r in store.records()]
-    assert left == sorted(left) and left[-1] == 599  # the newest stay
+    assert left == sorted(left)
+    assert left[-1] == 599
     assert evicted["evicted.size.records"] == 600 - len(left)
     assert store.counters()["evicted.size.records"] == 600 - len(left)

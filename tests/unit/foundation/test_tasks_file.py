@@ -54,7 +54,9 @@ def test_spec_example_loads() -> None:
 
 def test_default_tasks_file_loads() -> None:
     cfg = parse_tasks(default_tasks_text())
-    assert cfg.triggers and cfg.windows and cfg.features
+    assert cfg.triggers
+    assert cfg.windows
+    assert cfg.features
 
 
 def test_upload_admission_key() -> None:
@@ -64,7 +66,8 @@ def test_upload_admission_key() -> None:
 
 def test_empty_file_is_a_valid_empty_config() -> None:
     cfg = parse_tasks("")
-    assert not cfg.triggers and not cfg.windows
+    assert not cfg.triggers
+    assert not cfg.windows
 
 
 @pytest.mark.parametrize(
@@ -96,7 +99,8 @@ def test_bad_values_are_refused_with_file_and_key(text: str, key: str) -> None:
         parse_tasks(text, source="bad.toml")
     assert info.value.key == key
     assert info.value.file == "bad.toml"
-    assert "bad.toml" in str(info.value) and key in str(info.value)
+    assert "bad.toml" in str(info.value)
+    assert key in str(info.value)
 
 
 def test_bad_trigger_pattern_names_the_trigger_key() -> None:
