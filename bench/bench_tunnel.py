@@ -588,9 +588,37 @@ def run(ctx: Context) -> list[Row]:
 async def _latency_rows(servers: dict[str, _Proc], dev: _Device, n: int) -> list[Row]:
     rows = []
     for size, label in ((128, "128 B"), (3072, "3 KB")):
+        cpu: dict[str, tuple[float, float]] = {}
+        c0, s0 = time.process_time(), servers["echo"].cpu_seconds()
         echo = await _echo_latencies(f"ws://127.0.0.1:{servers['echo'].port}/echo", size, n)
+        cpu["echo"] = (time.process_time() - c0, servers["echo"].cpu_seconds() - s0)
+        c0, s0 = time.process_time(), servers["memory"].cpu_seconds()
         mem = await _tunnel_latencies(
             f"ws://127.0.0.1:{servers['memory'].port}/v1/tunnel", dev, size, n
+        )
+        cpu["tunnel"] = (time.process_time() - c0, servers["memory"].cpu_seconds() - s0)
+        # CPU per exchange does not depend on how busy the machine is, unlike wall latency
+        per = {k: (c / (n + 20) * 1e6, sv / (n + 20) * 1e6) for k, (c, sv) in cpu.items()}
+        rows.append(
+            Row(
+                G,
+                f"bare websocket echo {label}: CPU per exchange, client+server",
+                per["echo"][0] + per["echo"][1],
+                "us",
+                note=f"client {per['echo'][0]:.0f} us, server {per['echo'][1]:.0f} us",
+            )
+        )
+        rows.append(
+            Row(
+                G,
+                f"tunnel {label}, memory store: CPU per exchange, device+endpoint",
+                per["tunnel"][0] + per["tunnel"][1],
+                "us",
+                (per["tunnel"][0] + per["tunnel"][1]) / (per["echo"][0] + per["echo"][1]),
+                "echo CPU",
+                note=f"device {per['tunnel'][0]:.0f} us, endpoint {per['tunnel'][1]:.0f} us "
+                "(includes the handshake, server CPU at 10 ms clock ticks)",
+            )
         )
         sql = await _tunnel_latencies(
             f"ws://127.0.0.1:{servers['sqlite'].port}/v1/tunnel", dev, size, n
