@@ -72,7 +72,7 @@ class DeviceState:
     """Per-device matcher state: automaton node, recent events, frontiers (see module doc)."""
 
     __slots__ = ("base", "c", "chain", "clk", "due", "events", "last", "lead", "maxts", "node",
-                 "occ", "pend", "seen", "trig", "trim_at", "wait", "watch")  # fmt: skip
+                 "occ", "pend", "seen", "symocc", "trig", "trim_at", "wait", "watch")  # fmt: skip
 
     def __init__(self, c: Compiled) -> None:
         self.c = c  # the compiled set this state is synced to
@@ -85,6 +85,7 @@ class DeviceState:
         self.seen: dict[Token, int] = {}  # `without` token -> index of its last event
         self.trig: dict[int, _Trig] = {}
         self.occ: dict[int, list[int]] = {}  # shared first segment -> starts of its occurrences
+        self.symocc: dict[int, list[int]] = {}  # symbol -> its events (one-event first segments)
         self.wait: dict[int, set[tuple[int, int]]] = {}  # segment -> (trigger, j) waiting on it
         self.due: dict[int, set[int]] = {}  # index -> triggers whose last segment ends there
         self.watch: set[int] = set()  # trailing `*` with `within`: checked at every event
@@ -167,12 +168,16 @@ class Matcher:
         st.node = 0
         for ev in st.events[-c.max_segment :]:
             st.node = c.step(st.node, c.symbol(ev))
-        occ = {}
+        occ: dict[int, list[int]] = {}
+        starts = {x for v in st.symocc.values() for x in v}
         for sid, entries in st.occ.items():
             new = c.sid_of_key.get(old.seg_keys[sid])
-            if new is not None and new in c.after_first:
+            if new is not None and new in c.sym_first:
+                starts.update(entries)
+            elif new is not None and new in c.after_first:
                 occ[new] = entries
         st.occ = occ
+        st.symocc = self._by_symbol(st, starts)
         pend: dict[int, list[tuple[int, int]]] = {}
         for at, items in st.pend.items():
             for sid, b in items:
@@ -200,6 +205,9 @@ class Matcher:
         for sid in st.occ:
             for tid, j in c.after_first[sid]:
                 st.wait.setdefault(c.plans[tid].segments[1], set()).add((tid, j))
+        for sym in st.symocc:
+            for tid, j in c.sym_users[sym]:
+                st.wait.setdefault(c.plans[tid].segments[1], set()).add((tid, j))
         for tid, tr in st.trig.items():
             segs = c.plans[tid].segments
             for j in range(1, len(segs)):
@@ -221,6 +229,7 @@ class Matcher:
             or st.watch
             or st.lead
             or st.occ
+            or st.symocc
             or st.chain
         ):
             return False
@@ -263,6 +272,8 @@ class Matcher:
                     st.seen[tok] = index
         if len(events) >= st.trim_at:
             self.gc(st)
+        if sym in c.sym_users:
+            self._note(st, sym, index)
         hits = c.out[node]
         if hits or st.pend or st.due or st.watch or c.every or c.lead:
             return self._layer(st, index, event, hits)
@@ -283,6 +294,8 @@ class Matcher:
         st.trim_at = len(events) + 1  # the whole log is at hand: never trim
         hits = c.hits_batch(c.text(events))
         static = set(hits)
+        syms = [c.symbol(e) for e in events]
+        static.update(i for i, sym in enumerate(syms) if sym in c.sym_users)
         if c.without:
             static.update(i for i, e in enumerate(events) if e.type in c.without)
         every = bool(c.every or c.lead)
@@ -312,6 +325,8 @@ class Matcher:
                     st.seen[wo[0]] = e
                 if event.page is not None and (tok := wo[1].get(event.page)) is not None:
                     st.seen[tok] = e
+            if syms[e] in c.sym_users:
+                self._note(st, syms[e], e)
             fired = self._layer(st, e, event, hits.get(e, none))
             if fired:
                 out.extend(fired)
@@ -331,7 +346,11 @@ class Matcher:
         for tid in c.lead:
             self._lead(st, tid, e, ts, st.maxts)
         segments = c.segments
+        live, wait = c.live, st.wait
         for sid in seg_hits:
+            if sid not in live and sid not in wait:
+                # nobody can use this occurrence: its users wait on starts already noted
+                continue
             seg = segments[sid]
             b = e - seg.kw_end
             if b < st.base:
@@ -389,7 +408,7 @@ class Matcher:
             else:
                 occ.append(b)
                 if len(occ) > _OCC_PRUNE:
-                    occ[:] = self._occ_front(st, sid, occ, -1, now)
+                    occ[:] = self._occ_front(st, self.c.segments[sid].length, occ, -1, now)
         if st.wait:
             waiting = st.wait.get(sid)
             if waiting:
@@ -527,9 +546,43 @@ class Matcher:
             else:
                 due.add(tid)
 
+    def _note(self, st: DeviceState, sym: int, e: int) -> None:
+        """Event ``e`` of symbol ``sym`` occurs every one-event first segment holding ``sym``."""
+        starts = st.symocc.get(sym)
+        if starts is None:
+            st.symocc[sym] = [e]
+            plans = self.c.plans
+            for tid, j in self.c.sym_users[sym]:
+                st.wait.setdefault(plans[tid].segments[1], set()).add((tid, j))
+        else:
+            starts.append(e)
+            if len(starts) > _OCC_PRUNE:
+                starts[:] = self._occ_front(st, 1, starts, -1, e)
+
+    def _by_symbol(self, st: DeviceState, starts: Any) -> dict[int, list[int]]:
+        """Sort event indices into the per-symbol lists of the current compiled set."""
+        out: dict[int, list[int]] = {}
+        c = self.c
+        for x in sorted(starts):
+            if x >= st.base:
+                sym = c.symbol(st.events[x - st.base])
+                if sym in c.sym_users:
+                    out.setdefault(sym, []).append(x)
+        return out
+
+    def _first_starts(self, st: DeviceState, sid: int) -> list[int] | None:
+        """The starts of the noted occurrences of first segment ``sid``, in order."""
+        cls = self.c.sym_first.get(sid)
+        if cls is None:
+            return st.occ.get(sid)
+        lists = [v for sym in cls if (v := st.symocc.get(sym))]
+        if len(lists) < 2:
+            return lists[0] if lists else None
+        return sorted(x for v in lists for x in v)
+
     def _occ_entries(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
         """The shared occurrences of first segment ``sid`` that end before ``b``, as entries."""
-        starts = st.occ.get(sid)
+        starts = self._first_starts(st, sid)
         if not starts:
             return None
         length = self.c.segments[sid].length
@@ -542,11 +595,11 @@ class Matcher:
         return out or [(-1, 0, -1, 0)]  # a dead entry: keeps the caller waiting, matches nothing
 
     def _occ_front(
-        self, st: DeviceState, sid: int, starts: list[int], lo: int, now: int
+        self, st: DeviceState, length: int, starts: list[int], lo: int, now: int
     ) -> list[int]:
-        """Keep the occurrence starts that may still begin a match: above ``lo``, inside the
-        limits, and Pareto-optimal (later start, larger ts) once every future lookup sees them."""
-        length = self.c.segments[sid].length
+        """Keep the occurrence starts (of a segment ``length`` long) that may still begin a
+        match: above ``lo``, inside the limits, and Pareto-optimal (later start, larger ts) once
+        every future lookup sees them."""
         horizon = now - self.c.max_back + 1
         events, clk, base = st.events, st.clk, st.base
         limit_s, limit_clock = now - self.limit_events, st.maxts - self.limit_ms
@@ -629,11 +682,19 @@ class Matcher:
         for sid in list(st.occ):
             users = c.after_first[sid]
             lo = min(self._lo(st, tid) for tid, _ in users)
-            starts = st.occ[sid] = self._occ_front(st, sid, st.occ[sid], lo, e)
+            length = c.segments[sid].length
+            starts = st.occ[sid] = self._occ_front(st, length, st.occ[sid], lo, e)
             if starts:
                 low = min(low, starts[0])
             else:
                 del st.occ[sid]
+        for sym in list(st.symocc):
+            lo = min(self._lo(st, tid) for tid, _ in c.sym_users[sym])
+            starts = st.symocc[sym] = self._occ_front(st, 1, st.symocc[sym], lo, e)
+            if starts:
+                low = min(low, starts[0])
+            else:
+                del st.symocc[sym]
         for tid in list(st.trig):
             tr = st.trig[tid]
             plan = c.plans[tid]
@@ -645,7 +706,7 @@ class Matcher:
             if not tr.F[-1]:
                 st.watch.discard(tid)
             if not any(tr.F) and e - tr.L > c.max_segment and tid not in st.lead:
-                occ = st.occ.get(plan.segments[0]) if not plan.lead else None
+                occ = self._first_starts(st, plan.segments[0]) if not plan.lead else None
                 if not occ or occ[0] > tr.L:  # L still guards a shared occurrence
                     del st.trig[tid]
         for tid, starts in list(st.chain.items()):
@@ -699,6 +760,7 @@ class Matcher:
             "clk": st.clk,
             "seen": [[t.type, t.page, i] for t, i in st.seen.items()],
             "occ": [[_dump_key(keys[sid]), list(v)] for sid, v in st.occ.items()],
+            "symocc": sorted({x for v in st.symocc.values() for x in v}),
             "trig": {
                 plans[t].name: [tr.L, [[list(x) for x in f] for f in tr.F]]
                 for t, tr in st.trig.items()
@@ -739,6 +801,7 @@ class Matcher:
             by_name[n]: [_entry(x) for x in v] for n, v in data["lead"].items() if n in by_name
         }
         st.chain = {by_name[n]: list(v) for n, v in data["chain"].items() if n in by_name}
+        st.symocc = self._by_symbol(st, data["symocc"])
         for at, items in data["pend"]:
             for key, b in items:
                 sid = c.sid_of_key.get(_load_key(key))

@@ -127,12 +127,33 @@ class Compiled:
         self.after_first = {sid: tuple(sorted(v)) for sid, v in after.items()}
         #: one-event segment -> triggers `A * A * ... * A` on it: they keep their last k starts
         self.chains = {sid: tuple(sorted(v)) for sid, v in chains.items()}
+        # a first segment of one event (a token or an alternative) is noted per *symbol*: an
+        # event notes its symbol once, however many such segments it belongs to
+        self.sym_first: dict[int, frozenset[int]] = {}  # segment -> its symbols
+        sym_users: dict[int, set[tuple[int, int]]] = {}
+        for sid, users in self.after_first.items():
+            cls = segments[sid].positions[0]
+            if segments[sid].length == 1 and cls is not None:
+                self.sym_first[sid] = cls
+                for sym in cls:
+                    sym_users.setdefault(sym, set()).update(users)
+        #: symbol -> (trigger, 1) of every trigger whose one-event first segment holds it
+        self.sym_users = {sym: tuple(sorted(v)) for sym, v in sym_users.items()}
+        later = {sid for p in plans.values() for sid in p.segments[1:]}
         #: segment -> (direct, chains, after_first) in one lookup, for the hot path
         self.roles = {
-            sid: (self.direct.get(sid, ()), self.chains.get(sid, ()), self.after_first.get(sid, ()))
+            sid: (
+                self.direct.get(sid, ()),
+                self.chains.get(sid, ()),
+                () if sid in self.sym_first else self.after_first.get(sid, ()),
+            )
             for sid in range(len(segments))
         }
         self.used = frozenset(used)
+        #: segments whose every occurrence matters (the others only while a trigger waits on them)
+        self.live = frozenset(sid for sid, r in self.roles.items() if any(r))
+        #: segments the automaton must report (the rest are noted per symbol)
+        self.reported = frozenset(sid for sid in used if any(self.roles[sid]) or sid in later)
         self.every = tuple(sorted(sid for sid in used if segments[sid].core == 0))
         self.lead = tuple(sorted(p.tid for p in plans.values() if p.lead))
         self.max_segment = max((s.length for s in segments), default=1)
@@ -174,7 +195,7 @@ class Compiled:
     def _build_automaton(self) -> None:
         keywords: dict[str, list[int]] = {}
         for sid, seg in enumerate(self.segments):
-            if seg.core == 0 or sid not in self.used:
+            if seg.core == 0 or sid not in self.reported:
                 continue
             run = seg.positions[seg.kw_start : seg.kw_end + 1]
             if len(run) == 1:
@@ -195,12 +216,10 @@ class Compiled:
 
     def _table_from_dump(self) -> None:
         """Renumber the automaton's nodes breadth first; fill goto, fail and outputs."""
-        order: dict[str, list[str]] = {}
+        order: dict[str, dict[str, None]] = {}  # prefix -> its next symbols, in insertion order
         for word in self.keywords:  # dict order = insertion order
             for i, ch in enumerate(word):
-                seen = order.setdefault(word[:i], [])
-                if ch not in seen:
-                    seen.append(ch)
+                order.setdefault(word[:i], {})[ch] = None
         self.goto: list[dict[int, int]] = [{}]
         self.fail: list[int] = [0]
         self.out: list[tuple[int, ...]] = [()]
@@ -220,7 +239,7 @@ class Compiled:
         for raw in queue:
             path = paths[ids[raw]]
             labelled = children.get(raw, [])
-            mine = order.get(path, [])
+            mine = list(order.get(path, ()))
             if len(labelled) != len(mine):  # pragma: no cover - a pyahocorasick we do not know
                 msg = "pyahocorasick's dump does not list the trie's children in insertion order"
                 raise RuntimeError(msg)
