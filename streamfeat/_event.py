@@ -92,7 +92,7 @@ def event_from_obj(obj: object) -> Event:
         _check_args(args)
         if not args:
             args = _NO_ARGS
-    return _new_event(Event, (ts, etype, device, page, item, args))  # type: ignore[return-value]
+    return _new_event(Event, (ts, etype, device, page, item, args))
 
 
 _NO_ARGS: dict[str, ArgValue] = Event._field_defaults["args"]

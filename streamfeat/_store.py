@@ -105,7 +105,7 @@ class Store:
     def _migrate(self) -> None:
         db = self.db
         if "meta" not in db.table_names():
-            db["meta"].create({"key": str, "value": str}, pk="key")
+            db.table("meta").create({"key": str, "value": str}, pk="key")
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
@@ -113,23 +113,23 @@ class Store:
             raise StorageError(msg)
         if version < 1:
             with self.transaction():
-                db["quarantine"].create(
+                db.table("quarantine").create(
                     {"id": int, "source": str, "position": int, "raw": bytes, "reason": str, "inserted": int},
                     pk="id", if_not_exists=True,
                 )
-                db["records"].create(
+                db.table("records").create(
                     {"id": int, "device": str, "kind": str, "name": str, "ts": int, "body": str, "inserted": int},
                     pk="id", if_not_exists=True,
                 )
-                db["records"].create_index(["inserted"], if_not_exists=True)
-                db["quarantine"].create_index(["inserted"], if_not_exists=True)
-                db["checkpoints"].create(
+                db.table("records").create_index(["inserted"], if_not_exists=True)
+                db.table("quarantine").create_index(["inserted"], if_not_exists=True)
+                db.table("checkpoints").create(
                     {"name": str, "snapshot": bytes, "position": int, "out_offset": int, "events": int},
                     pk="name", if_not_exists=True,
                 )
-                db["counters"].create({"name": str, "value": int}, pk="name", if_not_exists=True)
-                db["kv"].create({"key": str, "value": bytes}, pk="key", if_not_exists=True)
-                db["meta"].upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+                db.table("counters").create({"name": str, "value": int}, pk="name", if_not_exists=True)
+                db.table("kv").create({"key": str, "value": bytes}, pk="key", if_not_exists=True)
+                db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     @property
     def schema_version(self) -> int:

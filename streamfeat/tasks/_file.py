@@ -210,7 +210,7 @@ class _Loader:
         }
         features = {n: self.feature(n, t) for n, t in self.table(doc, "features", ()).items()}
         tasks = {n: self.task(n, t, triggers) for n, t in self.table(doc, "tasks", ()).items()}
-        upload = self.upload(self.table(doc, "upload", tuple(UploadConfig.__slots__)))  # type: ignore[arg-type]
+        upload = self.upload(self.table(doc, "upload", tuple(UploadConfig.__slots__)))
         store = self.store(self.table(doc, "store", ("retention", "max_mb")))
         return TasksConfig(engine, triggers, windows, features, tasks, upload, store, self.source, text)
 
