@@ -137,7 +137,7 @@ def _crash_and_compare(
             if not early and pos is not None and pos != last:
                 time.sleep(rnd.uniform(0, 0.1))
                 break
-            time.sleep(0.01)
+            time.sleep(0.02)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
