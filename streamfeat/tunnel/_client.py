@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from streamfeat._log import tunnel_log
 from streamfeat.clock import Clock, SystemClock
-from streamfeat.errors import TunnelClosed, TunnelError, TunnelTimeout
+from streamfeat.errors import StorageError, TunnelClosed, TunnelError, TunnelTimeout
 from streamfeat.testing import Transport
 from streamfeat.tunnel._crypto import KeyPair
 from streamfeat.tunnel._events import (
@@ -186,6 +186,11 @@ class Uploader:
             except (TunnelError, OSError) as exc:
                 self.stats.failures += 1
                 tunnel_log.info("upload connection failed: %r", exc)
+            except StorageError as exc:
+                # the device store failed (disk full?): keep the task alive and retry later;
+                # nothing was acknowledged without being deleted, nothing deleted unacked
+                self.stats.failures += 1
+                tunnel_log.error("outbox storage failed: %s", exc)
             self.connected.clear()
             if self._stopping:
                 break
@@ -387,8 +392,6 @@ def load_device_file(
             url=str(data["url"]), endpoint_key=bytes.fromhex(data["endpoint_public_key"])
         )
     except (KeyError, ValueError) as exc:
-        from streamfeat.errors import StorageError
-
         msg = f"device file {path} is malformed: {exc!r}"
         raise StorageError(msg) from exc
     return key, replace(cfg, **overrides)  # type: ignore[arg-type]
