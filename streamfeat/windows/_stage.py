@@ -79,6 +79,9 @@ class WindowStage:
         lateness = config.engine.lateness
         self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in config.windows.values())
         self._procs = tuple((i, logic.process) for i, logic in enumerate(self.logics))
+        if len(self._procs) == 1:  # one window: skip the loop (the benchmark's shape)
+            self._only = self._procs[0][1]
+            self.process = self._process_one  # type: ignore[method-assign]
         self.sizes = sizes
 
     def new_state(self, device: str) -> WindowState:
@@ -93,6 +96,13 @@ class WindowStage:
         maxts, device, wins = state.maxts, event.device, state.wins
         for i, process in self._procs:
             process(wins[i], index, event, maxts, device, out)
+
+    def _process_one(
+        self, state: WindowState, index: int, event: Event, out: list[dict[str, Any]]
+    ) -> None:
+        if event.ts > state.maxts:
+            state.maxts = event.ts
+        self._only(state.wins[0], index, event, state.maxts, event.device, out)
 
     def advance(self, state: WindowState, now_ms: int, out: list[dict[str, Any]]) -> None:
         """Move the device's max ts to ``now_ms`` if later, and close what that watermark closes."""
