@@ -182,3 +182,20 @@ def test_the_engine_frees_a_device_with_no_open_window_and_restores_snapshots() 
     again = Engine([WindowStage(config)])
     again.restore(blob)
     assert again.close() == engine.close()
+
+
+def test_a_device_with_nothing_open_is_freed_and_starts_a_fresh_watermark() -> None:
+    toml = '[windows.c]\nassign = "tumbling 10s"\nfilter = ["click"]\naggregate = { n = "count" }\n'
+    engine = Engine([WindowStage(parse_tasks(toml))])
+    engine.process(ev(1_000, device="x"))
+    assert engine.open_devices == 1
+    closed = engine.process(ev(30_000, "view", device="x"))  # closes [0, 10s), opens nothing
+    assert [r["end"] for r in closed] == [10_000]
+    assert engine.open_devices == 0  # memory bounded by open windows
+    # documented limit (docs/windows.md, "Freed devices"): the freed watermark is forgotten
+    again = engine.process(ev(2_000, device="x"))
+    assert again == []
+    assert engine.close() == [
+        {"kind": "window", "window": "c", "device": "x", "key": "x", "start": 0, "end": 10_000,
+         "values": {"n": 1}, "final": True},
+    ]  # fmt: skip
