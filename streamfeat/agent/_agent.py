@@ -332,7 +332,13 @@ class Agent:
         """Queue one event; an invalid one is quarantined (counted) and False is returned.
 
         Waits only while the engine's queue is full (backpressure), never on the network.
+
+        Raises:
+            RuntimeError: the agent is not started, or closed.
         """
+        if not self._started or self._closed:
+            msg = f"can't submit to an agent that is {'closed' if self._closed else 'not started'}"
+            raise RuntimeError(msg)
         if type(event) is not Event:
             try:
                 event = event_from_obj(event)

@@ -34,7 +34,7 @@ def add_parsers(sub: Any) -> None:
                    help="the endpoint's public key: hex text, or a key file (default: the device file's)")
     p.add_argument("--device-key", metavar="FILE", required=True,
                    help="the device file written by `streamfeat device add` (0600)")
-    p.add_argument("--device", default=None, help="device name for events without one (default: the device file's)")
+    p.add_argument("--device", default=None, help="the device whose features and windows the agent's views read (default: the device file's name)")
     p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS",
                    help="seconds between wall-clock advances of idle devices' windows; 0 turns them off "
                    "(for logs of past events, whose windows wall time would close at once) (default: %(default)s)")

@@ -135,3 +135,16 @@ async def test_a_changed_local_tasks_file_is_switched_to_at_start(tmp_path: Path
     assert all_count(got) == len(evs)
     assert [(h["version"], h["source"], h["status"]) for h in history] == [(0, "local", "applied"), (0, "local", "applied")]
     assert history[-1]["changes"]["removed"] == {"features": ["ipv"]}
+
+
+async def test_submit_needs_a_started_agent(tmp_path: Path, manual_clock: ManualClock) -> None:
+    import pytest
+
+    agent = agent_for(tmp_path, None, manual_clock)
+    with pytest.raises(RuntimeError):
+        await agent.submit(events(1)[0])
+    await agent.start()
+    assert await agent.submit(events(1)[0])
+    await agent.aclose()
+    with pytest.raises(RuntimeError):
+        await agent.submit(events(1)[0])
