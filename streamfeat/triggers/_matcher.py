@@ -36,6 +36,7 @@ symbol string in one call (replay). They produce identical firings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any, NamedTuple
 
@@ -132,14 +133,7 @@ class Matcher:
         Raises:
             ValueError: if a trigger of that name exists; nothing changes.
         """
-        if name in self.c.by_name:
-            msg = f"trigger {name!r} already exists"
-            raise ValueError(msg)
-        self._gen += 1
-        self._patterns[self._next_tid] = (name, pattern)
-        self._added[self._next_tid] = self._gen
-        self._next_tid += 1
-        self._recompile()
+        self.update({name: pattern}, ())
 
     def remove(self, name: str) -> None:
         """Unregister a trigger; its partial matches are dropped at each device's next event.
@@ -147,10 +141,33 @@ class Matcher:
         Raises:
             KeyError: if there is no such trigger; nothing changes.
         """
-        tid = self.c.by_name[name]
+        self.update({}, (name,))
+
+    def update(self, added: dict[str, Pattern], removed: Iterable[str]) -> None:
+        """Remove then add triggers with one rebuild of the automaton (a changed trigger is
+        removed and added: it starts afresh).
+
+        Raises:
+            KeyError: if a removed trigger does not exist; nothing changes.
+            ValueError: if an added trigger exists and is not removed; nothing changes.
+        """
+        gone = list(removed)
+        for name in gone:
+            if name not in self.c.by_name:
+                raise KeyError(name)
+        for name in added:
+            if name in self.c.by_name and name not in gone:
+                msg = f"trigger {name!r} already exists"
+                raise ValueError(msg)
         self._gen += 1
-        del self._patterns[tid]
-        del self._added[tid]
+        for name in gone:
+            tid = self.c.by_name[name]
+            del self._patterns[tid]
+            del self._added[tid]
+        for name, pattern in added.items():
+            self._patterns[self._next_tid] = (name, pattern)
+            self._added[self._next_tid] = self._gen
+            self._next_tid += 1
         self._recompile()
 
     def _recompile(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from streamfeat._engine import Record
@@ -77,6 +77,19 @@ class TriggerStage:
             KeyError: if there is no such trigger; nothing changes.
         """
         self.matcher.remove(name)
+
+    def update(self, added: Mapping[str, str], removed: Iterable[str] = ()) -> None:
+        """Remove ``removed`` and add ``added`` (name -> pattern) with a single rebuild.
+
+        A name in both is a changed trigger: it starts afresh with its new pattern.
+
+        Raises:
+            TriggerSpecError: if an added pattern does not parse; nothing changes.
+            KeyError: if a removed trigger does not exist; nothing changes.
+            ValueError: if an added trigger exists and is not removed; nothing changes.
+        """
+        parsed = {name: parse_pattern(text, name=name) for name, text in added.items()}
+        self.matcher.update(parsed, removed)
 
     # -- the Stage protocol ---------------------------------------------------------------
 

@@ -209,3 +209,26 @@ def test_run_batch_equals_process() -> None:
         stage.process(state, i, ev, one)
     assert stage.run_batch(evs) == one
     assert len(one) == 3
+
+
+def test_update_changes_several_triggers_with_one_rebuild() -> None:
+    stage = TriggerStage(cfg({"ab": "A * B", "cd": "C * D", "x": "X"}))
+    engine = Engine([stage])
+    out = []
+    for ev in stream("A", "C"):
+        out += engine.process(ev)
+    stage.update({"cd": "C D", "ef": "E"}, ["cd", "x"])
+    assert stage.stats["recompiles"] == 1
+    assert stage.triggers == ["ab", "cd", "ef"]
+    for ev in stream("D", "C", "D", "E", "B", "X", start=5_000):
+        out += engine.process(ev)
+    assert [(r["trigger"], r["first"], r["last"]) for r in out] == [
+        ("cd", 3, 4),
+        ("ef", 5, 5),
+        ("ab", 0, 6),
+    ]
+    with pytest.raises(KeyError):
+        stage.update({}, ["nope"])
+    with pytest.raises(ValueError, match="already exists"):
+        stage.update({"ab": "A"})
+    assert stage.stats["recompiles"] == 1
