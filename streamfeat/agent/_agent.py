@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -519,6 +520,8 @@ class Agent:
         self.stats.snapshots += 1
 
     async def _snapshot_loop(self) -> None:
+        # a random phase: a fleet of agents started together must not snapshot all at once
+        await asyncio.sleep(random.uniform(0.0, self._snapshot_every))
         while True:
             await asyncio.sleep(self._snapshot_every)
             if not self._switch_lock.locked():
