@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from typing import TypeVar
 
 from streamfeat.errors import (
@@ -67,14 +67,14 @@ PROLOGUE = b"streamfeat-tunnel/1"
 _T = TypeVar("_T")
 
 
-class Role(Enum):
+class Role(StrEnum):
     """Which side of the tunnel."""
 
     DEVICE = "device"  # Noise initiator
     ENDPOINT = "endpoint"  # Noise responder
 
 
-class State(Enum):
+class State(StrEnum):
     """Connection states."""
 
     IDLE = "IDLE"
@@ -121,14 +121,21 @@ for _role in Role:
     for _state in (S.IDLE, S.HELLO_SENT, S.HELLO_RECEIVED, S.OPEN):
         _TRANSITIONS[(_role, _state, "recv EOF")] = S.CLOSED
 # -----------------------------------------------------------------------------------------
-# the same table split by role and keyed by plain strings: enum hashing is slow in Python
+# the same table split by role; StrEnum members hash like their strings (fast, in C)
 _BY_ROLE = {
-    r: {(st.value, inp): new for (rr, st, inp), new in _TRANSITIONS.items() if rr is r}
-    for r in Role
+    r: {(st, inp): new for (rr, st, inp), new in _TRANSITIONS.items() if rr is r} for r in Role
 }
 
-_RECORD_NAMES = {F.HELLO: "HELLO", F.WELCOME: "WELCOME", F.DATA: "DATA", F.REFUSE: "REFUSE"}
-_INNER_NAMES = {F.BATCH: "BATCH", F.ACK: "ACK", F.CONFIG: "CONFIG", F.CLOSE: "CLOSE"}
+_SEND_INPUTS: dict[type, str] = {
+    t: f"send {t.__name__}" for t in (Hello, Accept, Refuse, Batch, Ack, Config, Close)
+}
+_RECORD_INPUTS = {F.HELLO: "recv HELLO", F.WELCOME: "recv WELCOME", F.REFUSE: "recv REFUSE"}
+_INNER_INPUTS = {
+    F.BATCH: "recv BATCH",
+    F.ACK: "recv ACK",
+    F.CONFIG: "recv CONFIG",
+    F.CLOSE: "recv CLOSE",
+}
 _TAG = 16
 _TRIALS = 32  # nonces tried each way to tell a replay or a reorder from tampering
 
@@ -196,7 +203,7 @@ class TunnelConnection:
     # ---- transitions ----------------------------------------------------------------------
 
     def _move(self, inp: str) -> None:
-        new = self._table.get((self.state.value, inp))
+        new = self._table.get((self.state, inp))
         if new is None:
             if inp.startswith("send"):
                 old, self.state = self.state, State.ERROR
@@ -225,7 +232,15 @@ class TunnelConnection:
         if self.state is State.OPEN:
             self._check_ack(event)
         before = self.state
-        self._move(f"send {type(event).__name__}")
+        self._move(_SEND_INPUTS.get(type(event), f"send {type(event).__name__}"))
+        # the hot events first
+        if isinstance(event, Batch):
+            self._unacked.append(event.batch_id)
+            return self._seal(F.Inner(F.BATCH, batch_id=event.batch_id, payload=event.payload))
+        if isinstance(event, Ack):
+            return self._seal(F.Inner(F.ACK, version=self._take_acked(event.batch_id)))
+        if isinstance(event, Config):
+            return self._seal(F.Inner(F.CONFIG, version=event.version, payload=event.body))
         if isinstance(event, Hello):
             return self._send_hello(event)
         if isinstance(event, Accept):
@@ -233,16 +248,7 @@ class TunnelConnection:
         if isinstance(event, Refuse):
             self._set_closed(Closed(event.code, event.reason, remote=False))
             return F.encode_record(F.REFUSE, F.encode_refuse(event.code, event.reason))
-        if isinstance(event, Close):
-            return self._send_close(before, event)
-        if isinstance(event, Batch):
-            inner = F.Inner(F.BATCH, batch_id=event.batch_id, payload=event.payload)
-            self._unacked.append(event.batch_id)
-        elif isinstance(event, Ack):
-            inner = F.Inner(F.ACK, version=self._take_acked(event.batch_id))
-        else:
-            inner = F.Inner(F.CONFIG, version=event.version, payload=event.body)
-        return self._seal(inner)
+        return self._send_close(before, event)
 
     def _take_acked(self, batch_id: bytes) -> int:
         """Endpoint: mark batches up to ``batch_id`` acknowledged; the cumulative count."""
@@ -265,7 +271,7 @@ class TunnelConnection:
     @staticmethod
     def _check_fields(event: object) -> None:
         bad = None
-        if isinstance(event, Batch | Ack) and len(event.batch_id) != F.BATCH_ID_LEN:
+        if isinstance(event, (Batch, Ack)) and len(event.batch_id) != F.BATCH_ID_LEN:
             bad = f"batch_id must be {F.BATCH_ID_LEN} bytes, not {len(event.batch_id)}"
         elif isinstance(event, Batch) and len(event.payload) > F.MAX_BATCH:
             bad = f"batch payload of {len(event.payload)} bytes exceeds {F.MAX_BATCH}"
@@ -386,10 +392,10 @@ class TunnelConnection:
         rtype, body = rec
         if rtype == F.DATA:
             inner = self._open_data(body)
-            self._move(f"recv {_INNER_NAMES[inner.kind]}")
+            self._move(_INNER_INPUTS[inner.kind])
             self._on_inner(inner)
             return
-        self._move(f"recv {_RECORD_NAMES[rtype]}")
+        self._move(_RECORD_INPUTS[rtype])
         if rtype == F.HELLO:
             self._on_hello(body)
         elif rtype == F.WELCOME:

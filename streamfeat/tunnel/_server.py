@@ -180,11 +180,13 @@ class _Outgoing:
         self._ready = asyncio.Event()
         self._finishing = False
         self.broken = False
+        self.reader_active = False  # the reader flushes when done: no need to wake the task
 
     def put(self, data: bytes) -> None:
         if data and not self.broken:
             self._q.append(data)
-            self._ready.set()
+            if not self.reader_active:
+                self._ready.set()
 
     def finish(self) -> None:
         """Write what is queued, then stop the writer task."""
@@ -244,16 +246,20 @@ class _Session:
         while True:
             data = await self.transport.receive()
             conn.receive_data(data)
-            closed = self._drain()
-            # a websocket message carries whole records: bytes left over mean one was cut
-            if (
-                not closed
-                and data
-                and conn.pending_bytes
-                and conn.state in (State.IDLE, State.OPEN)
-            ):
-                conn.receive_data(b"")
+            self._out.reader_active = True
+            try:
                 closed = self._drain()
+                # a websocket message carries whole records: bytes left over mean one was cut
+                if (
+                    not closed
+                    and data
+                    and conn.pending_bytes
+                    and conn.state in (State.IDLE, State.OPEN)
+                ):
+                    conn.receive_data(b"")
+                    closed = self._drain()
+            finally:
+                self._out.reader_active = False
             await self._out.flush()
             if closed or not data:
                 return
