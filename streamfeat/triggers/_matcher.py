@@ -38,62 +38,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import accumulate
-from typing import Any, NamedTuple
+from typing import Any
 
-from streamfeat._event import Event, event_from_obj, event_to_obj
-from streamfeat._tokens import Token
+from streamfeat._event import Event
 from streamfeat.triggers._pattern import Pattern
-from streamfeat.triggers._trie import Compiled, SegKey, TriggerPlan, compile_patterns
+from streamfeat.triggers._snapshot import dump_state, load_state
+from streamfeat.triggers._state import OCC_PRUNE, TRIM, DeviceState, Entry, Firing, Trig, insert
+from streamfeat.triggers._trie import Compiled, TriggerPlan, compile_patterns
 
 __all__ = ["DeviceState", "Firing", "Matcher"]
-
-Entry = tuple[int, int, int, int]  # (s, ts_s, end, device clock at s)
-
-
-class Firing(NamedTuple):
-    """One firing: the trigger, the slice's first/last index and ts, and its events."""
-
-    trigger: str
-    first: int
-    last: int
-    first_ts: int
-    last_ts: int
-    events: tuple[Event, ...]
-
-
-class _Trig:
-    __slots__ = ("F", "L")
-
-    def __init__(self, k: int, last: int = -1) -> None:
-        self.L = last
-        self.F: list[list[Entry]] = [[] for _ in range(k)]
-
-
-class DeviceState:
-    """Per-device matcher state: automaton node, recent events, frontiers (see module doc)."""
-
-    __slots__ = ("base", "c", "chain", "clk", "due", "events", "last", "lead", "maxts", "node",
-                 "occ", "pend", "seen", "symocc", "trig", "trim_at", "wait", "watch")  # fmt: skip
-
-    def __init__(self, c: Compiled) -> None:
-        self.c = c  # the compiled set this state is synced to
-        self.node = 0
-        self.base = -1  # index of events[0]; -1 until the first event
-        self.last = -1  # index of the last event
-        self.events: list[Event] = []
-        self.clk: list[int] = []  # the device's clock at each buffered event
-        self.maxts = -1
-        self.seen: dict[Token, int] = {}  # `without` token -> index of its last event
-        self.trig: dict[int, _Trig] = {}
-        self.occ: dict[int, list[int]] = {}  # shared first segment -> starts of its occurrences
-        self.symocc: dict[int, list[int]] = {}  # symbol -> its events (one-event first segments)
-        self.wait: dict[int, set[tuple[int, int]]] = {}  # segment -> (trigger, j) waiting on it
-        self.due: dict[int, set[int]] = {}  # index -> triggers whose last segment ends there
-        self.watch: set[int] = set()  # trailing `*` with `within`: checked at every event
-        self.lead: dict[int, list[Entry]] = {}  # leading `*` with `within`: start staircase
-        self.chain: dict[int, list[int]] = {}  # `A * A * ... * A`: the last k starts of A
-        self.pend: dict[int, list[tuple[int, int]]] = {}  # index -> (segment, start) to check
-        self.trim_at = _TRIM
 
 
 class Matcher:
@@ -211,7 +164,7 @@ class Matcher:
         st.watch &= c.plans.keys()
         for tid, plan in c.plans.items():
             if c.added[tid] > old.generation:  # new since: no match may start before now
-                st.trig[tid] = _Trig(len(plan.segments), st.last)
+                st.trig[tid] = Trig(len(plan.segments), st.last)
         st.c = c
         self._rewait(st)
 
@@ -424,7 +377,7 @@ class Matcher:
                     st.wait.setdefault(plans[tid].segments[1], set()).add((tid, j))
             else:
                 occ.append(b)
-                if len(occ) > _OCC_PRUNE:
+                if len(occ) > OCC_PRUNE:
                     occ[:] = self._occ_front(st, self.c.segments[sid].length, occ, -1, now)
         if st.wait:
             waiting = st.wait.get(sid)
@@ -451,7 +404,7 @@ class Matcher:
         if s <= lo:
             return
         if tr is None:
-            tr = st.trig[tid] = _Trig(len(plan.segments))
+            tr = st.trig[tid] = Trig(len(plan.segments))
         i = s - st.base
         tr.F[-1] = [(s, st.events[i].ts, now, st.clk[i])]
         due = st.due.get(now)
@@ -488,7 +441,7 @@ class Matcher:
         """A leading `*` (with `within`): every event is a possible start; keep the staircase."""
         plan = self.c.plans[tid]
         entries = st.lead.setdefault(tid, [])
-        _insert(entries, (e, ts, e, clock), e - plan.backs[0] + 1, True)
+        insert(entries, (e, ts, e, clock), e - plan.backs[0] + 1, True)
 
     def _extend(self, st: DeviceState, tid: int, j: int, b: int, end: int, now: int) -> None:
         """Segment ``j`` of trigger ``tid`` occurs over ``[b..end]``: extend its partial matches."""
@@ -537,7 +490,7 @@ class Matcher:
                 return
         k = len(plan.segments)
         if tr is None:
-            tr = st.trig[tid] = _Trig(k)
+            tr = st.trig[tid] = Trig(k)
         # the next lookups: segment j + 1 starting no earlier than now - back + 1; or the firing
         # checks: at `end` exactly, or (trailing `*`) at every event from `end` on
         nxt = j + 1
@@ -546,7 +499,7 @@ class Matcher:
         exact = nxt == k and not plan.trail
         frontier = tr.F[j]
         for x in cands:
-            _insert(frontier, (x[0], x[1], end, x[3]), horizon, use_ts, exact)
+            insert(frontier, (x[0], x[1], end, x[3]), horizon, use_ts, exact)
         if nxt < k:
             seg = plan.segments[nxt]
             waiting = st.wait.get(seg)
@@ -573,7 +526,7 @@ class Matcher:
                 st.wait.setdefault(plans[tid].segments[1], set()).add((tid, j))
         else:
             starts.append(e)
-            if len(starts) > _OCC_PRUNE:
+            if len(starts) > OCC_PRUNE:
                 starts[:] = self._occ_front(st, 1, starts, -1, e)
 
     def _by_symbol(self, st: DeviceState, starts: Any) -> dict[int, list[int]]:
@@ -749,7 +702,7 @@ class Matcher:
             del st.events[:cut]
             del st.clk[:cut]
             st.base += cut
-        st.trim_at = max(_TRIM, 2 * len(st.events))
+        st.trim_at = max(TRIM, 2 * len(st.events))
 
     def _live(self, st: DeviceState, entries: list[Entry], lo: int, e: int) -> list[Entry]:
         """Return the entries still usable at ``e``; count the ones the limits cut."""
@@ -765,132 +718,8 @@ class Matcher:
 
     def dump(self, st: DeviceState) -> dict[str, Any]:
         """Return a msgpack-able form of ``st`` (trigger names and segment tokens, not ids)."""
-        if st.c is not self.c:
-            self._resync(st)
-        plans = self.c.plans
-        keys = self.c.seg_keys
-        return {
-            "base": st.base,
-            "last": st.last,
-            "maxts": st.maxts,
-            "events": [event_to_obj(ev) for ev in st.events],
-            "clk": st.clk,
-            "seen": [[t.type, t.page, i] for t, i in st.seen.items()],
-            "occ": [[_dump_key(keys[sid]), list(v)] for sid, v in st.occ.items()],
-            "symocc": sorted({x for v in st.symocc.values() for x in v}),
-            "trig": {
-                plans[t].name: [tr.L, [[list(x) for x in f] for f in tr.F]]
-                for t, tr in st.trig.items()
-            },
-            "due": [[i, sorted(plans[t].name for t in ts)] for i, ts in st.due.items()],
-            "watch": sorted(plans[t].name for t in st.watch),
-            "lead": {plans[t].name: [list(x) for x in v] for t, v in st.lead.items()},
-            "chain": {plans[t].name: list(v) for t, v in st.chain.items()},
-            "pend": [
-                [at, [[_dump_key(keys[sid]), b] for sid, b in v]] for at, v in st.pend.items()
-            ],
-        }
+        return dump_state(self, st)
 
     def load(self, data: dict[str, Any]) -> DeviceState:
         """Rebuild a state from :meth:`dump` (triggers no longer registered are dropped)."""
-        c = self.c
-        st = DeviceState(c)
-        st.base, st.last, st.maxts = data["base"], data["last"], data["maxts"]
-        st.events = [event_from_obj(o) for o in data["events"]]
-        st.clk = list(data["clk"])
-        st.seen = {Token(t, p): i for t, p, i in data["seen"]}
-        for key, entries in data["occ"]:
-            sid = c.sid_of_key.get(_load_key(key))
-            if sid is not None and sid in c.after_first:
-                st.occ[sid] = list(entries)
-        by_name = c.by_name
-        for name, (last, frontiers) in data["trig"].items():
-            tid = by_name.get(name)
-            if tid is not None and len(frontiers) == len(c.plans[tid].segments):
-                tr = st.trig[tid] = _Trig(0, last)
-                tr.F = [[_entry(x) for x in f] for f in frontiers]
-        for i, names in data["due"]:
-            tids = {by_name[n] for n in names if n in by_name}
-            if tids:
-                st.due[i] = tids
-        st.watch = {by_name[n] for n in data["watch"] if n in by_name}
-        st.lead = {
-            by_name[n]: [_entry(x) for x in v] for n, v in data["lead"].items() if n in by_name
-        }
-        st.chain = {by_name[n]: list(v) for n, v in data["chain"].items() if n in by_name}
-        st.symocc = self._by_symbol(st, data["symocc"])
-        for at, items in data["pend"]:
-            for key, b in items:
-                sid = c.sid_of_key.get(_load_key(key))
-                if sid is not None and sid in c.used:
-                    st.pend.setdefault(at, []).append((sid, b))
-        for ev in st.events[-c.max_segment :]:
-            st.node = c.step(st.node, c.symbol(ev))
-        self._rewait(st)
-        st.trim_at = max(_TRIM, 2 * len(st.events))
-        return st
-
-
-_TRIM = 256
-_OCC_PRUNE = 32  # prune a shared occurrence list when it grows past this
-
-
-def _dump_key(key: SegKey) -> list[Any]:
-    return [None if p is None else [[t.type, t.page] for t in p] for p in key]
-
-
-def _load_key(data: list[Any]) -> SegKey:
-    return tuple(None if p is None else tuple(Token(t, pg) for t, pg in p) for p in data)
-
-
-def _entry(x: list[int]) -> Entry:
-    return (x[0], x[1], x[2], x[3])
-
-
-def _insert(
-    entries: list[Entry], new: Entry, horizon: int, use_ts: bool, exact: bool = False
-) -> None:
-    """Add ``new`` to a frontier, keeping only entries no other entry beats for every future use.
-
-    An entry P beats A when ``P.s >= A.s``, ``P.ts >= A.ts`` (when ``within`` matters) and P can
-    serve every use A can: P ends no later than A, or P ends before ``horizon`` (every future
-    lookup starts after it: P is *settled*). With ``exact`` (the last segment, checked at its
-    end only) only entries with the same end compare. Entries arrive in order of their end, so
-    a new entry can only be beaten by older ones, and only settled entries beat older ones.
-    """
-    if not entries:
-        entries.append(new)
-        return
-    s, ts, end, _ = new
-    for p in entries:
-        if (
-            p[0] >= s
-            and (not use_ts or p[1] >= ts)
-            and (p[2] == end if exact else (p[2] <= end or p[2] < horizon))
-        ):
-            return
-    if exact or end >= horizon:
-        # the new entry beats only entries with its own end
-        if entries[-1][2] == end:
-            entries[:] = [
-                a for a in entries if not (a[2] == end and s >= a[0] and (not use_ts or ts >= a[1]))
-            ]
-        entries.append(new)
-    else:
-        entries.append(new)
-    if exact or entries[0][2] >= horizon or len(entries) < 2 or entries[1][2] >= horizon:
-        return
-    # two or more settled entries: keep their Pareto front (s up, ts down), then the rest
-    n = 0
-    while n < len(entries) and entries[n][2] < horizon:
-        n += 1
-    settled = sorted(entries[:n], key=lambda a: (-a[0], a[2]))
-    front = [settled[0]]
-    if use_ts:
-        top = settled[0][1]
-        for a in settled[1:]:
-            if a[1] > top:
-                front.append(a)
-                top = a[1]
-    front.sort(key=lambda a: a[2])
-    entries[:n] = front
+        return load_state(self, data)
