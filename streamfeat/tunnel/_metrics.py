@@ -51,8 +51,9 @@ class TunnelMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
-        for result in ("stored", "duplicate"):
-            self.batches.labels(result)
+        # label children looked up once: labels() takes a lock and a dict lookup per call
+        self.stored = self.batches.labels("stored")
+        self.duplicates = self.batches.labels("duplicate")
         for code in CloseCode:
             if code not in NOT_REFUSALS:
                 self.refusals.labels(code.reason)
