@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -64,6 +65,13 @@ def add_parsers(sub: Any) -> None:
         envvar="STREAMFEAT_PORT",
         help="port (0 = any free port; the bound one is printed)",
     )
+    p.add_argument(
+        "--tasks",
+        metavar="FILE",
+        action="append",
+        help="tasks file(s) whose records the devices upload, to decode and store them "
+        "(repeat for several versions; default: the embedded default tasks file)",
+    )
     _db_option(p)
     p.set_defaults(func=_serve)
 
@@ -109,8 +117,25 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=_device_config)
 
 
+def _decoder(paths: list[str] | None) -> Any:
+    """Return ``bytes -> records`` for the schemas of the given tasks files (or the default)."""
+    from streamfeat._cli_replay import default_tasks_text
+    from streamfeat.encoders import decode_batch, index_schemas, schemas_for
+    from streamfeat.tasks import load_tasks, parse_tasks
+
+    configs = [load_tasks(p) for p in paths] if paths else [parse_tasks(default_tasks_text())]
+    schemas = index_schemas(*(schemas_for(c) for c in configs))
+    return functools.partial(decode_batch, schemas_by_id=schemas)
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from streamfeat.errors import ConfigError
     from streamfeat.tunnel._server import serve
+
+    try:
+        decoder = _decoder(args.tasks)
+    except ConfigError as exc:
+        args.parser.error(str(exc))
 
     def ready(host: str, port: int) -> None:
         # scripts and tests read the bound port from this line
@@ -122,6 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             db=Path(args.db),
             key_path=_key_default(args),
+            decoder=decoder,
             ready=ready,
         )
     )
