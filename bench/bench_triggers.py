@@ -13,7 +13,7 @@ On one generated log (>= 200,000 events, pre-parsed into Events outside the timi
   patterns on the first events of the log; ratio of ours to it;
 * hot update: the time to add one trigger to 10,000 (the automaton is rebuilt).
 
-Rates are the best of a few rounds run in turn (the machine's load then weighs on all alike).
+Rates are the best of 3 rounds run in turn (the machine's load then weighs on all alike).
 
 The pattern mix: 10 "product" patterns over the log's common events (item-detail visits,
 k exposures without a click, pv-cart-buy within 1h, ...); the rest drawn from templates
@@ -244,7 +244,7 @@ def _matcher(n: int) -> Matcher:
 def _best_rates(ctx: Context, fns: dict[str, Callable[[], object]], n: int) -> dict[str, float]:
     """Events/s of each function, best of a few rounds run in turn (the load moves together)."""
     best: dict[str, float] = {}
-    for _ in range(1 if ctx.quick else 5):
+    for _ in range(1 if ctx.quick else 3):
         for name, fn in fns.items():
             gc.collect()
             t0 = time.perf_counter()

@@ -461,7 +461,9 @@ class Matcher:
             if plan.lead:
                 src += st.lead.get(tid, ())
         else:
-            if j == 1 and not plan.lead:
+            if j == 1 and not plan.lead and plan.within is None:
+                got = self._last_occ(st, plan.segments[0], b)
+            elif j == 1 and not plan.lead:
                 got = self._occ_entries(st, plan.segments[0], b)
             else:
                 got = tr.F[j - 1] if tr else None
@@ -549,6 +551,29 @@ class Matcher:
         if len(lists) < 2:
             return lists[0] if lists else None
         return sorted(x for v in lists for x in v)
+
+    def _last_occ(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
+        """The latest noted occurrence of first segment ``sid`` ending before ``b`` (as the one
+        entry a trigger without ``within`` needs), a dead entry if none, None if none noted."""
+        c = self.c
+        length = c.segments[sid].length
+        last_start = b - length  # an occurrence starting at x ends at x + length - 1 < b
+        cls = c.sym_first.get(sid)
+        lists = (st.occ.get(sid),) if cls is None else [st.symocc.get(sym) for sym in cls]
+        best = -2
+        for starts in lists:
+            if starts:
+                best = max(best, -1)
+                for x in reversed(starts):
+                    if x <= last_start:
+                        best = max(best, x)
+                        break
+        if best == -2:
+            return None
+        if best < 0:
+            return [(-1, 0, -1, 0)]  # a dead entry: keeps the caller waiting, matches nothing
+        i = best - st.base
+        return [(best, st.events[i].ts, best + length - 1, st.clk[i])]
 
     def _occ_entries(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
         """The shared occurrences of first segment ``sid`` that end before ``b``, as entries."""
