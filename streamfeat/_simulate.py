@@ -238,6 +238,7 @@ class Simulation:
         self._configs: list[str] = []
         self._restarting: asyncio.Future[None] | None = None
         self._progressed = asyncio.Event()
+        self._pushes: list[tuple[int, str]] = []
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -282,6 +283,8 @@ class Simulation:
                 await asyncio.sleep(0.1)  # the old process's port is not free yet
                 continue
             self._endpoint, self._endpoint_port = proc, int(msg["listening"])
+            for version, text in self._pushes:  # a push it may have missed while down
+                await self._send_push(version, text)
             return
 
     async def _stop_endpoint(self) -> None:
@@ -468,15 +471,24 @@ class Simulation:
     async def push_config(self, version: int, text: str) -> None:
         """Send tasks file ``text`` as ``version`` to every device.
 
-        The config is first written to the endpoint's database (so a device that is not
-        connected, or whose endpoint is killed before it pushes, gets it when it connects);
-        then the endpoint, if it is ours and up, sends it down the open connections at once.
+        Our endpoint stores it (for devices not connected) and sends it down the open
+        connections at once; if chaos has it down, or kills it before it read the request, the
+        request is sent again when it is back (idempotent: a device keeps the highest version).
+        The simulator never writes the endpoint's database itself while the endpoint runs.
+        With ``server``, the config is written to ``server_db`` and goes out on each device's
+        next connection.
         """
-        await asyncio.to_thread(self._store_config, version, text)
-        if self._endpoint is not None:
-            with contextlib.suppress(OSError, RuntimeError):  # killed by chaos meanwhile: stored anyway
-                await self._endpoint.send(json.dumps({"push": {"devices": self.device_names, "version": version, "body": text}}))
+        self._pushes.append((version, text))
+        if self.options.server is not None:
+            await asyncio.to_thread(self._store_config, version, text)
+        elif self._endpoint is not None:
+            await self._send_push(version, text)
         self.report.configs_pushed += 1
+
+    async def _send_push(self, version: int, text: str) -> None:
+        assert self._endpoint is not None
+        with contextlib.suppress(OSError, RuntimeError):  # killed meanwhile: sent again after the restart
+            await self._endpoint.send(json.dumps({"push": {"devices": self.device_names, "version": version, "body": text}}))
 
     def _store_config(self, version: int, text: str) -> None:
         from streamfeat.tunnel._storage import SQLiteStorage
