@@ -80,13 +80,15 @@ def test_small_fleet_every_queued_record_is_stored_exactly_once(tmp_path: Path) 
 
 
 def test_fleet_under_chaos_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
+    # a push during the faults too: it must reach every device without touching stored batches
     report = simulate(SimOptions(devices=12, minutes=1.5, speed=10, processes=2, seed=4, chaos=True,
-                                 tasks_text=TASKS, workdir=tmp_path))  # fmt: skip
+                                 tasks_text=TASKS, reconfigure=((0.7, PUSHED),), workdir=tmp_path))  # fmt: skip
     assert report.endpoint_restarts >= 1
+    assert report.versions == {"v1": 12}
     assert report.connections_cut + report.reconnects >= 1
     assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (0, 0, 0, 0)
     assert report.stored == report.queued > 0
-    stored = endpoint_records(tmp_path / "endpoint.sqlite", [TASKS])
+    stored = endpoint_records(tmp_path / "endpoint.sqlite", [TASKS, PUSHED])
     assert counted(stored) == report.events
 
 
