@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,9 @@ class AgentStats:
     uploaded_json_bytes: int = 0  # the same records as JSON lines: the "feature" size
     payloads: int = 0
     payload_bytes: int = 0
-    encode_errors: int = 0
+    encode_errors: int = 0  # records that could not be encoded (stored, not uploaded)
+    store_errors: int = 0  # records the store could not write (still uploaded)
+    queue_errors: int = 0  # records the outbox could not take (stored, not uploaded)
     tasks_started: int = 0
     config_version: int = 0
     configs_applied: int = 0
@@ -460,8 +463,12 @@ class Agent:
             counts[kind] = counts.get(kind, 0) + 1
             if kind == "feature":
                 self._latest[(r["device"], r["feature"])] = [r["ts"], [r["values"]]]
-        with self.store.transaction():
-            self.store.add_records(records)
+        try:
+            with self.store.transaction():
+                self.store.add_records(records)
+        except (StorageError, sqlite3.Error):  # a full or broken disk must not stop the uploads
+            self.stats.store_errors += len(records)
+            agent_log.exception("could not store %d records", len(records))
         upload = [public(r) for r in records if r["kind"] in self._upload_kinds]
         for i in range(0, len(upload), _MAX_PAYLOAD_RECORDS):
             self._enqueue(upload[i : i + _MAX_PAYLOAD_RECORDS], encoder)
@@ -481,6 +488,10 @@ class Agent:
                 return
             self._encode_failed(records)
             return
+        except StorageError:
+            self.stats.queue_errors += len(records)
+            agent_log.exception("could not queue %d records in the outbox", len(records))
+            return
         except StreamfeatError:
             self._encode_failed(records)
             return
@@ -493,7 +504,8 @@ class Agent:
 
     def _encode_failed(self, records: list[Record]) -> None:
         self.stats.encode_errors += len(records)
-        self.store.incr("agent.encode_errors", len(records))
+        with contextlib.suppress(StorageError, sqlite3.Error):
+            self.store.incr("agent.encode_errors", len(records))
         agent_log.warning("could not encode %d records; they stay in the store only", len(records))
 
     def _task_output(self, record: Record) -> None:

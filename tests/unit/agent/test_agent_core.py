@@ -148,3 +148,31 @@ async def test_submit_needs_a_started_agent(tmp_path: Path, manual_clock: Manual
     await agent.aclose()
     with pytest.raises(RuntimeError):
         await agent.submit(events(1)[0])
+
+
+async def test_a_failing_store_or_outbox_is_counted_and_the_other_goes_on(
+    tmp_path: Path, manual_clock: ManualClock, monkeypatch: Any
+) -> None:
+    from streamfeat.errors import StorageError
+
+    queued: list[dict[str, Any]] = []
+    agent = agent_for(tmp_path, None, manual_clock, on_upload=queued.extend)
+    await agent.start()
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise StorageError("disk full")
+
+    monkeypatch.setattr(agent.store, "add_records", broken)
+    for ev in events(100, seed=6):
+        await agent.submit(ev)
+    await agent.drain()
+    assert agent.stats.store_errors > 0
+    assert queued  # the records still went to the outbox
+    monkeypatch.undo()
+    monkeypatch.setattr(agent.outbox, "enqueue", broken)
+    before = len(queued)
+    for ev in events(100, seed=7):
+        await agent.submit(ev)
+    await agent.aclose(close_windows=True)
+    assert agent.stats.queue_errors > 0
+    assert len(queued) == before
