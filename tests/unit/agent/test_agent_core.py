@@ -160,7 +160,8 @@ async def test_a_failing_store_or_outbox_is_counted_and_the_other_goes_on(
     await agent.start()
 
     def broken(*_: Any, **__: Any) -> None:
-        raise StorageError("disk full")
+        msg = "disk full"
+        raise StorageError(msg)
 
     monkeypatch.setattr(agent.store, "add_records", broken)
     for ev in events(100, seed=6):
