@@ -243,7 +243,11 @@ class Matcher:
         if len(events) >= st.trim_at:
             self.gc(st)
         if sym in c.sym_users:
-            self._note(st, sym, index)
+            starts = st.symocc.get(sym)
+            if starts is not None and len(starts) < OCC_PRUNE:
+                starts.append(index)  # the common case of _note, inline
+            else:
+                self._note(st, sym, index)
         hits = c.out[node]
         if hits or st.pend or st.due or st.watch or c.every or c.lead:
             return self._layer(st, index, event, hits)

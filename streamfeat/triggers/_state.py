@@ -71,7 +71,7 @@ class DeviceState:
 
 
 TRIM = 256  # first housekeeping pass of a device's buffer; then at twice its size
-OCC_PRUNE = 32  # prune a shared occurrence list when it grows past this
+OCC_PRUNE = 8  # prune a shared occurrence list when it grows past this
 
 
 def dump_key(key: SegKey) -> list[Any]:
