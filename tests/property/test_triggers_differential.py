@@ -12,8 +12,10 @@ removed while it goes.
 
 from __future__ import annotations
 
+import random
+
 import msgpack
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamfeat._engine import Engine
@@ -158,3 +160,21 @@ def test_hot_add_and_remove_leave_the_others_alone(
     order = {name: i for i, name in enumerate([*trigs, "new"])}
     expected.sort(key=lambda f: (f[2], order[f[0]]))
     assert got == expected
+
+
+@settings(max_examples=12)
+@given(triggers, st.integers(0, 2**32), st.sampled_from((12, 40)), st.sampled_from((BIG_MS, 60)))
+def test_long_streams_exercise_housekeeping(
+    trigs: dict[str, Pattern], seed: int, n_lim: int, ms_lim: int
+) -> None:
+    """Hundreds of events: buffer trimming, occurrence pruning and limit cuts all happen."""
+    rng = random.Random(seed)
+    ts, events = 1_000, []
+    for _ in range(rng.randint(300, 600)):
+        ts = max(0, ts + rng.randint(-6, 8))
+        events.append(Event(ts, rng.choice((*TYPES, "d")), "dev", rng.choice(PAGES)))
+    expected = reference_firings(trigs, events, limit_ms=ms_lim, limit_events=n_lim)
+    m = Matcher(trigs, limit_ms=ms_lim, limit_events=n_lim)
+    assert _step_all(m, events) == expected
+    batch = Matcher(trigs, limit_ms=ms_lim, limit_events=n_lim).run_batch(events)
+    assert [(f.trigger, f.first, f.last) for f in batch] == expected
