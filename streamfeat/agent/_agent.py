@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import sqlite3
 from collections.abc import Callable
@@ -55,7 +56,7 @@ from streamfeat.agent._outbox import TimedOutbox
 from streamfeat.agent._switch import SwitchReport, switch_engine
 from streamfeat.agent._versions import VersionHistory
 from streamfeat.clock import Clock, SystemClock
-from streamfeat.encoders import Encoder, SchemaSet, encoder_for, schemas_for
+from streamfeat.encoders import Encoder, SchemaSet, decode_batch, encoder_for, schemas_for
 from streamfeat.errors import ConfigError, EventError, StorageError, StreamfeatError, TunnelError
 from streamfeat.tasks import TasksConfig, load_tasks, parse_tasks
 from streamfeat.tunnel._crypto import KeyPair
@@ -65,6 +66,8 @@ __all__ = ["Agent", "AgentStats", "load_config"]
 
 _CHECKPOINT = "agent"
 _CONFIG_KEY = "agent.config"
+_ADMISSION_KEY = "admission"
+_ADMISSION_SPEC_KEY = "admission.spec"
 _MAX_PAYLOAD_RECORDS = 200  # records per payload: keeps each well under the tunnel's batch limit
 
 
@@ -211,6 +214,8 @@ class Agent:
         self.switches: list[SwitchReport] = []
         self.uploader: Any = None
         self.tasks: Any = None
+        self.admission: Any = None  # the id admission filter of [upload] admission, if any
+        self._admission_spec: str | None = None
         self.outbox_waiting = 0  # batches and items not acknowledged when the agent closed
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -445,8 +450,34 @@ class Agent:
 
         self.config = config
         self._upload_kinds = frozenset(config.upload.records)
-        self.encoder: Encoder = encoder_for(config.upload.encoding, _schemas(config))
+        self.admission = self._admission_for(config.upload.admission)
+        self.encoder: Encoder = encoder_for(config.upload.encoding, _schemas(config), admission=self.admission)
         self.tasks = TaskRunner(config, output=self._task_output, reader=self._read) if config.tasks else None
+
+    def _admission_for(self, spec: str | None) -> Any:
+        """The id admission filter of ``[upload] admission``: the running one if the spec is
+        unchanged, else the one saved in the store with that spec, else a new one seeded per device."""
+        from streamfeat.encoders import load_admission, parse_admission
+        from streamfeat.errors import DecodeError
+
+        if spec is None:
+            self._admission_spec = None
+            return None
+        if spec == getattr(self, "_admission_spec", None) and getattr(self, "admission", None) is not None:
+            return self.admission
+        self._admission_spec = spec
+        saved = self.store.get_state(_ADMISSION_KEY)
+        if saved is not None and self.store.get_state(_ADMISSION_SPEC_KEY) == spec.encode():
+            try:
+                return load_admission(saved)
+            except DecodeError:
+                agent_log.warning("stored admission state is unreadable; starting a new filter")
+        return parse_admission(spec, seed=self._device_seed())
+
+    def _device_seed(self) -> int:
+        # per device, so that devices' hashed buckets and sampling differ; stable across restarts
+        who = self._device_key.public if self._device_key is not None else self.device.encode()
+        return int.from_bytes(hashlib.blake2b(who, digest_size=8).digest(), "big")
 
     def _read(self, device: str) -> dict[str, Any]:
         return {"features": self.features(device), "windows": self.windows(device)}
@@ -500,7 +531,9 @@ class Agent:
         self.stats.uploaded_records += len(records)
         self.stats.uploaded_json_bytes += sum(len(orjson.dumps(r)) + 1 for r in records)
         if self.on_upload is not None:
-            self.on_upload(records)
+            # with an admission filter the ids sent are not the ids produced: report what was sent
+            sent = records if encoder.admission is None else decode_batch(payload, encoder.schemas)
+            self.on_upload(sent)
 
     def _encode_failed(self, records: list[Record]) -> None:
         self.stats.encode_errors += len(records)
@@ -529,6 +562,9 @@ class Agent:
         with self.store.transaction():
             self.store.save_checkpoint(cp)
             self.store.put_state(_CONFIG_KEY, msgpack.packb([self.version, self.config.text], use_bin_type=True))
+            if self.admission is not None and self._admission_spec is not None:
+                self.store.put_state(_ADMISSION_KEY, self.admission.dump())
+                self.store.put_state(_ADMISSION_SPEC_KEY, self._admission_spec.encode())
         self.stats.snapshots += 1
 
     async def _snapshot_loop(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import threading
@@ -120,6 +121,8 @@ async def _agent_main(args: argparse.Namespace, tasks: Any, url: str, key: bytes
     agent = Agent(tasks=tasks, store_path=args.store, endpoint_url=url, endpoint_public_key=key,
                   device_key=private, device=args.device or name, tick=args.tick)  # fmt: skip
     await agent.start()
+    gc.collect()
+    gc.freeze()  # a long-running process: keep its long-lived objects out of full collections
     if args.connect_wait > 0:
         await agent.wait_connected(args.connect_wait)
     loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ goes through the old engine), then :func:`switch_engine` builds the new engine a
 per-device state over, stage by stage, from the old engine's snapshot:
 
 * **triggers**: the old :class:`~streamfeat.triggers.TriggerStage` object is kept and updated in
-  place with ``remove`` / ``add`` (a trigger whose pattern changed is removed and added again),
+  place with one ``update(added, removed)`` (a trigger whose pattern changed is removed and added),
   so partial matches of unchanged triggers survive. If ``[engine]`` changed (partial-match
   limits) or the file has no triggers any more, the stage is rebuilt (or dropped).
 * **windows** / **features**: a new stage is built; each window (feature) whose name and
@@ -95,10 +95,9 @@ def _trigger_stage(old_engine: Engine, old: TasksConfig, new: TasksConfig, repor
     if stage is None or old.engine != new.engine:
         return TriggerStage(new)
     assert isinstance(stage, TriggerStage)
-    for name in report.removed.get("triggers", []) + report.changed.get("triggers", []):
-        stage.remove(name)
-    for name in report.changed.get("triggers", []) + report.added.get("triggers", []):
-        stage.add(name, new.triggers[name])
+    changed = report.changed.get("triggers", [])
+    added = {n: new.triggers[n] for n in changed + report.added.get("triggers", [])}
+    stage.update(added, report.removed.get("triggers", []) + changed)  # one rebuild, all or nothing
     return stage
 
 
@@ -206,7 +205,7 @@ def switch_engine(
 
     Raises:
         TriggerSpecError: a new pattern does not parse (the loader normally refused it first);
-            the old engine may then have lost some triggers, so the caller rebuilds from ``new``.
+            the old engine is then unchanged.
     """
     report = diff_configs(old, new)
     stages = _new_stages(old_engine, old, new, report, sizes)

@@ -177,3 +177,30 @@ async def test_a_failing_store_or_outbox_is_counted_and_the_other_goes_on(
     await agent.aclose(close_windows=True)
     assert agent.stats.queue_errors > 0
     assert len(queued) == before
+
+
+async def test_admission_filter_relabels_ids_and_survives_a_restart(
+    tmp_path: Path, endpoint: MemoryEndpoint, manual_clock: ManualClock
+) -> None:
+    from streamfeat.encoders import BUCKET_PREFIX
+
+    tasks = BASE.replace('encoding = "compact"', 'encoding = "compact"\nadmission = "bloom 2"')
+    key = endpoint.device("phone")
+    queued: list[dict[str, Any]] = []
+    agent = agent_for(tmp_path, endpoint, manual_clock, tasks=tasks, key=key, on_upload=queued.extend)
+    await agent.start()
+    assert agent.admission is not None
+    for ev in events(300, seed=8):
+        await agent.submit(ev)
+    await agent.aclose(close_windows=True, drain_timeout=10)
+    items = [r["values"]["item"] for r in queued if r["kind"] == "feature"]
+    assert any(str(i).startswith(BUCKET_PREFIX) for i in items)  # first sightings go out hashed
+    schemas = schemas_for(parse_tasks(tasks))
+    stored = [r for p in endpoint.payloads("phone") for r in decode_batch(p, schemas)]
+    key_of = lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS)  # noqa: E731
+    assert sorted(map(key_of, stored)) == sorted(map(key_of, queued))  # the ledger is what was sent
+    again = agent_for(tmp_path, None, manual_clock, tasks=tasks)
+    await again.start()
+    assert again.store.get_state("admission") is not None
+    assert again.admission.dump() == again.store.get_state("admission")  # restored, not new
+    await again.aclose()
