@@ -9,6 +9,7 @@ protocol on a shared database or a stream bus (the key must be unique there too)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -86,8 +87,14 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     p = Path(path)
     if str(p) != ":memory:":
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(p, os.O_CREAT | os.O_RDWR, stat.S_IRUSR | stat.S_IWUSR)
-        os.close(fd)
+        # Create the file 0600 before SQLite writes to it, but never open an existing one with
+        # a plain descriptor: closing it would drop every POSIX lock this process holds on the
+        # file, SQLite's WAL-mode "a connection is open" lock included; another process closing
+        # its connection would then checkpoint and delete the WAL under our open connections,
+        # and what we commit afterwards would be lost in a crash.
+        if not p.exists():
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_RDWR, stat.S_IRUSR | stat.S_IWUSR))
     try:
         conn = sqlite3.connect(str(p), isolation_level=None, check_same_thread=False, timeout=10)
         conn.execute("PRAGMA journal_mode=WAL")
