@@ -73,6 +73,15 @@ class SessionLogic(WindowLogic):
         sessions = st.keys.get(key)
         if sessions is None:
             sessions = st.keys[key] = []
+        elif sessions[-1][0] <= ts < sessions[-1][1] + gap:
+            # the common case: the event extends the latest session; by the invariant no
+            # earlier session is within the gap of a ts at or after that session's first
+            last = sessions[-1]
+            if ts > last[1]:
+                last[1] = ts
+            for step in self.steps:
+                step(last[2], event, seq)
+            return int(last[1]) + gap
         hits = [s for s in sessions if s[0] - gap < ts < s[1] + gap]
         if not hits:
             s: list[Any] = [ts, ts, aggs.new()]
