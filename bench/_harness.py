@@ -50,8 +50,20 @@ class Context:
             minutes = 60
             while True:
                 subprocess.run(
-                    [sys.executable, "-m", "streamfeat", "generate", "--devices", str(devices),
-                     "--minutes", str(minutes), "--seed", str(seed), "--out", str(path)],
+                    [
+                        sys.executable,
+                        "-m",
+                        "streamfeat",
+                        "generate",
+                        "--devices",
+                        str(devices),
+                        "--minutes",
+                        str(minutes),
+                        "--seed",
+                        str(seed),
+                        "--out",
+                        str(path),
+                    ],
                     check=True,
                 )
                 with path.open("rb") as fh:
@@ -72,7 +84,8 @@ class Context:
             with path.open("wb") as fh:
                 subprocess.run(
                     [sys.executable, "-m", "streamfeat", "convert", "taobao", str(TAOBAO_CSV)],
-                    check=True, stdout=fh,
+                    check=True,
+                    stdout=fh,
                 )
             self._logs[key] = path
         return self._logs[key]

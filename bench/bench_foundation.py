@@ -73,7 +73,17 @@ def _rows_for(label: str, path: Path, ctx: Context) -> list[Row]:
 
     n = _count(path)
     t_parse = ctx.timeit(lambda: _parse(path))
-    rows = [Row("foundation", f"{label}: parse floor (orjson)", n / t_parse, "events/s", 1.0, "parse", f"{n:,} events")]
+    rows = [
+        Row(
+            "foundation",
+            f"{label}: parse floor (orjson)",
+            n / t_parse,
+            "events/s",
+            1.0,
+            "parse",
+            f"{n:,} events",
+        )
+    ]
     cases = [
         ("dispatch floor (parse + dict)", lambda: _dispatch(path)),
         ("parse + validate (reader)", lambda: _validate(path)),
@@ -84,7 +94,9 @@ def _rows_for(label: str, path: Path, ctx: Context) -> list[Row]:
         try:
             t = ctx.timeit(fn)
         except Exception as exc:  # a stage still missing must not hide the floors
-            rows.append(Row("foundation", f"{label}: {name}", 0.0, "events/s", None, "", f"failed: {exc}"))
+            rows.append(
+                Row("foundation", f"{label}: {name}", 0.0, "events/s", None, "", f"failed: {exc}")
+            )
             continue
         rows.append(Row("foundation", f"{label}: {name}", n / t, "events/s", t_parse / t, "parse"))
     return rows
@@ -100,6 +112,16 @@ def run(ctx: Context) -> list[Row]:
     else:
         rows += _rows_for("taobao", taobao, ctx)
         rss = _peak_rss_replay(taobao, ctx.tmp)
-        rows.append(Row("foundation", "taobao: peak RSS, replay default tasks", rss, "MB", None, "", "separate process"))
+        rows.append(
+            Row(
+                "foundation",
+                "taobao: peak RSS, replay default tasks",
+                rss,
+                "MB",
+                None,
+                "",
+                "separate process",
+            )
+        )
     _ = resource  # peak RSS is read in the child
     return rows

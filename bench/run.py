@@ -28,7 +28,7 @@ ORDER = ["foundation", "triggers", "windows", "encoders", "tunnel", "fleet"]
 
 
 def _modules(only: list[str] | None) -> list[str]:
-    names = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
+    names = sorted(p.stem[len("bench_") :] for p in HERE.glob("bench_*.py"))
     names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
     return [n for n in names if not only or n in only]
 
@@ -63,8 +63,15 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(traceback.format_exc())
             console.print(f"  done in {time.perf_counter() - t0:.1f} s")
     table = Table(title="streamfeat benchmarks (one run, side by side)")
-    for col, just in (("bench", "left"), ("measure", "left"), ("value", "right"),
-                      ("unit", "left"), ("ratio", "right"), ("vs", "left"), ("note", "left")):
+    for col, just in (
+        ("bench", "left"),
+        ("measure", "left"),
+        ("value", "right"),
+        ("unit", "left"),
+        ("ratio", "right"),
+        ("vs", "left"),
+        ("note", "left"),
+    ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"

@@ -32,18 +32,35 @@ def add_parsers(sub: Any) -> None:
         "write one JSON record per line to OUT and print a summary.",
     )
     p.add_argument("events", metavar="EVENTS", help="JSONL (optionally .gz) or msgpack file, or -")
-    p.add_argument("--tasks", metavar="TASKS.toml", help="tasks file (default: the embedded default)")
-    p.add_argument("--out", metavar="OUT.jsonl", required=True, help="output records (- for stdout)")
-    p.add_argument("--db", metavar="STORE.sqlite", help="store: quarantine, checkpoints, resume after a crash")
-    p.add_argument("--speed", type=float, metavar="X", help="replay in event time at X times real speed")
-    p.add_argument("--sizes", action="store_true", help="report bytes raw / JSON / per codec per record type")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts)")
-    p.add_argument("--format", choices=("jsonl", "msgpack"), help="input format (default: from the name)")
     p.add_argument(
-        "--checkpoint-every", type=int, default=50_000, metavar="N",
+        "--tasks", metavar="TASKS.toml", help="tasks file (default: the embedded default)"
+    )
+    p.add_argument(
+        "--out", metavar="OUT.jsonl", required=True, help="output records (- for stdout)"
+    )
+    p.add_argument(
+        "--db", metavar="STORE.sqlite", help="store: quarantine, checkpoints, resume after a crash"
+    )
+    p.add_argument(
+        "--speed", type=float, metavar="X", help="replay in event time at X times real speed"
+    )
+    p.add_argument(
+        "--sizes", action="store_true", help="report bytes raw / JSON / per codec per record type"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts)")
+    p.add_argument(
+        "--format", choices=("jsonl", "msgpack"), help="input format (default: from the name)"
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=50_000,
+        metavar="N",
         help="with --db, commit a checkpoint every N input lines (default: %(default)s)",
     )
-    p.add_argument("--restart", action="store_true", help="with --db, discard a previous checkpoint")
+    p.add_argument(
+        "--restart", action="store_true", help="with --db, discard a previous checkpoint"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     p.set_defaults(func=_replay)
 
@@ -54,7 +71,11 @@ def _replay(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 1:
         args.parser.error("--checkpoint-every must be at least 1")
     try:
-        config = load_tasks(args.tasks) if args.tasks else parse_tasks(default_tasks_text(), source="<default tasks>")
+        config = (
+            load_tasks(args.tasks)
+            if args.tasks
+            else parse_tasks(default_tasks_text(), source="<default tasks>")
+        )
     except ConfigError as exc:
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
@@ -64,8 +85,14 @@ def _replay(args: argparse.Namespace) -> int:
         if not Path(args.events).is_file():
             args.parser.error(f"EVENTS {args.events!r} is not a file")
     opts = ReplayOptions(
-        events=args.events, config=config, out=args.out, db=args.db, speed=args.speed,
-        sizes=args.sizes, checkpoint_every=args.checkpoint_every, fmt=args.format,
+        events=args.events,
+        config=config,
+        out=args.out,
+        db=args.db,
+        speed=args.speed,
+        sizes=args.sizes,
+        checkpoint_every=args.checkpoint_every,
+        fmt=args.format,
         restart=args.restart,
     )
     # the summary goes where the records don't; off a terminal, tables get room instead of
@@ -89,7 +116,10 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _with_progress(opts: ReplayOptions, console: Console) -> ReplaySummary:
     columns = (
-        TextColumn("replaying"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        TextColumn("replaying"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("replay", total=None)

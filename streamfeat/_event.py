@@ -136,7 +136,9 @@ def _check_args(args: object) -> None:
             continue
         if tv is float:
             raise EventError(f"args.{k}", "must not be NaN")
-        raise EventError(f"args.{k}", f"must be a string, integer, float or boolean, got {_describe(v)}")
+        raise EventError(
+            f"args.{k}", f"must be a string, integer, float or boolean, got {_describe(v)}"
+        )
 
 
 def event_to_obj(event: Event) -> dict[str, Any]:

@@ -151,7 +151,9 @@ def read_msgpack(
                 pos += 1
                 rest = bytes(buf) + stream.read(_MAX_QUARANTINE_TAIL)
                 yield QuarantineEntry(
-                    source, pos, rest[:_MAX_QUARANTINE_TAIL],
+                    source,
+                    pos,
+                    rest[:_MAX_QUARANTINE_TAIL],
                     f"message {pos}: not valid msgpack ({type(exc).__name__}); "
                     f"the rest of the stream ({len(rest)} bytes read) is quarantined",
                 )
@@ -171,7 +173,10 @@ def read_msgpack(
             if buf:
                 pos += 1
                 yield QuarantineEntry(
-                    source, pos, bytes(buf), f"message {pos}: truncated ({len(buf)} bytes at the end)"
+                    source,
+                    pos,
+                    bytes(buf),
+                    f"message {pos}: truncated ({len(buf)} bytes at the end)",
                 )
             return
 

@@ -90,7 +90,10 @@ class ReplaySummary:
             "seconds": round(self.seconds, 3),
             "events_per_s": round(rate),
             "stages": {
-                name: {"seconds": round(s, 3), "events_per_s": round(self.events / s) if s else None}
+                name: {
+                    "seconds": round(s, 3),
+                    "events_per_s": round(self.events / s) if s else None,
+                }
                 for name, s in self.stage_seconds.items()
             },
             "peak_rss_mb": round(self.peak_rss_mb, 1),

@@ -114,22 +114,50 @@ class Store:
         if version < 1:
             with self.transaction():
                 db.table("quarantine").create(
-                    {"id": int, "source": str, "position": int, "raw": bytes, "reason": str, "inserted": int},
-                    pk="id", if_not_exists=True,
+                    {
+                        "id": int,
+                        "source": str,
+                        "position": int,
+                        "raw": bytes,
+                        "reason": str,
+                        "inserted": int,
+                    },
+                    pk="id",
+                    if_not_exists=True,
                 )
                 db.table("records").create(
-                    {"id": int, "device": str, "kind": str, "name": str, "ts": int, "body": str, "inserted": int},
-                    pk="id", if_not_exists=True,
+                    {
+                        "id": int,
+                        "device": str,
+                        "kind": str,
+                        "name": str,
+                        "ts": int,
+                        "body": str,
+                        "inserted": int,
+                    },
+                    pk="id",
+                    if_not_exists=True,
                 )
                 db.table("records").create_index(["inserted"], if_not_exists=True)
                 db.table("quarantine").create_index(["inserted"], if_not_exists=True)
                 db.table("checkpoints").create(
-                    {"name": str, "snapshot": bytes, "position": int, "out_offset": int, "events": int},
-                    pk="name", if_not_exists=True,
+                    {
+                        "name": str,
+                        "snapshot": bytes,
+                        "position": int,
+                        "out_offset": int,
+                        "events": int,
+                    },
+                    pk="name",
+                    if_not_exists=True,
                 )
-                db.table("counters").create({"name": str, "value": int}, pk="name", if_not_exists=True)
+                db.table("counters").create(
+                    {"name": str, "value": int}, pk="name", if_not_exists=True
+                )
                 db.table("kv").create({"key": str, "value": bytes}, pk="key", if_not_exists=True)
-                db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+                db.table("meta").upsert(
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key"
+                )
 
     @property
     def schema_version(self) -> int:
@@ -160,9 +188,7 @@ class Store:
     def add_quarantine(self, entries: Iterable[QuarantineEntry]) -> int:
         """Insert quarantine entries; return how many."""
         now = self._now_ms()
-        rows = [
-            (e.source, e.position, e.raw, e.reason, now) for e in entries
-        ]
+        rows = [(e.source, e.position, e.raw, e.reason, now) for e in entries]
         if rows:
             self.db.conn.executemany(
                 "INSERT INTO quarantine (source, position, raw, reason, inserted) VALUES (?,?,?,?,?)",
@@ -177,12 +203,21 @@ class Store:
         rows = []
         for r in records:
             pub = public(r)
-            name = pub.get("trigger") or pub.get("window") or pub.get("feature") or pub.get("task") or ""
+            name = (
+                pub.get("trigger")
+                or pub.get("window")
+                or pub.get("feature")
+                or pub.get("task")
+                or ""
+            )
             ts = pub.get("ts", pub.get("end", pub.get("last_ts", 0)))
-            rows.append((pub.get("device", ""), pub["kind"], name, ts, orjson.dumps(pub).decode(), now))
+            rows.append(
+                (pub.get("device", ""), pub["kind"], name, ts, orjson.dumps(pub).decode(), now)
+            )
         if rows:
             self.db.conn.executemany(
-                "INSERT INTO records (device, kind, name, ts, body, inserted) VALUES (?,?,?,?,?,?)", rows
+                "INSERT INTO records (device, kind, name, ts, body, inserted) VALUES (?,?,?,?,?,?)",
+                rows,
             )
         return len(rows)
 
@@ -224,7 +259,8 @@ class Store:
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         """Return the checkpoint called ``name``, or None."""
         row = self.db.execute(
-            "SELECT name, snapshot, position, out_offset, events FROM checkpoints WHERE name = ?", [name]
+            "SELECT name, snapshot, position, out_offset, events FROM checkpoints WHERE name = ?",
+            [name],
         ).fetchone()
         return None if row is None else Checkpoint(row[0], bytes(row[1]), row[2], row[3], row[4])
 
@@ -268,7 +304,9 @@ class Store:
             if max_age_ms:
                 cutoff = self._now_ms() - max_age_ms
                 for t in tables:
-                    n = self.db.conn.execute(f"DELETE FROM {t} WHERE inserted < ?", (cutoff,)).rowcount
+                    n = self.db.conn.execute(
+                        f"DELETE FROM {t} WHERE inserted < ?", (cutoff,)
+                    ).rowcount
                     if n:
                         evicted[f"evicted.age.{t}"] = n
             if max_mb:
@@ -279,7 +317,8 @@ class Store:
                         total = self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                         batch = max(1, total // 10)
                         n = self.db.conn.execute(
-                            f"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} ORDER BY id LIMIT ?)", (batch,)
+                            f"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} ORDER BY id LIMIT ?)",
+                            (batch,),
                         ).rowcount
                         if n:
                             evicted[f"evicted.size.{t}"] = evicted.get(f"evicted.size.{t}", 0) + n

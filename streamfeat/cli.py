@@ -29,7 +29,9 @@ _COMMAND_MODULES = (
 class EnvDefault(argparse.Action):
     """An option whose default comes from an environment variable, shown in ``--help``."""
 
-    def __init__(self, envvar: str, required: bool = False, default: object = None, **kwargs: object) -> None:
+    def __init__(
+        self, envvar: str, required: bool = False, default: object = None, **kwargs: object
+    ) -> None:
         if envvar in os.environ:
             default = os.environ[envvar]
         if required and default is not None:
@@ -38,7 +40,13 @@ class EnvDefault(argparse.Action):
         kwargs["help"] = f"{help_text} [env {envvar}; default: %(default)s]"
         super().__init__(default=default, required=required, **kwargs)  # type: ignore[arg-type]
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
         setattr(namespace, self.dest, values)
 
 

@@ -82,7 +82,12 @@ class TriggerSpecError(ConfigError):
     """
 
     def __init__(
-        self, reason: str, *, file: str | None = None, key: str | None = None, word: int | None = None
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        word: int | None = None,
     ) -> None:
         self.word = word
         super().__init__(reason, file=file, key=key)

@@ -94,7 +94,9 @@ class UploadConfig:
     batch_max_bytes: int = 3072
     batch_max_age: int = 1_000  # ms
     outbox_max_mb: float = 16.0
-    admission: str | None = None  # "poisson P" | "bloom N" | "process K HORIZON"; None: ids verbatim
+    admission: str | None = (
+        None  # "poisson P" | "bloom N" | "process K HORIZON"; None: ids verbatim
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +169,7 @@ class _Loader:
 
     def duration(self, key: str, value: object, *, minimum: int = 0) -> int:
         if not isinstance(value, str):
-            raise self.fail(key, f"must be a duration string such as \"30s\", got {value!r}")
+            raise self.fail(key, f'must be a duration string such as "30s", got {value!r}')
         try:
             ms = parse_duration(value)
         except ValueError as exc:
@@ -203,16 +205,18 @@ class _Loader:
         for k in doc:
             if k not in known:
                 raise self.fail(k, f"is not a known section (known: {', '.join(known)})")
-        engine = self.engine(self.table(doc, "engine", ("lateness", "partial_limit", "partial_limit_events")))
+        engine = self.engine(
+            self.table(doc, "engine", ("lateness", "partial_limit", "partial_limit_events"))
+        )
         triggers = self.triggers(self.table(doc, "triggers", ()))
-        windows = {
-            n: self.window(n, t) for n, t in self.table(doc, "windows", ()).items()
-        }
+        windows = {n: self.window(n, t) for n, t in self.table(doc, "windows", ()).items()}
         features = {n: self.feature(n, t) for n, t in self.table(doc, "features", ()).items()}
         tasks = {n: self.task(n, t, triggers) for n, t in self.table(doc, "tasks", ()).items()}
         upload = self.upload(self.table(doc, "upload", tuple(UploadConfig.__slots__)))
         store = self.store(self.table(doc, "store", ("retention", "max_mb")))
-        return TasksConfig(engine, triggers, windows, features, tasks, upload, store, self.source, text)
+        return TasksConfig(
+            engine, triggers, windows, features, tasks, upload, store, self.source, text
+        )
 
     def engine(self, t: dict[str, Any]) -> EngineConfig:
         d = EngineConfig()
@@ -292,11 +296,15 @@ class _Loader:
             raise self.fail(base, "must be a table")
         kind = t.get("kind")
         if kind not in FEATURE_KINDS:
-            raise self.fail(f"{base}.kind", f"must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}")
+            raise self.fail(
+                f"{base}.kind", f"must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}"
+            )
         allowed = {"ipv": ("kind", "actions", "page"), "exposure": ("kind", "feed_pages")}[kind]
         for k in t:
             if k not in allowed:
-                raise self.fail(f"{base}.{k}", f"is not a key of a {kind} feature (known: {', '.join(allowed)})")
+                raise self.fail(
+                    f"{base}.{k}", f"is not a key of a {kind} feature (known: {', '.join(allowed)})"
+                )
         d = FeatureConfig(name, kind)
         actions = self.strings(f"{base}.actions", t.get("actions", list(d.actions)))
         page = t.get("page", d.page)
@@ -317,10 +325,12 @@ class _Loader:
             raise self.fail(f"{base}.on", "must name at least one trigger")
         for trig in on:
             if trig not in triggers:
-                raise self.fail(f"{base}.on", f"names {trig!r}, which is not a trigger of this file")
+                raise self.fail(
+                    f"{base}.on", f"names {trig!r}, which is not a trigger of this file"
+                )
         run = t.get("run")
         if not isinstance(run, str) or not _RUN_RE.match(run):
-            raise self.fail(f"{base}.run", f"must be \"package.module:callable\", got {run!r}")
+            raise self.fail(f"{base}.run", f'must be "package.module:callable", got {run!r}')
         timeout = self.duration(f"{base}.timeout", t.get("timeout", "5s"), minimum=1)
         return TaskConfig(name, on, run, timeout)
 
@@ -329,16 +339,24 @@ class _Loader:
         records = self.strings("upload.records", t.get("records", list(d.records)))
         for r in records:
             if r not in UPLOAD_RECORDS:
-                raise self.fail("upload.records", f"{r!r} is not a record kind ({', '.join(UPLOAD_RECORDS)})")
+                raise self.fail(
+                    "upload.records", f"{r!r} is not a record kind ({', '.join(UPLOAD_RECORDS)})"
+                )
         enc = t.get("encoding", d.encoding)
         if enc not in ENCODINGS:
-            raise self.fail("upload.encoding", f"must be one of {', '.join(ENCODINGS)}, got {enc!r}")
+            raise self.fail(
+                "upload.encoding", f"must be one of {', '.join(ENCODINGS)}, got {enc!r}"
+            )
         return UploadConfig(
             records=records,
             encoding=enc,
-            batch_max_bytes=self.integer("upload.batch_max_bytes", t.get("batch_max_bytes", d.batch_max_bytes), minimum=64),
+            batch_max_bytes=self.integer(
+                "upload.batch_max_bytes", t.get("batch_max_bytes", d.batch_max_bytes), minimum=64
+            ),
             batch_max_age=self.duration("upload.batch_max_age", t.get("batch_max_age", "1s")),
-            outbox_max_mb=self.number("upload.outbox_max_mb", t.get("outbox_max_mb", d.outbox_max_mb), minimum=0.01),
+            outbox_max_mb=self.number(
+                "upload.outbox_max_mb", t.get("outbox_max_mb", d.outbox_max_mb), minimum=0.01
+            ),
             admission=self.admission(t.get("admission")),
         )
 
@@ -348,7 +366,7 @@ class _Loader:
         from streamfeat.encoders import parse_admission  # the encoders own the filter forms
 
         if not isinstance(text, str):
-            raise self.fail("upload.admission", f"must be a string such as \"bloom 3\", got {text!r}")
+            raise self.fail("upload.admission", f'must be a string such as "bloom 3", got {text!r}')
         try:
             parse_admission(text)
         except ValueError as exc:

@@ -25,7 +25,9 @@ def write_log(path: Path, n: int, *, bad_every: int = 0) -> list[bytes]:
         if bad_every and i % bad_every == bad_every - 1:
             lines.append(b'{"ts": "late", "type": "click"}')
         else:
-            lines.append(json.dumps({"device": f"d{i % 7}", "ts": 1000 * i, "type": "click"}).encode())
+            lines.append(
+                json.dumps({"device": f"d{i % 7}", "ts": 1000 * i, "type": "click"}).encode()
+            )
     data = b"\n".join(lines) + b"\n"
     if path.suffix == ".gz":
         path.write_bytes(gzip.compress(data))
@@ -34,14 +36,31 @@ def write_log(path: Path, n: int, *, bad_every: int = 0) -> list[bytes]:
     return lines
 
 
-def test_replay_writes_quarantine_records_and_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_writes_quarantine_records_and_json_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     log = tmp_path / "ev.jsonl.gz"
     write_log(log, 50, bad_every=10)
     tasks = tmp_path / "t.toml"
     tasks.write_text("")
     out = tmp_path / "out.jsonl"
     db = tmp_path / "s.sqlite"
-    assert main(["replay", str(log), "--tasks", str(tasks), "--out", str(out), "--db", str(db), "--json"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(log),
+                "--tasks",
+                str(tasks),
+                "--out",
+                str(out),
+                "--db",
+                str(db),
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["events"] == 45
     assert summary["quarantined"] == 5
@@ -138,13 +157,19 @@ def test_resume_after_a_crash_produces_exactly_the_uninterrupted_output(
     assert Store(db).load_checkpoint("replay") is None
 
 
-def test_a_checkpoint_of_another_replay_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checkpoint_of_another_replay_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     log = tmp_path / "ev.jsonl"
     write_log(log, 100)
     db = tmp_path / "s.sqlite"
     monkeypatch.setattr(replay_mod, "build_engine", lambda c, **kw: Engine([Exploding(50)]))
     with pytest.raises(RuntimeError):
-        run_replay(ReplayOptions(str(log), parse_tasks(""), str(tmp_path / "o"), db=str(db), checkpoint_every=10))
+        run_replay(
+            ReplayOptions(
+                str(log), parse_tasks(""), str(tmp_path / "o"), db=str(db), checkpoint_every=10
+            )
+        )
     other = parse_tasks("[engine]\nlateness = '1s'\n")
     monkeypatch.setattr(replay_mod, "build_engine", lambda c, **kw: Engine([Exploding(None)]))
     with pytest.raises(StorageError, match="another replay"):

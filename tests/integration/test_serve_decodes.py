@@ -17,11 +17,27 @@ from streamfeat.tunnel._outbox import Outbox, OutboxConfig
 from tests.integration.tunnel_procs import Endpoint
 
 IPV = {
-    "kind": "feature", "feature": "ipv", "device": "phone", "ts": 1_767_225_660_000,
+    "kind": "feature",
+    "feature": "ipv",
+    "device": "phone",
+    "ts": 1_767_225_660_000,
     "values": {
-        "item": "42", "enter_ts": 1_767_225_600_000, "dwell_ms": 60_000, "truncated": False,
-        "add_cart": 1, "purchase": 0, "favorite": 0, "comment": 0, "select_sku": 2, "ask": 0,
-        "service": 0, "detail": 0, "shop": 0, "recommend": 0, "share": 0, "scroll": 3,
+        "item": "42",
+        "enter_ts": 1_767_225_600_000,
+        "dwell_ms": 60_000,
+        "truncated": False,
+        "add_cart": 1,
+        "purchase": 0,
+        "favorite": 0,
+        "comment": 0,
+        "select_sku": 2,
+        "ask": 0,
+        "service": 0,
+        "detail": 0,
+        "shop": 0,
+        "recommend": 0,
+        "share": 0,
+        "scroll": 3,
     },
 }
 

@@ -14,8 +14,14 @@ from streamfeat._readers import read_jsonl, read_msgpack
 from streamfeat._store import QuarantineEntry
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=8,
 )
 i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # what msgpack can carry
@@ -23,11 +29,15 @@ event_like = st.fixed_dictionaries(
     {},
     optional={
         "device": st.one_of(st.text(max_size=3), i64),
-        "ts": st.one_of(st.integers(min_value=-5, max_value=2**54), st.text(max_size=3), st.floats()),
+        "ts": st.one_of(
+            st.integers(min_value=-5, max_value=2**54), st.text(max_size=3), st.floats()
+        ),
         "type": st.one_of(st.sampled_from(["click", "exposure", "a b", ""]), i64),
         "page": st.one_of(st.none(), st.text(max_size=3)),
         "item": st.one_of(i64, st.text(max_size=3), st.floats()),
-        "args": st.one_of(st.dictionaries(st.text(max_size=3), json_values, max_size=3), json_values),
+        "args": st.one_of(
+            st.dictionaries(st.text(max_size=3), json_values, max_size=3), json_values
+        ),
         "zzz": json_values,
     },
 )
@@ -69,7 +79,10 @@ def test_arbitrary_json_lines(objs: list[object]) -> None:
         assert isinstance(item, Event) == _expected(line)
 
 
-@given(st.lists(st.one_of(event_like, json_values), max_size=15), st.integers(min_value=1, max_value=64))
+@given(
+    st.lists(st.one_of(event_like, json_values), max_size=15),
+    st.integers(min_value=1, max_value=64),
+)
 def test_msgpack_messages_each_end_once(objs: list[object], chunk: int) -> None:
     packed = [msgpack.packb(o, use_bin_type=True) for o in objs]
     items = list(read_msgpack(io.BytesIO(b"".join(packed)), chunk_size=chunk))

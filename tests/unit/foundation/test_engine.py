@@ -20,7 +20,15 @@ class Counting:
     def process(self, state: Any, index: int, event: Event, out: list[dict[str, Any]]) -> None:
         state["n"] += 1
         state["open"] = event.type != "close"
-        out.append({"kind": "seen", "stage": self.name, "device": state["device"], "index": index, "n": state["n"]})
+        out.append(
+            {
+                "kind": "seen",
+                "stage": self.name,
+                "device": state["device"],
+                "index": index,
+                "n": state["n"],
+            }
+        )
 
     def advance(self, state: Any, now_ms: int, out: list[dict[str, Any]]) -> None:
         out.append({"kind": "advanced", "device": state["device"], "now": now_ms})
@@ -50,7 +58,12 @@ def test_indexes_are_per_device_and_stages_run_in_order() -> None:
     eng = Engine([Counting("a"), Counting("b")])
     out = eng.process(ev("d1", 1)) + eng.process(ev("d2", 2)) + eng.process(ev("d1", 3))
     assert [(r["stage"], r["device"], r["index"]) for r in out] == [
-        ("a", "d1", 0), ("b", "d1", 0), ("a", "d2", 0), ("b", "d2", 0), ("a", "d1", 1), ("b", "d1", 1),
+        ("a", "d1", 0),
+        ("b", "d1", 0),
+        ("a", "d2", 0),
+        ("b", "d2", 0),
+        ("a", "d1", 1),
+        ("b", "d1", 1),
     ]
     assert eng.event_count("d1") == 2
     assert eng.devices == 2

@@ -25,9 +25,15 @@ def test_all_names_resolve(name: str) -> None:
 
 def test_top_level_exports_only_the_event_model_clock_errors_and_engine() -> None:
     allowed = {
-        "Clock", "ManualClock", "SystemClock",
-        "Engine", "Record", "Stage",
-        "Event", "event_from_obj", "event_to_obj",
+        "Clock",
+        "ManualClock",
+        "SystemClock",
+        "Engine",
+        "Record",
+        "Stage",
+        "Event",
+        "event_from_obj",
+        "event_to_obj",
     }
     extra = {n for n in streamfeat.__all__ if n not in allowed and not n.endswith("Error")}
     assert not extra

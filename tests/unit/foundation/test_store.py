@@ -79,7 +79,10 @@ def test_retention_by_size_evicts_oldest_first(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite")
     blob = "x" * 2000
     store.add_records(
-        [{"kind": "feature", "feature": "f", "device": "d", "ts": i, "values": {"b": blob}} for i in range(600)]
+        [
+            {"kind": "feature", "feature": "f", "device": "d", "ts": i, "values": {"b": blob}}
+            for i in range(600)
+        ]
     )
     assert store.size_bytes() > 1024 * 1024
     evicted = store.apply_retention(max_age_ms=0, max_mb=0.5)

@@ -82,7 +82,10 @@ def test_empty_file_is_a_valid_empty_config() -> None:
         ("[windows.w]\nkey = 'device'\n", "windows.w.assign"),
         ("[windows.w]\nassign = 'tumbling 1h'\nkey = 'nope'\n", "windows.w.key"),
         ("[windows.w]\nassign = 'tumbling 1h'\nfilter = ['a b']\n", "windows.w.filter"),
-        ("[windows.w]\nassign = 'tumbling 1h'\naggregate = { x = 'median ts' }\n", "windows.w.aggregate.x"),
+        (
+            "[windows.w]\nassign = 'tumbling 1h'\naggregate = { x = 'median ts' }\n",
+            "windows.w.aggregate.x",
+        ),
         ("[windows.w]\nassign = 'sliding 1h every 2h'\n", "windows.w.assign"),
         ("[features.f]\nkind = 'magic'\n", "features.f.kind"),
         ("[features.f]\nkind = 'ipv'\nfeed_pages = ['x']\n", "features.f.feed_pages"),
