@@ -135,11 +135,12 @@ class TimedState:
     ``next_end`` is the smallest open end (or None), so the watermark check is one compare.
     """
 
-    __slots__ = ("ends", "next_end")
+    __slots__ = ("closed", "ends", "next_end")
 
     def __init__(self) -> None:
         self.ends: dict[int, dict[str, list[Any]]] = {}
         self.next_end: int | None = None
+        self.closed: int | None = None  # sliding: watermark up to which windows were emitted
 
 
 class TimedLogic(WindowLogic):

@@ -1,7 +1,25 @@
-"""Sliding windows: ``[j*slide, j*slide + size)`` for every ``j`` holding the event (SPEC 3)."""
+"""Sliding windows: ``[j*slide, j*slide + size)`` for every ``j`` holding the event (SPEC 3).
+
+Theory of operation
+-------------------
+An event belongs to ``size / slide`` overlapping windows. Rather than folding it into each of
+them, the state keeps *panes*: the time axis cut at every multiple of ``g = gcd(size,
+slide)``, so every window is a union of whole panes. An event updates the one accumulator of
+its pane and key; a window's values are the merge of its panes' accumulators
+(:meth:`~streamfeat.windows._aggregates.AggregateSet.merge`) when it closes.
+
+This is exact: an event enters its pane only when one of its windows is still open
+(``end > watermark``); every window that closes later was open when the event arrived, so
+the event belongs to it. ``closed`` is the watermark up to which windows have been emitted;
+windows ending at or before it are never emitted again, and it moves up to the watermark
+whenever the state is empty, so an event arriving into an empty state cannot revive a window
+that closed while nothing was open. A pane is dropped once the last window holding it
+(``q - q % slide + size`` for a pane starting at ``q``) has closed.
+"""
 
 from __future__ import annotations
 
+from math import gcd
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
@@ -14,17 +32,19 @@ __all__ = ["SlidingLogic"]
 
 
 class SlidingLogic(TimedLogic):
-    """One sliding window config: an event belongs to every window whose span holds its ts.
-
-    It goes into those of them still open (``end > maxts - lateness``) and is late when
-    none is.
-    """
+    """One sliding window config. ``TimedState.ends`` maps a *pane* end to ``{key: acc}``;
+    ``next_end`` is the next window end after ``closed`` while any pane is held."""
 
     kind = "sliding"
 
     def __init__(self, cfg: WindowConfig, lateness: int, *, sizes: bool = False) -> None:
         super().__init__(cfg, lateness, sizes=sizes)
         self.slide = cfg.assign.slide
+        self.pane = gcd(self.size, self.slide)
+
+    def _next_end(self, closed: int) -> int:
+        # window ends are the numbers congruent to size modulo slide
+        return closed - (closed - self.size) % self.slide + self.slide
 
     def process(
         self,
@@ -39,28 +59,92 @@ class SlidingLogic(TimedLogic):
         wm = maxts - self.lateness
         key = self.admit(event)
         if key is not None:
-            ts, size, slide = event.ts, self.size, self.slide
-            # windows holding ts: j*slide <= ts < j*slide + size
-            last_start = ts - ts % slide
-            end = last_start + size
-            if end > wm:
-                low = ts - size  # start must be > ts - size
-                start = last_start
-                ends, new, steps = st.ends, self.aggs.new, self.steps
-                while start > low and start + size > wm:
-                    end = start + size
-                    bucket = ends.get(end)
-                    if bucket is None:  # a new window end (self.add, inlined: the hot loop)
-                        bucket = ends[end] = {}
-                        if st.next_end is None or end < st.next_end:
-                            st.next_end = end
-                    acc = bucket.get(key)
-                    if acc is None:
-                        acc = bucket[key] = new()
-                    for step in steps:
-                        step(acc, event, seq)
-                    start -= slide
+            ts = event.ts
+            if ts - ts % self.slide + self.size > wm:  # its last window is still open
+                ends = st.ends
+                if not ends:
+                    st.closed = wm if st.closed is None or wm > st.closed else st.closed
+                    st.next_end = self._next_end(st.closed)
+                pane_end = ts - ts % self.pane + self.pane
+                bucket = ends.get(pane_end)
+                if bucket is None:
+                    bucket = ends[pane_end] = {}
+                acc = bucket.get(key)
+                if acc is None:
+                    acc = bucket[key] = self.aggs.new()
+                for step in self.steps:
+                    step(acc, event, seq)
             else:
                 out.append(self.late(device, ts))
         if st.next_end is not None and st.next_end <= wm:
-            self._close_ends([e for e in st.ends if e <= wm], st, device, out, final=False)
+            self._emit(st, wm, device, out)
+
+    def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
+        """Close (``final: false``) every window with ``end <= maxts - lateness``."""
+        wm = maxts - self.lateness
+        if st.next_end is not None and st.next_end <= wm:
+            self._emit(st, wm, device, out)
+
+    def close(self, st: TimedState, device: str, out: list[dict[str, Any]]) -> None:
+        """Close every window still holding events with ``final: true``."""
+        if st.ends:
+            self._emit(st, None, device, out)
+
+    def _windows(self, st: TimedState, hi: int | None) -> dict[tuple[int, str], list[Any]]:
+        """Group pane accumulators by (window end, key) for windows ending in (closed, hi]."""
+        lo, size, slide, g = st.closed, self.size, self.slide, self.pane
+        groups: dict[tuple[int, str], list[tuple[int, list[Any]]]] = {}
+        for pane_end, bucket in st.ends.items():
+            q = pane_end - g
+            start = q - q % slide
+            while start > q - size:
+                end = start + size
+                if (lo is None or end > lo) and (hi is None or end <= hi):
+                    for key, acc in bucket.items():
+                        groups.setdefault((end, key), []).append((pane_end, acc))
+                start -= slide
+        merge = self.aggs.merge
+        merged = {}
+        for wkey, panes in groups.items():
+            panes.sort(key=lambda p: p[0])
+            acc = panes[0][1]
+            for _, other in panes[1:]:
+                acc = merge(acc, other)
+            merged[wkey] = acc
+        return merged
+
+    def _emit(self, st: TimedState, hi: int | None, device: str, out: list[dict[str, Any]]) -> None:
+        size = self.size
+        windows = self._windows(st, hi)
+        for end, key in sorted(windows):
+            out.append(self.record(device, key, end - size, end, windows[(end, key)], hi is None))
+        if hi is None:
+            st.ends.clear()
+        else:
+            slide, g = self.slide, self.pane
+            for pane_end in [p for p in st.ends if (p - g) - (p - g) % slide + size <= hi]:
+                del st.ends[pane_end]
+            st.closed = hi
+        st.next_end = self._next_end(st.closed) if st.ends and st.closed is not None else None
+
+    def dump(self, st: TimedState) -> Any:
+        return [super().dump(st), st.closed, st.next_end]
+
+    def load(self, data: Any) -> TimedState:
+        panes, closed, next_end = data
+        st = super().load(panes)
+        st.closed, st.next_end = closed, next_end
+        return st
+
+    def open_windows(self, st: TimedState) -> list[dict[str, Any]]:
+        size = self.size
+        windows = self._windows(st, None)
+        return [
+            {
+                "key": k,
+                "start": end - size,
+                "end": end,
+                "values": self.aggs.values(windows[(end, k)]),
+            }
+            for end, k in sorted(windows)
+        ]

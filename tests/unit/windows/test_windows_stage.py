@@ -199,3 +199,24 @@ def test_a_device_with_nothing_open_is_freed_and_starts_a_fresh_watermark() -> N
         {"kind": "window", "window": "c", "device": "x", "key": "x", "start": 0, "end": 10_000,
          "values": {"n": 1}, "final": True},
     ]  # fmt: skip
+
+
+def test_sliding_panes_never_revive_a_window_that_closed_while_nothing_was_open() -> None:
+    toml = """
+[windows.w]
+assign = "sliding 10s every 5s"
+filter = ["click"]
+aggregate = { n = "count" }
+"""
+    out = run(stage_of(toml), [
+        ev(12_000),  # windows [5s, 15s) and [10s, 20s)
+        ev(20_000, "view"),  # closes both; nothing open
+        ev(32_000, "view"),  # the watermark moves on with nothing open
+        ev(27_000),  # [20s, 30s) closed at 30s: only [25s, 35s) takes it
+    ])  # fmt: skip
+    spans = [(r["start"], r["end"], r["values"]["n"], r["final"]) for r in out]
+    assert spans == [
+        (5_000, 15_000, 1, False),
+        (10_000, 20_000, 1, False),
+        (25_000, 35_000, 1, True),
+    ]
