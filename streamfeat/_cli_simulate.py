@@ -117,7 +117,9 @@ def progress_view(p: dict[str, Any]) -> Panel:
               "tasks files", versions or "-")
     title = (f"{p.get('phase', 'starting')}: {p.get('sim_minutes', 0.0):.1f} / {minutes:g} simulated min, "
              f"{max(0.0, p.get('elapsed', 0.0)):.1f} s")  # fmt: skip
-    return Panel(Group(ProgressBar(total=1.0, completed=done, width=60), t), title=title, expand=False)
+    bar = Table.grid()  # a grid row ends the bar's line (a bare ProgressBar shares it with the next)
+    bar.add_row(ProgressBar(total=1.0, completed=done, width=60))
+    return Panel(Group(bar, t), title=title, expand=False)
 
 
 def render_report(r: SimReport, console: Console) -> None:
