@@ -220,3 +220,15 @@ aggregate = { n = "count" }
         (10_000, 20_000, 1, False),
         (25_000, 35_000, 1, True),
     ]
+
+
+def test_view_of_sliding_windows_merges_their_panes() -> None:
+    toml = '[windows.w]\nassign = "sliding 10s every 5s"\naggregate = { n = "count", s = "sum args.v" }\n'
+    stage = stage_of(toml)
+    state = stage.new_state("d")
+    for i, e in enumerate([ev(6_000, v=1), ev(11_000, v=2)]):
+        stage.process(state, i, e, [])
+    rows = stage.view(state, now_ms=12_000)["windows"]["w"]["open"]
+    assert [(r["start"], r["end"], r["values"]) for r in rows] == [
+        (5_000, 15_000, {"n": 2, "s": 3}), (10_000, 20_000, {"n": 1, "s": 2}),
+    ]  # fmt: skip
