@@ -51,7 +51,11 @@ def run(ctx: Context) -> list[Row]:
     floor, _ = _parse_floor(ctx.generated_log(20_000 if ctx.quick else 200_000))
     rows.append(Row("fleet", "parse floor (orjson, one process)", floor, "events/s"))
 
-    fast = simulate(SimOptions(devices=20 if ctx.quick else 100, minutes=3 if ctx.quick else 30, speed=0, seed=11))
+    fast = simulate(
+        SimOptions(
+            devices=20 if ctx.quick else 100, minutes=3 if ctx.quick else 30, speed=0, seed=11
+        )
+    )
     rate = fast.events / max(fast.feed_wall_s, 1e-9)
     rows.append(Row("fleet", f"whole pipeline, {fast.devices} devices as fast as possible", rate, "events/s",
                     rate / floor, "parse floor",
@@ -64,7 +68,9 @@ def run(ctx: Context) -> list[Row]:
     best = 0
     runs: list[SimReport] = []
     for n in sizes:
-        r = simulate(SimOptions(devices=n, minutes=seconds / 60, speed=1, seed=12, drain_timeout=120))
+        r = simulate(
+            SimOptions(devices=n, minutes=seconds / 60, speed=1, seed=12, drain_timeout=120)
+        )
         runs.append(r)
         q = r.steady_latency_ms
         ok = _sustained(r)
@@ -81,7 +87,11 @@ def run(ctx: Context) -> list[Row]:
                     note=f"tried {', '.join(str(r.devices) for r in runs)}"))  # fmt: skip
     if len(runs) >= 2:
         a, b = runs[0], runs[-1]
-        per_proc = (b.max_rss_kb - a.max_rss_kb) / 1024 / max(1, (b.devices - a.devices) / max(b.processes, 1))
+        per_proc = (
+            (b.max_rss_kb - a.max_rss_kb)
+            / 1024
+            / max(1, (b.devices - a.devices) / max(b.processes, 1))
+        )
         rows.append(Row("fleet", "memory per device (RSS slope)", per_proc, "MB",
                         note=f"peak RSS of a fleet process: {a.max_rss_kb / 1024:.0f} MB at {a.devices} devices, "
                              f"{b.max_rss_kb / 1024:.0f} MB at {b.devices}"))  # fmt: skip

@@ -53,13 +53,29 @@ def add_parsers(sub: Any) -> None:
         "the report with the end-to-end audit. --replay-only runs the generate + replay demo.",
     )
     p.add_argument("--devices", type=int, default=200, help="devices (default: %(default)s)")
-    p.add_argument("--minutes", type=float, default=5, help="simulated minutes (default: %(default)s)")
+    p.add_argument(
+        "--minutes", type=float, default=5, help="simulated minutes (default: %(default)s)"
+    )
     p.add_argument("--speed", type=float, default=12, help="times real time (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
-    p.add_argument("--no-chaos", dest="chaos", action="store_false", help="no endpoint restarts or cut connections")
-    p.add_argument("--push-at", type=float, default=3.0, metavar="MINUTE",
-                   help="simulated minute of the live tasks-file push; negative: none (default: %(default)s)")
-    p.add_argument("--replay-only", action="store_true", help="generate a log and replay it instead (the replay summary)")
+    p.add_argument(
+        "--no-chaos",
+        dest="chaos",
+        action="store_false",
+        help="no endpoint restarts or cut connections",
+    )
+    p.add_argument(
+        "--push-at",
+        type=float,
+        default=3.0,
+        metavar="MINUTE",
+        help="simulated minute of the live tasks-file push; negative: none (default: %(default)s)",
+    )
+    p.add_argument(
+        "--replay-only",
+        action="store_true",
+        help="generate a log and replay it instead (the replay summary)",
+    )
     p.add_argument("--dir", type=Path, help="keep the work files here (default: a temporary dir)")
     p.set_defaults(func=_demo)
 
@@ -75,7 +91,8 @@ def _demo(args: argparse.Namespace) -> int:
     update = ((args.push_at, demo_update(text)),) if 0 <= args.push_at < args.minutes else ()
     console.print(
         f"[bold]streamfeat demo[/]: an endpoint and {args.devices} devices, {args.minutes:g} simulated "
-        f"minutes at {args.speed:g}x" + (", chaos on" if args.chaos else "")
+        f"minutes at {args.speed:g}x"
+        + (", chaos on" if args.chaos else "")
         + (f", tasks file v1 pushed at minute {args.push_at:g}" if update else "")
     )
     options = SimOptions(
@@ -96,12 +113,17 @@ def _replay_demo(args: argparse.Namespace) -> int:
         work = args.dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         log = work / "events.jsonl"
-        with console.status(f"generating {args.devices} devices x {args.minutes:g} min ..."), log.open("wb") as fh:
+        with (
+            console.status(f"generating {args.devices} devices x {args.minutes:g} min ..."),
+            log.open("wb") as fh,
+        ):
             for obj in generate_events(args.devices, args.minutes, args.seed):
                 fh.write(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
         console.print(f"generated {log} ({log.stat().st_size:,} bytes)")
         config = parse_tasks(default_tasks_text(), source="<default tasks>")
-        opts = ReplayOptions(str(log), config, str(work / "records.jsonl"), db=str(work / "store.sqlite"), sizes=True)
+        opts = ReplayOptions(
+            str(log), config, str(work / "records.jsonl"), db=str(work / "store.sqlite"), sizes=True
+        )
         with console.status("replaying with the default tasks file ..."):
             summary = run_replay(opts)
         render_summary(summary, console)

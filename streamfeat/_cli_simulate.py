@@ -27,22 +27,69 @@ def add_parsers(sub: Any) -> None:
         "print a report with upload latency and an end-to-end audit (exit code 1 if anything "
         "queued was lost or stored twice).",
     )  # fmt: skip
-    p.add_argument("--devices", type=int, default=100, metavar="N", help="devices (default: %(default)s)")
-    p.add_argument("--minutes", type=float, default=5.0, metavar="M", help="simulated minutes (default: %(default)s)")
-    p.add_argument("--speed", type=float, default=10.0, metavar="X",
-                   help="event time runs X times real time; 0 = as fast as possible (default: %(default)s)")
+    p.add_argument(
+        "--devices", type=int, default=100, metavar="N", help="devices (default: %(default)s)"
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=5.0,
+        metavar="M",
+        help="simulated minutes (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=10.0,
+        metavar="X",
+        help="event time runs X times real time; 0 = as fast as possible (default: %(default)s)",
+    )
     p.add_argument("--tasks", metavar="FILE", help="tasks file (default: the embedded default)")
-    p.add_argument("--server", metavar="URL", help="use this endpoint (ws://HOST:PORT/v1/tunnel) instead of starting one")
-    p.add_argument("--server-db", type=Path, metavar="PATH", help="the --server's database (devices are registered there)")
-    p.add_argument("--server-key", type=Path, metavar="FILE", help="the --server's key file (default: endpoint.key beside --server-db)")
-    p.add_argument("--processes", type=int, default=0, metavar="P", help="fleet processes (default: one per core)")
-    p.add_argument("--chaos", action="store_true", help="restart the endpoint and cut connections at random")
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="use this endpoint (ws://HOST:PORT/v1/tunnel) instead of starting one",
+    )
+    p.add_argument(
+        "--server-db",
+        type=Path,
+        metavar="PATH",
+        help="the --server's database (devices are registered there)",
+    )
+    p.add_argument(
+        "--server-key",
+        type=Path,
+        metavar="FILE",
+        help="the --server's key file (default: endpoint.key beside --server-db)",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        metavar="P",
+        help="fleet processes (default: one per core)",
+    )
+    p.add_argument(
+        "--chaos", action="store_true", help="restart the endpoint and cut connections at random"
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
-    p.add_argument("--reconfigure", action="append", default=[], metavar="MINUTE:FILE",
-                   help="push tasks FILE to every device at simulated MINUTE (repeatable)")
-    p.add_argument("--workdir", type=Path, help="keep stores, keys, logs and the endpoint database here")
-    p.add_argument("--drain-timeout", type=float, default=60.0, metavar="S",
-                   help="seconds to wait at the end for uploads (default: %(default)s)")
+    p.add_argument(
+        "--reconfigure",
+        action="append",
+        default=[],
+        metavar="MINUTE:FILE",
+        help="push tasks FILE to every device at simulated MINUTE (repeatable)",
+    )
+    p.add_argument(
+        "--workdir", type=Path, help="keep stores, keys, logs and the endpoint database here"
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait at the end for uploads (default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_simulate)
 
@@ -68,7 +115,9 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
     if args.devices < 1 or args.minutes <= 0 or args.speed < 0:
         args.parser.error("--devices must be >= 1, --minutes > 0 and --speed >= 0")
     if args.server and not args.server_db:
-        args.parser.error("--server needs --server-db (the registry the simulated devices are added to)")
+        args.parser.error(
+            "--server needs --server-db (the registry the simulated devices are added to)"
+        )
     return SimOptions(
         devices=args.devices, minutes=args.minutes, speed=args.speed, tasks_text=tasks_text,
         server=args.server, server_db=args.server_db, server_key=args.server_key,
@@ -106,18 +155,46 @@ def progress_view(p: dict[str, Any]) -> Panel:
     for _ in range(3):
         t.add_column(justify="right", style="dim")
         t.add_column(justify="left", style="bold")
-    versions = ", ".join(f"{k}: {v}" for k, v in sorted(p.items()) if k[:1] == "v" and k[1:].isdigit())
-    t.add_row("events", f"{p.get('events', 0):,}", "triggers", f"{p.get('triggers', 0):,}",
-              "tasks run", f"{p.get('tasks', 0):,}")
-    t.add_row("features", f"{p.get('features', 0):,}", "windows", f"{p.get('windows', 0):,}",
-              "payloads", f"{p.get('payloads', 0):,}")
-    t.add_row("acked", f"{p.get('acked', 0):,}", "connected", f"{p.get('connected', 0):,}/{p.get('devices', 0):,}",
-              "reconnects", f"{p.get('reconnects', 0):,}")
-    t.add_row("restarts", str(p.get("restarts", 0)), "cuts", str(p.get("cuts", 0)),
-              "tasks files", versions or "-")
+    versions = ", ".join(
+        f"{k}: {v}" for k, v in sorted(p.items()) if k[:1] == "v" and k[1:].isdigit()
+    )
+    t.add_row(
+        "events",
+        f"{p.get('events', 0):,}",
+        "triggers",
+        f"{p.get('triggers', 0):,}",
+        "tasks run",
+        f"{p.get('tasks', 0):,}",
+    )
+    t.add_row(
+        "features",
+        f"{p.get('features', 0):,}",
+        "windows",
+        f"{p.get('windows', 0):,}",
+        "payloads",
+        f"{p.get('payloads', 0):,}",
+    )
+    t.add_row(
+        "acked",
+        f"{p.get('acked', 0):,}",
+        "connected",
+        f"{p.get('connected', 0):,}/{p.get('devices', 0):,}",
+        "reconnects",
+        f"{p.get('reconnects', 0):,}",
+    )
+    t.add_row(
+        "restarts",
+        str(p.get("restarts", 0)),
+        "cuts",
+        str(p.get("cuts", 0)),
+        "tasks files",
+        versions or "-",
+    )
     title = (f"{p.get('phase', 'starting')}: {p.get('sim_minutes', 0.0):.1f} / {minutes:g} simulated min, "
              f"{max(0.0, p.get('elapsed', 0.0)):.1f} s")  # fmt: skip
-    bar = Table.grid()  # a grid row ends the bar's line (a bare ProgressBar shares it with the next)
+    bar = (
+        Table.grid()
+    )  # a grid row ends the bar's line (a bare ProgressBar shares it with the next)
     bar.add_row(ProgressBar(total=1.0, completed=done, width=60))
     return Panel(Group(bar, t), title=title, expand=False)
 
@@ -138,11 +215,20 @@ def render_report(r: SimReport, console: Console) -> None:
         ("payloads / batches stored", f"{r.payloads:,} / {r.batches_stored:,}"),
         ("bytes: raw events", f"{r.raw_bytes:,}"),
         ("bytes: uploaded records as JSON", f"{r.json_bytes:,}"),
-        ("bytes: uploaded (encoded)", f"{r.payload_bytes:,}  ({r.raw_bytes / max(1, r.payload_bytes):.1f}x smaller than raw)"),
+        (
+            "bytes: uploaded (encoded)",
+            f"{r.payload_bytes:,}  ({r.raw_bytes / max(1, r.payload_bytes):.1f}x smaller than raw)",
+        ),
         ("upload latency p50/p90/p99 (ms)", _q(r.latency_ms)),
         ("  while feeding", _q(r.steady_latency_ms)),
-        ("record age at ack p50/p99 (ms)", f"{r.age_ms.get('p50', 0):,.0f} / {r.age_ms.get('p99', 0):,.0f}"),
-        ("endpoint restarts / cuts / reconnects", f"{r.endpoint_restarts} / {r.connections_cut} / {r.reconnects:,}"),
+        (
+            "record age at ack p50/p99 (ms)",
+            f"{r.age_ms.get('p50', 0):,.0f} / {r.age_ms.get('p99', 0):,.0f}",
+        ),
+        (
+            "endpoint restarts / cuts / reconnects",
+            f"{r.endpoint_restarts} / {r.connections_cut} / {r.reconnects:,}",
+        ),
         ("tasks files pushed / devices by version", f"{r.configs_pushed} / {r.versions}"),
         ("wall time (feeding)", f"{r.wall_s:.1f} s ({r.feed_wall_s:.1f} s), CPU {r.cpu_s:.1f} s"),
     ]
@@ -156,7 +242,11 @@ def render_report(r: SimReport, console: Console) -> None:
     )
     if r.missing:
         worst = sorted(r.missing.items(), key=lambda kv: -kv[1])[:10]
-        console.print("missing by device: " + ", ".join(f"{d}: {n}" for d, n in worst) + f"; still in outboxes: {r.waiting}")
+        console.print(
+            "missing by device: "
+            + ", ".join(f"{d}: {n}" for d, n in worst)
+            + f"; still in outboxes: {r.waiting}"
+        )
     if r.workdir:
         console.print(f"stores, keys and logs kept in {r.workdir}")
 

@@ -212,7 +212,9 @@ class Simulation:
             run's state (``phase``, ``elapsed``, ``restarts``, ``cuts``, ``pushed``).
     """
 
-    def __init__(self, options: SimOptions, on_progress: Callable[[Progress], None] | None = None) -> None:
+    def __init__(
+        self, options: SimOptions, on_progress: Callable[[Progress], None] | None = None
+    ) -> None:
         if options.devices < 1 or options.minutes <= 0 or options.speed < 0:
             msg = f"need devices >= 1, minutes > 0 and speed >= 0, got {options.devices}, {options.minutes}, {options.speed}"
             raise ValueError(msg)
@@ -228,7 +230,9 @@ class Simulation:
         self.options = options
         self.on_progress = on_progress
         self.rng = random.Random(f"streamfeat.simulate:{options.seed}")
-        self.report = SimReport(devices=options.devices, minutes=options.minutes, speed=options.speed)
+        self.report = SimReport(
+            devices=options.devices, minutes=options.minutes, speed=options.speed
+        )
         self.phase = "setup"
         self._endpoint: _Proc | None = None
         self._endpoint_port = 0
@@ -272,7 +276,16 @@ class Simulation:
         return devices
 
     async def _start_endpoint(self, work: Path, port: int) -> None:
-        args = ["-m", "streamfeat.agent._endpoint", "--db", str(self.db), "--key", str(self.key_path), "--port", str(port)]
+        args = [
+            "-m",
+            "streamfeat.agent._endpoint",
+            "--db",
+            str(self.db),
+            "--key",
+            str(self.key_path),
+            "--port",
+            str(port),
+        ]
         for attempt in range(50):
             proc = await _spawn(args, "endpoint", work / "endpoint.log")
             try:
@@ -319,7 +332,13 @@ class Simulation:
             fd = os.open(spec_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(spec, fh)
-            procs.append(await _spawn(["-m", "streamfeat.agent._fleet", str(spec_path)], f"fleet process {w}", work / f"fleet-p{w}.log"))
+            procs.append(
+                await _spawn(
+                    ["-m", "streamfeat.agent._fleet", str(spec_path)],
+                    f"fleet process {w}",
+                    work / f"fleet-p{w}.log",
+                )
+            )
         return procs
 
     def _dirs(self) -> tuple[Path, Path | None, Path | None]:
@@ -356,7 +375,9 @@ class Simulation:
         try:
             devices = self._prepare(work)
             self.device_names = [d for d, _ in devices]
-            workers = await self._start_workers(work, devices)  # they import while the endpoint starts
+            workers = await self._start_workers(
+                work, devices
+            )  # they import while the endpoint starts
             url = await self._endpoint_url(work)
             for w in workers:
                 await w.send(f"url {url}")
@@ -420,7 +441,9 @@ class Simulation:
             self.phase = "draining"
             for w in workers:
                 await w.send("drain")
-            done = await asyncio.gather(*(w.expect("done", self.options.drain_timeout + 120) for w in workers))
+            done = await asyncio.gather(
+                *(w.expect("done", self.options.drain_timeout + 120) for w in workers)
+            )
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -463,7 +486,10 @@ class Simulation:
     async def _reconfigure_loop(self) -> None:
         for version, (minute, text) in enumerate(self.options.reconfigure, start=1):
             target = self.options.start_ts + minute * 60_000
-            while len(self._progress) < self.report.processes or min(p["sim_ms"] for p in self._progress.values()) < target:
+            while (
+                len(self._progress) < self.report.processes
+                or min(p["sim_ms"] for p in self._progress.values()) < target
+            ):
                 self._progressed.clear()
                 await self._progressed.wait()
             await self.push_config(version, text)
@@ -487,8 +513,14 @@ class Simulation:
 
     async def _send_push(self, version: int, text: str) -> None:
         assert self._endpoint is not None
-        with contextlib.suppress(OSError, RuntimeError):  # killed meanwhile: sent again after the restart
-            await self._endpoint.send(json.dumps({"push": {"devices": self.device_names, "version": version, "body": text}}))
+        with contextlib.suppress(
+            OSError, RuntimeError
+        ):  # killed meanwhile: sent again after the restart
+            await self._endpoint.send(
+                json.dumps(
+                    {"push": {"devices": self.device_names, "version": version, "body": text}}
+                )
+            )
 
     def _store_config(self, version: int, text: str) -> None:
         from streamfeat.tunnel._storage import SQLiteStorage
@@ -516,7 +548,9 @@ class Simulation:
             if o.server is None and now >= next_restart:
                 self._restarting = asyncio.ensure_future(self._restart(work))
                 await asyncio.shield(self._restarting)
-                next_restart = time.time() + rng.uniform(max(3.0, expected * 0.25), max(6.0, expected * 0.4))
+                next_restart = time.time() + rng.uniform(
+                    max(3.0, expected * 0.25), max(6.0, expected * 0.4)
+                )
             await asyncio.sleep(0.05)
 
     async def _restart(self, work: Path) -> None:
@@ -530,6 +564,7 @@ class Simulation:
 
     # -- the report -----------------------------------------------------------------------
 
+
 def _host_port(url: str) -> tuple[str, int]:
     from urllib.parse import urlsplit
 
@@ -540,6 +575,8 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-def simulate(options: SimOptions, on_progress: Callable[[Progress], None] | None = None) -> SimReport:
+def simulate(
+    options: SimOptions, on_progress: Callable[[Progress], None] | None = None
+) -> SimReport:
     """Run a simulation to the end (see :class:`Simulation`) and return its report."""
     return asyncio.run(Simulation(options, on_progress).run())

@@ -6,4 +6,12 @@ from streamfeat.agent._agent import Agent, AgentStats, load_config
 from streamfeat.agent._outbox import TimedOutbox
 from streamfeat.agent._switch import SwitchReport, diff_configs, switch_engine
 
-__all__ = ["Agent", "AgentStats", "SwitchReport", "TimedOutbox", "diff_configs", "load_config", "switch_engine"]
+__all__ = [
+    "Agent",
+    "AgentStats",
+    "SwitchReport",
+    "TimedOutbox",
+    "diff_configs",
+    "load_config",
+    "switch_engine",
+]

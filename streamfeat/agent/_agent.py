@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import random
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +51,23 @@ from streamfeat._records import public, raw_size
 from streamfeat._shell import AsyncEngine
 from streamfeat._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.agent._outbox import TimedOutbox
+from streamfeat.agent._support import (
+    ADMISSION_KEY,
+    ADMISSION_SPEC_KEY,
+    AgentStats,
+    device_seed,
+    key_bytes,
+    load_config,
+    new_admission,
+    raw_of,
+    schemas,
+)
 from streamfeat.agent._switch import SwitchReport, switch_engine
 from streamfeat.agent._versions import VersionHistory
 from streamfeat.clock import Clock, SystemClock
-from streamfeat.encoders import Encoder, SchemaSet, decode_batch, encoder_for, schemas_for
+from streamfeat.encoders import Encoder, decode_batch, encoder_for, schemas_for
 from streamfeat.errors import ConfigError, EventError, StorageError, StreamfeatError, TunnelError
-from streamfeat.tasks import TasksConfig, load_tasks, parse_tasks
+from streamfeat.tasks import TasksConfig, parse_tasks
 from streamfeat.tunnel._crypto import KeyPair
 from streamfeat.tunnel._outbox import OutboxConfig
 
@@ -66,72 +75,7 @@ __all__ = ["Agent", "AgentStats", "load_config"]
 
 _CHECKPOINT = "agent"
 _CONFIG_KEY = "agent.config"
-_ADMISSION_KEY = "admission"
-_ADMISSION_SPEC_KEY = "admission.spec"
 _MAX_PAYLOAD_RECORDS = 200  # records per payload: keeps each well under the tunnel's batch limit
-
-
-def load_config(tasks: TasksConfig | str | Path) -> TasksConfig:
-    """Return a validated tasks file from a config, a path, or TOML text (``[`` or newline)."""
-    if isinstance(tasks, TasksConfig):
-        return tasks
-    text = str(tasks)
-    if isinstance(tasks, str) and ("\n" in text or text.lstrip().startswith("[")):
-        return parse_tasks(text, source="<tasks>")
-    return load_tasks(tasks)
-
-
-def _key_bytes(value: bytes | str | None, what: str) -> bytes | None:
-    if value is None or isinstance(value, bytes):
-        return value
-    try:
-        return bytes.fromhex(value)
-    except ValueError as exc:
-        msg = f"{what} must be 32 bytes or 64 hex digits, got {value[:16]!r}..."
-        raise ConfigError(msg) from exc
-
-
-def _raw_of(obj: object) -> bytes:
-    """The bytes kept in quarantine for an object that is not a valid event."""
-    try:
-        return orjson.dumps(obj, default=repr)
-    except TypeError:  # non-string keys and the like: keep its repr rather than nothing
-        return repr(obj).encode()
-
-
-_SCHEMAS: dict[str, SchemaSet] = {}
-
-
-def _schemas(config: TasksConfig) -> SchemaSet:
-    """The schema set of a tasks file, computed once per file text (many agents share one)."""
-    found = _SCHEMAS.get(config.text)
-    if found is None or not config.text:
-        found = schemas_for(config)
-        if len(_SCHEMAS) < 64:
-            _SCHEMAS[config.text] = found
-    return found
-
-
-@dataclass
-class AgentStats:
-    """What the agent did since it started (the store's counters persist across restarts)."""
-
-    submitted: int = 0
-    quarantined: int = 0
-    events_raw_bytes: int = 0
-    records: dict[str, int] = field(default_factory=dict)
-    uploaded_records: int = 0
-    uploaded_json_bytes: int = 0  # the same records as JSON lines: the "feature" size
-    payloads: int = 0
-    payload_bytes: int = 0
-    encode_errors: int = 0  # records that could not be encoded (stored, not uploaded)
-    store_errors: int = 0  # records the store could not write (still uploaded)
-    queue_errors: int = 0  # records the outbox could not take (stored, not uploaded)
-    tasks_started: int = 0
-    config_version: int = 0
-    configs_applied: int = 0
-    configs_refused: int = 0
-    snapshots: int = 0
 
 
 class Agent:
@@ -181,18 +125,23 @@ class Agent:
         self.given = load_config(tasks)
         self.store_path = Path(store_path)
         self.endpoint_url = endpoint_url
-        self._endpoint_key = _key_bytes(endpoint_public_key, "endpoint_public_key")
+        self._endpoint_key = key_bytes(endpoint_public_key, "endpoint_public_key")
         if isinstance(device_key, KeyPair) or device_key is None:
             self._device_key = device_key
         else:
-            self._device_key = KeyPair.from_private(_key_bytes(device_key, "device_key") or b"")
+            self._device_key = KeyPair.from_private(key_bytes(device_key, "device_key") or b"")
         if endpoint_url is not None and (self._endpoint_key is None or self._device_key is None):
             msg = "an endpoint_url needs endpoint_public_key and device_key"
             raise ConfigError(msg)
         self.clock = clock or SystemClock()
         self.upload_clock = upload_clock or SystemClock()
         self.device = device
-        self._shell_args = {"queue_size": queue_size, "batch": batch, "clock": self.clock, "tick": tick}
+        self._shell_args = {
+            "queue_size": queue_size,
+            "batch": batch,
+            "clock": self.clock,
+            "tick": tick,
+        }
         self._snapshot_every = snapshot_every
         self._uploader_options = dict(uploader_options or {})
         self._connect = connect
@@ -231,7 +180,9 @@ class Agent:
             return
         self.store = Store(self.store_path, now_ms=self._now_ms)
         self._versions = VersionHistory(self.store)
-        self.outbox = TimedOutbox(self.store, OutboxConfig.from_upload(self.given.upload), clock=self.upload_clock)
+        self.outbox = TimedOutbox(
+            self.store, OutboxConfig.from_upload(self.given.upload), clock=self.upload_clock
+        )
         engine = self._restore()
         self._set_config(self.config, engine)
         self._shell = AsyncEngine(engine, [self._sink], **self._shell_args)  # type: ignore[arg-type]
@@ -257,7 +208,9 @@ class Agent:
                 self.config = parse_tasks(text, source=f"<stored tasks v{version}>")
                 self.version = int(version)
             except ConfigError:
-                agent_log.warning("stored tasks file v%s no longer loads; starting from the given one", version)
+                agent_log.warning(
+                    "stored tasks file v%s no longer loads; starting from the given one", version
+                )
                 self.store.incr("agent.restore_failed")
                 cp = None
         engine = build_engine(self.config, sizes=self._sizes)
@@ -265,7 +218,9 @@ class Agent:
             try:
                 engine.restore(cp.snapshot)
             except StorageError:
-                agent_log.warning("engine snapshot does not fit the stored tasks file; starting fresh")
+                agent_log.warning(
+                    "engine snapshot does not fit the stored tasks file; starting fresh"
+                )
                 self.store.incr("agent.restore_failed")
                 engine = build_engine(self.config, sizes=self._sizes)
         else:
@@ -285,10 +240,17 @@ class Agent:
         assert self.endpoint_url is not None
         assert self._endpoint_key is not None
         assert self._device_key is not None
-        cfg = UploaderConfig(url=self.endpoint_url, endpoint_key=self._endpoint_key, **self._uploader_options)
+        cfg = UploaderConfig(
+            url=self.endpoint_url, endpoint_key=self._endpoint_key, **self._uploader_options
+        )
         extra: dict[str, Any] = {} if self._connect is None else {"connect": self._connect}
         self.uploader = Uploader(
-            self.outbox, self._device_key, cfg, clock=self.upload_clock, on_config=self._on_config, **extra
+            self.outbox,
+            self._device_key,
+            cfg,
+            clock=self.upload_clock,
+            on_config=self._on_config,
+            **extra,
         )
         self._upload_task = asyncio.create_task(self.uploader.run(), name="streamfeat-uploader")
 
@@ -337,7 +299,9 @@ class Agent:
 
     # -- intake ---------------------------------------------------------------------------
 
-    async def submit(self, event: Event | dict[str, Any], *, source: str = "agent", position: int = 0) -> bool:
+    async def submit(
+        self, event: Event | dict[str, Any], *, source: str = "agent", position: int = 0
+    ) -> bool:
         """Queue one event; an invalid one is quarantined (counted) and False is returned.
 
         Waits only while the engine's queue is full (backpressure), never on the network.
@@ -352,7 +316,7 @@ class Agent:
             try:
                 event = event_from_obj(event)
             except EventError as exc:
-                self._quarantine(_raw_of(event), str(exc), source, position)
+                self._quarantine(raw_of(event), str(exc), source, position)
                 return False
         self.stats.submitted += 1
         self.stats.events_raw_bytes += raw_size(event)
@@ -451,33 +415,26 @@ class Agent:
         self.config = config
         self._upload_kinds = frozenset(config.upload.records)
         self.admission = self._admission_for(config.upload.admission)
-        self.encoder: Encoder = encoder_for(config.upload.encoding, _schemas(config), admission=self.admission)
-        self.tasks = TaskRunner(config, output=self._task_output, reader=self._read) if config.tasks else None
+        self.encoder: Encoder = encoder_for(
+            config.upload.encoding, schemas(config), admission=self.admission
+        )
+        self.tasks = (
+            TaskRunner(config, output=self._task_output, reader=self._read)
+            if config.tasks
+            else None
+        )
 
     def _admission_for(self, spec: str | None) -> Any:
         """The id admission filter of ``[upload] admission``: the running one if the spec is
-        unchanged, else the one saved in the store with that spec, else a new one seeded per device."""
-        from streamfeat.encoders import load_admission, parse_admission
-        from streamfeat.errors import DecodeError
-
+        unchanged, else the one saved in the store with that spec, else a new one per device."""
         if spec is None:
             self._admission_spec = None
             return None
-        if spec == getattr(self, "_admission_spec", None) and getattr(self, "admission", None) is not None:
+        if spec == self._admission_spec and self.admission is not None:
             return self.admission
         self._admission_spec = spec
-        saved = self.store.get_state(_ADMISSION_KEY)
-        if saved is not None and self.store.get_state(_ADMISSION_SPEC_KEY) == spec.encode():
-            try:
-                return load_admission(saved)
-            except DecodeError:
-                agent_log.warning("stored admission state is unreadable; starting a new filter")
-        return parse_admission(spec, seed=self._device_seed())
-
-    def _device_seed(self) -> int:
-        # per device, so that devices' hashed buckets and sampling differ; stable across restarts
-        who = self._device_key.public if self._device_key is not None else self.device.encode()
-        return int.from_bytes(hashlib.blake2b(who, digest_size=8).digest(), "big")
+        key = self._device_key.public if self._device_key is not None else None
+        return new_admission(self.store, spec, device_seed(key, self.device))
 
     def _read(self, device: str) -> dict[str, Any]:
         return {"features": self.features(device), "windows": self.windows(device)}
@@ -561,10 +518,12 @@ class Agent:
         cp = Checkpoint(_CHECKPOINT, engine.snapshot(), self.stats.submitted, 0, engine.events)
         with self.store.transaction():
             self.store.save_checkpoint(cp)
-            self.store.put_state(_CONFIG_KEY, msgpack.packb([self.version, self.config.text], use_bin_type=True))
+            self.store.put_state(
+                _CONFIG_KEY, msgpack.packb([self.version, self.config.text], use_bin_type=True)
+            )
             if self.admission is not None and self._admission_spec is not None:
-                self.store.put_state(_ADMISSION_KEY, self.admission.dump())
-                self.store.put_state(_ADMISSION_SPEC_KEY, self._admission_spec.encode())
+                self.store.put_state(ADMISSION_KEY, self.admission.dump())
+                self.store.put_state(ADMISSION_SPEC_KEY, self._admission_spec.encode())
         self.stats.snapshots += 1
 
     async def _snapshot_loop(self) -> None:
@@ -602,7 +561,9 @@ class Agent:
             await asyncio.gather(*self._applying, return_exceptions=True)
         return True
 
-    async def apply_config(self, version: int, text: str, *, source: str = "api") -> SwitchReport | None:
+    async def apply_config(
+        self, version: int, text: str, *, source: str = "api"
+    ) -> SwitchReport | None:
         """Switch to the tasks file ``text`` at ``version`` without a restart or a lost event.
 
         A version not above the running one (except version 0 from a local file) is ignored; a
@@ -612,7 +573,9 @@ class Agent:
             What changed, or None when nothing was applied.
         """
         async with self._switch_lock:
-            if self._closed or (version <= self.version and not (version == 0 and source == "local")):
+            if self._closed or (
+                version <= self.version and not (version == 0 and source == "local")
+            ):
                 return None
             try:
                 new = parse_tasks(text, source=f"<tasks v{version}>")
@@ -635,12 +598,16 @@ class Agent:
             old_tasks = self.tasks
             self._spawn(old_tasks.aclose())
         try:
-            engine, closed, report = switch_engine(old_shell.engine, old_config, new, sizes=self._sizes)
+            engine, closed, report = switch_engine(
+                old_shell.engine, old_config, new, sizes=self._sizes
+            )
         except StreamfeatError:
             snapshot = old_shell.engine.snapshot()
             engine = build_engine(new, sizes=self._sizes)
             closed, report = [], SwitchReport()
-            agent_log.warning("could not carry the engine state over; %d bytes of state dropped", len(snapshot))
+            agent_log.warning(
+                "could not carry the engine state over; %d bytes of state dropped", len(snapshot)
+            )
         if closed:
             self._handle(closed, old_encoder)
         self._set_config(new, engine)
@@ -658,7 +625,14 @@ class Agent:
     def _record_version(self, version: int, config: TasksConfig | None, source: str, status: str,
                         report: SwitchReport | None, *, text: str = "") -> None:  # fmt: skip
         changes = report.as_dict() if report is not None else {}
-        self._versions.record(version, config.text if config is not None else text, source, status, changes, self._now_ms())
+        self._versions.record(
+            version,
+            config.text if config is not None else text,
+            source,
+            status,
+            changes,
+            self._now_ms(),
+        )
 
     def config_history(self) -> list[dict[str, Any]]:
         """Every tasks-file version applied or refused, oldest first (see ``_versions``)."""

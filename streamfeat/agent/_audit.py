@@ -28,7 +28,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:
-    return {f"p{q}": round(percentile(values, q) * 1000, 1) for q in (50, 90, 99)} | {"n": len(values)}
+    return {f"p{q}": round(percentile(values, q) * 1000, 1) for q in (50, 90, 99)} | {
+        "n": len(values)
+    }
 
 
 def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
@@ -62,7 +64,11 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
             versions[f"v{d['version']}"] += 1
     r.records = dict(records)
     r.versions = dict(versions)
-    r.latency_ms, r.steady_latency_ms, r.age_ms = _quantiles(lat), _quantiles(steady), _quantiles(ages)
+    r.latency_ms, r.steady_latency_ms, r.age_ms = (
+        _quantiles(lat),
+        _quantiles(steady),
+        _quantiles(ages),
+    )
     r.connections_cut = cuts
     r.cpu_s, r.feed_cpu_s = round(r.cpu_s, 2), round(r.feed_cpu_s, 2)
 
@@ -88,7 +94,9 @@ def audit(r: SimReport, results: list[dict[str, Any]], db: Path, texts: list[str
     stored_ids: dict[str, set[bytes]] = {name: set() for name in queued}
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        for device, batch_id, size, payload in conn.execute("SELECT device, batch_id, size, payload FROM batches ORDER BY rowid"):
+        for device, batch_id, size, payload in conn.execute(
+            "SELECT device, batch_id, size, payload FROM batches ORDER BY rowid"
+        ):
             if device not in stored:
                 continue  # another fleet's device on a shared server
             stored_ids[device].add(bytes(batch_id))

@@ -30,7 +30,9 @@ class ChaosProxy:
         refused: connections closed because the endpoint could not be reached.
     """
 
-    def __init__(self, upstream_host: str, upstream_port: int, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, upstream_host: str, upstream_port: int, *, rng: random.Random | None = None
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.rng = rng or random.Random()
         self.port = 0

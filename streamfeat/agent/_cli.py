@@ -29,22 +29,55 @@ def add_parsers(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--tasks", metavar="T", help="tasks file (default: the embedded default)")
     p.add_argument("--store", metavar="S", required=True, help="the device's SQLite store")
-    p.add_argument("--endpoint", metavar="URL", action=EnvDefault, envvar="STREAMFEAT_ENDPOINT",
-                   help="ws://host:port/v1/tunnel (default: the device file's url)")
-    p.add_argument("--endpoint-key", metavar="FILE",
-                   help="the endpoint's public key: hex text, or a key file (default: the device file's)")
-    p.add_argument("--device-key", metavar="FILE", required=True,
-                   help="the device file written by `streamfeat device add` (0600)")
-    p.add_argument("--device", default=None, help="the device whose features and windows the agent's views read (default: the device file's name)")
-    p.add_argument("--tick", type=float, default=1.0, metavar="SECONDS",
-                   help="seconds between wall-clock advances of idle devices' windows; 0 turns them off "
-                   "(for logs of past events, whose windows wall time would close at once) (default: %(default)s)")
-    p.add_argument("--connect-wait", type=float, default=5.0, metavar="SECONDS",
-                   help="before reading input, wait this long for the endpoint (and a tasks file it holds "
-                   "for this device); 0 reads at once (default: %(default)s)")
-    p.add_argument("--final", action="store_true", help="at end of input close every window (final records)")
-    p.add_argument("--drain", type=float, default=10.0, metavar="SECONDS",
-                   help="at end of input wait this long for uploads to be acknowledged (default: %(default)s)")
+    p.add_argument(
+        "--endpoint",
+        metavar="URL",
+        action=EnvDefault,
+        envvar="STREAMFEAT_ENDPOINT",
+        help="ws://host:port/v1/tunnel (default: the device file's url)",
+    )
+    p.add_argument(
+        "--endpoint-key",
+        metavar="FILE",
+        help="the endpoint's public key: hex text, or a key file (default: the device file's)",
+    )
+    p.add_argument(
+        "--device-key",
+        metavar="FILE",
+        required=True,
+        help="the device file written by `streamfeat device add` (0600)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="the device whose features and windows the agent's views read (default: the device file's name)",
+    )
+    p.add_argument(
+        "--tick",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between wall-clock advances of idle devices' windows; 0 turns them off "
+        "(for logs of past events, whose windows wall time would close at once) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--connect-wait",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="before reading input, wait this long for the endpoint (and a tasks file it holds "
+        "for this device); 0 reads at once (default: %(default)s)",
+    )
+    p.add_argument(
+        "--final", action="store_true", help="at end of input close every window (final records)"
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at end of input wait this long for uploads to be acknowledged (default: %(default)s)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -82,7 +115,11 @@ def _run(args: argparse.Namespace) -> int:
         url = str(args.endpoint or device_file.get("url") or "")
         if not url:
             args.parser.error("no endpoint: give --endpoint or a device file with a url")
-        key = read_endpoint_key(args.endpoint_key) if args.endpoint_key else bytes.fromhex(device_file["endpoint_public_key"])
+        key = (
+            read_endpoint_key(args.endpoint_key)
+            if args.endpoint_key
+            else bytes.fromhex(device_file["endpoint_public_key"])
+        )
         private = bytes.fromhex(device_file["private_key"])
     except (StreamfeatError, KeyError, ValueError) as exc:
         args.parser.error(f"device or endpoint key: {exc}")
@@ -93,7 +130,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         tasks = Path(args.tasks)
     try:
-        summary = asyncio.run(_agent_main(args, tasks, url, key, private, device_file.get("device", "local")))
+        summary = asyncio.run(
+            _agent_main(args, tasks, url, key, private, device_file.get("device", "local"))
+        )
     except StreamfeatError as exc:
         print(f"streamfeat agent: {exc}", file=sys.stderr)
         return 1
@@ -115,7 +154,9 @@ def _reader(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[list[bytes] | 
     asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
 
 
-async def _agent_main(args: argparse.Namespace, tasks: Any, url: str, key: bytes, private: bytes, name: str) -> dict[str, Any]:
+async def _agent_main(
+    args: argparse.Namespace, tasks: Any, url: str, key: bytes, private: bytes, name: str
+) -> dict[str, Any]:
     from streamfeat.agent import Agent
 
     agent = Agent(tasks=tasks, store_path=args.store, endpoint_url=url, endpoint_public_key=key,
@@ -127,7 +168,9 @@ async def _agent_main(args: argparse.Namespace, tasks: Any, url: str, key: bytes
         await agent.wait_connected(args.connect_wait)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(8)
-    threading.Thread(target=_reader, args=(loop, queue), daemon=True, name="streamfeat-stdin").start()
+    threading.Thread(
+        target=_reader, args=(loop, queue), daemon=True, name="streamfeat-stdin"
+    ).start()
     line_no = 0
     try:
         while (chunk := await queue.get()) is not None:

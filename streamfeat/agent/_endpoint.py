@@ -44,7 +44,9 @@ async def _serve(db: Path, key_path: Path, host: str, port: int) -> None:
     from streamfeat.tunnel._server import TunnelServer
     from streamfeat.tunnel._storage import SQLiteStorage
 
-    server = TunnelServer(key=endpoint_keypair(key_path), registry=Registry(db), storage=SQLiteStorage(db))
+    server = TunnelServer(
+        key=endpoint_keypair(key_path), registry=Registry(db), storage=SQLiteStorage(db)
+    )
     runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)

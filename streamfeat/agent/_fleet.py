@@ -103,12 +103,21 @@ class Worker:
         spec = self.spec
         store_dir = Path(spec["store_dir"])
         config = parse_tasks(spec["tasks"], source="<fleet tasks>")  # once for all the agents
-        options = {"backoff_base": 0.2, "backoff_cap": 3.0, "ack_timeout": 10.0, "connect_timeout": 5.0}
+        options = {
+            "backoff_base": 0.2,
+            "backoff_cap": 3.0,
+            "ack_timeout": 10.0,
+            "connect_timeout": 5.0,
+        }
         from streamfeat.tunnel._registry import read_key_file
 
         for name, key_file in spec["devices"]:
             private_hex = read_key_file(key_file)["private_key"]
-            dev = _Device(name, None, device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts))
+            dev = _Device(
+                name,
+                None,
+                device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts),
+            )
             dev.agent = Agent(
                 tasks=config, store_path=store_dir / f"{name}.sqlite", endpoint_url=spec["url"],
                 endpoint_public_key=spec["endpoint_key"], device_key=private_hex, clock=self.clock,
@@ -119,7 +128,9 @@ class Worker:
             self.devices.append(dev)
         # ready means connected: the first connection also pays one-off imports and handshakes,
         # which must not eat into the fed time
-        waits = [d.agent.uploader.connected.wait() for d in self.devices if d.agent.uploader is not None]
+        waits = [
+            d.agent.uploader.connected.wait() for d in self.devices if d.agent.uploader is not None
+        ]
         if waits:
             tasks = [asyncio.ensure_future(w) for w in waits]
             await asyncio.wait(tasks, timeout=30)
@@ -230,7 +241,9 @@ class Worker:
 
     async def close(self, drain_timeout: float) -> None:
         """Close every agent (final windows uploaded), waiting for acknowledgements."""
-        await asyncio.gather(*(d.agent.aclose(close_windows=True, drain_timeout=drain_timeout) for d in self.devices))
+        await asyncio.gather(
+            *(d.agent.aclose(close_windows=True, drain_timeout=drain_timeout) for d in self.devices)
+        )
 
     def result(self, cpu_s: float, wall_s: float) -> dict[str, Any]:
         devices = {}

@@ -52,7 +52,9 @@ class SwitchReport:
         }  # fmt: skip
 
 
-def _diff(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str], list[str]]:
+def _diff(
+    old: dict[str, Any], new: dict[str, Any]
+) -> tuple[list[str], list[str], list[str], list[str]]:
     added = [n for n in new if n not in old]
     removed = [n for n in old if n not in new]
     changed = [n for n in new if n in old and old[n] != new[n]]
@@ -85,7 +87,9 @@ def diff_configs(old: TasksConfig, new: TasksConfig) -> SwitchReport:
     return report
 
 
-def _trigger_stage(old_engine: Engine, old: TasksConfig, new: TasksConfig, report: SwitchReport) -> Stage | None:
+def _trigger_stage(
+    old_engine: Engine, old: TasksConfig, new: TasksConfig, report: SwitchReport
+) -> Stage | None:
     """Return the triggers stage of the new engine (the old one updated in place, if possible)."""
     if not new.triggers:
         return None
@@ -101,7 +105,9 @@ def _trigger_stage(old_engine: Engine, old: TasksConfig, new: TasksConfig, repor
     return stage
 
 
-def _new_stages(old_engine: Engine, old: TasksConfig, new: TasksConfig, report: SwitchReport, sizes: bool) -> list[Stage]:
+def _new_stages(
+    old_engine: Engine, old: TasksConfig, new: TasksConfig, report: SwitchReport, sizes: bool
+) -> list[Stage]:
     stages: list[Stage] = []
     trig = _trigger_stage(old_engine, old, new, report)
     if trig is not None:
@@ -120,7 +126,9 @@ def _new_stages(old_engine: Engine, old: TasksConfig, new: TasksConfig, report: 
 class _Carry:
     """Maps one device's dumped stage states from the old stages to the new ones."""
 
-    def __init__(self, old_stages: list[Stage], new_stages: list[Stage], report: SwitchReport) -> None:
+    def __init__(
+        self, old_stages: list[Stage], new_stages: list[Stage], report: SwitchReport
+    ) -> None:
         self.old = {s.name: s for s in old_stages}
         self.new = new_stages
         self.report = report
@@ -133,7 +141,9 @@ class _Carry:
             prev = old_by_name.get(stage.name)
             if stage.name == "triggers":
                 same = self.old.get("triggers") is stage
-                result.append(prev if same and prev is not None else stage.dump(stage.new_state(device)))
+                result.append(
+                    prev if same and prev is not None else stage.dump(stage.new_state(device))
+                )
             elif stage.name == "windows":
                 result.append(self._windows(stage, device, prev, out))
             elif stage.name == "features":
@@ -179,7 +189,11 @@ class _Carry:
         for name, (old_f, s) in by_name.items():
             if name not in self.kept["features"]:
                 old_f.close(s, old_state.last_ts, device, out)  # open visits end truncated
-        latest = [[k, ts, vals] for k, (ts, vals) in old_state.latest.items() if k in self.kept["features"]]
+        latest = [
+            [k, ts, vals]
+            for k, (ts, vals) in old_state.latest.items()
+            if k in self.kept["features"]
+        ]
         return [device, old_state.last_ts, feats, latest]
 
     def _close_dropped(self, device: str, old_by_name: dict[str, Any], out: list[Record]) -> None:
@@ -192,7 +206,12 @@ class _Carry:
 
 
 def switch_engine(
-    old_engine: Engine, old: TasksConfig, new: TasksConfig, *, sizes: bool = False, sample_every: int = 64
+    old_engine: Engine,
+    old: TasksConfig,
+    new: TasksConfig,
+    *,
+    sizes: bool = False,
+    sample_every: int = 64,
 ) -> tuple[Engine, list[Record], SwitchReport]:
     """Return an engine for ``new`` holding ``old_engine``'s state of everything unchanged.
 
@@ -216,7 +235,12 @@ def switch_engine(
     for device, (count, dumped) in body["devices"].items():
         devices[device] = [count, None if dumped is None else carry.device(device, dumped, out)]
     engine = Engine(stages, sample_every=sample_every)
-    new_body = {"v": body["v"], "stages": [s.name for s in stages], "events": body["events"], "devices": devices}
+    new_body = {
+        "v": body["v"],
+        "stages": [s.name for s in stages],
+        "events": body["events"],
+        "devices": devices,
+    }
     engine.restore(msgpack.packb(new_body, use_bin_type=True))
     final = SwitchReport(report.added, report.removed, report.changed, report.kept, len(out))
     return engine, out, final

@@ -30,7 +30,15 @@ class VersionHistory:
         self.store = store
         store.db.execute(_SQL)
 
-    def record(self, version: int, text: str, source: str, status: str, changes: dict[str, Any], now_ms: int) -> None:
+    def record(
+        self,
+        version: int,
+        text: str,
+        source: str,
+        status: str,
+        changes: dict[str, Any],
+        now_ms: int,
+    ) -> None:
         """Append one version's outcome."""
         digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
         with self.store.transaction():
@@ -41,5 +49,7 @@ class VersionHistory:
 
     def rows(self) -> list[dict[str, Any]]:
         """Every version applied or refused, oldest first (``changes`` decoded)."""
-        rows = self.store.db.execute(f"SELECT {', '.join(_KEYS)} FROM agent_configs ORDER BY id").fetchall()
+        rows = self.store.db.execute(
+            f"SELECT {', '.join(_KEYS)} FROM agent_configs ORDER BY id"
+        ).fetchall()
         return [dict(zip(_KEYS, r, strict=True)) | {"changes": orjson.loads(r[5])} for r in rows]

@@ -38,12 +38,15 @@ records = ["feature", "window", "trigger", "late"]
 batch_max_age = "200ms"
 """
 
-PUSHED = TASKS.replace('bounce = "', 'carted = "add_cart"\nbounce = "') + """
+PUSHED = (
+    TASKS.replace('bounce = "', 'carted = "add_cart"\nbounce = "')
+    + """
 [windows.scrolls_1m]
 assign = "tumbling 1m"
 filter = ["scroll"]
 aggregate = { n = "count" }
 """
+)
 
 
 def counted(stored: list[dict]) -> int:
@@ -59,7 +62,9 @@ def endpoint_records(db: Path, texts: list[str]) -> list[dict]:
         rows = conn.execute("SELECT payload FROM batches").fetchall()
     finally:
         conn.close()
-    return [r for (p,) in rows for item in split_items(bytes(p)) for r in decode_batch(item, schemas)]
+    return [
+        r for (p,) in rows for item in split_items(bytes(p)) for r in decode_batch(item, schemas)
+    ]
 
 
 def test_small_fleet_every_queued_record_is_stored_exactly_once(tmp_path: Path) -> None:
@@ -69,7 +74,12 @@ def test_small_fleet_every_queued_record_is_stored_exactly_once(tmp_path: Path) 
     assert report.events > 50
     assert report.records["trigger"] > 0
     assert report.queued > 0
-    assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (0, 0, 0, 0)
+    assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert report.stored == report.queued
     assert report.batches_stored > 0
     assert report.latency_ms["n"] > 0
@@ -86,7 +96,12 @@ def test_fleet_under_chaos_loses_nothing_and_doubles_nothing(tmp_path: Path) -> 
     assert report.endpoint_restarts >= 1
     assert report.versions == {"v1": 12}
     assert report.connections_cut + report.reconnects >= 1
-    assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (0, 0, 0, 0)
+    assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert report.stored == report.queued > 0
     stored = endpoint_records(tmp_path / "endpoint.sqlite", [TASKS, PUSHED])
     assert counted(stored) == report.events
@@ -111,7 +126,14 @@ def test_tasks_file_pushed_from_the_endpoint_changes_what_devices_emit(tmp_path:
 
 @pytest.mark.slow
 def test_soak_hundred_devices_under_chaos(tmp_path: Path) -> None:
-    report = simulate(SimOptions(devices=150, minutes=8, speed=8, chaos=True, seed=6, workdir=tmp_path))
+    report = simulate(
+        SimOptions(devices=150, minutes=8, speed=8, chaos=True, seed=6, workdir=tmp_path)
+    )
     assert report.endpoint_restarts >= 2
-    assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (0, 0, 0, 0)
+    assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert report.stored == report.queued > 0

@@ -38,7 +38,9 @@ s = SQLiteStorage(sys.argv[1]); s.set_config("d", 1, b"tasks"); s.close()
 """
 
 
-def test_acknowledged_batches_survive_a_kill_after_another_process_used_the_database(tmp_path: Path) -> None:
+def test_acknowledged_batches_survive_a_kill_after_another_process_used_the_database(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "endpoint.sqlite"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = (tmp_path / "acks.txt").open("w")

@@ -18,7 +18,7 @@ def test_usage_errors_go_through_the_parser(tmp_path, capsys) -> None:  # type: 
         main(["simulate", "--server", "ws://127.0.0.1:1/v1/tunnel"])
     assert exc.value.code == 2
     bad = tmp_path / "bad.toml"
-    bad.write_text("[windows.w]\nassign = \"hopping\"\n")
+    bad.write_text('[windows.w]\nassign = "hopping"\n')
     with pytest.raises(SystemExit):
         main(["simulate", "--reconfigure", f"1:{bad}"])
     assert "hopping" in capsys.readouterr().err
@@ -26,7 +26,9 @@ def test_usage_errors_go_through_the_parser(tmp_path, capsys) -> None:  # type: 
 
 def test_report_names_losses_and_the_audit_verdict() -> None:
     console = Console(width=120, record=True)
-    r = SimReport(devices=3, queued=10, stored=8, lost=2, missing={"dev000001": 2}, records={"trigger": 4})
+    r = SimReport(
+        devices=3, queued=10, stored=8, lost=2, missing={"dev000001": 2}, records={"trigger": 4}
+    )
     render_report(r, console)
     text = console.export_text()
     assert "lost 2" in text

@@ -25,23 +25,47 @@ def events(n: int, seed: int = 1, device: str = "phone") -> list[dict[str, Any]]
     for i in range(n):
         ts += rng.randrange(100, 15_000)
         kind = rng.choice(["click", "exposure", "scroll", "page_enter", "page_exit"])
-        ev: dict[str, Any] = {"device": device, "ts": ts, "type": kind, "page": "item_detail", "item": str(i % 3)}
+        ev: dict[str, Any] = {
+            "device": device,
+            "ts": ts,
+            "type": kind,
+            "page": "item_detail",
+            "item": str(i % 3),
+        }
         out.append(ev)
     return out
 
 
 def all_count(records: list[dict[str, Any]]) -> int:
-    return sum(r["values"]["n"] for r in records if r["kind"] == "window" and r["window"] == "all_1m")
+    return sum(
+        r["values"]["n"] for r in records if r["kind"] == "window" and r["window"] == "all_1m"
+    )
 
 
-def agent_for(tmp_path: Path, ep: MemoryEndpoint | None, clock: ManualClock, tasks: str = BASE, **kw: Any) -> Agent:
+def agent_for(
+    tmp_path: Path, ep: MemoryEndpoint | None, clock: ManualClock, tasks: str = BASE, **kw: Any
+) -> Agent:
     if ep is None:
-        return Agent(tasks=tasks, store_path=tmp_path / "dev.sqlite", clock=clock, device="phone", tick=0, **kw)
+        return Agent(
+            tasks=tasks,
+            store_path=tmp_path / "dev.sqlite",
+            clock=clock,
+            device="phone",
+            tick=0,
+            **kw,
+        )
     key = kw.pop("key")
     return Agent(
-        tasks=tasks, store_path=tmp_path / "dev.sqlite", endpoint_url="ws://memory/v1/tunnel",
-        endpoint_public_key=ep.key.public, device_key=key, clock=clock, device="phone", tick=0,
-        connect=ep.connect, **kw,
+        tasks=tasks,
+        store_path=tmp_path / "dev.sqlite",
+        endpoint_url="ws://memory/v1/tunnel",
+        endpoint_public_key=ep.key.public,
+        device_key=key,
+        clock=clock,
+        device="phone",
+        tick=0,
+        connect=ep.connect,
+        **kw,
     )
 
 
@@ -49,7 +73,9 @@ async def test_uploads_reach_the_endpoint_exactly_and_bad_events_are_quarantined
     tmp_path: Path, endpoint: MemoryEndpoint, manual_clock: ManualClock
 ) -> None:
     queued: list[dict[str, Any]] = []
-    agent = agent_for(tmp_path, endpoint, manual_clock, key=endpoint.device("phone"), on_upload=queued.extend)
+    agent = agent_for(
+        tmp_path, endpoint, manual_clock, key=endpoint.device("phone"), on_upload=queued.extend
+    )
     await agent.start()
     evs = events(200)
     for ev in evs:
@@ -101,7 +127,9 @@ async def test_restart_resumes_from_the_snapshot_without_losing_or_doubling(
     assert second.outbox_waiting > 0  # offline: the payloads wait in the durable outbox
 
 
-async def test_periodic_snapshot_is_written_while_running(tmp_path: Path, manual_clock: ManualClock) -> None:
+async def test_periodic_snapshot_is_written_while_running(
+    tmp_path: Path, manual_clock: ManualClock
+) -> None:
     agent = agent_for(tmp_path, None, manual_clock, snapshot_every=0.05)
     await agent.start()
     for ev in events(20):
@@ -115,7 +143,9 @@ async def test_periodic_snapshot_is_written_while_running(tmp_path: Path, manual
     await agent.aclose()
 
 
-async def test_a_changed_local_tasks_file_is_switched_to_at_start(tmp_path: Path, manual_clock: ManualClock) -> None:
+async def test_a_changed_local_tasks_file_is_switched_to_at_start(
+    tmp_path: Path, manual_clock: ManualClock
+) -> None:
     evs = events(200, seed=4)
     got: list[dict[str, Any]] = []
     agent = agent_for(tmp_path, None, manual_clock, on_upload=got.extend)
@@ -123,7 +153,7 @@ async def test_a_changed_local_tasks_file_is_switched_to_at_start(tmp_path: Path
     for ev in evs[:100]:
         await agent.submit(ev)
     await agent.aclose()
-    changed = BASE.replace("[features.ipv]\nkind = \"ipv\"\n", "")
+    changed = BASE.replace('[features.ipv]\nkind = "ipv"\n', "")
     agent = agent_for(tmp_path, None, manual_clock, tasks=changed, on_upload=got.extend)
     await agent.start()
     assert agent.config.text == changed
@@ -133,7 +163,10 @@ async def test_a_changed_local_tasks_file_is_switched_to_at_start(tmp_path: Path
     history = agent.config_history()
     await agent.aclose(close_windows=True)
     assert all_count(got) == len(evs)
-    assert [(h["version"], h["source"], h["status"]) for h in history] == [(0, "local", "applied"), (0, "local", "applied")]
+    assert [(h["version"], h["source"], h["status"]) for h in history] == [
+        (0, "local", "applied"),
+        (0, "local", "applied"),
+    ]
     assert history[-1]["changes"]["removed"] == {"features": ["ipv"]}
 
 
@@ -187,7 +220,9 @@ async def test_admission_filter_relabels_ids_and_survives_a_restart(
     tasks = BASE.replace('encoding = "compact"', 'encoding = "compact"\nadmission = "bloom 2"')
     key = endpoint.device("phone")
     queued: list[dict[str, Any]] = []
-    agent = agent_for(tmp_path, endpoint, manual_clock, tasks=tasks, key=key, on_upload=queued.extend)
+    agent = agent_for(
+        tmp_path, endpoint, manual_clock, tasks=tasks, key=key, on_upload=queued.extend
+    )
     await agent.start()
     assert agent.admission is not None
     for ev in events(300, seed=8):

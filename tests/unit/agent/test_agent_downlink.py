@@ -13,12 +13,18 @@ from streamfeat.tasks import parse_tasks
 from .conftest import BASE, MemoryEndpoint
 from .test_agent_core import agent_for, all_count, events
 
-NEW = BASE.replace('two_clicks = "click click"', 'two_clicks = "click click"\nscroll_then_click = "scroll click"') + """
+NEW = (
+    BASE.replace(
+        'two_clicks = "click click"',
+        'two_clicks = "click click"\nscroll_then_click = "scroll click"',
+    )
+    + """
 [windows.scrolls_1m]
 assign = "tumbling 1m"
 filter = ["scroll"]
 aggregate = { n = "count" }
 """
+)
 
 
 async def _wait(cond: Any, within: float = 5.0) -> None:
@@ -32,7 +38,9 @@ async def test_pushed_tasks_file_changes_what_the_device_emits_with_no_event_los
     tmp_path: Path, endpoint: MemoryEndpoint, manual_clock: ManualClock
 ) -> None:
     queued: list[dict[str, Any]] = []
-    agent = agent_for(tmp_path, endpoint, manual_clock, key=endpoint.device("phone"), on_upload=queued.extend)
+    agent = agent_for(
+        tmp_path, endpoint, manual_clock, key=endpoint.device("phone"), on_upload=queued.extend
+    )
     await agent.start()
     await asyncio.wait_for(agent.uploader.connected.wait(), 5)
     evs = events(400, seed=5)
@@ -49,8 +57,14 @@ async def test_pushed_tasks_file_changes_what_the_device_emits_with_no_event_los
     await agent.aclose(close_windows=True, drain_timeout=10)
     assert all_count(queued) == len(evs)
     assert agent.engine.event_count("phone") == len(evs)
-    assert [(h["version"], h["source"], h["status"]) for h in history] == [(0, "local", "applied"), (1, "downlink", "applied")]
-    assert history[1]["changes"]["added"] == {"triggers": ["scroll_then_click"], "windows": ["scrolls_1m"]}
+    assert [(h["version"], h["source"], h["status"]) for h in history] == [
+        (0, "local", "applied"),
+        (1, "downlink", "applied"),
+    ]
+    assert history[1]["changes"]["added"] == {
+        "triggers": ["scroll_then_click"],
+        "windows": ["scrolls_1m"],
+    }
     schemas = index_schemas(schemas_for(parse_tasks(BASE)), schemas_for(parse_tasks(NEW)))
     stored = [r for p in endpoint.payloads("phone") for r in decode_batch(p, schemas)]
     assert len(stored) == len(queued)
@@ -61,7 +75,9 @@ async def test_pushed_tasks_file_changes_what_the_device_emits_with_no_event_los
     switch_ts = evs[199]["ts"]
     assert all(r["end"] > switch_ts for r in new_windows)
     assert all(r["first"] >= 200 for r in new_triggers)
-    assert sum(r["values"]["n"] for r in new_windows) <= sum(1 for e in evs[200:] if e["type"] == "scroll")
+    assert sum(r["values"]["n"] for r in new_windows) <= sum(
+        1 for e in evs[200:] if e["type"] == "scroll"
+    )
 
 
 async def test_pushed_file_is_applied_at_the_next_start_when_it_came_while_offline(
@@ -87,7 +103,7 @@ async def test_a_bad_pushed_file_is_refused_and_recorded(
     agent = agent_for(tmp_path, endpoint, manual_clock, key=endpoint.device("phone"))
     await agent.start()
     await asyncio.wait_for(agent.uploader.connected.wait(), 5)
-    endpoint.server.push_config("phone", 2, b"[windows.bad]\nassign = \"hopping 5m\"\n")
+    endpoint.server.push_config("phone", 2, b'[windows.bad]\nassign = "hopping 5m"\n')
     await _wait(lambda: agent.stats.configs_refused == 1)
     assert agent.version == 0
     history = agent.config_history()

@@ -25,12 +25,18 @@ def _events(n: int, seed: int, device: str = "d") -> list[Event]:
 
 
 def _counts(records: list[dict]) -> int:
-    return sum(r["values"]["n"] for r in records if r["kind"] == "window" and r["window"] == "all_1m")
+    return sum(
+        r["values"]["n"] for r in records if r["kind"] == "window" and r["window"] == "all_1m"
+    )
 
 
 def test_unchanged_window_counts_every_event_across_a_switch() -> None:
     old = parse_tasks(BASE)
-    new = parse_tasks(BASE.replace('[windows.clicks_1m]', '[windows.scrolls_1m]').replace('filter = ["click"]', 'filter = ["scroll"]'))
+    new = parse_tasks(
+        BASE.replace("[windows.clicks_1m]", "[windows.scrolls_1m]").replace(
+            'filter = ["click"]', 'filter = ["scroll"]'
+        )
+    )
     events = _events(300, 1)
     cut = next(i for i in range(150, 300) if events[i - 1].type == "click")  # clicks_1m is open
     engine = build_engine(old)
@@ -50,7 +56,9 @@ def test_unchanged_window_counts_every_event_across_a_switch() -> None:
     assert closed
     assert all(r["window"] == "clicks_1m" and r["final"] for r in closed)
     # the new window only saw events after the switch
-    scrolls = sum(r["values"]["n"] for r in out if r["kind"] == "window" and r["window"] == "scrolls_1m")
+    scrolls = sum(
+        r["values"]["n"] for r in out if r["kind"] == "window" and r["window"] == "scrolls_1m"
+    )
     assert scrolls == sum(1 for e in events[cut:] if e.type == "scroll")
     # event indexes go on where they were
     assert engine2.event_count("d") == len(events)
@@ -58,7 +66,11 @@ def test_unchanged_window_counts_every_event_across_a_switch() -> None:
 
 def test_same_result_as_an_engine_that_never_switched_for_kept_stages() -> None:
     old = parse_tasks(BASE)
-    new = parse_tasks(BASE.replace('two_clicks = "click click"', 'two_clicks = "click click"\nthree = "exposure{3}"'))
+    new = parse_tasks(
+        BASE.replace(
+            'two_clicks = "click click"', 'two_clicks = "click click"\nthree = "exposure{3}"'
+        )
+    )
     events = _events(400, 2)
     ref = build_engine(old)
     ref_out: list[dict] = []
@@ -76,9 +88,15 @@ def test_same_result_as_an_engine_that_never_switched_for_kept_stages() -> None:
     out += engine.close()
 
     def strip(rs: list[dict], kinds: tuple[str, ...]) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "_events"} for r in rs if r["kind"] in kinds and r.get("trigger") != "three"]
+        return [
+            {k: v for k, v in r.items() if k != "_events"}
+            for r in rs
+            if r["kind"] in kinds and r.get("trigger") != "three"
+        ]
 
-    assert strip(out, ("window", "feature", "trigger")) == strip(ref_out, ("window", "feature", "trigger"))
+    assert strip(out, ("window", "feature", "trigger")) == strip(
+        ref_out, ("window", "feature", "trigger")
+    )
     threes = [r for r in out if r.get("trigger") == "three"]
     assert threes
     assert all(r["first"] >= 123 for r in threes)
@@ -122,7 +140,7 @@ def test_engine_section_change_rebuilds_every_stage() -> None:
 
 def test_dropping_a_whole_stage_closes_it() -> None:
     old = parse_tasks(BASE)
-    new = parse_tasks("[triggers]\ntwo_clicks = \"click click\"\n")
+    new = parse_tasks('[triggers]\ntwo_clicks = "click click"\n')
     engine = build_engine(old)
     evs = [Event(T0, "page_enter", "d", "item_detail", "9"), Event(T0 + 5, "click", "d")]
     for ev in evs:
