@@ -13,7 +13,9 @@ are never written to a file, stored or encoded.
 
 A device's stage states are freed when every stage reports its state idle (nothing open), so
 memory is bounded by what is open, not by how many devices were ever seen; only the per-device
-event counter stays (one int).
+event counter stays (one int), and, for a stage that defines ``residue(state)``, the small value
+it returns (the window stage's max ts, so that the watermark survives the freeing and a late
+event is still reported as late). The next ``new_state(device, residue)`` gets it back.
 
 The engine is synchronous, deterministic and free of I/O: it never reads a clock. Event time
 comes from ``event.ts``; wall time, when an embedded agent wants idle devices' windows to close,
@@ -38,7 +40,7 @@ from streamfeat.errors import StorageError
 __all__ = ["Engine", "Record", "Stage"]
 
 Record = dict[str, Any]
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
 
 
 @runtime_checkable
@@ -53,7 +55,12 @@ class Stage(Protocol):
     name: str
 
     def new_state(self, device: str) -> Any:
-        """Return the fresh state of a device the stage has not seen (or has freed)."""
+        """Return the fresh state of a device the stage has not seen (or has freed).
+
+        A stage that defines ``residue(state) -> Any`` (optional; not part of this protocol's
+        required methods) is called ``new_state(device, residue)`` after a freeing, with what
+        ``residue`` returned for the freed state (``None`` is never passed on).
+        """
 
     def process(self, state: Any, index: int, event: Event, out: list[Record]) -> None:
         """Handle event number ``index`` of its device; append any records to ``out``."""
@@ -75,11 +82,14 @@ class Stage(Protocol):
 
 
 class _Device:
-    __slots__ = ("count", "states")
+    __slots__ = ("count", "residue", "states")
 
-    def __init__(self, count: int, states: list[Any] | None) -> None:
+    def __init__(
+        self, count: int, states: list[Any] | None, residue: list[Any] | None = None
+    ) -> None:
         self.count = count
         self.states = states
+        self.residue = residue
 
 
 class Engine:
@@ -103,6 +113,8 @@ class Engine:
         # bound methods, looked up once: the per-event loop is the hot path of every replay
         self._process = [s.process for s in self.stages]
         self._idle = [s.idle for s in self.stages]
+        self._residue = [getattr(s, "residue", None) for s in self.stages]
+        self._keeps_residue = any(f is not None for f in self._residue)
         if sample_every and sample_every & (sample_every - 1):
             msg = f"sample_every must be 0 or a power of two, got {sample_every}"
             raise ValueError(msg)
@@ -125,7 +137,7 @@ class Engine:
             dev = self._devices[event[2]] = _Device(0, None)
         states = dev.states
         if states is None:
-            states = dev.states = [s.new_state(event[2]) for s in self.stages]
+            states = dev.states = self._new_states(event[2], dev.residue)
         index = dev.count
         dev.count = index + 1
         self.events = n = self.events + 1
@@ -137,6 +149,24 @@ class Engine:
         for idle, state in zip(self._idle, states, strict=False):
             if not idle(state):
                 return
+        self._free(dev)
+
+    def _new_states(self, device: str, residue: list[Any] | None) -> list[Any]:
+        if residue is None:
+            return [s.new_state(device) for s in self.stages]
+        return [
+            s.new_state(device) if r is None else s.new_state(device, r)  # type: ignore[call-arg]
+            for s, r in zip(self.stages, residue, strict=True)
+        ]
+
+    def _free(self, dev: _Device) -> None:
+        states = dev.states
+        if self._keeps_residue and states is not None:
+            kept = [
+                f(st) if f is not None else None
+                for f, st in zip(self._residue, states, strict=True)
+            ]
+            dev.residue = kept if any(r is not None for r in kept) else None
         dev.states = None
 
     def _timed(self, states: list[Any], index: int, event: Event, out: list[Record]) -> None:
@@ -168,13 +198,13 @@ class Engine:
                 continue
             for stage, state in zip(self.stages, dev.states, strict=True):
                 stage.close(state, out)
-            dev.states = None
+            self._free(dev)
         return out
 
     def _maybe_free(self, dev: _Device) -> None:
         states = dev.states
         if states is not None and all(s.idle(states[i]) for i, s in enumerate(self.stages)):
-            dev.states = None
+            self._free(dev)
 
     # -- introspection ------------------------------------------------------------------
 
@@ -230,7 +260,7 @@ class Engine:
             dumped = None
             if dev.states is not None:
                 dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
-            devices[name] = [dev.count, dumped]
+            devices[name] = [dev.count, dumped, dev.residue]
         body = {
             "v": _SNAPSHOT_VERSION,
             "stages": [s.name for s in self.stages],
@@ -259,10 +289,10 @@ class Engine:
             msg = f"engine snapshot was taken with stages {body.get('stages')}, not {names}"
             raise StorageError(msg)
         devices: dict[str, _Device] = {}
-        for name, (count, dumped) in body["devices"].items():
+        for name, (count, dumped, residue) in body["devices"].items():
             states = None
             if dumped is not None:
                 states = [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
-            devices[name] = _Device(count, states)
+            devices[name] = _Device(count, states, residue)
         self._devices = devices
         self.events = body["events"]

@@ -134,6 +134,14 @@ class _Carry:
         self.report = report
         self.kept = {sec: set(report.kept.get(sec, ())) for sec in ("windows", "features")}
 
+    def residue(self, residue: list[Any] | None) -> list[Any] | None:
+        """Map a freed device's per-stage residues (the engine keeps them) onto the new stages."""
+        if residue is None:
+            return None
+        by_name = dict(zip(self.old, residue, strict=True))
+        kept = [by_name.get(s.name) if hasattr(s, "residue") else None for s in self.new]
+        return kept if any(r is not None for r in kept) else None
+
     def device(self, device: str, dumped: list[Any], out: list[Record]) -> list[Any]:
         old_by_name = dict(zip(self.old, dumped, strict=True))
         result = []
@@ -232,8 +240,12 @@ def switch_engine(
     carry = _Carry(list(old_engine.stages), stages, report)
     out: list[Record] = []
     devices = {}
-    for device, (count, dumped) in body["devices"].items():
-        devices[device] = [count, None if dumped is None else carry.device(device, dumped, out)]
+    for device, (count, dumped, residue) in body["devices"].items():
+        devices[device] = [
+            count,
+            None if dumped is None else carry.device(device, dumped, out),
+            carry.residue(residue),
+        ]
     engine = Engine(stages, sample_every=sample_every)
     new_body = {
         "v": body["v"],

@@ -20,9 +20,9 @@ device that has gone quiet) acts like an event with ts ``now_ms`` that enters no
 ``maxts := max(maxts, now_ms)``, then windows close as above. Later events are judged against
 that watermark too.
 
-``idle`` is true when no window is open; the engine then frees the device's state, which also
-forgets ``maxts``: a device that comes back after every window closed starts a fresh watermark
-(docs/windows.md, "Freed devices").
+``idle`` is true when no window is open; the engine then frees the device's state but keeps its
+``residue``, the device's ``maxts``, and hands it back to ``new_state``: a device that comes
+back after every window closed keeps its watermark, so an event behind it is still ``late``.
 """
 
 from __future__ import annotations
@@ -84,8 +84,14 @@ class WindowStage:
             self.process = self._process_one  # type: ignore[method-assign]
         self.sizes = sizes
 
-    def new_state(self, device: str) -> WindowState:
-        return WindowState(device, NO_TS, [logic.new_state() for logic in self.logics])
+    def new_state(self, device: str, residue: int | None = None) -> WindowState:
+        """Return a device's state; ``residue`` is its ``maxts`` from before a freeing."""
+        maxts = NO_TS if residue is None else residue
+        return WindowState(device, maxts, [logic.new_state() for logic in self.logics])
+
+    def residue(self, state: WindowState) -> int | None:
+        """Return what must outlive a freed state: the device's max ts (None if it has none)."""
+        return None if state.maxts == NO_TS else state.maxts
 
     def process(
         self, state: WindowState, index: int, event: Event, out: list[dict[str, Any]]

@@ -123,3 +123,27 @@ def test_stage_timing_is_sampled() -> None:
     assert eng.stage_seconds()["count"] > 0
     with pytest.raises(ValueError, match="power of two"):
         Engine([], sample_every=3)
+
+
+class Remembering(Counting):
+    """Counting, with the number of events seen surviving a freeing as its residue."""
+
+    def new_state(self, device: str, residue: int | None = None) -> Any:
+        state = super().new_state(device)
+        state["n"] = residue or 0
+        return state
+
+    def residue(self, state: Any) -> int:
+        return int(state["n"])
+
+
+def test_residue_outlives_a_freeing_and_a_snapshot() -> None:
+    eng = Engine([Remembering(), Counting("plain")])
+    eng.process(ev("d", 1))
+    eng.process(ev("d", 2, "close"))
+    assert eng.open_devices == 0
+    copy = Engine([Remembering(), Counting("plain")])
+    copy.restore(eng.snapshot())
+    for e in (eng, copy):
+        recs = e.process(ev("d", 3))
+        assert [(r["stage"], r["n"]) for r in recs] == [("count", 3), ("plain", 1)]

@@ -184,7 +184,7 @@ def test_the_engine_frees_a_device_with_no_open_window_and_restores_snapshots() 
     assert again.close() == engine.close()
 
 
-def test_a_device_with_nothing_open_is_freed_and_starts_a_fresh_watermark() -> None:
+def test_a_freed_device_keeps_its_watermark_and_reports_late_events() -> None:
     toml = '[windows.c]\nassign = "tumbling 10s"\nfilter = ["click"]\naggregate = { n = "count" }\n'
     engine = Engine([WindowStage(parse_tasks(toml))])
     engine.process(ev(1_000, device="x"))
@@ -192,13 +192,15 @@ def test_a_device_with_nothing_open_is_freed_and_starts_a_fresh_watermark() -> N
     closed = engine.process(ev(30_000, "view", device="x"))  # closes [0, 10s), opens nothing
     assert [r["end"] for r in closed] == [10_000]
     assert engine.open_devices == 0  # memory bounded by open windows
-    # documented limit (docs/windows.md, "Freed devices"): the freed watermark is forgotten
-    again = engine.process(ev(2_000, device="x"))
-    assert again == []
-    assert engine.close() == [
-        {"kind": "window", "window": "c", "device": "x", "key": "x", "start": 0, "end": 10_000,
-         "values": {"n": 1}, "final": True},
-    ]  # fmt: skip
+    # SPEC: the watermark is the max ts over all the device's events, freed or not
+    again = Engine([WindowStage(parse_tasks(toml))])
+    again.restore(engine.snapshot())
+    for eng in (engine, again):
+        assert eng.process(ev(2_000, device="x")) == [
+            {"kind": "late", "window": "c", "device": "x", "ts": 2_000}
+        ]
+        assert eng.process(ev(31_000, device="x")) == []  # [30s, 40s) opens
+        assert [r["start"] for r in eng.close()] == [30_000]
 
 
 def test_sliding_panes_never_revive_a_window_that_closed_while_nothing_was_open() -> None:
