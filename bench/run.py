@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     args = ap.parse_args(argv)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)  # a log or a pipe: no figure cut to 80 columns
     rows: list[Row] = []
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="streamfeat-bench-") as tmp:
