@@ -30,6 +30,11 @@ TASKS = """
 [engine]
 lateness = "2s"
 
+[triggers]
+ipv_done = "page_enter@item_detail * page_exit@item_detail within 30m"
+no_click = "exposure * exposure * exposure without click"
+burst = "scroll{2} ? click"
+
 [windows.clicks]
 assign = "tumbling 1m"
 filter = ["click"]
