@@ -60,9 +60,18 @@ class Checkpoint:
 
 
 def _touch_owner_only(path: Path) -> None:
-    """Create ``path`` (if absent) with mode 0600 before SQLite opens it."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, _OWNER_ONLY)
-    os.close(fd)
+    """Create ``path`` with mode 0600 before SQLite opens it, or tighten an existing file's mode.
+
+    An existing database file is never opened here: closing any descriptor of a file drops
+    every POSIX lock this process holds on it, SQLite's included, and another process could
+    then delete the WAL under a live connection of ours.
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, _OWNER_ONLY)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
     os.chmod(path, _OWNER_ONLY)
 
 

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,23 @@ def test_retention_by_size_evicts_oldest_first(tmp_path: Path) -> None:
     assert left[-1] == 599
     assert evicted["evicted.size.records"] == 600 - len(left)
     assert store.counters()["evicted.size.records"] == 600 - len(left)
+
+
+def test_opening_a_store_twice_keeps_this_process_locks(tmp_path: Path) -> None:
+    """A second Store on the same file must not drop the first one's SQLite locks.
+
+    If it did, another process opening and closing the database would believe it was the last
+    user, checkpoint and delete the WAL under our live connection, and our later writes would
+    be lost.
+    """
+    path = tmp_path / "s.sqlite"
+    first = Store(path)
+    first.put_state("a", b"1")
+    Store(path)  # same process, same file
+    code = f"import sqlite3; c = sqlite3.connect({str(path)!r}); c.execute('select count(*) from kv').fetchall(); c.close()"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert Path(f"{path}-wal").exists()  # still ours: the other process did not remove it
+    first.put_state("b", b"2")
+    first.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT key FROM kv ORDER BY key").fetchall() == [("a",), ("b",)]
