@@ -30,6 +30,7 @@ emits after its timeout are dropped and counted (``late_emits``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import threading
@@ -294,7 +295,11 @@ class TaskRunner:
                 err = exc
             except BaseException as exc:  # SystemExit & co. must not stop the engine's loop
                 err = RuntimeError(f"task raised {type(exc).__name__}: {exc}")
-            loop.call_soon_threadsafe(settle, err)
+            # A task that hung past its timeout may return after the runner's loop has closed
+            # (the agent stopped meanwhile): there is nobody left to tell, and its outcome was
+            # already counted as a timeout.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, err)
 
         threading.Thread(
             target=body, name=f"streamfeat-task-{task.config.name}", daemon=True

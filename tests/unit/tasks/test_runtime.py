@@ -240,3 +240,35 @@ async def test_example_tasks_on_real_firings() -> None:
     assert by_task["visit"] == {"item": "i9", "dwell_ms": 5, "events": 3, "types": {"add_cart": 1}}
     assert callable(rerank_no_click)
     assert asyncio.iscoroutinefunction(visit_summary)
+
+
+LATE = threading.Event()
+
+
+def hang_until_late(ctx: TaskContext) -> None:
+    LATE.wait(5)
+
+
+def test_a_hung_task_returning_after_the_loop_closed_stays_quiet() -> None:
+    errors: list[BaseException | None] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        cfg = config(("late", ("t",), "hang_until_late", 20))
+
+        async def run_once() -> TaskRunner:
+            runner = TaskRunner(cfg, output=lambda r: None)
+            runner.dispatch(record())
+            await runner.drain()
+            return runner
+
+        runner = asyncio.run(run_once())  # the loop is closed; the task's thread still waits
+        assert runner.stats["late"]["timeouts"] == 1
+        threads = [t for t in threading.enumerate() if t.name == "streamfeat-task-late"]
+        assert threads
+        LATE.set()
+        for t in threads:
+            t.join(5)
+        assert errors == []
+    finally:
+        threading.excepthook = previous
