@@ -204,7 +204,7 @@ def test_corrupt_state_is_a_decode_error(make) -> None:  # type: ignore[no-untyp
         b"SFAD",
         data[:-1],
         data[:20],
-        b"XXXX" + data[4:],
+        b"QQQQ" + data[4:],
         data + b"\x00",
         data[:4] + b"\x09" + data[5:],
     ]
