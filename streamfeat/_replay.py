@@ -161,9 +161,6 @@ def run_replay(
     """
     clock = clock or SystemClock()
     engine = build_engine(opts.config, sizes=opts.sizes)
-    # The compiled trigger tables are large and live for the whole replay: moving them out of the
-    # collector's generations keeps every full collection from walking them again.
-    gc.freeze()
     store = Store(opts.db, now_ms=lambda: int(clock.time() * 1000)) if opts.db else None
     fingerprint = _fingerprint(opts)
     summary = ReplaySummary()
@@ -176,6 +173,10 @@ def run_replay(
     source = InputFile(opts.events)
     out = _Output(opts.out, resume.out_offset if resume else None)
     sizes = _size_report(opts) if opts.sizes else None
+    # The compiled trigger tables are large and live for the whole replay: moving them out of the
+    # collector's generations keeps every full collection from walking them again. Undone at the
+    # end, so that replays run one after another in one process (tests, benchmarks) don't pile up.
+    gc.freeze()
     try:
         _loop(opts, engine, store, source, out, summary, resume, progress, clock, sleep, sizes)
         final = engine.close()
@@ -186,6 +187,7 @@ def run_replay(
                 store.delete_checkpoint(_CHECKPOINT)
                 store.incr("replay.completed")
     finally:
+        gc.unfreeze()
         out.close()
         source.close()
         if store is not None:
