@@ -161,23 +161,47 @@ class _Carry:
         self._close_dropped(device, old_by_name, out)
         return result
 
+    def _carry(
+        self,
+        section: str,
+        new_parts: Any,
+        old_parts: Any,
+        fresh: list[Any],
+        close: Any,
+    ) -> list[Any]:
+        """Carry one device's per-window (or per-feature) states into the new stage's order.
+
+        A part kept unchanged keeps its dumped state, any other starts from ``fresh``, and every
+        old part that is not kept is closed through ``close(part, state)``.
+        """
+        kept = self.kept[section]
+        by_name = {part.name: (part, st) for part, st in old_parts}
+        result = []
+        for i, part in enumerate(new_parts):
+            if part.name in kept and part.name in by_name:
+                old, st = by_name[part.name]
+                result.append(old.dump(st))
+            else:
+                result.append(fresh[i])
+        for name, (old, st) in by_name.items():
+            if name not in kept:
+                close(old, st)
+        return result
+
     def _windows(self, stage: Any, device: str, prev: Any, out: list[Record]) -> Any:
         fresh = stage.dump(stage.new_state(device))
         old_stage = self.old.get("windows")
         if prev is None or old_stage is None:
             return fresh
         old_state = old_stage.load(prev)
-        by_name = {lg.name: (lg, w) for lg, w in zip(old_stage.logics, old_state.wins, strict=True)}  # type: ignore[attr-defined]
-        wins = []
-        for i, lg in enumerate(stage.logics):
-            if lg.name in self.kept["windows"] and lg.name in by_name:
-                old_lg, w = by_name[lg.name]
-                wins.append(old_lg.dump(w))
-            else:
-                wins.append(fresh[2][i])
-        for name, (old_lg, w) in by_name.items():
-            if name not in self.kept["windows"]:
-                old_lg.close(w, device, out)  # removed or changed: its open windows come out final
+        wins = self._carry(
+            "windows",
+            stage.logics,
+            zip(old_stage.logics, old_state.wins, strict=True),  # type: ignore[attr-defined]
+            fresh[2],
+            # removed or changed: its open windows come out final
+            lambda lg, w: lg.close(w, device, out),
+        )
         return [device, old_state.maxts, wins]
 
     def _features(self, stage: Any, device: str, prev: Any, out: list[Record]) -> Any:
@@ -186,17 +210,14 @@ class _Carry:
         if prev is None or old_stage is None:
             return fresh
         old_state = old_stage.load(prev)
-        by_name = {f.name: (f, s) for f, s in zip(old_stage.features, old_state.feats, strict=True)}  # type: ignore[attr-defined]
-        feats = []
-        for i, f in enumerate(stage.features):
-            if f.name in self.kept["features"] and f.name in by_name:
-                old_f, s = by_name[f.name]
-                feats.append(old_f.dump(s))
-            else:
-                feats.append(fresh[2][i])
-        for name, (old_f, s) in by_name.items():
-            if name not in self.kept["features"]:
-                old_f.close(s, old_state.last_ts, device, out)  # open visits end truncated
+        feats = self._carry(
+            "features",
+            stage.features,
+            zip(old_stage.features, old_state.feats, strict=True),  # type: ignore[attr-defined]
+            fresh[2],
+            # removed or changed: its open visits end truncated
+            lambda f, st: f.close(st, old_state.last_ts, device, out),
+        )
         latest = [
             [k, ts, vals]
             for k, (ts, vals) in old_state.latest.items()
