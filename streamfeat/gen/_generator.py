@@ -3,7 +3,7 @@
 Each device is simulated on its own: its random source is seeded from ``(seed, device id)``, so
 :func:`device_stream` gives exactly the events that :func:`generate_events` interleaves for that
 device, and adding devices never changes the others. Users and sessions come from
-:mod:`streamfeat._gen_model`.
+:mod:`streamfeat.gen._model`.
 
 Time. The model runs in *true* time; events come out of a device in the app's order, which is
 true-time order. The ``ts`` written is the device clock: true time plus a clock offset that is
@@ -31,7 +31,7 @@ from itertools import chain
 from typing import Any
 
 from streamfeat._event import MAX_TS
-from streamfeat._gen_model import SessionWriter, make_profile
+from streamfeat.gen._model import SessionWriter, make_profile
 
 __all__ = [
     "DEFAULT_DISORDER",

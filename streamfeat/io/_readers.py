@@ -1,7 +1,7 @@
 """Event input: JSONL (plain, ``.gz``, or ``-`` for stdin) and msgpack streams.
 
 A reader yields, for every input unit (a line of JSONL, a message of msgpack), exactly one of:
-a valid :class:`~streamfeat.Event`, or a :class:`~streamfeat._store.QuarantineEntry` with the
+a valid :class:`~streamfeat.Event`, or a :class:`~streamfeat.io._store.QuarantineEntry` with the
 source, the 1-based position, the raw bytes and the reason. Nothing is dropped and nothing is
 loaded whole: files are streamed.
 
@@ -23,8 +23,8 @@ import msgpack
 import orjson
 
 from streamfeat._event import Event, event_from_obj
-from streamfeat._store import QuarantineEntry
 from streamfeat.errors import EventError
+from streamfeat.io._store import QuarantineEntry
 
 __all__ = ["InputFile", "detect_format", "read_events", "read_jsonl", "read_msgpack"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -12,16 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from streamfeat._replay import ReplayOptions, ReplaySummary, run_replay
+from streamfeat.data import default_tasks_text
 from streamfeat.errors import ConfigError, StorageError
+from streamfeat.replay._replay import ReplayOptions, ReplaySummary, run_replay
 from streamfeat.tasks import load_tasks, parse_tasks
 
-__all__ = ["add_parsers", "default_tasks_text", "render_summary"]
-
-
-def default_tasks_text() -> str:
-    """Return the text of the embedded default tasks file (``streamfeat/data/default.toml``)."""
-    return resources.files("streamfeat").joinpath("data/default.toml").read_text(encoding="utf-8")
+__all__ = ["add_parsers", "render_summary"]
 
 
 def add_parsers(sub: Any) -> None:

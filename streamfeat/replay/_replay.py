@@ -35,11 +35,11 @@ import orjson
 
 from streamfeat._event import Event
 from streamfeat._pipeline import build_engine
-from streamfeat._readers import InputFile, read_events
 from streamfeat._records import public
-from streamfeat._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.errors import StorageError
+from streamfeat.io._readers import InputFile, read_events
+from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.tasks import TasksConfig
 
 __all__ = ["ReplayOptions", "ReplaySummary", "run_replay"]

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from streamfeat._simulate import SimOptions, SimReport, Simulation
+from streamfeat.sim._simulation import SimOptions, SimReport, Simulation
 
 __all__ = ["add_parsers", "progress_view", "render_report", "run_with_progress"]
 

@@ -21,8 +21,9 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from streamfeat._cli_replay import default_tasks_text, render_summary
-from streamfeat._replay import ReplayOptions, run_replay
+from streamfeat.data import default_tasks_text
+from streamfeat.replay._cli import render_summary
+from streamfeat.replay._replay import ReplayOptions, run_replay
 from streamfeat.tasks import parse_tasks
 
 __all__ = ["add_parsers", "demo_update"]
@@ -83,8 +84,8 @@ def add_parsers(sub: Any) -> None:
 def _demo(args: argparse.Namespace) -> int:
     if args.replay_only:
         return _replay_demo(args)
-    from streamfeat._cli_simulate import render_report, run_with_progress
-    from streamfeat._simulate import SimOptions
+    from streamfeat.sim._cli import render_report, run_with_progress
+    from streamfeat.sim._simulation import SimOptions
 
     console = Console()
     text = default_tasks_text()
@@ -106,7 +107,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _replay_demo(args: argparse.Namespace) -> int:
-    from streamfeat._generator import generate_events
+    from streamfeat.gen._generator import generate_events
 
     console = Console()
     with tempfile.TemporaryDirectory(prefix="streamfeat-demo-") as tmp:

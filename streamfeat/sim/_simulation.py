@@ -4,13 +4,13 @@ Theory of operation
 -------------------
 :class:`Simulation` prepares a work directory (a temporary one by default): the endpoint's key
 and SQLite file, and one key pair per device, written owner-only (0600) and registered in the
-endpoint's registry. It starts the endpoint (``python -m streamfeat.agent._endpoint`` on
+endpoint's registry. It starts the endpoint (``python -m streamfeat.sim._endpoint`` on
 127.0.0.1, port 0) unless a server is given, and ``processes`` fleet processes
-(``python -m streamfeat.agent._fleet``), each running its share of the devices as
+(``python -m streamfeat.sim._fleet``), each running its share of the devices as
 :class:`~streamfeat.agent.Agent` objects on one loop, fed by the behaviour generator in
 accelerated event time (``speed`` times real time; 0: as fast as possible).
 
-With ``chaos`` the devices reach the endpoint through a :class:`~streamfeat.agent._chaos.ChaosProxy`
+With ``chaos`` the devices reach the endpoint through a :class:`~streamfeat.sim._chaos.ChaosProxy`
 that resets random connections every one to two seconds, and the endpoint process is killed
 (SIGKILL, no goodbye) and restarted on the same port every few seconds. Faults stop once every
 event has been fed; then the agents close (their last windows are uploaded) and wait for the
@@ -35,172 +35,21 @@ import json
 import os
 import random
 import shutil
-import sqlite3
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
-from streamfeat._generator import DEFAULT_START_TS, device_id
-from streamfeat._log import agent_log
-from streamfeat.agent._audit import percentile
+from streamfeat.gen._generator import device_id
+from streamfeat.sim._audit import percentile
+from streamfeat.sim._options import Progress, SimOptions, SimReport
+from streamfeat.sim._procs import ChildProcess, spawn
 
 __all__ = ["SimOptions", "SimReport", "Simulation", "percentile", "simulate"]
-
-
-@dataclass(frozen=True)
-class SimOptions:
-    """What to simulate.
-
-    Attributes:
-        devices: how many devices.
-        minutes: simulated minutes of app use per device.
-        speed: event time runs this many times faster than real time (0: as fast as possible).
-        tasks_text: the tasks file every device starts with.
-        server: an endpoint URL to use instead of starting one (needs ``server_db``).
-        server_db: that endpoint's database, where the devices are registered and the audit reads.
-        server_key: that endpoint's key file (default: ``endpoint.key`` beside ``server_db``).
-        processes: fleet processes (0: one per core).
-        chaos: cut connections and restart the endpoint at random.
-        seed: seeds the behaviour generator and the chaos.
-        reconfigure: ``(simulated minute, tasks text)`` pushed to every device in turn.
-        workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
-        tick: seconds between the agents' idle-window advances.
-        drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
-    """
-
-    devices: int = 100
-    minutes: float = 5.0
-    speed: float = 10.0
-    tasks_text: str = ""
-    server: str | None = None
-    server_db: Path | None = None
-    server_key: Path | None = None
-    processes: int = 0
-    chaos: bool = False
-    seed: int = 1
-    reconfigure: tuple[tuple[float, str], ...] = ()
-    workdir: Path | None = None
-    tick: float = 1.0
-    drain_timeout: float = 60.0
-    start_ts: int = DEFAULT_START_TS
-
-
-@dataclass
-class SimReport:
-    """What a simulation did and what the audit found (see :meth:`as_dict`)."""
-
-    devices: int = 0
-    processes: int = 0
-    minutes: float = 0.0
-    speed: float = 0.0
-    wall_s: float = 0.0
-    feed_wall_s: float = 0.0
-    setup_s: float = 0.0
-    close_s: float = 0.0
-    events: int = 0
-    quarantined: int = 0
-    records: dict[str, int] = field(default_factory=dict)
-    tasks_run: int = 0
-    payloads: int = 0
-    batches_stored: int = 0
-    raw_bytes: int = 0
-    json_bytes: int = 0
-    payload_bytes: int = 0
-    stored_bytes: int = 0
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    steady_latency_ms: dict[str, float] = field(default_factory=dict)
-    age_ms: dict[str, float] = field(default_factory=dict)
-    queued: int = 0
-    stored: int = 0
-    lost: int = 0
-    doubled: int = 0
-    undecodable: int = 0
-    acked_not_stored: int = 0
-    missing: dict[str, int] = field(default_factory=dict)
-    waiting: int = 0
-    encode_errors: int = 0
-    endpoint_restarts: int = 0
-    connections_cut: int = 0
-    reconnects: int = 0
-    configs_pushed: int = 0
-    versions: dict[str, int] = field(default_factory=dict)
-    feed_late_ms: float = 0.0
-    cpu_s: float = 0.0
-    feed_cpu_s: float = 0.0
-    max_rss_kb: int = 0
-    workdir: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """True when the audit found nothing lost, doubled or undecodable."""
-        return self.lost == 0 and self.doubled == 0 and self.undecodable == 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready form."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"ok": self.ok}
-
-
-Progress = dict[str, Any]
-
-
-class _Proc:
-    """A child process speaking JSON lines on stdout."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, name: str, log: Path) -> None:
-        self.proc = proc
-        self.name = name
-        self.log = log
-        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            try:
-                self.messages.put_nowait(json.loads(line))
-            except ValueError:
-                agent_log.warning("%s: %s", self.name, line.decode(errors="replace").rstrip())
-        self.messages.put_nowait({"exit": True})
-
-    async def expect(self, key: str, within: float) -> dict[str, Any]:
-        """Return the next message holding ``key`` (others are dropped)."""
-        end = time.monotonic() + within
-        while True:
-            msg = await asyncio.wait_for(self.messages.get(), max(0.1, end - time.monotonic()))
-            if key in msg:
-                return msg
-            if "exit" in msg:
-                tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-                msg_text = f"{self.name} exited before sending {key!r}: {tail}"
-                raise RuntimeError(msg_text)
-
-    async def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        await self.proc.stdin.drain()
-
-
-_ROOT = str(Path(__file__).resolve().parents[1])
-
-
-async def _spawn(args: list[str], name: str, log: Path) -> _Proc:
-    """Start ``python ARGS``; its stderr goes to ``log`` (appended: restarts keep the history)."""
-    env = dict(os.environ)
-    # the children import this very streamfeat, wherever the parent found it
-    env["PYTHONPATH"] = _ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with log.open("ab") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=err, limit=1 << 24, env=env,
-        )  # fmt: skip
-    return _Proc(proc, name, log)
 
 
 class Simulation:
@@ -224,7 +73,7 @@ class Simulation:
         if not options.tasks_text:
             from dataclasses import replace
 
-            from streamfeat._cli_replay import default_tasks_text
+            from streamfeat.data import default_tasks_text
 
             options = replace(options, tasks_text=default_tasks_text())
         self.options = options
@@ -234,7 +83,7 @@ class Simulation:
             devices=options.devices, minutes=options.minutes, speed=options.speed
         )
         self.phase = "setup"
-        self._endpoint: _Proc | None = None
+        self._endpoint: ChildProcess | None = None
         self._endpoint_port = 0
         self._proxy: Any = None
         self._progress: dict[int, Progress] = {}
@@ -267,18 +116,18 @@ class Simulation:
             write_key_file(path, {"kind": "streamfeat-device", "device": name, "private_key": kp.private.hex(),
                                   "public_key": kp.public.hex(), "endpoint_public_key": self.endpoint_key.public.hex()})  # fmt: skip
             devices.append((name, str(path)))
-            rows.append((name, kp.public, now))
-        Registry(self.db).close()  # creates the registry table if absent
-        conn = sqlite3.connect(self.db, timeout=30)
-        with conn:  # one transaction for the whole fleet, not one fsync per device
-            conn.executemany("INSERT INTO devices VALUES (?, ?, ?, NULL)", rows)
-        conn.close()
+            rows.append((name, kp.public))
+        registry = Registry(self.db)
+        try:  # one transaction for the whole fleet, not one fsync per device
+            registry.add_many(rows, now=now)
+        finally:
+            registry.close()
         return devices
 
     async def _start_endpoint(self, work: Path, port: int) -> None:
         args = [
             "-m",
-            "streamfeat.agent._endpoint",
+            "streamfeat.sim._endpoint",
             "--db",
             str(self.db),
             "--key",
@@ -287,7 +136,7 @@ class Simulation:
             str(port),
         ]
         for attempt in range(50):
-            proc = await _spawn(args, "endpoint", work / "endpoint.log")
+            proc = await spawn(args, "endpoint", work / "endpoint.log")
             try:
                 msg = await proc.expect("listening", 20)
             except RuntimeError:
@@ -314,7 +163,9 @@ class Simulation:
             proc.proc.kill()
             await proc.proc.wait()
 
-    async def _start_workers(self, work: Path, devices: list[tuple[str, str]]) -> list[_Proc]:
+    async def _start_workers(
+        self, work: Path, devices: list[tuple[str, str]]
+    ) -> list[ChildProcess]:
         o = self.options
         n = max(1, min(o.processes or os.cpu_count() or 1, len(devices)))
         self.report.processes = n
@@ -333,8 +184,8 @@ class Simulation:
             with os.fdopen(fd, "w") as fh:
                 json.dump(spec, fh)
             procs.append(
-                await _spawn(
-                    ["-m", "streamfeat.agent._fleet", str(spec_path)],
+                await spawn(
+                    ["-m", "streamfeat.sim._fleet", str(spec_path)],
                     f"fleet process {w}",
                     work / f"fleet-p{w}.log",
                 )
@@ -371,7 +222,7 @@ class Simulation:
         started = time.time()
         work, tmp, stores_tmp = await asyncio.to_thread(self._dirs)
         self._configs = [o.tasks_text] + [text for _, text in o.reconfigure]
-        workers: list[_Proc] = []
+        workers: list[ChildProcess] = []
         try:
             devices = self._prepare(work)
             self.device_names = [d for d, _ in devices]
@@ -385,7 +236,7 @@ class Simulation:
             self.report.setup_s = round(time.time() - started, 2)
             results = await self._drive(work, workers)
             await self._stop_endpoint()
-            from streamfeat.agent._audit import audit, summarise
+            from streamfeat.sim._audit import audit, summarise
 
             summarise(self.report, results, self._proxy.cuts if self._proxy is not None else 0)
             audit(self.report, results, self.db, self._configs)
@@ -411,14 +262,14 @@ class Simulation:
             await self._start_endpoint(work, 0)
             host, port = "127.0.0.1", self._endpoint_port
         if o.chaos:
-            from streamfeat.agent._chaos import ChaosProxy
+            from streamfeat.sim._chaos import ChaosProxy
 
             self._proxy = ChaosProxy(host, port, rng=random.Random(self.rng.random()))
             await self._proxy.start()
             host, port = "127.0.0.1", self._proxy.port
         return f"ws://{host}:{port}/v1/tunnel"
 
-    async def _drive(self, work: Path, workers: list[_Proc]) -> list[dict[str, Any]]:
+    async def _drive(self, work: Path, workers: list[ChildProcess]) -> list[dict[str, Any]]:
         self._t0 = time.time() + 0.3
         for w in workers:
             await w.send(f"go {self._t0!r}")
@@ -453,7 +304,7 @@ class Simulation:
         blobs = [await asyncio.to_thread(Path(d["done"]).read_bytes) for d in done]
         return [msgpack.unpackb(b, raw=False) for b in blobs]
 
-    async def _follow(self, index: int, proc: _Proc) -> None:
+    async def _follow(self, index: int, proc: ChildProcess) -> None:
         """Take a fleet process's progress messages until it has fed every event."""
         while True:
             msg = await proc.expect("p", 3600)

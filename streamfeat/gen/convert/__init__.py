@@ -7,7 +7,7 @@ module with a pure ``convert(lines) -> Iterator[event dict | Reject]`` and one
 
 from __future__ import annotations
 
-from streamfeat.convert._core import (
+from streamfeat.gen.convert._core import (
     CONVERTERS,
     Converter,
     ConvertFn,
@@ -15,8 +15,8 @@ from streamfeat.convert._core import (
     get_converter,
     register,
 )
-from streamfeat.convert._file import ConvertSummary, convert_file, open_source
-from streamfeat.convert.taobao import TAOBAO
+from streamfeat.gen.convert._file import ConvertSummary, convert_file, open_source
+from streamfeat.gen.convert.taobao import TAOBAO
 
 __all__ = [
     "CONVERTERS",

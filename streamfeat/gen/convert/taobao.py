@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from streamfeat._event import MAX_TS
-from streamfeat.convert._core import Converter, Reject
+from streamfeat.gen.convert._core import Converter, Reject
 
 __all__ = ["BEHAVIOR_TYPES", "TAOBAO", "convert_taobao"]
 

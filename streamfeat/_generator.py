@@ -1,0 +1,21 @@
+"""Moved to streamfeat.gen._generator; kept so old imports work."""
+
+from __future__ import annotations
+
+from streamfeat.gen._generator import (
+    DEFAULT_DISORDER,
+    DEFAULT_START_TS,
+    device_id,
+    device_stream,
+    generate_batches,
+    generate_events,
+)
+
+__all__ = [
+    "DEFAULT_DISORDER",
+    "DEFAULT_START_TS",
+    "device_id",
+    "device_stream",
+    "generate_batches",
+    "generate_events",
+]

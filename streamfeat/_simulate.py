@@ -1,0 +1,19 @@
+"""Moved to streamfeat.sim._simulation; kept so old imports work."""
+
+from __future__ import annotations
+
+from streamfeat.sim._simulation import (
+    SimOptions,
+    SimReport,
+    Simulation,
+    percentile,
+    simulate,
+)
+
+__all__ = [
+    "SimOptions",
+    "SimReport",
+    "Simulation",
+    "percentile",
+    "simulate",
+]
