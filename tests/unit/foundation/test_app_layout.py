@@ -64,3 +64,22 @@ def test_default_tasks_text_parses() -> None:
 
     config = parse_tasks(default_tasks_text(), source="<default tasks>")
     assert config.triggers
+
+
+def test_simulator_reaches_the_endpoint_database_only_through_its_apis() -> None:
+    import ast
+    from pathlib import Path
+
+    import streamfeat.sim
+
+    root = Path(streamfeat.sim.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert "sqlite3" not in names, f"{path.name} imports sqlite3"
