@@ -30,6 +30,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check streamfeat tests bench
+	$(VENV)/bin/ruff format --check streamfeat tests bench
 	$(VENV)/bin/mypy
 
 clean:
