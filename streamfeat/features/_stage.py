@@ -11,6 +11,7 @@ included (``view`` is for tasks that run on the event that produced the records)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
@@ -19,7 +20,7 @@ from streamfeat.features.exposure import ExposureFeature
 from streamfeat.features.ipv import IpvFeature
 
 if TYPE_CHECKING:
-    from streamfeat.tasks import TasksConfig
+    from streamfeat.features._config import FeatureConfig
 
 __all__ = ["FeatureStage", "FeatureState"]
 
@@ -49,20 +50,29 @@ class FeatureStage:
     """The ``features`` stage of the engine.
 
     Args:
-        config: the validated tasks file: its ``features`` tables (in order) and
-            ``engine.partial_limit``.
+        features: the ``[features.NAME]`` tables, by name, in the tasks file's order. (A whole
+            tasks config is still taken, for old call sites: its features and its engine's
+            partial limit are used.)
+        partial_limit: the engine's partial-match time limit in ms (``engine.partial_limit``).
         sizes: attach ``_raw_bytes`` (bytes of the events counted for the record).
     """
 
     name = "features"
 
-    def __init__(self, config: TasksConfig, *, sizes: bool = False) -> None:
-        limit = config.engine.partial_limit
+    def __init__(
+        self,
+        features: Mapping[str, FeatureConfig] | Any,
+        partial_limit: int = 24 * 3_600_000,
+        *,
+        sizes: bool = False,
+    ) -> None:
+        if not isinstance(features, Mapping):  # a tasks config (old call sites)
+            features, partial_limit = features.features, features.engine.partial_limit
         self.features: tuple[Any, ...] = tuple(
-            IpvFeature(f, limit, sizes=sizes)
+            IpvFeature(f, partial_limit, sizes=sizes)
             if f.kind == "ipv"
-            else ExposureFeature(f, limit, sizes=sizes)
-            for f in config.features.values()
+            else ExposureFeature(f, partial_limit, sizes=sizes)
+            for f in features.values()
         )
         self.sizes = sizes
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from streamfeat._event import Event
 from streamfeat.windows._aggregates import AggregateSet, field_getter
 
-if TYPE_CHECKING:  # streamfeat.tasks imports this package's _spec: no import cycle at run time
-    from streamfeat.tasks import WindowConfig
+if TYPE_CHECKING:
+    from streamfeat.windows._config import WindowConfig
 
 __all__ = ["KeyFunction", "TimedState", "WindowLogic", "format_key_part", "key_function"]
 

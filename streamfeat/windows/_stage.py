@@ -27,6 +27,7 @@ back after every window closed keeps its watermark, so an event behind it is sti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
@@ -37,7 +38,7 @@ from streamfeat.windows.sliding import SlidingLogic
 from streamfeat.windows.tumbling import TumblingLogic
 
 if TYPE_CHECKING:
-    from streamfeat.tasks import TasksConfig, WindowConfig
+    from streamfeat.windows._config import WindowConfig
 
 __all__ = ["WindowStage", "WindowState", "build_logic"]
 
@@ -69,15 +70,21 @@ class WindowStage:
     """The ``windows`` stage of the engine (see the module docstring).
 
     Args:
-        config: the validated tasks file; its ``windows`` tables, in order.
+        windows: the ``[windows.NAME]`` tables, by name, in the tasks file's order. (A whole
+            tasks config is still taken, for old call sites: its windows and its engine's
+            lateness are used.)
+        lateness: the engine's lateness in ms, for windows that do not set their own.
         sizes: attach ``_raw_bytes`` (bytes of the events in the window) to window records.
     """
 
     name = "windows"
 
-    def __init__(self, config: TasksConfig, *, sizes: bool = False) -> None:
-        lateness = config.engine.lateness
-        self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in config.windows.values())
+    def __init__(
+        self, windows: Mapping[str, WindowConfig] | Any, lateness: int = 0, *, sizes: bool = False
+    ) -> None:
+        if not isinstance(windows, Mapping):  # a tasks config (old call sites)
+            windows, lateness = windows.windows, windows.engine.lateness
+        self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in windows.values())
         self._procs = tuple((i, logic.process) for i, logic in enumerate(self.logics))
         if len(self._procs) == 1:  # one window: skip the loop (the benchmark's shape)
             self._only = self._procs[0][1]
