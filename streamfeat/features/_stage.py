@@ -11,7 +11,7 @@ included (``view`` is for tasks that run on the event that produced the records)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
@@ -129,6 +129,48 @@ class FeatureStage:
         st.last_ts = last_ts
         st.latest = {k: [ts, vals] for k, ts, vals in latest}
         return st
+
+    def carry(
+        self,
+        old: object,
+        dumped: Any,
+        device: str,
+        kept: Collection[str],
+        out: list[dict[str, Any]],
+    ) -> Any:
+        """Return ``device``'s state for this stage, carried over from another stage's dump.
+
+        For a switch to a new tasks file: ``old`` is the feature stage of the previous file
+        and ``dumped`` what its :meth:`dump` gave for ``device``. Each feature named in
+        ``kept`` (same name, same table) keeps its open visits and its latest records; every
+        other feature of this stage starts empty; every feature of ``old`` not in ``kept``
+        (removed or changed) closes its open visits as truncated at the device's last event,
+        appending their records to ``out``.
+
+        Args:
+            old: the previous stage (anything but a :class:`FeatureStage` counts as none).
+            dumped: ``old.dump(state)`` for the device, or None when it had no state.
+            device: the device.
+            kept: the names of the features whose table did not change.
+            out: where the closed visits' records go.
+
+        Returns:
+            What :meth:`dump` would return for the carried state (for :meth:`load`).
+        """
+        fresh = self.dump(self.new_state(device))
+        if not isinstance(old, FeatureStage) or dumped is None:
+            return fresh
+        state = old.load(dumped)
+        olds = {f.name: (f, s) for f, s in zip(old.features, state.feats, strict=True)}
+        feats = []
+        for i, feat in enumerate(self.features):
+            hit = olds.get(feat.name) if feat.name in kept else None
+            feats.append(fresh[2][i] if hit is None else hit[0].dump(hit[1]))
+        for name, (f, s) in olds.items():
+            if name not in kept:
+                f.close(s, state.last_ts, device, out)
+        latest = [[k, ts, vals] for k, (ts, vals) in state.latest.items() if k in kept]
+        return [device, state.last_ts, feats, latest]
 
     def view(self, state: FeatureState, now_ms: int) -> dict[str, Any]:
         """Return the device's latest features and open visits (JSON-ready), for tasks.

@@ -27,7 +27,7 @@ back after every window closed keeps its watermark, so an event behind it is sti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
@@ -147,6 +147,47 @@ class WindowStage:
         return WindowState(
             device, maxts, [lg.load(w) for lg, w in zip(self.logics, wins, strict=True)]
         )
+
+    def carry(
+        self,
+        old: object,
+        dumped: Any,
+        device: str,
+        kept: Collection[str],
+        out: list[dict[str, Any]],
+    ) -> Any:
+        """Return ``device``'s state for this stage, carried over from another stage's dump.
+
+        For a switch to a new tasks file: ``old`` is the window stage of the previous file
+        and ``dumped`` what its :meth:`dump` gave for ``device``. Each window named in
+        ``kept`` (same name, same table) keeps its open windows exactly; every other window
+        of this stage starts empty; every window of ``old`` not in ``kept`` (removed or
+        changed) is closed, its open windows appended to ``out`` with ``final: true``. The
+        device's max ts is kept, so its watermark does not move back.
+
+        Args:
+            old: the previous stage (anything but a :class:`WindowStage` counts as none).
+            dumped: ``old.dump(state)`` for the device, or None when it had no state.
+            device: the device.
+            kept: the names of the windows whose table did not change.
+            out: where the closed windows' records go.
+
+        Returns:
+            What :meth:`dump` would return for the carried state (for :meth:`load`).
+        """
+        fresh = self.dump(self.new_state(device))
+        if not isinstance(old, WindowStage) or dumped is None:
+            return fresh
+        state = old.load(dumped)
+        olds = {lg.name: (lg, w) for lg, w in zip(old.logics, state.wins, strict=True)}
+        wins = []
+        for i, logic in enumerate(self.logics):
+            hit = olds.get(logic.name) if logic.name in kept else None
+            wins.append(fresh[2][i] if hit is None else hit[0].dump(hit[1]))
+        for name, (lg, w) in olds.items():
+            if name not in kept:
+                lg.close(w, device, out)
+        return [device, state.maxts, wins]
 
     def view(self, state: WindowState, now_ms: int) -> dict[str, Any]:
         """Return the device's open windows (JSON-ready), for tasks.
