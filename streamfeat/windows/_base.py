@@ -149,19 +149,6 @@ class TimedLogic(WindowLogic):
     def new_state(self) -> TimedState:
         return TimedState()
 
-    def add(self, st: TimedState, end: int, key: str, event: Event, seq: int) -> None:
-        """Fold ``event`` into the window ending at ``end`` for ``key`` (opening it if new)."""
-        bucket = st.ends.get(end)
-        if bucket is None:
-            bucket = st.ends[end] = {}
-            if st.next_end is None or end < st.next_end:
-                st.next_end = end
-        acc = bucket.get(key)
-        if acc is None:
-            acc = bucket[key] = self.aggs.new()
-        for step in self.steps:
-            step(acc, event, seq)
-
     def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
         """Close (``final: false``) every window with ``end <= maxts - lateness``."""
         wm = maxts - self.lateness
