@@ -41,9 +41,11 @@ from itertools import accumulate
 from typing import Any
 
 from streamfeat._event import Event
+from streamfeat.triggers._frontier import Entry, Partial, insert
 from streamfeat.triggers._pattern import Pattern
 from streamfeat.triggers._snapshot import dump_state, load_state
-from streamfeat.triggers._state import OCC_PRUNE, TRIM, DeviceState, Entry, Firing, Trig, insert
+from streamfeat.triggers._state import OCC_PRUNE, TRIM, DeviceState, Firing
+from streamfeat.triggers._sync import resync
 from streamfeat.triggers._trie import Compiled, TriggerPlan, compile_patterns
 
 __all__ = ["DeviceState", "Firing", "Matcher"]
@@ -127,63 +129,6 @@ class Matcher:
         self.c = compile_patterns(self._patterns, generation=self._gen, added=self._added)
         self.stats["recompiles"] += 1
 
-    def _resync(self, st: DeviceState) -> None:
-        """Bring a device synced to an older compiled set onto the current one.
-
-        Symbols and the automaton state are recomputed from the buffered events; shared
-        first-segment occurrences are carried over by their tokens; the frontiers of the
-        triggers that stay are kept as they are.
-        """
-        c, old = self.c, st.c
-        st.node = 0
-        for ev in st.events[-c.max_segment :]:
-            st.node = c.step(st.node, c.symbol(ev))
-        occ: dict[int, list[int]] = {}
-        starts = {x for v in st.symocc.values() for x in v}
-        for sid, entries in st.occ.items():
-            new = c.sid_of_key.get(old.seg_keys[sid])
-            if new is not None and new in c.sym_first:
-                starts.update(entries)
-            elif new is not None and new in c.after_first:
-                occ[new] = entries
-        st.occ = occ
-        st.symocc = self._by_symbol(st, starts)
-        pend: dict[int, list[tuple[int, int]]] = {}
-        for at, items in st.pend.items():
-            for sid, b in items:
-                new = c.sid_of_key.get(old.seg_keys[sid])
-                if new is not None and new in c.used:
-                    pend.setdefault(at, []).append((new, b))
-        st.pend = pend
-        for tid in [t for t in st.trig if t not in c.plans]:
-            del st.trig[tid]
-        for tid in [t for t in st.lead if t not in c.plans]:
-            del st.lead[tid]
-        for tid in [t for t in st.chain if t not in c.plans]:
-            del st.chain[tid]
-        st.watch &= c.plans.keys()
-        for tid, plan in c.plans.items():
-            if c.added[tid] > old.generation:  # new since: no match may start before now
-                st.trig[tid] = Trig(len(plan.segments), st.last)
-        st.c = c
-        self._rewait(st)
-
-    def _rewait(self, st: DeviceState) -> None:
-        """Rebuild the waiting index from the occurrences and frontiers."""
-        c = self.c
-        st.wait = {}
-        for sid in st.occ:
-            for tid, j in c.after_first[sid]:
-                st.wait.setdefault(c.plans[tid].segments[1], set()).add((tid, j))
-        for sym in st.symocc:
-            for tid, j in c.sym_users[sym]:
-                st.wait.setdefault(c.plans[tid].segments[1], set()).add((tid, j))
-        for tid, tr in st.trig.items():
-            segs = c.plans[tid].segments
-            for j in range(1, len(segs)):
-                if tr.F[j - 1]:
-                    st.wait.setdefault(segs[j], set()).add((tid, j))
-
     # -- state ----------------------------------------------------------------------------
 
     def new_state(self) -> DeviceState:
@@ -194,26 +139,26 @@ class Matcher:
         """Return True when no partial match is alive and nothing is pending."""
         if (
             not self.c.fresh[st.node]
-            or st.pend
+            or st.pending
             or st.due
             or st.watch
-            or st.lead
-            or st.occ
-            or st.symocc
-            or st.chain
+            or st.lead_frontier
+            or st.shared_starts
+            or st.symbol_starts
+            or st.chain_starts
         ):
             return False
         if self.c.lookback:
             return False
-        return not any(any(tr.F) for tr in st.trig.values())
+        return not any(any(tr.frontiers) for tr in st.partials.values())
 
     # -- drivers --------------------------------------------------------------------------
 
     def step(self, st: DeviceState, index: int, event: Event) -> list[Firing]:
         """Handle event number ``index`` of a device (per-event driver)."""
         c = self.c
-        if st.c is not c:
-            self._resync(st)
+        if st.compiled is not c:
+            resync(self.c, st)
         entry = c.types.get(event.type)
         if entry is None:
             sym = 0
@@ -232,24 +177,24 @@ class Matcher:
         ts = event.ts
         if ts > st.maxts:
             st.maxts = ts
-        st.clk.append(st.maxts)
+        st.clocks.append(st.maxts)
         if c.without:
             wo = c.without.get(event.type)
             if wo is not None:
                 if wo[0] is not None:
-                    st.seen[wo[0]] = index
+                    st.without_seen[wo[0]] = index
                 if event.page is not None and (tok := wo[1].get(event.page)) is not None:
-                    st.seen[tok] = index
+                    st.without_seen[tok] = index
         if len(events) >= st.trim_at:
             self.gc(st)
         if sym in c.sym_users:
-            starts = st.symocc.get(sym)
+            starts = st.symbol_starts.get(sym)
             if starts is not None and len(starts) < OCC_PRUNE:
                 starts.append(index)  # the common case of _note, inline
             else:
                 self._note(st, sym, index)
         hits = c.out[node]
-        if hits or st.pend or st.due or st.watch or c.every or c.lead:
+        if hits or st.pending or st.due or st.watch or c.every or c.lead:
             return self._layer(st, index, event, hits)
         return []
 
@@ -264,7 +209,7 @@ class Matcher:
         st = self.new_state()
         st.events = events
         st.base = 0
-        st.clk = list(accumulate((e.ts for e in events), max))
+        st.clocks = list(accumulate((e.ts for e in events), max))
         st.trim_at = len(events) + 1  # the whole log is at hand: never trim
         hits = c.hits_batch(c.text(events))
         static = set(hits)
@@ -283,8 +228,8 @@ class Matcher:
                 nxt = min(nxt, e + 1)
             if st.due:
                 nxt = min(nxt, min(st.due))
-            if st.pend:
-                nxt = min(nxt, min(st.pend))
+            if st.pending:
+                nxt = min(nxt, min(st.pending))
             if nxt >= n:
                 return out
             if nxt == (todo[pos] if pos < len(todo) else -1):
@@ -292,13 +237,13 @@ class Matcher:
             e = nxt
             event = events[e]
             st.last = e
-            st.maxts = st.clk[e]
+            st.maxts = st.clocks[e]
             wo = c.without.get(event.type) if c.without else None
             if wo is not None:
                 if wo[0] is not None:
-                    st.seen[wo[0]] = e
+                    st.without_seen[wo[0]] = e
                 if event.page is not None and (tok := wo[1].get(event.page)) is not None:
-                    st.seen[tok] = e
+                    st.without_seen[tok] = e
             if syms[e] in c.sym_users:
                 self._note(st, syms[e], e)
             fired = self._layer(st, e, event, hits.get(e, none))
@@ -320,7 +265,7 @@ class Matcher:
         for tid in c.lead:
             self._lead(st, tid, e, ts, st.maxts)
         segments = c.segments
-        live, wait = c.live, st.wait
+        live, wait = c.live, st.waiting
         for sid in seg_hits:
             if sid not in live and sid not in wait:
                 # nobody can use this occurrence: its users wait on starts already noted
@@ -331,15 +276,15 @@ class Matcher:
                 continue
             if seg.kw_end + 1 < seg.core:  # the core ends later: check it then
                 due_at = b + seg.core - 1
-                pend = st.pend.get(due_at)
+                pend = st.pending.get(due_at)
                 if pend is None:
-                    st.pend[due_at] = [(sid, b)]
+                    st.pending[due_at] = [(sid, b)]
                 else:
                     pend.append((sid, b))
             elif not seg.verify or self._check(st, seg.verify, b):
                 self._occur(st, sid, b, e + seg.tail, e)
-        if st.pend:
-            pend = st.pend.pop(e, None)
+        if st.pending:
+            pend = st.pending.pop(e, None)
             if pend is not None:
                 for sid, b in pend:
                     seg = segments[sid]
@@ -373,18 +318,18 @@ class Matcher:
             for tid in chains:
                 self._chain(st, tid, b, now)
         if users:
-            occ = st.occ.get(sid)
+            occ = st.shared_starts.get(sid)
             if occ is None:
-                st.occ[sid] = [b]
+                st.shared_starts[sid] = [b]
                 plans = self.c.plans
                 for tid, j in users:
-                    st.wait.setdefault(plans[tid].segments[1], set()).add((tid, j))
+                    st.waiting.setdefault(plans[tid].segments[1], set()).add((tid, j))
             else:
                 occ.append(b)
                 if len(occ) > OCC_PRUNE:
                     occ[:] = self._occ_front(st, self.c.segments[sid].length, occ, -1, now)
-        if st.wait:
-            waiting = st.wait.get(sid)
+        if st.waiting:
+            waiting = st.waiting.get(sid)
             if waiting:
                 for tid, j in list(waiting):
                     self._extend(st, tid, j, b, end, now)
@@ -392,25 +337,25 @@ class Matcher:
     def _chain(self, st: DeviceState, tid: int, b: int, now: int) -> None:
         """`A * A * ... * A` (k times, A one event): the shortest match starts at the k-th last A."""
         plan = self.c.plans[tid]
-        starts = st.chain.get(tid)
+        starts = st.chain_starts.get(tid)
         if starts is None:
-            starts = st.chain[tid] = []
+            starts = st.chain_starts[tid] = []
         starts.append(b)
         if len(starts) > plan.chain:
             del starts[0]
         elif len(starts) < plan.chain:
             return
         s = starts[0]
-        tr = st.trig.get(tid)
-        lo = -1 if tr is None else tr.L
+        tr = st.partials.get(tid)
+        lo = -1 if tr is None else tr.last_fired
         if plan.without:
             lo = max(lo, self._floor(st, plan))
         if s <= lo:
             return
         if tr is None:
-            tr = st.trig[tid] = Trig(len(plan.segments))
+            tr = st.partials[tid] = Partial(len(plan.segments))
         i = s - st.base
-        tr.F[-1] = [(s, st.events[i].ts, now, st.clk[i])]
+        tr.frontiers[-1] = [(s, st.events[i].ts, now, st.clocks[i])]
         due = st.due.get(now)
         if due is None:
             st.due[now] = {tid}
@@ -429,7 +374,7 @@ class Matcher:
 
     def _floor(self, st: DeviceState, plan: TriggerPlan) -> int:
         lo = -1
-        seen = st.seen
+        seen = st.without_seen
         for tok in plan.without:
             v = seen.get(tok, -1)
             if v > lo:
@@ -444,16 +389,16 @@ class Matcher:
     def _lead(self, st: DeviceState, tid: int, e: int, ts: int, clock: int) -> None:
         """A leading `*` (with `within`): every event is a possible start; keep the staircase."""
         plan = self.c.plans[tid]
-        entries = st.lead.setdefault(tid, [])
+        entries = st.lead_frontier.setdefault(tid, [])
         insert(entries, (e, ts, e, clock), e - plan.backs[0] + 1, True)
 
     def _extend(self, st: DeviceState, tid: int, j: int, b: int, end: int, now: int) -> None:
         """Segment ``j`` of trigger ``tid`` occurs over ``[b..end]``: extend its partial matches."""
         plan = self.c.plans[tid]
-        tr = st.trig.get(tid)
-        lo = -1 if tr is None else tr.L
+        tr = st.partials.get(tid)
+        lo = -1 if tr is None else tr.last_fired
         if plan.without:
-            seen = st.seen
+            seen = st.without_seen
             for tok in plan.without:
                 v = seen.get(tok, -1)
                 if v > lo:
@@ -461,18 +406,18 @@ class Matcher:
         if j == 0:
             i = b - st.base
             # end -1: the start itself is always before the segment (only lead entries compare)
-            src: list[Entry] = [(b, st.events[i].ts, -1, st.clk[i])] if b > lo else []
+            src: list[Entry] = [(b, st.events[i].ts, -1, st.clocks[i])] if b > lo else []
             if plan.lead:
-                src += st.lead.get(tid, ())
+                src += st.lead_frontier.get(tid, ())
         else:
             if j == 1 and not plan.lead and plan.within is None:
                 got = self._last_occ(st, plan.segments[0], b)
             elif j == 1 and not plan.lead:
                 got = self._occ_entries(st, plan.segments[0], b)
             else:
-                got = tr.F[j - 1] if tr else None
+                got = tr.frontiers[j - 1] if tr else None
             if not got:  # nothing to extend any more: stop waiting
-                waiting = st.wait.get(plan.segments[j])
+                waiting = st.waiting.get(plan.segments[j])
                 if waiting is not None:
                     waiting.discard((tid, j))
                 return
@@ -496,21 +441,21 @@ class Matcher:
                 return
         k = len(plan.segments)
         if tr is None:
-            tr = st.trig[tid] = Trig(k)
+            tr = st.partials[tid] = Partial(k)
         # the next lookups: segment j + 1 starting no earlier than now - back + 1; or the firing
         # checks: at `end` exactly, or (trailing `*`) at every event from `end` on
         nxt = j + 1
         horizon = now - plan.backs[nxt] + 1 if nxt < k else now + 1
         use_ts = plan.within is not None
         exact = nxt == k and not plan.trail
-        frontier = tr.F[j]
+        frontier = tr.frontiers[j]
         for x in cands:
             insert(frontier, (x[0], x[1], end, x[3]), horizon, use_ts, exact)
         if nxt < k:
             seg = plan.segments[nxt]
-            waiting = st.wait.get(seg)
+            waiting = st.waiting.get(seg)
             if waiting is None:
-                st.wait[seg] = {(tid, nxt)}
+                st.waiting[seg] = {(tid, nxt)}
             else:
                 waiting.add((tid, nxt))
         elif plan.trail:
@@ -524,34 +469,23 @@ class Matcher:
 
     def _note(self, st: DeviceState, sym: int, e: int) -> None:
         """Event ``e`` of symbol ``sym`` occurs every one-event first segment holding ``sym``."""
-        starts = st.symocc.get(sym)
+        starts = st.symbol_starts.get(sym)
         if starts is None:
-            st.symocc[sym] = [e]
+            st.symbol_starts[sym] = [e]
             plans = self.c.plans
             for tid, j in self.c.sym_users[sym]:
-                st.wait.setdefault(plans[tid].segments[1], set()).add((tid, j))
+                st.waiting.setdefault(plans[tid].segments[1], set()).add((tid, j))
         else:
             starts.append(e)
             if len(starts) > OCC_PRUNE:
                 starts[:] = self._occ_front(st, 1, starts, -1, e)
 
-    def _by_symbol(self, st: DeviceState, starts: Any) -> dict[int, list[int]]:
-        """Sort event indices into the per-symbol lists of the current compiled set."""
-        out: dict[int, list[int]] = {}
-        c = self.c
-        for x in sorted(starts):
-            if x >= st.base:
-                sym = c.symbol(st.events[x - st.base])
-                if sym in c.sym_users:
-                    out.setdefault(sym, []).append(x)
-        return out
-
     def _first_starts(self, st: DeviceState, sid: int) -> list[int] | None:
         """The starts of the noted occurrences of first segment ``sid``, in order."""
         cls = self.c.sym_first.get(sid)
         if cls is None:
-            return st.occ.get(sid)
-        lists = [v for sym in cls if (v := st.symocc.get(sym))]
+            return st.shared_starts.get(sid)
+        lists = [v for sym in cls if (v := st.symbol_starts.get(sym))]
         if len(lists) < 2:
             return lists[0] if lists else None
         return sorted(x for v in lists for x in v)
@@ -563,7 +497,11 @@ class Matcher:
         length = c.segments[sid].length
         last_start = b - length  # an occurrence starting at x ends at x + length - 1 < b
         cls = c.sym_first.get(sid)
-        lists = (st.occ.get(sid),) if cls is None else [st.symocc.get(sym) for sym in cls]
+        lists = (
+            (st.shared_starts.get(sid),)
+            if cls is None
+            else [st.symbol_starts.get(sym) for sym in cls]
+        )
         best = -2
         for starts in lists:
             if starts:
@@ -577,7 +515,7 @@ class Matcher:
         if best < 0:
             return [(-1, 0, -1, 0)]  # a dead entry: keeps the caller waiting, matches nothing
         i = best - st.base
-        return [(best, st.events[i].ts, best + length - 1, st.clk[i])]
+        return [(best, st.events[i].ts, best + length - 1, st.clocks[i])]
 
     def _occ_entries(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
         """The shared occurrences of first segment ``sid`` that end before ``b``, as entries."""
@@ -585,7 +523,7 @@ class Matcher:
         if not starts:
             return None
         length = self.c.segments[sid].length
-        events, clk, base = st.events, st.clk, st.base
+        events, clk, base = st.events, st.clocks, st.base
         out = []
         for x in starts:
             end = x + length - 1
@@ -600,7 +538,7 @@ class Matcher:
         match: above ``lo``, inside the limits, and Pareto-optimal (later start, larger ts) once
         every future lookup sees them."""
         horizon = now - self.c.max_back + 1
-        events, clk, base = st.events, st.clk, st.base
+        events, clk, base = st.events, st.clocks, st.base
         limit_s, limit_clock = now - self.limit_events, st.maxts - self.limit_ms
         settled: list[int] = []
         rest: list[int] = []
@@ -623,16 +561,16 @@ class Matcher:
 
     def _fire(self, st: DeviceState, tid: int, e: int, ts_e: int) -> Firing | None:
         plan = self.c.plans.get(tid)
-        tr = st.trig.get(tid)
+        tr = st.partials.get(tid)
         if plan is None or tr is None:
             st.watch.discard(tid)
             return None
-        lo = tr.L
+        lo = tr.last_fired
         if plan.without:
             lo = max(lo, self._floor(st, plan))
         best = -1
         keep: list[Entry] = []
-        for x in tr.F[-1]:
+        for x in tr.frontiers[-1]:
             s, ts, end, clock = x
             if end > e:
                 keep.append(x)
@@ -647,16 +585,16 @@ class Matcher:
             if (plan.within is None or ts_e - ts <= plan.within) and s > best:
                 best = s
         if best < 0:
-            tr.F[-1] = keep
+            tr.frontiers[-1] = keep
             if not keep:
                 st.watch.discard(tid)
             return None
-        tr.L = e
-        for f in tr.F:
+        tr.last_fired = e
+        for f in tr.frontiers:
             f.clear()
         st.watch.discard(tid)
         if plan.chain:
-            st.chain.pop(tid, None)
+            st.chain_starts.pop(tid, None)
         self.stats["firings"] += 1
         base = st.base
         evs = tuple(st.events[best - base : e - base + 1])
@@ -666,8 +604,8 @@ class Matcher:
 
     def _lo(self, st: DeviceState, tid: int) -> int:
         """The largest index a new match of ``tid`` may not start at (last firing, floor)."""
-        tr = st.trig.get(tid)
-        lo = -1 if tr is None else tr.L
+        tr = st.partials.get(tid)
+        lo = -1 if tr is None else tr.last_fired
         plan = self.c.plans[tid]
         return max(lo, self._floor(st, plan)) if plan.without else lo
 
@@ -678,58 +616,64 @@ class Matcher:
             return
         c = self.c
         low = e + 1
-        for sid in list(st.occ):
+        for sid in list(st.shared_starts):
             users = c.after_first[sid]
             lo = min(self._lo(st, tid) for tid, _ in users)
             length = c.segments[sid].length
-            starts = st.occ[sid] = self._occ_front(st, length, st.occ[sid], lo, e)
+            starts = st.shared_starts[sid] = self._occ_front(
+                st, length, st.shared_starts[sid], lo, e
+            )
             if starts:
                 low = min(low, starts[0])
             else:
-                del st.occ[sid]
-        for sym in list(st.symocc):
+                del st.shared_starts[sid]
+        for sym in list(st.symbol_starts):
             lo = min(self._lo(st, tid) for tid, _ in c.sym_users[sym])
-            starts = st.symocc[sym] = self._occ_front(st, 1, st.symocc[sym], lo, e)
+            starts = st.symbol_starts[sym] = self._occ_front(st, 1, st.symbol_starts[sym], lo, e)
             if starts:
                 low = min(low, starts[0])
             else:
-                del st.symocc[sym]
-        for tid in list(st.trig):
-            tr = st.trig[tid]
+                del st.symbol_starts[sym]
+        for tid in list(st.partials):
+            tr = st.partials[tid]
             plan = c.plans[tid]
             lo = self._lo(st, tid)
-            for f in tr.F:
+            for f in tr.frontiers:
                 f[:] = self._live(st, f, lo, e)
                 for x in f:
                     low = min(low, x[0])
-            if not tr.F[-1]:
+            if not tr.frontiers[-1]:
                 st.watch.discard(tid)
-            if not any(tr.F) and e - tr.L > c.max_segment and tid not in st.lead:
+            if (
+                not any(tr.frontiers)
+                and e - tr.last_fired > c.max_segment
+                and tid not in st.lead_frontier
+            ):
                 occ = self._first_starts(st, plan.segments[0]) if not plan.lead else None
-                if not occ or occ[0] > tr.L:  # L still guards a shared occurrence
-                    del st.trig[tid]
-        for tid, starts in list(st.chain.items()):
+                if not occ or occ[0] > tr.last_fired:  # L still guards a shared occurrence
+                    del st.partials[tid]
+        for tid, starts in list(st.chain_starts.items()):
             lo = self._lo(st, tid)
-            clk, base = st.clk, st.base
+            clk, base = st.clocks, st.base
             starts[:] = [x for x in starts if x > lo and not self._cut(st, x, clk[x - base], e)]
             if starts:
                 low = min(low, starts[0])
             else:
-                del st.chain[tid]
-        for tid, entries in list(st.lead.items()):
+                del st.chain_starts[tid]
+        for tid, entries in list(st.lead_frontier.items()):
             entries[:] = self._live(st, entries, self._lo(st, tid), e)
             if entries:
                 low = min(low, entries[0][0])
             else:
-                del st.lead[tid]
-        for sid in list(st.wait):
-            if not st.wait[sid]:
-                del st.wait[sid]
+                del st.lead_frontier[tid]
+        for sid in list(st.waiting):
+            if not st.waiting[sid]:
+                del st.waiting[sid]
         keep_from = min(low, e - c.max_segment + 1)
         cut = keep_from - st.base
         if cut > 0:
             del st.events[:cut]
-            del st.clk[:cut]
+            del st.clocks[:cut]
             st.base += cut
         st.trim_at = max(TRIM, 2 * len(st.events))
 
@@ -747,8 +691,8 @@ class Matcher:
 
     def dump(self, st: DeviceState) -> dict[str, Any]:
         """Return a msgpack-able form of ``st`` (trigger names and segment tokens, not ids)."""
-        return dump_state(self, st)
+        return dump_state(self.c, st)
 
     def load(self, data: dict[str, Any]) -> DeviceState:
         """Rebuild a state from :meth:`dump` (triggers no longer registered are dropped)."""
-        return load_state(self, data)
+        return load_state(self.c, data)
