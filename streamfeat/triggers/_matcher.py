@@ -159,7 +159,7 @@ class Matcher(Layer):
         c = self.c
         if st.compiled is not c:
             resync(self.c, st)
-        entry = c.types.get(event.type)
+        entry = c.types.get(event.type)  # c.symbol(event), inline on the hot path
         if entry is None:
             sym = 0
         else:
@@ -169,23 +169,10 @@ class Matcher(Layer):
         if node is None:
             node = c.step(st.node, sym)
         st.node = node
-        if st.base < 0:
-            st.base = index
-        st.last = index
-        events = st.events
-        events.append(event)
-        ts = event.ts
-        if ts > st.maxts:
-            st.maxts = ts
-        st.clocks.append(st.maxts)
+        self._buffer(st, index, event)
         if c.without:
-            wo = c.without.get(event.type)
-            if wo is not None:
-                if wo[0] is not None:
-                    st.without_seen[wo[0]] = index
-                if event.page is not None and (tok := wo[1].get(event.page)) is not None:
-                    st.without_seen[tok] = index
-        if len(events) >= st.trim_at:
+            self._see_without(st, event, index)
+        if len(st.events) >= st.trim_at:
             self.gc(st)
         if sym in c.sym_users:
             starts = st.symbol_starts.get(sym)
@@ -197,6 +184,26 @@ class Matcher(Layer):
         if hits or st.pending or st.due or st.watch or c.every or c.lead:
             return self._layer(st, index, event, hits)
         return []
+
+    @staticmethod
+    def _buffer(st: DeviceState, index: int, event: Event) -> None:
+        """Keep event ``index`` and the device's clock there."""
+        if st.base < 0:
+            st.base = index
+        st.last = index
+        st.events.append(event)
+        if event.ts > st.maxts:
+            st.maxts = event.ts
+        st.clocks.append(st.maxts)
+
+    def _see_without(self, st: DeviceState, event: Event, index: int) -> None:
+        """Note ``index`` as the last event matching each ``without`` token ``event`` matches."""
+        wo = self.c.without.get(event.type)
+        if wo is not None:
+            if wo[0] is not None:
+                st.without_seen[wo[0]] = index
+            if event.page is not None and (tok := wo[1].get(event.page)) is not None:
+                st.without_seen[tok] = index
 
     def run_batch(self, events: list[Event]) -> list[Firing]:
         """Return the firings of a whole device's events, from index 0 (batch driver).
@@ -212,43 +219,50 @@ class Matcher(Layer):
         st.clocks = list(accumulate((e.ts for e in events), max))
         st.trim_at = len(events) + 1  # the whole log is at hand: never trim
         hits = c.hits_batch(c.text(events))
-        static = set(hits)
         syms = [c.symbol(e) for e in events]
-        static.update(i for i, sym in enumerate(syms) if sym in c.sym_users)
-        if c.without:
-            static.update(i for i, e in enumerate(events) if e.type in c.without)
+        todo = self._batch_events(events, syms, hits)
         every = bool(c.every or c.lead)
-        todo = sorted(static)
         out: list[Firing] = []
         pos, n, none = 0, len(events), ()
         e = -1
         while True:
-            nxt = todo[pos] if pos < len(todo) else n
-            if every or st.watch:
-                nxt = min(nxt, e + 1)
-            if st.due:
-                nxt = min(nxt, min(st.due))
-            if st.pending:
-                nxt = min(nxt, min(st.pending))
+            nxt = self._next_batch_event(st, todo[pos] if pos < len(todo) else n, e, every)
             if nxt >= n:
                 return out
-            if nxt == (todo[pos] if pos < len(todo) else -1):
+            if pos < len(todo) and nxt == todo[pos]:
                 pos += 1
             e = nxt
             event = events[e]
             st.last = e
             st.maxts = st.clocks[e]
-            wo = c.without.get(event.type) if c.without else None
-            if wo is not None:
-                if wo[0] is not None:
-                    st.without_seen[wo[0]] = e
-                if event.page is not None and (tok := wo[1].get(event.page)) is not None:
-                    st.without_seen[tok] = e
+            if c.without:
+                self._see_without(st, event, e)
             if syms[e] in c.sym_users:
                 self._note(st, syms[e], e)
             fired = self._layer(st, e, event, hits.get(e, none))
             if fired:
                 out.extend(fired)
+
+    def _batch_events(self, events: list[Event], syms: list[int], hits: Any) -> list[int]:
+        """The events the batch driver must visit whatever the state: keyword ends, starts of
+        one-event first segments, ``without`` tokens."""
+        c = self.c
+        static = set(hits)
+        static.update(i for i, sym in enumerate(syms) if sym in c.sym_users)
+        if c.without:
+            static.update(i for i, e in enumerate(events) if e.type in c.without)
+        return sorted(static)
+
+    @staticmethod
+    def _next_batch_event(st: DeviceState, nxt: int, e: int, every: bool) -> int:
+        """The next event to visit after ``e``: ``nxt`` unless a check or firing is due first."""
+        if every or st.watch:
+            nxt = min(nxt, e + 1)
+        if st.due:
+            nxt = min(nxt, min(st.due))
+        if st.pending:
+            nxt = min(nxt, min(st.pending))
+        return nxt
 
     def advance(self, st: DeviceState, now_ms: int) -> None:
         """Let wall time reach ``now_ms``: partial matches past the time limit are cut."""
