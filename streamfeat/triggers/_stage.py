@@ -100,9 +100,20 @@ class TriggerStage:
 
     # -- the Stage protocol ---------------------------------------------------------------
 
-    def new_state(self, device: str) -> DeviceState:
-        """Return the fresh state of ``device``."""
-        return self.matcher.new_state()
+    def new_state(self, device: str, residue: int | None = None) -> DeviceState:
+        """Return the fresh state of ``device``; ``residue`` is its clock from before a freeing."""
+        state = self.matcher.new_state()
+        if residue is not None:
+            state.maxts = residue
+        return state
+
+    def residue(self, state: DeviceState) -> int | None:
+        """Return what must outlive a freed state: the device's clock (None if it has none).
+
+        The partial-match time limit compares clocks, and the clock is the largest ts seen so
+        far: a device whose state was freed must not restart its clock from its next event.
+        """
+        return None if state.maxts < 0 else state.maxts
 
     def process(self, state: DeviceState, index: int, event: Event, out: list[Record]) -> None:
         """Step every trigger over event ``index`` of its device; append firings to ``out``."""
