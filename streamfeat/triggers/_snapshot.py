@@ -10,7 +10,7 @@ from streamfeat._event import event_from_obj, event_to_obj
 from streamfeat._tokens import Token
 from streamfeat.triggers._frontier import Partial, entry
 from streamfeat.triggers._state import TRIM, DeviceState, dump_key, load_key
-from streamfeat.triggers._sync import by_symbol, resync, rewait
+from streamfeat.triggers._sync import by_symbol, pending_survives, resync, rewait
 from streamfeat.triggers._trie import Compiled
 
 __all__ = ["dump_state", "load_state"]
@@ -77,7 +77,7 @@ def load_state(c: Compiled, data: dict[str, Any]) -> DeviceState:
     for at, items in data["pend"]:
         for key, b in items:
             sid = c.sid_of_key.get(load_key(key))
-            if sid is not None and sid in c.used:
+            if sid is not None and sid in c.used and pending_survives(c, st, sid, b):
                 st.pending.setdefault(at, []).append((sid, b))
     for ev in st.events[-c.max_segment :]:
         st.node = c.step(st.node, c.symbol(ev))

@@ -13,7 +13,7 @@ from streamfeat.triggers._frontier import Partial
 from streamfeat.triggers._state import DeviceState
 from streamfeat.triggers._trie import Compiled
 
-__all__ = ["by_symbol", "resync", "rewait"]
+__all__ = ["by_symbol", "pending_survives", "resync", "rewait"]
 
 
 def resync(c: Compiled, st: DeviceState) -> None:
@@ -41,7 +41,7 @@ def resync(c: Compiled, st: DeviceState) -> None:
     for at, items in st.pending.items():
         for sid, b in items:
             new = c.sid_of_key.get(old.seg_keys[sid])
-            if new is not None and new in c.used:
+            if new is not None and new in c.used and pending_survives(c, st, new, b):
                 pend.setdefault(at, []).append((new, b))
     st.pending = pend
     for tid in [t for t in st.partials if t not in c.plans]:
@@ -83,3 +83,24 @@ def by_symbol(c: Compiled, st: DeviceState, starts: Iterable[int]) -> dict[int, 
             if sym in c.sym_users:
                 out.setdefault(sym, []).append(x)
     return out
+
+
+def pending_survives(c: Compiled, st: DeviceState, sid: int, b: int) -> bool:
+    """Whether an occurrence of segment ``sid`` at ``b``, whose check is pending, stays pending
+    on the compiled set ``c``.
+
+    The pending check only covers the positions outside the segment's keyword, and a rebuild
+    may choose another keyword (position classes change with the symbols). If the new keyword
+    ends after the last event, drop the entry: the automaton reports the keyword when it
+    completes. Otherwise the automaton has passed it, so its positions are checked here.
+    """
+    seg = c.segments[sid]
+    off = b - st.base
+    if b + seg.kw_end > st.last or off < 0:
+        return False
+    events, symbol, positions = st.events, c.symbol, seg.positions
+    for i in range(seg.kw_start, seg.kw_end + 1):
+        cls = positions[i]
+        if cls is None or symbol(events[off + i]) not in cls:
+            return False
+    return True
