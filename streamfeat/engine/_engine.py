@@ -59,7 +59,9 @@ class Stage(Protocol):
 
         A stage that defines ``residue(state) -> Any`` (optional; not part of this protocol's
         required methods) is called ``new_state(device, residue)`` after a freeing, with what
-        ``residue`` returned for the freed state (``None`` is never passed on).
+        ``residue`` returned for the freed state (``None`` is never passed on). A stage whose
+        per-device state can outlive a tasks-file change also defines ``carry(old, dumped,
+        device, kept, out)`` (see :meth:`streamfeat.windows.WindowStage.carry`).
         """
 
     def process(self, state: Any, index: int, event: Event, out: list[Record]) -> None:
