@@ -12,7 +12,7 @@ batch's records go to one synchronous sink that
    (tasks run beside the engine; their ``task`` records come back through the same path),
 3. encodes the kinds of ``[upload] records`` with the configured codec (one
    :class:`~streamfeat.encoders.SchemaSet` per tasks-file version) and puts the payload in
-   the durable outbox, which the :class:`~streamfeat.tunnel._client.Uploader` drains.
+   the durable outbox, which the :class:`~streamfeat.upload._client.Uploader` drains.
 
 Nothing on that path waits on the network: enqueueing is one SQLite insert. The sink is
 synchronous on purpose: any other task of the loop then sees the engine between batches with
@@ -69,7 +69,7 @@ from streamfeat.encoders import Encoder, decode_batch, encoder_for, schemas_for
 from streamfeat.errors import ConfigError, EventError, StorageError, StreamfeatError, TunnelError
 from streamfeat.tasks import TasksConfig, parse_tasks
 from streamfeat.tunnel._crypto import KeyPair
-from streamfeat.tunnel._outbox import OutboxConfig
+from streamfeat.upload._outbox import OutboxConfig
 
 __all__ = ["Agent", "AgentStats", "load_config"]
 
@@ -93,7 +93,7 @@ class Agent:
         queue_size, batch, tick: of the :class:`AsyncEngine` (``tick`` seconds between engine
             advances for idle devices; 0 turns them off).
         snapshot_every: seconds between engine snapshots to the store (0: only on close).
-        uploader_options: extra :class:`~streamfeat.tunnel._client.UploaderConfig` fields.
+        uploader_options: extra :class:`~streamfeat.upload._client.UploaderConfig` fields.
         connect: ``async () -> Transport`` replacing the websocket (tests).
         on_upload: called with each list of records put in the outbox (for audits).
         sizes: attach ``_raw_bytes`` to window and feature records (size reports).
@@ -235,7 +235,7 @@ class Agent:
         return saved[0], saved[1].decode("utf-8", "replace")
 
     def _start_uploader(self) -> None:
-        from streamfeat.tunnel._client import Uploader, UploaderConfig
+        from streamfeat.upload._client import Uploader, UploaderConfig
 
         assert self.endpoint_url is not None
         assert self._endpoint_key is not None

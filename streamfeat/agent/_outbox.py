@@ -1,4 +1,4 @@
-"""The agent's outbox: the tunnel's durable :class:`~streamfeat.tunnel._outbox.Outbox`, timed.
+"""The agent's outbox: the tunnel's durable :class:`~streamfeat.upload._outbox.Outbox`, timed.
 
 It measures **upload latency** per batch: from the moment the batch is sealed (ready to send)
 to the moment its acknowledgement arrives, that is the time the endpoint took to receive, store
@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any
 
 from streamfeat.clock import Clock, SystemClock
-from streamfeat.tunnel._outbox import Outbox, OutboxConfig
+from streamfeat.upload._outbox import Outbox, OutboxConfig
 
 __all__ = ["TimedOutbox"]
 

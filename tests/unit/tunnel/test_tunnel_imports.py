@@ -9,7 +9,7 @@ import pytest
 
 import streamfeat.tunnel
 
-CORE = ["_crypto.py", "_handshake.py", "_frames.py", "_protocol.py", "_events.py"]
+CORE = ["_crypto.py", "_handshake.py", "_frames.py", "_items.py", "_protocol.py", "_events.py"]
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "time", "logging", "streamfeat._log", "threading"}
 PKG = Path(streamfeat.tunnel.__file__).parent
 
