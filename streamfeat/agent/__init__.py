@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamfeat.agent._agent import Agent, AgentStats, load_config
-from streamfeat.agent._outbox import TimedOutbox
+from streamfeat.agent._outbox import TimedOutbox, UploadTimes
 from streamfeat.agent._switch import SwitchReport, diff_configs, switch_engine
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "AgentStats",
     "SwitchReport",
     "TimedOutbox",
+    "UploadTimes",
     "diff_configs",
     "load_config",
     "switch_engine",

@@ -17,10 +17,11 @@ from streamfeat.upload._client import (
     load_device_file,
 )
 from streamfeat.upload._keys import read_key_file
-from streamfeat.upload._outbox import Outbox, OutboxBatch, OutboxConfig
+from streamfeat.upload._outbox import AckedBatch, Outbox, OutboxBatch, OutboxConfig
 from streamfeat.upload._transport import Transport
 
 __all__ = [
+    "AckedBatch",
     "Backoff",
     "Outbox",
     "OutboxBatch",

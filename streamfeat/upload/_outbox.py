@@ -31,7 +31,7 @@ from streamfeat.tunnel._events import CloseCode
 from streamfeat.tunnel._frames import BATCH_ID_LEN, MAX_BATCH
 from streamfeat.tunnel._items import join_items, split_items, uvarint
 
-__all__ = ["Outbox", "OutboxBatch", "OutboxConfig", "join_items", "split_items"]
+__all__ = ["AckedBatch", "Outbox", "OutboxBatch", "OutboxConfig", "join_items", "split_items"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox_items (
@@ -87,6 +87,21 @@ class OutboxBatch:
     items: int
 
 
+@dataclass(frozen=True, slots=True)
+class AckedBatch:
+    """What :class:`Outbox` reports to ``on_ack`` for a batch the endpoint acknowledged.
+
+    Attributes:
+        batch_id: the batch's id.
+        size: its body's length in bytes.
+        created: clock time its oldest item was enqueued.
+    """
+
+    batch_id: bytes
+    size: int
+    created: float
+
+
 def _connection(db: Any) -> sqlite3.Connection:
     """Accept a Store, a sqlite_utils Database, a sqlite3 connection or a path."""
     if isinstance(db, sqlite3.Connection):
@@ -113,6 +128,8 @@ class Outbox:
         config: batching and size bound.
         clock: ``time()`` stamps items; sealing by age compares against it.
         random_bytes: source of batch ids.
+        on_seal: called with a batch's id when it is sealed (inside the sealing transaction).
+        on_ack: called with an :class:`AckedBatch` after an acknowledged batch was deleted.
     """
 
     def __init__(
@@ -122,11 +139,15 @@ class Outbox:
         *,
         clock: Clock | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        on_seal: Callable[[bytes], None] | None = None,
+        on_ack: Callable[[AckedBatch], None] | None = None,
     ) -> None:
         self.config = config or OutboxConfig()
         self._conn = _connection(db)
         self._clock = clock or SystemClock()
         self._random = random_bytes
+        self._on_seal = on_seal
+        self._on_ack = on_ack
         # one connection, possibly used from the engine's thread (enqueue) and the
         # uploader's loop (ack): transactions must not interleave
         self._lock = threading.RLock()
@@ -230,6 +251,8 @@ class Outbox:
         )
         c.execute("DELETE FROM outbox_items WHERE seq <= ?", (rows[-1][0],))
         self._bump(c, "sealed_batches", 1)
+        if self._on_seal is not None:
+            self._on_seal(batch_id)
         self._sealed_bytes += len(body)
         self._pending_bytes, self._pending_count, self._pending_oldest = 0, 0, None
 
@@ -274,13 +297,15 @@ class Outbox:
         """Delete an acknowledged batch; False if it was not there (evicted or acked before)."""
         with self._tx() as c:
             row = c.execute(
-                "SELECT LENGTH(payload) FROM outbox WHERE batch_id = ?", (batch_id,)
+                "SELECT LENGTH(payload), created FROM outbox WHERE batch_id = ?", (batch_id,)
             ).fetchone()
             if row is None:
                 return False
             c.execute("DELETE FROM outbox WHERE batch_id = ?", (batch_id,))
             self._bump(c, "acked_batches", 1)
             self._sealed_bytes -= row[0]
+        if self._on_ack is not None:
+            self._on_ack(AckedBatch(batch_id, int(row[0]), float(row[1])))
         return True
 
     def __len__(self) -> int:
