@@ -151,6 +151,11 @@ class Outbox:
         # one connection, possibly used from the engine's thread (enqueue) and the
         # uploader's loop (ack): transactions must not interleave
         self._lock = threading.RLock()
+        # sizes of what is sealed and pending, kept in memory (set from the tables below)
+        self._sealed_bytes = 0
+        self._pending_bytes = 0
+        self._pending_count = 0
+        self._pending_oldest: float | None = None
         with self._tx() as c:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
