@@ -139,7 +139,7 @@ class Agent:
         self._snapshot_every = snapshot_every
         self._uploader_options = dict(uploader_options or {})
         self._connect = connect
-        self.on_upload = on_upload
+        self._on_upload = on_upload
         self._sizes = sizes
         self.stats = AgentStats()
         self._live: _Live | None = None
@@ -164,6 +164,17 @@ class Agent:
             msg = "the agent is not started"
             raise RuntimeError(msg)
         return self._live
+
+    @property
+    def on_upload(self) -> Callable[[list[Record]], None] | None:
+        """Called with each list of records put in the outbox (for audits), or None."""
+        return self._on_upload
+
+    @on_upload.setter
+    def on_upload(self, callback: Callable[[list[Record]], None] | None) -> None:
+        self._on_upload = callback
+        if self._live is not None:
+            self._live.sink.on_upload = callback
 
     @property
     def store(self) -> Store:
@@ -226,7 +237,7 @@ class Agent:
                                   sizes=self._sizes)  # fmt: skip
         engine = switcher.restore()
         sink = RecordSink(store, outbox, switcher.encoder, switcher.config.upload.records,
-                          self.stats, on_upload=self._uploaded)  # fmt: skip
+                          self.stats, on_upload=self._on_upload)  # fmt: skip
         self.tasks = self._task_runner(switcher.config)
         self._live = _Live(store, outbox, switcher, sink, self._new_shell(engine))
         await self._live.shell.start()
@@ -422,10 +433,6 @@ class Agent:
 
     def _read(self, device: str) -> dict[str, Any]:
         return {"features": self.features(device), "windows": self.windows(device)}
-
-    def _uploaded(self, records: list[Record]) -> None:
-        if self.on_upload is not None:
-            self.on_upload(records)
 
     def _sink(self, records: list[Record]) -> None:
         self._running.sink.handle(records)
