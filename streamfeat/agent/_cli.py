@@ -108,7 +108,7 @@ def read_endpoint_key(path: str | Path) -> bytes:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from streamfeat.tunnel._registry import read_key_file
+    from streamfeat.upload._keys import read_key_file
 
     try:
         device_file = read_key_file(args.device_key)

@@ -1,74 +1,15 @@
-"""The endpoint's Prometheus metrics, on a registry of its own (one per server)."""
+"""Moved to streamfeat.endpoint._metrics; kept so old imports work."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from streamfeat.endpoint._metrics import (
+    CONTENT_TYPE_LATEST,
+    NOT_REFUSALS,
+    TunnelMetrics,
+)
 
-from streamfeat.tunnel._events import CloseCode
-
-__all__ = ["CONTENT_TYPE_LATEST", "TunnelMetrics"]
-
-# codes that end a connection without anybody misbehaving: not refusals
-NOT_REFUSALS = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.ABNORMAL})
-
-
-class TunnelMetrics:
-    """Counters of one endpoint: connections, batches, bytes, refusals by reason, store latency."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.connections = Gauge(
-            "streamfeat_tunnel_connections", "open websocket connections", registry=r
-        )
-        self.handshakes = Counter(
-            "streamfeat_tunnel_handshakes", "completed handshakes", registry=r
-        )
-        self.batches = Counter(
-            "streamfeat_tunnel_batches", "batches received, by result", ["result"], registry=r
-        )
-        self.bytes = Counter(
-            "streamfeat_tunnel_payload_bytes", "batch payload bytes received", registry=r
-        )
-        self.refusals = Counter(
-            "streamfeat_tunnel_refusals",
-            "connections refused or closed for a reason",
-            ["reason"],
-            registry=r,
-        )
-        self.configs = Counter(
-            "streamfeat_tunnel_configs_sent", "config messages sent to devices", registry=r
-        )
-        self.decode_errors = Counter(
-            "streamfeat_tunnel_decode_errors",
-            "batches stored without records: decoder failed",
-            registry=r,
-        )
-        self.store_seconds = Histogram(
-            "streamfeat_tunnel_store_seconds",
-            "time of one storage commit (group of batches)",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-            registry=r,
-        )
-        # label children looked up once: labels() takes a lock and a dict lookup per call
-        self.stored = self.batches.labels("stored")
-        self.duplicates = self.batches.labels("duplicate")
-        for code in CloseCode:
-            if code not in NOT_REFUSALS:
-                self.refusals.labels(code.reason)
-
-    def refused(self, reason: str) -> None:
-        """Count one refusal under ``reason``."""
-        self.refusals.labels(reason).inc()
-
-    def refusal_count(self, reason: str) -> float:
-        """Current count for ``reason`` (tests, health pages)."""
-        value = self.registry.get_sample_value(
-            "streamfeat_tunnel_refusals_total", {"reason": reason}
-        )
-        return float(value or 0.0)
-
-    def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        return generate_latest(self.registry)
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "NOT_REFUSALS",
+    "TunnelMetrics",
+]

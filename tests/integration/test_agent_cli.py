@@ -16,7 +16,7 @@ from streamfeat._cli_replay import default_tasks_text
 from streamfeat._generator import device_stream
 from streamfeat.encoders import decode_batch, index_schemas, schemas_for
 from streamfeat.tasks import parse_tasks
-from streamfeat.tunnel._outbox import split_items
+from streamfeat.tunnel import split_items
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamfeat.endpoint._storage import open_db
 from streamfeat.errors import StorageError
 from streamfeat.tunnel._crypto import KeyPair
-from streamfeat.tunnel._storage import open_db
+from streamfeat.upload._keys import read_key_file
 
 __all__ = ["DeviceEntry", "Registry", "read_key_file", "write_key_file"]
 
@@ -149,23 +150,6 @@ def write_key_file(path: str | Path, data: dict[str, Any]) -> None:
         fh.write("\n")
     os.chmod(tmp, _OWNER_ONLY)
     os.replace(tmp, p)
-
-
-def read_key_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a key file written by :func:`write_key_file`.
-
-    Raises:
-        StorageError: missing, unreadable or not JSON.
-    """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        msg = f"can't read key file {path}: {exc}"
-        raise StorageError(msg) from exc
-    if not isinstance(data, dict):
-        msg = f"key file {path} is not a JSON object"
-        raise StorageError(msg)
-    return data
 
 
 def endpoint_keypair(path: str | Path, *, create: bool = True) -> KeyPair:
