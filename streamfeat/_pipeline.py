@@ -1,4 +1,4 @@
-"""Moved to streamfeat.engine; kept so old imports work."""
+"""Moved to streamfeat.engine._build; kept so old imports work."""
 
 from __future__ import annotations
 

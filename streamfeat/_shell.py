@@ -1,4 +1,4 @@
-"""Moved to streamfeat.runtime; kept so old imports work."""
+"""Moved to streamfeat.runtime._engine; kept so old imports work."""
 
 from __future__ import annotations
 

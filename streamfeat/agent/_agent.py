@@ -4,11 +4,11 @@ Theory of operation
 -------------------
 ``await agent.submit(event)`` validates the event (an invalid one goes to the store's
 quarantine with its bytes and reason, counted, and processing goes on) and queues it on an
-:class:`~streamfeat._shell.AsyncEngine`, whose worker runs the engine in small batches. Each
+:class:`~streamfeat.runtime.AsyncEngine`, whose worker runs the engine in small batches. Each
 batch's records go to the synchronous :class:`~streamfeat.agent._sink.RecordSink`, which
 stores them, encodes the kinds of ``[upload] records`` with the configured codec and puts the
 payloads in the durable outbox, which the :class:`~streamfeat.upload.Uploader` drains; then
-``trigger`` records are dispatched to the :class:`~streamfeat.tasks._runtime.TaskRunner`
+``trigger`` records are dispatched to the :class:`~streamfeat.runtime._tasks.TaskRunner`
 (tasks run beside the engine; their ``task`` records come back through the same sink).
 
 This module is the thin asyncio shell that wires those parts: the sink, the
@@ -42,11 +42,8 @@ from typing import Any
 
 import orjson
 
-from streamfeat._engine import Engine, Record
 from streamfeat._event import Event, event_from_obj
 from streamfeat._records import raw_size
-from streamfeat._shell import AsyncEngine
-from streamfeat._store import Store
 from streamfeat.agent._outbox import TimedOutbox
 from streamfeat.agent._ports import TaskDispatcher, UploaderLike
 from streamfeat.agent._sink import RecordSink
@@ -56,7 +53,10 @@ from streamfeat.agent._switcher import ConfigSwitcher
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.encoders import Encoder
 from streamfeat.encoders.admission import AdmissionFilter
+from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, EventError, TunnelError
+from streamfeat.io._store import Store
+from streamfeat.runtime._engine import AsyncEngine
 from streamfeat.tasks import TasksConfig
 from streamfeat.tunnel import Config, KeyPair
 from streamfeat.upload._outbox import OutboxConfig
@@ -257,7 +257,7 @@ class Agent:
                            clock=self.clock, tick=self._tick)  # fmt: skip
 
     def _task_runner(self, config: TasksConfig) -> TaskDispatcher | None:
-        from streamfeat.tasks._runtime import TaskRunner
+        from streamfeat.runtime._tasks import TaskRunner
 
         if not config.tasks:
             return None

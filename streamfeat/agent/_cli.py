@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     except (StreamfeatError, KeyError, ValueError) as exc:
         args.parser.error(f"device or endpoint key: {exc}")
     if args.tasks is None:
-        from streamfeat._cli_replay import default_tasks_text
+        from streamfeat.data import default_tasks_text
 
         tasks: Any = default_tasks_text()
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from streamfeat._engine import Record
+from streamfeat.engine._engine import Record
 
 __all__ = ["TaskDispatcher", "UploaderLike"]
 
@@ -37,7 +37,7 @@ class UploaderLike(Protocol):
 
 
 class TaskDispatcher(Protocol):
-    """What the agent needs of its task runner (:class:`streamfeat.tasks._runtime.TaskRunner`)."""
+    """What the agent needs of its task runner (:class:`streamfeat.runtime._tasks.TaskRunner`)."""
 
     def dispatch_all(self, records: list[Record]) -> int:
         """Start the tasks of the ``trigger`` records; returns how many started."""

@@ -24,13 +24,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from streamfeat._engine import Record
 from streamfeat._log import agent_log
 from streamfeat._records import public
-from streamfeat._store import QuarantineEntry
 from streamfeat.agent._support import AgentStats
 from streamfeat.encoders import Encoder, decode_batch
+from streamfeat.engine._engine import Record
 from streamfeat.errors import StorageError, StreamfeatError, TunnelError
+from streamfeat.io._store import QuarantineEntry
 
 __all__ = ["MAX_PAYLOAD_RECORDS", "PayloadQueue", "RecordSink", "RecordStore"]
 
@@ -38,7 +38,7 @@ MAX_PAYLOAD_RECORDS = 200  # records per payload: keeps each well under the tunn
 
 
 class RecordStore(Protocol):
-    """The part of the device store (:class:`streamfeat._store.Store`) the sink writes to."""
+    """The part of the device store (:class:`streamfeat.io.Store`) the sink writes to."""
 
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """One atomic write."""

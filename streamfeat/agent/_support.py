@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 
 from streamfeat._log import agent_log
-from streamfeat._store import Store
 from streamfeat.encoders import SchemaSet, schemas_for
 from streamfeat.encoders.admission import AdmissionFilter
 from streamfeat.errors import ConfigError
+from streamfeat.io._store import Store
 from streamfeat.tasks import TasksConfig, load_tasks, parse_tasks
 
 __all__ = ["ADMISSION_KEY", "ADMISSION_SPEC_KEY", "AgentStats", "device_seed", "key_bytes",

@@ -21,10 +21,7 @@ from collections.abc import Callable
 
 import msgpack
 
-from streamfeat._engine import Engine, Record
 from streamfeat._log import agent_log
-from streamfeat._pipeline import build_engine
-from streamfeat._store import Checkpoint, Store
 from streamfeat.agent._support import (
     ADMISSION_KEY,
     ADMISSION_SPEC_KEY,
@@ -36,7 +33,10 @@ from streamfeat.agent._switch import SwitchReport, switch_engine
 from streamfeat.agent._versions import VersionHistory
 from streamfeat.encoders import Encoder, encoder_for, schemas_for
 from streamfeat.encoders.admission import AdmissionFilter
+from streamfeat.engine._build import build_engine
+from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, StorageError, StreamfeatError
+from streamfeat.io._store import Checkpoint, Store
 from streamfeat.tasks import TasksConfig, parse_tasks
 
 __all__ = ["CHECKPOINT", "CONFIG_KEY", "ConfigSwitcher"]

@@ -119,7 +119,7 @@ def add_parsers(sub: Any) -> None:
 
 def _decoder(paths: list[str] | None) -> Any:
     """Return ``bytes -> records`` for the schemas of the given tasks files (or the default)."""
-    from streamfeat._cli_replay import default_tasks_text
+    from streamfeat.data import default_tasks_text
     from streamfeat.encoders import decode_batch, index_schemas, schemas_for
     from streamfeat.tasks import load_tasks, parse_tasks
 

@@ -94,7 +94,9 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         # and what we commit afterwards would be lost in a crash.
         if not p.exists():
             with contextlib.suppress(FileExistsError):
-                os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_RDWR, stat.S_IRUSR | stat.S_IWUSR))
+                os.close(
+                    os.open(p, os.O_CREAT | os.O_EXCL | os.O_RDWR, stat.S_IRUSR | stat.S_IWUSR)
+                )
     try:
         conn = sqlite3.connect(str(p), isolation_level=None, check_same_thread=False, timeout=10)
         conn.execute("PRAGMA journal_mode=WAL")

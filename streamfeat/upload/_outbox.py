@@ -106,7 +106,7 @@ def _connection(db: Any) -> sqlite3.Connection:
     """Accept a Store, a sqlite_utils Database, a sqlite3 connection or a path."""
     if isinstance(db, sqlite3.Connection):
         return db
-    inner = getattr(db, "db", db)  # streamfeat._store.Store
+    inner = getattr(db, "db", db)  # streamfeat.io.Store
     conn = getattr(inner, "conn", None)
     if isinstance(conn, sqlite3.Connection):
         return conn
@@ -123,7 +123,7 @@ class Outbox:
     """Durable, bounded outbox of upload batches.
 
     Args:
-        db: the device store (``streamfeat._store.Store``), a ``sqlite_utils.Database``,
+        db: the device store (``streamfeat.io.Store``), a ``sqlite_utils.Database``,
             a ``sqlite3.Connection`` or a file path.
         config: batching and size bound.
         clock: ``time()`` stamps items; sealing by age compares against it.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from streamfeat._cli_replay import default_tasks_text
 from streamfeat.cli import main
+from streamfeat.data import default_tasks_text
 from streamfeat.encoders import encoder_for, schemas_for
 from streamfeat.tasks import parse_tasks
 from streamfeat.upload._client import Uploader, load_device_file

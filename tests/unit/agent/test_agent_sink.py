@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from streamfeat._event import event_from_obj
-from streamfeat._pipeline import build_engine
-from streamfeat._store import Store
 from streamfeat.agent._sink import MAX_PAYLOAD_RECORDS, RecordSink
 from streamfeat.agent._support import AgentStats
 from streamfeat.agent._switcher import ConfigSwitcher
 from streamfeat.encoders import decode_batch, encoder_for, schemas_for
+from streamfeat.engine._build import build_engine
 from streamfeat.errors import StorageError
+from streamfeat.io._store import Store
 from streamfeat.tasks import parse_tasks
 
 from .conftest import BASE

@@ -101,7 +101,7 @@ def test_accepts_a_sqlite3_connection_and_the_store(
     ob = Outbox(conn, OutboxConfig(batch_max_bytes=10), clock=manual_clock)
     ob.enqueue(b"x" * 20)
     assert len(ob) == 1
-    from streamfeat._store import Store
+    from streamfeat.io._store import Store
 
     store = Store(tmp_path / "store.db")
     ob2 = Outbox(store, clock=manual_clock)
