@@ -10,6 +10,7 @@ tests should look at.
 from __future__ import annotations
 
 __all__ = [
+    "BundleError",
     "ConfigError",
     "DecodeError",
     "DecryptError",
@@ -168,3 +169,20 @@ class TunnelClosed(TunnelError):
 
 class TunnelTimeout(TunnelError, TimeoutError):
     """Raised when the peer does not answer within the configured time."""
+
+
+# --- releases -----------------------------------------------------------------------------
+
+
+class BundleError(StreamfeatError, ValueError):
+    """Raised when a bundle cannot be built, or is refused on verification or load.
+
+    Attributes:
+        reason: a short machine-readable reason (``"signature"``, ``"hash"``, ``"key"``,
+            ``"format"``, ``"truncated"``, ``"tasks"``, ``"content"``), counted by devices.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"bundle refused ({reason}): {detail}")
