@@ -138,12 +138,10 @@ async def test_pulls_without_valid_device_credentials_are_refused(live: Live, wh
 async def test_beyond_the_pull_limit_the_endpoint_answers_busy_with_retry_after(live: Live) -> None:
     live.routes.max_pulls = 0
     path = f"/v1/bundles/{live.bundle_id}"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(
-            live.url + path, headers={"Authorization": _auth(live, live.device, path)}
-        ) as r:
-            assert r.status == 503
-            assert 1 <= int(r.headers["Retry-After"]) <= 5
+    hdr = {"Authorization": _auth(live, live.device, path)}
+    async with aiohttp.ClientSession() as http, http.get(live.url + path, headers=hdr) as r:
+        assert r.status == 503
+        assert 1 <= int(r.headers["Retry-After"]) <= 5
     assert live.routes.refused["busy"] == 1
 
 
