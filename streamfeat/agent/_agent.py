@@ -95,6 +95,9 @@ class Agent:
         connect: ``async () -> Transport`` replacing the websocket (tests).
         on_upload: called with each list of records put in the outbox (for audits).
         sizes: attach ``_raw_bytes`` to window and feature records (size reports).
+        release_key: the pinned Ed25519 release public key (32 bytes or hex); with an
+            endpoint, announced bundles are pulled, verified against it, and switched to
+            (docs/release.md). Without it, announcements are refused and counted.
 
     Raises:
         ConfigError: the tasks file or a key is invalid (at construction).
@@ -119,8 +122,12 @@ class Agent:
         connect: Callable[[], Awaitable[Transport]] | None = None,
         on_upload: Callable[[list[Record]], None] | None = None,
         sizes: bool = False,
+        release_key: bytes | str | None = None,
     ) -> None:
         self.given = load_config(tasks)
+        # the pinned Ed25519 release key: announced bundles are pulled and verified against it
+        self._release_key = key_bytes(release_key, "release_key")
+        self.bundles: Any = None  # a BundleFetcher while started with an endpoint and a key
         self.store_path = Path(store_path)
         self.endpoint_url = endpoint_url
         self._endpoint_key = key_bytes(endpoint_public_key, "endpoint_public_key")
@@ -243,12 +250,13 @@ class Agent:
         await self._live.shell.start()
         if self.endpoint_url is not None:
             sink.queue = self._start_uploader(outbox)
+            if self._release_key is not None:
+                self.bundles = self._bundle_fetcher(store)
         if self._snapshot_every > 0:
             self._spawn(self._snapshot_loop())
         desired = outbox.load_config()
         if desired is not None and desired[0] > switcher.version:
-            text = desired[1].decode("utf-8", "replace")
-            await self.apply_config(desired[0], text, source="downlink")
+            await self._downlink(desired[0], bytes(desired[1]))
         elif desired is None and switcher.version == 0 and self.given.text != switcher.config.text:
             await self.apply_config(0, self.given.text, source="local")
 
@@ -469,11 +477,41 @@ class Agent:
     # -- configuration --------------------------------------------------------------------
 
     def _on_config(self, ev: Config) -> None:
-        """Uploader callback (on the loop): a tasks file came down; apply it in the background."""
-        text = bytes(ev.body).decode("utf-8", "replace")
-        task = asyncio.create_task(self.apply_config(ev.version, text, source="downlink"))
+        """Uploader callback (on the loop): a tasks file or a release announcement came down;
+        act on it in the background."""
+        task = asyncio.create_task(self._downlink(ev.version, bytes(ev.body)))
         self._applying.add(task)
         task.add_done_callback(self._applying.discard)
+
+    async def _downlink(self, version: int, body: bytes) -> None:
+        from streamfeat.agent._bundles import ANNOUNCE_MAGIC
+
+        if body.startswith(ANNOUNCE_MAGIC):
+            if self.bundles is None:  # no pinned release key: a release cannot be verified
+                self._running.store.incr("release.refused.no_release_key")
+                return
+            await self.bundles.handle(version, body)
+            return
+        await self.apply_config(version, body.decode("utf-8", "replace"), source="downlink")
+
+    def _bundle_fetcher(self, store: Store) -> Any:
+        from streamfeat.agent._bundles import BundleFetcher, http_base
+
+        assert self.endpoint_url is not None
+        assert self._endpoint_key is not None
+        assert self._device_key is not None
+        assert self._release_key is not None
+        return BundleFetcher(
+            base_url=http_base(self.endpoint_url),
+            device_key=self._device_key,
+            endpoint_key=self._endpoint_key,
+            release_key=self._release_key,
+            store=store,
+            folder=self.store_path.with_name(self.store_path.name + ".bundles"),
+            apply=lambda v, text, source: self.apply_config(v, text, source=source),
+            current_text=lambda: self.config.text,
+            clock=self.upload_clock,
+        )
 
     async def wait_connected(self, within: float, *, settle: float = 0.2) -> bool:
         """Wait until the uploader is connected, then ``settle`` seconds for a tasks file the

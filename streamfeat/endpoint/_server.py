@@ -497,7 +497,11 @@ async def serve(
     server = TunnelServer(
         key=key, registry=Registry(db), storage=SQLiteStorage(db), decoder=decoder
     )
-    runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
+    from streamfeat.endpoint._release_routes import ReleaseRoutes
+
+    app = server.app()
+    ReleaseRoutes(server, db).install(app)  # bundle pulls, device reports, announcements
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -6,6 +6,7 @@ bytes; the agent verifies, caches and switches to them. See docs/release.md.
 
 from __future__ import annotations
 
+from streamfeat.release._auth import AuthError, authorization, parse_authorization, verify
 from streamfeat.release._bundle import (
     MAGIC,
     Bundle,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_GRADING",
     "MAGIC",
     "Announcement",
+    "AuthError",
     "Bundle",
     "BundleHeader",
     "GradeReport",
@@ -50,16 +52,19 @@ __all__ = [
     "ReleaseState",
     "ReleaseStateError",
     "Transition",
+    "authorization",
     "bucket",
     "build_archive",
     "evaluate",
     "files_from_dir",
     "in_rollout",
+    "parse_authorization",
     "parse_grading",
     "parse_matrix",
     "parse_thresholds",
     "public_key_bytes",
     "read_header",
     "sign_bundle",
+    "verify",
     "verify_bundle",
 ]

@@ -1,0 +1,158 @@
+"""A release end to end at a real endpoint on 127.0.0.1: an agent gets the announcement,
+pulls, verifies, switches live, reports; a bundle signed by another key is refused (the agent
+keeps its tasks file) and the release rolls back by itself; an operator rollback switches the
+device back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from streamfeat.agent import Agent
+from streamfeat.endpoint._registry import Registry
+from streamfeat.endpoint._release_routes import ReleaseRoutes
+from streamfeat.endpoint._releases import ReleaseBook
+from streamfeat.endpoint._server import TunnelServer
+from streamfeat.endpoint._storage import SQLiteStorage
+from streamfeat.release import HealthThresholds, build_archive, public_key_bytes, sign_bundle
+from streamfeat.tunnel._crypto import KeyPair
+
+BASE = """
+[triggers]
+two_clicks = "click click"
+
+[windows.all_1m]
+assign = "tumbling 1m"
+aggregate = { n = "count" }
+
+[upload]
+records = ["window"]
+batch_max_age = "50ms"
+"""
+BUNDLED = (
+    BASE
+    + """
+[windows.bundled_1m]
+assign = "tumbling 1m"
+filter = ["click"]
+aggregate = { n = "count" }
+"""
+)
+RELEASE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+OTHER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def _bundle(key: Ed25519PrivateKey, name: str) -> bytes:
+    files = {"tasks.toml": BUNDLED.encode(), "notes.txt": b"a bundle"}
+    return sign_bundle(build_archive(files, name=name, version="2"), key, name=name, version="2")[1]
+
+
+async def _until(cond: Callable[[], bool], within: float = 10.0) -> None:
+    end = asyncio.get_running_loop().time() + within
+    while not cond():
+        assert asyncio.get_running_loop().time() < end, "not reached in time"
+        await asyncio.sleep(0.05)
+
+
+class Fleet:
+    def __init__(self, db: Path, url: str, ep: KeyPair, routes: ReleaseRoutes) -> None:
+        self.db, self.url, self.ep, self.routes = db, url, ep, routes
+
+    def status(self, release: str) -> dict[str, int]:
+        book = ReleaseBook(self.db)
+        try:
+            return book.status(release).by_status
+        finally:
+            book.close()
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+    db = tmp_path / "ep.db"
+    ep = KeyPair.from_private(bytes([1]) * 32)
+    server = TunnelServer(key=ep, registry=Registry(db), storage=SQLiteStorage(db))
+    app = server.app()
+    routes = ReleaseRoutes(server, db, poll=0.05)
+    routes.install(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        yield Fleet(db, f"ws://127.0.0.1:{port}/v1/tunnel", ep, routes)
+    finally:
+        await runner.cleanup()
+
+
+def _agent(fleet: Fleet, tmp_path: Path, kp: KeyPair) -> Agent:
+    return Agent(
+        tasks=BASE,
+        store_path=tmp_path / "device.sqlite",
+        endpoint_url=fleet.url,
+        endpoint_public_key=fleet.ep.public,
+        device_key=kp,
+        device="phone",
+        release_key=public_key_bytes(RELEASE_KEY),
+        snapshot_every=0,
+    )
+
+
+def _release(fleet: Fleet, data: bytes, **health: float) -> str:
+    book = ReleaseBook(fleet.db)
+    try:
+        book.add_bundle(data, now=0.0)
+        book.create("r-1", 'default = "b"', thresholds=HealthThresholds(**health), now=0.0)  # type: ignore[arg-type]
+        book.rollout("r-1", 100, ["phone"], now=0.0)
+    finally:
+        book.close()
+    return "r-1"
+
+
+async def test_an_announced_bundle_goes_live_on_the_device_and_a_rollback_brings_it_back(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    kp = KeyPair.from_private(bytes([2]) * 32)
+    Registry(fleet.db).add("phone", kp.public)
+    release = _release(fleet, _bundle(RELEASE_KEY, "b"))  # announced before the device connects
+    agent = _agent(fleet, tmp_path, kp)
+    await agent.start()
+    try:
+        await _until(lambda: "bundled_1m" in agent.config.windows)
+        await _until(lambda: fleet.status(release) == {"live": 1})
+        assert agent.bundles.pulled_bytes > 0
+        unpacked = tmp_path / "device.sqlite.bundles"
+        assert any(p.name == "notes.txt" for p in unpacked.rglob("*"))
+        book = ReleaseBook(fleet.db)
+        book.rollback(release, "operator", now=1.0)
+        book.close()  # the running endpoint pushes the rollback on the open connection
+        await _until(lambda: "bundled_1m" not in agent.config.windows)
+        await _until(lambda: fleet.status(release) == {"rolled_back": 1})
+    finally:
+        await agent.aclose()
+
+
+async def test_a_bundle_signed_by_another_key_is_refused_and_the_release_rolls_back_itself(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    kp = KeyPair.from_private(bytes([3]) * 32)
+    Registry(fleet.db).add("phone", kp.public)
+    release = _release(fleet, _bundle(OTHER_KEY, "b"), max_load_failures=0)
+    agent = _agent(fleet, tmp_path, kp)
+    await agent.start()
+    try:
+        await _until(lambda: agent.store.counters().get("release.refused.key", 0) == 1)
+        await _until(lambda: fleet.status(release) == {"rolled_back": 1})
+        assert "bundled_1m" not in agent.config.windows
+        assert agent.config.text == BASE
+        book = ReleaseBook(fleet.db)
+        st = book.status(release)
+        book.close()
+        assert st.state == "rolled_back"
+        assert "failed to load" in st.history[-1].reason
+    finally:
+        await agent.aclose()
