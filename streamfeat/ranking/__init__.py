@@ -6,6 +6,8 @@ asyncio shells (the task runner, the agent) call it off their event loop.
 
 from __future__ import annotations
 
+from streamfeat.ranking._book import Firing, PageBook, RerankTask
+from streamfeat.ranking._config import RERANK_KINDS, RerankTaskConfig, parse_rerank_task
 from streamfeat.ranking._context import PageViews, build_inputs
 from streamfeat.ranking._order import ListValue, beam_search, brute_force, greedy
 from streamfeat.ranking._page import Candidate, ExposureStats, FeedState, Page, PageError, Snapshot
@@ -18,16 +20,21 @@ from streamfeat.ranking._rerank import (
 )
 
 __all__ = [
+    "RERANK_KINDS",
     "Candidate",
     "EdgeRecPolicy",
     "ExposureStats",
     "FeedState",
+    "Firing",
     "KuaishouPolicy",
     "ListValue",
     "Page",
+    "PageBook",
     "PageError",
     "PageViews",
     "RerankResult",
+    "RerankTask",
+    "RerankTaskConfig",
     "Reranker",
     "Scorer",
     "Snapshot",
@@ -35,4 +42,5 @@ __all__ = [
     "brute_force",
     "build_inputs",
     "greedy",
+    "parse_rerank_task",
 ]
