@@ -148,7 +148,7 @@ def _evaluate(model: Any, torch: Any, samples: list[Sample]) -> tuple[float, flo
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m streamfeat.models.build_default",
                                  description="Build the shipped EdgeRec-style model.")  # fmt: skip
-    ap.add_argument("--devices", type=int, default=300)
+    ap.add_argument("--devices", type=int, default=150)
     ap.add_argument("--minutes", type=float, default=240.0)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=13)
