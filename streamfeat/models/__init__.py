@@ -9,7 +9,8 @@ architecture that streamfeat ships and trains is :mod:`streamfeat.models.edgerec
 from __future__ import annotations
 
 from streamfeat.models._errors import ModelError
+from streamfeat.models._parse import parse_model_spec
 from streamfeat.models._runtime import Model, load_model
-from streamfeat.models._spec import InputSpec, ModelSpec, parse_model_spec
+from streamfeat.models._spec import InputSpec, ModelSpec
 
 __all__ = ["InputSpec", "Model", "ModelError", "ModelSpec", "load_model", "parse_model_spec"]

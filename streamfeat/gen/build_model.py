@@ -1,11 +1,11 @@
 """Build the shipped EdgeRec-style model from data streamfeat generates.
 
-Usage: ``python -m streamfeat.models.build_default [--devices N] [--minutes M] [--epochs K]
+Usage: ``python -m streamfeat.gen.build_model [--devices N] [--minutes M] [--epochs K]
 [--seed S] [--out FILE]`` (needs ``pip install 'streamfeat[train]'``).
 
 Steps, all on the CPU and seeded:
 
-1. Generate a fleet's app-use logs (:func:`streamfeat._generator.device_stream`).
+1. Generate a fleet's app-use logs (:func:`streamfeat.gen.device_stream`).
 2. Turn each feed visit into a candidate page: the items the visit exposed, in order of first
    exposure, with their catalogue features (:mod:`streamfeat.ranking._catalogue`). Replay the
    visit through the device's :class:`~streamfeat.ranking.FeedState` and the EdgeRec policy
@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamfeat._event import event_from_obj
-from streamfeat._generator import device_id, device_stream
+from streamfeat.gen._generator import device_id, device_stream
 from streamfeat.models.edgerec import DEFAULT_MODEL_PATH, Dims, forward, input_specs, to_onnx
 from streamfeat.ranking._catalogue import item_features, page_of
 from streamfeat.ranking._context import PageViews, build_inputs
@@ -54,8 +54,8 @@ MAX_CANDIDATES = 50
 
 def samples_of_device(device: str, minutes: float, seed: int) -> list[Sample]:
     """Return the training samples of one generated device (see the module doc)."""
+    from streamfeat.features import FeatureConfig
     from streamfeat.features.ipv import IpvFeature
-    from streamfeat.tasks import FeatureConfig
 
     events = [event_from_obj(o) for o in device_stream(device, minutes, seed)]
     starts: dict[int, list[str]] = {}  # index of a feed visit's page_enter -> items exposed
@@ -146,7 +146,7 @@ def _evaluate(model: Any, torch: Any, samples: list[Sample]) -> tuple[float, flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m streamfeat.models.build_default",
+    ap = argparse.ArgumentParser(prog="python -m streamfeat.gen.build_model",
                                  description="Build the shipped EdgeRec-style model.")  # fmt: skip
     ap.add_argument("--devices", type=int, default=150)
     ap.add_argument("--minutes", type=float, default=240.0)
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{server_auc:.4f}), log loss {ll:.4f}, {time.perf_counter() - t1:.1f} s")  # fmt: skip
     weights = to_weights(model)
     data = to_onnx(weights, producer_version="edgerec-small",
-                   doc=f"streamfeat build_default: {args.devices} devices x {args.minutes:g} min, "
+                   doc=f"streamfeat.gen.build_model: {args.devices} devices x {args.minutes:g} min, "
                        f"seed {args.seed}, {args.epochs} epochs")  # fmt: skip
     worst = 0.0
     with torch.no_grad():
