@@ -27,5 +27,10 @@ class ModelError(ConfigError):
     ) -> None:
         self.model = model
         self.input = input
+        self.detail = reason
         where = f"model {model!r}" + (f": input {input!r}" if input is not None else "")
         super().__init__(f"{where}: {reason}", file=file, key=key)
+
+    def located(self, *, file: str | None, key: str | None) -> ModelError:
+        """Return the same error, placed in a file at a key (the tasks file loading it)."""
+        return ModelError(self.model, self.detail, input=self.input, file=file, key=key or self.key)
