@@ -426,6 +426,26 @@ class Agent:
             return None
         return self.ranking.page(device or self.device, feed)
 
+    async def fetch_page(self, feed: str = "home_feed", *, cursor: int = 0) -> Page:
+        """Fetch page ``cursor`` of ``feed`` from the endpoint (``GET /v1/pages``, signed with
+        the device key; the answer's MAC is checked) and install it (:meth:`set_page`).
+
+        Raises:
+            ConfigError: the agent has no endpoint.
+            TunnelError: the endpoint refused or could not be reached; the page is unchanged.
+            PageError: the endpoint sent a page that breaks the contract.
+        """
+        from streamfeat.upload._pages import fetch_page, pages_url
+
+        if self.endpoint_url is None or self._endpoint_key is None or self._device_key is None:
+            msg = "fetch_page needs an endpoint_url, endpoint_public_key and device_key"
+            raise ConfigError(msg)
+        page = await fetch_page(pages_url(self.endpoint_url), endpoint_key=self._endpoint_key,
+                                device_key=self._device_key, feed=feed, cursor=cursor,
+                                clock=self.upload_clock)  # fmt: skip
+        self.set_page(page)
+        return page
+
     async def wait_reranks(self, count: int, within: float) -> bool:
         """Wait up to ``within`` seconds until ``count`` re-ranks ended (applied, stale, timed
         out or failed) since start; False if they did not."""

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from streamfeat.ranking._page import Candidate, Page
 
-__all__ = ["candidate", "item_features", "page_of"]
+__all__ = ["candidate", "catalogue_page", "item_features", "page_of"]
 
 
 def _hash(item: str) -> int:
@@ -50,3 +50,21 @@ def candidate(item: str) -> Candidate:
 def page_of(feed: str, page_id: str, items: Iterable[str]) -> Page:
     """Return a page of ``items`` (in that order) with their catalogue features."""
     return Page.of(feed, page_id, (candidate(i) for i in items))
+
+
+def catalogue_page(feed: str, page_id: str, key: str, size: int = 50) -> Page:
+    """Return a server-side page: ``size`` items drawn from the catalogue (deterministic in
+    ``key``, e.g. device and cursor) across categories, popular ranks more often, in the
+    server's order (descending ``server_score``, ties by item id)."""
+    items: list[str] = []
+    i = 0
+    while len(items) < size:
+        h = _hash(f"{key}/{i}")
+        i += 1
+        category = 100 + h % 192
+        rank = 1 + int(((((h >> 16) % 65536) + 0.5) / 65536) ** -0.95) % 20_000
+        item = str(category * 100_000 + rank)
+        if item not in items:
+            items.append(item)
+    ordered = sorted(items, key=lambda it: (-item_features(it)["server_score"], it))
+    return page_of(feed, page_id, ordered)
