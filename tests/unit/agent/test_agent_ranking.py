@@ -136,3 +136,43 @@ async def test_model_refused_when_the_tasks_file_loads(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         Agent(tasks=_tasks().replace('model = "ranker"', 'model = "other"'),
               store_path=tmp_path / "d.sqlite")  # fmt: skip
+
+
+async def test_kuaishou_task_fills_the_next_position(tmp_path: Path) -> None:
+    text = _tasks().replace('kind = "edgerec"', 'kind = "kuaishou"').replace("k = 3\n", "")
+    agent = await _agent(tmp_path, text)
+    try:
+        for t in range(2):  # each item finished fires one re-rank
+            await agent.submit(_ev(1000 + t, "exposure", ITEMS[t]))
+            assert await agent.wait_reranks(t + 1, within=10)
+        order = agent.page() or []
+        assert order[:2] == ITEMS[:2]
+        assert sorted(order[2:]) == sorted(ITEMS[2:])
+        await agent.drain()
+        recs = list(agent.store.records(kind="task"))
+        assert [r["values"]["reason"] for r in recs] == ["finished", "finished"]
+        assert recs[-1]["values"]["order"][0] == order[2]  # the best unseen is next
+    finally:
+        await agent.aclose()
+
+
+async def test_page_views_reach_the_model(tmp_path: Path) -> None:
+    agent = await _agent(tmp_path, _tasks())
+    try:
+        for etype in ("page_enter", "add_cart", "page_exit"):
+            await agent.submit(_ev(500, etype, ITEMS[5], page="item_detail"))
+        await agent.drain()
+        assert agent.ranking is not None
+        views = agent.ranking.book.views["d1"].last(20)
+        assert [(v["category"], v["add_cart"]) for v in views] == [(105.0, 1.0)]
+    finally:
+        await agent.aclose()
+
+
+def test_default_tasks_file_runs_the_edgerec_task() -> None:
+    from streamfeat.data import default_tasks_text
+    from streamfeat.tasks import parse_tasks
+
+    cfg = parse_tasks(default_tasks_text())
+    (task,) = (t for t in cfg.reranks.values() if t.kind == "edgerec")
+    assert cfg.loaded_models[task.model].size_bytes < 3 * 1024 * 1024
