@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from streamfeat._event import Event, event_from_obj
 from streamfeat._records import raw_size
 from streamfeat.agent._outbox import TimedOutbox
 from streamfeat.agent._ports import TaskDispatcher, UploaderLike
+from streamfeat.agent._ranking import RankingShell
 from streamfeat.agent._sink import RecordSink
 from streamfeat.agent._support import AgentStats, device_seed, key_bytes, load_config, raw_of
 from streamfeat.agent._switch import SwitchReport
@@ -56,6 +57,7 @@ from streamfeat.encoders.admission import AdmissionFilter
 from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, EventError, TunnelError
 from streamfeat.io._store import Store
+from streamfeat.ranking import Page
 from streamfeat.runtime._engine import AsyncEngine
 from streamfeat.tasks import TasksConfig
 from streamfeat.tunnel import Config, KeyPair
@@ -161,6 +163,8 @@ class Agent:
         self.uploader: UploaderLike | None = None
         self._upload_task: asyncio.Task[None] | None = None
         self.tasks: TaskDispatcher | None = None
+        self.ranking: RankingShell | None = None  # built at start from the running tasks file
+        self._early_pages: list[tuple[str, Page]] = []
         self.outbox_waiting = 0  # batches and items not acknowledged when the agent closed
 
     # -- the parts a started agent runs ---------------------------------------------------
@@ -246,6 +250,11 @@ class Agent:
         sink = RecordSink(store, outbox, switcher.encoder, switcher.config.upload.records,
                           self.stats, on_upload=self._on_upload)  # fmt: skip
         self.tasks = self._task_runner(switcher.config)
+        self.ranking = RankingShell(switcher.config, clock=self.upload_clock,
+                                    output=self._task_output)  # fmt: skip
+        for device, page in self._early_pages:
+            self.ranking.set_page(device, page)
+        self._early_pages.clear()
         self._live = _Live(store, outbox, switcher, sink, self._new_shell(engine))
         await self._live.shell.start()
         if self.endpoint_url is not None:
@@ -355,6 +364,8 @@ class Agent:
                 return False
         self.stats.submitted += 1
         self.stats.events_raw_bytes += raw_size(event)
+        if self.ranking is not None and self.ranking.active:
+            self.ranking.observe(event)  # page state first: a re-rank never waits on the engine
         shell = self._live.shell
         self._inflight += 1
         try:
@@ -391,7 +402,62 @@ class Agent:
             await asyncio.sleep(0.01)
         if self.tasks is not None:
             await self.tasks.drain()
+        if self.ranking is not None:
+            await self.ranking.drain()
         self._flush_task_records()
+
+    # -- pages and re-ranking -------------------------------------------------------------
+
+    def set_page(self, page: Page | Mapping[str, Any], *, device: str | None = None) -> None:
+        """Give the agent a page of candidates for its feed (an app that fetches pages itself).
+
+        A later page of the same feed replaces it, carrying over the feed's deletions and
+        exposure history. Works before :meth:`start` too.
+
+        Raises:
+            PageError: the page breaks its contract (docs/ranking.md); nothing changes.
+        """
+        dev = device or self.device
+        if self.ranking is None:
+            self._early_pages.append(
+                (dev, page if isinstance(page, Page) else Page.from_dict(page))
+            )
+        else:
+            self.ranking.set_page(dev, page)
+
+    def page(self, feed: str = "home_feed", *, device: str | None = None) -> list[str] | None:
+        """Return the order the app should show for ``feed`` (None: no page yet)."""
+        if self.ranking is None:
+            for dev, p in reversed(self._early_pages):
+                if p.feed == feed and dev == (device or self.device):
+                    return list(p.items)
+            return None
+        return self.ranking.page(device or self.device, feed)
+
+    async def fetch_page(self, feed: str = "home_feed", *, cursor: int = 0) -> Page:
+        """Fetch page ``cursor`` of ``feed`` from the endpoint (``GET /v1/pages``, signed with
+        the device key; the answer's MAC is checked) and install it (:meth:`set_page`).
+
+        Raises:
+            ConfigError: the agent has no endpoint.
+            TunnelError: the endpoint refused or could not be reached; the page is unchanged.
+            PageError: the endpoint sent a page that breaks the contract.
+        """
+        from streamfeat.upload._pages import fetch_page, pages_url
+
+        if self.endpoint_url is None or self._endpoint_key is None or self._device_key is None:
+            msg = "fetch_page needs an endpoint_url, endpoint_public_key and device_key"
+            raise ConfigError(msg)
+        page = await fetch_page(pages_url(self.endpoint_url), endpoint_key=self._endpoint_key,
+                                device_key=self._device_key, feed=feed, cursor=cursor,
+                                clock=self.upload_clock)  # fmt: skip
+        self.set_page(page)
+        return page
+
+    async def wait_reranks(self, count: int, within: float) -> bool:
+        """Wait up to ``within`` seconds until ``count`` re-ranks ended (applied, stale, timed
+        out or failed) since start; False if they did not."""
+        return self.ranking is not None and await self.ranking.wait_done(count, within)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -444,6 +510,8 @@ class Agent:
 
     def _sink(self, records: list[Record]) -> None:
         self._running.sink.handle(records)
+        if self.ranking is not None:
+            self.ranking.add_records(records)
         if self.tasks is not None:
             self.stats.tasks_started += self.tasks.dispatch_all(records)
 
@@ -566,6 +634,8 @@ class Agent:
             live.sink.handle(closed, old_encoder)
         live.sink.use(live.switcher.encoder, new.upload.records)
         self.tasks = self._task_runner(new)
+        if self.ranking is not None:
+            self.ranking.reconfigure(new)
         live.shell.engine = engine
         await live.shell.start()
         self.snapshot()

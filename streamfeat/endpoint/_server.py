@@ -32,6 +32,7 @@ from aiohttp import web
 from streamfeat._log import server_log
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.endpoint._metrics import CONTENT_TYPE_LATEST, NOT_REFUSALS, TunnelMetrics
+from streamfeat.endpoint._pages import PAGES_PATH, CandidateSource, CatalogueSource, PagesRoute
 from streamfeat.endpoint._registry import Registry
 from streamfeat.endpoint._storage import Storage, StoredBatch
 from streamfeat.errors import StorageError, TunnelClosed
@@ -361,7 +362,9 @@ class TunnelServer:
             records are stored next to the raw batch.
         metrics: counters to update (a fresh :class:`TunnelMetrics` by default).
         random_bytes: randomness for ephemeral keys.
-        clock: ``time()`` stamps stored batches.
+        clock: ``time()`` stamps stored batches and checks the freshness of page requests.
+        candidates: where ``GET /v1/pages`` takes pages from (default: the shared catalogue,
+            :class:`~streamfeat.endpoint._pages.CatalogueSource`).
     """
 
     def __init__(
@@ -375,6 +378,7 @@ class TunnelServer:
         replay_cache: ReplayCache | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
         clock: Clock | None = None,
+        candidates: CandidateSource | None = None,
     ) -> None:
         self.key, self.registry, self.storage = key, registry, storage
         self.metrics = metrics or TunnelMetrics()
@@ -382,6 +386,7 @@ class TunnelServer:
         self.random_bytes = random_bytes
         self.closing = False
         self._clock = clock or SystemClock()
+        self._pages = PagesRoute(self, candidates or CatalogueSource())
         self._decoder = decoder
         self._writer: _Writer = _Writer(storage, self.metrics, decoder, self._clock)
         self._live: dict[str, set[_Session]] = {}
@@ -406,6 +411,11 @@ class TunnelServer:
             self._sessions.discard(session)
             if session.device is not None:
                 self._live.get(session.device, set()).discard(session)
+
+    @property
+    def clock(self) -> Clock:
+        """The endpoint's clock (stamps, request freshness)."""
+        return self._clock
 
     def push_config(self, device: str, version: int, body: bytes) -> int:
         """Store a config for ``device`` and send it down its open connections now.
@@ -441,11 +451,12 @@ class TunnelServer:
         return resp
 
     def app(self) -> web.Application:
-        """The aiohttp application: ``/v1/tunnel``, ``/healthz``, ``/metrics``."""
+        """The aiohttp application: ``/v1/tunnel``, ``/healthz``, ``/metrics``, ``/v1/pages``."""
         app = web.Application()
         app.router.add_get("/v1/tunnel", self._ws_handler)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get(PAGES_PATH, self._pages.handle)  # candidate pages (docs/ranking.md)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(lambda _app: self.aclose())
         return app

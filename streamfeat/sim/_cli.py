@@ -210,6 +210,13 @@ def render_report(r: SimReport, console: Console) -> None:
         ("events", f"{r.events:,}  ({r.quarantined:,} quarantined)"),
         ("triggers fired", f"{recs.get('trigger', 0):,}"),
         ("tasks run", f"{r.tasks_run:,}  ({recs.get('task', 0):,} task records)"),
+        (
+            "re-ranks applied / fired",
+            f"{r.reranks.get('applied', 0):,} / {r.reranks.get('fired', 0):,}  (timeouts "
+            f"{r.reranks.get('timeouts', 0):,}, errors {r.reranks.get('errors', 0):,}, stale "
+            f"{r.reranks.get('stale', 0):,}, coalesced {r.reranks.get('coalesced', 0):,})",
+        ),
+        ("re-rank latency p50/p90/p99 (ms)", _q(r.rerank_ms, "re-ranks")),
         ("features", f"{recs.get('feature', 0):,}"),
         ("windows closed", f"{recs.get('window', 0):,}  ({recs.get('late', 0):,} late)"),
         ("payloads / batches stored", f"{r.payloads:,} / {r.batches_stored:,}"),
@@ -251,7 +258,7 @@ def render_report(r: SimReport, console: Console) -> None:
         console.print(f"stores, keys and logs kept in {r.workdir}")
 
 
-def _q(q: dict[str, float]) -> str:
+def _q(q: dict[str, float], what: str = "batches") -> str:
     if not q.get("n"):
         return "-"
-    return f"{q['p50']:,.1f} / {q['p90']:,.1f} / {q['p99']:,.1f}  ({q['n']:,} batches)"
+    return f"{q['p50']:,.1f} / {q['p90']:,.1f} / {q['p99']:,.1f}  ({q['n']:,} {what})"

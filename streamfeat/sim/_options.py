@@ -89,6 +89,8 @@ class SimReport:
     configs_pushed: int = 0
     versions: dict[str, int] = field(default_factory=dict)
     feed_late_ms: float = 0.0
+    reranks: dict[str, int] = field(default_factory=dict)  # re-rank counters, summed
+    rerank_ms: dict[str, float] = field(default_factory=dict)  # latency quantiles of applied ones
     cpu_s: float = 0.0
     feed_cpu_s: float = 0.0
     max_rss_kb: int = 0
