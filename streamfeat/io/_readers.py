@@ -7,7 +7,8 @@ loaded whole: files are streamed.
 
 A msgpack stream has no framing to resynchronise on: bytes that are not msgpack end the stream
 with one quarantine entry holding the rest of the input (up to 1 MiB of it; the reason says how
-much was read), since no later message boundary can be trusted.
+much was read), since no later message boundary can be trusted. A message that is well formed
+but holds a string that is not UTF-8 still has a known length: it alone is quarantined.
 """
 
 from __future__ import annotations
@@ -123,6 +124,12 @@ def _map(pairs: list[tuple[object, object]]) -> dict[object, object] | NonString
     return dict(pairs)
 
 
+def _unpacker() -> msgpack.Unpacker:
+    return msgpack.Unpacker(
+        raw=False, strict_map_key=False, max_buffer_size=64 << 20, object_pairs_hook=_map
+    )
+
+
 def read_msgpack(
     stream: BinaryIO, *, source: str = "-", skip: int = 0, chunk_size: int = 1 << 16
 ) -> Iterator[Event | QuarantineEntry]:
@@ -130,12 +137,13 @@ def read_msgpack(
 
     The unpacker is fed chunk by chunk and its offsets are tracked, so every quarantine entry
     carries the message's exact original bytes. A truncated last message is quarantined too.
+    A message holding a string that is not UTF-8 is well framed: it is quarantined alone and
+    reading goes on after it.
     """
-    unpacker = msgpack.Unpacker(
-        raw=False, strict_map_key=False, max_buffer_size=64 << 20, object_pairs_hook=_map
-    )
+    unpacker = _unpacker()
     buf = bytearray()  # input bytes from stream offset `base` on
     base = 0  # stream offset of buf[0]; always the end of the last whole message
+    origin = 0  # stream offset at which the current unpacker was first fed
     pos = 0
     while True:
         chunk = stream.read(chunk_size)
@@ -147,7 +155,29 @@ def read_msgpack(
                 obj = unpacker.unpack()
             except msgpack.OutOfData:
                 break
-            except (ValueError, msgpack.UnpackException, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError as exc:
+                # The unpacker is left mid-message: measure the message without decoding its
+                # strings, quarantine it, and start a fresh unpacker after it.
+                pos += 1
+                size = _message_size(buf, stream, chunk_size)
+                if size is None:
+                    yield _truncated(source, pos, bytes(buf))
+                    return
+                if pos > skip:
+                    yield QuarantineEntry(
+                        source,
+                        pos,
+                        bytes(buf[:size]),
+                        f"message {pos}: a string is not valid UTF-8 ({exc.reason} at byte "
+                        f"{exc.start} of the string)",
+                    )
+                del buf[:size]
+                base += size
+                origin = base
+                unpacker = _unpacker()
+                unpacker.feed(bytes(buf))
+                continue
+            except (ValueError, msgpack.UnpackException) as exc:
                 pos += 1
                 rest = bytes(buf) + stream.read(_MAX_QUARANTINE_TAIL)
                 yield QuarantineEntry(
@@ -158,7 +188,7 @@ def read_msgpack(
                     f"the rest of the stream ({len(rest)} bytes read) is quarantined",
                 )
                 return
-            end = unpacker.tell()
+            end = origin + unpacker.tell()
             raw = bytes(buf[: end - base])
             del buf[: end - base]
             base = end
@@ -171,14 +201,32 @@ def read_msgpack(
                 yield QuarantineEntry(source, pos, raw, f"message {pos}: {_reason(exc)}")
         if not chunk:
             if buf:
-                pos += 1
-                yield QuarantineEntry(
-                    source,
-                    pos,
-                    bytes(buf),
-                    f"message {pos}: truncated ({len(buf)} bytes at the end)",
-                )
+                yield _truncated(source, pos + 1, bytes(buf))
             return
+
+
+def _truncated(source: str, pos: int, raw: bytes) -> QuarantineEntry:
+    return QuarantineEntry(
+        source, pos, raw, f"message {pos}: truncated ({len(raw)} bytes at the end)"
+    )
+
+
+def _message_size(buf: bytearray, stream: BinaryIO, chunk_size: int) -> int | None:
+    """Return the byte length of the msgpack message at the start of ``buf`` (None: the input
+    ends inside it), reading more of ``stream`` into ``buf`` as needed."""
+    skipper = msgpack.Unpacker(raw=True, max_buffer_size=64 << 20)
+    skipper.feed(bytes(buf))
+    while True:
+        try:
+            skipper.skip()
+        except msgpack.OutOfData:
+            more = stream.read(chunk_size)
+            if not more:
+                return None
+            buf += more
+            skipper.feed(more)
+            continue
+        return int(skipper.tell())
 
 
 def read_events(
