@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,44 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
+_TWICE = "appears twice in one object (duplicate keys are refused: parsers disagree on which wins)"
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return obj
+
+
+def _exact_event(line: bytes) -> Event:
+    """Validate ``line`` again with the standard library's parser, which keeps integers of any
+    size exact (orjson turns one beyond 64 bits into a float) and sees duplicate keys.
+
+    Only for the rare lines that need it: a refused event (so that the reason is exact:
+    ``ts = 2**70`` is an integer out of range, not a float) and a line with more colons than
+    keys (a colon inside a string, or a key given twice).
+
+    Raises:
+        EventError: the line's event breaks the contract, or an object has a key twice.
+    """
+    try:
+        obj = json.loads(line, object_pairs_hook=_pairs)
+    except _DuplicateKey as exc:
+        raise EventError(exc.key, _TWICE) from None
+    return event_from_obj(obj)
+
+
 def read_jsonl(
     stream: BinaryIO, *, source: str = "-", skip: int = 0
 ) -> Iterator[Event | QuarantineEntry]:
@@ -98,14 +137,25 @@ def read_jsonl(
             continue
         try:
             # orjson skips the trailing newline as JSON whitespace: no strip on the hot path
-            yield make(loads(line))
+            obj = loads(line)
+            if type(obj) is dict and line.count(b":") > len(obj) + (
+                len(a) if type(a := obj.get("args")) is dict else 0
+            ):
+                # each key has its colon: more colons than keys is a colon in a string or
+                # a key given twice (which orjson would silently resolve to the last value)
+                yield _exact_event(line)
+                continue
+            yield make(obj)
         except orjson.JSONDecodeError as exc:
             body = line.rstrip(b"\r\n")
             why = "empty line" if not body.strip() else f"not valid JSON ({exc.msg})"
             yield QuarantineEntry(source, line_no, body, f"line {line_no}: {why}")
-        except EventError as exc:
+        except EventError:
             body = line.rstrip(b"\r\n")
-            yield QuarantineEntry(source, line_no, body, f"line {line_no}: {_reason(exc)}")
+            try:
+                yield _exact_event(line)  # an integer item beyond 64 bits is a valid event
+            except EventError as exc:
+                yield QuarantineEntry(source, line_no, body, f"line {line_no}: {_reason(exc)}")
 
 
 class NonStringKeyMap(list[tuple[object, object]]):
@@ -115,13 +165,34 @@ class NonStringKeyMap(list[tuple[object, object]]):
         return "a map with non-string keys"
 
 
-def _map(pairs: list[tuple[object, object]]) -> dict[object, object] | NonStringKeyMap:
+class DuplicateKeyMap(list[tuple[object, object]]):
+    """A msgpack map with a key given twice: never a valid event or args object."""
+
+    def duplicate(self) -> str:
+        """The first key given twice."""
+        seen: set[object] = set()
+        for k, _ in self:
+            if k in seen:
+                return str(k)
+            seen.add(k)
+        return ""  # not reached: built only for maps with a repeated key
+
+    def __repr__(self) -> str:
+        return f'a map with the key "{self.duplicate()}" twice'
+
+
+def _map(
+    pairs: list[tuple[object, object]],
+) -> dict[object, object] | NonStringKeyMap | DuplicateKeyMap:
     # Maps are built here rather than by the unpacker, which raises TypeError on an unhashable
     # key (a map used as a key) and would lose the rest of the stream with it.
     for k, _ in pairs:
         if type(k) is not str:
             return NonStringKeyMap(pairs)
-    return dict(pairs)
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        return DuplicateKeyMap(pairs)
+    return obj
 
 
 def _unpacker() -> msgpack.Unpacker:
@@ -196,6 +267,8 @@ def read_msgpack(
             if pos <= skip:
                 continue
             try:
+                if type(obj) is DuplicateKeyMap:
+                    raise EventError(obj.duplicate(), _TWICE)
                 yield event_from_obj(obj)
             except EventError as exc:
                 yield QuarantineEntry(source, pos, raw, f"message {pos}: {_reason(exc)}")
