@@ -193,6 +193,12 @@ class Agent:
             self._live.sink.on_upload = callback
 
     @property
+    def accepted(self) -> int:
+        """How many valid events this store's agent accepted in all (across restarts): a
+        producer resumes its input after that many (see :func:`accepted_events`)."""
+        return self._accepted
+
+    @property
     def store(self) -> Store:
         """The device store (open while the agent runs)."""
         return self._running.store
