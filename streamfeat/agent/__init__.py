@@ -11,6 +11,7 @@ imports :mod:`streamfeat.endpoint`.
 from __future__ import annotations
 
 from streamfeat.agent._agent import Agent, AgentStats, load_config
+from streamfeat.agent._journal import Journal, accepted_events
 from streamfeat.agent._outbox import TimedOutbox, UploadTimes
 from streamfeat.agent._ports import TaskDispatcher, UploaderLike
 from streamfeat.agent._sink import PayloadQueue, RecordSink, RecordStore
@@ -21,6 +22,7 @@ __all__ = [
     "Agent",
     "AgentStats",
     "ConfigSwitcher",
+    "Journal",
     "PayloadQueue",
     "RecordSink",
     "RecordStore",
@@ -29,6 +31,7 @@ __all__ = [
     "TimedOutbox",
     "UploadTimes",
     "UploaderLike",
+    "accepted_events",
     "diff_configs",
     "load_config",
     "switch_engine",
