@@ -37,7 +37,7 @@ from streamfeat.engine._build import build_engine
 from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, StorageError, StreamfeatError
 from streamfeat.io._store import Checkpoint, Store
-from streamfeat.tasks import TasksConfig, parse_tasks
+from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks
 
 __all__ = ["CHECKPOINT", "CONFIG_KEY", "ConfigSwitcher"]
 
@@ -162,6 +162,7 @@ class ConfigSwitcher:
         try:
             new = parse_tasks(text, source=f"<tasks v{version}>")
             schemas_for(new)
+            resolve_tasks(new)  # task code that does not import is refused before the switch
         except (ConfigError, StreamfeatError) as exc:
             self.stats.configs_refused += 1
             self.record(version, text, source, f"refused: {exc}", None)
