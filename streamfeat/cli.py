@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import streamfeat
+from streamfeat import _tasks_cli as tasks_cli
 from streamfeat._cli_env import EnvDefault
 from streamfeat.agent import _cli as agent_cli
 from streamfeat.endpoint import _cli as endpoint_cli
@@ -32,6 +34,7 @@ _COMMANDS: tuple[Callable[[Any], None], ...] = (
     agent_cli.add_parsers,  # agent
     sim_cli.add_parsers,  # simulate
     release_cli.add_parsers,  # bundle, release
+    tasks_cli.add_parsers,  # tasks init, tasks check
 )
 
 
@@ -42,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="On-device behaviour processing: triggers, windows, features, uploads.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "--version", action="version", version=f"streamfeat {streamfeat.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add_parsers in _COMMANDS:

@@ -23,6 +23,7 @@ __all__ = [
     "StorageError",
     "StreamfeatError",
     "TaskError",
+    "TaskLoadError",
     "TriggerSpecError",
     "TunnelClosed",
     "TunnelError",
@@ -111,6 +112,13 @@ class StorageError(StreamfeatError):
 class TaskError(StreamfeatError):
     """Raised when a task cannot be loaded (bad ``run`` target); failures of a running task
     are recorded, never raised into the engine."""
+
+
+class TaskLoadError(ConfigError, TaskError):
+    """Raised when a task's ``run = "module:callable"`` cannot be resolved: the module is
+    missing or fails to import, or the callable is missing or not callable. It is a
+    :class:`ConfigError` (``file``: the tasks file, ``key``: ``tasks.NAME.run``) and a
+    :class:`TaskError`."""
 
 
 # --- encoders -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from streamfeat.agent._agent import Agent, AgentStats, load_config
 from streamfeat.agent._journal import Journal, accepted_events
 from streamfeat.agent._outbox import TimedOutbox, UploadTimes
 from streamfeat.agent._ports import TaskDispatcher, UploaderLike
+from streamfeat.agent._results import ResultFeed, ResultIterator
 from streamfeat.agent._sink import PayloadQueue, RecordSink, RecordStore
 from streamfeat.agent._switch import SwitchReport, diff_configs, switch_engine
 from streamfeat.agent._switcher import ConfigSwitcher
@@ -26,6 +27,8 @@ __all__ = [
     "PayloadQueue",
     "RecordSink",
     "RecordStore",
+    "ResultFeed",
+    "ResultIterator",
     "SwitchReport",
     "TaskDispatcher",
     "TimedOutbox",

@@ -58,6 +58,7 @@ from streamfeat.agent._journal import Journal
 from streamfeat.agent._outbox import TimedOutbox
 from streamfeat.agent._ports import TaskDispatcher, UploaderLike
 from streamfeat.agent._ranking import RankingShell
+from streamfeat.agent._results import ResultFeed, ResultIterator
 from streamfeat.agent._sink import RecordSink
 from streamfeat.agent._support import AgentStats, device_seed, key_bytes, load_config, raw_of
 from streamfeat.agent._switch import SwitchReport
@@ -109,6 +110,8 @@ class Agent:
         uploader_options: extra :class:`~streamfeat.upload.UploaderConfig` fields.
         connect: ``async () -> Transport`` replacing the websocket (tests).
         on_upload: called with each list of records put in the outbox (for audits).
+        on_result: called on the loop with every ``task`` record as the task makes it (see
+            :meth:`results` and :meth:`result`; ``agent/_results.py``).
         sizes: attach ``_raw_bytes`` to window and feature records (size reports).
         release_key: the pinned Ed25519 release public key (32 bytes or hex); with an
             endpoint, announced bundles are pulled, verified against it, and switched to
@@ -136,6 +139,7 @@ class Agent:
         uploader_options: dict[str, Any] | None = None,
         connect: Callable[[], Awaitable[Transport]] | None = None,
         on_upload: Callable[[list[Record]], None] | None = None,
+        on_result: Callable[[Record], None] | None = None,
         sizes: bool = False,
         release_key: bytes | str | None = None,
     ) -> None:
@@ -172,6 +176,7 @@ class Agent:
         self._accepted = 0  # index of the last event accepted (journaled)
         self.failure: StorageError | None = None  # the store failure that stopped the agent
         self._intake_idle = asyncio.Event()
+        self._results = ResultFeed(on_result)
         self._task_buffer: list[Record] = []
         self._tasks_flush: asyncio.Handle | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -353,6 +358,7 @@ class Agent:
                 await self.tasks.aclose()
             self._flush_task_records()
             self.snapshot()
+        self._results.close()
         if self.uploader is not None:
             if drain_timeout > 0:
                 await self.uploader.wait_drained(drain_timeout)
@@ -551,6 +557,27 @@ class Agent:
         """Return the device's open windows: ``{NAME: {"watermark", "open": [...]}}``."""
         return dict(self._view("windows", device).get("windows", {}))
 
+    def results(self, *, maxsize: int = 10_000) -> ResultIterator:
+        """Iterate over every ``task`` record made from now on, in order, until the agent closes.
+
+        ``async for rec in agent.results(): rec["task"], rec["device"], rec["values"]``. It
+        receives from the call on: call it before submitting the events whose results it must
+        see (``aclose()`` or ``async with`` stops it earlier). A reader slower than the
+        tasks loses the oldest waiting records beyond ``maxsize`` (counted in
+        ``agent.result_stats["dropped"]``).
+        """
+        return self._results.subscribe(maxsize)
+
+    def result(self, task: str, device: str | None = None) -> dict[str, Any] | None:
+        """Return the ``values`` of the latest result of ``task`` on ``device``, or None."""
+        rec = self._results.latest(task, device or self.device)
+        return None if rec is None else dict(rec["values"])
+
+    @property
+    def result_stats(self) -> dict[str, Any]:
+        """Task results handed to the app: ``published``, ``dropped``, ``callback_errors``."""
+        return self._results.stats
+
     def latencies(self) -> list[float]:
         """Seal-to-ack seconds of the batches acknowledged since start."""
         return list(self.outbox.latencies)
@@ -599,6 +626,7 @@ class Agent:
         return True
 
     def _task_output(self, record: Record) -> None:
+        self._results.publish(record)  # to the app at once, before it is stored
         # task records arrive one by one from finished tasks: coalesce them into one sink call
         self._task_buffer.append(record)
         if self._tasks_flush is None:

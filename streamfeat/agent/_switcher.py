@@ -38,7 +38,7 @@ from streamfeat.engine._build import build_engine
 from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, StorageError, StreamfeatError
 from streamfeat.io._store import Checkpoint, Store
-from streamfeat.tasks import TasksConfig, parse_tasks
+from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks
 
 __all__ = ["CHECKPOINT", "CONFIG_KEY", "ConfigSwitcher"]
 
@@ -162,14 +162,11 @@ class ConfigSwitcher:
         Returns:
             The tasks file, or None if refused.
         """
-        from streamfeat.runtime._tasks import load_callable
-
         try:
             new = parse_tasks(text, source=f"<tasks v{version}>")
             schemas_for(new)
             build_engine(new, sizes=self.sizes)
-            for name, task in new.tasks.items():
-                load_callable(name, task.run)
+            resolve_tasks(new)  # task code that does not import is refused before the switch
         except (ConfigError, StreamfeatError) as exc:
             self.refuse(version, text, source, str(exc))
             return None
