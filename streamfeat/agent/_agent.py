@@ -147,6 +147,7 @@ class Agent:
         # the pinned Ed25519 release key: announced bundles are pulled and verified against it
         self._release_key = key_bytes(release_key, "release_key")
         self.bundles: Any = None  # a BundleFetcher while started with an endpoint and a key
+        self.release_health_every = 10.0  # seconds between health reports of a live release
         self.store_path = Path(store_path)
         self.endpoint_url = endpoint_url
         self._endpoint_key = key_bytes(endpoint_public_key, "endpoint_public_key")
@@ -294,7 +295,11 @@ class Agent:
         if self.endpoint_url is not None:
             sink.queue = self._start_uploader(outbox)
             if self._release_key is not None:
+                from streamfeat.agent._grading import grade, hardware_id
+
                 self.bundles = self._bundle_fetcher(store)
+                self._spawn(self.bundles.grade_and_report(hardware_id(), grade))
+                self._spawn(self.bundles.health_loop(self.release_health_every))
         if self._snapshot_every > 0:
             self._spawn(self._snapshot_loop())
         desired = outbox.load_config()
@@ -695,7 +700,23 @@ class Agent:
             apply=lambda v, text, source: self.apply_config(v, text, source=source),
             current_text=lambda: self.config.text,
             clock=self.upload_clock,
+            health=self._release_health,
         )
+
+    def _release_health(self) -> dict[str, Any]:
+        """The running tasks file's task runs, errors and timeouts, and the re-rank p99."""
+        runs = errors = timeouts = 0
+        stats: dict[str, dict[str, int]] = getattr(self.tasks, "stats", {})
+        for counts in stats.values():
+            runs += counts.get("started", 0)
+            errors += counts.get("errors", 0)
+            timeouts += counts.get("timeouts", 0)
+        p99 = 0.0
+        if self.ranking is not None and self.ranking.latencies:
+            lat = sorted(self.ranking.latencies)
+            p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
+        return {"task_runs": runs, "task_errors": errors, "timeouts": timeouts,
+                "rerank_p99_ms": p99}  # fmt: skip
 
     async def wait_connected(self, within: float, *, settle: float = 0.2) -> bool:
         """Wait until the uploader is connected, then ``settle`` seconds for a tasks file the

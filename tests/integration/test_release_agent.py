@@ -156,3 +156,46 @@ async def test_a_bundle_signed_by_another_key_is_refused_and_the_release_rolls_b
         assert "failed to load" in st.history[-1].reason
     finally:
         await agent.aclose()
+
+
+BOOM = (
+    BUNDLED
+    + """
+[tasks.boom]
+on = ["two_clicks"]
+run = "boom_task:run"
+"""
+)
+
+
+async def test_a_bundle_whose_task_fails_is_rolled_back_from_the_devices_health_reports(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    kp = KeyPair.from_private(bytes([4]) * 32)
+    Registry(fleet.db).add("phone", kp.public)
+    files = {
+        "tasks.toml": BOOM.encode(),
+        "boom_task.py": b"def run(ctx):\n    raise RuntimeError('boom')\n",
+    }
+    data = sign_bundle(
+        build_archive(files, name="b", version="3"), RELEASE_KEY, name="b", version="3"
+    )[1]
+    release = _release(fleet, data, max_error_rate=0.5, min_reports=1)
+    agent = _agent(fleet, tmp_path, kp)
+    await agent.start()
+    try:
+        await _until(lambda: "boom" in agent.config.tasks)
+        for i in range(6):  # three click pairs: the bundle's task fires and raises each time
+            await agent.submit({"ts": 1_767_225_600_000 + i, "type": "click", "device": "phone"})
+        await _until(lambda: agent._release_health()["task_errors"] >= 1)
+        assert await agent.bundles.report_health()
+        await _until(lambda: fleet.status(release) == {"rolled_back": 1})
+        await _until(lambda: "boom" not in agent.config.tasks)  # back on the file before
+        book = ReleaseBook(fleet.db)
+        st = book.status(release)
+        tiers = book._conn.execute("SELECT count(*) FROM device_grades").fetchone()[0]
+        book.close()
+        assert "task error rate" in st.history[-1].reason
+        assert tiers == 1  # the agent graded itself at start and reported it
+    finally:
+        await agent.aclose()

@@ -167,3 +167,16 @@ def test_health_thresholds_parse_and_refuse() -> None:
     ):
         with pytest.raises(ConfigError):
             parse_thresholds(bad)  # type: ignore[arg-type]
+
+
+def test_grading_times_the_reference_model_with_the_injected_timer() -> None:
+    from streamfeat.agent._grading import grade, hardware_id
+
+    ticks = iter(range(10_000))
+    report = grade(runs=9, model="test-phone", timer=lambda: next(ticks) * 0.002)  # 2 ms a run
+    assert report.model == "test-phone"
+    assert report.runs == 9
+    assert report.infer_p50_ms == pytest.approx(2.0)
+    assert report.infer_p99_ms == pytest.approx(2.0)
+    assert DEFAULT_GRADING.tier(report) == "high"
+    assert hardware_id().count("|") == 3
