@@ -35,6 +35,7 @@ __all__ = ["ANNOUNCE_MAGIC", "BundleFetcher", "http_base"]
 
 ANNOUNCE_MAGIC = b"SFANNOUNCE1\n"  # the endpoint's streamfeat.endpoint._releases.ANNOUNCE_MAGIC
 _PREVIOUS = "release.previous"  # the tasks text that ran before the first bundle
+_PIECE = 256 * 1024  # a partial pull is kept in the store every this many bytes
 
 Apply = Callable[[int, str, str], Awaitable[Any]]
 
@@ -118,7 +119,7 @@ class BundleFetcher:
                 raise BundleError("hash", "the bundle is not the one announced")
         except BundleError as exc:
             self.store.incr(f"release.refused.{exc.reason}")
-            self.store.put_state(f"release.partial.{ann.bundle}", b"")
+            self._forget_partial(ann.bundle)
             await self._report(ann.release, "failed", exc.reason)
             return "failed"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -126,7 +127,7 @@ class BundleFetcher:
             await self._report(ann.release, "failed", f"pull: {exc.__class__.__name__}")
             return "failed"
         self.store.put_state(f"release.bundle.{ann.bundle}", data)
-        self.store.put_state(f"release.partial.{ann.bundle}", b"")
+        self._forget_partial(ann.bundle)
         await self._report(ann.release, "pulled")
         if self.store.get_state(_PREVIOUS) is None:
             self.store.put_state(_PREVIOUS, self.current_text().encode())
@@ -157,9 +158,34 @@ class BundleFetcher:
         self._path = str(target)
         sys.path.insert(0, self._path)
 
+    # A partial pull is kept as numbered pieces (appends, never a rewrite of what is kept), so
+    # a bundle of any size costs its own size in store writes, and a cut pull resumes from the
+    # last kept piece.
+
+    def _partial(self, bundle: str) -> bytes:
+        pieces, n = [], 0
+        while (piece := self.store.get_state(f"release.partial.{bundle}.{n}")) is not None:
+            if not piece:
+                break
+            pieces.append(piece)
+            n += 1
+        return b"".join(pieces)
+
+    def _keep_piece(self, bundle: str, data: bytes) -> None:
+        n = 0
+        while self.store.get_state(f"release.partial.{bundle}.{n}"):
+            n += 1
+        self.store.put_state(f"release.partial.{bundle}.{n}", data)
+
+    def _forget_partial(self, bundle: str) -> None:
+        n = 0
+        while self.store.get_state(f"release.partial.{bundle}.{n}"):
+            self.store.put_state(f"release.partial.{bundle}.{n}", b"")
+            n += 1
+
     async def _pull(self, ann: Announcement) -> bytes:
-        partial = self.store.get_state(f"release.partial.{ann.bundle}") or b""
-        pull = Pull(ann, bytearray(partial[: ann.size]))
+        pull = Pull(ann, bytearray(self._partial(ann.bundle)[: ann.size]))
+        kept = pull.offset  # bytes already in the store's partial pieces
         path = f"/v1/bundles/{ann.bundle}"
         async with aiohttp.ClientSession() as http:
             for attempt in range(self.attempts):
@@ -183,7 +209,9 @@ class BundleFetcher:
                             pull.feed(at, chunk)
                             at += len(chunk)
                             self.pulled_bytes += len(chunk)
-                            self.store.put_state(f"release.partial.{ann.bundle}", bytes(pull.data))
+                            if pull.offset - kept >= _PIECE or pull.done:
+                                self._keep_piece(ann.bundle, bytes(pull.data[kept:]))
+                                kept = pull.offset
                 except (aiohttp.ClientError, TimeoutError):
                     await asyncio.sleep(min(0.05 * 2**attempt, 5.0))
         return pull.result()

@@ -199,3 +199,45 @@ async def test_a_bundle_whose_task_fails_is_rolled_back_from_the_devices_health_
         assert tiers == 1  # the agent graded itself at start and reported it
     finally:
         await agent.aclose()
+
+
+async def test_a_pull_cut_before_a_restart_resumes_from_the_pieces_kept_in_the_store(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    from streamfeat.agent._bundles import BundleFetcher, http_base
+    from streamfeat.clock import SystemClock
+    from streamfeat.endpoint._releases import announcement_body
+    from streamfeat.io import Store
+
+    kp = KeyPair.from_private(bytes([5]) * 32)
+    Registry(fleet.db).add("phone", kp.public)
+    files = {"tasks.toml": BUNDLED.encode(), "model.npy": bytes(range(256)) * 3000}  # ~770 KB
+    data = sign_bundle(
+        build_archive(files, name="b", version="4"), RELEASE_KEY, name="b", version="4"
+    )[1]
+    release = _release(fleet, data)
+    book = ReleaseBook(fleet.db)
+    bundle_id = book.load(release)[2]["b"]
+    book.close()
+    store = Store(tmp_path / "device.sqlite")
+    cut = 300_001  # what an earlier, killed pull had kept
+    store.put_state(f"release.partial.{bundle_id}.0", data[:cut])
+    applied: list[tuple[int, str, str]] = []
+
+    async def apply(version: int, text: str, source: str) -> object:
+        applied.append((version, text, source))
+        return object()
+
+    fetcher = BundleFetcher(
+        base_url=http_base(fleet.url), device_key=kp, endpoint_key=fleet.ep.public,
+        release_key=public_key_bytes(RELEASE_KEY), store=store, folder=tmp_path / "bundles",
+        apply=apply, current_text=lambda: BASE, clock=SystemClock(),
+    )  # fmt: skip
+    body = announcement_body(release, bundle_id, len(data))
+    assert await fetcher.handle(1, body) == "live"
+    assert fleet.routes.bytes_sent == len(data) - cut  # only the rest crossed the network
+    assert fetcher.pulled_bytes == len(data) - cut
+    assert applied == [(1, BUNDLED, f"bundle:{bundle_id[:12]}")]
+    assert store.get_state(f"release.bundle.{bundle_id}") == data
+    assert not store.get_state(f"release.partial.{bundle_id}.0")  # pieces forgotten once whole
+    store.close()
