@@ -87,6 +87,9 @@ class BundleFetcher:
         self.health = health  # the running release's task counters and re-rank p99
         self.pulled_bytes = 0
         self._path: str | None = None
+        # one announcement at a time, in arrival order: a rollback that arrives during a pull
+        # must act after it, or the device would be left on the bundle rolled back
+        self._lock = asyncio.Lock()
 
     def _auth(self, method: str, path: str, start: int = 0) -> str:
         kp = self.device_key
@@ -96,7 +99,17 @@ class BundleFetcher:
         )  # fmt: skip
 
     async def handle(self, version: int, body: bytes) -> str:
-        """Act on one announcement; return the status reported (``live``, ``failed``, ...)."""
+        """Act on one announcement; return the status reported (``live``, ``failed``, ...,
+        or ``stale`` for an announcement older than one already handled)."""
+        async with self._lock:
+            seen = int((self.store.get_state("release.version") or b"0").decode())
+            if version <= seen:
+                return "stale"
+            status = await self._handle(version, body)
+            self.store.put_state("release.version", str(version).encode())
+            return status
+
+    async def _handle(self, version: int, body: bytes) -> str:
         try:
             doc = json.loads(body[len(ANNOUNCE_MAGIC) :])
             ann = Announcement(str(doc["release"]), str(doc["bundle"]), int(doc["size"]))

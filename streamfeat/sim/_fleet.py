@@ -126,7 +126,9 @@ class Worker:
                 endpoint_public_key=spec["endpoint_key"], device_key=private_hex, clock=self.clock,
                 upload_clock=SystemClock(), device=name, tick=spec["tick"] if self.speed > 0 else 0,
                 uploader_options=options, queue_size=2048, on_upload=self._ledger(dev),
+                release_key=spec.get("release_key"),
             )  # fmt: skip
+            dev.agent.release_health_every = 2.0
             await dev.agent.start()
             self.devices.append(dev)
         # ready means connected: the first connection also pays one-off imports and handshakes,
@@ -267,6 +269,7 @@ class Worker:
                 "ledger": [[k, n] for k, n in d.ledger.items()], "acked_ids": a.outbox.acked_ids,
                 "reranks": dict(a.ranking.counts) if a.ranking is not None else {},
                 "rerank_ms": list(a.ranking.latencies) if a.ranking is not None else [],
+                "pulled_bytes": a.bundles.pulled_bytes if a.bundles is not None else 0,
             }  # fmt: skip
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"devices": devices, "cpu_s": cpu_s, "wall_s": wall_s, "max_rss_kb": rss_kb,

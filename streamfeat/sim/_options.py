@@ -30,6 +30,7 @@ class SimOptions:
         workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
         tick: seconds between the agents' idle-window advances.
         drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
+        release: a staged release during the run (``streamfeat.sim._release.ReleasePlan``).
     """
 
     devices: int = 100
@@ -47,6 +48,7 @@ class SimOptions:
     tick: float = 1.0
     drain_timeout: float = 60.0
     start_ts: int = DEFAULT_START_TS
+    release: Any = None  # a ReleasePlan (docs/release.md)
 
 
 @dataclass
@@ -95,6 +97,7 @@ class SimReport:
     feed_cpu_s: float = 0.0
     max_rss_kb: int = 0
     workdir: str = ""
+    release: dict[str, Any] = field(default_factory=dict)  # --release: coverage and outcome
 
     @property
     def ok(self) -> bool:

@@ -92,6 +92,8 @@ class Simulation:
         self._restarting: asyncio.Future[None] | None = None
         self._progressed = asyncio.Event()
         self._pushes: list[tuple[int, str]] = []
+        self._release: Any = None  # a ReleaseRun with --release
+        self._release_key = ""
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -178,6 +180,7 @@ class Simulation:
                 "endpoint_key": self.endpoint_key.public.hex(), "minutes": o.minutes, "seed": o.seed,
                 "speed": o.speed, "start_ts": o.start_ts, "store_dir": str(store_dir), "tick": o.tick,
                 "result_path": str(work / f"result-p{w}.msgpack"), "drain_timeout": o.drain_timeout,
+                "release_key": self._release_key or None,
             }  # fmt: skip
             spec_path = work / f"spec-p{w}.json"
             fd = os.open(spec_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
@@ -226,6 +229,12 @@ class Simulation:
         try:
             devices = self._prepare(work)
             self.device_names = [d for d, _ in devices]
+            if o.release is not None:
+                from streamfeat.sim._release import ReleaseRun
+
+                self._release = ReleaseRun(o.release, self.db, work / "keys", o.tasks_text, o.seed)
+                self._release_key = self._release.prepare()
+                self._configs.append(self._release.bundle_text)  # the audit decodes its records
             workers = await self._start_workers(
                 work, devices
             )  # they import while the endpoint starts
@@ -240,6 +249,11 @@ class Simulation:
 
             summarise(self.report, results, self._proxy.cuts if self._proxy is not None else 0)
             audit(self.report, results, self.db, self._configs)
+            if self._release is not None:
+                pulled = sum(
+                    d.get("pulled_bytes", 0) for r in results for d in r["devices"].values()
+                )
+                self.report.release = self._release.report(pulled, o.devices)
         finally:
             for w in workers:
                 if w.proc.returncode is None:
@@ -276,6 +290,8 @@ class Simulation:
         self.phase = "feeding"
         fed = [asyncio.create_task(self._follow(i, w)) for i, w in enumerate(workers)]
         side = [asyncio.create_task(self._reconfigure_loop())]
+        if self._release is not None:
+            side.append(asyncio.create_task(self._release.run(self.device_names, self._t0)))
         if self.options.chaos:
             side.append(asyncio.create_task(self._chaos_loop(work)))
         ticker = asyncio.create_task(self._tick_progress())

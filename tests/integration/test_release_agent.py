@@ -241,3 +241,40 @@ async def test_a_pull_cut_before_a_restart_resumes_from_the_pieces_kept_in_the_s
     assert store.get_state(f"release.bundle.{bundle_id}") == data
     assert not store.get_state(f"release.partial.{bundle_id}.0")  # pieces forgotten once whole
     store.close()
+
+
+async def test_a_rollback_arriving_during_the_pull_acts_after_it_and_stale_ones_are_ignored(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    from streamfeat.agent._bundles import BundleFetcher, http_base
+    from streamfeat.clock import SystemClock
+    from streamfeat.endpoint._releases import announcement_body
+    from streamfeat.io import Store
+
+    kp = KeyPair.from_private(bytes([6]) * 32)
+    Registry(fleet.db).add("phone", kp.public)
+    data = _bundle(RELEASE_KEY, "b")
+    release = _release(fleet, data)
+    book = ReleaseBook(fleet.db)
+    bundle_id = book.load(release)[2]["b"]
+    book.close()
+    store = Store(tmp_path / "device.sqlite")
+    running = [BASE]
+
+    async def apply(version: int, text: str, source: str) -> object:
+        running.append(text)
+        return object()
+
+    fetcher = BundleFetcher(
+        base_url=http_base(fleet.url), device_key=kp, endpoint_key=fleet.ep.public,
+        release_key=public_key_bytes(RELEASE_KEY), store=store, folder=tmp_path / "bundles",
+        apply=apply, current_text=lambda: running[-1], clock=SystemClock(),
+    )  # fmt: skip
+    go = announcement_body(release, bundle_id, len(data))
+    back = announcement_body(release, bundle_id, 0, rollback=True)
+    statuses = await asyncio.gather(fetcher.handle(1, go), fetcher.handle(2, back))
+    assert statuses == ["live", "rolled_back"]
+    assert running == [BASE, BUNDLED, BASE]  # the device ends on the file before the release
+    assert await fetcher.handle(1, go) == "stale"  # an old announcement sent again
+    assert running[-1] == BASE
+    store.close()
