@@ -265,7 +265,11 @@ def render_report(r: SimReport, console: Console) -> None:
             f"{r.endpoint_restarts} / {r.connections_cut} / {r.reconnects:,}",
         ),
         ("tasks files pushed / devices by version", f"{r.configs_pushed} / {r.versions}"),
-        ("wall time (feeding)", f"{r.wall_s:.1f} s ({r.feed_wall_s:.1f} s), CPU {r.cpu_s:.1f} s"),
+        (
+            "wall time (feeding)",
+            f"{r.wall_s:.1f} s ({r.feed_wall_s:.1f} s), CPU {r.cpu_s:.1f} s"
+            f" (endpoint {r.endpoint_cpu_s:.1f} s)",
+        ),
     ]
     for k, v in rows:
         t.add_row(k, v)

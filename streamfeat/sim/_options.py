@@ -94,6 +94,7 @@ class SimReport:
     reranks: dict[str, int] = field(default_factory=dict)  # re-rank counters, summed
     rerank_ms: dict[str, float] = field(default_factory=dict)  # latency quantiles of applied ones
     cpu_s: float = 0.0
+    endpoint_cpu_s: float = 0.0  # the endpoint process's CPU (summed over restarts; Linux)
     feed_cpu_s: float = 0.0
     max_rss_kb: int = 0
     workdir: str = ""

@@ -155,6 +155,7 @@ class Simulation:
         proc = self._endpoint
         if proc is None:
             return
+        self.report.endpoint_cpu_s = round(self.report.endpoint_cpu_s + _cpu_s(proc.proc.pid), 2)
         self._endpoint = None
         with contextlib.suppress(Exception):
             assert proc.proc.stdin is not None
@@ -423,6 +424,7 @@ class Simulation:
     async def _restart(self, work: Path) -> None:
         proc, self._endpoint = self._endpoint, None
         if proc is not None:
+            self.report.endpoint_cpu_s += _cpu_s(proc.proc.pid)
             proc.proc.kill()  # SIGKILL: no shutdown, no goodbye to the devices
             await proc.proc.wait()
         self.report.endpoint_restarts += 1
@@ -430,6 +432,15 @@ class Simulation:
         await self._start_endpoint(work, self._endpoint_port)
 
     # -- the report -----------------------------------------------------------------------
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a running process (Linux /proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _host_port(url: str) -> tuple[str, int]:
