@@ -23,6 +23,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,8 +236,9 @@ def _run(
     import distributed
 
     wait: Any = distributed.wait
+    run = uuid.uuid4().hex[:12]  # keys unique per run: two replays may share a cluster
     futures = [
-        client.submit(run_partition, job, key=f"streamfeat-partition-{job.index}", pure=False)
+        client.submit(run_partition, job, key=f"streamfeat-partition-{job.index}-{run}")
         for job in jobs
     ]
     if progress is None:

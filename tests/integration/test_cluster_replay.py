@@ -1,0 +1,123 @@
+"""Replay on a real Dask ``LocalCluster`` of 2 worker processes equals a single-process replay,
+also when a worker is killed (``kill -9``) in the middle of its partition."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamfeat.cluster import ClusterReplayOptions, run_cluster_replay
+from tests.cluster_helpers import default_config, per_device, single_replay, write_log
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    c = distributed.Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("cluster")
+    events = d / "events.jsonl"
+    write_log(events, devices=40, minutes=40, seed=11, odd_every=400)
+    single_replay(events, d / "single.jsonl")
+    return events, d / "single.jsonl"
+
+
+def _opts(events: Path, out: Path, **kw: Any) -> ClusterReplayOptions:
+    return ClusterReplayOptions((str(events),), default_config(), str(out), **kw)
+
+
+def test_cluster_replay_equals_single_process(
+    client: Any, log: tuple[Path, Path], tmp_path: Path
+) -> None:
+    events, single = log
+    seen: list[tuple[int, int | None]] = []
+    s = run_cluster_replay(
+        _opts(events, tmp_path / "free.jsonl"),
+        client=client,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert per_device(tmp_path / "free.jsonl") == per_device(single)
+    assert s.partitions == 2
+    assert s.workers == 2
+    lines = len(events.read_bytes().splitlines())
+    assert seen[-1] == (2 * lines, 2 * lines)  # both partitions read every line
+    ref = single_replay(events, tmp_path / "again.jsonl")
+    assert (s.events, s.quarantined, s.devices, s.records) == (
+        ref.events,
+        ref.quarantined,
+        ref.devices,
+        ref.records,
+    )
+    assert not (tmp_path / "free.jsonl.parts").exists()  # work files cleaned up
+
+
+def test_cluster_replay_ordered_is_byte_identical(
+    client: Any, log: tuple[Path, Path], tmp_path: Path
+) -> None:
+    events, single = log
+    run_cluster_replay(
+        _opts(events, tmp_path / "o.jsonl", ordered=True, partitions=3), client=client
+    )
+    assert (tmp_path / "o.jsonl").read_bytes() == single.read_bytes()
+
+
+@pytest.mark.parametrize("with_db", [False, True], ids=["from-scratch", "resume-checkpoint"])
+def test_a_worker_killed_mid_run_still_gives_the_exact_output(
+    client: Any, log: tuple[Path, Path], tmp_path: Path, with_db: bool
+) -> None:
+    events, single = log
+    out = tmp_path / "o.jsonl"
+    db = tmp_path / "db" if with_db else None
+    work = db if db is not None else Path(f"{out}.parts")
+    opts = _opts(events, out, ordered=True, db=str(db) if db else None, checkpoint_every=1000)
+    result: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            result["summary"] = run_cluster_replay(opts, client=client)
+        except BaseException as exc:  # reported by the assertion below
+            result["error"] = exc
+
+    t = threading.Thread(target=drive)
+    t.start()
+    part0 = work / "part-0000.jsonl"
+    victim = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and victim is None:
+        if part0.exists() and part0.stat().st_size > 300_000:
+            for addr, keys in client.processing().items():
+                if any(str(k).startswith("streamfeat-partition-0-") for k in keys):
+                    victim = (addr, client.run(os.getpid, workers=[addr])[addr])
+        time.sleep(0.05)
+    assert victim is not None, "partition 0 finished before it could be killed"
+    os.kill(victim[1], signal.SIGKILL)
+    t.join(300)
+    assert "error" not in result, result.get("error")
+    assert (out).read_bytes() == single.read_bytes()
+    if with_db:
+        assert result["summary"].resumed_at > 0  # partition 0 went on from its checkpoint
+    # the nanny restarted the killed worker: the cluster is back to two
+    client.wait_for_workers(2, timeout=60)
