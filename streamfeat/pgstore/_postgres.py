@@ -195,33 +195,48 @@ class PostgresStorage:
 
     def store_batches(self, batches: Sequence[StoredBatch]) -> list[bool]:
         c = self._c
-        out: list[bool] = []
+        if not batches:
+            return []
+        cols: list[list[Any]] = [[], [], [], [], [], []]
+        for b in batches:
+            row = (
+                b.device,
+                b.batch_id,
+                b.received,
+                len(b.records or ()),
+                len(b.payload),
+                b.payload,
+            )
+            for col, v in zip(cols, row, strict=True):
+                col.append(v)
         try:
             with c.lock, c.conn.transaction(), c.conn.cursor() as cur:
+                # one statement for the whole group: the rows it returns are the new ones
+                cur.execute(
+                    """INSERT INTO batches (device, batch_id, received, items, size, payload)
+                       SELECT * FROM unnest(%s::text[], %s::bytea[], %s::float8[], %s::int[],
+                                            %s::int[], %s::bytea[])
+                       ON CONFLICT DO NOTHING RETURNING device, batch_id""",
+                    cols,
+                )
+                inserted = {(r[0], bytes(r[1])) for r in cur.fetchall()}
+                out: list[bool] = []
+                records = []
                 for b in batches:
-                    cur.execute(
-                        """INSERT INTO batches (device, batch_id, received, items, size, payload)
-                           VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
-                        (
-                            b.device,
-                            b.batch_id,
-                            b.received,
-                            len(b.records or ()),
-                            len(b.payload),
-                            b.payload,
-                        ),
-                    )
-                    new = cur.rowcount == 1
+                    new = (b.device, b.batch_id) in inserted
+                    inserted.discard((b.device, b.batch_id))  # a repeat in the group: duplicate
                     out.append(new)
                     if new and b.records:
-                        cur.executemany(
-                            "INSERT INTO batch_records (device, batch_id, idx, record) "
-                            "VALUES (%s, %s, %s, %s)",
-                            [
-                                (b.device, b.batch_id, i, orjson.dumps(r).decode())
-                                for i, r in enumerate(b.records)
-                            ],
-                        )
+                        records += [
+                            (b.device, b.batch_id, i, orjson.dumps(r).decode())
+                            for i, r in enumerate(b.records)
+                        ]
+                if records:
+                    cur.executemany(
+                        "INSERT INTO batch_records (device, batch_id, idx, record) "
+                        "VALUES (%s, %s, %s, %s)",
+                        records,
+                    )
         except c._error as exc:
             msg = f"storing {len(batches)} batches failed: {exc}"
             raise StorageError(msg) from exc
