@@ -48,32 +48,12 @@ from pathlib import Path
 from typing import Any
 
 from streamfeat._log import server_log
+from streamfeat.pgstore._backend import open_backend
 from streamfeat.pgstore._postgres import is_postgres_url
 
 __all__ = ["open_backend", "run_supervisor", "serve_worker"]
 
 _METRICS_EVERY = 1.0
-
-
-def open_backend(db: str) -> tuple[Any, Any, Any]:
-    """Registry, storage and replay cache for ``db`` (an SQLite path or a PostgreSQL URL).
-
-    Raises:
-        StorageError: the database cannot be opened (driver missing, server down, ...).
-    """
-    if is_postgres_url(db):
-        from streamfeat.pgstore._postgres import (
-            PostgresRegistry,
-            PostgresReplayCache,
-            PostgresStorage,
-        )
-
-        return PostgresRegistry(db), PostgresStorage(db), PostgresReplayCache(db)
-    from streamfeat.tunnel._registry import Registry
-    from streamfeat.tunnel._server import ReplayCache
-    from streamfeat.tunnel._storage import SQLiteStorage
-
-    return Registry(db), SQLiteStorage(db), ReplayCache()
 
 
 def merge_expositions(texts: dict[str, str]) -> bytes:
