@@ -1,0 +1,320 @@
+"""One process of a simulated fleet: ``python -m streamfeat.sim._fleet SPEC.json``.
+
+The simulator (``streamfeat simulate``) starts one of these per core. Each runs many
+:class:`~streamfeat.agent.Agent` objects on one asyncio loop, every one with its own store and
+its own tunnel connection, fed by :func:`~streamfeat.gen._generator.device_stream` in accelerated
+event time.
+
+Time: one :class:`~streamfeat.clock.ManualClock` per process is the devices' event-side clock,
+set on every round to ``start_ts + (wall elapsed) * speed``. A device's event is released when
+that clock reaches the largest ``ts`` the device has produced so far (an event whose ``ts`` went
+back is released at once, as the app would emit it). Events wait in a heap by release time, so
+a round costs only the due events, never a sleep per event. With ``speed`` 0 every event is
+released at once (as fast as the pipeline goes). Uploads run on wall time.
+
+Protocol with the simulator: standard input first carries ``url URL`` (the endpoint to use: the
+simulator starts it while this process imports). Standard output carries JSON lines
+``{"ready": n}`` once every agent is started and connected, then
+``{"p": progress}`` every ``progress_every`` seconds, ``{"fed": n}`` when every event was
+submitted, ``{"done": RESULT_PATH}`` at the end. Standard input carries ``go T0`` (the wall time
+the fleet's clock starts) and ``drain`` (the endpoint is stable: close the agents, uploading the
+final windows, and wait for the acknowledgements).
+
+The result (msgpack) holds per device the counts of what its agent did, and the *ledger*: a
+digest of every record it put in its outbox, for the end-to-end audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import heapq
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import orjson
+
+from streamfeat.clock import ManualClock, SystemClock
+from streamfeat.gen._generator import device_stream
+
+__all__ = ["main", "record_digest"]
+
+_FAST_CHUNK = 256  # events a device gets in one turn when feeding as fast as possible
+
+
+def _strip_floats(value: Any) -> Any:
+    # a codec may quantise floats (compact: decimals); identity must not depend on them
+    if isinstance(value, float):
+        return "f"
+    if isinstance(value, dict):
+        return {k: _strip_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strip_floats(v) for v in value]
+    return value
+
+
+def record_digest(record: dict[str, Any]) -> bytes:
+    """Return the 8-byte identity of a record for the audit (floats ignored, keys sorted)."""
+    body = orjson.dumps(_strip_floats(record), option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(body, digest_size=8).digest()
+
+
+def _say(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class _Device:
+    __slots__ = ("agent", "events", "fed", "ledger", "maxts", "name", "steady")
+
+    def __init__(self, name: str, agent: Any, events: Any) -> None:
+        self.name = name
+        self.agent = agent
+        self.events = events
+        self.ledger: Counter[bytes] = Counter()
+        self.maxts = 0
+        self.fed = 0
+        self.steady = 0  # latencies measured while the fleet was being fed
+
+
+class Worker:
+    """The agents of one process (see the module docstring)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.speed = float(spec["speed"])
+        self.start_ts = int(spec["start_ts"])
+        self.clock = ManualClock(self.start_ts / 1000)
+        self.devices: list[_Device] = []
+        self.late_ms = 0.0  # worst delay between an event's release time and its submission
+        self.submitted = 0
+
+    async def setup(self) -> None:
+        from streamfeat.agent import Agent
+        from streamfeat.tasks import parse_tasks
+
+        spec = self.spec
+        store_dir = Path(spec["store_dir"])
+        config = parse_tasks(spec["tasks"], source="<fleet tasks>")  # once for all the agents
+        options = {
+            "backoff_base": 0.2,
+            "backoff_cap": 3.0,
+            "ack_timeout": 10.0,
+            "connect_timeout": 5.0,
+        }
+        from streamfeat.endpoint._registry import read_key_file
+
+        for name, key_file in spec["devices"]:
+            private_hex = read_key_file(key_file)["private_key"]
+            dev = _Device(
+                name,
+                None,
+                device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts),
+            )
+            dev.agent = Agent(
+                tasks=config, store_path=store_dir / f"{name}.sqlite", endpoint_url=spec["url"],
+                endpoint_public_key=spec["endpoint_key"], device_key=private_hex, clock=self.clock,
+                upload_clock=SystemClock(), device=name, tick=spec["tick"] if self.speed > 0 else 0,
+                uploader_options=options, queue_size=2048, on_upload=self._ledger(dev),
+            )  # fmt: skip
+            await dev.agent.start()
+            self.devices.append(dev)
+        # ready means connected: the first connection also pays one-off imports and handshakes,
+        # which must not eat into the fed time
+        waits = [
+            d.agent.uploader.connected.wait() for d in self.devices if d.agent.uploader is not None
+        ]
+        if waits:
+            tasks = [asyncio.ensure_future(w) for w in waits]
+            await asyncio.wait(tasks, timeout=30)
+            for t in tasks:
+                t.cancel()
+
+    @staticmethod
+    def _ledger(dev: _Device) -> Any:
+        def add(records: list[dict[str, Any]]) -> None:
+            dev.ledger.update(record_digest(r) for r in records)
+
+        return add
+
+    async def feed(self, t0: float, progress_every: float) -> None:
+        """Submit every device's events at their release times; report progress."""
+        if self.speed <= 0:
+            await self._feed_fast(progress_every)
+        else:
+            await self._feed_timed(t0, progress_every)
+        for dev in self.devices:
+            await dev.agent.drain()
+            dev.steady = len(dev.agent.outbox.latencies)
+
+    async def _feed_fast(self, progress_every: float) -> None:
+        """As fast as possible: each device in turn gets a chunk of its events, so that its
+        engine works in batches (one store transaction and one payload per batch)."""
+        active = list(self.devices)
+        last_progress = 0.0
+        while active:
+            still = []
+            for dev in active:
+                for _ in range(_FAST_CHUNK):
+                    ev = next(dev.events, None)
+                    if ev is None:
+                        break
+                    ts = ev.get("ts")
+                    if type(ts) is int and ts > dev.maxts:
+                        dev.maxts = ts
+                        if ts / 1000 > self.clock.time():
+                            self.clock.set(ts / 1000)
+                    await dev.agent.submit(ev)
+                    dev.fed += 1
+                    self.submitted += 1
+                else:
+                    still.append(dev)
+                await asyncio.sleep(0)  # let the engines and uploaders run
+            active = still
+            if time.time() - last_progress >= progress_every:
+                last_progress = time.time()
+                _say({"p": self.progress()})
+
+    async def _feed_timed(self, t0: float, progress_every: float) -> None:
+        heap: list[tuple[int, int, dict[str, Any]]] = []
+        for i, dev in enumerate(self.devices):
+            self._push(heap, i, dev)
+        last_progress = 0.0
+        while heap:
+            now = time.time()
+            sim_now = self.start_ts + (now - t0) * 1000 * self.speed
+            if sim_now / 1000 > self.clock.time():
+                self.clock.set(sim_now / 1000)
+            while heap and heap[0][0] <= sim_now:
+                release, i, ev = heapq.heappop(heap)
+                dev = self.devices[i]
+                self.late_ms = max(self.late_ms, (sim_now - release) / self.speed)
+                await dev.agent.submit(ev)
+                dev.fed += 1
+                self.submitted += 1
+                self._push(heap, i, dev)
+            if now - last_progress >= progress_every:
+                last_progress = now
+                _say({"p": self.progress()})
+            if heap:
+                wait = (heap[0][0] - sim_now) / 1000 / self.speed
+                await asyncio.sleep(min(max(wait, 0.005), progress_every))
+
+    def _push(self, heap: list[tuple[int, int, dict[str, Any]]], i: int, dev: _Device) -> None:
+        ev = next(dev.events, None)
+        if ev is None:
+            return
+        ts = ev.get("ts")
+        if type(ts) is int and ts > dev.maxts:
+            dev.maxts = ts
+        heapq.heappush(heap, (dev.maxts, i, ev))
+
+    def progress(self) -> dict[str, Any]:
+        """Counters summed over this process's agents."""
+        p: Counter[str] = Counter()
+        for dev in self.devices:
+            a = dev.agent
+            s = a.stats
+            p["events"] += s.submitted
+            p["records"] += sum(s.records.values())
+            p["triggers"] += s.records.get("trigger", 0)
+            p["features"] += s.records.get("feature", 0)
+            p["windows"] += s.records.get("window", 0)
+            p["tasks"] += s.tasks_started
+            p["payloads"] += s.payloads
+            p["acked"] += len(a.outbox.latencies) + a.outbox.unmeasured
+            if a.uploader is not None:
+                p["connected"] += a.uploader.connected.is_set()
+                p["reconnects"] += max(0, a.uploader.stats.connects - 1)
+            p[f"v{a.version}"] += 1
+        out: dict[str, Any] = dict(p)
+        out["sim_ms"] = int(self.clock.time() * 1000)
+        out["late_ms"] = round(self.late_ms, 1)
+        return out
+
+    async def close(self, drain_timeout: float) -> None:
+        """Close every agent (final windows uploaded), waiting for acknowledgements."""
+        await asyncio.gather(
+            *(d.agent.aclose(close_windows=True, drain_timeout=drain_timeout) for d in self.devices)
+        )
+
+    def result(self, cpu_s: float, wall_s: float) -> dict[str, Any]:
+        devices = {}
+        for d in self.devices:
+            a = d.agent
+            s = a.stats
+            devices[d.name] = {
+                "events": s.submitted, "quarantined": s.quarantined, "records": s.records,
+                "tasks": s.tasks_started, "payloads": s.payloads, "payload_bytes": s.payload_bytes,
+                "raw_bytes": s.events_raw_bytes, "json_bytes": s.uploaded_json_bytes,
+                "uploaded_records": s.uploaded_records, "encode_errors": s.encode_errors,
+                "latencies": list(a.outbox.latencies), "steady": d.steady, "ages": list(a.outbox.ages),
+                "waiting": a.outbox_waiting, "version": a.version, "configs": s.configs_applied,
+                "connects": a.uploader.stats.connects if a.uploader else 0,
+                "failures": a.uploader.stats.failures if a.uploader else 0,
+                "ledger": [[k, n] for k, n in d.ledger.items()], "acked_ids": a.outbox.acked_ids,
+            }  # fmt: skip
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {"devices": devices, "cpu_s": cpu_s, "wall_s": wall_s, "max_rss_kb": rss_kb,
+                "late_ms": self.late_ms}  # fmt: skip
+
+
+async def _lines(loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def run(spec: dict[str, Any]) -> None:
+    """Set up, wait for ``go``, feed, wait for ``drain``, close, write the result."""
+    cpu0, wall0 = time.process_time(), time.time()
+    loop = asyncio.get_running_loop()
+    stdin = await _lines(loop)
+    url = (await stdin.readline()).split()  # the simulator starts its endpoint meanwhile
+    if len(url) != 2 or url[0] != b"url":
+        return
+    spec["url"] = url[1].decode()
+    worker = Worker(spec)
+    await worker.setup()
+    # thousands of agents are long-lived objects: keep them out of the collector's full passes,
+    # whose pauses would otherwise delay every device's events at once
+    gc.collect()
+    gc.freeze()
+    _say({"ready": len(worker.devices), "setup_s": round(time.time() - wall0, 2)})
+    go = (await stdin.readline()).split()
+    if not go or go[0] != b"go":
+        return
+    t0 = float(go[1])
+    await asyncio.sleep(max(0.0, t0 - time.time()))
+    cpu_feed, wall_feed = time.process_time(), time.time()
+    await worker.feed(t0, float(spec.get("progress_every", 0.5)))
+    _say({"fed": worker.submitted, "p": worker.progress()})
+    feed_cpu, feed_wall = time.process_time() - cpu_feed, time.time() - wall_feed
+    await stdin.readline()  # "drain"
+    t_close = time.time()
+    await worker.close(float(spec.get("drain_timeout", 60)))
+    close_s = time.time() - t_close
+    result = worker.result(time.process_time() - cpu0, time.time() - wall0)
+    result["feed_cpu_s"], result["feed_wall_s"], result["close_s"] = feed_cpu, feed_wall, close_s
+    path = Path(spec["result_path"])
+    await asyncio.to_thread(path.write_bytes, msgpack.packb(result, use_bin_type=True))
+    _say({"done": str(path)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one fleet process from the JSON spec file named on the command line."""
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(Path(args[0]).read_text())
+    asyncio.run(run(spec))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
