@@ -41,7 +41,7 @@ G = "scale"
 
 
 def _scan_seconds(log: Path, parts: int) -> tuple[float, int]:
-    from streamfeat.cluster import route
+    from streamfeat.replay import route
 
     t0 = time.perf_counter()
     n = 0
@@ -55,9 +55,9 @@ def _scan_seconds(log: Path, parts: int) -> tuple[float, int]:
 def _replay_rows(ctx: Context) -> list[Row]:
     import distributed
 
-    from streamfeat._cli_replay import default_tasks_text
-    from streamfeat._replay import ReplayOptions, run_replay
-    from streamfeat.cluster import ClusterReplayOptions, run_cluster_replay
+    from streamfeat.data import default_tasks_text
+    from streamfeat.replay import ClusterReplayOptions, run_cluster_replay
+    from streamfeat.replay._replay import ReplayOptions, run_replay
     from streamfeat.tasks import parse_tasks
 
     log = ctx.generated_log(20_000 if ctx.quick else 2_000_000)
@@ -224,7 +224,7 @@ async def _fleet(
         Role,
         TunnelConnection,
     )
-    from streamfeat.tunnel._aiohttp import connect
+    from streamfeat.upload._aiohttp import connect
 
     payload = os.urandom(512)
     lat: list[float] = []
@@ -293,9 +293,9 @@ def _q(values: list[float], q: float) -> float:
 
 
 def _endpoint_rows(ctx: Context) -> list[Row]:
-    from streamfeat.pgstore import PostgresRegistry
+    from streamfeat.endpoint._postgres import PostgresRegistry
+    from streamfeat.endpoint._registry import Registry, endpoint_keypair
     from streamfeat.tunnel import KeyPair
-    from streamfeat.tunnel._registry import Registry, endpoint_keypair
     from tests.pg_helpers import PgServer, missing_reason
 
     why = missing_reason()
@@ -325,11 +325,11 @@ def _endpoint_rows(ctx: Context) -> list[Row]:
             ("SQLite, 1 process", ["-m", "streamfeat", "serve", "--db", str(sqlite_db)]),
             (
                 "PostgreSQL, 1 process",
-                ["-m", "streamfeat.pgstore._workers", "--db", url, "--workers", "1"],
+                ["-m", "streamfeat.endpoint._workers", "--db", url, "--workers", "1"],
             ),
             (
                 "PostgreSQL, 2 processes",
-                ["-m", "streamfeat.pgstore._workers", "--db", url, "--workers", "2"],
+                ["-m", "streamfeat.endpoint._workers", "--db", url, "--workers", "2"],
             ),
         ]
         base = None

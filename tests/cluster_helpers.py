@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from streamfeat._cli_replay import default_tasks_text
-from streamfeat._generator import generate_events
-from streamfeat._replay import ReplayOptions, run_replay
+from streamfeat.data import default_tasks_text
+from streamfeat.gen._generator import generate_events
+from streamfeat.replay._replay import ReplayOptions, run_replay
 from streamfeat.tasks import TasksConfig, parse_tasks
 
 # lines a partitioned reader must route and quarantine exactly like the single-process reader

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import os
 import sys
@@ -12,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from streamfeat._cli_env import EnvDefault
-from streamfeat.endpoint._registry import Registry, endpoint_keypair, write_key_file
-from streamfeat.endpoint._storage import SQLiteStorage
+from streamfeat.endpoint._backend import decoder_for, open_registry, open_storage
+from streamfeat.endpoint._postgres import is_postgres_url
+from streamfeat.endpoint._registry import endpoint_keypair, write_key_file
 from streamfeat.errors import StorageError
 from streamfeat.tunnel._crypto import KeyPair
 
@@ -23,17 +23,22 @@ _DEFAULT_DB = "streamfeat-endpoint.db"
 
 
 def _key_default(args: argparse.Namespace) -> Path:
-    return Path(args.key) if args.key else Path(args.db).with_name("endpoint.key")
+    if args.key:
+        return Path(args.key)
+    if is_postgres_url(args.db):
+        return Path("endpoint.key")  # a URL has no directory to put it beside
+    return Path(args.db).with_name("endpoint.key")
 
 
 def _db_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
-        metavar="PATH",
+        metavar="PATH|URL",
         action=EnvDefault,
         envvar="STREAMFEAT_ENDPOINT_DB",
         default=_DEFAULT_DB,
-        help="endpoint database (devices, batches, configs)",
+        help="endpoint database (devices, batches, configs): an SQLite file, or "
+        "postgresql://USER@HOST:PORT/DB (pip install 'streamfeat[postgres]')",
     )
     p.add_argument(
         "--key",
@@ -41,7 +46,8 @@ def _db_option(p: argparse.ArgumentParser) -> None:
         action=EnvDefault,
         envvar="STREAMFEAT_ENDPOINT_KEY",
         default=None,
-        help="endpoint key file (default: endpoint.key beside --db)",
+        help="endpoint key file (default: endpoint.key beside an SQLite --db, "
+        "./endpoint.key with a postgresql:// one)",
     )
 
 
@@ -71,6 +77,20 @@ def add_parsers(sub: Any) -> None:
         action="append",
         help="tasks file(s) whose records the devices upload, to decode and store them "
         "(repeat for several versions; default: the embedded default tasks file)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        action=EnvDefault,
+        envvar="STREAMFEAT_WORKERS",
+        metavar="N",
+        help="endpoint processes on the port (SO_REUSEPORT; above 1 needs a postgresql:// --db)",
+    )
+    p.add_argument(
+        "--pid-file",
+        metavar="FILE",
+        help='keep {"supervisor": PID, "workers": [PID, ...]} in FILE (runs the supervisor)',
     )
     _db_option(p)
     p.set_defaults(func=_serve)
@@ -117,23 +137,22 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=_device_config)
 
 
-def _decoder(paths: list[str] | None) -> Any:
-    """Return ``bytes -> records`` for the schemas of the given tasks files (or the default)."""
-    from streamfeat.data import default_tasks_text
-    from streamfeat.encoders import decode_batch, index_schemas, schemas_for
-    from streamfeat.tasks import load_tasks, parse_tasks
-
-    configs = [load_tasks(p) for p in paths] if paths else [parse_tasks(default_tasks_text())]
-    schemas = index_schemas(*(schemas_for(c) for c in configs))
-    return functools.partial(decode_batch, schemas_by_id=schemas)
+def _open(args: argparse.Namespace, opener: Any) -> Any:
+    try:
+        return opener(args.db)
+    except StorageError as exc:
+        print(f"streamfeat {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
     from streamfeat.endpoint._server import serve
     from streamfeat.errors import ConfigError
 
+    if args.workers < 1:
+        args.parser.error("--workers must be at least 1")
     try:
-        decoder = _decoder(args.tasks)
+        decoder = decoder_for(args.tasks)
     except ConfigError as exc:
         args.parser.error(str(exc))
 
@@ -141,6 +160,35 @@ def _serve(args: argparse.Namespace) -> int:
         # scripts and tests read the bound port from this line
         print(f"listening on http://{host}:{port}", flush=True)
 
+    if args.workers > 1 or args.pid_file or is_postgres_url(args.db):
+        from streamfeat.endpoint._workers import run_supervisor, serve_worker
+
+        try:
+            if args.workers > 1 or args.pid_file:
+                return run_supervisor(
+                    workers=args.workers,
+                    host=args.host,
+                    port=args.port,
+                    db=args.db,
+                    key_path=_key_default(args),
+                    tasks=args.tasks,
+                    pid_file=Path(args.pid_file) if args.pid_file else None,
+                    ready=ready,
+                )
+            asyncio.run(
+                serve_worker(
+                    host=args.host,
+                    port=args.port,
+                    db=args.db,
+                    key_path=_key_default(args),
+                    decoder=decoder,
+                    ready=ready,
+                )
+            )
+        except StorageError as exc:
+            print(f"streamfeat serve: {exc}", file=sys.stderr)
+            return 2
+        return 0
     asyncio.run(
         serve(
             host=args.host,
@@ -166,7 +214,7 @@ def _keys(args: argparse.Namespace) -> int:
 def _device_add(args: argparse.Namespace) -> int:
     endpoint = endpoint_keypair(_key_default(args))
     kp = KeyPair.generate(os.urandom)
-    reg = Registry(args.db)
+    reg = _open(args, open_registry)
     try:
         reg.add(args.name, kp.public)
     except StorageError as exc:
@@ -190,7 +238,7 @@ def _device_add(args: argparse.Namespace) -> int:
 
 
 def _device_revoke(args: argparse.Namespace) -> int:
-    reg = Registry(args.db)
+    reg = _open(args, open_registry)
     try:
         if not reg.revoke(args.name):
             print(f"no active device named {args.name!r}", file=sys.stderr)
@@ -202,7 +250,7 @@ def _device_revoke(args: argparse.Namespace) -> int:
 
 
 def _device_list(args: argparse.Namespace) -> int:
-    reg = Registry(args.db)
+    reg = _open(args, open_registry)
     try:
         for d in reg.list():
             state = "active" if d.active else "revoked"
@@ -226,7 +274,7 @@ def _device_list(args: argparse.Namespace) -> int:
 
 
 def _device_config(args: argparse.Namespace) -> int:
-    storage = SQLiteStorage(args.db)
+    storage = _open(args, open_storage)
     try:
         storage.set_config(args.name, args.version, Path(args.file).read_bytes())
     finally:

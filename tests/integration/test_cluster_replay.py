@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streamfeat.cluster import ClusterReplayOptions, run_cluster_replay
+from streamfeat.replay import ClusterReplayOptions, run_cluster_replay
 from tests.cluster_helpers import default_config, per_device, single_replay, write_log
 
 distributed = pytest.importorskip("distributed")

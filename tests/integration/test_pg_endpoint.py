@@ -17,11 +17,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from streamfeat.endpoint._registry import endpoint_keypair
 from streamfeat.tunnel import Batch, Hello, KeyPair, Role, TunnelConnection
-from streamfeat.tunnel._client import Uploader, UploaderConfig
 from streamfeat.tunnel._frames import REFUSE, WELCOME
-from streamfeat.tunnel._outbox import Outbox, OutboxConfig, split_items
-from streamfeat.tunnel._registry import endpoint_keypair
+from streamfeat.tunnel._items import split_items
+from streamfeat.upload._client import Uploader, UploaderConfig
+from streamfeat.upload._outbox import Outbox, OutboxConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,10 +32,10 @@ def _env() -> dict[str, str]:
 
 
 class Proc:
-    """``python -m streamfeat.pgstore._workers`` (one endpoint, or a supervisor of N)."""
+    """``python -m streamfeat.endpoint._workers`` (one endpoint, or a supervisor of N)."""
 
     def __init__(self, db: str, key: Path, *extra: str) -> None:
-        args = [sys.executable, "-m", "streamfeat.pgstore._workers", "--host", "127.0.0.1"]
+        args = [sys.executable, "-m", "streamfeat.endpoint._workers", "--host", "127.0.0.1"]
         args += ["--port", "0", "--db", db, "--key", str(key), *extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=_env(), cwd=ROOT, text=True)
         assert self.proc.stdout is not None
@@ -56,7 +57,7 @@ class Proc:
 
 
 def _register(db: str, name: str) -> KeyPair:
-    from streamfeat.pgstore import PostgresRegistry
+    from streamfeat.endpoint._postgres import PostgresRegistry
 
     kp = KeyPair.generate(os.urandom)
     reg = PostgresRegistry(db)
@@ -110,7 +111,7 @@ def test_a_first_message_replayed_to_the_other_process_is_refused(
         replayed = asyncio.run(_exchange(b.url, hello))
         assert [t for t, _ in replayed] == [REFUSE]
         assert _refusals(b, "replayed_handshake") == 1
-        from streamfeat.pgstore import PostgresStorage
+        from streamfeat.endpoint._postgres import PostgresStorage
 
         s = PostgresStorage(pg_url)
         try:
@@ -178,7 +179,7 @@ def test_workers_share_one_port_restart_a_killed_one_and_stop_cleanly(
     for pid in now:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    from streamfeat.pgstore import PostgresStorage
+    from streamfeat.endpoint._postgres import PostgresStorage
 
     s = PostgresStorage(pg_url)
     try:

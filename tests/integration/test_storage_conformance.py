@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from streamfeat.endpoint._registry import Registry
+from streamfeat.endpoint._server import ReplayCache
+from streamfeat.endpoint._storage import SQLiteStorage, StoredBatch
 from streamfeat.errors import StorageError
-from streamfeat.tunnel._registry import Registry
-from streamfeat.tunnel._server import ReplayCache
-from streamfeat.tunnel._storage import SQLiteStorage, StoredBatch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             lambda: shared,  # in memory, one process: the cache is per endpoint process
         )
     else:
-        from streamfeat.pgstore import PostgresRegistry, PostgresReplayCache, PostgresStorage
+        from streamfeat.endpoint._postgres import (
+            PostgresRegistry,
+            PostgresReplayCache,
+            PostgresStorage,
+        )
 
         url = request.getfixturevalue("pg_url")
         yield Backend(
@@ -177,7 +181,7 @@ def test_replay_cache_refuses_a_second_use(backend: Backend) -> None:
 
 
 def test_postgres_replay_cache_is_shared_between_handles(pg_url: str) -> None:
-    from streamfeat.pgstore import PostgresReplayCache
+    from streamfeat.endpoint._postgres import PostgresReplayCache
 
     a, b = PostgresReplayCache(pg_url), PostgresReplayCache(pg_url)
     try:
@@ -189,7 +193,12 @@ def test_postgres_replay_cache_is_shared_between_handles(pg_url: str) -> None:
 
 
 def test_postgres_schema_version_is_recorded_and_a_newer_one_refused(pg_url: str) -> None:
-    from streamfeat.pgstore import SCHEMA_VERSION, PostgresStorage, connect, schema_version
+    from streamfeat.endpoint._postgres import (
+        SCHEMA_VERSION,
+        PostgresStorage,
+        connect,
+        schema_version,
+    )
 
     conn = connect(pg_url)
     try:
@@ -210,8 +219,8 @@ def test_postgres_schema_version_is_recorded_and_a_newer_one_refused(pg_url: str
 
 RACER = """
 import os, sys, time
-from streamfeat.pgstore import PostgresStorage
-from streamfeat.tunnel._storage import StoredBatch
+from streamfeat.endpoint._postgres import PostgresStorage
+from streamfeat.endpoint._storage import StoredBatch
 s = PostgresStorage(sys.argv[1])
 while not os.path.exists(sys.argv[2]):
     time.sleep(0.001)
@@ -228,7 +237,7 @@ print(" ".join(new))
 def test_postgres_exactly_once_across_processes_racing_on_the_same_batches(
     pg_url: str, tmp_path: Path
 ) -> None:
-    from streamfeat.pgstore import PostgresStorage
+    from streamfeat.endpoint._postgres import PostgresStorage
 
     PostgresStorage(pg_url).close()  # schema first, so the racers only insert
     go = tmp_path / "go"
@@ -258,7 +267,7 @@ def test_postgres_exactly_once_across_processes_racing_on_the_same_batches(
 
 def test_postgres_missing_server_is_a_one_line_storage_error() -> None:
     pytest.importorskip("psycopg")
-    from streamfeat.pgstore import PostgresStorage
+    from streamfeat.endpoint._postgres import PostgresStorage
 
     with pytest.raises(StorageError) as info:
         PostgresStorage("postgresql://nobody@127.0.0.1:1/none")

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamfeat._readers import read_jsonl
-from streamfeat.cluster import PartitionJob, route, run_partition
-from streamfeat.cluster._driver import _merge
+from streamfeat.io._readers import read_jsonl
+from streamfeat.replay import PartitionJob, route, run_partition
+from streamfeat.replay._cluster import _merge
 from tests.cluster_helpers import ODD_LINES, default_config, per_device, single_replay, write_log
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,7 +72,7 @@ def test_route_of_a_device_first_line_equals_the_reference(
 
 
 def test_parse_line_equals_the_single_process_reader() -> None:
-    from streamfeat.cluster._partition import parse_line
+    from streamfeat.replay._partition import parse_line
 
     data = b"\n".join([*ODD_LINES, b'{"device":"a","ts":1,"type":"click"}']) + b"\n"
     expected = list(read_jsonl(io.BytesIO(data), source="f"))
@@ -125,7 +125,7 @@ def test_several_files_replay_as_their_concatenation(tmp_path: Path) -> None:
 
 WORKER = """
 import sys
-from streamfeat.cluster import PartitionJob, run_partition
+from streamfeat.replay import PartitionJob, run_partition
 from tests.cluster_helpers import default_config
 cfg = default_config()
 job = PartitionJob((sys.argv[1],), cfg.text, "<default tasks>", 2, int(sys.argv[2]), sys.argv[3],

@@ -51,11 +51,11 @@ import msgpack
 import orjson
 
 from streamfeat._event import Event, event_from_obj
-from streamfeat._pipeline import build_engine
-from streamfeat._readers import InputFile
 from streamfeat._records import public
-from streamfeat._store import Checkpoint, QuarantineEntry, Store
+from streamfeat.engine._build import build_engine
 from streamfeat.errors import EventError, StorageError
+from streamfeat.io._readers import InputFile
+from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.tasks import parse_tasks
 
 __all__ = ["FINAL_BASE", "PartitionJob", "PartitionResult", "route", "run_partition"]
@@ -94,7 +94,7 @@ def route(line: bytes, partitions: int) -> int:
 
 def parse_line(line: bytes, line_no: int, source: str) -> Event | QuarantineEntry:
     """One JSONL line to an Event or a QuarantineEntry, exactly as the single-process reader
-    (``streamfeat._readers.read_jsonl``) does it, reasons included."""
+    (``streamfeat.io._readers.read_jsonl``) does it, reasons included."""
     try:
         return event_from_obj(orjson.loads(line))
     except orjson.JSONDecodeError as exc:

@@ -2,7 +2,7 @@
 
 ``run_cluster_replay`` connects to a cluster (``local:N`` starts a ``distributed.LocalCluster``
 of N single-threaded worker processes on 127.0.0.1; ``tcp://HOST:PORT`` uses an existing
-scheduler), submits one :func:`~streamfeat.cluster._partition.run_partition` task per partition
+scheduler), submits one :func:`~streamfeat.replay._partition.run_partition` task per partition
 and waits. Dask reschedules the task of a worker that dies on another worker; the task starts
 its partition over (or, with ``db``, resumes it from its last checkpoint), so the output stays
 exact. The parts and progress files live in a work directory beside OUT (``db``: inside it,
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from streamfeat._readers import detect_format
-from streamfeat._replay import ReplaySummary
-from streamfeat.cluster._partition import PartitionJob, PartitionResult, run_partition
 from streamfeat.errors import ConfigError
+from streamfeat.io._readers import detect_format
+from streamfeat.replay._partition import PartitionJob, PartitionResult, run_partition
+from streamfeat.replay._replay import ReplaySummary
 from streamfeat.tasks import TasksConfig
 
 __all__ = [
@@ -263,7 +263,7 @@ def _run(
 
 
 def _count_lines(inputs: tuple[str, ...]) -> int:
-    from streamfeat._readers import InputFile
+    from streamfeat.io._readers import InputFile
 
     n = 0
     for name in inputs:
@@ -339,7 +339,7 @@ def _summary(
 
 def _raw_size(name: str) -> int:
     if name.endswith(".gz"):
-        from streamfeat._readers import InputFile
+        from streamfeat.io._readers import InputFile
 
         src = InputFile(name)
         try:

@@ -10,18 +10,35 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from streamfeat.pgstore._postgres import is_postgres_url
+from streamfeat.endpoint._postgres import is_postgres_url
 
-__all__ = ["open_backend", "open_registry", "open_storage", "register_devices"]
+__all__ = ["decoder_for", "open_backend", "open_registry", "open_storage", "register_devices"]
+
+
+def decoder_for(paths: list[str] | None) -> Any:
+    """Return ``bytes -> records`` for the schemas of the given tasks files (or the default).
+
+    Raises:
+        ConfigError: a tasks file is refused.
+    """
+    import functools
+
+    from streamfeat.data import default_tasks_text
+    from streamfeat.encoders import decode_batch, index_schemas, schemas_for
+    from streamfeat.tasks import load_tasks, parse_tasks
+
+    configs = [load_tasks(p) for p in paths] if paths else [parse_tasks(default_tasks_text())]
+    schemas = index_schemas(*(schemas_for(c) for c in configs))
+    return functools.partial(decode_batch, schemas_by_id=schemas)
 
 
 def open_registry(db: str) -> Any:
     """The device registry in ``db``."""
     if is_postgres_url(db):
-        from streamfeat.pgstore._postgres import PostgresRegistry
+        from streamfeat.endpoint._postgres import PostgresRegistry
 
         return PostgresRegistry(db)
-    from streamfeat.tunnel._registry import Registry
+    from streamfeat.endpoint._registry import Registry
 
     return Registry(db)
 
@@ -29,10 +46,10 @@ def open_registry(db: str) -> Any:
 def open_storage(db: str) -> Any:
     """The batch and config storage in ``db`` (with ``batches()`` for tools)."""
     if is_postgres_url(db):
-        from streamfeat.pgstore._postgres import PostgresStorage
+        from streamfeat.endpoint._postgres import PostgresStorage
 
         return PostgresStorage(db)
-    from streamfeat.tunnel._storage import SQLiteStorage
+    from streamfeat.endpoint._storage import SQLiteStorage
 
     return SQLiteStorage(db)
 
@@ -47,10 +64,10 @@ def open_backend(db: str) -> tuple[Any, Any, Any]:
         StorageError: the database cannot be opened (driver missing, server down, ...).
     """
     if is_postgres_url(db):
-        from streamfeat.pgstore._postgres import PostgresReplayCache
+        from streamfeat.endpoint._postgres import PostgresReplayCache
 
         return open_registry(db), open_storage(db), PostgresReplayCache(db)
-    from streamfeat.tunnel._server import ReplayCache
+    from streamfeat.endpoint._server import ReplayCache
 
     return open_registry(db), open_storage(db), ReplayCache()
 
@@ -59,7 +76,7 @@ def register_devices(db: str, devices: Iterable[tuple[str, bytes]], *, now: floa
     """Register many devices (name, public key) in one transaction where the backend allows."""
     rows = list(devices)
     if is_postgres_url(db):
-        from streamfeat.pgstore._postgres import connect, migrate
+        from streamfeat.endpoint._postgres import connect, migrate
 
         conn = connect(db)
         try:
@@ -74,7 +91,7 @@ def register_devices(db: str, devices: Iterable[tuple[str, bytes]], *, now: floa
         return
     import sqlite3
 
-    from streamfeat.tunnel._registry import Registry
+    from streamfeat.endpoint._registry import Registry
 
     Registry(db).close()  # creates the table if absent
     conn2 = sqlite3.connect(db, timeout=30)

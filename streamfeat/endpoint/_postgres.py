@@ -35,9 +35,9 @@ from typing import Any
 
 import orjson
 
+from streamfeat.endpoint._registry import DeviceEntry
+from streamfeat.endpoint._storage import StoredBatch
 from streamfeat.errors import StorageError
-from streamfeat.tunnel._registry import DeviceEntry
-from streamfeat.tunnel._storage import StoredBatch
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A supervisor process reserves the port (a socket bound with ``SO_REUSEPORT`` that never
 listens, so it takes no connections), then starts N worker processes. Each worker is a full
-endpoint (:class:`~streamfeat.tunnel._server.TunnelServer` over aiohttp) with its own listening
+endpoint (:class:`~streamfeat.endpoint._server.TunnelServer` over aiohttp) with its own listening
 socket on that port, also ``SO_REUSEPORT``: the kernel spreads incoming connections over the
 listening workers, and a worker that dies simply stops getting any. The workers share nothing
 but the database: PostgreSQL holds the registry, the batches (exactly once by primary key), the
@@ -48,8 +48,9 @@ from pathlib import Path
 from typing import Any
 
 from streamfeat._log import server_log
-from streamfeat.pgstore._backend import open_backend
-from streamfeat.pgstore._postgres import is_postgres_url
+from streamfeat.endpoint._backend import decoder_for, open_backend
+from streamfeat.endpoint._metrics import CONTENT_TYPE_LATEST
+from streamfeat.endpoint._postgres import is_postgres_url
 
 __all__ = ["open_backend", "run_supervisor", "serve_worker"]
 
@@ -121,8 +122,8 @@ async def serve_worker(
     """
     from aiohttp import web
 
-    from streamfeat.tunnel._registry import endpoint_keypair
-    from streamfeat.tunnel._server import TunnelServer
+    from streamfeat.endpoint._registry import endpoint_keypair
+    from streamfeat.endpoint._server import TunnelServer
 
     registry, storage, cache = open_backend(db)
 
@@ -135,7 +136,7 @@ async def serve_worker(
                 texts[worker] = body.decode()
                 body = merge_expositions(texts)
             resp = web.Response(body=body)
-            resp.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
             return resp
 
     server = _Server(
@@ -237,9 +238,9 @@ def run_supervisor(
     Raises:
         StorageError: ``db`` is SQLite (``workers > 1`` needs PostgreSQL) or cannot be opened.
     """
+    from streamfeat.endpoint._postgres import PostgresStorage
+    from streamfeat.endpoint._registry import endpoint_keypair
     from streamfeat.errors import StorageError
-    from streamfeat.pgstore._postgres import PostgresStorage
-    from streamfeat.tunnel._registry import endpoint_keypair
 
     if workers > 1 and not is_postgres_url(db):
         msg = (
@@ -257,7 +258,7 @@ def run_supervisor(
     children: dict[int, _Child] = {}
 
     def argv(k: int) -> list[str]:
-        a = [sys.executable, "-m", "streamfeat.pgstore._workers", "--host", host]
+        a = [sys.executable, "-m", "streamfeat.endpoint._workers", "--host", host]
         a += ["--port", str(bound), "--db", db, "--key", str(key_path), "--worker", str(k)]
         a += ["--metrics-dir", str(metrics_dir)]
         for t in tasks or ():
@@ -323,23 +324,11 @@ def run_supervisor(
     return code
 
 
-def _decoder(paths: list[str] | None) -> Any:
-    import functools
-
-    from streamfeat._cli_replay import default_tasks_text
-    from streamfeat.encoders import decode_batch, index_schemas, schemas_for
-    from streamfeat.tasks import load_tasks, parse_tasks
-
-    configs = [load_tasks(p) for p in paths] if paths else [parse_tasks(default_tasks_text())]
-    schemas = index_schemas(*(schemas_for(c) for c in configs))
-    return functools.partial(decode_batch, schemas_by_id=schemas)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """One worker process (started by the supervisor), or with ``--workers N`` a supervisor."""
     import logging
 
-    p = argparse.ArgumentParser(prog="python -m streamfeat.pgstore._workers")
+    p = argparse.ArgumentParser(prog="python -m streamfeat.endpoint._workers")
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--db", required=True)
@@ -376,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             db=args.db,
             key_path=args.key,
-            decoder=_decoder(args.tasks),
+            decoder=decoder_for(args.tasks),  # same schemas as `serve --tasks`
             worker=args.worker,
             metrics_dir=args.metrics_dir,
             reuse_port=args.worker is not None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +33,26 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_cluster_command(args: argparse.Namespace, config: Any, console: Any) -> int:
-    """Run ``streamfeat replay EVENTS... --cluster SPEC`` from parsed arguments."""
+def run_cluster_command(
+    args: argparse.Namespace, config: Any, console: Any, render: Callable[[Any, Any], None]
+) -> int:
+    """Run ``streamfeat replay EVENTS... --cluster SPEC`` from parsed arguments.
+
+    Args:
+        args: the parsed replay arguments.
+        config: the loaded tasks file.
+        console: where the progress bar and the summary go.
+        render: prints a replay summary (the single-process replay's tables).
+    """
     import orjson
 
-    from streamfeat.cluster._driver import (
+    from streamfeat.errors import ConfigError, StorageError
+    from streamfeat.replay._cluster import (
         ClusterReplayOptions,
         expand_inputs,
         parse_cluster,
         run_cluster_replay,
     )
-    from streamfeat.errors import ConfigError, StorageError
 
     try:
         parse_cluster(args.cluster)
@@ -89,9 +99,7 @@ def run_cluster_command(args: argparse.Namespace, config: Any, console: Any) -> 
             orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
         )
     else:
-        from streamfeat._cli_replay import render_summary
-
-        render_summary(summary, console)
+        render(summary, console)
         c = summary.as_dict()["cluster"]
         console.print(
             f"cluster: {c['partitions']} partitions on {c['workers']} workers; "
@@ -109,7 +117,7 @@ def _with_progress(opts: Any, console: Any) -> Any:
         TimeRemainingColumn,
     )
 
-    from streamfeat.cluster._driver import run_cluster_replay
+    from streamfeat.replay._cluster import run_cluster_replay
 
     columns = (
         TextColumn("replaying on the cluster (lines read by all partitions)"),
