@@ -81,7 +81,7 @@ def _replay_rows(ctx: Context) -> list[Row]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         )
         client = distributed.Client(cluster)
         startup = time.perf_counter() - c0

@@ -155,7 +155,7 @@ def _client(spec: str) -> tuple[Any, Any]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         )
         return dist.Client(cluster), cluster
     return dist.Client(str(arg), timeout=30), None

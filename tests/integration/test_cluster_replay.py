@@ -26,7 +26,7 @@ def client() -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
     )
     c = distributed.Client(cluster)
     try:
@@ -121,3 +121,83 @@ def test_a_worker_killed_mid_run_still_gives_the_exact_output(
         assert result["summary"].resumed_at > 0  # partition 0 went on from its checkpoint
     # the nanny restarted the killed worker: the cluster is back to two
     client.wait_for_workers(2, timeout=60)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = sorted(
+    p
+    for p in (ROOT / "replay" / "cases").iterdir()
+    if (p / "tasks.toml").is_file() and not list(p.glob("events.msgpack"))
+)
+
+
+@pytest.mark.parametrize("case", GOLDEN, ids=[c.name for c in GOLDEN])
+def test_golden_cases_on_the_cluster(client: Any, case: Path, tmp_path: Path) -> None:
+    from streamfeat.tasks import load_tasks
+
+    [events] = sorted(case.glob("events.*"))
+    cfg = load_tasks(case / "tasks.toml")
+    expected = case / "expected.jsonl"
+    out = tmp_path / "ordered.jsonl"
+    opts = ClusterReplayOptions((str(events),), cfg, str(out), ordered=True, partitions=3)
+    run_cluster_replay(opts, client=client)
+    assert out.read_bytes() == expected.read_bytes()
+    free = tmp_path / "free.jsonl"
+    opts = ClusterReplayOptions((str(events),), cfg, str(free), partitions=3)
+    run_cluster_replay(opts, client=client)
+    assert per_device(free) == per_device(expected)
+
+
+def test_replay_command_on_a_local_cluster(log: tuple[Path, Path], tmp_path: Path) -> None:
+    from streamfeat.cli import main
+
+    events, single = log
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    a.write_bytes(b"".join(lines[: len(lines) // 2]))
+    b.write_bytes(b"".join(lines[len(lines) // 2 :]))
+    out = tmp_path / "out.jsonl"
+    code = main(
+        [
+            "replay",
+            str(tmp_path / "?.jsonl"),
+            "--cluster",
+            "local:2",
+            "--ordered",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    assert out.read_bytes() == single.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--ordered"], "--ordered and --partitions go with --cluster"),
+        (["EXTRA"], "several EVENTS files need --cluster"),
+        (["--cluster", "local:x"], "local:N needs N"),
+        (["--cluster", "remote"], "local:N or tcp://HOST:PORT"),
+        (["--cluster", "local:2", "--speed", "2"], "--speed is not supported with --cluster"),
+        (["--cluster", "local:2", "NOPE*.jsonl"], "matches no file"),
+    ],
+)
+def test_replay_command_usage_errors_are_one_line(
+    log: tuple[Path, Path],
+    tmp_path: Path,
+    argv: list[str],
+    says: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from streamfeat.cli import main
+
+    events, _ = log
+    (tmp_path / "EXTRA").write_bytes(b"")
+    files = [str(tmp_path / a) for a in argv if a in ("EXTRA", "NOPE*.jsonl")]
+    options = [a for a in argv if a not in ("EXTRA", "NOPE*.jsonl")]
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", str(events), *files, "--out", str(tmp_path / "o.jsonl"), *options])
+    assert exc.value.code == 2
+    assert says in capsys.readouterr().err
