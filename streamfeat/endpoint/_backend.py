@@ -7,12 +7,11 @@ they work on either backend.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from streamfeat.endpoint._postgres import is_postgres_url
 
-__all__ = ["decoder_for", "open_backend", "open_registry", "open_storage", "register_devices"]
+__all__ = ["decoder_for", "open_backend", "open_registry", "open_storage"]
 
 
 def decoder_for(paths: list[str] | None) -> Any:
@@ -70,35 +69,3 @@ def open_backend(db: str) -> tuple[Any, Any, Any]:
     from streamfeat.endpoint._server import ReplayCache
 
     return open_registry(db), open_storage(db), ReplayCache()
-
-
-def register_devices(db: str, devices: Iterable[tuple[str, bytes]], *, now: float) -> None:
-    """Register many devices (name, public key) in one transaction where the backend allows."""
-    rows = list(devices)
-    if is_postgres_url(db):
-        from streamfeat.endpoint._postgres import connect, migrate
-
-        conn = connect(db)
-        try:
-            migrate(conn)
-            with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO devices VALUES (%s, %s, %s, NULL)",
-                    [(n, k, now) for n, k in rows],
-                )
-        finally:
-            conn.close()
-        return
-    import sqlite3
-
-    from streamfeat.endpoint._registry import Registry
-
-    Registry(db).close()  # creates the table if absent
-    conn2 = sqlite3.connect(db, timeout=30)
-    try:
-        with conn2:  # one transaction: one fsync for the whole fleet
-            conn2.executemany(
-                "INSERT INTO devices VALUES (?, ?, ?, NULL)", [(n, k, now) for n, k in rows]
-            )
-    finally:
-        conn2.close()

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -267,6 +267,25 @@ class PostgresStorage:
             ).fetchall()
         return [(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
 
+    def iter_batches(self) -> Iterator[StoredBatch]:
+        """Yield every stored batch, in insertion order (for audits), fetched in chunks.
+
+        The batches come without decoded records (``records`` is None).
+        """
+        last = 0
+        while True:
+            with self._c.lock:
+                rows = self._c.conn.execute(
+                    "SELECT seq, device, batch_id, payload, received FROM batches "
+                    "WHERE seq > %s ORDER BY seq LIMIT 1000",
+                    (last,),
+                ).fetchall()
+            if not rows:
+                return
+            for seq, device, batch_id, payload, received in rows:
+                last = seq
+                yield StoredBatch(device, bytes(batch_id), bytes(payload), float(received))
+
     def records(self, device: str | None = None) -> list[dict[str, Any]]:
         """Decoded records stored with the batches, in insertion order."""
         sql = "SELECT record FROM batch_records"
@@ -307,6 +326,33 @@ class PostgresRegistry:
             msg = f"device `{name}` or its key is already registered"
             raise StorageError(msg) from exc
         return DeviceEntry(name, public_key, added, None)
+
+    def add_many(
+        self, devices: Iterable[tuple[str, bytes]], *, now: float | None = None
+    ) -> list[DeviceEntry]:
+        """Register many devices in one transaction.
+
+        Raises:
+            StorageError: a name or key is invalid or already registered; then none of the
+                devices is registered.
+        """
+        added = time.time() if now is None else now
+        entries = [DeviceEntry(name, key, added, None) for name, key in devices]
+        for e in entries:
+            if not e.name or len(e.public_key) != 32:
+                msg = f"device `{e.name}` needs a name and a 32-byte public key"
+                raise StorageError(msg)
+        psycopg = _psycopg()
+        try:
+            with self._c.lock, self._c.conn.transaction(), self._c.conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO devices VALUES (%s, %s, %s, NULL)",
+                    [(e.name, e.public_key, added) for e in entries],
+                )
+        except psycopg.errors.UniqueViolation as exc:
+            msg = f"registering {len(entries)} devices failed: a name or key is already registered"
+            raise StorageError(msg) from exc
+        return entries
 
     def revoke(self, name: str, *, now: float | None = None) -> bool:
         """Revoke a device; False if there is no such active device."""

@@ -189,3 +189,71 @@ def test_workers_share_one_port_restart_a_killed_one_and_stop_cleanly(
     items = sorted(item for _, _, p in stored for item in split_items(p))
     want = sorted(b"item-%d" % i for i in range(30) for _ in devices for _ in "ab")
     assert items == want  # every item of every device, once per run, none doubled
+
+
+def _serve(pg_url: str, key: Path, *extra: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "streamfeat", "serve", "--host", "127.0.0.1", "--port", "0"]
+    args += ["--db", pg_url, "--key", str(key), *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, env=_env(), cwd=ROOT, text=True)
+
+
+def test_fleet_against_two_endpoint_processes_with_one_killed_loses_and_doubles_nothing(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from streamfeat.sim import SimOptions, simulate
+
+    key = tmp_path / "endpoint.key"
+    pids = tmp_path / "pids.json"
+    proc = _serve(pg_url, key, "--workers", "2", "--pid-file", str(pids))
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening on http://127.0.0.1:"), line
+    port = int(line.rsplit(":", 1)[1])
+    before = json.loads(pids.read_text())["workers"]
+    try:
+        report = simulate(
+            SimOptions(
+                devices=12,
+                minutes=1.5,
+                speed=10,
+                processes=2,
+                seed=5,
+                chaos=True,
+                server=f"ws://127.0.0.1:{port}/v1/tunnel",
+                server_db=pg_url,
+                server_key=key,
+                server_pids=pids,
+            )
+        )
+        after = json.loads(pids.read_text())["workers"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        proc.stdout.close()
+    assert report.endpoint_restarts >= 1
+    assert after != before  # the supervisor replaced what chaos killed
+    assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    assert report.stored == report.queued > 0
+
+
+def test_serve_workers_on_sqlite_is_refused_in_one_line(tmp_path: Path) -> None:
+    proc = _serve(str(tmp_path / "ep.db"), tmp_path / "endpoint.key", "--workers", "2")
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.wait(60)
+    assert proc.returncode == 2
+
+
+def test_serve_on_an_unreachable_postgres_says_so_in_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    args = [sys.executable, "-m", "streamfeat", "serve", "--port", "0", "--key"]
+    args += [str(tmp_path / "k"), "--db", "postgresql://nobody:secret@127.0.0.1:1/none"]
+    out = subprocess.run(args, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert "127.0.0.1:1" in out.stderr
+    assert "secret" not in out.stderr  # no credentials in a log line

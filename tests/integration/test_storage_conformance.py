@@ -107,6 +107,27 @@ def test_identity_holds_across_two_handles_on_one_database(backend: Backend) -> 
     assert len(s1.batches()) == 2
 
 
+def test_iter_batches_yields_every_batch_in_insertion_order(backend: Backend) -> None:
+    s = backend.storage()
+    for i in range(2500):  # over the PostgreSQL chunk size
+        s.store_batches([_b(f"d{i % 7}", b"%d" % i, b"p%d" % i)])
+    got = [(b.device, b.batch_id, b.payload, b.records) for b in s.iter_batches()]
+    assert got == [
+        (f"d{i % 7}", (b"%d" % i).ljust(16, b"\0"), b"p%d" % i, None) for i in range(2500)
+    ]
+
+
+def test_registry_add_many_is_all_or_nothing(backend: Backend) -> None:
+    r = backend.registry()
+    got = r.add_many([("a", b"\x01" * 32), ("b", b"\x02" * 32)], now=5.0)
+    assert [(e.name, e.added) for e in got] == [("a", 5.0), ("b", 5.0)]
+    with pytest.raises(StorageError):
+        r.add_many([("c", b"\x03" * 32), ("a", b"\x04" * 32)])
+    with pytest.raises(StorageError):
+        r.add_many([("d", b"short")])
+    assert [d.name for d in r.list()] == ["a", "b"]
+
+
 def test_payload_bytes_round_trip_exactly(backend: Backend) -> None:
     s = backend.storage()
     payload = bytes(range(256)) * 100
