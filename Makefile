@@ -4,20 +4,24 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install postgres demo test test-slow bench lint clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PY) -m pip install --quiet -e '.[test,lint,postgres,cluster]'
 	touch $(STAMP)
 
 demo: install
 	$(PY) -m streamfeat demo
 
-test: install
+# PostgreSQL server binaries for the endpoint-on-PostgreSQL tests (they skip, saying so, without)
+postgres:
+	bash .ci/setup_postgres.sh || echo "PostgreSQL could not be installed: its tests will skip and say so"
+
+test: install postgres
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: install

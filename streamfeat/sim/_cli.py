@@ -52,15 +52,22 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--server-db",
-        type=Path,
-        metavar="PATH",
-        help="the --server's database (devices are registered there)",
+        metavar="PATH|URL",
+        help="the --server's database (devices are registered there): an SQLite file or a "
+        "postgresql:// URL",
     )
     p.add_argument(
         "--server-key",
         type=Path,
         metavar="FILE",
-        help="the --server's key file (default: endpoint.key beside --server-db)",
+        help="the --server's key file (default: endpoint.key beside an SQLite --server-db)",
+    )
+    p.add_argument(
+        "--server-pids",
+        type=Path,
+        metavar="FILE",
+        help="the --server's pid file (serve --workers N --pid-file FILE): --chaos then kills "
+        "one of its worker processes now and then",
     )
     p.add_argument(
         "--processes",
@@ -146,9 +153,18 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         args.parser.error(
             "--server needs --server-db (the registry the simulated devices are added to)"
         )
+    if args.server_pids and not args.server:
+        args.parser.error("--server-pids goes with --server")
+    if (
+        args.server_db
+        and args.server_db.startswith(("postgresql://", "postgres://"))
+        and not args.server_key
+    ):
+        args.parser.error("a postgresql:// --server-db needs --server-key")
     return SimOptions(
         devices=args.devices, minutes=args.minutes, speed=args.speed, tasks_text=tasks_text,
         server=args.server, server_db=args.server_db, server_key=args.server_key,
+        server_pids=args.server_pids,
         processes=args.processes, chaos=args.chaos, seed=args.seed, reconfigure=tuple(texts),
         workdir=args.workdir, drain_timeout=args.drain_timeout, release=release,
     )  # fmt: skip

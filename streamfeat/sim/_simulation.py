@@ -12,7 +12,10 @@ accelerated event time (``speed`` times real time; 0: as fast as possible).
 
 With ``chaos`` the devices reach the endpoint through a :class:`~streamfeat.sim._chaos.ChaosProxy`
 that resets random connections every one to two seconds, and the endpoint process is killed
-(SIGKILL, no goodbye) and restarted on the same port every few seconds. Faults stop once every
+(SIGKILL, no goodbye) and restarted on the same port every few seconds; with ``server`` and
+``server_pids`` (an endpoint run as ``serve --workers N --pid-file``), one of its worker
+processes is killed instead, its supervisor restarts it and the others serve meanwhile
+(``server_db`` may then be a ``postgresql://`` URL). Faults stop once every
 event has been fed; then the agents close (their last windows are uploaded) and wait for the
 acknowledgements.
 
@@ -35,6 +38,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -44,6 +48,7 @@ from typing import Any
 
 import msgpack
 
+from streamfeat._log import agent_log
 from streamfeat.gen._generator import device_id
 from streamfeat.sim._audit import percentile
 from streamfeat.sim._options import Progress, SimOptions, SimReport
@@ -99,14 +104,24 @@ class Simulation:
 
     def _prepare(self, work: Path) -> list[tuple[str, str]]:
         """Create the endpoint key and the device keys (0600) and register the devices."""
-        from streamfeat.endpoint._registry import Registry, endpoint_keypair, write_key_file
+        from streamfeat.endpoint._registry import endpoint_keypair, write_key_file
         from streamfeat.tunnel._crypto import KeyPair
 
         o = self.options
         keys = work / "keys"
         keys.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.db = Path(o.server_db) if o.server_db else work / "endpoint.sqlite"
-        self.key_path = Path(o.server_key) if o.server_key else self.db.with_name("endpoint.key")
+        from streamfeat.endpoint._backend import open_registry
+        from streamfeat.endpoint._postgres import is_postgres_url
+
+        db = str(o.server_db) if o.server_db else str(work / "endpoint.sqlite")
+        self.db = db
+        if o.server_key:
+            self.key_path = Path(o.server_key)
+        elif is_postgres_url(db):
+            msg = "a postgresql:// --server-db needs --server-key (the endpoint's key file)"
+            raise ValueError(msg)
+        else:
+            self.key_path = Path(db).with_name("endpoint.key")
         self.endpoint_key = endpoint_keypair(self.key_path, create=o.server is None)
         prefix = "" if o.server is None else f"sim{os.getpid()}-{int(time.time())}-"
         devices, rows = [], []
@@ -119,7 +134,7 @@ class Simulation:
                                   "public_key": kp.public.hex(), "endpoint_public_key": self.endpoint_key.public.hex()})  # fmt: skip
             devices.append((name, str(path)))
             rows.append((name, kp.public))
-        registry = Registry(self.db)
+        registry = open_registry(self.db)
         try:  # one transaction for the whole fleet, not one fsync per device
             registry.add_many(rows, now=now)
         finally:
@@ -391,9 +406,9 @@ class Simulation:
             )
 
     def _store_config(self, version: int, text: str) -> None:
-        from streamfeat.endpoint._storage import SQLiteStorage
+        from streamfeat.endpoint._backend import open_storage
 
-        storage = SQLiteStorage(self.db)
+        storage = open_storage(self.db)
         try:
             for d in self.device_names:
                 storage.set_config(d, version, text.encode())
@@ -413,13 +428,31 @@ class Simulation:
             if now >= next_cut:
                 self._proxy.cut(0.05)
                 next_cut = now + rng.uniform(1.0, 3.0)
-            if o.server is None and now >= next_restart:
-                self._restarting = asyncio.ensure_future(self._restart(work))
-                await asyncio.shield(self._restarting)
+            if now >= next_restart and (o.server is None or o.server_pids is not None):
+                if o.server is None:
+                    self._restarting = asyncio.ensure_future(self._restart(work))
+                    await asyncio.shield(self._restarting)
+                else:
+                    self._kill_server_worker()
                 next_restart = time.time() + rng.uniform(
                     max(3.0, expected * 0.25), max(6.0, expected * 0.4)
                 )
             await asyncio.sleep(0.05)
+
+    def _kill_server_worker(self) -> None:
+        """SIGKILL one worker process of a ``--server`` run with ``serve --workers N``; its
+        supervisor starts it again while the other workers serve."""
+        assert self.options.server_pids is not None
+        try:
+            pids = json.loads(Path(self.options.server_pids).read_text())["workers"]
+        except (OSError, ValueError, KeyError) as exc:
+            agent_log.warning("chaos: no endpoint worker to kill (%s)", exc)
+            return
+        if not pids:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.rng.choice(pids), signal.SIGKILL)
+            self.report.endpoint_restarts += 1
 
     async def _restart(self, work: Path) -> None:
         proc, self._endpoint = self._endpoint, None
