@@ -47,7 +47,7 @@ class Endpoint:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.db = tmp / "endpoint.sqlite"
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamfeat", "serve", "--port", "0", "--db", str(self.db)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamfeat", "serve", "--init", "--port", "0", "--db", str(self.db)],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp, env=ENV, text=True)  # fmt: skip
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
