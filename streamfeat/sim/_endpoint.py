@@ -41,10 +41,8 @@ def _say(obj: object) -> None:
 
 async def _serve(db: Path, key_path: Path, host: str, port: int) -> None:
     from streamfeat.endpoint._registry import Registry, endpoint_keypair
-    from streamfeat.endpoint._server import TunnelServer
+    from streamfeat.endpoint._server import Limits, TunnelServer
     from streamfeat.endpoint._storage import SQLiteStorage
-
-    from streamfeat.endpoint._server import Limits
 
     # every simulated device connects from 127.0.0.1: the per-source cap on connections not
     # yet authenticated (meant for one abusive client) would throttle the whole fleet's
