@@ -3,6 +3,7 @@ mistake, checking the error's fields (the pattern, the word, the reason), not it
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from streamfeat._event import Event
@@ -141,3 +142,22 @@ def test_a_tasks_file_error_keeps_the_fields() -> None:
     err = info.value
     assert (err.key, err.pattern, err.word) == ("triggers.short", "short", 1)
     assert "needs a value" in err.detail
+
+
+def test_partial_matches_survive_a_snapshot_and_a_hot_update() -> None:
+    texts = {"plus": "a b+ c", "cond": "x[item = 1] * y", "gone": "a? b c"}
+    events = [ev("x", item="1"), ev("a"), ev("b"), ev("b"), ev("c"), ev("y")]
+    trigs = {n: parse_pattern(t, name=n) for n, t in texts.items()}
+    m = Matcher(trigs, limit_ms=10**12, limit_events=10**9)
+    st = m.new_state()
+    got = []
+    for i, e in enumerate(events):
+        if i == 3:  # mid-run: `plus` holds `a b`, `cond` holds `x`, `gone` holds `a b`, `b`
+            m.update({"new": parse_pattern("b+ c", name="new")}, ["gone"])
+            data = msgpack.unpackb(msgpack.packb(m.dump(st)), strict_map_key=False)
+            st = m.load(data)
+        got += [(f.trigger, f.first, f.last) for f in m.step(st, i, e)]
+    assert got == [("plus", 1, 4), ("new", 3, 4), ("cond", 0, 5)]
+    full = reference_firings(trigs, events, limit_ms=10**12, limit_events=10**9)
+    assert ("gone", 3, 4) in full  # removed before it could fire
+    assert [f for f in full if f[0] != "gone"] == [("plus", 1, 4), ("cond", 0, 5)]
