@@ -81,6 +81,8 @@ class TriggerSpecError(ConfigError):
 
     Attributes:
         word: the 1-based index of the offending word of the pattern, when known.
+        pattern: the trigger's name, else the pattern's text, when known.
+        detail: what was wrong, without the pattern and the word.
     """
 
     def __init__(
@@ -90,8 +92,12 @@ class TriggerSpecError(ConfigError):
         file: str | None = None,
         key: str | None = None,
         word: int | None = None,
+        pattern: str | None = None,
+        detail: str | None = None,
     ) -> None:
         self.word = word
+        self.pattern = pattern
+        self.detail = detail if detail is not None else reason
         super().__init__(reason, file=file, key=key)
 
 
