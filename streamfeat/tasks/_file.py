@@ -39,6 +39,10 @@ __all__ = [
 UPLOAD_RECORDS = ("feature", "window", "trigger", "task", "late")
 ENCODINGS = ("json", "msgpack", "compact")
 _RUN_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
+# The tunnel's largest batch (streamfeat.tunnel._frames.MAX_BATCH, kept equal by a test; not
+# imported, so that loading a tasks file loads no tunnel code): a larger batch_max_bytes would
+# seal batches the tunnel refuses, and nothing would ever upload.
+MAX_BATCH_BYTES = 65_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,9 @@ def load_tasks(path: str | Path) -> TasksConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         msg = f"can't read the tasks file: {exc.strerror or exc}"
+        raise ConfigError(msg, file=str(p)) from exc
+    except UnicodeDecodeError as exc:
+        msg = f"is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); save it as UTF-8"
         raise ConfigError(msg, file=str(p)) from exc
     return parse_tasks(text, source=str(p))
 
@@ -255,7 +262,10 @@ class _Loader(TableReader):
                 "upload.encoding", f"must be one of {', '.join(ENCODINGS)}, got {enc!r}"
             )
         max_bytes = self.integer(
-            "upload.batch_max_bytes", t.get("batch_max_bytes", d.batch_max_bytes), minimum=64
+            "upload.batch_max_bytes",
+            t.get("batch_max_bytes", d.batch_max_bytes),
+            minimum=64,
+            maximum=MAX_BATCH_BYTES,
         )
         max_age = self.duration("upload.batch_max_age", t.get("batch_max_age", "1s"))
         outbox_mb = self.number(
