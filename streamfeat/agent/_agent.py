@@ -361,6 +361,8 @@ class Agent:
             await live.shell.aclose(close_windows=close_windows)
             if self.tasks is not None:
                 await self.tasks.aclose()
+            if self.ranking is not None:  # each re-rank ends within its task's timeout
+                await self.ranking.drain()
             self._flush_task_records()
             self.snapshot()
         self._results.close()
