@@ -18,7 +18,9 @@ __all__ = [
     "EncoderError",
     "EventError",
     "HandshakeError",
+    "InputError",
     "LocalProtocolError",
+    "OutputError",
     "RemoteProtocolError",
     "StorageError",
     "StreamfeatError",
@@ -54,6 +56,17 @@ class EventError(StreamfeatError, ValueError):
         self.reason = reason
         msg = f"`{key}` {reason}" if key is not None else reason
         super().__init__(msg)
+
+
+class InputError(StreamfeatError, OSError):
+    """Raised when an event source can't be opened or read (a missing file, a closed standard
+    input). Input that can be read but is bad is never raised: it is quarantined."""
+
+
+class OutputError(StreamfeatError, OSError):
+    """Raised when an output file can't be created or written (a missing folder, a full disk).
+
+    What was committed before (a replay's last checkpoint) is intact."""
 
 
 # --- configuration ------------------------------------------------------------------------

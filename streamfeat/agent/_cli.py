@@ -113,6 +113,9 @@ def read_endpoint_key(path: str | Path) -> bytes:
 def _run(args: argparse.Namespace) -> int:
     from streamfeat.upload._keys import read_key_file
 
+    if sys.stdin is None:  # started with stdin closed (`<&-`): nothing to read, ever
+        args.parser.error("standard input is closed: pipe JSONL events in")
+
     try:
         device_file = read_key_file(args.device_key)
         url = str(args.endpoint or device_file.get("url") or "")

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from streamfeat.data import default_tasks_text
-from streamfeat.errors import ConfigError, StorageError
+from streamfeat.errors import ConfigError, InputError, OutputError, StorageError
 from streamfeat.replay._cluster_cli import add_cluster_options, run_cluster_command
 from streamfeat.replay._replay import ReplayOptions, ReplaySummary, run_replay
 from streamfeat.tasks import load_tasks, parse_tasks
@@ -121,11 +121,21 @@ def _replay(args: argparse.Namespace) -> int:
     except (StorageError, ConfigError) as exc:  # TaskLoadError (--run-tasks) is a ConfigError
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
+    except (InputError, OutputError) as exc:
+        print(f"streamfeat replay: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         stream = sys.stderr if args.out == "-" else sys.stdout
         stream.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         render_summary(summary, console)
+    if summary.input_error:
+        print(
+            f"streamfeat replay: {args.events} could not be read to its end: "
+            f"{summary.input_error}; the rest is quarantined",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -122,19 +122,16 @@ def add_parsers(sub: Any) -> None:
 def options_from_args(args: argparse.Namespace) -> SimOptions:
     """Build :class:`SimOptions` from parsed arguments (usage errors through the parser)."""
     from streamfeat.errors import ConfigError
-    from streamfeat.tasks import parse_tasks
+    from streamfeat.tasks import load_tasks
 
     tasks_text = ""
     texts = []
     try:
         if args.tasks:
-            tasks_text = Path(args.tasks).read_text()
-            parse_tasks(tasks_text, source=args.tasks)
+            tasks_text = load_tasks(args.tasks).text  # refuses a file that is not UTF-8, too
         for spec in args.reconfigure:
             minute, _, file = spec.partition(":")
-            text = Path(file).read_text()
-            parse_tasks(text, source=file)
-            texts.append((float(minute), text))
+            texts.append((float(minute), load_tasks(file).text))
     except (OSError, ValueError, ConfigError) as exc:
         args.parser.error(str(exc))
     if args.devices < 1 or args.minutes <= 0 or args.speed < 0:
