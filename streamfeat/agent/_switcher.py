@@ -80,6 +80,7 @@ class ConfigSwitcher:
         self._admission_spec: str | None = None
         self.encoder = self._encoder_for(given)
         self.switches: list[SwitchReport] = []
+        self.restored = False  # restore() used the stored snapshot
 
     # -- the running file -----------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class ConfigSwitcher:
         if cp is not None and saved is not None:
             try:
                 engine.restore(cp.snapshot)
+                self.restored = True
             except StorageError:
                 agent_log.warning(
                     "engine snapshot does not fit the stored tasks file; starting fresh"
@@ -135,9 +137,10 @@ class ConfigSwitcher:
         self.stats.config_version = self.version
         return engine
 
-    def snapshot(self, engine: Engine, submitted: int) -> None:
-        """Write ``engine``'s snapshot with the tasks file and its version (one transaction)."""
-        cp = Checkpoint(CHECKPOINT, engine.snapshot(), submitted, 0, engine.events)
+    def snapshot(self, engine: Engine, submitted: int, emitted: int = 0) -> None:
+        """Write ``engine``'s snapshot with the tasks file and its version (one transaction);
+        ``emitted``: the engine records committed up to it (the checkpoint's ``out_offset``)."""
+        cp = Checkpoint(CHECKPOINT, engine.snapshot(), submitted, emitted, engine.events)
         with self.store.transaction():
             self.store.save_checkpoint(cp)
             self.store.put_state(

@@ -100,13 +100,35 @@ def feed(proc: subprocess.Popen[bytes], lines: list[bytes], rng: random.Random) 
     i = 0
     try:
         while i < len(lines):
-            n = rng.randint(1, 40)
+            n = rng.randint(1, 10)
             proc.stdin.write(b"".join(lines[i : i + n]))
             proc.stdin.flush()
             i += n
-            time.sleep(rng.uniform(0.0, 0.01))
+            time.sleep(rng.uniform(0.0, 0.03))
     except (BrokenPipeError, ValueError, OSError):
         pass
+
+
+def stored_records(
+    store: Path, more_than: int = -1, within: float = 0.0, feeding: threading.Thread | None = None
+) -> int:
+    """Rows in the device store's records table; waits up to ``within`` s for more than given
+    (while ``feeding`` is alive)."""
+    end = time.monotonic() + within
+    while True:
+        n = 0
+        if store.exists():
+            conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+            try:
+                n = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+            except sqlite3.Error:
+                n = 0
+            finally:
+                conn.close()
+        done = feeding is not None and not feeding.is_alive()
+        if n > more_than or time.monotonic() > end or done:
+            return int(n)
+        time.sleep(0.05)
 
 
 def run_with_kills(tmp: Path, name: str, lines: list[bytes], kills: int, seed: int) -> int:
@@ -121,7 +143,8 @@ def run_with_kills(tmp: Path, name: str, lines: list[bytes], kills: int, seed: i
         writer = threading.Thread(target=feed, args=(proc, lines[start:], rng), daemon=True)
         writer.start()
         if not final:
-            time.sleep(rng.uniform(0.3, 1.5))  # python start-up included: some kills hit early
+            stored_records(store, more_than=stored_records(store), within=30, feeding=writer)
+            time.sleep(rng.uniform(0.0, 1.2))  # a random moment after the agent stored records
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 hit += 1
@@ -158,11 +181,11 @@ def check_kills(tmp: Path, endpoint: Endpoint, kills: int, n_events: int, seed: 
 
 
 def test_agent_killed_3_times_uploads_every_record_once(tmp_path: Path, endpoint: Endpoint) -> None:
-    check_kills(tmp_path, endpoint, kills=3, n_events=1500, seed=11)
+    check_kills(tmp_path, endpoint, kills=3, n_events=150, seed=11)
 
 
 @pytest.mark.slow
 def test_agent_killed_20_times_uploads_every_record_once(
     tmp_path: Path, endpoint: Endpoint
 ) -> None:
-    check_kills(tmp_path, endpoint, kills=20, n_events=6000, seed=12)
+    check_kills(tmp_path, endpoint, kills=20, n_events=1000, seed=12)
