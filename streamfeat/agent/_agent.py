@@ -41,7 +41,6 @@ unchanged triggers, windows and features; then the new queue starts. Each applie
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import sqlite3
 import time
@@ -383,12 +382,19 @@ class Agent:
             self._flush_task_records()
             self.snapshot()
         if self.uploader is not None:
-            if drain_timeout > 0:
-                await self.uploader.wait_drained(drain_timeout)
+            if drain_timeout > 0 and self.failure is None:
+                try:
+                    await self.uploader.wait_drained(drain_timeout)
+                except (StorageError, sqlite3.Error) as exc:  # sealing failed: a full disk
+                    self._fail(exc)
             await self.uploader.aclose()
             if self._upload_task is not None:
-                with contextlib.suppress(asyncio.CancelledError, TunnelError, OSError):
+                try:
                     await self._upload_task
+                except (StorageError, sqlite3.Error) as exc:  # its outbox write failed
+                    self._fail(exc)
+                except (asyncio.CancelledError, TunnelError, OSError):
+                    pass
         self.outbox_waiting = len(live.outbox) + live.outbox.pending_items
         live.store.close()
 

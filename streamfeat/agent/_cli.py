@@ -202,6 +202,8 @@ async def _agent_main(
         error = f"{exc}; input line {line_no} was not accepted"
     finally:
         await agent.aclose(close_windows=args.final and error is None, drain_timeout=args.drain)
+    if error is None and agent.failure is not None:
+        error = str(agent.failure)
     s = agent.stats
     summary = {
         "lines": line_no, "events": s.submitted, "quarantined": s.quarantined, "records": s.records,
