@@ -76,7 +76,7 @@ from streamfeat.upload._transport import Transport
 
 __all__ = ["Agent", "AgentStats", "load_config"]
 
-_SNAPSHOT_MIN = 1.0  # seconds: engine snapshots commit at most this often while records flow
+_SNAPSHOT_IDLE = 30.0  # seconds between snapshots while records flow when snapshot_every is 0
 
 
 @dataclass(slots=True)
@@ -105,8 +105,8 @@ class Agent:
         device: the device name read by :meth:`features` / :meth:`windows` by default.
         queue_size, batch, tick: of the :class:`AsyncEngine` (``tick`` seconds between engine
             advances for idle devices; 0 turns them off).
-        snapshot_every: seconds between engine snapshots to the store (0: only on close); each
-            engine batch with records commits one too (see the module docstring).
+        snapshot_every: seconds between engine snapshots to the store (0: 30 s while records
+            flow, else only on close); a restart replays the journal since the last one.
         retention_every: seconds between runs of the store's ``[store]`` retention and size
             bound (evictions counted in the store's ``evicted.*`` counters; 0: never).
         uploader_options: extra :class:`~streamfeat.upload.UploaderConfig` fields.
@@ -576,8 +576,9 @@ class Agent:
         live = self._running
         before = self._emitted
         due = snapshot
-        if due is None:
-            due = time.monotonic() - self._snapshot_at >= _SNAPSHOT_MIN
+        if due is None:  # a snapshot bounds the journal a restart replays
+            every = self._snapshot_every or _SNAPSHOT_IDLE
+            due = time.monotonic() - self._snapshot_at >= every
         try:
             with live.store.transaction():
                 if records:
@@ -639,6 +640,8 @@ class Agent:
         cfg = live.switcher.config.store
         if self.failure is not None or not (cfg.retention or cfg.max_mb):
             return {}
+        if not self._switch_lock.locked():  # the journal a snapshot covers is dropped first
+            self.snapshot()
         try:
             evicted = live.store.apply_retention(max_age_ms=cfg.retention, max_mb=cfg.max_mb)
         except (StorageError, sqlite3.Error) as exc:  # not fatal: the next run tries again
