@@ -703,9 +703,24 @@ class Agent:
             if self._closed or not switcher.wants(version, source):
                 return None
             new = switcher.parse(version, text, source)
-            if new is None:
-                return None
-            return await self._switch(version, new, source)
+            report = None if new is None else await self._switch(version, new, source)
+            if report is None and switcher.refusal and self.failure is None:
+                self._report_refusal(version, switcher.refusal)
+            return report
+
+    def _report_refusal(self, version: int, reason: str) -> None:
+        """Upload a ``config`` record saying the file was refused, through the normal path
+        (stored, queued durably, sent on the next connection)."""
+        live = self._running
+        record: Record = {"kind": "config", "device": self.device, "ts": self._now_ms(),
+                          "version": version, "status": "refused", "reason": reason[:500]}  # fmt: skip
+        live.switcher.refusal = ""
+        try:
+            with live.store.transaction():
+                live.sink.send([record])
+        except (StorageError, sqlite3.Error) as exc:
+            live.outbox.reload()
+            self._fail(exc)
 
     async def _switch(self, version: int, new: TasksConfig, source: str) -> SwitchReport | None:
         live = self._running

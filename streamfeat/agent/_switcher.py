@@ -81,6 +81,7 @@ class ConfigSwitcher:
         self.encoder = self._encoder_for(given)
         self.switches: list[SwitchReport] = []
         self.restored = False  # restore() used the stored snapshot
+        self.refusal = ""  # the reason of the last file refused
 
     # -- the running file -----------------------------------------------------------------
 
@@ -181,6 +182,7 @@ class ConfigSwitcher:
     def refuse(self, version: int, text: str, source: str, reason: str) -> None:
         """Record a tasks file that is not running: history row, counters, log."""
         self.stats.configs_refused += 1
+        self.refusal = reason
         try:
             with self.store.transaction():
                 self.record(version, text, source, f"refused: {reason}", None)
