@@ -209,6 +209,13 @@ class Worker:
             await self._feed_fast(progress_every)
         else:
             await self._feed_timed(t0, progress_every)
+        # a process restarted after a kill may have had nothing left to feed: its clock still
+        # moves on to where the fleet's is (the simulator's pushes wait for every clock)
+        latest = max((d.maxts for d in self.devices), default=0) / 1000
+        if self.speed > 0:
+            latest = max(latest, (self.start_ts + (time.time() - t0) * 1000 * self.speed) / 1000)
+        if latest > self.clock.time():
+            self.clock.set(latest)
         for dev in self.devices:
             await dev.agent.drain()
             dev.steady = len(dev.agent.outbox.latencies)
