@@ -155,7 +155,7 @@ def _reader(
         for line in sys.stdin.buffer:
             lines.put(line)
             loop.call_soon_threadsafe(wake)
-    except (OSError, ValueError):  # a closed or unreadable stdin ends the input
+    except (OSError, ValueError, AttributeError):  # a closed or missing stdin ends the input
         pass
     lines.put(None)
     with contextlib.suppress(RuntimeError):  # the loop may be gone already
