@@ -158,7 +158,7 @@ def _reader(
         for line in sys.stdin.buffer:
             lines.put(line)
             loop.call_soon_threadsafe(wake)
-    except (OSError, ValueError):  # a closed or unreadable stdin ends the input
+    except (OSError, ValueError, AttributeError):  # a closed or missing stdin ends the input
         pass
     lines.put(None)
     with contextlib.suppress(RuntimeError):  # the loop may be gone already
@@ -205,6 +205,8 @@ async def _agent_main(
         error = f"{exc}; input line {line_no} was not accepted"
     finally:
         await agent.aclose(close_windows=args.final and error is None, drain_timeout=args.drain)
+    if error is None and agent.failure is not None:
+        error = str(agent.failure)
     s = agent.stats
     summary = {
         "lines": line_no, "events": s.submitted, "quarantined": s.quarantined, "records": s.records,

@@ -80,6 +80,8 @@ class ConfigSwitcher:
         self._admission_spec: str | None = None
         self.encoder = self._encoder_for(given)
         self.switches: list[SwitchReport] = []
+        self.restored = False  # restore() used the stored snapshot
+        self.refusal = ""  # the reason of the last file refused
 
     # -- the running file -----------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class ConfigSwitcher:
         if cp is not None and saved is not None:
             try:
                 engine.restore(cp.snapshot)
+                self.restored = True
             except StorageError:
                 agent_log.warning(
                     "engine snapshot does not fit the stored tasks file; starting fresh"
@@ -135,9 +138,10 @@ class ConfigSwitcher:
         self.stats.config_version = self.version
         return engine
 
-    def snapshot(self, engine: Engine, submitted: int) -> None:
-        """Write ``engine``'s snapshot with the tasks file and its version (one transaction)."""
-        cp = Checkpoint(CHECKPOINT, engine.snapshot(), submitted, 0, engine.events)
+    def snapshot(self, engine: Engine, submitted: int, emitted: int = 0) -> None:
+        """Write ``engine``'s snapshot with the tasks file and its version (one transaction);
+        ``emitted``: the engine records committed up to it (the checkpoint's ``out_offset``)."""
+        cp = Checkpoint(CHECKPOINT, engine.snapshot(), submitted, emitted, engine.events)
         with self.store.transaction():
             self.store.save_checkpoint(cp)
             self.store.put_state(
@@ -175,6 +179,7 @@ class ConfigSwitcher:
     def refuse(self, version: int, text: str, source: str, reason: str) -> None:
         """Record a tasks file that is not running: history row, counters, log."""
         self.stats.configs_refused += 1
+        self.refusal = reason
         try:
             with self.store.transaction():
                 self.record(version, text, source, f"refused: {reason}", None)

@@ -91,6 +91,7 @@ class SimReport:
     waiting: int = 0
     encode_errors: int = 0
     endpoint_restarts: int = 0
+    agent_kills: int = 0  # fleet processes (all their agents) killed with SIGKILL and restarted
     connections_cut: int = 0
     reconnects: int = 0
     configs_pushed: int = 0
