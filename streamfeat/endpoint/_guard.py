@@ -15,7 +15,10 @@ forever, are bounded as well.
 Running out of file descriptors: the asyncio loop reports a failed ``accept()`` through the
 loop's exception handler once per listening socket per second, with a traceback.
 :func:`install_accept_error_handler` counts those reports and logs one line at most every
-10 seconds instead.
+10 seconds instead. asyncio accepts up to ``backlog`` connections per loop pass (and, on a
+failed accept, schedules one retry per remaining pass), so the server is created with a small
+accept burst (:data:`ACCEPT_BURST`) and the kernel's listen queue is raised afterwards: a burst
+of refused connections can then hold at most that many descriptors before they are closed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,16 @@ from typing import Any
 
 from streamfeat._log import server_log
 
-__all__ = ["ConnectionGuard", "GuardedProtocol", "install_accept_error_handler"]
+__all__ = [
+    "ACCEPT_BURST",
+    "LISTEN_BACKLOG",
+    "ConnectionGuard",
+    "GuardedProtocol",
+    "install_accept_error_handler",
+]
+
+ACCEPT_BURST = 16  # connections accepted per loop pass (asyncio's ``backlog`` argument)
+LISTEN_BACKLOG = 1024  # the kernel's queue of connections not yet accepted
 
 
 def _nofile_limit() -> int:
@@ -55,7 +67,7 @@ class ConnectionGuard:
         on_refuse: Callable[[str], None],
     ) -> None:
         self.timeout = timeout
-        self.max_total = max(1, min(max_total, _nofile_limit() // 4))
+        self.max_total = max(1, min(max_total, _nofile_limit() // 4 - ACCEPT_BURST))
         self.max_per_source = max(1, max_per_source)
         self._on_refuse = on_refuse
         self._pending: dict[asyncio.BaseTransport, tuple[str, asyncio.TimerHandle]] = {}
@@ -154,6 +166,12 @@ def install_accept_error_handler(
     suppressed = [0]
 
     def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), ValueError) and "_start_serving" in repr(
+            context.get("handle")
+        ):
+            # a retry asyncio scheduled after a failed accept ran after the server closed
+            # its socket (fd -1): harmless, and there may be one per failed accept
+            return
         if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
             on_error()
             now = lp.time()

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import os
 import signal
+import socket
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,8 @@ from aiohttp import web
 from streamfeat._log import server_log
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.endpoint._guard import (
+    ACCEPT_BURST,
+    LISTEN_BACKLOG,
     ConnectionGuard,
     GuardedProtocol,
     install_accept_error_handler,
@@ -146,6 +149,7 @@ class _Writer:
         # a storage that never blocks (in memory, or a non-blocking client) runs in the loop
         self._inline = bool(getattr(storage, "non_blocking", False))
         self.last_error: str | None = None  # the last store failed (health says degraded)
+        self._decode_logged = -60.0
 
     def _failed(self, exc: Exception) -> None:
         self._metrics.storage_failures.inc()
@@ -185,11 +189,19 @@ class _Writer:
             return b
         try:
             records = [r for item in split_items(b.payload) for r in self._decoder(item)]
-        except Exception:  # a bad batch is still stored raw and acknowledged: never lost
+        except Exception as exc:  # a bad batch is still stored raw and acknowledged: never lost
             self._metrics.decode_errors.inc()
-            server_log.warning(
-                "decoder failed on batch %s of %s", b.batch_id.hex(), b.device, exc_info=True
-            )
+            # one line, at most once a minute: a device sending garbage must not flood the log
+            now = self._clock.monotonic()
+            if now - self._decode_logged >= 60.0:
+                self._decode_logged = now
+                server_log.warning(
+                    "decoder failed on batch %s of %s: %s (stored raw; counted in "
+                    "streamfeat_tunnel_decode_errors_total, logged once a minute)",
+                    b.batch_id.hex(),
+                    b.device,
+                    exc,
+                )
             return b
         return StoredBatch(b.device, b.batch_id, b.payload, b.received, records)
 
@@ -306,14 +318,18 @@ class _Session:
         # bytes go out in the order conn.send produced them: frame counters must not reorder
         self._out.put(self.conn.send(event))
 
-    def close_now(self, code: CloseCode, reason: str) -> None:
+    def close_now(self, code: CloseCode, reason: str, *, end_transport: bool = True) -> None:
         """Close an open connection from the endpoint's side (revocation, window, quota):
-        send CLOSE, then end the transport once it is written, whatever the device does."""
+        send CLOSE, then, with ``end_transport`` (called from outside the read loop), end the
+        transport once it is written, whatever the device does. From inside the read loop,
+        the loop's own exit closes the transport (a websocket close handshake, which reads
+        and drops what the device still sends, so the device receives our CLOSE rather
+        than a reset)."""
         if self.conn.state is State.OPEN:
             with contextlib.suppress(Exception):
                 self.send(Close(code, reason))
         self._out.finish()
-        if self._closer is None:
+        if end_transport and self._closer is None:
             self._closer = asyncio.get_running_loop().create_task(self._close_after_flush())
 
     async def _close_after_flush(self) -> None:
@@ -379,7 +395,7 @@ class _Session:
                 if refusal is not None:
                     srv.metrics.refused(refusal[0].reason)
                     server_log.info("closed %s: %s", self.device, refusal[1])
-                    self.close_now(*refusal)
+                    self.close_now(*refusal, end_transport=False)
                     return True
                 self.unacked += 1
                 srv.metrics.bytes.inc(len(ev.payload))
@@ -626,10 +642,10 @@ class TunnelServer:
         )
         await ws.prepare(request)
         raw = request.transport
-        await self.handle_transport(
-            WebSocketTransport(ws), functools.partial(self.guard.authenticated, raw)
-        )
-        if ws.close_code == 1009:  # aiohttp closed it: a message over MAX_MESSAGE bytes
+        transport = WebSocketTransport(ws)
+        await self.handle_transport(transport, functools.partial(self.guard.authenticated, raw))
+        err = transport.error
+        if getattr(err, "code", None) == 1009:  # aiohttp closed it: a message over MAX_MESSAGE
             self.metrics.refused("message_too_large")
             server_log.info("closed a connection: websocket message over %d bytes", MAX_MESSAGE)
         return ws
@@ -759,7 +775,7 @@ class _GuardedSite(web.TCPSite):
     def __init__(
         self, runner: web.AppRunner, host: str, port: int, *, server: TunnelServer
     ) -> None:
-        super().__init__(runner, host, port, backlog=1024)
+        super().__init__(runner, host, port, backlog=ACCEPT_BURST)
         self._tunnel_server = server
 
     async def start(self) -> None:
@@ -767,10 +783,15 @@ class _GuardedSite(web.TCPSite):
         loop = asyncio.get_running_loop()
         inner = self._runner.server
         assert inner is not None
-        self._server = await loop.create_server(
-            self._tunnel_server.protocol_factory(inner),
-            self._host,
-            self._port,
-            backlog=self._backlog,
-            reuse_address=self._reuse_address,
-        )
+        sock = socket.create_server((self._host, self._port), backlog=LISTEN_BACKLOG)
+        sock.setblocking(False)
+        try:
+            self._server = await loop.create_server(
+                self._tunnel_server.protocol_factory(inner), sock=sock, backlog=ACCEPT_BURST
+            )
+        except BaseException:
+            sock.close()
+            raise
+        # asyncio listened with the accept burst as the queue length; make the kernel's
+        # queue of not-yet-accepted connections longer again (same socket object)
+        sock.listen(LISTEN_BACKLOG)
