@@ -387,7 +387,6 @@ class _Session:
                 srv.metrics.handshakes.inc()
                 if self._on_authenticated is not None:
                     self._on_authenticated()
-                srv._live.setdefault(self.device or "", set()).add(self)
                 self._send_config_if_newer()
             elif isinstance(ev, Batch):
                 assert self.device is not None
@@ -462,6 +461,9 @@ class _Session:
             return
         assert entry is not None
         self.device = entry.name
+        # live from the registry lookup on (same loop step, no await in between): a revocation
+        # committed after the lookup changes data_version, and the next poll finds this session
+        srv._live.setdefault(entry.name, set()).add(self)
         self.send(Accept())
 
     def _send_config_if_newer(self) -> None:
@@ -588,7 +590,8 @@ class TunnelServer:
 
     async def _poll_revocations(self) -> None:
         """Notice ``device revoke`` run by another process: SQLite's data_version changes when
-        another connection commits, so most polls cost one PRAGMA and no table read."""
+        another connection commits (our own storage connection included), so a quiet poll costs
+        one PRAGMA and any other one indexed query over the live devices."""
         seen = -1
         while True:
             await asyncio.sleep(self.limits.revocation_poll)
