@@ -6,7 +6,8 @@ a connection over either cap is closed at once (the accept already happened: the
 given back immediately). One deadline covers the HTTP request, the websocket upgrade and the
 handshake: a connection still unauthenticated ``handshake_timeout`` seconds after its accept is
 aborted. Plain HTTP requests (``/healthz``, ``/metrics``) never authenticate, so a keep-alive
-connection of a monitoring client is closed at the deadline too; clients reconnect.
+connection of a monitoring client is closed at the deadline too (clients reconnect); having
+been answered, it is not counted as a refusal.
 
 This sits *below* aiohttp: :class:`GuardedProtocol` wraps the protocol aiohttp's server makes
 for each connection, so that idle sockets and half-sent requests, which aiohttp would keep
@@ -72,6 +73,7 @@ class ConnectionGuard:
         self._on_refuse = on_refuse
         self._pending: dict[asyncio.BaseTransport, tuple[str, asyncio.TimerHandle]] = {}
         self._per_source: Counter[str] = Counter()
+        self._served: set[asyncio.BaseTransport] = set()
 
     @property
     def unauthenticated(self) -> int:
@@ -90,6 +92,12 @@ class ConnectionGuard:
         self._per_source[source] += 1
         return True
 
+    def served(self, transport: asyncio.BaseTransport | None) -> None:
+        """A plain HTTP request was answered on this connection: at its deadline it is closed
+        without being counted as a refusal."""
+        if transport is not None and transport in self._pending:
+            self._served.add(transport)
+
     def authenticated(self, transport: asyncio.BaseTransport | None) -> None:
         """The connection's handshake completed: it leaves the unauthenticated pool."""
         if transport is not None:
@@ -101,6 +109,7 @@ class ConnectionGuard:
 
     def _release(self, transport: asyncio.BaseTransport) -> None:
         entry = self._pending.pop(transport, None)
+        self._served.discard(transport)
         if entry is None:
             return
         source, handle = entry
@@ -111,8 +120,10 @@ class ConnectionGuard:
 
     def _expire(self, transport: asyncio.BaseTransport) -> None:
         if transport in self._pending:
+            answered = transport in self._served
             self._release(transport)
-            self._on_refuse("handshake_timeout")
+            if not answered:
+                self._on_refuse("handshake_timeout")
             transport.abort()  # type: ignore[attr-defined]
 
 

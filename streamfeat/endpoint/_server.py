@@ -663,6 +663,7 @@ class TunnelServer:
         return 200, "ok"
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        self.guard.served(request.transport)
         status, text = self.health()
         return web.Response(status=status, text=text + "\n")
 
@@ -673,6 +674,7 @@ class TunnelServer:
         return lambda: GuardedProtocol(inner(), self.guard)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        self.guard.served(request.transport)
         resp = web.Response(body=self.metrics.render())
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return resp

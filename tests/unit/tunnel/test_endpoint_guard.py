@@ -68,3 +68,14 @@ def test_limits_refuse_values_that_make_no_sense(field: str, value: float) -> No
 
 def test_default_limits_are_valid() -> None:
     Limits().check()
+
+
+async def test_an_answered_http_connection_is_closed_at_the_deadline_but_not_counted() -> None:
+    refused: list[str] = []
+    g = ConnectionGuard(timeout=0.05, max_total=8, max_per_source=8, on_refuse=refused.append)
+    t = FakeTransport("a")
+    assert g.admit(t)
+    g.served(t)
+    await asyncio.sleep(0.1)
+    assert t.aborted
+    assert refused == []
