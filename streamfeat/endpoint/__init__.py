@@ -10,6 +10,7 @@ An aiohttp shell over the sans-IO :mod:`streamfeat.tunnel` core, reusing the dev
 
 from __future__ import annotations
 
+from streamfeat.endpoint._limits import Limits
 from streamfeat.endpoint._metrics import TunnelMetrics
 from streamfeat.endpoint._postgres import PostgresRegistry, PostgresReplayCache, PostgresStorage
 from streamfeat.endpoint._registry import DeviceEntry, Registry
@@ -19,6 +20,7 @@ from streamfeat.endpoint._storage import SQLiteStorage, Storage, StoredBatch
 __all__ = [
     "Decoder",
     "DeviceEntry",
+    "Limits",
     "PostgresRegistry",
     "PostgresReplayCache",
     "PostgresStorage",

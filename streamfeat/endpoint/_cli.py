@@ -213,7 +213,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _limit_options(p: argparse.ArgumentParser) -> None:
-    from streamfeat.endpoint._server import Limits
+    from streamfeat.endpoint._limits import Limits
 
     d = Limits()
     p.add_argument(
@@ -278,7 +278,8 @@ def _run(func: Any) -> Any:
 
 @_run
 def _serve(args: argparse.Namespace) -> int:
-    from streamfeat.endpoint._server import Limits, serve
+    from streamfeat.endpoint._limits import Limits
+    from streamfeat.endpoint._server import serve
 
     if not 0 <= args.port <= 65535:
         msg = f"--port must be between 0 and 65535, got {args.port}"
