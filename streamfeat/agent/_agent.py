@@ -89,8 +89,9 @@ class Agent:
         clock: event-side time: engine ticks for idle devices, store stamps, task decay fields.
         upload_clock: wall time for upload batching, backoff and latency (default: the system's).
         device: the device name read by :meth:`features` / :meth:`windows` by default.
-        queue_size, batch, tick: of the :class:`AsyncEngine` (``tick`` seconds between engine
-            advances for idle devices; 0 turns them off).
+        queue_size: the :class:`AsyncEngine`'s queue bound (backpressure beyond it).
+        batch: events the :class:`AsyncEngine` processes per batch.
+        tick: seconds between engine advances for idle devices (0 turns them off).
         snapshot_every: seconds between engine snapshots to the store (0: only on close).
         uploader_options: extra :class:`~streamfeat.upload.UploaderConfig` fields.
         connect: ``async () -> Transport`` replacing the websocket (tests).

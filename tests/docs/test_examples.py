@@ -155,7 +155,9 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
                 continue
             if block.lang not in RUNNABLE:
                 _fail(block, f"unknown block language {block.lang!r} (known: {sorted(RUNNABLE)})")
+            t0 = time.monotonic()
             _run(block, tmp_path, env, background)
+            print(f"{block.where}: {time.monotonic() - t0:.1f} s")  # shown with -s
     finally:
         _stop(background)
 
