@@ -37,7 +37,7 @@ from streamfeat.engine._build import build_engine
 from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, StorageError, StreamfeatError
 from streamfeat.io._store import Checkpoint, Store
-from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks
+from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks, tasks_folder
 
 __all__ = ["CHECKPOINT", "CONFIG_KEY", "ConfigSwitcher"]
 
@@ -162,7 +162,9 @@ class ConfigSwitcher:
         try:
             new = parse_tasks(text, source=f"<tasks v{version}>")
             schemas_for(new)
-            resolve_tasks(new)  # task code that does not import is refused before the switch
+            # task code that does not import is refused before the switch; a pushed file's
+            # modules are looked for in the folder of the agent's own tasks file first
+            resolve_tasks(new, folder=tasks_folder(self.given.source))
         except (ConfigError, StreamfeatError) as exc:
             self.stats.configs_refused += 1
             self.record(version, text, source, f"refused: {exc}", None)
