@@ -220,3 +220,37 @@ def test_agent_finds_task_code_next_to_its_tasks_file_on_start_restart_and_switc
     # restart on the same store: the stored tasks file's code is found in the same folder
     assert asyncio.run(run(range(2, 3))) == [{"v": 1}]
     assert asyncio.run(run(range(3, 4), push=text.format(fn="second"))) == [{"v": 2}]
+
+
+TAOBAO_TASKS = """
+[triggers]
+cart_after_views = "page_enter@item_detail * add_cart within 1h"
+
+[windows.category_views]
+assign = "tumbling 30m"
+key = "args.category"
+filter = ["page_enter@item_detail"]
+aggregate = { n = "count" }
+
+[tasks.rerank]
+on = ["cart_after_views"]
+run = "streamfeat.tasks.examples:rerank_no_click"
+"""
+
+
+def test_example_rerank_boosts_integer_categories_of_the_converted_taobao_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the converted Taobao slice of the golden cases: categories are integers
+    events = Path(__file__).parents[2] / "replay" / "cases" / "taobao" / "events.jsonl"
+    first = json.loads(events.read_text().splitlines()[0])
+    assert isinstance(first["args"]["category"], int)
+    (tmp_path / "t.toml").write_text(TAOBAO_TASKS, encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    assert main(["replay", str(events), "--tasks", str(tmp_path / "t.toml"), "--out", str(out),
+                 "--run-tasks", "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    reranks = [json.loads(x)["values"] for x in out.read_text().splitlines() if '"task"' in x]
+    assert reranks
+    assert all(v["boost_categories"] for v in reranks)
+    assert all(isinstance(c, str) for v in reranks for c in v["boost_categories"])
