@@ -14,7 +14,7 @@ from typing import Any
 from streamfeat._cli_env import EnvDefault
 from streamfeat.endpoint._registry import Registry, endpoint_keypair, write_key_file
 from streamfeat.endpoint._storage import SQLiteStorage
-from streamfeat.errors import StorageError
+from streamfeat.errors import ConfigError, StorageError
 from streamfeat.tunnel._crypto import KeyPair
 
 __all__ = ["add_parsers"]
@@ -226,6 +226,13 @@ def _device_list(args: argparse.Namespace) -> int:
 
 
 def _device_config(args: argparse.Namespace) -> int:
+    from streamfeat.tasks import load_tasks
+
+    try:  # a file the devices would refuse is refused here, before it is stored
+        load_tasks(args.file)
+    except ConfigError as exc:
+        print(f"streamfeat device config: {exc}", file=sys.stderr)
+        return 2
     storage = SQLiteStorage(args.db)
     try:
         storage.set_config(args.name, args.version, Path(args.file).read_bytes())
