@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install postgres demo test test-slow bench lint clean
+.PHONY: install postgres demo test test-slow bench lint docs clean
 
 install: $(STAMP)
 
@@ -31,6 +31,15 @@ bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	bash bench/setup_mqtt.sh || echo "mosquitto could not be installed: the MQTT rows will say so"
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The documentation site with the API reference from the docstrings (mkdocs + mkdocstrings);
+# --strict: a warning (a broken link, a docstring that does not match its signature) fails.
+docs: install $(VENV)/.docs-installed
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+$(VENV)/.docs-installed: pyproject.toml
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check streamfeat tests bench replay

@@ -72,7 +72,7 @@ from streamfeat.errors import ConfigError, EventError, StorageError, TunnelError
 from streamfeat.io._store import Store
 from streamfeat.ranking import Page
 from streamfeat.runtime._engine import AsyncEngine
-from streamfeat.tasks import TasksConfig
+from streamfeat.tasks import TasksConfig, tasks_folder
 from streamfeat.tunnel import Config, KeyPair
 from streamfeat.upload._outbox import OutboxConfig
 from streamfeat.upload._transport import Transport
@@ -362,7 +362,8 @@ class Agent:
 
         if not config.tasks:
             return None
-        return TaskRunner(config, output=self._task_output, reader=self._read)
+        return TaskRunner(config, output=self._task_output, reader=self._read,
+                          folder=tasks_folder(self.given.source))  # fmt: skip
 
     def _start_uploader(self, outbox: TimedOutbox) -> UploaderLike:
         from streamfeat.upload._client import Uploader, UploaderConfig

@@ -38,7 +38,7 @@ from streamfeat.engine._build import build_engine
 from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, StorageError, StreamfeatError
 from streamfeat.io._store import Checkpoint, Store
-from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks
+from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks, tasks_folder
 
 __all__ = ["CHECKPOINT", "CONFIG_KEY", "ConfigSwitcher"]
 
@@ -170,7 +170,9 @@ class ConfigSwitcher:
             new = parse_tasks(text, source=f"<tasks v{version}>")
             schemas_for(new)
             build_engine(new, sizes=self.sizes)
-            resolve_tasks(new)  # task code that does not import is refused before the switch
+            # task code that does not import is refused before the switch; a pushed file's
+            # modules are looked for in the folder of the agent's own tasks file first
+            resolve_tasks(new, folder=tasks_folder(self.given.source))
         except (ConfigError, StreamfeatError) as exc:
             self.refuse(version, text, source, str(exc))
             return None

@@ -54,6 +54,7 @@ def test_cli_lists_every_app_command_in_order() -> None:
         "simulate",
         "bundle",
         "release",
+        "tasks",
     ]
 
 
