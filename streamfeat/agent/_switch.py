@@ -117,7 +117,8 @@ def _new_stages(
     if new.windows:
         stages.append(WindowStage(new.windows, new.engine.lateness, sizes=sizes))
     if new.features:
-        stages.append(FeatureStage(new.features, new.engine.partial_limit, sizes=sizes))
+        limit, events = new.engine.partial_limit, new.engine.partial_limit_events
+        stages.append(FeatureStage(new.features, limit, sizes=sizes, partial_limit_events=events))
     return stages
 
 
