@@ -24,7 +24,10 @@ class SimOptions:
         server_db: that endpoint's database, where the devices are registered and the audit reads.
         server_key: that endpoint's key file (default: ``endpoint.key`` beside ``server_db``).
         processes: fleet processes (0: one per core).
-        chaos: cut connections and restart the endpoint at random.
+        chaos: cut connections, kill and restart the endpoint and (``kill_agents``) fleet
+            processes at random.
+        kill_agents: with ``chaos``, also SIGKILL fleet processes (all their agents) and
+            restart them on their stores.
         seed: seeds the behaviour generator and the chaos.
         reconfigure: ``(simulated minute, tasks text)`` pushed to every device in turn.
         workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
@@ -41,6 +44,7 @@ class SimOptions:
     server_key: Path | None = None
     processes: int = 0
     chaos: bool = False
+    kill_agents: bool = True
     seed: int = 1
     reconfigure: tuple[tuple[float, str], ...] = ()
     workdir: Path | None = None
