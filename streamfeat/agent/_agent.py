@@ -404,7 +404,13 @@ class Agent:
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
-            await live.shell.aclose(close_windows=close_windows)
+            await live.shell.aclose()
+            if close_windows and self.failure is None:
+                # the final records and the snapshot after them: one commit (a crash between
+                # the two would close the windows again at the next end)
+                final = live.shell.engine.close()
+                if self._commit(final, snapshot=True) and final and self.tasks is not None:
+                    self.stats.tasks_started += self.tasks.dispatch_all(final)
             if self.tasks is not None:
                 await self.tasks.aclose()
             if self.ranking is not None:  # each re-rank ends within its task's timeout

@@ -283,6 +283,22 @@ class Store:
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
         return None if row is None else bytes(row[0])
 
+    # -- audit ledger ---------------------------------------------------------------------
+
+    def add_ledger(self, digests: Iterable[bytes]) -> None:
+        """Append record digests to the ``ledger`` table (audits: the simulator keeps there
+        what each agent put in its outbox, inside the agent's own transaction)."""
+        conn = self.db.conn
+        conn.execute("CREATE TABLE IF NOT EXISTS ledger (digest BLOB NOT NULL)")
+        conn.executemany("INSERT INTO ledger (digest) VALUES (?)", [(d,) for d in digests])
+
+    def ledger(self) -> dict[bytes, int]:
+        """``{digest: count}`` of the ``ledger`` table (empty if there is none)."""
+        if "ledger" not in self.db.table_names():
+            return {}
+        rows = self.db.execute("SELECT digest, count(*) FROM ledger GROUP BY digest")
+        return {bytes(d): int(n) for d, n in rows.fetchall()}
+
     # -- checkpoints ----------------------------------------------------------------------
 
     def save_checkpoint(self, cp: Checkpoint) -> None:

@@ -22,7 +22,7 @@ final windows, and wait for the acknowledgements).
 
 The result (msgpack) holds per device the counts of what its agent did, and the *ledger*: a
 digest of every record it put in its outbox, for the end-to-end audit. The ledger is kept in
-the device's own store (table ``sim_ledger``), written in the very transaction that puts the
+the device's own store (table ``ledger``, ``Store.add_ledger``), written in the very transaction that puts the
 records in the outbox, so it survives the simulator's ``--chaos`` killing this process with
 ``kill -9``: a process started again with ``"resume": true`` in its spec restarts each agent on
 its store and feeds each device's stream from the event after the last one its agent accepted
@@ -71,16 +71,6 @@ def record_digest(record: dict[str, Any]) -> bytes:
     """Return the 8-byte identity of a record for the audit (floats ignored, keys sorted)."""
     body = orjson.dumps(_strip_floats(record), option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(body, digest_size=8).digest()
-
-
-def _ledger_table(path: Path) -> None:
-    from streamfeat.io._store import Store
-
-    store = Store(path)
-    try:
-        store.db.conn.execute("CREATE TABLE IF NOT EXISTS sim_ledger (digest BLOB NOT NULL)")
-    finally:
-        store.close()
 
 
 def _say(obj: object) -> None:
@@ -147,7 +137,6 @@ class Worker:
                 release_key=spec.get("release_key"),
             )  # fmt: skip
             dev.agent.release_health_every = 2.0
-            _ledger_table(store_dir / f"{name}.sqlite")  # before start: a restart may commit
             await dev.agent.start()
             self.devices.append(dev)
         # ready means connected: the first connection also pays one-off imports and handshakes,
@@ -167,9 +156,7 @@ class Worker:
             # called inside the agent's commit: the ledger rows commit with the outbox items
             digests = [record_digest(r) for r in records]
             dev.ledger.update(digests)
-            dev.agent.store.db.conn.executemany(
-                "INSERT INTO sim_ledger (digest) VALUES (?)", [(d,) for d in digests]
-            )
+            dev.agent.store.add_ledger(digests)
 
         return add
 
@@ -197,16 +184,15 @@ class Worker:
             left -= 1
 
     @staticmethod
-    def stored_ledger(store: Path) -> list[list[Any]]:
+    def stored_ledger(path: Path) -> list[list[Any]]:
         """``[digest, count]`` of every record the device's agents put in the outbox."""
-        import sqlite3
+        from streamfeat.io._store import Store
 
-        conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        store = Store(path)
         try:
-            rows = conn.execute("SELECT digest, count(*) FROM sim_ledger GROUP BY digest")
-            return [[bytes(d), int(n)] for d, n in rows.fetchall()]
+            return [[d, n] for d, n in store.ledger().items()]
         finally:
-            conn.close()
+            store.close()
 
     async def feed(self, t0: float, progress_every: float) -> None:
         """Submit every device's events at their release times; report progress."""

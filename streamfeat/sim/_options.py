@@ -28,7 +28,10 @@ class SimOptions:
         server_pids: that endpoint's pid file (``serve --workers N --pid-file``): with ``chaos``,
             one of its worker processes is killed (SIGKILL) now and then while the others serve.
         processes: fleet processes (0: one per core).
-        chaos: cut connections and restart the endpoint at random.
+        chaos: cut connections, kill and restart the endpoint and (``kill_agents``) fleet
+            processes at random.
+        kill_agents: with ``chaos``, also SIGKILL fleet processes (all their agents) and
+            restart them on their stores.
         seed: seeds the behaviour generator and the chaos.
         reconfigure: ``(simulated minute, tasks text)`` pushed to every device in turn.
         workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
@@ -47,6 +50,7 @@ class SimOptions:
     server_pids: Path | None = None
     processes: int = 0
     chaos: bool = False
+    kill_agents: bool = True
     seed: int = 1
     reconfigure: tuple[tuple[float, str], ...] = ()
     workdir: Path | None = None

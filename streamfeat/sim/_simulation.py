@@ -450,7 +450,7 @@ class Simulation:
         next_kill = now + max(1.5, expected * 0.15)
         while True:
             now = time.time()
-            if now >= next_kill:
+            if now >= next_kill and o.kill_agents:
                 self._killing = asyncio.ensure_future(self._kill_fleet_process(work))
                 await asyncio.shield(self._killing)
                 next_kill = time.time() + rng.uniform(
