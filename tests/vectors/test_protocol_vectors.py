@@ -155,3 +155,33 @@ def test_batch_header(codec: str, number: int) -> None:
 def test_compact_records_concatenate_to_the_body() -> None:
     c = _load("batches.json")["codecs"]["compact"]
     assert "".join(r["hex"] for r in c["records"]) == c["body_hex"]
+
+
+def test_a_device_of_another_protocol_version_is_refused_handshake_failed() -> None:
+    from streamfeat.tunnel._events import NEED_DATA, Closed, Hello
+    from streamfeat.tunnel._protocol import Role, TunnelConnection
+
+    dev = TunnelConnection(
+        Role.DEVICE,
+        static=generate.DEVICE_STATIC,
+        remote_static=generate.ENDPOINT_STATIC.public,
+        prologue=b"streamfeat-tunnel/2",
+    )
+    ep = TunnelConnection(Role.ENDPOINT, static=generate.ENDPOINT_STATIC)
+    ep.receive_data(dev.send(Hello()))
+    ev = ep.next_event()
+    assert isinstance(ev, Closed)
+    assert ev.code == 4003
+    assert _records(ep.data_to_send()) == [(0x04, struct.pack(">H", 4003) + b"handshake_failed")]
+    assert ep.next_event() is not NEED_DATA
+
+
+def test_an_unknown_record_type_is_a_protocol_error() -> None:
+    from streamfeat.tunnel._events import Closed
+    from streamfeat.tunnel._protocol import Role, TunnelConnection
+
+    ep = TunnelConnection(Role.ENDPOINT, static=generate.ENDPOINT_STATIC)
+    ep.receive_data(b"\x05\x00\x00")
+    ev = ep.next_event()
+    assert isinstance(ev, Closed)
+    assert ev.code == 4000
