@@ -4,20 +4,24 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install browser demo test test-slow bench lint clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PY) -m pip install --quiet -e '.[test,lint,report]'
 	touch $(STAMP)
 
 demo: install
 	$(PY) -m streamfeat demo
 
-test: install
+# headless chromium for the browser tests (installed once; they skip without it)
+browser:
+	bash tests/install_chromium.sh
+
+test: install browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: install
