@@ -1,53 +1,36 @@
 """The ``streamfeat`` command line.
 
-Each subsystem contributes its subcommands from its own module: a module listed in
-``_COMMAND_MODULES`` has ``add_parsers(subparsers)``, which adds parsers whose ``func(args)``
-returns the exit code. ``logging.basicConfig`` is called here and nowhere else.
+Each app contributes its subcommands from its own ``_cli`` module: ``add_parsers(subparsers)``
+adds parsers whose ``func(args)`` returns the exit code. The order of ``_COMMANDS`` is the
+order of ``streamfeat --help``. ``logging.basicConfig`` is called here and nowhere else.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streamfeat._cli_env import EnvDefault
+from streamfeat.agent import _cli as agent_cli
+from streamfeat.gen import _cli as gen_cli
+from streamfeat.replay import _cli as replay_cli
+from streamfeat.sim import _cli as sim_cli
+from streamfeat.sim import _demo as demo_cli
+from streamfeat.tunnel import _cli as endpoint_cli
 
 __all__ = ["EnvDefault", "build_parser", "main"]
 
-_COMMAND_MODULES = (
-    "streamfeat._cli_replay",  # replay
-    "streamfeat._cli_demo",  # demo
-    "streamfeat._cli_data",  # generate, convert
-    "streamfeat.tunnel._cli",  # serve, keys, device
-    "streamfeat.agent._cli",  # agent
-    "streamfeat._cli_simulate",  # simulate
+_COMMANDS: tuple[Callable[[Any], None], ...] = (
+    replay_cli.add_parsers,  # replay
+    demo_cli.add_parsers,  # demo
+    gen_cli.add_parsers,  # generate, convert
+    endpoint_cli.add_parsers,  # serve, keys, device
+    agent_cli.add_parsers,  # agent
+    sim_cli.add_parsers,  # simulate
 )
-
-
-class EnvDefault(argparse.Action):
-    """An option whose default comes from an environment variable, shown in ``--help``."""
-
-    def __init__(
-        self, envvar: str, required: bool = False, default: object = None, **kwargs: object
-    ) -> None:
-        if envvar in os.environ:
-            default = os.environ[envvar]
-        if required and default is not None:
-            required = False
-        help_text = kwargs.pop("help", "") or ""
-        kwargs["help"] = f"{help_text} [env {envvar}; default: %(default)s]"
-        super().__init__(default=default, required=required, **kwargs)  # type: ignore[arg-type]
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).add_parsers(sub)
+    for add_parsers in _COMMANDS:
+        add_parsers(sub)
     return parser
 
 

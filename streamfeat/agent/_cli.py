@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from streamfeat.cli import EnvDefault
+from streamfeat._cli_env import EnvDefault
 from streamfeat.errors import StreamfeatError
 
 __all__ = ["add_parsers", "read_endpoint_key"]

@@ -1,22 +1,18 @@
-"""Converters: bring other logs to SPEC section 1 events.
-
-``streamfeat convert NAME FILE`` looks ``NAME`` up in :data:`CONVERTERS`. A new format is a
-module with a pure ``convert(lines) -> Iterator[event dict | Reject]`` and one
-``register(Converter(name, description, convert))`` call below.
-"""
+"""Moved to streamfeat.gen.convert; kept so old imports work."""
 
 from __future__ import annotations
 
-from streamfeat.convert._core import (
+from streamfeat.gen.convert import (
     CONVERTERS,
     Converter,
     ConvertFn,
+    ConvertSummary,
     Reject,
+    convert_file,
     get_converter,
+    open_source,
     register,
 )
-from streamfeat.convert._file import ConvertSummary, convert_file, open_source
-from streamfeat.convert.taobao import TAOBAO
 
 __all__ = [
     "CONVERTERS",
@@ -29,5 +25,3 @@ __all__ = [
     "open_source",
     "register",
 ]
-
-register(TAOBAO)

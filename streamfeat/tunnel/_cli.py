@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamfeat.cli import EnvDefault
+from streamfeat._cli_env import EnvDefault
 from streamfeat.errors import StorageError
 from streamfeat.tunnel._crypto import KeyPair
 from streamfeat.tunnel._registry import Registry, endpoint_keypair, write_key_file

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,44 @@ class Registry:
             msg = f"device `{name}` or its key is already registered"
             raise StorageError(msg) from exc
         return DeviceEntry(name, public_key, added, None)
+
+    def add_many(
+        self, devices: Iterable[tuple[str, bytes]], *, now: float | None = None
+    ) -> list[DeviceEntry]:
+        """Register many devices in one transaction (one disk sync for a whole fleet).
+
+        Args:
+            devices: ``(name, 32-byte public key)`` pairs.
+            now: the registration time (epoch seconds; default: the current time).
+
+        Returns:
+            The new entries, in the order given.
+
+        Raises:
+            StorageError: a name or key is invalid or already registered; then none of the
+                devices is registered.
+        """
+        added = time.time() if now is None else now
+        entries = [DeviceEntry(name, key, added, None) for name, key in devices]
+        for e in entries:
+            if not e.name or len(e.public_key) != 32:
+                msg = f"device `{e.name}` needs a name and a 32-byte public key"
+                raise StorageError(msg)
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO devices VALUES (?, ?, ?, NULL)",
+                    [(e.name, e.public_key, added) for e in entries],
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            msg = f"registering {len(entries)} devices failed: a name or key is already registered"
+            raise StorageError(msg) from exc
+        return entries
 
     def revoke(self, name: str, *, now: float | None = None) -> bool:
         """Revoke a device; False if there is no such active device."""

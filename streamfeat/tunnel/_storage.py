@@ -13,7 +13,7 @@ import contextlib
 import os
 import sqlite3
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -172,6 +172,18 @@ class SQLiteStorage:
             (device,) if device else (),
         ).fetchall()
         return [(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
+
+    def iter_batches(self) -> Iterator[StoredBatch]:
+        """Yield every stored batch, in insertion order, one row at a time (for audits).
+
+        The batches come without decoded records (``records`` is None); the payload is the
+        body as received.
+        """
+        cur = self._conn.execute(
+            "SELECT device, batch_id, payload, received FROM batches ORDER BY rowid"
+        )
+        for device, batch_id, payload, received in cur:
+            yield StoredBatch(device, bytes(batch_id), bytes(payload), float(received))
 
     def close(self) -> None:
         self._conn.close()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streamfeat._generator import DEFAULT_START_TS
-from streamfeat._simulate import SimOptions, simulate
 from streamfeat.encoders import decode_batch, index_schemas, schemas_for
+from streamfeat.gen import DEFAULT_START_TS
+from streamfeat.sim import SimOptions, simulate
 from streamfeat.tasks import parse_tasks
 from streamfeat.tunnel._outbox import split_items
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-import streamfeat._replay as replay_mod
+import streamfeat.replay._replay as replay_mod
 from streamfeat import Engine, Event
-from streamfeat._replay import ReplayOptions, _Pacer, run_replay
-from streamfeat._store import Store
 from streamfeat.cli import main
 from streamfeat.clock import ManualClock
 from streamfeat.errors import StorageError
+from streamfeat.io._store import Store
+from streamfeat.replay._replay import ReplayOptions, _Pacer, run_replay
 from streamfeat.tasks import parse_tasks
 
 

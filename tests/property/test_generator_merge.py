@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamfeat._event import event_from_obj
-from streamfeat._generator import device_id, device_stream, generate_events
+from streamfeat.gen import device_id, device_stream, generate_events
 from tests.unit.data.checks import backward_steps, by_device, visit_problems
 
 seeds = st.integers(min_value=-(2**63), max_value=2**63)

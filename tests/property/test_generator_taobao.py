@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamfeat._event import event_from_obj
-from streamfeat.convert import Reject
-from streamfeat.convert.taobao import BEHAVIOR_TYPES, convert_taobao
+from streamfeat.gen.convert import Reject
+from streamfeat.gen.convert.taobao import BEHAVIOR_TYPES, convert_taobao
 
 ids = st.integers(min_value=0, max_value=10**12)
 rows = st.tuples(

@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamfeat import Event, EventError, event_from_obj
-from streamfeat._readers import read_jsonl, read_msgpack
-from streamfeat._store import QuarantineEntry
+from streamfeat.io import QuarantineEntry, read_jsonl, read_msgpack
 
 json_values = st.recursive(
     st.none()

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from streamfeat._event import event_from_obj
-from streamfeat._generator import generate_events
 from streamfeat.cli import main
+from streamfeat.gen import generate_events
 
 
 def test_generate_to_stdout_is_the_library_log(capsysbinary: pytest.CaptureFixture[bytes]) -> None:

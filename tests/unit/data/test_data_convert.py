@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streamfeat._event import event_from_obj
-from streamfeat.convert import (
+from streamfeat.gen.convert import (
     CONVERTERS,
     Converter,
     Reject,
@@ -19,7 +19,7 @@ from streamfeat.convert import (
     get_converter,
     register,
 )
-from streamfeat.convert.taobao import TAOBAO, convert_taobao
+from streamfeat.gen.convert.taobao import TAOBAO, convert_taobao
 
 GOOD = b"543462,1715,1464116,pv,1511658000\n"
 # line: what is wrong

@@ -10,13 +10,13 @@ import orjson
 import pytest
 
 from streamfeat._event import event_from_obj
-from streamfeat._gen_model import item_category
-from streamfeat._generator import (
+from streamfeat.gen._generator import (
     DEFAULT_START_TS,
     device_id,
     device_stream,
     generate_events,
 )
+from streamfeat.gen._model import item_category
 from tests.unit.data.checks import backward_steps, by_device, max_detail_depth, visit_problems
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamfeat import StorageError
-from streamfeat._store import SCHEMA_VERSION, Checkpoint, QuarantineEntry, Store
+from streamfeat.io import SCHEMA_VERSION, Checkpoint, QuarantineEntry, Store
 
 
 def test_store_file_is_owner_only_with_wal(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any
 
-from streamfeat._generator import DEFAULT_DISORDER, DEFAULT_START_TS, generate_batches
 from streamfeat._jsonl import jsonl
-from streamfeat.convert import CONVERTERS, ConvertSummary, convert_file
+from streamfeat.gen._generator import DEFAULT_DISORDER, DEFAULT_START_TS, generate_batches
+from streamfeat.gen.convert import CONVERTERS, ConvertSummary, convert_file
 
 __all__ = ["add_parsers"]
 

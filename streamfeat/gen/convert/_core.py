@@ -2,7 +2,7 @@
 
 A converter is pure: it turns the lines of a source log (bytes, newline included or not) into
 SPEC event dicts and :class:`Reject` entries, one output per input line, in order. Opening
-files, writing JSON and reporting are the shell's business (:mod:`streamfeat.convert._file`).
+files, writing JSON and reporting are the shell's business (:mod:`streamfeat.gen.convert._file`).
 """
 
 from __future__ import annotations

@@ -7,13 +7,11 @@ with the records the endpoint stored: each stored batch is split into items and 
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from streamfeat._simulate import SimReport
+from streamfeat.sim._options import SimReport
 
 __all__ = ["audit", "percentile", "summarise"]
 
@@ -75,11 +73,12 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
 
 def audit(r: SimReport, results: list[dict[str, Any]], db: Path, texts: list[str]) -> None:
     """Compare every device's ledger with the records the endpoint stored (decoded)."""
-    from streamfeat.agent._fleet import record_digest
     from streamfeat.encoders import decode_batch, index_schemas, schemas_for
     from streamfeat.errors import DecodeError
+    from streamfeat.sim._fleet import record_digest
     from streamfeat.tasks import parse_tasks
     from streamfeat.tunnel._outbox import split_items
+    from streamfeat.tunnel._storage import SQLiteStorage
 
     schemas = index_schemas(*(schemas_for(parse_tasks(t)) for t in texts))
     queued: dict[str, Counter[bytes]] = {}
@@ -92,25 +91,23 @@ def audit(r: SimReport, results: list[dict[str, Any]], db: Path, texts: list[str
         for name, d in res["devices"].items():
             acked[name] = {bytes(b) for b in d.get("acked_ids", ())}
     stored_ids: dict[str, set[bytes]] = {name: set() for name in queued}
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    storage = SQLiteStorage(db)
     try:
-        for device, batch_id, size, payload in conn.execute(
-            "SELECT device, batch_id, size, payload FROM batches ORDER BY rowid"
-        ):
-            if device not in stored:
+        for batch in storage.iter_batches():
+            if batch.device not in stored:
                 continue  # another fleet's device on a shared server
-            stored_ids[device].add(bytes(batch_id))
+            stored_ids[batch.device].add(batch.batch_id)
             r.batches_stored += 1
-            r.stored_bytes += size
-            for item in split_items(bytes(payload)):
+            r.stored_bytes += len(batch.payload)
+            for item in split_items(batch.payload):
                 try:
                     decoded = decode_batch(item, schemas)
                 except DecodeError:
                     r.undecodable += 1
                     continue
-                stored[device].update(record_digest(x) for x in decoded)
+                stored[batch.device].update(record_digest(x) for x in decoded)
     finally:
-        conn.close()
+        storage.close()
     for name, ids in acked.items():
         r.acked_not_stored += len(ids - stored_ids[name])
     for name, want in queued.items():

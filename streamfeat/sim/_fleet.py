@@ -1,8 +1,8 @@
-"""One process of a simulated fleet: ``python -m streamfeat.agent._fleet SPEC.json``.
+"""One process of a simulated fleet: ``python -m streamfeat.sim._fleet SPEC.json``.
 
 The simulator (``streamfeat simulate``) starts one of these per core. Each runs many
 :class:`~streamfeat.agent.Agent` objects on one asyncio loop, every one with its own store and
-its own tunnel connection, fed by :func:`~streamfeat._generator.device_stream` in accelerated
+its own tunnel connection, fed by :func:`~streamfeat.gen._generator.device_stream` in accelerated
 event time.
 
 Time: one :class:`~streamfeat.clock.ManualClock` per process is the devices' event-side clock,
@@ -41,8 +41,8 @@ from typing import Any
 import msgpack
 import orjson
 
-from streamfeat._generator import device_stream
 from streamfeat.clock import ManualClock, SystemClock
+from streamfeat.gen._generator import device_stream
 
 __all__ = ["main", "record_digest"]
 

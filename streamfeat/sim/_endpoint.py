@@ -1,4 +1,4 @@
-"""An endpoint process the simulator can drive: ``python -m streamfeat.agent._endpoint``.
+"""An endpoint process the simulator can drive: ``python -m streamfeat.sim._endpoint``.
 
 It is ``streamfeat serve`` (the tunnel's :class:`~streamfeat.tunnel._server.TunnelServer` over
 aiohttp, SQLite storage and registry) plus a control channel on standard input, one JSON object
@@ -71,7 +71,7 @@ async def _serve(db: Path, key_path: Path, host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the endpoint until standard input ends."""
-    p = argparse.ArgumentParser(prog="python -m streamfeat.agent._endpoint")
+    p = argparse.ArgumentParser(prog="python -m streamfeat.sim._endpoint")
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--key", type=Path, required=True)
     p.add_argument("--host", default="127.0.0.1")

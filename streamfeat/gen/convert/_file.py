@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from streamfeat._jsonl import jsonl
-from streamfeat.convert._core import Converter, Reject
+from streamfeat.gen.convert._core import Converter, Reject
 
 __all__ = ["ConvertSummary", "convert_file", "open_source"]
 

@@ -1,0 +1,329 @@
+"""Replay a recorded event log through an engine (SPEC section 6), crash-safely.
+
+Theory of operation
+-------------------
+Events are read in file order and each goes through one :class:`~streamfeat.Engine`, which keys
+all state by device, so every device is replayed as its own stream. Records are written to OUT as
+JSON lines (attachments stripped); invalid input becomes a ``quarantine`` record in OUT and a row
+in the store's quarantine table.
+
+With a store (``--db``), every ``checkpoint_every`` events the replay flushes and fsyncs OUT, then
+commits in ONE transaction: the engine snapshot, the number of input units consumed, OUT's byte
+length, and the quarantine entries seen since the last checkpoint. A replay that finds a
+checkpoint of the same input and tasks file resumes from it: OUT is truncated to the recorded
+length, the input is skipped to the recorded position, the engine restored. Whatever happened
+after the checkpoint (records written, quarantine rows) is therefore produced again exactly
+once: nothing lost, nothing twice, even after ``kill -9``. A finished replay deletes its
+checkpoint, so running it again starts over and rewrites the same output.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import resource
+import stat
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from streamfeat._event import Event
+from streamfeat._pipeline import build_engine
+from streamfeat._records import public
+from streamfeat.clock import Clock, SystemClock
+from streamfeat.errors import StorageError
+from streamfeat.io._readers import InputFile, read_events
+from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
+from streamfeat.tasks import TasksConfig
+
+__all__ = ["ReplayOptions", "ReplaySummary", "run_replay"]
+
+_CHECKPOINT = "replay"
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What to replay and where to."""
+
+    events: str
+    config: TasksConfig
+    out: str
+    db: str | None = None
+    speed: float | None = None
+    sizes: bool = False
+    checkpoint_every: int = 50_000
+    fmt: str | None = None
+    restart: bool = False
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did; ``as_dict()`` is the ``--json`` output."""
+
+    events: int = 0
+    quarantined: int = 0
+    devices: int = 0
+    records: Counter[str] = field(default_factory=Counter)
+    bytes_raw: int = 0
+    bytes_records: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+    resumed_at: int = 0
+    sizes: dict[str, Any] | None = None
+    size_table: Any = None  # a rich renderable of the size report, with --sizes
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = self.events / self.seconds if self.seconds else 0.0
+        return {
+            "events": self.events,
+            "quarantined": self.quarantined,
+            "devices": self.devices,
+            "records": dict(sorted(self.records.items())),
+            "bytes": {"raw": self.bytes_raw, "records": self.bytes_records},
+            "seconds": round(self.seconds, 3),
+            "events_per_s": round(rate),
+            "stages": {
+                name: {
+                    "seconds": round(s, 3),
+                    "events_per_s": round(self.events / s) if s else None,
+                }
+                for name, s in self.stage_seconds.items()
+            },
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "resumed_at": self.resumed_at,
+            "sizes": self.sizes,
+        }
+
+
+def _fingerprint(opts: ReplayOptions) -> str:
+    h = hashlib.sha256()
+    h.update(str(Path(opts.events).resolve() if opts.events != "-" else "-").encode())
+    h.update(b"\0" + opts.config.text.encode())
+    return h.hexdigest()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _Output:
+    """OUT as a file we can fsync and truncate back to a checkpoint."""
+
+    def __init__(self, path: str, resume_offset: int | None) -> None:
+        self.path = path
+        if path == "-":
+            self.fh: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
+            return
+        if resume_offset is None:
+            self.fh = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+        else:
+            self.fh = open(path, "r+b", buffering=1 << 20)  # noqa: SIM115
+            self.fh.truncate(resume_offset)
+            self.fh.seek(resume_offset)
+
+    def durable_offset(self) -> int:
+        """Flush OUT to disk and return its length (0 for a pipe, which can't be resumed)."""
+        self.fh.flush()
+        if not stat.S_ISREG(os.fstat(self.fh.fileno()).st_mode):
+            return 0
+        os.fsync(self.fh.fileno())
+        return self.fh.tell()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def run_replay(
+    opts: ReplayOptions,
+    *,
+    progress: Callable[[int, int | None], None] | None = None,
+    clock: Clock | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReplaySummary:
+    """Replay ``opts.events`` and return the summary.
+
+    Args:
+        opts: the replay's inputs and outputs.
+        progress: called now and then with (input bytes consumed, input size or None).
+        clock: the clock for ``--speed`` pacing (the system clock by default).
+        sleep: how to wait when pacing (injected for tests).
+
+    Raises:
+        StorageError: if the store holds a checkpoint of a different replay (use ``restart``).
+        ConfigError: if a stage refuses the tasks file.
+    """
+    clock = clock or SystemClock()
+    engine = build_engine(opts.config, sizes=opts.sizes)
+    store = Store(opts.db, now_ms=lambda: int(clock.time() * 1000)) if opts.db else None
+    fingerprint = _fingerprint(opts)
+    summary = ReplaySummary()
+    resume: Checkpoint | None = None
+    if store is not None:
+        resume = _resume_point(store, fingerprint, opts.restart)
+        if resume is not None:
+            engine.restore(resume.snapshot)
+            summary.resumed_at = resume.position
+    source = InputFile(opts.events)
+    out = _Output(opts.out, resume.out_offset if resume else None)
+    sizes = _size_report(opts) if opts.sizes else None
+    # The compiled trigger tables are large and live for the whole replay: moving them out of the
+    # collector's generations keeps every full collection from walking them again. Undone at the
+    # end, so that replays run one after another in one process (tests, benchmarks) don't pile up.
+    gc.freeze()
+    try:
+        _loop(opts, engine, store, source, out, summary, resume, progress, clock, sleep, sizes)
+        final = engine.close()
+        _write(out, final, summary, sizes)
+        out.durable_offset()
+        if store is not None:
+            with store.transaction():
+                store.delete_checkpoint(_CHECKPOINT)
+                store.incr("replay.completed")
+    finally:
+        gc.unfreeze()
+        out.close()
+        source.close()
+        if store is not None:
+            store.close()
+    summary.devices = engine.devices
+    summary.stage_seconds = engine.stage_seconds()
+    summary.peak_rss_mb = _peak_rss_mb()
+    if sizes is not None:
+        sizes.flush()
+        summary.sizes = sizes.as_dict()
+        summary.size_table = sizes.table()
+    return summary
+
+
+def _resume_point(store: Store, fingerprint: str, restart: bool) -> Checkpoint | None:
+    cp = store.load_checkpoint(_CHECKPOINT)
+    owner = store.get_state("replay.fingerprint")
+    if cp is not None and not restart and owner != fingerprint.encode():
+        msg = (
+            f"the store {store.path} holds a checkpoint of another replay (other input or tasks "
+            "file); pass --restart to discard it, or use another --db"
+        )
+        raise StorageError(msg)
+    if cp is not None and restart:
+        store.delete_checkpoint(_CHECKPOINT)
+        cp = None
+    store.put_state("replay.fingerprint", fingerprint.encode())
+    return cp
+
+
+def _write(out: _Output, records: list[dict[str, Any]], summary: ReplaySummary, sizes: Any) -> None:
+    write = out.fh.write
+    dumps = orjson.dumps
+    nl = orjson.OPT_APPEND_NEWLINE
+    for r in records:
+        line = dumps(public(r), option=nl)
+        write(line)
+        summary.bytes_records += len(line)
+        summary.records[r["kind"]] += 1
+    if sizes is not None:
+        sizes.add_many(r for r in records if r["kind"] != "quarantine")
+
+
+def _loop(
+    opts: ReplayOptions,
+    engine: Any,
+    store: Store | None,
+    source: InputFile,
+    out: _Output,
+    summary: ReplaySummary,
+    resume: Checkpoint | None,
+    progress: Callable[[int, int | None], None] | None,
+    clock: Clock,
+    sleep: Callable[[float], None],
+    sizes: Any,
+) -> None:
+    position = resume.position if resume else 0
+    start_raw = _uncompressed_pos(source)
+    pending_q: list[QuarantineEntry] = []
+    records: list[dict[str, Any]] = []
+    process = engine.process_into
+    pace = _Pacer(opts.speed, clock, sleep) if opts.speed else None
+    every = max(1, opts.checkpoint_every)
+    since_cp = 0
+    t0 = time.perf_counter()
+    for item in read_events(source, fmt=opts.fmt, skip=position):
+        position += 1
+        if type(item) is Event:
+            if pace is not None:
+                pace.wait(item.ts)
+            process(item, records)
+            summary.events += 1
+        else:
+            assert isinstance(item, QuarantineEntry)
+            pending_q.append(item)
+            summary.quarantined += 1
+            records.append({"kind": "quarantine", "line": item.position, "reason": item.reason})
+        if records:
+            _write(out, records, summary, sizes)
+            records.clear()
+        since_cp += 1
+        if since_cp >= every:
+            since_cp = 0
+            if progress is not None:
+                progress(source.consumed(), source.size)
+            if store is not None:
+                _checkpoint(store, engine, out, position, pending_q)
+    if store is not None and pending_q:
+        with store.transaction():
+            store.add_quarantine(pending_q)
+    summary.seconds = time.perf_counter() - t0
+    summary.bytes_raw = _uncompressed_pos(source) - start_raw
+    if progress is not None:
+        progress(source.consumed(), source.size)
+
+
+def _checkpoint(
+    store: Store, engine: Any, out: _Output, position: int, pending_q: list[QuarantineEntry]
+) -> None:
+    offset = out.durable_offset()
+    snap = engine.snapshot()
+    with store.transaction():
+        store.add_quarantine(pending_q)
+        store.save_checkpoint(Checkpoint(_CHECKPOINT, snap, position, offset, engine.events))
+    pending_q.clear()
+
+
+def _uncompressed_pos(source: InputFile) -> int:
+    try:
+        return source.stream.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+def _size_report(opts: ReplayOptions) -> Any:
+    from streamfeat.encoders import SizeReport, schemas_for
+
+    return SizeReport(schemas_for(opts.config))
+
+
+class _Pacer:
+    """Sleeps so that event time runs at ``speed`` times real time (``--speed``)."""
+
+    def __init__(self, speed: float, clock: Clock, sleep: Callable[[float], None]) -> None:
+        self.speed = speed
+        self.clock = clock
+        self.sleep = sleep
+        self.origin: tuple[int, float] | None = None
+
+    def wait(self, ts: int) -> None:
+        if self.origin is None:
+            self.origin = (ts, self.clock.monotonic())
+            return
+        ts0, wall0 = self.origin
+        # event time may go backwards (SPEC section 1): such an event is simply not waited for
+        due = wall0 + (ts - ts0) / 1000.0 / self.speed
+        delay = due - self.clock.monotonic()
+        if delay > 0:
+            self.sleep(delay)

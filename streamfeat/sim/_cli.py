@@ -1,0 +1,257 @@
+"""``streamfeat simulate``: a fleet of agents against an endpoint, with live progress and a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from streamfeat.sim._simulation import SimOptions, SimReport, Simulation
+
+__all__ = ["add_parsers", "progress_view", "render_report", "run_with_progress"]
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``simulate`` to the ``streamfeat`` command line."""
+    p = sub.add_parser(
+        "simulate", help="run a fleet of simulated devices against an endpoint, with an audit",
+        description="Start an endpoint on 127.0.0.1 (or use --server) and N agents fed by the "
+        "behaviour generator in accelerated event time, spread over processes; show progress; "
+        "print a report with upload latency and an end-to-end audit (exit code 1 if anything "
+        "queued was lost or stored twice).",
+    )  # fmt: skip
+    p.add_argument(
+        "--devices", type=int, default=100, metavar="N", help="devices (default: %(default)s)"
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=5.0,
+        metavar="M",
+        help="simulated minutes (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=10.0,
+        metavar="X",
+        help="event time runs X times real time; 0 = as fast as possible (default: %(default)s)",
+    )
+    p.add_argument("--tasks", metavar="FILE", help="tasks file (default: the embedded default)")
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="use this endpoint (ws://HOST:PORT/v1/tunnel) instead of starting one",
+    )
+    p.add_argument(
+        "--server-db",
+        type=Path,
+        metavar="PATH",
+        help="the --server's database (devices are registered there)",
+    )
+    p.add_argument(
+        "--server-key",
+        type=Path,
+        metavar="FILE",
+        help="the --server's key file (default: endpoint.key beside --server-db)",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        metavar="P",
+        help="fleet processes (default: one per core)",
+    )
+    p.add_argument(
+        "--chaos", action="store_true", help="restart the endpoint and cut connections at random"
+    )
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--reconfigure",
+        action="append",
+        default=[],
+        metavar="MINUTE:FILE",
+        help="push tasks FILE to every device at simulated MINUTE (repeatable)",
+    )
+    p.add_argument(
+        "--workdir", type=Path, help="keep stores, keys, logs and the endpoint database here"
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait at the end for uploads (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_simulate)
+
+
+def options_from_args(args: argparse.Namespace) -> SimOptions:
+    """Build :class:`SimOptions` from parsed arguments (usage errors through the parser)."""
+    from streamfeat.errors import ConfigError
+    from streamfeat.tasks import parse_tasks
+
+    tasks_text = ""
+    texts = []
+    try:
+        if args.tasks:
+            tasks_text = Path(args.tasks).read_text()
+            parse_tasks(tasks_text, source=args.tasks)
+        for spec in args.reconfigure:
+            minute, _, file = spec.partition(":")
+            text = Path(file).read_text()
+            parse_tasks(text, source=file)
+            texts.append((float(minute), text))
+    except (OSError, ValueError, ConfigError) as exc:
+        args.parser.error(str(exc))
+    if args.devices < 1 or args.minutes <= 0 or args.speed < 0:
+        args.parser.error("--devices must be >= 1, --minutes > 0 and --speed >= 0")
+    if args.server and not args.server_db:
+        args.parser.error(
+            "--server needs --server-db (the registry the simulated devices are added to)"
+        )
+    return SimOptions(
+        devices=args.devices, minutes=args.minutes, speed=args.speed, tasks_text=tasks_text,
+        server=args.server, server_db=args.server_db, server_key=args.server_key,
+        processes=args.processes, chaos=args.chaos, seed=args.seed, reconfigure=tuple(texts),
+        workdir=args.workdir, drain_timeout=args.drain_timeout,
+    )  # fmt: skip
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    console = Console(stderr=args.json)
+    report = run_with_progress(options, console)
+    if args.json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        console.print()
+        render_report(report, console)
+    return 0 if report.ok else 1
+
+
+def run_with_progress(options: SimOptions, console: Console) -> SimReport:
+    """Run a simulation showing :func:`progress_view` live; return the report."""
+    import asyncio
+
+    with Live(progress_view({}), console=console, refresh_per_second=4, transient=False) as live:
+        sim = Simulation(options, lambda snap: live.update(progress_view(snap)))
+        return asyncio.run(sim.run())
+
+
+def progress_view(p: dict[str, Any]) -> Panel:
+    """Render one progress snapshot of a simulation."""
+    minutes = p.get("minutes", 0) or 1
+    done = min(1.0, p.get("sim_minutes", 0.0) / minutes)
+    t = Table.grid(padding=(0, 2))
+    for _ in range(3):
+        t.add_column(justify="right", style="dim")
+        t.add_column(justify="left", style="bold")
+    versions = ", ".join(
+        f"{k}: {v}" for k, v in sorted(p.items()) if k[:1] == "v" and k[1:].isdigit()
+    )
+    t.add_row(
+        "events",
+        f"{p.get('events', 0):,}",
+        "triggers",
+        f"{p.get('triggers', 0):,}",
+        "tasks run",
+        f"{p.get('tasks', 0):,}",
+    )
+    t.add_row(
+        "features",
+        f"{p.get('features', 0):,}",
+        "windows",
+        f"{p.get('windows', 0):,}",
+        "payloads",
+        f"{p.get('payloads', 0):,}",
+    )
+    t.add_row(
+        "acked",
+        f"{p.get('acked', 0):,}",
+        "connected",
+        f"{p.get('connected', 0):,}/{p.get('devices', 0):,}",
+        "reconnects",
+        f"{p.get('reconnects', 0):,}",
+    )
+    t.add_row(
+        "restarts",
+        str(p.get("restarts", 0)),
+        "cuts",
+        str(p.get("cuts", 0)),
+        "tasks files",
+        versions or "-",
+    )
+    title = (f"{p.get('phase', 'starting')}: {p.get('sim_minutes', 0.0):.1f} / {minutes:g} simulated min, "
+             f"{max(0.0, p.get('elapsed', 0.0)):.1f} s")  # fmt: skip
+    bar = (
+        Table.grid()
+    )  # a grid row ends the bar's line (a bare ProgressBar shares it with the next)
+    bar.add_row(ProgressBar(total=1.0, completed=done, width=60))
+    return Panel(Group(bar, t), title=title, expand=False)
+
+
+def render_report(r: SimReport, console: Console) -> None:
+    """Print the final report of a simulation, audit last."""
+    t = Table(title=f"fleet: {r.devices:,} devices x {r.minutes:g} min at {r.speed:g}x, {r.processes} processes",
+              show_header=False, title_justify="left")  # fmt: skip
+    t.add_column(style="dim")
+    t.add_column(justify="right")
+    recs = r.records
+    rows: list[tuple[str, str]] = [
+        ("events", f"{r.events:,}  ({r.quarantined:,} quarantined)"),
+        ("triggers fired", f"{recs.get('trigger', 0):,}"),
+        ("tasks run", f"{r.tasks_run:,}  ({recs.get('task', 0):,} task records)"),
+        ("features", f"{recs.get('feature', 0):,}"),
+        ("windows closed", f"{recs.get('window', 0):,}  ({recs.get('late', 0):,} late)"),
+        ("payloads / batches stored", f"{r.payloads:,} / {r.batches_stored:,}"),
+        ("bytes: raw events", f"{r.raw_bytes:,}"),
+        ("bytes: uploaded records as JSON", f"{r.json_bytes:,}"),
+        (
+            "bytes: uploaded (encoded)",
+            f"{r.payload_bytes:,}  ({r.raw_bytes / max(1, r.payload_bytes):.1f}x smaller than raw)",
+        ),
+        ("upload latency p50/p90/p99 (ms)", _q(r.latency_ms)),
+        ("  while feeding", _q(r.steady_latency_ms)),
+        (
+            "record age at ack p50/p99 (ms)",
+            f"{r.age_ms.get('p50', 0):,.0f} / {r.age_ms.get('p99', 0):,.0f}",
+        ),
+        (
+            "endpoint restarts / cuts / reconnects",
+            f"{r.endpoint_restarts} / {r.connections_cut} / {r.reconnects:,}",
+        ),
+        ("tasks files pushed / devices by version", f"{r.configs_pushed} / {r.versions}"),
+        ("wall time (feeding)", f"{r.wall_s:.1f} s ({r.feed_wall_s:.1f} s), CPU {r.cpu_s:.1f} s"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    console.print(t)
+    style = "bold green" if r.ok else "bold red"
+    console.print(
+        f"[{style}]audit: {r.queued:,} records queued, {r.stored:,} stored at the endpoint: "
+        f"lost {r.lost}, doubled {r.doubled}, undecodable {r.undecodable}[/]"
+    )
+    if r.missing:
+        worst = sorted(r.missing.items(), key=lambda kv: -kv[1])[:10]
+        console.print(
+            "missing by device: "
+            + ", ".join(f"{d}: {n}" for d, n in worst)
+            + f"; still in outboxes: {r.waiting}"
+        )
+    if r.workdir:
+        console.print(f"stores, keys and logs kept in {r.workdir}")
+
+
+def _q(q: dict[str, float]) -> str:
+    if not q.get("n"):
+        return "-"
+    return f"{q['p50']:,.1f} / {q['p90']:,.1f} / {q['p99']:,.1f}  ({q['n']:,} batches)"

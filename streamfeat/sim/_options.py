@@ -1,0 +1,107 @@
+"""What the fleet simulator is asked to do (:class:`SimOptions`) and what it found (:class:`SimReport`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamfeat.gen._generator import DEFAULT_START_TS
+
+__all__ = ["Progress", "SimOptions", "SimReport"]
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """What to simulate.
+
+    Attributes:
+        devices: how many devices.
+        minutes: simulated minutes of app use per device.
+        speed: event time runs this many times faster than real time (0: as fast as possible).
+        tasks_text: the tasks file every device starts with.
+        server: an endpoint URL to use instead of starting one (needs ``server_db``).
+        server_db: that endpoint's database, where the devices are registered and the audit reads.
+        server_key: that endpoint's key file (default: ``endpoint.key`` beside ``server_db``).
+        processes: fleet processes (0: one per core).
+        chaos: cut connections and restart the endpoint at random.
+        seed: seeds the behaviour generator and the chaos.
+        reconfigure: ``(simulated minute, tasks text)`` pushed to every device in turn.
+        workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
+        tick: seconds between the agents' idle-window advances.
+        drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
+    """
+
+    devices: int = 100
+    minutes: float = 5.0
+    speed: float = 10.0
+    tasks_text: str = ""
+    server: str | None = None
+    server_db: Path | None = None
+    server_key: Path | None = None
+    processes: int = 0
+    chaos: bool = False
+    seed: int = 1
+    reconfigure: tuple[tuple[float, str], ...] = ()
+    workdir: Path | None = None
+    tick: float = 1.0
+    drain_timeout: float = 60.0
+    start_ts: int = DEFAULT_START_TS
+
+
+@dataclass
+class SimReport:
+    """What a simulation did and what the audit found (see :meth:`as_dict`)."""
+
+    devices: int = 0
+    processes: int = 0
+    minutes: float = 0.0
+    speed: float = 0.0
+    wall_s: float = 0.0
+    feed_wall_s: float = 0.0
+    setup_s: float = 0.0
+    close_s: float = 0.0
+    events: int = 0
+    quarantined: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+    tasks_run: int = 0
+    payloads: int = 0
+    batches_stored: int = 0
+    raw_bytes: int = 0
+    json_bytes: int = 0
+    payload_bytes: int = 0
+    stored_bytes: int = 0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    steady_latency_ms: dict[str, float] = field(default_factory=dict)
+    age_ms: dict[str, float] = field(default_factory=dict)
+    queued: int = 0
+    stored: int = 0
+    lost: int = 0
+    doubled: int = 0
+    undecodable: int = 0
+    acked_not_stored: int = 0
+    missing: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0
+    encode_errors: int = 0
+    endpoint_restarts: int = 0
+    connections_cut: int = 0
+    reconnects: int = 0
+    configs_pushed: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+    feed_late_ms: float = 0.0
+    cpu_s: float = 0.0
+    feed_cpu_s: float = 0.0
+    max_rss_kb: int = 0
+    workdir: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the audit found nothing lost, doubled or undecodable."""
+        return self.lost == 0 and self.doubled == 0 and self.undecodable == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready form."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"ok": self.ok}
+
+
+Progress = dict[str, Any]
