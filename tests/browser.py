@@ -158,7 +158,7 @@ class Browser:
             raise RuntimeError(msg)
         return data.get("result", {})
 
-    async def goto(self, url: str, within: float = 30) -> None:
+    async def goto(self, url: str, within: float = 60) -> None:
         """Open ``url`` and wait for its load event."""
         mark = len(self.events)
         await self.send("Page.navigate", {"url": url})
@@ -233,7 +233,7 @@ class Browser:
                     "mobile": False,
                 },
             )
-        shot = await self.send("Page.captureScreenshot", {"format": "png"}, within=60)
+        shot = await self.send("Page.captureScreenshot", {"format": "png"}, within=120)
         path.write_bytes(base64.b64decode(shot["data"]))  # noqa: ASYNC240 - one small file in a test
         if full_page:
             await self.send("Emulation.clearDeviceMetricsOverride")

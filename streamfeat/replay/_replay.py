@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -42,9 +42,23 @@ from streamfeat.io._readers import InputFile, read_events
 from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.tasks import TasksConfig
 
-__all__ = ["ReplayOptions", "ReplaySummary", "run_replay"]
+__all__ = ["ReplayObserver", "ReplayOptions", "ReplaySummary", "run_replay"]
 
 _CHECKPOINT = "replay"
+_OBSERVE_EVERY = 1000  # events between progress samples given to an observer
+
+
+class ReplayObserver(Protocol):
+    """What a replay tells an observer (the ``--report`` collector)."""
+
+    def event(self, ts: int) -> None:
+        """A valid event with event time ``ts`` was processed."""
+
+    def records(self, records: list[dict[str, Any]]) -> None:
+        """These records were written to OUT."""
+
+    def progress(self, wall_seconds: float, events: int) -> None:
+        """``events`` events were done ``wall_seconds`` after the replay started."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +160,7 @@ def run_replay(
     progress: Callable[[int, int | None], None] | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    observer: ReplayObserver | None = None,
 ) -> ReplaySummary:
     """Replay ``opts.events`` and return the summary.
 
@@ -154,6 +169,8 @@ def run_replay(
         progress: called now and then with (input bytes consumed, input size or None).
         clock: the clock for ``--speed`` pacing (the system clock by default).
         sleep: how to wait when pacing (injected for tests).
+        observer: sees every event's ts, every record written, and the progress every
+            1,000 events (``streamfeat.report.ReportCollector`` for ``--report``).
 
     Raises:
         StorageError: if the store holds a checkpoint of a different replay (use ``restart``).
@@ -178,9 +195,10 @@ def run_replay(
     # end, so that replays run one after another in one process (tests, benchmarks) don't pile up.
     gc.freeze()
     try:
-        _loop(opts, engine, store, source, out, summary, resume, progress, clock, sleep, sizes)
+        _loop(opts, engine, store, source, out, summary, resume, progress, clock, sleep, sizes,
+              observer)  # fmt: skip
         final = engine.close()
-        _write(out, final, summary, sizes)
+        _write(out, final, summary, sizes, observer)
         out.durable_offset()
         if store is not None:
             with store.transaction():
@@ -218,7 +236,13 @@ def _resume_point(store: Store, fingerprint: str, restart: bool) -> Checkpoint |
     return cp
 
 
-def _write(out: _Output, records: list[dict[str, Any]], summary: ReplaySummary, sizes: Any) -> None:
+def _write(
+    out: _Output,
+    records: list[dict[str, Any]],
+    summary: ReplaySummary,
+    sizes: Any,
+    observer: ReplayObserver | None = None,
+) -> None:
     write = out.fh.write
     dumps = orjson.dumps
     nl = orjson.OPT_APPEND_NEWLINE
@@ -229,6 +253,8 @@ def _write(out: _Output, records: list[dict[str, Any]], summary: ReplaySummary, 
         summary.records[r["kind"]] += 1
     if sizes is not None:
         sizes.add_many(r for r in records if r["kind"] != "quarantine")
+    if observer is not None:
+        observer.records(records)
 
 
 def _loop(
@@ -243,6 +269,7 @@ def _loop(
     clock: Clock,
     sleep: Callable[[float], None],
     sizes: Any,
+    observer: ReplayObserver | None = None,
 ) -> None:
     position = resume.position if resume else 0
     start_raw = _uncompressed_pos(source)
@@ -253,6 +280,8 @@ def _loop(
     every = max(1, opts.checkpoint_every)
     since_cp = 0
     t0 = time.perf_counter()
+    if observer is not None:
+        observer.progress(0.0, 0)
     for item in read_events(source, fmt=opts.fmt, skip=position):
         position += 1
         if type(item) is Event:
@@ -260,13 +289,17 @@ def _loop(
                 pace.wait(item.ts)
             process(item, records)
             summary.events += 1
+            if observer is not None:
+                observer.event(item.ts)
+                if summary.events % _OBSERVE_EVERY == 0:
+                    observer.progress(time.perf_counter() - t0, summary.events)
         else:
             assert isinstance(item, QuarantineEntry)
             pending_q.append(item)
             summary.quarantined += 1
             records.append({"kind": "quarantine", "line": item.position, "reason": item.reason})
         if records:
-            _write(out, records, summary, sizes)
+            _write(out, records, summary, sizes, observer)
             records.clear()
         since_cp += 1
         if since_cp >= every:
@@ -279,6 +312,8 @@ def _loop(
         with store.transaction():
             store.add_quarantine(pending_q)
     summary.seconds = time.perf_counter() - t0
+    if observer is not None:
+        observer.progress(summary.seconds, summary.events)
     summary.bytes_raw = _uncompressed_pos(source) - start_raw
     if progress is not None:
         progress(source.consumed(), source.size)

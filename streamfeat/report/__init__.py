@@ -16,12 +16,13 @@ from __future__ import annotations
 from streamfeat.report._collect import ReportCollector, Reservoir, reason_group
 from streamfeat.report._files import collect_files
 from streamfeat.report._html import render_report, write_report
-from streamfeat.report._plots import MissingExtraError
+from streamfeat.report._plots import MissingExtraError, check_plotting
 
 __all__ = [
     "MissingExtraError",
     "ReportCollector",
     "Reservoir",
+    "check_plotting",
     "collect_files",
     "reason_group",
     "render_report",

@@ -19,7 +19,7 @@ from typing import Any
 
 from streamfeat.errors import StreamfeatError
 
-__all__ = ["MissingExtraError", "Plotter"]
+__all__ = ["MissingExtraError", "Plotter", "check_plotting"]
 
 MINUTE_MS = 60_000
 _MAX_BARS = 240
@@ -40,6 +40,11 @@ def _import_figure() -> Any:
         msg = "the replay report needs matplotlib: pip install 'streamfeat[report]'"
         raise MissingExtraError(msg) from exc
     return matplotlib, Figure
+
+
+def check_plotting() -> None:
+    """Raise :class:`MissingExtraError` now if the report could not be drawn."""
+    _import_figure()
 
 
 def pick_bucket(minutes: Sequence[int]) -> int:

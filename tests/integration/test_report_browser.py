@@ -28,32 +28,19 @@ def _need_report() -> None:
         pytest.skip("the report extra is not installed: pip install 'streamfeat[report]'")
 
 
-def _replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path, dict]:
+def _replay_with_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     ev = tmp_path / "events.jsonl"
-    assert (
-        main(
-            [
-                "generate",
-                "--devices",
-                "6",
-                "--minutes",
-                "30",
-                "--seed",
-                "5",
-                "--disorder",
-                "0.05",
-                "--out",
-                str(ev),
-            ]
-        )
-        == 0
-    )
+    gen = ["generate", "--devices", "6", "--minutes", "30", "--seed", "5", "--disorder", "0.05"]
+    assert main([*gen, "--out", str(ev)]) == 0
     with ev.open("a") as fh:  # input the replay must quarantine
         fh.write('{"ts": "abc", "type": "click"}\nnot json\n{"type": "click"}\n')
-    out = tmp_path / "out.jsonl"
+    out, page = tmp_path / "out.jsonl", tmp_path / "report.html"
     capsys.readouterr()
-    assert main(["replay", str(ev), "--out", str(out), "--sizes", "--json", "--no-progress"]) == 0
-    return ev, out, json.loads(capsys.readouterr().out)
+    argv = ["replay", str(ev), "--out", str(out), "--report", str(page), "--json", "--no-progress"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sizes"] is not None  # --report implies --sizes
+    return page
 
 
 async def test_report_opens_offline_and_every_plot_renders(
@@ -61,14 +48,7 @@ async def test_report_opens_offline_and_every_plot_renders(
 ) -> None:
     _need_report()
     need_chromium()
-    from streamfeat.report import collect_files, write_report
-
-    ev, out, summary = _replay(tmp_path, capsys)
-    col = collect_files(out, events=ev)
-    # progress samples as a replay would report them (the replay wiring feeds real ones)
-    for i in range(5):
-        col.progress(i * 0.1, i * summary["events"] // 4)
-    page = write_report(tmp_path / "report.html", col, summary)
+    page = _replay_with_report(tmp_path, capsys)
     text = page.read_text()
     # nothing to fetch: no src/href/url() pointing anywhere but into the page itself
     assert not re.findall(r"""(?:src|href)\s*=\s*["'](?!#)|url\((?!#)""", text)
