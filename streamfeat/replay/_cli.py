@@ -126,7 +126,7 @@ def _replay(args: argparse.Namespace) -> int:
 
         try:
             write_report(
-                args.report, collector, summary.as_dict(), title=f"Replay of {args.events}"
+                args.report, collector, summary.as_dict(), title=_report_title(args.events)
             )
         except OSError as exc:
             print(
@@ -140,6 +140,12 @@ def _replay(args: argparse.Namespace) -> int:
     else:
         render_summary(summary, console)
     return 0
+
+
+def _report_title(events: str) -> str:
+    from pathlib import Path
+
+    return "Replay of standard input" if events == "-" else f"Replay of {Path(events).name}"
 
 
 def _with_progress(
