@@ -33,7 +33,8 @@ bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check streamfeat tests bench
+	$(VENV)/bin/ruff check streamfeat tests bench replay
+	$(VENV)/bin/ruff format --check streamfeat tests bench replay
 	$(VENV)/bin/mypy
 
 clean:

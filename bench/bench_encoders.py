@@ -1,7 +1,7 @@
 """Encoders: bytes per record type and codec, and encode/decode speed (issue: encoders).
 
 Records come from the real pipeline: a generated log (``ctx.generated_log``) replayed through
-``streamfeat._pipeline.build_engine(default tasks, sizes=True)``, so every window and feature
+``streamfeat.engine.build_engine(default tasks, sizes=True)``, so every window and feature
 record carries ``_raw_bytes``, the JSON-line bytes of the raw events that made it. When the
 trigger stage cannot be built the engine runs without it (the schemas still come from the whole
 default tasks file) and the rows say so.
@@ -26,7 +26,6 @@ import orjson
 from _harness import Context, Row
 
 from streamfeat._event import event_from_obj
-from streamfeat._pipeline import build_engine
 from streamfeat.encoders import (
     CountingBloomAdmission,
     SizeReport,
@@ -35,6 +34,7 @@ from streamfeat.encoders import (
     index_schemas,
     schemas_for,
 )
+from streamfeat.engine._build import build_engine
 from streamfeat.errors import EventError
 from streamfeat.tasks import TasksConfig, load_tasks
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 from _harness import Context, Row
 
-from streamfeat._simulate import SimOptions, SimReport, simulate
+from streamfeat.sim._simulation import SimOptions, SimReport, simulate
 
 REALTIME_S = 45.0
 P99_MS = 250.0

@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 from _harness import Context, Row
 
-from streamfeat._readers import read_jsonl
-from streamfeat._replay import ReplayOptions, run_replay
+from streamfeat.io._readers import read_jsonl
+from streamfeat.replay._replay import ReplayOptions, run_replay
 from streamfeat.tasks import parse_tasks
 
 
@@ -69,7 +69,7 @@ def _peak_rss_replay(path: Path, tmp: Path) -> float:
 
 
 def _rows_for(label: str, path: Path, ctx: Context) -> list[Row]:
-    from streamfeat._cli_replay import default_tasks_text
+    from streamfeat.data import default_tasks_text
 
     n = _count(path)
     t_parse = ctx.timeit(lambda: _parse(path))

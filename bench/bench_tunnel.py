@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp
 
+from streamfeat.endpoint._registry import Registry, endpoint_keypair
 from streamfeat.tunnel import (
     NEED_DATA,
     Accept,
@@ -47,8 +48,7 @@ from streamfeat.tunnel import (
     Role,
     TunnelConnection,
 )
-from streamfeat.tunnel._aiohttp import connect
-from streamfeat.tunnel._registry import Registry, endpoint_keypair
+from streamfeat.upload._aiohttp import connect
 
 G = "tunnel"
 
@@ -73,8 +73,8 @@ _MEMSERVER = r"""
 import asyncio, sys
 from pathlib import Path
 from aiohttp import web
-from streamfeat.tunnel._server import TunnelServer
-from streamfeat.tunnel._registry import Registry, endpoint_keypair
+from streamfeat.endpoint._server import TunnelServer
+from streamfeat.endpoint._registry import Registry, endpoint_keypair
 class Mem:
     non_blocking = True
     def __init__(self): self.seen = set()

@@ -36,8 +36,8 @@ import orjson
 from _harness import Context, Row
 
 from streamfeat._event import Event
-from streamfeat._pipeline import build_engine
-from streamfeat._readers import read_jsonl
+from streamfeat.engine._build import build_engine
+from streamfeat.io._readers import read_jsonl
 from streamfeat.tasks import parse_tasks
 from streamfeat.windows import WindowStage
 

@@ -22,7 +22,10 @@ import orjson
 
 from streamfeat._event import Event, event_to_obj
 
-__all__ = ["dumps_record", "public", "raw_size"]
+__all__ = ["Record", "dumps_record", "public", "raw_size"]
+
+#: A record: a plain dict with a ``kind`` key (SPEC section 6); ``_`` keys stay in process.
+Record = dict[str, Any]
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,11 @@ from typing import Any
 
 from streamfeat._cli_env import EnvDefault
 from streamfeat.agent import _cli as agent_cli
+from streamfeat.endpoint import _cli as endpoint_cli
 from streamfeat.gen import _cli as gen_cli
 from streamfeat.replay import _cli as replay_cli
 from streamfeat.sim import _cli as sim_cli
 from streamfeat.sim import _demo as demo_cli
-from streamfeat.tunnel import _cli as endpoint_cli
 
 __all__ = ["EnvDefault", "build_parser", "main"]
 

@@ -1,6 +1,7 @@
 """Test tools: the message transport interface, its in-memory twin, and a conformance check.
 
-The tunnel's shell talks to a :class:`Transport` (one websocket in production,
+The upload shell and the endpoint talk to a :class:`Transport` (defined in
+:mod:`streamfeat.upload`, re-exported here; one websocket in production,
 :class:`MemoryTransportPair` in tests), in the manner of ``trio.testing.memory_stream_pair``
 and ``httpcore``'s mock backend. :func:`check_transport` is the one conformance suite every
 implementation must pass.
@@ -10,29 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
 
 from streamfeat.errors import TunnelClosed
+from streamfeat.upload._transport import Transport
 
 __all__ = ["MemoryTransport", "MemoryTransportPair", "Transport", "check_transport"]
-
-
-@runtime_checkable
-class Transport(Protocol):
-    """A reliable, ordered, message-preserving byte transport (a websocket)."""
-
-    async def send(self, data: bytes) -> None:
-        """Send one message.
-
-        Raises:
-            TunnelClosed: the transport was closed (by either side).
-        """
-
-    async def receive(self) -> bytes:
-        """Return the next message, or ``b""`` once the peer closed (and ever after)."""
-
-    async def aclose(self) -> None:
-        """Close; the peer's ``receive`` then returns ``b""``. Idempotent."""
 
 
 _EOF = b""

@@ -1,16 +1,34 @@
-"""The embedded agent: the whole on-device pipeline on one asyncio loop, and its live reconfiguration."""
+"""The embedded agent: the whole on-device pipeline on one asyncio loop, and its live reconfiguration.
+
+Layers, bottom up: ``_switch`` (carrying engine state to a new tasks file, pure),
+``_sink`` (:class:`RecordSink`: store, encode, enqueue; synchronous), ``_switcher``
+(:class:`ConfigSwitcher`: the running tasks file, snapshots and switches; synchronous),
+``_outbox`` (upload timing), ``_agent`` (:class:`Agent`, the thin asyncio shell wiring them
+to the engine queue, the tasks and the :mod:`streamfeat.upload` uploader), ``_cli``. Never
+imports :mod:`streamfeat.endpoint`.
+"""
 
 from __future__ import annotations
 
 from streamfeat.agent._agent import Agent, AgentStats, load_config
-from streamfeat.agent._outbox import TimedOutbox
+from streamfeat.agent._outbox import TimedOutbox, UploadTimes
+from streamfeat.agent._ports import TaskDispatcher, UploaderLike
+from streamfeat.agent._sink import PayloadQueue, RecordSink, RecordStore
 from streamfeat.agent._switch import SwitchReport, diff_configs, switch_engine
+from streamfeat.agent._switcher import ConfigSwitcher
 
 __all__ = [
     "Agent",
     "AgentStats",
+    "ConfigSwitcher",
+    "PayloadQueue",
+    "RecordSink",
+    "RecordStore",
     "SwitchReport",
+    "TaskDispatcher",
     "TimedOutbox",
+    "UploadTimes",
+    "UploaderLike",
     "diff_configs",
     "load_config",
     "switch_engine",

@@ -108,7 +108,7 @@ def read_endpoint_key(path: str | Path) -> bytes:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from streamfeat.tunnel._registry import read_key_file
+    from streamfeat.upload._keys import read_key_file
 
     try:
         device_file = read_key_file(args.device_key)
@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     except (StreamfeatError, KeyError, ValueError) as exc:
         args.parser.error(f"device or endpoint key: {exc}")
     if args.tasks is None:
-        from streamfeat._cli_replay import default_tasks_text
+        from streamfeat.data import default_tasks_text
 
         tasks: Any = default_tasks_text()
     else:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from streamfeat._log import agent_log
-from streamfeat._store import Store
 from streamfeat.encoders import SchemaSet, schemas_for
+from streamfeat.encoders.admission import AdmissionFilter
 from streamfeat.errors import ConfigError
+from streamfeat.io._store import Store
 from streamfeat.tasks import TasksConfig, load_tasks, parse_tasks
 
 __all__ = ["ADMISSION_KEY", "ADMISSION_SPEC_KEY", "AgentStats", "device_seed", "key_bytes",
@@ -92,7 +92,7 @@ def device_seed(public_key: bytes | None, name: str) -> int:
     return int.from_bytes(hashlib.blake2b(who, digest_size=8).digest(), "big")
 
 
-def new_admission(store: Store, spec: str, seed: int) -> Any:
+def new_admission(store: Store, spec: str, seed: int) -> AdmissionFilter:
     """The admission filter for ``spec``: the one saved in ``store`` with that spec, else a new one."""
     from streamfeat.encoders import load_admission, parse_admission
     from streamfeat.errors import DecodeError

@@ -28,8 +28,11 @@ from typing import Any
 
 import msgpack
 
-from streamfeat._engine import Engine, Record, Stage
+from streamfeat.engine import Engine, Record, Stage
+from streamfeat.features import FeatureStage
 from streamfeat.tasks import TasksConfig
+from streamfeat.triggers import TriggerStage
+from streamfeat.windows import WindowStage
 
 __all__ = ["SwitchReport", "diff_configs", "switch_engine"]
 
@@ -93,11 +96,9 @@ def _trigger_stage(
     """Return the triggers stage of the new engine (the old one updated in place, if possible)."""
     if not new.triggers:
         return None
-    from streamfeat.triggers import TriggerStage
-
     stage = next((s for s in old_engine.stages if s.name == "triggers"), None)
     if stage is None or old.engine != new.engine:
-        return TriggerStage(new)
+        return TriggerStage(new.triggers, new.engine.limits)
     assert isinstance(stage, TriggerStage)
     changed = report.changed.get("triggers", [])
     added = {n: new.triggers[n] for n in changed + report.added.get("triggers", [])}
@@ -113,13 +114,9 @@ def _new_stages(
     if trig is not None:
         stages.append(trig)
     if new.windows:
-        from streamfeat.windows import WindowStage
-
-        stages.append(WindowStage(new, sizes=sizes))
+        stages.append(WindowStage(new.windows, new.engine.lateness, sizes=sizes))
     if new.features:
-        from streamfeat.features import FeatureStage
-
-        stages.append(FeatureStage(new, sizes=sizes))
+        stages.append(FeatureStage(new.features, new.engine.partial_limit, sizes=sizes))
     return stages
 
 
@@ -152,78 +149,13 @@ class _Carry:
                 result.append(
                     prev if same and prev is not None else stage.dump(stage.new_state(device))
                 )
-            elif stage.name == "windows":
-                result.append(self._windows(stage, device, prev, out))
-            elif stage.name == "features":
-                result.append(self._features(stage, device, prev, out))
+            elif isinstance(stage, WindowStage | FeatureStage):
+                kept = self.kept[stage.name]
+                result.append(stage.carry(self.old.get(stage.name), prev, device, kept, out))
             else:
                 result.append(stage.dump(stage.new_state(device)))
         self._close_dropped(device, old_by_name, out)
         return result
-
-    def _carry(
-        self,
-        section: str,
-        new_parts: Any,
-        old_parts: Any,
-        fresh: list[Any],
-        close: Any,
-    ) -> list[Any]:
-        """Carry one device's per-window (or per-feature) states into the new stage's order.
-
-        A part kept unchanged keeps its dumped state, any other starts from ``fresh``, and every
-        old part that is not kept is closed through ``close(part, state)``.
-        """
-        kept = self.kept[section]
-        by_name = {part.name: (part, st) for part, st in old_parts}
-        result = []
-        for i, part in enumerate(new_parts):
-            if part.name in kept and part.name in by_name:
-                old, st = by_name[part.name]
-                result.append(old.dump(st))
-            else:
-                result.append(fresh[i])
-        for name, (old, st) in by_name.items():
-            if name not in kept:
-                close(old, st)
-        return result
-
-    def _windows(self, stage: Any, device: str, prev: Any, out: list[Record]) -> Any:
-        fresh = stage.dump(stage.new_state(device))
-        old_stage = self.old.get("windows")
-        if prev is None or old_stage is None:
-            return fresh
-        old_state = old_stage.load(prev)
-        wins = self._carry(
-            "windows",
-            stage.logics,
-            zip(old_stage.logics, old_state.wins, strict=True),  # type: ignore[attr-defined]
-            fresh[2],
-            # removed or changed: its open windows come out final
-            lambda lg, w: lg.close(w, device, out),
-        )
-        return [device, old_state.maxts, wins]
-
-    def _features(self, stage: Any, device: str, prev: Any, out: list[Record]) -> Any:
-        fresh = stage.dump(stage.new_state(device))
-        old_stage = self.old.get("features")
-        if prev is None or old_stage is None:
-            return fresh
-        old_state = old_stage.load(prev)
-        feats = self._carry(
-            "features",
-            stage.features,
-            zip(old_stage.features, old_state.feats, strict=True),  # type: ignore[attr-defined]
-            fresh[2],
-            # removed or changed: its open visits end truncated
-            lambda f, st: f.close(st, old_state.last_ts, device, out),
-        )
-        latest = [
-            [k, ts, vals]
-            for k, (ts, vals) in old_state.latest.items()
-            if k in self.kept["features"]
-        ]
-        return [device, old_state.last_ts, feats, latest]
 
     def _close_dropped(self, device: str, old_by_name: dict[str, Any], out: list[Record]) -> None:
         """Close a whole windows / features stage the new file no longer has."""

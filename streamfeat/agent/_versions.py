@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from streamfeat._store import Store
+from streamfeat.io._store import Store
 
 __all__ = ["VersionHistory"]
 

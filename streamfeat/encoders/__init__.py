@@ -1,41 +1,38 @@
 """Encoders: records to compact bytes for the outbox and the tunnel, and back on the cloud side.
 
 Layering (lowest first): ``_wire`` (varints, bounded reader, string tables) -> ``_schema``
-(schemas from a tasks file) -> ``_ids`` / ``admission`` (which ids go verbatim) -> one module
+(record schemas) -> ``_ids`` / ``admission`` (which ids go verbatim) -> one module
 per codec (``_json``, ``_msgpack``, ``_compact``) -> ``_batch`` (framing, :class:`Encoder`) ->
 ``_decoder`` (the endpoint's :func:`decode_batch`) -> ``_sizes`` (the size report).
 
->>> from streamfeat.tasks import parse_tasks
->>> schemas = schemas_for(parse_tasks('[features.ipv]\\nkind = "ipv"'))
->>> rec = {"kind": "feature", "feature": "ipv", "device": "d1", "ts": 1_700_000_030_000,
-...        "values": {"item": "42", "enter_ts": 1_700_000_000_000, "dwell_ms": 30_000,
-...                   "truncated": False, "add_cart": 1, "purchase": 0, "favorite": 0,
-...                   "comment": 0, "select_sku": 0, "ask": 0, "service": 0, "detail": 0,
-...                   "shop": 0, "recommend": 0, "share": 0, "scroll": 4}}
->>> data = encoder_for("compact", schemas).encode_batch([rec])
->>> decode_batch(data, index_schemas(schemas)) == [rec]
-True
+The schemas of a tasks file come from :func:`streamfeat.engine.schemas_for` (the composition
+layer); this package does not read tasks files.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from streamfeat.encoders._batch import CODECS, Encoder, encoder_for
 from streamfeat.encoders._decoder import BatchInfo, decode_batch, read_header
 from streamfeat.encoders._ids import BUCKET_PREFIX, Admission, bucket_label
-from streamfeat.encoders._schema import Field, Schema, SchemaSet, index_schemas, schemas_for
+from streamfeat.encoders._schema import Field, Schema, SchemaSet, index_schemas
 from streamfeat.encoders._sizes import SizeReport, SizeRow
 from streamfeat.encoders.admission import (
+    AdmissionSpec,
     CountingBloomAdmission,
     PoissonInclusion,
     PoissonProcessAdmission,
     load_admission,
     parse_admission,
+    parse_admission_spec,
 )
 
 __all__ = [
     "BUCKET_PREFIX",
     "CODECS",
     "Admission",
+    "AdmissionSpec",
     "BatchInfo",
     "CountingBloomAdmission",
     "Encoder",
@@ -52,6 +49,18 @@ __all__ = [
     "index_schemas",
     "load_admission",
     "parse_admission",
+    "parse_admission_spec",
     "read_header",
     "schemas_for",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Moved to streamfeat.engine.schemas_for (it reads a tasks file); kept so old imports work.
+    # Imported on first use so that this package never loads the tasks file's modules.
+    if name == "schemas_for":
+        from streamfeat.engine._schemas import schemas_for
+
+        return schemas_for
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,4 +1,5 @@
-"""Record schemas, derived from a tasks file so that device and endpoint agree on them.
+"""Record schemas: what the codecs know of a record type (derived from a tasks file by
+:func:`streamfeat.engine.schemas_for`, so that device and endpoint agree on them).
 
 A :class:`Schema` describes one record type (the ``ipv`` feature, the window ``clicks_10m``,
 the trigger ``no_click``, ...): its fields in encoding order, each with a *kind* that says how
@@ -40,9 +41,6 @@ from typing import Any
 
 import orjson
 
-from streamfeat.tasks import FeatureConfig, TasksConfig, WindowConfig
-from streamfeat.windows import AggSpec
-
 __all__ = [
     "NAME_KEY",
     "SCHEMA_VERSION",
@@ -50,12 +48,11 @@ __all__ = [
     "Schema",
     "SchemaSet",
     "index_schemas",
-    "schemas_for",
 ]
 
 SCHEMA_VERSION = 1  # bump when the rules turning a tasks file into schemas change
 ID_FIELDS = ("item", "args.category")  # event fields whose values go through admission
-_STR_FIELDS = ("device", "page", "type")
+STR_FIELDS = ("device", "page", "type")
 MEAN_DECIMALS = 3
 KINDS = ("int", "uint", "count", "ts", "id", "str", "flag", "num", "any", "top", "map")
 
@@ -202,115 +199,3 @@ NAME_KEY = {
     "trigger": "trigger",
     "task": "task",
 }
-_DEVICE = Field("device", "str", derive=("prev",))
-
-
-def _field_kind(name: str) -> str:
-    if name == "ts":
-        return "ts"
-    if name in ID_FIELDS:
-        return "id"
-    if name in _STR_FIELDS:
-        return "str"
-    return "any"
-
-
-def _agg_field(out: str, agg: AggSpec) -> Field:
-    if agg.op in ("count", "distinct"):
-        return Field(out, "uint", in_values=True)
-    if agg.op == "mean":
-        return Field(out, "num", in_values=True, nullable=True, decimals=MEAN_DECIMALS)
-    kind = _field_kind(agg.field or "")
-    if agg.op == "top":
-        return Field(out, "top", in_values=True, of=kind)
-    if agg.op == "sum":
-        # a sum of timestamps is a plain int, and sums of anything else keep their type
-        return Field(out, "num" if kind == "ts" else "any", in_values=True, nullable=True)
-    return Field(out, kind, in_values=True, nullable=kind != "any")
-
-
-def _window_schema(w: WindowConfig) -> Schema:
-    end: Field
-    if w.assign.kind in ("tumbling", "sliding"):
-        end = Field("end", "ts", derive=("sum", "start", w.assign.size))
-    else:
-        end = Field("end", "ts")
-    key_kind = "id" if any(k in ID_FIELDS for k in w.key) else "str"
-    fields = (
-        _DEVICE,
-        Field("start", "ts"),
-        end,
-        Field("key", key_kind, derive=("eq", "device")),
-        *(_agg_field(out, agg) for out, agg in w.aggregates),
-        Field("final", "flag"),
-    )
-    layout = ("kind", "window", "device", "key", "start", "end", "values", "final")
-    return Schema("window", w.name, fields, layout, tuple(out for out, _ in w.aggregates))
-
-
-def _feature_schema(f: FeatureConfig) -> Schema:
-    layout = ("kind", "feature", "device", "ts", "values")
-    fields: tuple[Field, ...]
-    if f.kind == "ipv":
-        fields = (
-            _DEVICE,
-            Field("item", "id", in_values=True),
-            Field("enter_ts", "ts", in_values=True),
-            Field("dwell_ms", "int", in_values=True),  # event ts may go back
-            Field("ts", "ts", derive=("sum", "v.enter_ts", "v.dwell_ms")),
-            Field("truncated", "flag", in_values=True),
-            *(Field(a, "count", in_values=True) for a in f.actions),
-        )
-        values = ("item", "enter_ts", "dwell_ms", "truncated", *f.actions)
-        return Schema("feature", f.name, fields, layout, values)
-    fields = (
-        _DEVICE,
-        Field("item", "id", in_values=True),
-        Field("page", "str", in_values=True),
-        # the exposures of one feed visit share visit_start, and those closed together their ts
-        Field("visit_start", "ts", in_values=True, derive=("prev",)),
-        Field("ts", "ts", derive=("prev",)),
-        Field("first_pos", "num", in_values=True, nullable=True),
-        Field("exposures", "count", in_values=True),
-        Field("exposure_ms", "num", in_values=True, decimals=1),
-        Field("scrolls", "count", in_values=True),
-        Field("max_scroll_speed", "num", in_values=True, nullable=True, decimals=2),
-        Field("clicked", "flag", in_values=True),
-        Field("deleted", "flag", in_values=True),
-        Field("delete_reason", "str", in_values=True, nullable=True),
-    )
-    values = (
-        "item", "page", "visit_start", "first_pos", "exposures", "exposure_ms", "scrolls",
-        "max_scroll_speed", "clicked", "deleted", "delete_reason",
-    )  # fmt: skip
-    return Schema("feature", f.name, fields, layout, values)
-
-
-def schemas_for(config: TasksConfig) -> SchemaSet:
-    """Return the schemas of every record type the tasks file ``config`` can produce.
-
-    Only what shapes records matters (features and their actions, windows' assigners, keys and
-    aggregates, trigger and task names): two files that differ elsewhere share an id.
-    """
-    out: list[Schema] = []
-    for name in sorted(config.features):
-        out.append(_feature_schema(config.features[name]))
-    for name in sorted(config.windows):
-        out.append(_window_schema(config.windows[name]))
-        out.append(
-            Schema("late", name, (_DEVICE, Field("ts", "ts")), ("kind", "window", "device", "ts"))
-        )
-    for name in sorted(config.triggers):
-        fields = (
-            _DEVICE,
-            Field("first", "uint"),
-            Field("last", "uint", ref="first"),
-            Field("first_ts", "ts"),
-            Field("last_ts", "ts"),
-        )
-        layout = ("kind", "trigger", "device", "first", "last", "first_ts", "last_ts")
-        out.append(Schema("trigger", name, fields, layout))
-    task_fields = (_DEVICE, Field("ts", "ts"), Field("values", "map"))
-    for name in sorted(config.tasks):
-        out.append(Schema("task", name, task_fields, ("kind", "task", "device", "ts", "values")))
-    return SchemaSet(tuple(out))

@@ -11,6 +11,7 @@ included (``view`` is for tasks that run on the event that produced the records)
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
@@ -19,7 +20,7 @@ from streamfeat.features.exposure import ExposureFeature
 from streamfeat.features.ipv import IpvFeature
 
 if TYPE_CHECKING:
-    from streamfeat.tasks import TasksConfig
+    from streamfeat.features._config import FeatureConfig
 
 __all__ = ["FeatureStage", "FeatureState"]
 
@@ -49,20 +50,29 @@ class FeatureStage:
     """The ``features`` stage of the engine.
 
     Args:
-        config: the validated tasks file: its ``features`` tables (in order) and
-            ``engine.partial_limit``.
+        features: the ``[features.NAME]`` tables, by name, in the tasks file's order. (A whole
+            tasks config is still taken, for old call sites: its features and its engine's
+            partial limit are used.)
+        partial_limit: the engine's partial-match time limit in ms (``engine.partial_limit``).
         sizes: attach ``_raw_bytes`` (bytes of the events counted for the record).
     """
 
     name = "features"
 
-    def __init__(self, config: TasksConfig, *, sizes: bool = False) -> None:
-        limit = config.engine.partial_limit
+    def __init__(
+        self,
+        features: Mapping[str, FeatureConfig] | Any,
+        partial_limit: int = 24 * 3_600_000,
+        *,
+        sizes: bool = False,
+    ) -> None:
+        if not isinstance(features, Mapping):  # a tasks config (old call sites)
+            features, partial_limit = features.features, features.engine.partial_limit
         self.features: tuple[Any, ...] = tuple(
-            IpvFeature(f, limit, sizes=sizes)
+            IpvFeature(f, partial_limit, sizes=sizes)
             if f.kind == "ipv"
-            else ExposureFeature(f, limit, sizes=sizes)
-            for f in config.features.values()
+            else ExposureFeature(f, partial_limit, sizes=sizes)
+            for f in features.values()
         )
         self.sizes = sizes
 
@@ -119,6 +129,48 @@ class FeatureStage:
         st.last_ts = last_ts
         st.latest = {k: [ts, vals] for k, ts, vals in latest}
         return st
+
+    def carry(
+        self,
+        old: object,
+        dumped: Any,
+        device: str,
+        kept: Collection[str],
+        out: list[dict[str, Any]],
+    ) -> Any:
+        """Return ``device``'s state for this stage, carried over from another stage's dump.
+
+        For a switch to a new tasks file: ``old`` is the feature stage of the previous file
+        and ``dumped`` what its :meth:`dump` gave for ``device``. Each feature named in
+        ``kept`` (same name, same table) keeps its open visits and its latest records; every
+        other feature of this stage starts empty; every feature of ``old`` not in ``kept``
+        (removed or changed) closes its open visits as truncated at the device's last event,
+        appending their records to ``out``.
+
+        Args:
+            old: the previous stage (anything but a :class:`FeatureStage` counts as none).
+            dumped: ``old.dump(state)`` for the device, or None when it had no state.
+            device: the device.
+            kept: the names of the features whose table did not change.
+            out: where the closed visits' records go.
+
+        Returns:
+            What :meth:`dump` would return for the carried state (for :meth:`load`).
+        """
+        fresh = self.dump(self.new_state(device))
+        if not isinstance(old, FeatureStage) or dumped is None:
+            return fresh
+        state = old.load(dumped)
+        olds = {f.name: (f, s) for f, s in zip(old.features, state.feats, strict=True)}
+        feats = []
+        for i, feat in enumerate(self.features):
+            hit = olds.get(feat.name) if feat.name in kept else None
+            feats.append(fresh[2][i] if hit is None else hit[0].dump(hit[1]))
+        for name, (f, s) in olds.items():
+            if name not in kept:
+                f.close(s, state.last_ts, device, out)
+        latest = [[k, ts, vals] for k, (ts, vals) in state.latest.items() if k in kept]
+        return [device, state.last_ts, feats, latest]
 
     def view(self, state: FeatureState, now_ms: int) -> dict[str, Any]:
         """Return the device's latest features and open visits (JSON-ready), for tasks.

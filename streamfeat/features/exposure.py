@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from streamfeat._event import Event
 
 if TYPE_CHECKING:
-    from streamfeat.tasks import FeatureConfig
+    from streamfeat.features._config import FeatureConfig
 
 __all__ = ["ExposureFeature", "ExposureVisit"]
 

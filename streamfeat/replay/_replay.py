@@ -34,9 +34,9 @@ from typing import Any, BinaryIO, Protocol
 import orjson
 
 from streamfeat._event import Event
-from streamfeat._pipeline import build_engine
 from streamfeat._records import public
 from streamfeat.clock import Clock, SystemClock
+from streamfeat.engine._build import build_engine
 from streamfeat.errors import StorageError
 from streamfeat.io._readers import InputFile, read_events
 from streamfeat.io._store import Checkpoint, QuarantineEntry, Store

@@ -74,11 +74,11 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
 def audit(r: SimReport, results: list[dict[str, Any]], db: Path, texts: list[str]) -> None:
     """Compare every device's ledger with the records the endpoint stored (decoded)."""
     from streamfeat.encoders import decode_batch, index_schemas, schemas_for
+    from streamfeat.endpoint._storage import SQLiteStorage
     from streamfeat.errors import DecodeError
     from streamfeat.sim._fleet import record_digest
     from streamfeat.tasks import parse_tasks
-    from streamfeat.tunnel._outbox import split_items
-    from streamfeat.tunnel._storage import SQLiteStorage
+    from streamfeat.upload._outbox import split_items
 
     schemas = index_schemas(*(schemas_for(parse_tasks(t)) for t in texts))
     queued: dict[str, Counter[bytes]] = {}

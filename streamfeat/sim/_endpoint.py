@@ -1,6 +1,6 @@
 """An endpoint process the simulator can drive: ``python -m streamfeat.sim._endpoint``.
 
-It is ``streamfeat serve`` (the tunnel's :class:`~streamfeat.tunnel._server.TunnelServer` over
+It is ``streamfeat serve`` (the tunnel's :class:`~streamfeat.endpoint._server.TunnelServer` over
 aiohttp, SQLite storage and registry) plus a control channel on standard input, one JSON object
 per line, so that the simulator can push tasks files to devices live:
 
@@ -40,9 +40,9 @@ def _say(obj: object) -> None:
 
 
 async def _serve(db: Path, key_path: Path, host: str, port: int) -> None:
-    from streamfeat.tunnel._registry import Registry, endpoint_keypair
-    from streamfeat.tunnel._server import TunnelServer
-    from streamfeat.tunnel._storage import SQLiteStorage
+    from streamfeat.endpoint._registry import Registry, endpoint_keypair
+    from streamfeat.endpoint._server import TunnelServer
+    from streamfeat.endpoint._storage import SQLiteStorage
 
     server = TunnelServer(
         key=endpoint_keypair(key_path), registry=Registry(db), storage=SQLiteStorage(db)

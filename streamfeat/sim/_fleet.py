@@ -109,7 +109,7 @@ class Worker:
             "ack_timeout": 10.0,
             "connect_timeout": 5.0,
         }
-        from streamfeat.tunnel._registry import read_key_file
+        from streamfeat.endpoint._registry import read_key_file
 
         for name, key_file in spec["devices"]:
             private_hex = read_key_file(key_file)["private_key"]

@@ -97,8 +97,8 @@ class Simulation:
 
     def _prepare(self, work: Path) -> list[tuple[str, str]]:
         """Create the endpoint key and the device keys (0600) and register the devices."""
+        from streamfeat.endpoint._registry import Registry, endpoint_keypair, write_key_file
         from streamfeat.tunnel._crypto import KeyPair
-        from streamfeat.tunnel._registry import Registry, endpoint_keypair, write_key_file
 
         o = self.options
         keys = work / "keys"
@@ -374,7 +374,7 @@ class Simulation:
             )
 
     def _store_config(self, version: int, text: str) -> None:
-        from streamfeat.tunnel._storage import SQLiteStorage
+        from streamfeat.endpoint._storage import SQLiteStorage
 
         storage = SQLiteStorage(self.db)
         try:

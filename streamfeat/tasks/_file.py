@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamfeat._durations import parse_duration
-from streamfeat._tokens import Token, parse_token
-from streamfeat.errors import ConfigError, TriggerSpecError
-from streamfeat.windows._spec import AggSpec, AssignSpec, parse_aggregate, parse_assign, parse_field
+from streamfeat._tables import TableReader
+from streamfeat.encoders.admission import AdmissionSpec, parse_admission_spec
+from streamfeat.errors import ConfigError
+from streamfeat.features import DEFAULT_IPV_ACTIONS, FeatureConfig, parse_feature
+from streamfeat.triggers import MatchLimits, TriggerConfig, parse_triggers
+from streamfeat.windows import WindowConfig, parse_window
 
 __all__ = [
     "DEFAULT_IPV_ACTIONS",
@@ -32,14 +34,8 @@ __all__ = [
     "parse_tasks",
 ]
 
-DEFAULT_IPV_ACTIONS = (
-    "add_cart", "purchase", "favorite", "comment", "select_sku", "ask",
-    "service", "detail", "shop", "recommend", "share", "scroll",
-)  # fmt: skip
-FEATURE_KINDS = ("ipv", "exposure")
 UPLOAD_RECORDS = ("feature", "window", "trigger", "task", "late")
 ENCODINGS = ("json", "msgpack", "compact")
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}\Z")
 _RUN_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 
 
@@ -51,28 +47,10 @@ class EngineConfig:
     partial_limit: int = 24 * 3_600_000
     partial_limit_events: int = 10_000
 
-
-@dataclass(frozen=True, slots=True)
-class WindowConfig:
-    """One ``[windows.NAME]`` table."""
-
-    name: str
-    assign: AssignSpec
-    key: tuple[str, ...] = ("device",)
-    filter: tuple[Token, ...] | None = None
-    lateness: int | None = None  # None: the engine's
-    aggregates: tuple[tuple[str, AggSpec], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureConfig:
-    """One ``[features.NAME]`` table: a built-in feature and its options."""
-
-    name: str
-    kind: str
-    actions: tuple[str, ...] = DEFAULT_IPV_ACTIONS  # ipv
-    page: str = "item_detail"  # ipv: the detail page
-    feed_pages: tuple[str, ...] = ("home_feed",)  # exposure: the feed pages
+    @property
+    def limits(self) -> MatchLimits:
+        """The partial-match limits, the slice the trigger stage is built from."""
+        return MatchLimits(self.partial_limit, self.partial_limit_events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +75,7 @@ class UploadConfig:
     admission: str | None = (
         None  # "poisson P" | "bloom N" | "process K HORIZON"; None: ids verbatim
     )
+    admission_spec: AdmissionSpec | None = field(default=None, compare=False)  # admission, parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +91,7 @@ class TasksConfig:
     """A whole validated tasks file."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
-    triggers: Mapping[str, str] = field(default_factory=dict)
+    triggers: Mapping[str, TriggerConfig] = field(default_factory=dict)
     windows: Mapping[str, WindowConfig] = field(default_factory=dict)
     features: Mapping[str, FeatureConfig] = field(default_factory=dict)
     tasks: Mapping[str, TaskConfig] = field(default_factory=dict)
@@ -151,54 +130,13 @@ def parse_tasks(text: str, *, source: str | None = None) -> TasksConfig:
     return _Loader(source).load(doc, text)
 
 
-class _Loader:
-    def __init__(self, source: str | None) -> None:
-        self.source = source
+_UPLOAD_KEYS = (
+    "records", "encoding", "batch_max_bytes", "batch_max_age", "outbox_max_mb", "admission",
+)  # fmt: skip
 
-    def fail(self, key: str, reason: str) -> ConfigError:
-        return ConfigError(reason, file=self.source, key=key)
 
-    def table(self, doc: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-        value = doc.get(key.rsplit(".", 1)[-1], {})
-        if not isinstance(value, dict):
-            raise self.fail(key, f"must be a table, got {type(value).__name__}")
-        for k in value:
-            if allowed and k not in allowed:
-                raise self.fail(f"{key}.{k}", f"is not a known key (known: {', '.join(allowed)})")
-        return value
-
-    def duration(self, key: str, value: object, *, minimum: int = 0) -> int:
-        if not isinstance(value, str):
-            raise self.fail(key, f'must be a duration string such as "30s", got {value!r}')
-        try:
-            ms = parse_duration(value)
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from exc
-        if ms < minimum:
-            raise self.fail(key, f"must be at least {minimum} ms, got {value}")
-        return ms
-
-    def integer(self, key: str, value: object, *, minimum: int) -> int:
-        if type(value) is not int or value < minimum:
-            raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
-        return value
-
-    def number(self, key: str, value: object, *, minimum: float) -> float:
-        if type(value) not in (int, float) or value < minimum:  # type: ignore[operator]
-            raise self.fail(key, f"must be a number >= {minimum}, got {value!r}")
-        return float(value)  # type: ignore[arg-type]
-
-    def strings(self, key: str, value: object) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, f"must be a list of strings, got {value!r}")
-        return tuple(value)
-
-    def name(self, key: str, name: str) -> str:
-        if not _NAME_RE.match(name):
-            raise self.fail(key, "names must match [A-Za-z_][A-Za-z0-9_.-]{0,63}")
-        return name
-
-    # -- sections -------------------------------------------------------------------------
+class _Loader(TableReader):
+    """Reads the sections the tasks file owns; each subsystem parses its own tables."""
 
     def load(self, doc: dict[str, Any], text: str) -> TasksConfig:
         known = ("engine", "triggers", "windows", "features", "tasks", "upload", "store")
@@ -208,11 +146,13 @@ class _Loader:
         engine = self.engine(
             self.table(doc, "engine", ("lateness", "partial_limit", "partial_limit_events"))
         )
-        triggers = self.triggers(self.table(doc, "triggers", ()))
-        windows = {n: self.window(n, t) for n, t in self.table(doc, "windows", ()).items()}
-        features = {n: self.feature(n, t) for n, t in self.table(doc, "features", ()).items()}
+        triggers = parse_triggers(self.table(doc, "triggers", ()), self)
+        windows = {n: parse_window(n, t, self) for n, t in self.table(doc, "windows", ()).items()}
+        features = {
+            n: parse_feature(n, t, self) for n, t in self.table(doc, "features", ()).items()
+        }
         tasks = {n: self.task(n, t, triggers) for n, t in self.table(doc, "tasks", ()).items()}
-        upload = self.upload(self.table(doc, "upload", tuple(UploadConfig.__slots__)))
+        upload = self.upload(self.table(doc, "upload", _UPLOAD_KEYS))
         store = self.store(self.table(doc, "store", ("retention", "max_mb")))
         return TasksConfig(
             engine, triggers, windows, features, tasks, upload, store, self.source, text
@@ -232,88 +172,7 @@ class _Loader:
             ),
         )
 
-    def triggers(self, t: dict[str, Any]) -> dict[str, str]:
-        from streamfeat.triggers import parse_pattern  # the trigger language owns its parser
-
-        out: dict[str, str] = {}
-        for name, pattern in t.items():
-            key = f"triggers.{self.name(f'triggers.{name}', name)}"
-            if not isinstance(pattern, str):
-                raise self.fail(key, f"must be a pattern string, got {pattern!r}")
-            try:
-                parse_pattern(pattern, name=name)
-            except TriggerSpecError as exc:
-                raise TriggerSpecError(
-                    exc.reason, file=self.source, key=key, word=exc.word
-                ) from exc
-            out[name] = pattern
-        return out
-
-    def window(self, name: str, t: object) -> WindowConfig:
-        base = f"windows.{self.name(f'windows.{name}', name)}"
-        if not isinstance(t, dict):
-            raise self.fail(base, "must be a table")
-        allowed = ("assign", "key", "filter", "lateness", "aggregate")
-        for k in t:
-            if k not in allowed:
-                raise self.fail(f"{base}.{k}", f"is not a known key (known: {', '.join(allowed)})")
-        if "assign" not in t:
-            raise self.fail(f"{base}.assign", "is required")
-        try:
-            assign = parse_assign(t["assign"])
-        except ValueError as exc:
-            raise self.fail(f"{base}.assign", str(exc)) from exc
-        key_text = t.get("key", "device")
-        if not isinstance(key_text, str):
-            raise self.fail(f"{base}.key", f"must be a string, got {key_text!r}")
-        try:
-            key = tuple(parse_field(p.strip()) for p in key_text.split(","))
-        except ValueError as exc:
-            raise self.fail(f"{base}.key", str(exc)) from exc
-        filt = None
-        if "filter" in t:
-            try:
-                filt = tuple(parse_token(x) for x in self.strings(f"{base}.filter", t["filter"]))
-            except ValueError as exc:
-                raise self.fail(f"{base}.filter", str(exc)) from exc
-        lateness = None
-        if "lateness" in t:
-            lateness = self.duration(f"{base}.lateness", t["lateness"])
-        aggs = t.get("aggregate", {"n": "count"})
-        if not isinstance(aggs, dict) or not aggs:
-            raise self.fail(f"{base}.aggregate", "must be a non-empty table of name = aggregate")
-        parsed = []
-        for out_name, text in aggs.items():
-            try:
-                parsed.append((out_name, parse_aggregate(text)))
-            except ValueError as exc:
-                raise self.fail(f"{base}.aggregate.{out_name}", str(exc)) from exc
-        return WindowConfig(name, assign, key, filt, lateness, tuple(parsed))
-
-    def feature(self, name: str, t: object) -> FeatureConfig:
-        base = f"features.{self.name(f'features.{name}', name)}"
-        if not isinstance(t, dict):
-            raise self.fail(base, "must be a table")
-        kind = t.get("kind")
-        if kind not in FEATURE_KINDS:
-            raise self.fail(
-                f"{base}.kind", f"must be one of {', '.join(FEATURE_KINDS)}, got {kind!r}"
-            )
-        allowed = {"ipv": ("kind", "actions", "page"), "exposure": ("kind", "feed_pages")}[kind]
-        for k in t:
-            if k not in allowed:
-                raise self.fail(
-                    f"{base}.{k}", f"is not a key of a {kind} feature (known: {', '.join(allowed)})"
-                )
-        d = FeatureConfig(name, kind)
-        actions = self.strings(f"{base}.actions", t.get("actions", list(d.actions)))
-        page = t.get("page", d.page)
-        if not isinstance(page, str) or not page:
-            raise self.fail(f"{base}.page", f"must be a page name, got {page!r}")
-        feed = self.strings(f"{base}.feed_pages", t.get("feed_pages", list(d.feed_pages)))
-        return FeatureConfig(name, kind, actions, page, feed)
-
-    def task(self, name: str, t: object, triggers: Mapping[str, str]) -> TaskConfig:
+    def task(self, name: str, t: object, triggers: Mapping[str, TriggerConfig]) -> TaskConfig:
         base = f"tasks.{self.name(f'tasks.{name}', name)}"
         if not isinstance(t, dict):
             raise self.fail(base, "must be a table")
@@ -347,31 +206,26 @@ class _Loader:
             raise self.fail(
                 "upload.encoding", f"must be one of {', '.join(ENCODINGS)}, got {enc!r}"
             )
-        return UploadConfig(
-            records=records,
-            encoding=enc,
-            batch_max_bytes=self.integer(
-                "upload.batch_max_bytes", t.get("batch_max_bytes", d.batch_max_bytes), minimum=64
-            ),
-            batch_max_age=self.duration("upload.batch_max_age", t.get("batch_max_age", "1s")),
-            outbox_max_mb=self.number(
-                "upload.outbox_max_mb", t.get("outbox_max_mb", d.outbox_max_mb), minimum=0.01
-            ),
-            admission=self.admission(t.get("admission")),
+        max_bytes = self.integer(
+            "upload.batch_max_bytes", t.get("batch_max_bytes", d.batch_max_bytes), minimum=64
         )
+        max_age = self.duration("upload.batch_max_age", t.get("batch_max_age", "1s"))
+        outbox_mb = self.number(
+            "upload.outbox_max_mb", t.get("outbox_max_mb", d.outbox_max_mb), minimum=0.01
+        )
+        spec = self.admission(t.get("admission"))
+        text = spec.text if spec is not None else None
+        return UploadConfig(records, enc, max_bytes, max_age, outbox_mb, text, spec)
 
-    def admission(self, text: object) -> str | None:
+    def admission(self, text: object) -> AdmissionSpec | None:
         if text is None:
             return None
-        from streamfeat.encoders import parse_admission  # the encoders own the filter forms
-
         if not isinstance(text, str):
             raise self.fail("upload.admission", f'must be a string such as "bloom 3", got {text!r}')
         try:
-            parse_admission(text)
+            return parse_admission_spec(text)  # the encoders own the filter forms
         except ValueError as exc:
             raise self.fail("upload.admission", str(exc)) from exc
-        return text
 
     def store(self, t: dict[str, Any]) -> StoreConfig:
         d = StoreConfig()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from streamfeat.tasks._runtime import TaskContext
+from streamfeat.tasks._context import TaskContext
 
 __all__ = ["rerank_no_click", "visit_summary"]
 

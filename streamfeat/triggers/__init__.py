@@ -6,6 +6,7 @@ automaton) -> ``_matcher`` (per-device stepping, both drivers) -> ``_stage`` (th
 
 from __future__ import annotations
 
+from streamfeat.triggers._config import MatchLimits, TriggerConfig, parse_triggers
 from streamfeat.triggers._matcher import DeviceState, Firing, Matcher
 from streamfeat.triggers._pattern import MAX_POSITIONS, MAX_REPEAT, Pattern, Step, parse_pattern
 from streamfeat.triggers._stage import TriggerStage
@@ -15,9 +16,12 @@ __all__ = [
     "MAX_REPEAT",
     "DeviceState",
     "Firing",
+    "MatchLimits",
     "Matcher",
     "Pattern",
     "Step",
+    "TriggerConfig",
     "TriggerStage",
     "parse_pattern",
+    "parse_triggers",
 ]

@@ -41,15 +41,17 @@ from itertools import accumulate
 from typing import Any
 
 from streamfeat._event import Event
+from streamfeat.triggers._layer import Layer
 from streamfeat.triggers._pattern import Pattern
 from streamfeat.triggers._snapshot import dump_state, load_state
-from streamfeat.triggers._state import OCC_PRUNE, TRIM, DeviceState, Entry, Firing, Trig, insert
-from streamfeat.triggers._trie import Compiled, TriggerPlan, compile_patterns
+from streamfeat.triggers._state import OCC_PRUNE, DeviceState, Firing
+from streamfeat.triggers._sync import resync
+from streamfeat.triggers._trie import Compiled, compile_patterns
 
 __all__ = ["DeviceState", "Firing", "Matcher"]
 
 
-class Matcher:
+class Matcher(Layer):
     """All triggers of an engine compiled together, and the per-device stepping.
 
     Args:
@@ -127,63 +129,6 @@ class Matcher:
         self.c = compile_patterns(self._patterns, generation=self._gen, added=self._added)
         self.stats["recompiles"] += 1
 
-    def _resync(self, st: DeviceState) -> None:
-        """Bring a device synced to an older compiled set onto the current one.
-
-        Symbols and the automaton state are recomputed from the buffered events; shared
-        first-segment occurrences are carried over by their tokens; the frontiers of the
-        triggers that stay are kept as they are.
-        """
-        c, old = self.c, st.c
-        st.node = 0
-        for ev in st.events[-c.max_segment :]:
-            st.node = c.step(st.node, c.symbol(ev))
-        occ: dict[int, list[int]] = {}
-        starts = {x for v in st.symocc.values() for x in v}
-        for sid, entries in st.occ.items():
-            new = c.sid_of_key.get(old.seg_keys[sid])
-            if new is not None and new in c.sym_first:
-                starts.update(entries)
-            elif new is not None and new in c.after_first:
-                occ[new] = entries
-        st.occ = occ
-        st.symocc = self._by_symbol(st, starts)
-        pend: dict[int, list[tuple[int, int]]] = {}
-        for at, items in st.pend.items():
-            for sid, b in items:
-                new = c.sid_of_key.get(old.seg_keys[sid])
-                if new is not None and new in c.used:
-                    pend.setdefault(at, []).append((new, b))
-        st.pend = pend
-        for tid in [t for t in st.trig if t not in c.plans]:
-            del st.trig[tid]
-        for tid in [t for t in st.lead if t not in c.plans]:
-            del st.lead[tid]
-        for tid in [t for t in st.chain if t not in c.plans]:
-            del st.chain[tid]
-        st.watch &= c.plans.keys()
-        for tid, plan in c.plans.items():
-            if c.added[tid] > old.generation:  # new since: no match may start before now
-                st.trig[tid] = Trig(len(plan.segments), st.last)
-        st.c = c
-        self._rewait(st)
-
-    def _rewait(self, st: DeviceState) -> None:
-        """Rebuild the waiting index from the occurrences and frontiers."""
-        c = self.c
-        st.wait = {}
-        for sid in st.occ:
-            for tid, j in c.after_first[sid]:
-                st.wait.setdefault(c.plans[tid].segments[1], set()).add((tid, j))
-        for sym in st.symocc:
-            for tid, j in c.sym_users[sym]:
-                st.wait.setdefault(c.plans[tid].segments[1], set()).add((tid, j))
-        for tid, tr in st.trig.items():
-            segs = c.plans[tid].segments
-            for j in range(1, len(segs)):
-                if tr.F[j - 1]:
-                    st.wait.setdefault(segs[j], set()).add((tid, j))
-
     # -- state ----------------------------------------------------------------------------
 
     def new_state(self) -> DeviceState:
@@ -194,27 +139,27 @@ class Matcher:
         """Return True when no partial match is alive and nothing is pending."""
         if (
             not self.c.fresh[st.node]
-            or st.pend
+            or st.pending
             or st.due
             or st.watch
-            or st.lead
-            or st.occ
-            or st.symocc
-            or st.chain
+            or st.lead_frontier
+            or st.shared_starts
+            or st.symbol_starts
+            or st.chain_starts
         ):
             return False
         if self.c.lookback:
             return False
-        return not any(any(tr.F) for tr in st.trig.values())
+        return not any(any(tr.frontiers) for tr in st.partials.values())
 
     # -- drivers --------------------------------------------------------------------------
 
     def step(self, st: DeviceState, index: int, event: Event) -> list[Firing]:
         """Handle event number ``index`` of a device (per-event driver)."""
         c = self.c
-        if st.c is not c:
-            self._resync(st)
-        entry = c.types.get(event.type)
+        if st.compiled is not c:
+            resync(self.c, st)
+        entry = c.types.get(event.type)  # c.symbol(event), inline on the hot path
         if entry is None:
             sym = 0
         else:
@@ -224,34 +169,41 @@ class Matcher:
         if node is None:
             node = c.step(st.node, sym)
         st.node = node
-        if st.base < 0:
-            st.base = index
-        st.last = index
-        events = st.events
-        events.append(event)
-        ts = event.ts
-        if ts > st.maxts:
-            st.maxts = ts
-        st.clk.append(st.maxts)
+        self._buffer(st, index, event)
         if c.without:
-            wo = c.without.get(event.type)
-            if wo is not None:
-                if wo[0] is not None:
-                    st.seen[wo[0]] = index
-                if event.page is not None and (tok := wo[1].get(event.page)) is not None:
-                    st.seen[tok] = index
-        if len(events) >= st.trim_at:
+            self._see_without(st, event, index)
+        if len(st.events) >= st.trim_at:
             self.gc(st)
         if sym in c.sym_users:
-            starts = st.symocc.get(sym)
+            starts = st.symbol_starts.get(sym)
             if starts is not None and len(starts) < OCC_PRUNE:
                 starts.append(index)  # the common case of _note, inline
             else:
                 self._note(st, sym, index)
         hits = c.out[node]
-        if hits or st.pend or st.due or st.watch or c.every or c.lead:
+        if hits or st.pending or st.due or st.watch or c.every or c.lead:
             return self._layer(st, index, event, hits)
         return []
+
+    @staticmethod
+    def _buffer(st: DeviceState, index: int, event: Event) -> None:
+        """Keep event ``index`` and the device's clock there."""
+        if st.base < 0:
+            st.base = index
+        st.last = index
+        st.events.append(event)
+        if event.ts > st.maxts:
+            st.maxts = event.ts
+        st.clocks.append(st.maxts)
+
+    def _see_without(self, st: DeviceState, event: Event, index: int) -> None:
+        """Note ``index`` as the last event matching each ``without`` token ``event`` matches."""
+        wo = self.c.without.get(event.type)
+        if wo is not None:
+            if wo[0] is not None:
+                st.without_seen[wo[0]] = index
+            if event.page is not None and (tok := wo[1].get(event.page)) is not None:
+                st.without_seen[tok] = index
 
     def run_batch(self, events: list[Event]) -> list[Firing]:
         """Return the firings of a whole device's events, from index 0 (batch driver).
@@ -264,46 +216,53 @@ class Matcher:
         st = self.new_state()
         st.events = events
         st.base = 0
-        st.clk = list(accumulate((e.ts for e in events), max))
+        st.clocks = list(accumulate((e.ts for e in events), max))
         st.trim_at = len(events) + 1  # the whole log is at hand: never trim
         hits = c.hits_batch(c.text(events))
-        static = set(hits)
         syms = [c.symbol(e) for e in events]
-        static.update(i for i, sym in enumerate(syms) if sym in c.sym_users)
-        if c.without:
-            static.update(i for i, e in enumerate(events) if e.type in c.without)
+        todo = self._batch_events(events, syms, hits)
         every = bool(c.every or c.lead)
-        todo = sorted(static)
         out: list[Firing] = []
         pos, n, none = 0, len(events), ()
         e = -1
         while True:
-            nxt = todo[pos] if pos < len(todo) else n
-            if every or st.watch:
-                nxt = min(nxt, e + 1)
-            if st.due:
-                nxt = min(nxt, min(st.due))
-            if st.pend:
-                nxt = min(nxt, min(st.pend))
+            nxt = self._next_batch_event(st, todo[pos] if pos < len(todo) else n, e, every)
             if nxt >= n:
                 return out
-            if nxt == (todo[pos] if pos < len(todo) else -1):
+            if pos < len(todo) and nxt == todo[pos]:
                 pos += 1
             e = nxt
             event = events[e]
             st.last = e
-            st.maxts = st.clk[e]
-            wo = c.without.get(event.type) if c.without else None
-            if wo is not None:
-                if wo[0] is not None:
-                    st.seen[wo[0]] = e
-                if event.page is not None and (tok := wo[1].get(event.page)) is not None:
-                    st.seen[tok] = e
+            st.maxts = st.clocks[e]
+            if c.without:
+                self._see_without(st, event, e)
             if syms[e] in c.sym_users:
                 self._note(st, syms[e], e)
             fired = self._layer(st, e, event, hits.get(e, none))
             if fired:
                 out.extend(fired)
+
+    def _batch_events(self, events: list[Event], syms: list[int], hits: Any) -> list[int]:
+        """The events the batch driver must visit whatever the state: keyword ends, starts of
+        one-event first segments, ``without`` tokens."""
+        c = self.c
+        static = set(hits)
+        static.update(i for i, sym in enumerate(syms) if sym in c.sym_users)
+        if c.without:
+            static.update(i for i, e in enumerate(events) if e.type in c.without)
+        return sorted(static)
+
+    @staticmethod
+    def _next_batch_event(st: DeviceState, nxt: int, e: int, every: bool) -> int:
+        """The next event to visit after ``e``: ``nxt`` unless a check or firing is due first."""
+        if every or st.watch:
+            nxt = min(nxt, e + 1)
+        if st.due:
+            nxt = min(nxt, min(st.due))
+        if st.pending:
+            nxt = min(nxt, min(st.pending))
+        return nxt
 
     def advance(self, st: DeviceState, now_ms: int) -> None:
         """Let wall time reach ``now_ms``: partial matches past the time limit are cut."""
@@ -311,444 +270,10 @@ class Matcher:
             st.maxts = now_ms
             self.gc(st)
 
-    # -- the layer ------------------------------------------------------------------------
-
-    def _layer(self, st: DeviceState, e: int, event: Event, seg_hits: Any) -> list[Firing]:
-        """Everything above the automaton at event ``e`` (its bookkeeping already done)."""
-        c = self.c
-        ts = event.ts
-        for tid in c.lead:
-            self._lead(st, tid, e, ts, st.maxts)
-        segments = c.segments
-        live, wait = c.live, st.wait
-        for sid in seg_hits:
-            if sid not in live and sid not in wait:
-                # nobody can use this occurrence: its users wait on starts already noted
-                continue
-            seg = segments[sid]
-            b = e - seg.kw_end
-            if b < st.base:
-                continue
-            if seg.kw_end + 1 < seg.core:  # the core ends later: check it then
-                due_at = b + seg.core - 1
-                pend = st.pend.get(due_at)
-                if pend is None:
-                    st.pend[due_at] = [(sid, b)]
-                else:
-                    pend.append((sid, b))
-            elif not seg.verify or self._check(st, seg.verify, b):
-                self._occur(st, sid, b, e + seg.tail, e)
-        if st.pend:
-            pend = st.pend.pop(e, None)
-            if pend is not None:
-                for sid, b in pend:
-                    seg = segments[sid]
-                    if self._check(st, seg.verify, b):
-                        self._occur(st, sid, b, e + seg.tail, e)
-        for sid in c.every:
-            b = e - segments[sid].tail + 1
-            if b >= st.base:
-                self._occur(st, sid, b, e, e)
-        if not st.due and not st.watch:
-            return []
-        check = st.due.pop(e, None)
-        if st.watch:
-            check = (check or set()) | st.watch
-        if not check:
-            return []
-        fired: list[Firing] = []
-        for tid in sorted(check):
-            f = self._fire(st, tid, e, ts)
-            if f is not None:
-                fired.append(f)
-        return fired
-
-    def _occur(self, st: DeviceState, sid: int, b: int, end: int, now: int) -> None:
-        """Segment ``sid`` occurs over ``[b..end]``: extend whatever uses it."""
-        direct, chains, users = self.c.roles[sid]
-        if direct:
-            for tid, j in direct:
-                self._extend(st, tid, j, b, end, now)
-        if chains:
-            for tid in chains:
-                self._chain(st, tid, b, now)
-        if users:
-            occ = st.occ.get(sid)
-            if occ is None:
-                st.occ[sid] = [b]
-                plans = self.c.plans
-                for tid, j in users:
-                    st.wait.setdefault(plans[tid].segments[1], set()).add((tid, j))
-            else:
-                occ.append(b)
-                if len(occ) > OCC_PRUNE:
-                    occ[:] = self._occ_front(st, self.c.segments[sid].length, occ, -1, now)
-        if st.wait:
-            waiting = st.wait.get(sid)
-            if waiting:
-                for tid, j in list(waiting):
-                    self._extend(st, tid, j, b, end, now)
-
-    def _chain(self, st: DeviceState, tid: int, b: int, now: int) -> None:
-        """`A * A * ... * A` (k times, A one event): the shortest match starts at the k-th last A."""
-        plan = self.c.plans[tid]
-        starts = st.chain.get(tid)
-        if starts is None:
-            starts = st.chain[tid] = []
-        starts.append(b)
-        if len(starts) > plan.chain:
-            del starts[0]
-        elif len(starts) < plan.chain:
-            return
-        s = starts[0]
-        tr = st.trig.get(tid)
-        lo = -1 if tr is None else tr.L
-        if plan.without:
-            lo = max(lo, self._floor(st, plan))
-        if s <= lo:
-            return
-        if tr is None:
-            tr = st.trig[tid] = Trig(len(plan.segments))
-        i = s - st.base
-        tr.F[-1] = [(s, st.events[i].ts, now, st.clk[i])]
-        due = st.due.get(now)
-        if due is None:
-            st.due[now] = {tid}
-        else:
-            due.add(tid)
-
-    def _check(self, st: DeviceState, verify: Any, b: int) -> bool:
-        """Check a segment's positions outside its keyword against the buffered events."""
-        symbol = self.c.symbol
-        events = st.events
-        off = b - st.base
-        for i, cls in verify:  # noqa: SIM110 - a plain loop is faster than all() on this path
-            if symbol(events[off + i]) not in cls:
-                return False
-        return True
-
-    def _floor(self, st: DeviceState, plan: TriggerPlan) -> int:
-        lo = -1
-        seen = st.seen
-        for tok in plan.without:
-            v = seen.get(tok, -1)
-            if v > lo:
-                lo = v
-        return lo
-
-    def _cut(self, st: DeviceState, s: int, clock: int, e: int) -> bool:
-        """Return True when a match starting at ``s`` (device clock then: ``clock``) is past
-        the limits at event ``e``."""
-        return e - s >= self.limit_events or st.maxts - clock > self.limit_ms
-
-    def _lead(self, st: DeviceState, tid: int, e: int, ts: int, clock: int) -> None:
-        """A leading `*` (with `within`): every event is a possible start; keep the staircase."""
-        plan = self.c.plans[tid]
-        entries = st.lead.setdefault(tid, [])
-        insert(entries, (e, ts, e, clock), e - plan.backs[0] + 1, True)
-
-    def _extend(self, st: DeviceState, tid: int, j: int, b: int, end: int, now: int) -> None:
-        """Segment ``j`` of trigger ``tid`` occurs over ``[b..end]``: extend its partial matches."""
-        plan = self.c.plans[tid]
-        tr = st.trig.get(tid)
-        lo = -1 if tr is None else tr.L
-        if plan.without:
-            seen = st.seen
-            for tok in plan.without:
-                v = seen.get(tok, -1)
-                if v > lo:
-                    lo = v
-        if j == 0:
-            i = b - st.base
-            # end -1: the start itself is always before the segment (only lead entries compare)
-            src: list[Entry] = [(b, st.events[i].ts, -1, st.clk[i])] if b > lo else []
-            if plan.lead:
-                src += st.lead.get(tid, ())
-        else:
-            if j == 1 and not plan.lead and plan.within is None:
-                got = self._last_occ(st, plan.segments[0], b)
-            elif j == 1 and not plan.lead:
-                got = self._occ_entries(st, plan.segments[0], b)
-            else:
-                got = tr.F[j - 1] if tr else None
-            if not got:  # nothing to extend any more: stop waiting
-                waiting = st.wait.get(plan.segments[j])
-                if waiting is not None:
-                    waiting.discard((tid, j))
-                return
-            src = got
-        limit_s = now - self.limit_events
-        limit_clock = st.maxts - self.limit_ms
-        if plan.within is None:  # only the largest start counts; starts grow with ends
-            best = None
-            for x in reversed(src):
-                if x[2] < b:
-                    best = x
-                    break
-            if best is None or best[0] <= lo or best[0] <= limit_s or best[3] < limit_clock:
-                return
-            cands = [best]
-        else:
-            cands = [
-                x for x in src if x[2] < b and x[0] > lo and x[0] > limit_s and x[3] >= limit_clock
-            ]
-            if not cands:
-                return
-        k = len(plan.segments)
-        if tr is None:
-            tr = st.trig[tid] = Trig(k)
-        # the next lookups: segment j + 1 starting no earlier than now - back + 1; or the firing
-        # checks: at `end` exactly, or (trailing `*`) at every event from `end` on
-        nxt = j + 1
-        horizon = now - plan.backs[nxt] + 1 if nxt < k else now + 1
-        use_ts = plan.within is not None
-        exact = nxt == k and not plan.trail
-        frontier = tr.F[j]
-        for x in cands:
-            insert(frontier, (x[0], x[1], end, x[3]), horizon, use_ts, exact)
-        if nxt < k:
-            seg = plan.segments[nxt]
-            waiting = st.wait.get(seg)
-            if waiting is None:
-                st.wait[seg] = {(tid, nxt)}
-            else:
-                waiting.add((tid, nxt))
-        elif plan.trail:
-            st.watch.add(tid)
-        else:
-            due = st.due.get(end)
-            if due is None:
-                st.due[end] = {tid}
-            else:
-                due.add(tid)
-
-    def _note(self, st: DeviceState, sym: int, e: int) -> None:
-        """Event ``e`` of symbol ``sym`` occurs every one-event first segment holding ``sym``."""
-        starts = st.symocc.get(sym)
-        if starts is None:
-            st.symocc[sym] = [e]
-            plans = self.c.plans
-            for tid, j in self.c.sym_users[sym]:
-                st.wait.setdefault(plans[tid].segments[1], set()).add((tid, j))
-        else:
-            starts.append(e)
-            if len(starts) > OCC_PRUNE:
-                starts[:] = self._occ_front(st, 1, starts, -1, e)
-
-    def _by_symbol(self, st: DeviceState, starts: Any) -> dict[int, list[int]]:
-        """Sort event indices into the per-symbol lists of the current compiled set."""
-        out: dict[int, list[int]] = {}
-        c = self.c
-        for x in sorted(starts):
-            if x >= st.base:
-                sym = c.symbol(st.events[x - st.base])
-                if sym in c.sym_users:
-                    out.setdefault(sym, []).append(x)
-        return out
-
-    def _first_starts(self, st: DeviceState, sid: int) -> list[int] | None:
-        """The starts of the noted occurrences of first segment ``sid``, in order."""
-        cls = self.c.sym_first.get(sid)
-        if cls is None:
-            return st.occ.get(sid)
-        lists = [v for sym in cls if (v := st.symocc.get(sym))]
-        if len(lists) < 2:
-            return lists[0] if lists else None
-        return sorted(x for v in lists for x in v)
-
-    def _last_occ(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
-        """The latest noted occurrence of first segment ``sid`` ending before ``b`` (as the one
-        entry a trigger without ``within`` needs), a dead entry if none, None if none noted."""
-        c = self.c
-        length = c.segments[sid].length
-        last_start = b - length  # an occurrence starting at x ends at x + length - 1 < b
-        cls = c.sym_first.get(sid)
-        lists = (st.occ.get(sid),) if cls is None else [st.symocc.get(sym) for sym in cls]
-        best = -2
-        for starts in lists:
-            if starts:
-                best = max(best, -1)
-                for x in reversed(starts):
-                    if x <= last_start:
-                        best = max(best, x)
-                        break
-        if best == -2:
-            return None
-        if best < 0:
-            return [(-1, 0, -1, 0)]  # a dead entry: keeps the caller waiting, matches nothing
-        i = best - st.base
-        return [(best, st.events[i].ts, best + length - 1, st.clk[i])]
-
-    def _occ_entries(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
-        """The shared occurrences of first segment ``sid`` that end before ``b``, as entries."""
-        starts = self._first_starts(st, sid)
-        if not starts:
-            return None
-        length = self.c.segments[sid].length
-        events, clk, base = st.events, st.clk, st.base
-        out = []
-        for x in starts:
-            end = x + length - 1
-            if end < b:
-                out.append((x, events[x - base].ts, end, clk[x - base]))
-        return out or [(-1, 0, -1, 0)]  # a dead entry: keeps the caller waiting, matches nothing
-
-    def _occ_front(
-        self, st: DeviceState, length: int, starts: list[int], lo: int, now: int
-    ) -> list[int]:
-        """Keep the occurrence starts (of a segment ``length`` long) that may still begin a
-        match: above ``lo``, inside the limits, and Pareto-optimal (later start, larger ts) once
-        every future lookup sees them."""
-        horizon = now - self.c.max_back + 1
-        events, clk, base = st.events, st.clk, st.base
-        limit_s, limit_clock = now - self.limit_events, st.maxts - self.limit_ms
-        settled: list[int] = []
-        rest: list[int] = []
-        for x in starts:
-            if x <= lo:
-                continue
-            if x <= limit_s or clk[x - base] < limit_clock:
-                self.stats["cuts"] += 1
-                continue
-            (settled if x + length - 1 < horizon else rest).append(x)
-        front: list[int] = []
-        top = None
-        for x in reversed(settled):  # later starts first: keep those with a larger ts
-            ts = events[x - base].ts
-            if top is None or ts > top:
-                front.append(x)
-                top = ts
-        front.reverse()
-        return front + rest
-
-    def _fire(self, st: DeviceState, tid: int, e: int, ts_e: int) -> Firing | None:
-        plan = self.c.plans.get(tid)
-        tr = st.trig.get(tid)
-        if plan is None or tr is None:
-            st.watch.discard(tid)
-            return None
-        lo = tr.L
-        if plan.without:
-            lo = max(lo, self._floor(st, plan))
-        best = -1
-        keep: list[Entry] = []
-        for x in tr.F[-1]:
-            s, ts, end, clock = x
-            if end > e:
-                keep.append(x)
-                continue
-            if s <= lo or (end < e and not plan.trail):
-                continue
-            if self._cut(st, s, clock, e):
-                self.stats["cuts"] += 1
-                continue
-            if plan.trail:
-                keep.append(x)
-            if (plan.within is None or ts_e - ts <= plan.within) and s > best:
-                best = s
-        if best < 0:
-            tr.F[-1] = keep
-            if not keep:
-                st.watch.discard(tid)
-            return None
-        tr.L = e
-        for f in tr.F:
-            f.clear()
-        st.watch.discard(tid)
-        if plan.chain:
-            st.chain.pop(tid, None)
-        self.stats["firings"] += 1
-        base = st.base
-        evs = tuple(st.events[best - base : e - base + 1])
-        return Firing(plan.name, best, e, evs[0].ts, ts_e, evs)
-
-    # -- housekeeping ---------------------------------------------------------------------
-
-    def _lo(self, st: DeviceState, tid: int) -> int:
-        """The largest index a new match of ``tid`` may not start at (last firing, floor)."""
-        tr = st.trig.get(tid)
-        lo = -1 if tr is None else tr.L
-        plan = self.c.plans[tid]
-        return max(lo, self._floor(st, plan)) if plan.without else lo
-
-    def gc(self, st: DeviceState) -> None:
-        """Drop dead and cut partial matches, and events no live match or check needs."""
-        e = st.last
-        if e < 0:
-            return
-        c = self.c
-        low = e + 1
-        for sid in list(st.occ):
-            users = c.after_first[sid]
-            lo = min(self._lo(st, tid) for tid, _ in users)
-            length = c.segments[sid].length
-            starts = st.occ[sid] = self._occ_front(st, length, st.occ[sid], lo, e)
-            if starts:
-                low = min(low, starts[0])
-            else:
-                del st.occ[sid]
-        for sym in list(st.symocc):
-            lo = min(self._lo(st, tid) for tid, _ in c.sym_users[sym])
-            starts = st.symocc[sym] = self._occ_front(st, 1, st.symocc[sym], lo, e)
-            if starts:
-                low = min(low, starts[0])
-            else:
-                del st.symocc[sym]
-        for tid in list(st.trig):
-            tr = st.trig[tid]
-            plan = c.plans[tid]
-            lo = self._lo(st, tid)
-            for f in tr.F:
-                f[:] = self._live(st, f, lo, e)
-                for x in f:
-                    low = min(low, x[0])
-            if not tr.F[-1]:
-                st.watch.discard(tid)
-            if not any(tr.F) and e - tr.L > c.max_segment and tid not in st.lead:
-                occ = self._first_starts(st, plan.segments[0]) if not plan.lead else None
-                if not occ or occ[0] > tr.L:  # L still guards a shared occurrence
-                    del st.trig[tid]
-        for tid, starts in list(st.chain.items()):
-            lo = self._lo(st, tid)
-            clk, base = st.clk, st.base
-            starts[:] = [x for x in starts if x > lo and not self._cut(st, x, clk[x - base], e)]
-            if starts:
-                low = min(low, starts[0])
-            else:
-                del st.chain[tid]
-        for tid, entries in list(st.lead.items()):
-            entries[:] = self._live(st, entries, self._lo(st, tid), e)
-            if entries:
-                low = min(low, entries[0][0])
-            else:
-                del st.lead[tid]
-        for sid in list(st.wait):
-            if not st.wait[sid]:
-                del st.wait[sid]
-        keep_from = min(low, e - c.max_segment + 1)
-        cut = keep_from - st.base
-        if cut > 0:
-            del st.events[:cut]
-            del st.clk[:cut]
-            st.base += cut
-        st.trim_at = max(TRIM, 2 * len(st.events))
-
-    def _live(self, st: DeviceState, entries: list[Entry], lo: int, e: int) -> list[Entry]:
-        """Return the entries still usable at ``e``; count the ones the limits cut."""
-        live = []
-        for x in entries:
-            if x[0] <= lo:
-                continue
-            if self._cut(st, x[0], x[3], e):
-                self.stats["cuts"] += 1
-                continue
-            live.append(x)
-        return live
-
     def dump(self, st: DeviceState) -> dict[str, Any]:
         """Return a msgpack-able form of ``st`` (trigger names and segment tokens, not ids)."""
-        return dump_state(self, st)
+        return dump_state(self.c, st)
 
     def load(self, data: dict[str, Any]) -> DeviceState:
         """Rebuild a state from :meth:`dump` (triggers no longer registered are dropped)."""
-        return load_state(self, data)
+        return load_state(self.c, data)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from streamfeat._engine import Record
 from streamfeat._event import Event
-from streamfeat.tasks._file import TasksConfig
+from streamfeat._records import Record
+from streamfeat.triggers._config import MatchLimits, TriggerConfig
 from streamfeat.triggers._matcher import DeviceState, Firing, Matcher
-from streamfeat.triggers._pattern import parse_pattern
+from streamfeat.triggers._pattern import Pattern, parse_pattern
 
 __all__ = ["TriggerStage"]
 
@@ -27,22 +27,28 @@ class TriggerStage:
     hot-added triggers in the order added).
 
     Args:
-        config: the validated tasks file; its ``[triggers]`` and the engine's partial-match
-            limits (``engine.partial_limit``, ``engine.partial_limit_events``) are used.
+        triggers: the parsed triggers, by name, in registration order (a pattern given as text
+            is parsed here). A whole tasks config is still taken, for old call sites: its
+            triggers and its engine's partial-match limits are used.
+        limits: the partial-match limits (``engine.partial_limit``,
+            ``engine.partial_limit_events``).
 
     Raises:
-        TriggerSpecError: if a pattern does not parse (the loader has normally refused it).
+        TriggerSpecError: if a pattern given as text does not parse.
     """
 
     name = "triggers"
 
-    def __init__(self, config: TasksConfig) -> None:
-        patterns = {n: parse_pattern(t, name=n) for n, t in config.triggers.items()}
-        self.matcher = Matcher(
-            patterns,
-            limit_ms=config.engine.partial_limit,
-            limit_events=config.engine.partial_limit_events,
-        )
+    def __init__(
+        self,
+        triggers: Mapping[str, TriggerConfig | str] | Any,
+        limits: MatchLimits | None = None,
+    ) -> None:
+        if not isinstance(triggers, Mapping):  # a tasks config (old call sites)
+            triggers, limits = triggers.triggers, triggers.engine.limits
+        limits = limits or MatchLimits()
+        patterns = {n: _pattern(n, t) for n, t in triggers.items()}
+        self.matcher = Matcher(patterns, limit_ms=limits.ms, limit_events=limits.events)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -78,8 +84,9 @@ class TriggerStage:
         """
         self.matcher.remove(name)
 
-    def update(self, added: Mapping[str, str], removed: Iterable[str] = ()) -> None:
-        """Remove ``removed`` and add ``added`` (name -> pattern) with a single rebuild.
+    def update(self, added: Mapping[str, TriggerConfig | str], removed: Iterable[str] = ()) -> None:
+        """Remove ``removed`` and add ``added`` (name -> parsed trigger or pattern text) with a
+        single rebuild.
 
         A name in both is a changed trigger: it starts afresh with its new pattern.
 
@@ -88,14 +95,25 @@ class TriggerStage:
             KeyError: if a removed trigger does not exist; nothing changes.
             ValueError: if an added trigger exists and is not removed; nothing changes.
         """
-        parsed = {name: parse_pattern(text, name=name) for name, text in added.items()}
+        parsed = {name: _pattern(name, value) for name, value in added.items()}
         self.matcher.update(parsed, removed)
 
     # -- the Stage protocol ---------------------------------------------------------------
 
-    def new_state(self, device: str) -> DeviceState:
-        """Return the fresh state of ``device``."""
-        return self.matcher.new_state()
+    def new_state(self, device: str, residue: int | None = None) -> DeviceState:
+        """Return the fresh state of ``device``; ``residue`` is its clock from before a freeing."""
+        state = self.matcher.new_state()
+        if residue is not None:
+            state.maxts = residue
+        return state
+
+    def residue(self, state: DeviceState) -> int | None:
+        """Return what must outlive a freed state: the device's clock (None if it has none).
+
+        The partial-match time limit compares clocks, and the clock is the largest ts seen so
+        far: a device whose state was freed must not restart its clock from its next event.
+        """
+        return None if state.maxts < 0 else state.maxts
 
     def process(self, state: DeviceState, index: int, event: Event, out: list[Record]) -> None:
         """Step every trigger over event ``index`` of its device; append firings to ``out``."""
@@ -136,6 +154,13 @@ class TriggerStage:
             return []
         device = evs[0].device
         return [_record(f, device) for f in self.matcher.run_batch(evs)]
+
+
+def _pattern(name: str, value: TriggerConfig | str) -> Pattern:
+    """The parsed pattern of a trigger (parsed here only when given as text)."""
+    if isinstance(value, TriggerConfig):
+        return value.pattern
+    return parse_pattern(value, name=name)
 
 
 def _record(f: Firing, device: str) -> Record:

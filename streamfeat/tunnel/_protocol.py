@@ -34,6 +34,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TypeVar
 
+import streamfeat.tunnel._frames as F
 from streamfeat.errors import (
     DecryptError,
     HandshakeError,
@@ -41,7 +42,6 @@ from streamfeat.errors import (
     RemoteProtocolError,
     TunnelError,
 )
-from streamfeat.tunnel import _frames as F
 from streamfeat.tunnel._crypto import CipherState, KeyPair
 from streamfeat.tunnel._events import (
     NEED_DATA,

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from streamfeat._event import Event
 from streamfeat.windows._aggregates import AggregateSet, field_getter
 
-if TYPE_CHECKING:  # streamfeat.tasks imports this package's _spec: no import cycle at run time
-    from streamfeat.tasks import WindowConfig
+if TYPE_CHECKING:
+    from streamfeat.windows._config import WindowConfig
 
 __all__ = ["KeyFunction", "TimedState", "WindowLogic", "format_key_part", "key_function"]
 
@@ -148,19 +148,6 @@ class TimedLogic(WindowLogic):
 
     def new_state(self) -> TimedState:
         return TimedState()
-
-    def add(self, st: TimedState, end: int, key: str, event: Event, seq: int) -> None:
-        """Fold ``event`` into the window ending at ``end`` for ``key`` (opening it if new)."""
-        bucket = st.ends.get(end)
-        if bucket is None:
-            bucket = st.ends[end] = {}
-            if st.next_end is None or end < st.next_end:
-                st.next_end = end
-        acc = bucket.get(key)
-        if acc is None:
-            acc = bucket[key] = self.aggs.new()
-        for step in self.steps:
-            step(acc, event, seq)
 
     def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
         """Close (``final: false``) every window with ``end <= maxts - lateness``."""

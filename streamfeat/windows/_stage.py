@@ -27,6 +27,7 @@ back after every window closed keeps its watermark, so an event behind it is sti
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
@@ -37,7 +38,7 @@ from streamfeat.windows.sliding import SlidingLogic
 from streamfeat.windows.tumbling import TumblingLogic
 
 if TYPE_CHECKING:
-    from streamfeat.tasks import TasksConfig, WindowConfig
+    from streamfeat.windows._config import WindowConfig
 
 __all__ = ["WindowStage", "WindowState", "build_logic"]
 
@@ -69,15 +70,21 @@ class WindowStage:
     """The ``windows`` stage of the engine (see the module docstring).
 
     Args:
-        config: the validated tasks file; its ``windows`` tables, in order.
+        windows: the ``[windows.NAME]`` tables, by name, in the tasks file's order. (A whole
+            tasks config is still taken, for old call sites: its windows and its engine's
+            lateness are used.)
+        lateness: the engine's lateness in ms, for windows that do not set their own.
         sizes: attach ``_raw_bytes`` (bytes of the events in the window) to window records.
     """
 
     name = "windows"
 
-    def __init__(self, config: TasksConfig, *, sizes: bool = False) -> None:
-        lateness = config.engine.lateness
-        self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in config.windows.values())
+    def __init__(
+        self, windows: Mapping[str, WindowConfig] | Any, lateness: int = 0, *, sizes: bool = False
+    ) -> None:
+        if not isinstance(windows, Mapping):  # a tasks config (old call sites)
+            windows, lateness = windows.windows, windows.engine.lateness
+        self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in windows.values())
         self._procs = tuple((i, logic.process) for i, logic in enumerate(self.logics))
         if len(self._procs) == 1:  # one window: skip the loop (the benchmark's shape)
             self._only = self._procs[0][1]
@@ -140,6 +147,47 @@ class WindowStage:
         return WindowState(
             device, maxts, [lg.load(w) for lg, w in zip(self.logics, wins, strict=True)]
         )
+
+    def carry(
+        self,
+        old: object,
+        dumped: Any,
+        device: str,
+        kept: Collection[str],
+        out: list[dict[str, Any]],
+    ) -> Any:
+        """Return ``device``'s state for this stage, carried over from another stage's dump.
+
+        For a switch to a new tasks file: ``old`` is the window stage of the previous file
+        and ``dumped`` what its :meth:`dump` gave for ``device``. Each window named in
+        ``kept`` (same name, same table) keeps its open windows exactly; every other window
+        of this stage starts empty; every window of ``old`` not in ``kept`` (removed or
+        changed) is closed, its open windows appended to ``out`` with ``final: true``. The
+        device's max ts is kept, so its watermark does not move back.
+
+        Args:
+            old: the previous stage (anything but a :class:`WindowStage` counts as none).
+            dumped: ``old.dump(state)`` for the device, or None when it had no state.
+            device: the device.
+            kept: the names of the windows whose table did not change.
+            out: where the closed windows' records go.
+
+        Returns:
+            What :meth:`dump` would return for the carried state (for :meth:`load`).
+        """
+        fresh = self.dump(self.new_state(device))
+        if not isinstance(old, WindowStage) or dumped is None:
+            return fresh
+        state = old.load(dumped)
+        olds = {lg.name: (lg, w) for lg, w in zip(old.logics, state.wins, strict=True)}
+        wins = []
+        for i, logic in enumerate(self.logics):
+            hit = olds.get(logic.name) if logic.name in kept else None
+            wins.append(fresh[2][i] if hit is None else hit[0].dump(hit[1]))
+        for name, (lg, w) in olds.items():
+            if name not in kept:
+                lg.close(w, device, out)
+        return [device, state.maxts, wins]
 
     def view(self, state: WindowState, now_ms: int) -> dict[str, Any]:
         """Return the device's open windows (JSON-ready), for tasks.

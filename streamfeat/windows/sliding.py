@@ -26,7 +26,7 @@ from streamfeat._event import Event
 from streamfeat.windows._base import TimedLogic, TimedState
 
 if TYPE_CHECKING:
-    from streamfeat.tasks import WindowConfig
+    from streamfeat.windows._config import WindowConfig
 
 __all__ = ["SlidingLogic"]
 

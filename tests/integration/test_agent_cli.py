@@ -11,12 +11,12 @@ from pathlib import Path
 
 import orjson
 
-from streamfeat._cli_demo import demo_update
-from streamfeat._cli_replay import default_tasks_text
-from streamfeat._generator import device_stream
+from streamfeat.data import default_tasks_text
 from streamfeat.encoders import decode_batch, index_schemas, schemas_for
+from streamfeat.gen._generator import device_stream
+from streamfeat.sim._demo import demo_update
 from streamfeat.tasks import parse_tasks
-from streamfeat.tunnel._outbox import split_items
+from streamfeat.tunnel import split_items
 
 ROOT = Path(__file__).resolve().parents[2]
 

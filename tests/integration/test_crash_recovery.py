@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamfeat._generator import generate_events
+from streamfeat.gen._generator import generate_events
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = """

@@ -11,7 +11,7 @@ from streamfeat.encoders import decode_batch, index_schemas, schemas_for
 from streamfeat.gen import DEFAULT_START_TS
 from streamfeat.sim import SimOptions, simulate
 from streamfeat.tasks import parse_tasks
-from streamfeat.tunnel._outbox import split_items
+from streamfeat.upload._outbox import split_items
 
 TASKS = """
 [engine]

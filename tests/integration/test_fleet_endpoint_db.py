@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ENDPOINT = """
 import os, sys, time
-from streamfeat.tunnel._registry import Registry
-from streamfeat.tunnel._storage import SQLiteStorage, StoredBatch
+from streamfeat.endpoint._registry import Registry
+from streamfeat.endpoint._storage import SQLiteStorage, StoredBatch
 reg = Registry(sys.argv[1]); st = SQLiteStorage(sys.argv[1])
 n = 0
 while True:
@@ -33,7 +33,7 @@ while True:
 
 OTHER = """
 import sys
-from streamfeat.tunnel._storage import SQLiteStorage
+from streamfeat.endpoint._storage import SQLiteStorage
 s = SQLiteStorage(sys.argv[1]); s.set_config("d", 1, b"tasks"); s.close()
 """
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import orjson
 
-from streamfeat._cli_replay import default_tasks_text
 from streamfeat.cli import main
+from streamfeat.data import default_tasks_text
 from streamfeat.encoders import encoder_for, schemas_for
 from streamfeat.tasks import parse_tasks
-from streamfeat.tunnel._client import Uploader, load_device_file
-from streamfeat.tunnel._outbox import Outbox, OutboxConfig
+from streamfeat.upload._client import Uploader, load_device_file
+from streamfeat.upload._outbox import Outbox, OutboxConfig
 from tests.integration.tunnel_procs import Endpoint
 
 IPV = {

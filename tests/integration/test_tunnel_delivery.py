@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streamfeat.cli import main
-from streamfeat.tunnel._outbox import split_items
+from streamfeat.tunnel import split_items
 from tests.integration.tunnel_device_proc import item
 from tests.integration.tunnel_procs import Endpoint, start_device
 

@@ -18,9 +18,9 @@ from streamfeat.cli import main
 from streamfeat.testing import check_transport
 from streamfeat.tunnel import Batch, Hello, KeyPair, Role, TunnelConnection
 from streamfeat.tunnel import _frames as F
-from streamfeat.tunnel._aiohttp import WebSocketTransport, connect
-from streamfeat.tunnel._client import Uploader, load_device_file
-from streamfeat.tunnel._outbox import Outbox, OutboxConfig
+from streamfeat.upload._aiohttp import WebSocketTransport, connect
+from streamfeat.upload._client import Uploader, load_device_file
+from streamfeat.upload._outbox import Outbox, OutboxConfig
 from tests.integration.tunnel_procs import Endpoint
 
 

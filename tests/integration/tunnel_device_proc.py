@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from streamfeat.tunnel._client import Uploader, load_device_file
-from streamfeat.tunnel._outbox import Outbox, OutboxConfig
+from streamfeat.upload._client import Uploader, load_device_file
+from streamfeat.upload._outbox import Outbox, OutboxConfig
 
 
 def item(device: str, i: int) -> bytes:

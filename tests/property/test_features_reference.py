@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamfeat._event import Event, event_from_obj
-from streamfeat._generator import generate_events
 from streamfeat.features import FeatureStage
+from streamfeat.gen._generator import generate_events
 from streamfeat.tasks import DEFAULT_IPV_ACTIONS, parse_tasks
 
 CONFIG = parse_tasks('[features.ipv]\nkind = "ipv"\n[features.exposure]\nkind = "exposure"\n')

@@ -18,8 +18,8 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamfeat._engine import Engine
 from streamfeat._event import Event
+from streamfeat.engine import Engine
 from streamfeat.tasks import EngineConfig, TasksConfig
 from streamfeat.triggers import Matcher, Pattern, TriggerStage, parse_pattern
 from tests.unit.triggers.reference import reference_firings

@@ -16,9 +16,10 @@ from streamfeat.tunnel import (
     Hello,
     Role,
     State,
+    join_items,
+    split_items,
 )
 from streamfeat.tunnel import _frames as F
-from streamfeat.tunnel._outbox import join_items, split_items
 from tests.unit.tunnel.tunnel_helpers import TunnelPair, bid, drain
 
 ids = st.binary(min_size=16, max_size=16)

@@ -18,19 +18,21 @@ from streamfeat.encoders.admission._bloom import CountingBloomAdmission
 from streamfeat.encoders.admission._common import unpack_state
 from streamfeat.encoders.admission._poisson import PoissonInclusion
 from streamfeat.encoders.admission._process import PoissonProcessAdmission, reach_probability
+from streamfeat.encoders.admission._spec import AdmissionFilter, AdmissionSpec, parse_admission_spec
 from streamfeat.errors import DecodeError
 
 __all__ = [
     "AdmissionFilter",
+    "AdmissionSpec",
     "CountingBloomAdmission",
     "PoissonInclusion",
     "PoissonProcessAdmission",
     "load_admission",
     "parse_admission",
+    "parse_admission_spec",
     "reach_probability",
 ]
 
-AdmissionFilter = PoissonInclusion | CountingBloomAdmission | PoissonProcessAdmission
 _KINDS: dict[str, type[AdmissionFilter]] = {
     "poisson": PoissonInclusion,
     "bloom": CountingBloomAdmission,
@@ -65,16 +67,4 @@ def parse_admission(text: str, *, seed: int = 0) -> AdmissionFilter:
     Raises:
         ValueError: naming what was wrong with ``text``.
     """
-    words = text.split() if isinstance(text, str) else []
-    try:
-        if len(words) == 2 and words[0] == "poisson":
-            return PoissonInclusion(float(words[1]), seed=seed)
-        if len(words) == 2 and words[0] == "bloom":
-            return CountingBloomAdmission(int(words[1]), seed=seed)
-        if len(words) == 3 and words[0] == "process":
-            return PoissonProcessAdmission(int(words[1]), float(words[2]), seed=seed)
-    except ValueError as exc:
-        msg = f"{text!r}: {exc}"
-        raise ValueError(msg) from exc
-    msg = f"{text!r} is not an admission filter (poisson P | bloom N | process K HORIZON)"
-    raise ValueError(msg)
+    return parse_admission_spec(text).build(seed=seed)

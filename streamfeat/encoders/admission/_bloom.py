@@ -18,6 +18,18 @@ from streamfeat.errors import DecodeError
 __all__ = ["CountingBloomAdmission"]
 
 
+def check_bloom_n(n: int) -> int:
+    """Return ``n`` if it is a valid sighting count (1..255).
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if type(n) is not int or not 1 <= n <= 255:
+        msg = f"counting bloom n must be an integer in 1..255, got {n!r}"
+        raise ValueError(msg)
+    return n
+
+
 class CountingBloomAdmission(HashFilter):
     """Admit an id once it has been seen ``n`` times (1 <= n <= 255).
 
@@ -35,10 +47,7 @@ class CountingBloomAdmission(HashFilter):
         self, n: int, *, seed: int = 0, cells: int = 1 << 20, hashes: int = 4, buckets: int = 4096
     ) -> None:
         super().__init__(seed=seed, cells=cells, hashes=hashes, buckets=buckets)
-        if type(n) is not int or not 1 <= n <= 255:
-            msg = f"counting bloom n must be an integer in 1..255, got {n!r}"
-            raise ValueError(msg)
-        self.n = n
+        self.n = check_bloom_n(n)
         self.counters = bytearray(cells)
 
     def __repr__(self) -> str:

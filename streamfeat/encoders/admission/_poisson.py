@@ -25,6 +25,18 @@ from streamfeat.errors import DecodeError
 __all__ = ["PoissonInclusion"]
 
 
+def check_poisson_p(p: float) -> float:
+    """Return ``p`` as a float if it is a valid probability (0, 1].
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if not 0.0 < p <= 1.0:
+        msg = f"poisson inclusion p must be in (0, 1], got {p!r}"
+        raise ValueError(msg)
+    return float(p)
+
+
 class PoissonInclusion(HashFilter):
     """Admit an id with probability ``p`` at each sighting; sticky once admitted.
 
@@ -42,10 +54,7 @@ class PoissonInclusion(HashFilter):
         self, p: float, *, seed: int = 0, cells: int = 1 << 20, hashes: int = 4, buckets: int = 4096
     ) -> None:
         super().__init__(seed=seed, cells=cells, hashes=hashes, buckets=buckets)
-        if not 0.0 < p <= 1.0:
-            msg = f"poisson inclusion p must be in (0, 1], got {p!r}"
-            raise ValueError(msg)
-        self.p = float(p)
+        self.p = check_poisson_p(p)
         self.admitted = Bits(cells)
 
     def __repr__(self) -> str:

@@ -67,6 +67,20 @@ def reach_probability(n: int, t: int, k: int, horizon: float) -> float:
     return min(1.0, max(0.0, 1.0 - cdf))
 
 
+def check_process(k: int, horizon: float) -> None:
+    """Check the sighting count ``k`` (1..10000) and the ``horizon`` (> 0).
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if type(k) is not int or not 1 <= k <= 10_000:
+        msg = f"poisson process k must be an integer in 1..10000, got {k!r}"
+        raise ValueError(msg)
+    if not horizon > 0:
+        msg = f"poisson process horizon must be > 0, got {horizon!r}"
+        raise ValueError(msg)
+
+
 class PoissonProcessAdmission(HashFilter):
     """Admit an id by a draw on the probability that it reaches ``k`` sightings within ``horizon``.
 
@@ -87,12 +101,7 @@ class PoissonProcessAdmission(HashFilter):
         bits: int = 1 << 20, buckets: int = 4096,
     ) -> None:  # fmt: skip
         super().__init__(seed=seed, cells=cells, hashes=hashes, buckets=buckets)
-        if type(k) is not int or not 1 <= k <= 10_000:
-            msg = f"poisson process k must be an integer in 1..10000, got {k!r}"
-            raise ValueError(msg)
-        if not horizon > 0:
-            msg = f"poisson process horizon must be > 0, got {horizon!r}"
-            raise ValueError(msg)
+        check_process(k, horizon)
         if type(bits) is not int or bits < 8:
             msg = f"poisson process bits must be an integer >= 8, got {bits!r}"
             raise ValueError(msg)

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from streamfeat.endpoint._registry import Registry
+from streamfeat.endpoint._server import TunnelServer
+from streamfeat.endpoint._storage import SQLiteStorage
 from streamfeat.testing import MemoryTransportPair
+from streamfeat.tunnel import split_items
 from streamfeat.tunnel._crypto import KeyPair
-from streamfeat.tunnel._outbox import split_items
-from streamfeat.tunnel._registry import Registry
-from streamfeat.tunnel._server import TunnelServer
-from streamfeat.tunnel._storage import SQLiteStorage
 
 BASE = """
 [engine]

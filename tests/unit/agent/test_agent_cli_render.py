@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from streamfeat._cli_demo import demo_update
-from streamfeat._cli_replay import default_tasks_text
-from streamfeat._cli_simulate import progress_view, render_report
-from streamfeat._simulate import SimReport, percentile
 from streamfeat.cli import main
+from streamfeat.data import default_tasks_text
+from streamfeat.sim._cli import progress_view, render_report
+from streamfeat.sim._demo import demo_update
+from streamfeat.sim._simulation import SimReport, percentile
 from streamfeat.tasks import parse_tasks
 
 

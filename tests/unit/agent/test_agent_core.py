@@ -96,7 +96,7 @@ async def test_uploads_reach_the_endpoint_exactly_and_bad_events_are_quarantined
     assert sorted(map(key, stored)) == sorted(map(key, queued))
     assert {r["kind"] for r in stored} <= {"feature", "window", "trigger"}
     # the store kept every record and the quarantined inputs with their reasons
-    from streamfeat._store import Store
+    from streamfeat.io._store import Store
 
     store = Store(tmp_path / "dev.sqlite")
     quarantine = list(store.quarantine())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from streamfeat import Event
-from streamfeat._pipeline import build_engine
 from streamfeat.agent import diff_configs, switch_engine
+from streamfeat.engine._build import build_engine
 from streamfeat.tasks import parse_tasks
 
 from .conftest import BASE

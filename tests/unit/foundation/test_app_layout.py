@@ -9,16 +9,13 @@ import pytest
 from streamfeat.cli import build_parser
 
 # old path -> new path; every name the old path lists must be the very object at the new one
+# (the documented private paths, kept as aliases for one release; README "Import paths")
 SHIMS = {
-    "streamfeat._readers": "streamfeat.io._readers",
     "streamfeat._store": "streamfeat.io._store",
-    "streamfeat._replay": "streamfeat.replay._replay",
     "streamfeat._generator": "streamfeat.gen._generator",
-    "streamfeat._gen_model": "streamfeat.gen._model",
     "streamfeat._simulate": "streamfeat.sim._simulation",
-    "streamfeat._cli_replay": "streamfeat.data",
-    "streamfeat._cli_demo": "streamfeat.sim._demo",
-    "streamfeat._cli_simulate": "streamfeat.sim._cli",
+    "streamfeat._shell": "streamfeat.runtime._engine",
+    "streamfeat._pipeline": "streamfeat.engine._build",
     "streamfeat.convert": "streamfeat.gen.convert",
     "streamfeat.convert.taobao": "streamfeat.gen.convert.taobao",
 }

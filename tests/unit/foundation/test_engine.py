@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from streamfeat import Engine, Event, StorageError
-from streamfeat._engine import Stage
+from streamfeat.engine import Stage
 
 
 class Counting:

@@ -4,7 +4,7 @@ import asyncio
 from typing import Any
 
 from streamfeat import Engine, Event
-from streamfeat._shell import AsyncEngine
+from streamfeat.runtime import AsyncEngine
 
 from .test_engine import Counting
 

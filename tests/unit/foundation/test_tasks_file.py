@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from streamfeat import ConfigError
-from streamfeat._cli_replay import default_tasks_text
+from streamfeat.data import default_tasks_text
 from streamfeat.errors import TriggerSpecError
 from streamfeat.tasks import load_tasks, parse_tasks
 from streamfeat.windows import AggSpec, AssignSpec

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from streamfeat._engine import Engine
 from streamfeat._event import Event
+from streamfeat.engine import Engine
 from streamfeat.errors import TaskError
-from streamfeat.tasks import TaskConfig, TaskContext, TaskRunner, TasksConfig, engine_reader
+from streamfeat.runtime import TaskRunner, engine_reader
+from streamfeat.tasks import TaskConfig, TaskContext, TasksConfig
 from streamfeat.tasks.examples import rerank_no_click, visit_summary
 from streamfeat.triggers import TriggerStage
 

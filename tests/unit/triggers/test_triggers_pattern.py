@@ -92,4 +92,7 @@ def test_tasks_file_refuses_a_bad_trigger_with_file_key_and_word() -> None:
     assert (err.file, err.key, err.word) == ("tasks.toml", "triggers.bad", 3)
     assert isinstance(err, ConfigError)
     cfg = parse_tasks('[triggers]\nok = "a * b"\n')
-    assert isinstance(parse_pattern(cfg.triggers["ok"]), Pattern)
+    trigger = cfg.triggers["ok"]  # parsed once, at load: the pattern is kept
+    assert isinstance(trigger.pattern, Pattern)
+    assert trigger.text == "a * b"
+    assert trigger.pattern == parse_pattern("a * b", name="ok")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from streamfeat._engine import Engine, Stage
 from streamfeat._event import Event
 from streamfeat._records import public
+from streamfeat.engine import Engine, Stage
 from streamfeat.errors import TriggerSpecError
 from streamfeat.tasks import EngineConfig, TasksConfig
 from streamfeat.triggers import TriggerStage

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from streamfeat.endpoint._registry import DeviceEntry, Registry
+from streamfeat.endpoint._storage import SQLiteStorage, StoredBatch
 from streamfeat.errors import StorageError
-from streamfeat.tunnel._registry import DeviceEntry, Registry
-from streamfeat.tunnel._storage import SQLiteStorage, StoredBatch
 
 
 def _key(i: int) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 
 import streamfeat.tunnel
 
-CORE = ["_crypto.py", "_handshake.py", "_frames.py", "_protocol.py", "_events.py"]
+CORE = ["_crypto.py", "_handshake.py", "_frames.py", "_items.py", "_protocol.py", "_events.py"]
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "time", "logging", "streamfeat._log", "threading"}
 PKG = Path(streamfeat.tunnel.__file__).parent
 
@@ -47,3 +47,14 @@ def test_core_imports_only_core_streamfeat_modules() -> None:
 def test_every_public_name_resolves() -> None:
     for name in streamfeat.tunnel.__all__:
         assert getattr(streamfeat.tunnel, name) is not None, name
+
+
+def test_names_that_moved_out_still_resolve_from_the_old_face() -> None:
+    import streamfeat.endpoint
+    import streamfeat.upload
+
+    for name, module in streamfeat.tunnel._MOVED.items():
+        new = streamfeat.upload if module == "streamfeat.upload" else streamfeat.endpoint
+        assert getattr(streamfeat.tunnel, name) is getattr(new, name), name
+    with pytest.raises(AttributeError):
+        _ = streamfeat.tunnel.NoSuchName  # type: ignore[attr-defined]

@@ -10,8 +10,8 @@ import pytest
 
 from streamfeat.clock import ManualClock
 from streamfeat.errors import TunnelError
-from streamfeat.tunnel._client import Backoff
-from streamfeat.tunnel._outbox import Outbox, OutboxConfig, join_items, split_items
+from streamfeat.tunnel import join_items, split_items
+from streamfeat.upload import AckedBatch, Backoff, Outbox, OutboxConfig
 
 from .tunnel_helpers import det_random
 
@@ -101,7 +101,7 @@ def test_accepts_a_sqlite3_connection_and_the_store(
     ob = Outbox(conn, OutboxConfig(batch_max_bytes=10), clock=manual_clock)
     ob.enqueue(b"x" * 20)
     assert len(ob) == 1
-    from streamfeat._store import Store
+    from streamfeat.io._store import Store
 
     store = Store(tmp_path / "store.db")
     ob2 = Outbox(store, clock=manual_clock)
@@ -167,3 +167,22 @@ def test_enqueue_from_threads_while_acking(tmp_path: Path, manual_clock: ManualC
     c = ob.counters()
     assert c["enqueued_items"] == 600
     assert c["sealed_batches"] == c["acked_batches"] + len(ob)
+
+
+def test_reports_seals_and_acks_through_callbacks(
+    tmp_path: Path, manual_clock: ManualClock
+) -> None:
+    sealed: list[bytes] = []
+    acked: list[AckedBatch] = []
+    cfg = OutboxConfig(batch_max_bytes=100, batch_max_age=1.0, max_bytes=10_000)
+    ob = Outbox(tmp_path / "cb.db", cfg, clock=manual_clock, random_bytes=det_random("cb"),
+                on_seal=sealed.append, on_ack=acked.append)  # fmt: skip
+    ob.enqueue(b"a" * 10)
+    manual_clock.advance(2.0)
+    ob.enqueue(b"b" * 10)
+    ob.flush()
+    assert sealed == [b.batch_id for b in ob.batches()]
+    (batch,) = ob.batches()
+    assert ob.ack(batch.batch_id)
+    assert not ob.ack(batch.batch_id)  # a second ack of the same id reports nothing
+    assert acked == [AckedBatch(batch.batch_id, len(batch.payload), manual_clock.time() - 2.0)]

@@ -9,13 +9,23 @@ from pathlib import Path
 
 import pytest
 
+from streamfeat.endpoint._registry import Registry
+from streamfeat.endpoint._server import TunnelServer
+from streamfeat.endpoint._storage import SQLiteStorage
 from streamfeat.testing import MemoryTransportPair, check_transport
-from streamfeat.tunnel import Ack, Batch, CloseCode, Closed, Config, Hello, Role, TunnelConnection
-from streamfeat.tunnel._client import Uploader, UploaderConfig
-from streamfeat.tunnel._outbox import Outbox, OutboxConfig, split_items
-from streamfeat.tunnel._registry import Registry
-from streamfeat.tunnel._server import TunnelServer
-from streamfeat.tunnel._storage import SQLiteStorage
+from streamfeat.tunnel import (
+    Ack,
+    Batch,
+    CloseCode,
+    Closed,
+    Config,
+    Hello,
+    Role,
+    TunnelConnection,
+    split_items,
+)
+from streamfeat.upload._client import Uploader, UploaderConfig
+from streamfeat.upload._outbox import Outbox, OutboxConfig
 
 from .tunnel_helpers import DEVICE, ENDPOINT, bid, det_random, drain, key
 
@@ -314,7 +324,7 @@ def test_cli_keys_and_devices(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["device", "list", "--db", db]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split("\t")[:2] for ln in lines] == [["a", "active"], ["b", "revoked"]]
-    from streamfeat.tunnel import load_device_file
+    from streamfeat.upload import load_device_file
 
     key, cfg = load_device_file(tmp_path / "a.json")
     assert cfg.endpoint_key.hex() == pub

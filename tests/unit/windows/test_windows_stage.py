@@ -234,3 +234,23 @@ def test_view_of_sliding_windows_merges_their_panes() -> None:
     assert [(r["start"], r["end"], r["values"]) for r in rows] == [
         (5_000, 15_000, {"n": 2, "s": 3}), (10_000, 20_000, {"n": 1, "s": 2}),
     ]  # fmt: skip
+
+
+def test_one_window_fast_path_equals_the_general_loop() -> None:
+    # With one window the stage swaps in _process_one; WindowStage.process is the loop every
+    # other shape runs. Both must give the same records on the same events.
+    toml = TUMBLING
+    events = [ev(ts, "click", v=ts % 7) for ts in (1_000, 12_000, 4_000, 25_000, 9_000, 41_000)]
+    events += [ev(ts, "view") for ts in (30_000, 2_000, 55_000)]
+    fast, slow = stage_of(toml), stage_of(toml)
+    assert fast.process != WindowStage.process.__get__(fast)  # the swap happened
+    out_fast: list[dict[str, Any]] = []
+    out_slow: list[dict[str, Any]] = []
+    st_fast, st_slow = fast.new_state("d"), slow.new_state("d")
+    for i, e in enumerate(events):
+        fast.process(st_fast, i, e, out_fast)
+        WindowStage.process(slow, st_slow, i, e, out_slow)
+    fast.close(st_fast, out_fast)
+    slow.close(st_slow, out_slow)
+    assert out_fast == out_slow
+    assert any(r["kind"] == "late" for r in out_fast)

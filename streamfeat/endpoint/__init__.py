@@ -1,0 +1,27 @@
+"""The cloud endpoint: tunnel server, batch storage, device registry, metrics and CLI.
+
+An aiohttp shell over the sans-IO :mod:`streamfeat.tunnel` core, reusing the device side's
+:class:`~streamfeat.upload.Transport` and websocket adapter. Layers, bottom up: ``_storage``
+(SQLite batches and device configs), ``_registry`` (devices and key files), ``_metrics``
+(Prometheus), ``_server`` (:class:`TunnelServer`), ``_cli`` (``serve``, ``keys``,
+``device``).
+"""
+
+from __future__ import annotations
+
+from streamfeat.endpoint._metrics import TunnelMetrics
+from streamfeat.endpoint._registry import DeviceEntry, Registry
+from streamfeat.endpoint._server import Decoder, ReplayCache, TunnelServer
+from streamfeat.endpoint._storage import SQLiteStorage, Storage, StoredBatch
+
+__all__ = [
+    "Decoder",
+    "DeviceEntry",
+    "Registry",
+    "ReplayCache",
+    "SQLiteStorage",
+    "Storage",
+    "StoredBatch",
+    "TunnelMetrics",
+    "TunnelServer",
+]

@@ -1,0 +1,516 @@
+"""The cloud endpoint: an aiohttp app around :class:`TunnelConnection` (responder side).
+
+Per connection: feed websocket messages into the connection, answer ``DeviceHello`` from the
+registry and the replay cache, hand every ``Batch`` to the group-commit writer, and send the
+``Ack`` only once the writer's transaction committed. One writer thread stores the batches of
+all connections in shared transactions (group commit), so 200 devices cost one fsync per
+group rather than one per batch.
+
+Replay of a first message: a captured handshake message 1 decrypts again (IK's first
+message is not fresh), so (a) its ephemeral key is remembered in a bounded in-memory replay
+cache and a second use is refused as ``replayed_handshake``, and (b) independently of the
+cache, and across restarts, the storage is idempotent on ``(device, batch_id)``: the 0-RTT
+batch of a replayed message is never stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from streamfeat._log import server_log
+from streamfeat.clock import Clock, SystemClock
+from streamfeat.endpoint._metrics import CONTENT_TYPE_LATEST, NOT_REFUSALS, TunnelMetrics
+from streamfeat.endpoint._registry import Registry
+from streamfeat.endpoint._storage import Storage, StoredBatch
+from streamfeat.errors import StorageError, TunnelClosed
+from streamfeat.tunnel._crypto import KeyPair
+from streamfeat.tunnel._events import (
+    NEED_DATA,
+    Accept,
+    Ack,
+    Batch,
+    Close,
+    CloseCode,
+    Closed,
+    Config,
+    DeviceHello,
+    HandshakeComplete,
+    Refuse,
+)
+from streamfeat.tunnel._items import split_items
+from streamfeat.tunnel._protocol import Role, State, TunnelConnection
+from streamfeat.upload._aiohttp import MAX_MESSAGE, WebSocketTransport
+from streamfeat.upload._transport import Transport
+
+__all__ = ["Decoder", "ReplayCache", "TunnelServer"]
+
+Decoder = Callable[[bytes], list[dict[str, Any]]]
+
+
+class ReplayCache:
+    """First-message ephemeral keys seen recently (bounded, oldest forgotten first)."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._max = max_entries
+
+    def seen(self, ephemeral: bytes) -> bool:
+        """Record ``ephemeral``; True if it was already there."""
+        if ephemeral in self._seen:
+            return True
+        self._seen[ephemeral] = None
+        if len(self._seen) > self._max:
+            self._seen.popitem(last=False)
+        return False
+
+
+@dataclass
+class _Pending:
+    batch: StoredBatch
+    done: asyncio.Future[bool]
+
+
+class _Writer:
+    """Group commit: one worker thread stores whatever batches queued up since the last commit."""
+
+    def __init__(
+        self, storage: Storage, metrics: TunnelMetrics, decoder: Decoder | None, clock: Clock
+    ) -> None:
+        self._storage, self._metrics, self._decoder, self._clock = storage, metrics, decoder, clock
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamfeat-store")
+        self._task: asyncio.Task[None] | None = None
+        # a storage that never blocks (in memory, or a non-blocking client) runs in the loop
+        self._inline = bool(getattr(storage, "non_blocking", False))
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def submit(self, device: str, batch: Batch) -> asyncio.Future[bool]:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        sb = StoredBatch(device, batch.batch_id, batch.payload, self._clock.time())
+        if self._inline:
+            # nothing to wait for and nothing to group: store now, skip the queue's hop
+            # (no store-latency histogram here: it measures blocking commits)
+            try:
+                new = self._storage.store_batches([self._decode(sb)])[0]
+            except StorageError as exc:
+                fut.set_exception(exc)
+            else:
+                (self._metrics.stored if new else self._metrics.duplicates).inc()
+                fut.set_result(new)
+            return fut
+        self._queue.put_nowait(_Pending(sb, fut))
+        return fut
+
+    def _decode(self, b: StoredBatch) -> StoredBatch:
+        if self._decoder is None:
+            return b
+        try:
+            records = [r for item in split_items(b.payload) for r in self._decoder(item)]
+        except Exception:  # a bad batch is still stored raw and acknowledged: never lost
+            self._metrics.decode_errors.inc()
+            server_log.warning(
+                "decoder failed on batch %s of %s", b.batch_id.hex(), b.device, exc_info=True
+            )
+            return b
+        return StoredBatch(b.device, b.batch_id, b.payload, b.received, records)
+
+    def _store(self, group: list[_Pending]) -> list[bool]:
+        batches = [self._decode(p.batch) for p in group]
+        with self._metrics.store_seconds.time():
+            return self._storage.store_batches(batches)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            group, stop = [first], False
+            while not self._queue.empty() and len(group) < 512:
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+            try:
+                results = await loop.run_in_executor(self._pool, self._store, group)
+            except StorageError as exc:
+                server_log.error("storage failed: %s", exc)
+                for p in group:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+            else:
+                for p, new in zip(group, results, strict=True):
+                    (self._metrics.stored if new else self._metrics.duplicates).inc()
+                    if not p.done.done():
+                        p.done.set_result(new)
+            if stop:
+                return
+
+    async def aclose(self) -> None:
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+        self._pool.shutdown(wait=True)
+
+
+class _Outgoing:
+    """Bytes to write, in the order ``conn.send`` produced them (the frame nonces must not
+    reorder). The reader flushes right after handling a message, so an ack stored inline
+    goes out without a task switch; the writer task flushes what completes later (acks of
+    group commits)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._q: deque[bytes] = deque()
+        self._lock = asyncio.Lock()
+        self._ready = asyncio.Event()
+        self._finishing = False
+        self.broken = False
+        self.reader_active = False  # the reader flushes when done: no need to wake the task
+
+    def put(self, data: bytes) -> None:
+        if data and not self.broken:
+            self._q.append(data)
+            if not self.reader_active:
+                self._ready.set()
+
+    def finish(self) -> None:
+        """Write what is queued, then stop the writer task."""
+        self._finishing = True
+        self._ready.set()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._q:
+                data = self._q.popleft()
+                try:
+                    await self._transport.send(data)
+                except TunnelClosed:
+                    self._q.clear()
+                    self.broken = True
+                    return
+
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            await self.flush()
+            if (self._finishing and not self._q) or self.broken:
+                return
+
+
+class _Session:
+    """One device connection on the endpoint."""
+
+    def __init__(self, server: TunnelServer, transport: Transport) -> None:
+        self.server, self.transport = server, transport
+        self.conn = TunnelConnection(
+            Role.ENDPOINT, static=server.key, random_bytes=server.random_bytes
+        )
+        self.device: str | None = None
+        self._out = _Outgoing(transport)
+        self.pending: set[asyncio.Future[bool]] = set()  # stores not yet acknowledged
+
+    def send(self, event: Ack | Config | Close | Accept | Refuse) -> None:
+        # bytes go out in the order conn.send produced them: frame counters must not reorder
+        self._out.put(self.conn.send(event))
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._out.run())
+        try:
+            await self._read_loop()
+        finally:
+            if self.pending:
+                await asyncio.wait(self.pending, timeout=10)  # ack what was stored before leaving
+            self._out.finish()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, 5)
+            await self.transport.aclose()
+
+    async def _read_loop(self) -> None:
+        conn = self.conn
+        while True:
+            data = await self.transport.receive()
+            conn.receive_data(data)
+            self._out.reader_active = True
+            try:
+                closed = self._drain()
+                # a websocket message carries whole records: bytes left over mean one was cut
+                if (
+                    not closed
+                    and data
+                    and conn.pending_bytes
+                    and conn.state in (State.IDLE, State.OPEN)
+                ):
+                    conn.receive_data(b"")
+                    closed = self._drain()
+            finally:
+                self._out.reader_active = False
+            await self._out.flush()
+            if closed or not data:
+                return
+
+    def _drain(self) -> bool:
+        """Handle every event available; True once the connection is closed."""
+        srv = self.server
+        while True:
+            ev = self.conn.next_event()
+            if ev is NEED_DATA:
+                break
+            if isinstance(ev, DeviceHello):
+                self._on_hello(ev)
+            elif isinstance(ev, HandshakeComplete):
+                srv.metrics.handshakes.inc()
+                srv._live.setdefault(self.device or "", set()).add(self)
+                self._send_config_if_newer()
+            elif isinstance(ev, Batch):
+                assert self.device is not None
+                srv.metrics.bytes.inc(len(ev.payload))
+                fut = srv._writer.submit(self.device, ev)
+                if fut.done():  # stored inline: ack now rather than one loop turn later
+                    self._stored(ev.batch_id, fut)
+                else:
+                    self.pending.add(fut)
+                    fut.add_done_callback(functools.partial(self._stored, ev.batch_id))
+            elif isinstance(ev, Closed):
+                # peer misbehaviour the core detected (refusals we decided were counted
+                # where we decided them)
+                if not ev.remote and self.conn.error is not None and ev.code not in NOT_REFUSALS:
+                    srv.metrics.refused(CloseCode(ev.code).reason)
+                    server_log.info("closed %s: %s", self.device or "unknown device", ev.reason)
+                out = self.conn.data_to_send()
+                if out:
+                    self._out.put(out)
+                return True
+        out = self.conn.data_to_send()
+        if out:
+            self._out.put(out)
+        return False
+
+    def _on_hello(self, ev: DeviceHello) -> None:
+        srv = self.server
+        entry = srv.registry.lookup(ev.device_key)
+        code = None
+        if srv.closing:
+            code = CloseCode.GOING_AWAY
+        elif entry is None:
+            code = CloseCode.UNKNOWN_DEVICE
+        elif not entry.active:
+            code = CloseCode.REVOKED_DEVICE
+        elif srv.replay_cache.seen(ev.ephemeral):
+            code = CloseCode.REPLAYED_HANDSHAKE
+        if code is not None:
+            # refused before the handshake completes: a plaintext REFUSE, and the Closed
+            # event that follows counts it
+            if code is not CloseCode.GOING_AWAY:
+                srv.metrics.refused(code.reason)
+            self._out.put(self.conn.send(Refuse(code, code.reason)))
+            return
+        assert entry is not None
+        self.device = entry.name
+        self.send(Accept())
+
+    def _send_config_if_newer(self) -> None:
+        assert self.device is not None
+        cfg = self.server.storage.get_config(self.device)
+        if cfg is not None and cfg[0] > self.conn.config_version:
+            self.push(cfg[0], cfg[1])
+
+    def push(self, version: int, body: bytes) -> None:
+        """Send a config to this device if the connection is open."""
+        if self.conn.state is State.OPEN:
+            self.send(Config(version, body))
+            self.server.metrics.configs.inc()
+
+    def _stored(self, batch_id: bytes, fut: asyncio.Future[bool]) -> None:
+        """Done callback of a store: acknowledge (callbacks run in submission order)."""
+        self.pending.discard(fut)
+        if fut.cancelled() or self.conn.state is not State.OPEN:
+            return
+        if fut.exception() is not None:
+            # not stored, so not acknowledged: close; the device resends it later
+            self.send(Close(CloseCode.INTERNAL_ERROR, "storage failed"))
+            self._out.finish()
+            return
+        self.send(Ack(batch_id))
+
+
+class TunnelServer:
+    """The endpoint.
+
+    Args:
+        key: the endpoint's static key pair (devices pin its public half).
+        registry: known devices.
+        storage: where batches go (``SQLiteStorage`` by default in ``serve``).
+        decoder: optional ``bytes -> list[dict]`` applied to every item of a batch; the
+            records are stored next to the raw batch.
+        metrics: counters to update (a fresh :class:`TunnelMetrics` by default).
+        random_bytes: randomness for ephemeral keys.
+        clock: ``time()`` stamps stored batches.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: KeyPair,
+        registry: Registry,
+        storage: Storage,
+        decoder: Decoder | None = None,
+        metrics: TunnelMetrics | None = None,
+        replay_cache: ReplayCache | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        clock: Clock | None = None,
+    ) -> None:
+        self.key, self.registry, self.storage = key, registry, storage
+        self.metrics = metrics or TunnelMetrics()
+        self.replay_cache = replay_cache or ReplayCache()
+        self.random_bytes = random_bytes
+        self.closing = False
+        self._clock = clock or SystemClock()
+        self._decoder = decoder
+        self._writer: _Writer = _Writer(storage, self.metrics, decoder, self._clock)
+        self._live: dict[str, set[_Session]] = {}
+        self._sessions: set[_Session] = set()
+        self._started = False
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._writer.start()
+            self._started = True
+
+    async def handle_transport(self, transport: Transport) -> None:
+        """Serve one device connection over any transport until it closes."""
+        self._ensure_started()
+        session = _Session(self, transport)
+        self._sessions.add(session)
+        self.metrics.connections.inc()
+        try:
+            await session.run()
+        finally:
+            self.metrics.connections.dec()
+            self._sessions.discard(session)
+            if session.device is not None:
+                self._live.get(session.device, set()).discard(session)
+
+    def push_config(self, device: str, version: int, body: bytes) -> int:
+        """Store a config for ``device`` and send it down its open connections now.
+
+        Returns:
+            The number of open connections it was sent on (0: it goes at the next connect).
+        """
+        self.storage.set_config(device, version, body)
+        live = list(self._live.get(device, ()))
+        for s in live:
+            s.push(version, body)
+        return len(live)
+
+    # ---- aiohttp -----------------------------------------------------------------------
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        # timeout: how long our close waits for the device's close reply (shutdown speed)
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_MESSAGE, heartbeat=30.0, compress=False, timeout=2.0
+        )
+        await ws.prepare(request)
+        await self.handle_transport(WebSocketTransport(ws))
+        return ws
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        if self.closing:
+            return web.Response(status=503, text="shutting down\n")
+        return web.Response(text="ok\n")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        resp = web.Response(body=self.metrics.render())
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return resp
+
+    def app(self) -> web.Application:
+        """The aiohttp application: ``/v1/tunnel``, ``/healthz``, ``/metrics``."""
+        app = web.Application()
+        app.router.add_get("/v1/tunnel", self._ws_handler)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(lambda _app: self.aclose())
+        return app
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop taking devices and close every connection with GOING_AWAY once its stored
+        batches are acknowledged."""
+        self.closing = True
+        pending = [f for s in self._sessions for f in s.pending]
+        if pending:
+            # batches already handed to the writer get stored and acknowledged first
+            await asyncio.wait(pending, timeout=10)
+        await asyncio.sleep(0)  # let the done callbacks queue their acks
+        for s in list(self._sessions):
+            if s.conn.state is State.OPEN:
+                with contextlib.suppress(Exception):
+                    s.send(Close(CloseCode.GOING_AWAY, "endpoint shutting down"))
+            s._out.finish()
+        for s in list(self._sessions):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(s.transport.aclose(), 2)
+
+    async def aclose(self) -> None:
+        """Finish pending stores and close the storage and registry."""
+        if self._started:
+            await self._writer.aclose()
+            self._started = False
+        self.storage.close()
+        self.registry.close()
+
+
+async def serve(
+    *,
+    host: str,
+    port: int,
+    db: Path,
+    key_path: Path,
+    decoder: Decoder | None = None,
+    ready: Callable[[str, int], None] | None = None,
+) -> None:
+    """Run the endpoint until SIGINT/SIGTERM, then shut down gracefully."""
+    from streamfeat.endpoint._registry import endpoint_keypair
+    from streamfeat.endpoint._storage import SQLiteStorage
+
+    key = endpoint_keypair(key_path)
+    server = TunnelServer(
+        key=key, registry=Registry(db), storage=SQLiteStorage(db), decoder=decoder
+    )
+    runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    addresses = runner.addresses
+    bound = int(addresses[0][1]) if addresses else port
+    server_log.warning("serving on http://%s:%d (endpoint key %s)", host, bound, key.public.hex())
+    if ready is not None:
+        ready(host, bound)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,39 @@
+"""Build an :class:`~streamfeat.engine.Engine` from a validated tasks file.
+
+Stages come in a fixed order: triggers, windows, features (a section absent from the file adds
+no stage). The order is part of the output contract: within one event, trigger records come
+before window records, which come before feature records. Each stage is built from its own
+slice of the file.
+"""
+
+from __future__ import annotations
+
+from streamfeat.engine._engine import Engine, Stage
+from streamfeat.features import FeatureStage
+from streamfeat.tasks import TasksConfig
+from streamfeat.triggers import TriggerStage
+from streamfeat.windows import WindowStage
+
+__all__ = ["build_engine", "build_stages"]
+
+
+def build_stages(config: TasksConfig, *, sizes: bool = False) -> list[Stage]:
+    """Return the stages a tasks file asks for, in processing order.
+
+    Args:
+        config: the validated tasks file.
+        sizes: attach ``_raw_bytes`` to window and feature records (for size reports).
+    """
+    stages: list[Stage] = []
+    if config.triggers:
+        stages.append(TriggerStage(config.triggers, config.engine.limits))
+    if config.windows:
+        stages.append(WindowStage(config.windows, config.engine.lateness, sizes=sizes))
+    if config.features:
+        stages.append(FeatureStage(config.features, config.engine.partial_limit, sizes=sizes))
+    return stages
+
+
+def build_engine(config: TasksConfig, *, sizes: bool = False, sample_every: int = 64) -> Engine:
+    """Return an engine running the stages of ``config`` (see :func:`build_stages`)."""
+    return Engine(build_stages(config, sizes=sizes), sample_every=sample_every)

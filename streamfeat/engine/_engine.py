@@ -1,0 +1,300 @@
+"""The engine: per-device state, and each valid event passed through the stages in order.
+
+Theory of operation
+-------------------
+An :class:`Engine` holds an ordered list of :class:`Stage` objects (triggers, windows,
+features, ... built from a tasks file by :func:`streamfeat.engine.build_engine`). For every device it
+keeps the number of valid events seen (the event *index* of SPEC section 2) and one state object
+per stage, created lazily by ``Stage.new_state``. Processing an event means, for each stage in
+order, ``stage.process(state, index, event, out)``; stages append **records** (plain dicts with
+a ``kind`` key, the shapes of SPEC section 6) to ``out``. Keys of a record that start with ``_``
+are in-process attachments (for example the matched events a trigger hands to its tasks): they
+are never written to a file, stored or encoded.
+
+A device's stage states are freed when every stage reports its state idle (nothing open), so
+memory is bounded by what is open, not by how many devices were ever seen; only the per-device
+event counter stays (one int), and, for a stage that defines ``residue(state)``, the small value
+it returns (the window stage's max ts, so that the watermark survives the freeing and a late
+event is still reported as late). The next ``new_state(device, residue)`` gets it back.
+
+The engine is synchronous, deterministic and free of I/O: it never reads a clock. Event time
+comes from ``event.ts``; wall time, when an embedded agent wants idle devices' windows to close,
+comes in through :meth:`Engine.advance`.
+
+Snapshots (:meth:`Engine.snapshot` / :meth:`Engine.restore`) are msgpack bytes of every
+device's counter and every stage's ``dump(state)``; a stage's dump must be msgpack-able and its
+``load`` must rebuild an equal state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import msgpack
+
+from streamfeat._event import Event
+from streamfeat._records import Record
+from streamfeat.errors import StorageError
+
+__all__ = ["Engine", "Record", "Stage"]
+
+_SNAPSHOT_VERSION = 2
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One processing stage of the engine.
+
+    A stage holds its configuration; per-device state lives in the objects it returns from
+    :meth:`new_state`, which the engine keeps and passes back. All methods are synchronous and
+    free of I/O.
+    """
+
+    name: str
+
+    def new_state(self, device: str) -> Any:
+        """Return the fresh state of a device the stage has not seen (or has freed).
+
+        A stage that defines ``residue(state) -> Any`` (optional; not part of this protocol's
+        required methods) is called ``new_state(device, residue)`` after a freeing, with what
+        ``residue`` returned for the freed state (``None`` is never passed on). A stage whose
+        per-device state can outlive a tasks-file change also defines ``carry(old, dumped,
+        device, kept, out)`` (see :meth:`streamfeat.windows.WindowStage.carry`).
+        """
+
+    def process(self, state: Any, index: int, event: Event, out: list[Record]) -> None:
+        """Handle event number ``index`` of its device; append any records to ``out``."""
+
+    def advance(self, state: Any, now_ms: int, out: list[Record]) -> None:
+        """Let wall time ``now_ms`` move the device on (closing windows of idle devices)."""
+
+    def close(self, state: Any, out: list[Record]) -> None:
+        """End of input (end of a replay): close everything open, records marked final."""
+
+    def idle(self, state: Any) -> bool:
+        """Return True when ``state`` holds nothing open and may be freed."""
+
+    def dump(self, state: Any) -> Any:
+        """Return a msgpack-able form of ``state`` for a snapshot."""
+
+    def load(self, data: Any) -> Any:
+        """Rebuild a state from what :meth:`dump` returned."""
+
+
+class _Device:
+    __slots__ = ("count", "residue", "states")
+
+    def __init__(
+        self, count: int, states: list[Any] | None, residue: list[Any] | None = None
+    ) -> None:
+        self.count = count
+        self.states = states
+        self.residue = residue
+
+
+class Engine:
+    """Runs events through stages, keeping per-device state.
+
+    Args:
+        stages: the stages, in processing order.
+        sample_every: time one event in this many (a power of two) per stage, for the
+            per-stage throughput the replay summary shows (0 turns timing off). Sampling keeps the clock reads off most
+            events; the figures are estimates, and say so.
+    """
+
+    def __init__(self, stages: Sequence[Stage], *, sample_every: int = 64) -> None:
+        self.stages: list[Stage] = list(stages)
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            msg = f"stage names must be unique, got {names}"
+            raise ValueError(msg)
+        self._devices: dict[str, _Device] = {}
+        self.events = 0
+        # bound methods, looked up once: the per-event loop is the hot path of every replay
+        self._process = [s.process for s in self.stages]
+        self._idle = [s.idle for s in self.stages]
+        self._residue = [getattr(s, "residue", None) for s in self.stages]
+        self._keeps_residue = any(f is not None for f in self._residue)
+        if sample_every and sample_every & (sample_every - 1):
+            msg = f"sample_every must be 0 or a power of two, got {sample_every}"
+            raise ValueError(msg)
+        self._sample_mask = sample_every - 1 if sample_every else -1
+        self._sampled = 0
+        self._stage_ns = [0] * len(self.stages)
+
+    # -- processing ---------------------------------------------------------------------
+
+    def process(self, event: Event) -> list[Record]:
+        """Process one valid event and return the records it produced, in stage order."""
+        out: list[Record] = []
+        self.process_into(event, out)
+        return out
+
+    def process_into(self, event: Event, out: list[Record]) -> None:
+        """Process one valid event, appending its records to ``out``."""
+        dev = self._devices.get(event[2])
+        if dev is None:
+            dev = self._devices[event[2]] = _Device(0, None)
+        states = dev.states
+        if states is None:
+            states = dev.states = self._new_states(event[2], dev.residue)
+        index = dev.count
+        dev.count = index + 1
+        self.events = n = self.events + 1
+        if n & self._sample_mask == 0:
+            self._timed(states, index, event, out)
+        else:
+            for process, state in zip(self._process, states, strict=False):
+                process(state, index, event, out)
+        for idle, state in zip(self._idle, states, strict=False):
+            if not idle(state):
+                return
+        self._free(dev)
+
+    def _new_states(self, device: str, residue: list[Any] | None) -> list[Any]:
+        if residue is None:
+            return [s.new_state(device) for s in self.stages]
+        return [
+            s.new_state(device) if r is None else s.new_state(device, r)  # type: ignore[call-arg]
+            for s, r in zip(self.stages, residue, strict=True)
+        ]
+
+    def _free(self, dev: _Device) -> None:
+        states = dev.states
+        if self._keeps_residue and states is not None:
+            kept = [
+                f(st) if f is not None else None
+                for f, st in zip(self._residue, states, strict=True)
+            ]
+            dev.residue = kept if any(r is not None for r in kept) else None
+        dev.states = None
+
+    def _timed(self, states: list[Any], index: int, event: Event, out: list[Record]) -> None:
+        self._sampled += 1
+        clock = time.perf_counter_ns
+        for i, process in enumerate(self._process):
+            t0 = clock()
+            process(states[i], index, event, out)
+            self._stage_ns[i] += clock() - t0
+
+    def advance(self, now_ms: int) -> list[Record]:
+        """Let wall time move every device with open state on (idle-device watermarks)."""
+        out: list[Record] = []
+        for dev in self._devices.values():
+            if dev.states is None:
+                continue
+            for stage, state in zip(self.stages, dev.states, strict=True):
+                stage.advance(state, now_ms, out)
+            self._maybe_free(dev)
+        return out
+
+    def close(self, devices: Iterable[str] | None = None) -> list[Record]:
+        """Close everything open (end of a replay), for all devices or the ones named."""
+        out: list[Record] = []
+        names = list(self._devices) if devices is None else list(devices)
+        for name in names:
+            dev = self._devices.get(name)
+            if dev is None or dev.states is None:
+                continue
+            for stage, state in zip(self.stages, dev.states, strict=True):
+                stage.close(state, out)
+            self._free(dev)
+        return out
+
+    def _maybe_free(self, dev: _Device) -> None:
+        states = dev.states
+        if states is not None and all(s.idle(states[i]) for i, s in enumerate(self.stages)):
+            self._free(dev)
+
+    # -- introspection ------------------------------------------------------------------
+
+    def stage(self, name: str) -> Stage:
+        """Return the stage called ``name``.
+
+        Raises:
+            KeyError: if there is no such stage.
+        """
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def state_of(self, device: str, stage: str) -> Any:
+        """Return the live state of ``device`` in stage ``stage`` (None when freed or unseen)."""
+        dev = self._devices.get(device)
+        if dev is None or dev.states is None:
+            return None
+        for i, s in enumerate(self.stages):
+            if s.name == stage:
+                return dev.states[i]
+        raise KeyError(stage)
+
+    def event_count(self, device: str) -> int:
+        """Return how many valid events ``device`` has had."""
+        dev = self._devices.get(device)
+        return 0 if dev is None else dev.count
+
+    @property
+    def devices(self) -> int:
+        """The number of devices seen."""
+        return len(self._devices)
+
+    @property
+    def open_devices(self) -> int:
+        """The number of devices holding open stage state."""
+        return sum(1 for d in self._devices.values() if d.states is not None)
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Estimated seconds spent in each stage (from sampled events, scaled up)."""
+        if not self._sampled:
+            return {s.name: 0.0 for s in self.stages}
+        scale = self.events / self._sampled
+        return {s.name: ns * scale / 1e9 for s, ns in zip(self.stages, self._stage_ns, strict=True)}
+
+    # -- snapshots ----------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Return the whole engine state as bytes (see :meth:`restore`)."""
+        devices = {}
+        for name, dev in self._devices.items():
+            dumped = None
+            if dev.states is not None:
+                dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
+            devices[name] = [dev.count, dumped, dev.residue]
+        body = {
+            "v": _SNAPSHOT_VERSION,
+            "stages": [s.name for s in self.stages],
+            "events": self.events,
+            "devices": devices,
+        }
+        return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+
+    def restore(self, data: bytes) -> None:
+        """Replace the engine's state with a snapshot taken from an engine of the same stages.
+
+        Raises:
+            StorageError: if the snapshot is unreadable or was taken with other stages; the
+                engine is left unchanged.
+        """
+        try:
+            body = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except (ValueError, msgpack.UnpackException) as exc:
+            msg = "engine snapshot is not readable"
+            raise StorageError(msg) from exc
+        if not isinstance(body, dict) or body.get("v") != _SNAPSHOT_VERSION:
+            msg = "engine snapshot has an unknown version"
+            raise StorageError(msg)
+        names = [s.name for s in self.stages]
+        if body.get("stages") != names:
+            msg = f"engine snapshot was taken with stages {body.get('stages')}, not {names}"
+            raise StorageError(msg)
+        devices: dict[str, _Device] = {}
+        for name, (count, dumped, residue) in body["devices"].items():
+            states = None
+            if dumped is not None:
+                states = [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
+            devices[name] = _Device(count, states, residue)
+        self._devices = devices
+        self.events = body["events"]

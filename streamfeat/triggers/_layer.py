@@ -1,0 +1,349 @@
+"""What happens above the automaton at one event: segments occur, partial matches extend,
+triggers fire (see :mod:`streamfeat.triggers._matcher` for the theory of operation).
+
+Both drivers of the matcher (per event and batch) call :meth:`Layer._layer` at the events
+where something may happen; everything here is per device and synchronous.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamfeat._event import Event
+from streamfeat.triggers._frontier import Entry, Partial, insert
+from streamfeat.triggers._housekeeping import Housekeeping
+from streamfeat.triggers._state import OCC_PRUNE, DeviceState, Firing
+from streamfeat.triggers._trie import TriggerPlan
+
+__all__ = ["Layer"]
+
+
+class Layer(Housekeeping):
+    """The per-event layer over :class:`DeviceState` (a base of the matcher)."""
+
+    def _layer(self, st: DeviceState, e: int, event: Event, seg_hits: Any) -> list[Firing]:
+        """Everything above the automaton at event ``e`` (its bookkeeping already done)."""
+        c = self.c
+        ts = event.ts
+        for tid in c.lead:
+            self._lead(st, tid, e, ts, st.maxts)
+        if seg_hits:
+            self._segment_hits(st, e, seg_hits)
+        if st.pending:
+            pend = st.pending.pop(e, None)
+            if pend is not None:
+                for sid, b in pend:
+                    seg = c.segments[sid]
+                    if self._check(st, seg.verify, b):
+                        self._occur(st, sid, b, e + seg.tail, e)
+        for sid in c.every:
+            b = e - c.segments[sid].tail + 1
+            if b >= st.base:
+                self._occur(st, sid, b, e, e)
+        if not st.due and not st.watch:
+            return []
+        return self._fire_due(st, e, ts)
+
+    def _segment_hits(self, st: DeviceState, e: int, seg_hits: Any) -> None:
+        """The automaton's keywords ending at ``e``: verify each segment, now or when due."""
+        segments, live, wait = self.c.segments, self.c.live, st.waiting
+        for sid in seg_hits:
+            if sid not in live and sid not in wait:
+                # nobody can use this occurrence: its users wait on starts already noted
+                continue
+            seg = segments[sid]
+            b = e - seg.kw_end
+            if b < st.base:
+                continue
+            if seg.kw_end + 1 < seg.core:  # the core ends later: check it then
+                due_at = b + seg.core - 1
+                pend = st.pending.get(due_at)
+                if pend is None:
+                    st.pending[due_at] = [(sid, b)]
+                else:
+                    pend.append((sid, b))
+            elif not seg.verify or self._check(st, seg.verify, b):
+                self._occur(st, sid, b, e + seg.tail, e)
+
+    def _fire_due(self, st: DeviceState, e: int, ts: int) -> list[Firing]:
+        """Fire the triggers whose last segment completes at ``e`` (and the watched ones)."""
+        check = st.due.pop(e, None)
+        if st.watch:
+            check = (check or set()) | st.watch
+        if not check:
+            return []
+        fired: list[Firing] = []
+        for tid in sorted(check):
+            f = self._fire(st, tid, e, ts)
+            if f is not None:
+                fired.append(f)
+        return fired
+
+    def _occur(self, st: DeviceState, sid: int, b: int, end: int, now: int) -> None:
+        """Segment ``sid`` occurs over ``[b..end]``: extend whatever uses it."""
+        direct, chains, users = self.c.roles[sid]
+        if direct:
+            for tid, j in direct:
+                self._extend(st, tid, j, b, end, now)
+        if chains:
+            for tid in chains:
+                self._chain(st, tid, b, now)
+        if users:
+            occ = st.shared_starts.get(sid)
+            if occ is None:
+                st.shared_starts[sid] = [b]
+                plans = self.c.plans
+                for tid, j in users:
+                    st.waiting.setdefault(plans[tid].segments[1], set()).add((tid, j))
+            else:
+                occ.append(b)
+                if len(occ) > OCC_PRUNE:
+                    occ[:] = self._occ_front(st, self.c.segments[sid].length, occ, -1, now)
+        if st.waiting:
+            waiting = st.waiting.get(sid)
+            if waiting:
+                for tid, j in list(waiting):
+                    self._extend(st, tid, j, b, end, now)
+
+    def _chain(self, st: DeviceState, tid: int, b: int, now: int) -> None:
+        """`A * A * ... * A` (k times, A one event): the shortest match starts at the k-th last A."""
+        plan = self.c.plans[tid]
+        starts = st.chain_starts.get(tid)
+        if starts is None:
+            starts = st.chain_starts[tid] = []
+        starts.append(b)
+        if len(starts) > plan.chain:
+            del starts[0]
+        elif len(starts) < plan.chain:
+            return
+        s = starts[0]
+        tr = st.partials.get(tid)
+        lo = -1 if tr is None else tr.last_fired
+        if plan.without:
+            lo = max(lo, self._floor(st, plan))
+        if s <= lo:
+            return
+        if tr is None:
+            tr = st.partials[tid] = Partial(len(plan.segments))
+        i = s - st.base
+        tr.frontiers[-1] = [(s, st.events[i].ts, now, st.clocks[i])]
+        due = st.due.get(now)
+        if due is None:
+            st.due[now] = {tid}
+        else:
+            due.add(tid)
+
+    def _check(self, st: DeviceState, verify: Any, b: int) -> bool:
+        """Check a segment's positions outside its keyword against the buffered events."""
+        symbol = self.c.symbol
+        events = st.events
+        off = b - st.base
+        for i, cls in verify:  # noqa: SIM110 - a plain loop is faster than all() on this path
+            if symbol(events[off + i]) not in cls:
+                return False
+        return True
+
+    def _lead(self, st: DeviceState, tid: int, e: int, ts: int, clock: int) -> None:
+        """A leading `*` (with `within`): every event is a possible start; keep the staircase."""
+        plan = self.c.plans[tid]
+        entries = st.lead_frontier.setdefault(tid, [])
+        insert(entries, (e, ts, e, clock), e - plan.backs[0] + 1, True)
+
+    def _extend(self, st: DeviceState, tid: int, j: int, b: int, end: int, now: int) -> None:
+        """Segment ``j`` of trigger ``tid`` occurs over ``[b..end]``: extend its partial matches."""
+        plan = self.c.plans[tid]
+        tr = st.partials.get(tid)
+        lo = -1 if tr is None else tr.last_fired
+        if plan.without:
+            lo = max(lo, self._floor(st, plan))
+        src = self._sources(st, plan, tr, tid, j, b, lo)
+        if src:
+            cands = self._candidates(st, plan, src, b, lo, now)
+            if cands:
+                self._advance(st, plan, tr, tid, j, cands, end, now)
+
+    def _sources(
+        self,
+        st: DeviceState,
+        plan: TriggerPlan,
+        tr: Partial | None,
+        tid: int,
+        j: int,
+        b: int,
+        lo: int,
+    ) -> list[Entry] | None:
+        """The entries an occurrence of segment ``j`` at ``b`` may extend (None: none left, and
+        the trigger stops waiting on that segment)."""
+        if j == 0:
+            i = b - st.base
+            # end -1: the start itself is always before the segment (only lead entries compare)
+            src: list[Entry] = [(b, st.events[i].ts, -1, st.clocks[i])] if b > lo else []
+            if plan.lead:
+                src += st.lead_frontier.get(tid, ())
+            return src
+        if j == 1 and not plan.lead and plan.within is None:
+            got = self._last_occ(st, plan.segments[0], b)
+        elif j == 1 and not plan.lead:
+            got = self._occ_entries(st, plan.segments[0], b)
+        else:
+            got = tr.frontiers[j - 1] if tr else None
+        if not got:  # nothing to extend any more: stop waiting
+            waiting = st.waiting.get(plan.segments[j])
+            if waiting is not None:
+                waiting.discard((tid, j))
+            return None
+        return got
+
+    def _candidates(
+        self, st: DeviceState, plan: TriggerPlan, src: list[Entry], b: int, lo: int, now: int
+    ) -> list[Entry]:
+        """The entries of ``src`` that end before ``b``, start after ``lo`` and are not cut;
+        without ``within`` only the latest counts (starts grow with ends)."""
+        limit_s = now - self.limit_events
+        limit_clock = st.maxts - self.limit_ms
+        if plan.within is not None:
+            return [
+                x for x in src if x[2] < b and x[0] > lo and x[0] > limit_s and x[3] >= limit_clock
+            ]
+        for x in reversed(src):
+            if x[2] < b:
+                if x[0] <= lo or x[0] <= limit_s or x[3] < limit_clock:
+                    return []
+                return [x]
+        return []
+
+    def _advance(
+        self,
+        st: DeviceState,
+        plan: TriggerPlan,
+        tr: Partial | None,
+        tid: int,
+        j: int,
+        cands: list[Entry],
+        end: int,
+        now: int,
+    ) -> None:
+        """Add the extended ``cands`` (now ending at ``end``) to frontier ``j``; then wait for
+        segment ``j + 1``, or schedule the firing check."""
+        k = len(plan.segments)
+        if tr is None:
+            tr = st.partials[tid] = Partial(k)
+        # the next lookups: segment j + 1 starting no earlier than now - back + 1; or the firing
+        # checks: at `end` exactly, or (trailing `*`) at every event from `end` on
+        nxt = j + 1
+        horizon = now - plan.backs[nxt] + 1 if nxt < k else now + 1
+        use_ts = plan.within is not None
+        exact = nxt == k and not plan.trail
+        frontier = tr.frontiers[j]
+        for x in cands:
+            insert(frontier, (x[0], x[1], end, x[3]), horizon, use_ts, exact)
+        if nxt < k:
+            seg = plan.segments[nxt]
+            waiting = st.waiting.get(seg)
+            if waiting is None:
+                st.waiting[seg] = {(tid, nxt)}
+            else:
+                waiting.add((tid, nxt))
+        elif plan.trail:
+            st.watch.add(tid)
+        else:
+            due = st.due.get(end)
+            if due is None:
+                st.due[end] = {tid}
+            else:
+                due.add(tid)
+
+    def _note(self, st: DeviceState, sym: int, e: int) -> None:
+        """Event ``e`` of symbol ``sym`` occurs every one-event first segment holding ``sym``."""
+        starts = st.symbol_starts.get(sym)
+        if starts is None:
+            st.symbol_starts[sym] = [e]
+            plans = self.c.plans
+            for tid, j in self.c.sym_users[sym]:
+                st.waiting.setdefault(plans[tid].segments[1], set()).add((tid, j))
+        else:
+            starts.append(e)
+            if len(starts) > OCC_PRUNE:
+                starts[:] = self._occ_front(st, 1, starts, -1, e)
+
+    def _last_occ(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
+        """The latest noted occurrence of first segment ``sid`` ending before ``b`` (as the one
+        entry a trigger without ``within`` needs), a dead entry if none, None if none noted."""
+        c = self.c
+        length = c.segments[sid].length
+        last_start = b - length  # an occurrence starting at x ends at x + length - 1 < b
+        cls = c.sym_first.get(sid)
+        lists = (
+            (st.shared_starts.get(sid),)
+            if cls is None
+            else [st.symbol_starts.get(sym) for sym in cls]
+        )
+        best = -2
+        for starts in lists:
+            if starts:
+                best = max(best, -1)
+                for x in reversed(starts):
+                    if x <= last_start:
+                        best = max(best, x)
+                        break
+        if best == -2:
+            return None
+        if best < 0:
+            return [(-1, 0, -1, 0)]  # a dead entry: keeps the caller waiting, matches nothing
+        i = best - st.base
+        return [(best, st.events[i].ts, best + length - 1, st.clocks[i])]
+
+    def _occ_entries(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
+        """The shared occurrences of first segment ``sid`` that end before ``b``, as entries."""
+        starts = self._first_starts(st, sid)
+        if not starts:
+            return None
+        length = self.c.segments[sid].length
+        events, clk, base = st.events, st.clocks, st.base
+        out = []
+        for x in starts:
+            end = x + length - 1
+            if end < b:
+                out.append((x, events[x - base].ts, end, clk[x - base]))
+        return out or [(-1, 0, -1, 0)]  # a dead entry: keeps the caller waiting, matches nothing
+
+    def _fire(self, st: DeviceState, tid: int, e: int, ts_e: int) -> Firing | None:
+        plan = self.c.plans.get(tid)
+        tr = st.partials.get(tid)
+        if plan is None or tr is None:
+            st.watch.discard(tid)
+            return None
+        lo = tr.last_fired
+        if plan.without:
+            lo = max(lo, self._floor(st, plan))
+        best = -1
+        keep: list[Entry] = []
+        for x in tr.frontiers[-1]:
+            s, ts, end, clock = x
+            if end > e:
+                keep.append(x)
+                continue
+            if s <= lo or (end < e and not plan.trail):
+                continue
+            if self._cut(st, s, clock, e):
+                self.stats["cuts"] += 1
+                continue
+            if plan.trail:
+                keep.append(x)
+            if (plan.within is None or ts_e - ts <= plan.within) and s > best:
+                best = s
+        if best < 0:
+            tr.frontiers[-1] = keep
+            if not keep:
+                st.watch.discard(tid)
+            return None
+        tr.last_fired = e
+        for f in tr.frontiers:
+            f.clear()
+        st.watch.discard(tid)
+        if plan.chain:
+            st.chain_starts.pop(tid, None)
+        self.stats["firings"] += 1
+        base = st.base
+        evs = tuple(st.events[best - base : e - base + 1])
+        return Firing(plan.name, best, e, evs[0].ts, ts_e, evs)
