@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint,report]'
+	$(PY) -m pip install --quiet -e '.[test,lint,report,parquet]'
 	touch $(STAMP)
 
 demo: install

@@ -18,6 +18,7 @@ __all__ = [
     "EventError",
     "HandshakeError",
     "LocalProtocolError",
+    "MissingExtraError",
     "RemoteProtocolError",
     "StorageError",
     "StreamfeatError",
@@ -168,3 +169,11 @@ class TunnelClosed(TunnelError):
 
 class TunnelTimeout(TunnelError, TimeoutError):
     """Raised when the peer does not answer within the configured time."""
+
+
+# --- optional dependencies -----------------------------------------------------------------
+
+
+class MissingExtraError(StreamfeatError, ImportError):
+    """Raised when a feature needs an optional extra that is not installed (matplotlib for the
+    replay report, pyarrow for Parquet); the message gives the ``pip install`` line."""

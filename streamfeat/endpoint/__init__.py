@@ -3,13 +3,15 @@
 An aiohttp shell over the sans-IO :mod:`streamfeat.tunnel` core, reusing the device side's
 :class:`~streamfeat.upload.Transport` and websocket adapter. Layers, bottom up: ``_storage``
 (SQLite batches and device configs), ``_registry`` (devices and key files), ``_metrics``
-(Prometheus), ``_server`` (:class:`TunnelServer`), ``_cli`` (``serve``, ``keys``,
-``device``).
+(Prometheus), ``_records`` (reading stored records back), ``_admin`` (who may see the
+operator routes), ``_dashboard`` (``/dashboard``), ``_server`` (:class:`TunnelServer`),
+``_cli`` (``serve``, ``keys``, ``device``) and ``_records_cli`` (``records``).
 """
 
 from __future__ import annotations
 
 from streamfeat.endpoint._metrics import TunnelMetrics
+from streamfeat.endpoint._records import RecordQuery, iter_records, records_table
 from streamfeat.endpoint._registry import DeviceEntry, Registry
 from streamfeat.endpoint._server import Decoder, ReplayCache, TunnelServer
 from streamfeat.endpoint._storage import SQLiteStorage, Storage, StoredBatch
@@ -17,6 +19,7 @@ from streamfeat.endpoint._storage import SQLiteStorage, Storage, StoredBatch
 __all__ = [
     "Decoder",
     "DeviceEntry",
+    "RecordQuery",
     "Registry",
     "ReplayCache",
     "SQLiteStorage",
@@ -24,4 +27,6 @@ __all__ = [
     "StoredBatch",
     "TunnelMetrics",
     "TunnelServer",
+    "iter_records",
+    "records_table",
 ]

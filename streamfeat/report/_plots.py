@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from streamfeat.errors import StreamfeatError
+from streamfeat.errors import MissingExtraError
 
 __all__ = ["MissingExtraError", "Plotter", "check_plotting"]
 
@@ -26,10 +26,6 @@ _MAX_BARS = 240
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 _BUCKETS_MIN = (1, 5, 10, 15, 30, 60, 120, 360, 720, 1440, 10080)
 _COLORS = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5"]
-
-
-class MissingExtraError(StreamfeatError, ImportError):
-    """Raised when an optional dependency (an extra) is not installed; the message says how."""
 
 
 def _import_figure() -> Any:

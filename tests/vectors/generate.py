@@ -49,6 +49,7 @@ from streamfeat.tunnel._events import (  # noqa: E402
     Refuse,
 )
 from streamfeat.tunnel._handshake import PROTOCOL_NAME, HandshakeState  # noqa: E402
+from streamfeat.tunnel._items import join_items  # noqa: E402
 from streamfeat.tunnel._protocol import PROLOGUE, Role, TunnelConnection  # noqa: E402
 
 OUT_DIR = ROOT / "tests" / "vectors" / "protocol"
@@ -151,11 +152,6 @@ def fixed_random(*chunks: bytes) -> Callable[[int], bytes]:
         return out
 
     return random_bytes
-
-
-def join_items(items: list[bytes]) -> bytes:
-    """A tunnel batch payload: ``uvarint(len(item)) item`` repeated (the outbox's format)."""
-    return b"".join(F.uvarint(len(it)) + it for it in items)
 
 
 def _jsonable(v: Any) -> Any:
