@@ -72,6 +72,15 @@ def add_parsers(sub: Any) -> None:
         help="tasks file(s) whose records the devices upload, to decode and store them "
         "(repeat for several versions; default: the embedded default tasks file)",
     )
+    p.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        action=EnvDefault,
+        envvar="STREAMFEAT_ADMIN_TOKEN_FILE",
+        default=None,
+        help="owner-only file holding the token /dashboard and /metrics require "
+        "(default: none, and only loopback clients may see them)",
+    )
     _db_option(p)
     p.set_defaults(func=_serve)
 
@@ -136,6 +145,15 @@ def _serve(args: argparse.Namespace) -> int:
         decoder = _decoder(args.tasks)
     except ConfigError as exc:
         args.parser.error(str(exc))
+    token = None
+    if args.admin_token_file:
+        from streamfeat.endpoint._admin import load_admin_token
+
+        try:
+            token = load_admin_token(args.admin_token_file)
+        except ConfigError as exc:
+            print(f"streamfeat serve: {exc}", file=sys.stderr)
+            return 2
 
     def ready(host: str, port: int) -> None:
         # scripts and tests read the bound port from this line
@@ -149,6 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
             key_path=_key_default(args),
             decoder=decoder,
             ready=ready,
+            admin_token=token,
         )
     )
     return 0

@@ -31,6 +31,8 @@ from aiohttp import web
 
 from streamfeat._log import server_log
 from streamfeat.clock import Clock, SystemClock
+from streamfeat.endpoint._admin import AdminGuard
+from streamfeat.endpoint._dashboard import Dashboard
 from streamfeat.endpoint._metrics import CONTENT_TYPE_LATEST, NOT_REFUSALS, TunnelMetrics
 from streamfeat.endpoint._registry import Registry
 from streamfeat.endpoint._storage import Storage, StoredBatch
@@ -105,11 +107,14 @@ class _Writer:
             # nothing to wait for and nothing to group: store now, skip the queue's hop
             # (no store-latency histogram here: it measures blocking commits)
             try:
-                new = self._storage.store_batches([self._decode(sb)])[0]
+                decoded = self._decode(sb)
+                new = self._storage.store_batches([decoded])[0]
             except StorageError as exc:
                 fut.set_exception(exc)
             else:
                 (self._metrics.stored if new else self._metrics.duplicates).inc()
+                if new:
+                    self._metrics.count_records(decoded.records)
                 fut.set_result(new)
             return fut
         self._queue.put_nowait(_Pending(sb, fut))
@@ -131,7 +136,11 @@ class _Writer:
     def _store(self, group: list[_Pending]) -> list[bool]:
         batches = [self._decode(p.batch) for p in group]
         with self._metrics.store_seconds.time():
-            return self._storage.store_batches(batches)
+            results = self._storage.store_batches(batches)
+        for b, new in zip(batches, results, strict=True):
+            if new:
+                self._metrics.count_records(b.records)
+        return results
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -276,17 +285,20 @@ class _Session:
                 self._on_hello(ev)
             elif isinstance(ev, HandshakeComplete):
                 srv.metrics.handshakes.inc()
-                srv._live.setdefault(self.device or "", set()).add(self)
+                srv._device_online(self)
                 self._send_config_if_newer()
             elif isinstance(ev, Batch):
                 assert self.device is not None
                 srv.metrics.bytes.inc(len(ev.payload))
                 fut = srv._writer.submit(self.device, ev)
+                arrived = srv._clock.monotonic()
                 if fut.done():  # stored inline: ack now rather than one loop turn later
-                    self._stored(ev.batch_id, fut)
+                    self._stored(ev.batch_id, fut, arrived)
                 else:
                     self.pending.add(fut)
-                    fut.add_done_callback(functools.partial(self._stored, ev.batch_id))
+                    fut.add_done_callback(
+                        functools.partial(self._stored, ev.batch_id, arrived=arrived)
+                    )
             elif isinstance(ev, Closed):
                 # peer misbehaviour the core detected (refusals we decided were counted
                 # where we decided them)
@@ -337,7 +349,9 @@ class _Session:
             self.send(Config(version, body))
             self.server.metrics.configs.inc()
 
-    def _stored(self, batch_id: bytes, fut: asyncio.Future[bool]) -> None:
+    def _stored(
+        self, batch_id: bytes, fut: asyncio.Future[bool], arrived: float | None = None
+    ) -> None:
         """Done callback of a store: acknowledge (callbacks run in submission order)."""
         self.pending.discard(fut)
         if fut.cancelled() or self.conn.state is not State.OPEN:
@@ -348,6 +362,10 @@ class _Session:
             self._out.finish()
             return
         self.send(Ack(batch_id))
+        if arrived is not None:
+            self.server.metrics.ack_seconds.observe(
+                max(0.0, self.server._clock.monotonic() - arrived)
+            )
 
 
 class TunnelServer:
@@ -361,7 +379,10 @@ class TunnelServer:
             records are stored next to the raw batch.
         metrics: counters to update (a fresh :class:`TunnelMetrics` by default).
         random_bytes: randomness for ephemeral keys.
-        clock: ``time()`` stamps stored batches.
+        clock: ``time()`` stamps stored batches; ``monotonic()`` times acknowledgements.
+        admin_token: the token the operator routes (dashboard, ``/metrics``) require; None:
+            loopback clients only (see ``_admin``).
+        dashboard: serve ``/dashboard``.
     """
 
     def __init__(
@@ -375,6 +396,8 @@ class TunnelServer:
         replay_cache: ReplayCache | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
         clock: Clock | None = None,
+        admin_token: str | None = None,
+        dashboard: bool = True,
     ) -> None:
         self.key, self.registry, self.storage = key, registry, storage
         self.metrics = metrics or TunnelMetrics()
@@ -385,6 +408,13 @@ class TunnelServer:
         self._decoder = decoder
         self._writer: _Writer = _Writer(storage, self.metrics, decoder, self._clock)
         self._live: dict[str, set[_Session]] = {}
+        # device -> the tasks-file version it announced on its (latest) open connection
+        self.device_versions: dict[str, int] = {}
+        self.admin = AdminGuard(admin_token, self.metrics)
+        self.dashboard = Dashboard(self) if dashboard else None
+        size = getattr(storage, "size_bytes", None)
+        if callable(size):
+            self.metrics.storage_bytes.set_function(size)
         self._sessions: set[_Session] = set()
         self._started = False
 
@@ -405,7 +435,34 @@ class TunnelServer:
             self.metrics.connections.dec()
             self._sessions.discard(session)
             if session.device is not None:
-                self._live.get(session.device, set()).discard(session)
+                self._device_offline(session)
+
+    def _device_online(self, session: _Session) -> None:
+        device = session.device or ""
+        live = self._live.setdefault(device, set())
+        if not live:
+            self.metrics.devices_online.inc()
+        live.add(session)
+        version = session.conn.config_version
+        old = self.device_versions.get(device)
+        if old != version:
+            if old is not None:
+                self.metrics.device_config_version.labels(str(old)).dec()
+            self.metrics.device_config_version.labels(str(version)).inc()
+            self.device_versions[device] = version
+
+    def _device_offline(self, session: _Session) -> None:
+        device = session.device or ""
+        live = self._live.get(device)
+        if live is None or session not in live:
+            return
+        live.discard(session)
+        if not live:
+            del self._live[device]
+            self.metrics.devices_online.dec()
+            old = self.device_versions.pop(device, None)
+            if old is not None:
+                self.metrics.device_config_version.labels(str(old)).dec()
 
     def push_config(self, device: str, version: int, body: bytes) -> int:
         """Store a config for ``device`` and send it down its open connections now.
@@ -442,10 +499,12 @@ class TunnelServer:
 
     def app(self) -> web.Application:
         """The aiohttp application: ``/v1/tunnel``, ``/healthz``, ``/metrics``."""
-        app = web.Application()
+        app = web.Application(middlewares=[self.admin.middleware])
         app.router.add_get("/v1/tunnel", self._ws_handler)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        if self.dashboard is not None:
+            self.dashboard.add_routes(app)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(lambda _app: self.aclose())
         return app
@@ -488,6 +547,7 @@ async def serve(
     key_path: Path,
     decoder: Decoder | None = None,
     ready: Callable[[str, int], None] | None = None,
+    admin_token: str | None = None,
 ) -> None:
     """Run the endpoint until SIGINT/SIGTERM, then shut down gracefully."""
     from streamfeat.endpoint._registry import endpoint_keypair
@@ -495,7 +555,11 @@ async def serve(
 
     key = endpoint_keypair(key_path)
     server = TunnelServer(
-        key=key, registry=Registry(db), storage=SQLiteStorage(db), decoder=decoder
+        key=key,
+        registry=Registry(db),
+        storage=SQLiteStorage(db),
+        decoder=decoder,
+        admin_token=admin_token,
     )
     runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
