@@ -167,6 +167,8 @@ class Dashboard:
             "online_devices": online,
             "registered": sum(1 for d in devices if d.active),
             "devices": sorted(names, key=lambda n: (n not in online, n)),
+            # devices by their latest upload, newest first (the page shows the first's records)
+            "recent": sorted(srv.last_batch, key=lambda d: -srv.last_batch[d])[:50],
             "history": {k: list(v) for k, v in self.history.items()},
             "latency": {
                 "buckets": buckets,

@@ -290,6 +290,7 @@ class _Session:
             elif isinstance(ev, Batch):
                 assert self.device is not None
                 srv.metrics.bytes.inc(len(ev.payload))
+                srv.last_batch[self.device] = srv._clock.time()
                 fut = srv._writer.submit(self.device, ev)
                 arrived = srv._clock.monotonic()
                 if fut.done():  # stored inline: ack now rather than one loop turn later
@@ -410,6 +411,7 @@ class TunnelServer:
         self._live: dict[str, set[_Session]] = {}
         # device -> the tasks-file version it announced on its (latest) open connection
         self.device_versions: dict[str, int] = {}
+        self.last_batch: dict[str, float] = {}  # device -> when its latest batch arrived
         self.admin = AdminGuard(admin_token, self.metrics)
         self.dashboard = Dashboard(self) if dashboard else None
         size = getattr(storage, "size_bytes", None)

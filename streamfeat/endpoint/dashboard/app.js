@@ -127,7 +127,8 @@ function render(s) {
     }));
     sel.value = names.includes(keep) ? keep : "";
   }
-  if (!chosen && s.online_devices.length) { chosen = s.online_devices[0]; sel.value = chosen; }
+  // until someone chooses, follow the device that uploaded last
+  if (!chosen && s.recent.length) { chosen = s.recent[0]; sel.value = chosen; }
 }
 
 function renderRecords(data) {

@@ -59,6 +59,7 @@ async def test_metrics_and_dashboard_state_follow_a_device(tmp_path: Path) -> No
 
     state = dash.state()
     assert state["online_devices"] == ["dev"]
+    assert state["recent"] == ["dev"]
     assert state["registered"] == 1
     assert state["versions"] == {"0": 1}
     assert state["history"]["records_per_s"] == [1.5]  # 3 records in 2 s
