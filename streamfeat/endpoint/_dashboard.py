@@ -210,11 +210,12 @@ class Dashboard:
             return self._records(device, limit)
         from streamfeat.endpoint._records import iter_records
 
-        path = getattr(self.server.storage, "path", None)
-        if path is None:
+        storage = self.server.storage
+        source = storage if hasattr(storage, "iter_records") else getattr(storage, "path", None)
+        if source is None:
             return []
         out = []
-        for row in iter_records(path, device=device, limit=limit):
+        for row in iter_records(source, device=device, limit=limit):
             rec = row["record"]
             out.append({
                 "received": row["received"], "kind": row["kind"], "name": row["name"],

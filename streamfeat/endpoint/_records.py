@@ -24,13 +24,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from streamfeat.errors import ConfigError, MissingExtraError, StorageError
 
-__all__ = ["KINDS", "RecordQuery", "count_records", "iter_records", "parse_time", "records_table"]
+__all__ = [
+    "KINDS",
+    "RecordQuery",
+    "RecordSource",
+    "count_records",
+    "iter_records",
+    "parse_time",
+    "records_table",
+]
 
 KINDS = ("feature", "window", "trigger", "late", "task", "quarantine")
 _NAME_SQL = (
@@ -167,13 +175,22 @@ def _row(r: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
+class RecordSource(Protocol):
+    """A storage that can list its decoded records itself (another database than SQLite)."""
+
+    def iter_records(self, query: RecordQuery) -> Iterator[dict[str, Any]]:
+        """Rows as :func:`iter_records` yields them, newest stored first."""
+        ...
+
+
 def iter_records(
-    db: str | Path, query: RecordQuery | None = None, **filters: Any
+    db: str | Path | RecordSource, query: RecordQuery | None = None, **filters: Any
 ) -> Iterator[dict[str, Any]]:
     """Yield the stored records that match, newest stored first (streaming).
 
     Args:
-        db: the endpoint's SQLite file (opened read-only; the endpoint may be running).
+        db: the endpoint's SQLite file (opened read-only; the endpoint may be running), or a
+            storage object with its own ``iter_records(query)`` (:class:`RecordSource`).
         query: the filters, or pass them as keywords (``device=``, ``kind=``, ``name=``,
             ``since_ms=``, ``until_ms=``, ``limit=``).
 
@@ -182,6 +199,9 @@ def iter_records(
         ConfigError: a bad filter.
     """
     q = query or RecordQuery(**filters)
+    if not isinstance(db, str | Path):
+        yield from db.iter_records(q)
+        return
     where, args = q.where()
     sql = (
         "SELECT r.id, b.received, r.device, r.batch_id, r.record FROM batch_records r "

@@ -176,3 +176,17 @@ def test_cli_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert "no endpoint database" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_another_storage_can_answer_itself() -> None:
+    class Store:
+        def __init__(self) -> None:
+            self.asked: list[RecordQuery] = []
+
+        def iter_records(self, query: RecordQuery):  # type: ignore[no-untyped-def]
+            self.asked.append(query)
+            yield {"id": 1, "record": {"kind": "late"}}
+
+    s = Store()
+    assert list(iter_records(s, kind="late", limit=5)) == [{"id": 1, "record": {"kind": "late"}}]
+    assert s.asked == [RecordQuery(kind="late", limit=5)]
