@@ -92,3 +92,25 @@ def test_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(MissingExtraError) as exc:
         render_report(ReportCollector())
     assert "streamfeat[report]" in str(exc.value)
+
+
+def test_replay_report_without_matplotlib_stops_before_replaying(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamfeat.errors import MissingExtraError
+    from streamfeat.report import _plots
+
+    def missing() -> None:
+        msg = "the replay report needs matplotlib: pip install 'streamfeat[report]'"
+        raise MissingExtraError(msg)
+
+    monkeypatch.setattr(_plots, "_import_figure", missing)
+    ev = tmp_path / "events.jsonl"
+    ev.write_text('{"ts": 1, "type": "click"}\n')
+    out = tmp_path / "out.jsonl"
+    argv = ["replay", str(ev), "--out", str(out), "--report", str(tmp_path / "r.html")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'streamfeat[report]'" in err
+    assert "Traceback" not in err
+    assert not out.exists()
