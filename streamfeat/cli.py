@@ -13,10 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import streamfeat
+from streamfeat import _tasks_cli as tasks_cli
 from streamfeat._cli_env import EnvDefault
 from streamfeat.agent import _cli as agent_cli
 from streamfeat.endpoint import _cli as endpoint_cli
 from streamfeat.endpoint import _records_cli as records_cli
+from streamfeat.endpoint import _release_cli as release_cli
 from streamfeat.gen import _cli as gen_cli
 from streamfeat.replay import _cli as replay_cli
 from streamfeat.sim import _cli as sim_cli
@@ -32,6 +35,8 @@ _COMMANDS: tuple[Callable[[Any], None], ...] = (
     records_cli.add_parsers,  # records
     agent_cli.add_parsers,  # agent
     sim_cli.add_parsers,  # simulate
+    release_cli.add_parsers,  # bundle, release
+    tasks_cli.add_parsers,  # tasks init, tasks check
 )
 
 
@@ -42,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="On-device behaviour processing: triggers, windows, features, uploads.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "--version", action="version", version=f"streamfeat {streamfeat.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add_parsers in _COMMANDS:

@@ -10,6 +10,7 @@ tests should look at.
 from __future__ import annotations
 
 __all__ = [
+    "BundleError",
     "ConfigError",
     "DecodeError",
     "DecryptError",
@@ -23,6 +24,7 @@ __all__ = [
     "StorageError",
     "StreamfeatError",
     "TaskError",
+    "TaskLoadError",
     "TriggerSpecError",
     "TunnelClosed",
     "TunnelError",
@@ -113,6 +115,13 @@ class TaskError(StreamfeatError):
     are recorded, never raised into the engine."""
 
 
+class TaskLoadError(ConfigError, TaskError):
+    """Raised when a task's ``run = "module:callable"`` cannot be resolved: the module is
+    missing or fails to import, or the callable is missing or not callable. It is a
+    :class:`ConfigError` (``file``: the tasks file, ``key``: ``tasks.NAME.run``) and a
+    :class:`TaskError`."""
+
+
 # --- encoders -----------------------------------------------------------------------------
 
 
@@ -177,3 +186,20 @@ class TunnelTimeout(TunnelError, TimeoutError):
 class MissingExtraError(StreamfeatError, ImportError):
     """Raised when a feature needs an optional extra that is not installed (matplotlib for the
     replay report, pyarrow for Parquet); the message gives the ``pip install`` line."""
+
+
+# --- releases -----------------------------------------------------------------------------
+
+
+class BundleError(StreamfeatError, ValueError):
+    """Raised when a bundle cannot be built, or is refused on verification or load.
+
+    Attributes:
+        reason: a short machine-readable reason (``"signature"``, ``"hash"``, ``"key"``,
+            ``"format"``, ``"truncated"``, ``"tasks"``, ``"content"``), counted by devices.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"bundle refused ({reason}): {detail}")

@@ -1,7 +1,8 @@
 """Who may see the endpoint's operator routes (the dashboard, its API, ``/metrics``).
 
-Only the tunnel (``/v1/tunnel``, which authenticates every device itself) and ``/healthz`` are
-open to anyone who can reach the port. Every other route needs either
+Open to anyone who can reach the port: ``/healthz`` and the device API, every route under
+``/v1/`` (the tunnel, candidate pages, bundle pulls, reports), each of which authenticates the
+device itself. Every other route is an operator route and needs either
 
 * an **admin token**, when ``serve --admin-token-file FILE`` gave one: ``Authorization: Bearer
   TOKEN``, or the dashboard's session cookie (set by opening ``/dashboard?token=TOKEN`` once).
@@ -26,9 +27,9 @@ from aiohttp import web
 
 from streamfeat.errors import ConfigError
 
-__all__ = ["OPEN_PATHS", "AdminGuard", "is_loopback", "load_admin_token"]
+__all__ = ["AdminGuard", "is_loopback", "is_open", "load_admin_token"]
 
-OPEN_PATHS = frozenset({"/v1/tunnel", "/healthz"})
+DEVICE_API = "/v1/"  # routes under it authenticate devices themselves
 COOKIE = "sf_admin"
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,6 +54,11 @@ def load_admin_token(path: str | Path) -> str:
         msg = f"the admin token in {p} is shorter than 16 characters"
         raise ConfigError(msg)
     return text
+
+
+def is_open(path: str) -> bool:
+    """True for the routes anyone may reach: ``/healthz`` and the device API."""
+    return path == "/healthz" or path.startswith(DEVICE_API)
 
 
 def is_loopback(remote: str | None) -> bool:
@@ -101,7 +107,7 @@ class AdminGuard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        if is_open(request.path):
             return await handler(request)
         query_token = request.query.get("token")
         # a browser's way in: trade the token for a session cookie, then drop it from the URL

@@ -80,6 +80,16 @@ class TunnelMetrics:
         )
         for reason in ("unauthorized", "forbidden"):
             self.admin_refusals.labels(reason)
+        self.storage_failures = Counter(
+            "streamfeat_tunnel_storage_failures",
+            "storage commits that failed (disk full, ...): nothing stored, nothing acknowledged",
+            registry=r,
+        )
+        self.accept_errors = Counter(
+            "streamfeat_tunnel_accept_errors",
+            "connections the operating system could not accept (no file descriptor left)",
+            registry=r,
+        )
         self.store_seconds = Histogram(
             "streamfeat_tunnel_store_seconds",
             "time of one storage commit (group of batches)",
@@ -92,6 +102,9 @@ class TunnelMetrics:
         for code in CloseCode:
             if code not in NOT_REFUSALS:
                 self.refusals.labels(code.reason)
+        # refusals of the admission guard and of aiohttp, which have no tunnel close code
+        for reason in ("handshake_timeout", "too_many_unauthenticated", "message_too_large"):
+            self.refusals.labels(reason)
 
     def count_records(self, records: list[dict[str, Any]] | None) -> None:
         """Count the decoded records of one newly stored batch by kind."""

@@ -100,6 +100,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
+            self._check()
             self._migrate()
             for suffix in ("-wal", "-shm"):
                 side = Path(f"{self.path}{suffix}")
@@ -110,6 +111,18 @@ class Store:
             raise StorageError(msg) from exc
 
     # -- schema ---------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        """Refuse a damaged file (``PRAGMA quick_check``) rather than use it."""
+        rows = self.db.execute("PRAGMA quick_check(5)").fetchall()
+        if [tuple(r) for r in rows] != [("ok",)]:
+            first = str(rows[0][0]) if rows else "no answer"
+            msg = (
+                f"the store {self.path} is damaged ({first}); nothing was changed. Recover what "
+                f"is readable into a new file with `sqlite3 {self.path} .recover | sqlite3 "
+                f"NEW.sqlite`, then point the agent at NEW.sqlite (see docs/reliability.md)"
+            )
+            raise StorageError(msg)
 
     def _migrate(self) -> None:
         db = self.db
@@ -190,9 +203,15 @@ class Store:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def add_quarantine(self, entries: Iterable[QuarantineEntry]) -> int:
         """Insert quarantine entries; return how many."""

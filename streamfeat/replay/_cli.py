@@ -62,6 +62,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--restart", action="store_true", help="with --db, discard a previous checkpoint"
     )
+    p.add_argument(
+        "--run-tasks",
+        action="store_true",
+        help="run the [tasks] code on the trigger records, in event order, and write their "
+        "task records to OUT",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     p.set_defaults(func=_replay)
 
@@ -105,6 +111,7 @@ def _replay(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         fmt=args.format,
         restart=args.restart,
+        run_tasks=args.run_tasks,
     )
     # the summary goes where the records don't; off a terminal, tables get room instead of
     # rich's 80-column default so that no figure is cut
@@ -118,7 +125,7 @@ def _replay(args: argparse.Namespace) -> int:
             if show_bar
             else run_replay(opts, observer=collector)
         )
-    except (StorageError, ConfigError) as exc:
+    except (StorageError, ConfigError) as exc:  # TaskLoadError (--run-tasks) is a ConfigError
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
     if collector is not None:
@@ -182,6 +189,8 @@ def render_summary(summary: ReplaySummary, console: Console) -> None:
     t.add_row("bytes raw (input)", f"{d['bytes']['raw']:,}")
     t.add_row("bytes records (JSON)", f"{d['bytes']['records']:,}")
     t.add_row("peak RSS", f"{d['peak_rss_mb']:.1f} MB")
+    for name, counts in (d.get("tasks") or {}).items():
+        t.add_row(f"task {name}", ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
     if d["resumed_at"]:
         t.add_row("resumed at input unit", f"{d['resumed_at']:,}")
     console.print(t)

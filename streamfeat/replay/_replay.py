@@ -40,6 +40,7 @@ from streamfeat.engine._build import build_engine
 from streamfeat.errors import StorageError
 from streamfeat.io._readers import InputFile, read_events
 from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
+from streamfeat.replay._tasks import ReplayTasks
 from streamfeat.tasks import TasksConfig
 
 __all__ = ["ReplayObserver", "ReplayOptions", "ReplaySummary", "run_replay"]
@@ -74,6 +75,7 @@ class ReplayOptions:
     checkpoint_every: int = 50_000
     fmt: str | None = None
     restart: bool = False
+    run_tasks: bool = False  # run [tasks] code on the trigger records (replay/_tasks.py)
 
 
 @dataclass
@@ -92,6 +94,7 @@ class ReplaySummary:
     resumed_at: int = 0
     sizes: dict[str, Any] | None = None
     size_table: Any = None  # a rich renderable of the size report, with --sizes
+    tasks: dict[str, dict[str, int]] | None = None  # per task counters, with --run-tasks
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.events / self.seconds if self.seconds else 0.0
@@ -113,6 +116,7 @@ class ReplaySummary:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "resumed_at": self.resumed_at,
             "sizes": self.sizes,
+            **({"tasks": self.tasks} if self.tasks is not None else {}),
         }
 
 
@@ -120,6 +124,8 @@ def _fingerprint(opts: ReplayOptions) -> str:
     h = hashlib.sha256()
     h.update(str(Path(opts.events).resolve() if opts.events != "-" else "-").encode())
     h.update(b"\0" + opts.config.text.encode())
+    if opts.run_tasks:  # OUT holds task records too: not the same output
+        h.update(b"\0run-tasks")
     return h.hexdigest()
 
 
@@ -178,6 +184,7 @@ def run_replay(
     """
     clock = clock or SystemClock()
     engine = build_engine(opts.config, sizes=opts.sizes)
+    tasks = ReplayTasks(opts.config, engine) if opts.run_tasks else None
     store = Store(opts.db, now_ms=lambda: int(clock.time() * 1000)) if opts.db else None
     fingerprint = _fingerprint(opts)
     summary = ReplaySummary()
@@ -195,9 +202,13 @@ def run_replay(
     # end, so that replays run one after another in one process (tests, benchmarks) don't pile up.
     gc.freeze()
     try:
-        _loop(opts, engine, store, source, out, summary, resume, progress, clock, sleep, sizes,
-              observer)  # fmt: skip
+        _loop(
+            opts, engine, tasks, store, source, out, summary, resume, progress, clock, sleep, sizes,
+            observer,
+        )  # fmt: skip
         final = engine.close()
+        if tasks is not None:
+            final += tasks.run(final)
         _write(out, final, summary, sizes, observer)
         out.durable_offset()
         if store is not None:
@@ -206,6 +217,9 @@ def run_replay(
                 store.incr("replay.completed")
     finally:
         gc.unfreeze()
+        if tasks is not None:
+            tasks.close()
+            summary.tasks = tasks.stats
         out.close()
         source.close()
         if store is not None:
@@ -260,6 +274,7 @@ def _write(
 def _loop(
     opts: ReplayOptions,
     engine: Any,
+    tasks: ReplayTasks | None,
     store: Store | None,
     source: InputFile,
     out: _Output,
@@ -288,6 +303,8 @@ def _loop(
             if pace is not None:
                 pace.wait(item.ts)
             process(item, records)
+            if tasks is not None and records:
+                records += tasks.run(records)
             summary.events += 1
             if observer is not None:
                 observer.event(item.ts)

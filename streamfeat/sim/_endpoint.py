@@ -47,7 +47,11 @@ async def _serve(db: Path, key_path: Path, host: str, port: int) -> None:
     server = TunnelServer(
         key=endpoint_keypair(key_path), registry=Registry(db), storage=SQLiteStorage(db)
     )
-    runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
+    from streamfeat.endpoint._release_routes import ReleaseRoutes
+
+    app = server.app()
+    ReleaseRoutes(server, db, poll=0.2).install(app)  # releases: pulls, reports, announcements
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)
     await site.start()

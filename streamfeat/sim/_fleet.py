@@ -35,6 +35,7 @@ import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +119,16 @@ class Worker:
                 None,
                 device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts),
             )
+            if config.reranks:  # the device's app gets a page of candidates per feed visit
+                dev.events = with_pages(dev, dev.events, {t.feed for t in config.reranks.values()})
             dev.agent = Agent(
                 tasks=config, store_path=store_dir / f"{name}.sqlite", endpoint_url=spec["url"],
                 endpoint_public_key=spec["endpoint_key"], device_key=private_hex, clock=self.clock,
                 upload_clock=SystemClock(), device=name, tick=spec["tick"] if self.speed > 0 else 0,
                 uploader_options=options, queue_size=2048, on_upload=self._ledger(dev),
+                release_key=spec.get("release_key"),
             )  # fmt: skip
+            dev.agent.release_health_every = 2.0
             await dev.agent.start()
             self.devices.append(dev)
         # ready means connected: the first connection also pays one-off imports and handshakes,
@@ -234,6 +239,8 @@ class Worker:
                 p["connected"] += a.uploader.connected.is_set()
                 p["reconnects"] += max(0, a.uploader.stats.connects - 1)
             p[f"v{a.version}"] += 1
+            if a.ranking is not None:
+                p["reranks"] += a.ranking.counts["applied"]
         out: dict[str, Any] = dict(p)
         out["sim_ms"] = int(self.clock.time() * 1000)
         out["late_ms"] = round(self.late_ms, 1)
@@ -260,10 +267,50 @@ class Worker:
                 "connects": a.uploader.stats.connects if a.uploader else 0,
                 "failures": a.uploader.stats.failures if a.uploader else 0,
                 "ledger": [[k, n] for k, n in d.ledger.items()], "acked_ids": a.outbox.acked_ids,
+                "reranks": dict(a.ranking.counts) if a.ranking is not None else {},
+                "rerank_ms": list(a.ranking.latencies) if a.ranking is not None else [],
+                "pulled_bytes": a.bundles.pulled_bytes if a.bundles is not None else 0,
             }  # fmt: skip
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"devices": devices, "cpu_s": cpu_s, "wall_s": wall_s, "max_rss_kb": rss_kb,
                 "late_ms": self.late_ms}  # fmt: skip
+
+
+def with_pages(
+    dev: _Device, events: Iterator[dict[str, Any]], feeds: set[str]
+) -> Iterator[dict[str, Any]]:
+    """Yield the device's events; at each ``page_enter`` of a re-ranked feed, first hand the
+    agent the page of that visit (the app fetching its candidates).
+
+    The page holds the items the generated user will be shown in the visit (read ahead up to
+    the next ``page_enter`` of a feed or ``app_background``), in that order, with their
+    catalogue features (:mod:`streamfeat.ranking._catalogue`): the simulated user does not
+    react to the order the device shows (that is the next step), so the page is what the user
+    sees and the re-rank reorders its unseen part.
+    """
+    from streamfeat.ranking._catalogue import page_of
+
+    ahead: list[dict[str, Any]] = []
+    visits = 0
+    while True:
+        ev = ahead.pop(0) if ahead else next(events, None)
+        if ev is None:
+            return
+        feed = ev.get("page")
+        if ev.get("type") == "page_enter" and feed in feeds:
+            items: list[str] = []
+            for nxt in events:
+                ahead.append(nxt)
+                t = nxt.get("type")
+                if t == "app_background" or (t == "page_enter" and nxt.get("page") in feeds):
+                    break
+                item = str(nxt.get("item"))
+                seen = item in items or len(items) >= 100
+                if t == "exposure" and nxt.get("page") == feed and "item" in nxt and not seen:
+                    items.append(item)
+            visits += 1
+            dev.agent.set_page(page_of(str(feed), f"{dev.name}-{visits}", items))
+        yield ev
 
 
 async def _lines(loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:

@@ -30,6 +30,7 @@ class SimOptions:
         workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
         tick: seconds between the agents' idle-window advances.
         drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
+        release: a staged release during the run (``streamfeat.sim._release.ReleasePlan``).
     """
 
     devices: int = 100
@@ -47,6 +48,7 @@ class SimOptions:
     tick: float = 1.0
     drain_timeout: float = 60.0
     start_ts: int = DEFAULT_START_TS
+    release: Any = None  # a ReleasePlan (docs/release.md)
 
 
 @dataclass
@@ -89,10 +91,14 @@ class SimReport:
     configs_pushed: int = 0
     versions: dict[str, int] = field(default_factory=dict)
     feed_late_ms: float = 0.0
+    reranks: dict[str, int] = field(default_factory=dict)  # re-rank counters, summed
+    rerank_ms: dict[str, float] = field(default_factory=dict)  # latency quantiles of applied ones
     cpu_s: float = 0.0
+    endpoint_cpu_s: float = 0.0  # the endpoint process's CPU (summed over restarts; Linux)
     feed_cpu_s: float = 0.0
     max_rss_kb: int = 0
     workdir: str = ""
+    release: dict[str, Any] = field(default_factory=dict)  # --release: coverage and outcome
 
     @property
     def ok(self) -> bool:

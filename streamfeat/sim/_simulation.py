@@ -92,6 +92,8 @@ class Simulation:
         self._restarting: asyncio.Future[None] | None = None
         self._progressed = asyncio.Event()
         self._pushes: list[tuple[int, str]] = []
+        self._release: Any = None  # a ReleaseRun with --release
+        self._release_key = ""
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class Simulation:
         proc = self._endpoint
         if proc is None:
             return
+        self.report.endpoint_cpu_s = round(self.report.endpoint_cpu_s + _cpu_s(proc.proc.pid), 2)
         self._endpoint = None
         with contextlib.suppress(Exception):
             assert proc.proc.stdin is not None
@@ -178,6 +181,7 @@ class Simulation:
                 "endpoint_key": self.endpoint_key.public.hex(), "minutes": o.minutes, "seed": o.seed,
                 "speed": o.speed, "start_ts": o.start_ts, "store_dir": str(store_dir), "tick": o.tick,
                 "result_path": str(work / f"result-p{w}.msgpack"), "drain_timeout": o.drain_timeout,
+                "release_key": self._release_key or None,
             }  # fmt: skip
             spec_path = work / f"spec-p{w}.json"
             fd = os.open(spec_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
@@ -226,6 +230,12 @@ class Simulation:
         try:
             devices = self._prepare(work)
             self.device_names = [d for d, _ in devices]
+            if o.release is not None:
+                from streamfeat.sim._release import ReleaseRun
+
+                self._release = ReleaseRun(o.release, self.db, work / "keys", o.tasks_text, o.seed)
+                self._release_key = self._release.prepare()
+                self._configs.append(self._release.bundle_text)  # the audit decodes its records
             workers = await self._start_workers(
                 work, devices
             )  # they import while the endpoint starts
@@ -240,6 +250,11 @@ class Simulation:
 
             summarise(self.report, results, self._proxy.cuts if self._proxy is not None else 0)
             audit(self.report, results, self.db, self._configs)
+            if self._release is not None:
+                pulled = sum(
+                    d.get("pulled_bytes", 0) for r in results for d in r["devices"].values()
+                )
+                self.report.release = self._release.report(pulled, o.devices)
         finally:
             for w in workers:
                 if w.proc.returncode is None:
@@ -276,6 +291,8 @@ class Simulation:
         self.phase = "feeding"
         fed = [asyncio.create_task(self._follow(i, w)) for i, w in enumerate(workers)]
         side = [asyncio.create_task(self._reconfigure_loop())]
+        if self._release is not None:
+            side.append(asyncio.create_task(self._release.run(self.device_names, self._t0)))
         if self.options.chaos:
             side.append(asyncio.create_task(self._chaos_loop(work)))
         ticker = asyncio.create_task(self._tick_progress())
@@ -407,6 +424,7 @@ class Simulation:
     async def _restart(self, work: Path) -> None:
         proc, self._endpoint = self._endpoint, None
         if proc is not None:
+            self.report.endpoint_cpu_s += _cpu_s(proc.proc.pid)
             proc.proc.kill()  # SIGKILL: no shutdown, no goodbye to the devices
             await proc.proc.wait()
         self.report.endpoint_restarts += 1
@@ -414,6 +432,15 @@ class Simulation:
         await self._start_endpoint(work, self._endpoint_port)
 
     # -- the report -----------------------------------------------------------------------
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a running process (Linux /proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _host_port(url: str) -> tuple[str, int]:

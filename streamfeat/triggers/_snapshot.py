@@ -10,8 +10,8 @@ from streamfeat._event import event_from_obj, event_to_obj
 from streamfeat._tokens import Token
 from streamfeat.triggers._frontier import Partial, entry
 from streamfeat.triggers._state import TRIM, DeviceState, dump_key, load_key
-from streamfeat.triggers._sync import by_symbol, pending_survives, resync, rewait
-from streamfeat.triggers._trie import Compiled
+from streamfeat.triggers._sync import by_symbol, repend, resync, rewait
+from streamfeat.triggers._trie import Compiled, canonical_key
 
 __all__ = ["dump_state", "load_state"]
 
@@ -55,7 +55,7 @@ def load_state(c: Compiled, data: dict[str, Any]) -> DeviceState:
     st.clocks = list(data["clk"])
     st.without_seen = {Token(t, p): i for t, p, i in data["seen"]}
     for key, entries in data["occ"]:
-        sid = c.sid_of_key.get(load_key(key))
+        sid = c.sid_of_key.get(canonical_key(load_key(key)))  # older snapshots: as spelled
         if sid is not None and sid in c.after_first:
             st.shared_starts[sid] = list(entries)
     by_name = c.by_name
@@ -74,13 +74,9 @@ def load_state(c: Compiled, data: dict[str, Any]) -> DeviceState:
     }
     st.chain_starts = {by_name[n]: list(v) for n, v in data["chain"].items() if n in by_name}
     st.symbol_starts = by_symbol(c, st, data["symocc"])
-    for at, items in data["pend"]:
-        for key, b in items:
-            sid = c.sid_of_key.get(load_key(key))
-            if sid is not None and sid in c.used and pending_survives(c, st, sid, b):
-                st.pending.setdefault(at, []).append((sid, b))
-    for ev in st.events[-c.max_segment :]:
-        st.node = c.step(st.node, c.symbol(ev))
+    # not data["pend"]: which checks are pending depends on how this compiled set anchors
+    # each segment; they are recomputed from the buffered events
+    repend(c, st)
     rewait(c, st)
     st.trim_at = max(TRIM, 2 * len(st.events))
     return st

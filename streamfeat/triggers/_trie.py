@@ -41,7 +41,7 @@ from streamfeat._event import Event
 from streamfeat._tokens import Token
 from streamfeat.triggers._pattern import Pattern
 
-__all__ = ["Compiled", "Segment", "TriggerPlan", "compile_patterns"]
+__all__ = ["Compiled", "Segment", "TriggerPlan", "canonical_key", "compile_patterns"]
 
 Position = frozenset[int] | None  # None: `?`
 SegKey = tuple[tuple[Token, ...] | None, ...]  # a segment by its tokens (stable across rebuilds)
@@ -397,7 +397,28 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
 
 
 def _key(seg: list[tuple[Token, ...] | None]) -> SegKey:
-    return tuple(None if p is None else tuple(sorted(set(p), key=str)) for p in seg)
+    return canonical_key(tuple(None if p is None else tuple(p) for p in seg))
+
+
+def canonical_key(key: SegKey) -> SegKey:
+    """Return the one key of a segment however its tokens are spelled.
+
+    ``T@P`` is left out of a position that also has plain ``T`` (it adds nothing to the class)
+    and the tokens are sorted, so every spelling of one segment has one key, whichever trigger
+    spelled it first, and the key survives that trigger's removal. Snapshots written before
+    this rule hold keys as spelled; loading canonicalises them.
+
+    >>> canonical_key(((Token("a"), Token("a", "y")), None))
+    ((Token(type='a', page=None),), None)
+    """
+    out: list[tuple[Token, ...] | None] = []
+    for p in key:
+        if p is None:
+            out.append(None)
+            continue
+        plain = {t.type for t in p if t.page is None}
+        out.append(tuple(sorted({t for t in p if t.page is None or t.type not in plain}, key=str)))
+    return tuple(out)
 
 
 def _segment(positions: tuple[Position, ...]) -> Segment:

@@ -22,7 +22,14 @@ async def _ok(request: web.Request) -> web.Response:
 
 def _app(guard: AdminGuard) -> web.Application:
     app = web.Application(middlewares=[guard.middleware])
-    for path in ("/healthz", "/v1/tunnel", "/metrics", "/dashboard", "/dashboard/api/state"):
+    for path in (
+        "/healthz",
+        "/v1/tunnel",
+        "/v1/pages",
+        "/metrics",
+        "/dashboard",
+        "/dashboard/api/state",
+    ):
         app.router.add_get(path, _ok)
     return app
 
@@ -44,15 +51,15 @@ def test_is_loopback(remote: str | None, loop: bool) -> None:
     assert is_loopback(remote) is loop
 
 
-@pytest.mark.parametrize("path", ["/metrics", "/dashboard", "/dashboard/api/state"])
+@pytest.mark.parametrize("path", ["/metrics", "/dashboard", "/dashboard/api/state", "/v1x", "/"])
 async def test_without_a_token_only_loopback_gets_in(path: str) -> None:
     guard = AdminGuard(None)
     resp = await guard.middleware(_request(path, "192.0.2.7"), _ok)
     assert resp.status == 403
     resp = await guard.middleware(_request(path, "127.0.0.1"), _ok)
     assert resp.status == 200
-    # the tunnel and the health check stay open to everyone
-    for open_path in ("/v1/tunnel", "/healthz"):
+    # the health check and the device API (which authenticates devices itself) stay open
+    for open_path in ("/v1/tunnel", "/v1/pages", "/v1/bundles/x", "/v1/report", "/healthz"):
         assert (await guard.middleware(_request(open_path, "192.0.2.7"), _ok)).status == 200
 
 

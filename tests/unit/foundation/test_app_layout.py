@@ -53,6 +53,9 @@ def test_cli_lists_every_app_command_in_order() -> None:
         "records",
         "agent",
         "simulate",
+        "bundle",
+        "release",
+        "tasks",
     ]
 
 

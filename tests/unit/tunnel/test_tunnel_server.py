@@ -314,7 +314,7 @@ def test_cli_keys_and_devices(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     from streamfeat.cli import main
 
     db = str(tmp_path / "ep.db")
-    assert main(["keys", "--dir", str(tmp_path)]) == 0
+    assert main(["keys", "--db", db]) == 0  # the explicit init step: key and database
     pub = capsys.readouterr().out.split()[-1]
     assert main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a.json")]) == 0
     assert main(["device", "add", "b", "--db", db, "--out", str(tmp_path / "b.json")]) == 0
@@ -335,5 +335,5 @@ def test_cli_keys_and_devices(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         main(["device", "config", "a", str(tmp_path / "t.toml"), "--version", "2", "--db", db]) == 0
     )
     assert SQLiteStorage(db).get_config("a") == (2, b"[upload]\n")
-    with pytest.raises(SystemExit):
-        main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a2.json")])
+    # already registered: one line, exit status 2
+    assert main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a2.json")]) == 2
