@@ -96,7 +96,7 @@ def test_serve_refuses_a_token_file_others_can_read(tmp_path: Path) -> None:
     token_file.write_text(TOKEN)
     token_file.chmod(0o644)
     proc = subprocess.run(
-        [sys.executable, "-m", "streamfeat", "serve", "--port", "0", "--db", str(tmp_path / "ep.db"),
+        [sys.executable, "-m", "streamfeat", "serve", "--init", "--port", "0", "--db", str(tmp_path / "ep.db"),
          "--admin-token-file", str(token_file)],
         capture_output=True, text=True, env=env(), cwd=ROOT, timeout=60,
     )  # fmt: skip
