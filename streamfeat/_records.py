@@ -3,9 +3,10 @@
 Record shapes (``values`` keys of built-in features are fixed in docs/design.md):
 
 * ``{"kind": "trigger", "trigger", "device", "first", "last", "first_ts", "last_ts"}``
-* ``{"kind": "window", "window", "device", "key", "start", "end", "values", "final"}``
+* ``{"kind": "window", "window", "device", "key", "start", "end", "values", "forced", "final"}``
+  (``final`` repeats ``forced``; deprecated, emitted for one more release)
 * ``{"kind": "feature", "feature", "device", "ts", "values"}``
-* ``{"kind": "late", "window", "device", "ts"}``
+* ``{"kind": "late", "window", "device", "ts", "event"}`` (``event``: the late event itself)
 * ``{"kind": "task", "task", "device", "ts", "values"}`` (emitted by tasks)
 * ``{"kind": "quarantine", "line", "reason"}`` (emitted by readers, not stages)
 

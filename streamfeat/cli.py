@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import streamfeat
 from streamfeat import _tasks_cli as tasks_cli
@@ -57,13 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OneLineErrors:
+    """What commands get as ``args.parser``: ``error(message)`` prints ``PROG COMMAND: error:
+    MESSAGE`` as one line on stderr and exits with status 2, as argparse does, without the
+    usage text."""
+
+    def __init__(self, prog: str) -> None:
+        self.prog = prog
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args.parser = parser
+    # Errors found after parsing (a tasks file refused, a folder missing) are the user's input,
+    # not the command line's syntax: one line naming the command, no usage text.
+    args.parser = _OneLineErrors(f"{parser.prog} {args.command}")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

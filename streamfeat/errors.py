@@ -18,8 +18,10 @@ __all__ = [
     "EncoderError",
     "EventError",
     "HandshakeError",
+    "InputError",
     "LocalProtocolError",
     "MissingExtraError",
+    "OutputError",
     "RemoteProtocolError",
     "StorageError",
     "StreamfeatError",
@@ -57,6 +59,17 @@ class EventError(StreamfeatError, ValueError):
         super().__init__(msg)
 
 
+class InputError(StreamfeatError, OSError):
+    """Raised when an event source can't be opened or read (a missing file, a closed standard
+    input). Input that can be read but is bad is never raised: it is quarantined."""
+
+
+class OutputError(StreamfeatError, OSError):
+    """Raised when an output file can't be created or written (a missing folder, a full disk).
+
+    What was committed before (a replay's last checkpoint) is intact."""
+
+
 # --- configuration ------------------------------------------------------------------------
 
 
@@ -82,6 +95,8 @@ class TriggerSpecError(ConfigError):
 
     Attributes:
         word: the 1-based index of the offending word of the pattern, when known.
+        pattern: the trigger's name, else the pattern's text, when known.
+        detail: what was wrong, without the pattern and the word.
     """
 
     def __init__(
@@ -91,8 +106,12 @@ class TriggerSpecError(ConfigError):
         file: str | None = None,
         key: str | None = None,
         word: int | None = None,
+        pattern: str | None = None,
+        detail: str | None = None,
     ) -> None:
         self.word = word
+        self.pattern = pattern
+        self.detail = detail if detail is not None else reason
         super().__init__(reason, file=file, key=key)
 
 

@@ -41,9 +41,9 @@ unchanged triggers, windows and features; then the new queue starts. Each applie
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +62,7 @@ from streamfeat.agent._results import ResultFeed, ResultIterator
 from streamfeat.agent._sink import RecordSink
 from streamfeat.agent._support import AgentStats, device_seed, key_bytes, load_config, raw_of
 from streamfeat.agent._switch import SwitchReport
-from streamfeat.agent._switcher import ConfigSwitcher
+from streamfeat.agent._switcher import CHECKPOINT, ConfigSwitcher
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.encoders import Encoder
 from streamfeat.encoders.admission import AdmissionFilter
@@ -72,12 +72,14 @@ from streamfeat.errors import ConfigError, EventError, StorageError, TunnelError
 from streamfeat.io._store import Store
 from streamfeat.ranking import Page
 from streamfeat.runtime._engine import AsyncEngine
-from streamfeat.tasks import TasksConfig
+from streamfeat.tasks import TasksConfig, tasks_folder
 from streamfeat.tunnel import Config, KeyPair
 from streamfeat.upload._outbox import OutboxConfig
 from streamfeat.upload._transport import Transport
 
 __all__ = ["Agent", "AgentStats", "load_config"]
+
+_SNAPSHOT_IDLE = 30.0  # seconds between snapshots while records flow when snapshot_every is 0
 
 
 @dataclass(slots=True)
@@ -106,7 +108,10 @@ class Agent:
         device: the device name read by :meth:`features` / :meth:`windows` by default.
         queue_size, batch, tick: of the :class:`AsyncEngine` (``tick`` seconds between engine
             advances for idle devices; 0 turns them off).
-        snapshot_every: seconds between engine snapshots to the store (0: only on close).
+        snapshot_every: seconds between engine snapshots to the store (0: 30 s while records
+            flow, else only on close); a restart replays the journal since the last one.
+        retention_every: seconds between runs of the store's ``[store]`` retention and size
+            bound (evictions counted in the store's ``evicted.*`` counters; 0: never).
         uploader_options: extra :class:`~streamfeat.upload.UploaderConfig` fields.
         connect: ``async () -> Transport`` replacing the websocket (tests).
         on_upload: called with each list of records put in the outbox (for audits).
@@ -136,6 +141,7 @@ class Agent:
         batch: int = 256,
         tick: float = 1.0,
         snapshot_every: float = 30.0,
+        retention_every: float = 60.0,
         uploader_options: dict[str, Any] | None = None,
         connect: Callable[[], Awaitable[Transport]] | None = None,
         on_upload: Callable[[list[Record]], None] | None = None,
@@ -164,6 +170,7 @@ class Agent:
         self.device = device
         self._queue_size, self._batch, self._tick = queue_size, batch, tick
         self._snapshot_every = snapshot_every
+        self._retention_every = retention_every
         self._uploader_options = dict(uploader_options or {})
         self._connect = connect
         self._on_upload = on_upload
@@ -175,6 +182,8 @@ class Agent:
         self._switch_lock = asyncio.Lock()
         self._intake_lock = asyncio.Lock()  # journal order == queue order
         self._accepted = 0  # index of the last event accepted (journaled)
+        self._emitted = 0  # engine records committed in all (see _journal)
+        self._snapshot_at = time.monotonic()
         self.failure: StorageError | None = None  # the store failure that stopped the agent
         self._intake_idle = asyncio.Event()
         self._results = ResultFeed(on_result)
@@ -276,8 +285,6 @@ class Agent:
                                   sizes=self._sizes)  # fmt: skip
         engine = switcher.restore()
         journal = Journal(store)
-        backlog = journal.since(engine.events)
-        self._accepted = max(engine.events, journal.last())
         sink = RecordSink(store, outbox, switcher.encoder, switcher.config.upload.records,
                           self.stats, on_upload=self._on_upload, strict=True)  # fmt: skip
         self.tasks = self._task_runner(switcher.config)
@@ -287,11 +294,10 @@ class Agent:
             self.ranking.set_page(device, page)
         self._early_pages.clear()
         self._live = _Live(store, outbox, switcher, sink, self._new_shell(engine), journal)
+        self._recover(engine)
         await self._live.shell.start()
-        for _, event in backlog:  # accepted before a crash, not committed: process them again
-            await self._live.shell.submit(event)
-        if backlog:
-            self.stats.replayed += len(backlog)
+        if self._tick > 0:
+            self._spawn(self._tick_loop())
         if self.endpoint_url is not None:
             sink.queue = self._start_uploader(outbox)
             if self._release_key is not None:
@@ -302,6 +308,9 @@ class Agent:
                 self._spawn(self.bundles.health_loop(self.release_health_every))
         if self._snapshot_every > 0:
             self._spawn(self._snapshot_loop())
+        if self._retention_every > 0:
+            self.apply_retention()
+            self._spawn(self._retention_loop())
         desired = outbox.load_config()
         if desired is not None and desired[0] > switcher.version:
             await self._downlink(desired[0], bytes(desired[1]))
@@ -309,15 +318,52 @@ class Agent:
             await self.apply_config(0, self.given.text, source="local")
 
     def _new_shell(self, engine: Engine) -> AsyncEngine:
+        # ticks are the agent's (journaled: see _tick_loop), not the shell's
         return AsyncEngine(engine, [self._sink], queue_size=self._queue_size, batch=self._batch,
-                           clock=self.clock, tick=self._tick)  # fmt: skip
+                           clock=self.clock, tick=0)  # fmt: skip
+
+    def _recover(self, engine: Engine) -> None:
+        """Process the journal after the restored snapshot again (see ``_journal``): records
+        committed before a crash are skipped, the rest committed; then a snapshot."""
+        live = self._running
+        journal = live.journal
+        cp = live.store.load_checkpoint(CHECKPOINT)
+        self._emitted = journal.emitted() or 0
+        # what the engine we start from already produced: nothing if it is the first one, the
+        # snapshot's count if restored; if a snapshot could not be used, skip nothing (logged)
+        trusted = cp is None or live.switcher.restored
+        covered = 0 if cp is None else cp.out_offset if trusted else self._emitted
+        backlog = journal.since(engine.events)
+        ticks = journal.ticks() if trusted else []
+        self._accepted = max(engine.events, journal.last())
+        if not backlog and not ticks:
+            return
+        out: list[Record] = []
+        pending = iter(ticks)
+        tick = next(pending, None)
+        for idx, event in backlog:
+            while tick is not None and tick[0] < idx:
+                out.extend(engine.advance(tick[1]))
+                tick = next(pending, None)
+            engine.process_into(event, out)
+        while tick is not None:
+            out.extend(engine.advance(tick[1]))
+            tick = next(pending, None)
+        skip = self._emitted - covered
+        if skip > len(out):  # never expected: the engine is deterministic
+            agent_log.warning("journal replay made %d records, %d were committed", len(out), skip)
+        self.stats.replayed += len(backlog)
+        fresh = out[max(0, skip) :]
+        if self._commit(fresh, snapshot=True) and fresh and self.tasks is not None:
+            self.stats.tasks_started += self.tasks.dispatch_all(fresh)
 
     def _task_runner(self, config: TasksConfig) -> TaskDispatcher | None:
         from streamfeat.runtime._tasks import TaskRunner
 
         if not config.tasks:
             return None
-        return TaskRunner(config, output=self._task_output, reader=self._read)
+        return TaskRunner(config, output=self._task_output, reader=self._read,
+                          folder=tasks_folder(self.given.source))  # fmt: skip
 
     def _start_uploader(self, outbox: TimedOutbox) -> UploaderLike:
         from streamfeat.upload._client import Uploader, UploaderConfig
@@ -361,16 +407,25 @@ class Agent:
             await live.shell.aclose(close_windows=close_windows)
             if self.tasks is not None:
                 await self.tasks.aclose()
+            if self.ranking is not None:  # each re-rank ends within its task's timeout
+                await self.ranking.drain()
             self._flush_task_records()
             self.snapshot()
         self._results.close()
         if self.uploader is not None:
-            if drain_timeout > 0:
-                await self.uploader.wait_drained(drain_timeout)
+            if drain_timeout > 0 and self.failure is None:
+                try:
+                    await self.uploader.wait_drained(drain_timeout)
+                except (StorageError, sqlite3.Error) as exc:  # sealing failed: a full disk
+                    self._fail(exc)
             await self.uploader.aclose()
             if self._upload_task is not None:
-                with contextlib.suppress(asyncio.CancelledError, TunnelError, OSError):
+                try:
                     await self._upload_task
+                except (StorageError, sqlite3.Error) as exc:  # its outbox write failed
+                    self._fail(exc)
+                except (asyncio.CancelledError, TunnelError, OSError):
+                    pass
         self.outbox_waiting = len(live.outbox) + live.outbox.pending_items
         live.store.close()
 
@@ -599,35 +654,62 @@ class Agent:
     def _read(self, device: str) -> dict[str, Any]:
         return {"features": self.features(device), "windows": self.windows(device)}
 
-    def _sink(self, records: list[Record]) -> None:
-        # the batch's records, their outbox items, the snapshot and the journal trim: one commit
-        if self.failure is not None or not self._commit(records):
+    def _sink(self, records: list[Record], tick: tuple[int, int] | None = None) -> None:
+        # the batch's records, their outbox items and the record count: one commit
+        if self.failure is not None or not self._commit(records, tick=tick):
             return
         if self.ranking is not None:
             self.ranking.add_records(records)
-        if self.tasks is not None:
+        if self.tasks is not None and records:
             self.stats.tasks_started += self.tasks.dispatch_all(records)
 
+    async def _tick_loop(self) -> None:
+        """Advance idle devices' windows on wall time; each tick is journaled with its records."""
+        while True:
+            await asyncio.sleep(self._tick)
+            if self._switch_lock.locked() or self.failure is not None:
+                continue
+            # between engine batches here (the shell's worker never yields inside one)
+            engine = self._running.shell.engine
+            now = self._now_ms()
+            self._sink(engine.advance(now), tick=(engine.events, now))
+
     def _commit(self, records: list[Record], encoder: Encoder | None = None, *,
-                snapshot: bool = True) -> bool:  # fmt: skip
-        """Store and enqueue ``records``, snapshot the engine and trim the journal, atomically.
+                engine_records: bool = True, tick: tuple[int, int] | None = None,
+                snapshot: bool | None = None) -> bool:  # fmt: skip
+        """Store and enqueue ``records`` and count them (engine records), journal ``tick``,
+        and snapshot the engine (when ``snapshot``, or None and the last is a second old), in
+        one transaction.
 
         Returns:
             False after a store failure (rolled back, the agent stopped: :meth:`_fail`).
         """
         live = self._running
+        before = self._emitted
+        due = snapshot
+        if due is None:  # a snapshot bounds the journal a restart replays
+            every = self._snapshot_every or _SNAPSHOT_IDLE
+            due = time.monotonic() - self._snapshot_at >= every
         try:
             with live.store.transaction():
                 if records:
                     live.sink.handle(records, encoder)
-                if snapshot:
+                    if engine_records:
+                        self._emitted += len(records)
+                        live.journal.set_emitted(self._emitted)
+                if tick is not None:
+                    live.journal.tick(*tick)
+                if due:
                     engine = live.shell.engine
-                    live.switcher.snapshot(engine, self.stats.submitted)
+                    live.switcher.snapshot(engine, self.stats.submitted, self._emitted)
                     live.journal.trim(engine.events)
         except (StorageError, sqlite3.Error) as exc:
+            self._emitted = before
             live.outbox.reload()
             self._fail(exc)
             return False
+        if due:
+            self._snapshot_at = time.monotonic()
         return True
 
     def _task_output(self, record: Record) -> None:
@@ -641,14 +723,14 @@ class Agent:
         self._tasks_flush = None
         records, self._task_buffer = self._task_buffer, []
         if records and self._live is not None and self.failure is None:
-            self._commit(records, snapshot=False)
+            self._commit(records, engine_records=False, snapshot=False)
 
     # -- snapshots ------------------------------------------------------------------------
 
     def snapshot(self) -> None:
         """Write the engine snapshot with its tasks file and version to the store (atomic)."""
         if self.failure is None:
-            self._commit([])
+            self._commit([], snapshot=True)
 
     async def _snapshot_loop(self) -> None:
         # a random phase: a fleet of agents started together must not snapshot all at once
@@ -657,6 +739,33 @@ class Agent:
             await asyncio.sleep(self._snapshot_every)
             if not self._switch_lock.locked():
                 self.snapshot()
+
+    # -- retention ------------------------------------------------------------------------
+
+    def apply_retention(self) -> dict[str, int]:
+        """Run ``[store] retention`` and ``max_mb`` of the running tasks file on the store now.
+
+        Returns:
+            What was evicted, per counter name (also added to the store's counters).
+        """
+        live = self._running
+        cfg = live.switcher.config.store
+        if self.failure is not None or not (cfg.retention or cfg.max_mb):
+            return {}
+        if not self._switch_lock.locked():  # the journal a snapshot covers is dropped first
+            self.snapshot()
+        try:
+            evicted = live.store.apply_retention(max_age_ms=cfg.retention, max_mb=cfg.max_mb)
+        except (StorageError, sqlite3.Error) as exc:  # not fatal: the next run tries again
+            agent_log.warning("store retention failed: %s", exc)
+            return {}
+        self.stats.evicted += sum(evicted.values())
+        return evicted
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._retention_every)
+            self.apply_retention()
 
     # -- configuration --------------------------------------------------------------------
 
@@ -752,9 +861,24 @@ class Agent:
             if self._closed or not switcher.wants(version, source):
                 return None
             new = switcher.parse(version, text, source)
-            if new is None:
-                return None
-            return await self._switch(version, new, source)
+            report = None if new is None else await self._switch(version, new, source)
+            if report is None and switcher.refusal and self.failure is None:
+                self._report_refusal(version, switcher.refusal)
+            return report
+
+    def _report_refusal(self, version: int, reason: str) -> None:
+        """Upload a ``config`` record saying the file was refused, through the normal path
+        (stored, queued durably, sent on the next connection)."""
+        live = self._running
+        record: Record = {"kind": "config", "device": self.device, "ts": self._now_ms(),
+                          "version": version, "status": "refused", "reason": reason[:500]}  # fmt: skip
+        live.switcher.refusal = ""
+        try:
+            with live.store.transaction():
+                live.sink.send([record])
+        except (StorageError, sqlite3.Error) as exc:
+            live.outbox.reload()
+            self._fail(exc)
 
     async def _switch(self, version: int, new: TasksConfig, source: str) -> SwitchReport | None:
         live = self._running
@@ -767,6 +891,7 @@ class Agent:
         switcher, sink = live.switcher, live.sink
         before = old_shell.engine.snapshot()  # drained: what the old file goes on from on failure
         saved = switcher.save()
+        emitted = self._emitted
         old_kinds = sink.upload_kinds
         try:
             engine, closed, report, old_encoder = switcher.switch(old_shell.engine, new, version)
@@ -777,11 +902,14 @@ class Agent:
             with live.store.transaction():
                 if closed:
                     sink.handle(closed, old_encoder)
+                    self._emitted += len(closed)
+                    live.journal.set_emitted(self._emitted)
                 sink.use(switcher.encoder, new.upload.records)
-                switcher.snapshot(engine, self.stats.submitted)
+                switcher.snapshot(engine, self.stats.submitted, self._emitted)
                 live.journal.trim(engine.events)
                 switcher.applied(version, source, report)
         except Exception as exc:  # roll back to the old file: nothing of the new one stays
+            self._emitted = emitted
             live.outbox.reload()
             switcher.restore_saved(saved)
             sink.use(switcher.encoder, old_kinds)

@@ -113,6 +113,9 @@ def read_endpoint_key(path: str | Path) -> bytes:
 def _run(args: argparse.Namespace) -> int:
     from streamfeat.upload._keys import read_key_file
 
+    if sys.stdin is None:  # started with stdin closed (`<&-`): nothing to read, ever
+        args.parser.error("standard input is closed: pipe JSONL events in")
+
     try:
         device_file = read_key_file(args.device_key)
         url = str(args.endpoint or device_file.get("url") or "")
@@ -155,7 +158,7 @@ def _reader(
         for line in sys.stdin.buffer:
             lines.put(line)
             loop.call_soon_threadsafe(wake)
-    except (OSError, ValueError):  # a closed or unreadable stdin ends the input
+    except (OSError, ValueError, AttributeError):  # a closed or missing stdin ends the input
         pass
     lines.put(None)
     with contextlib.suppress(RuntimeError):  # the loop may be gone already
@@ -202,6 +205,8 @@ async def _agent_main(
         error = f"{exc}; input line {line_no} was not accepted"
     finally:
         await agent.aclose(close_windows=args.final and error is None, drain_timeout=args.drain)
+    if error is None and agent.failure is not None:
+        error = str(agent.failure)
     s = agent.stats
     summary = {
         "lines": line_no, "events": s.submitted, "quarantined": s.quarantined, "records": s.records,

@@ -13,7 +13,7 @@ per-device state over, stage by stage, from the old engine's snapshot:
   limits) or the file has no triggers any more, the stage is rebuilt (or dropped).
 * **windows** / **features**: a new stage is built; each window (feature) whose name and
   config are unchanged keeps its open windows (visits) exactly; a new one starts empty; a
-  removed one is closed: its open windows come out with ``final: true`` (its open visits as
+  removed one is closed: its open windows come out with ``forced: true`` (its open visits as
   truncated), so nothing that was counted is lost.
 * the per-device event counter is kept, so event indexes go on where they were.
 

@@ -38,7 +38,7 @@ from streamfeat.engine._build import build_engine
 from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, StorageError, StreamfeatError
 from streamfeat.io._store import Checkpoint, Store
-from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks
+from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks, tasks_folder
 
 __all__ = ["CHECKPOINT", "CONFIG_KEY", "ConfigSwitcher"]
 
@@ -80,6 +80,8 @@ class ConfigSwitcher:
         self._admission_spec: str | None = None
         self.encoder = self._encoder_for(given)
         self.switches: list[SwitchReport] = []
+        self.restored = False  # restore() used the stored snapshot
+        self.refusal = ""  # the reason of the last file refused
 
     # -- the running file -----------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class ConfigSwitcher:
         if cp is not None and saved is not None:
             try:
                 engine.restore(cp.snapshot)
+                self.restored = True
             except StorageError:
                 agent_log.warning(
                     "engine snapshot does not fit the stored tasks file; starting fresh"
@@ -135,9 +138,10 @@ class ConfigSwitcher:
         self.stats.config_version = self.version
         return engine
 
-    def snapshot(self, engine: Engine, submitted: int) -> None:
-        """Write ``engine``'s snapshot with the tasks file and its version (one transaction)."""
-        cp = Checkpoint(CHECKPOINT, engine.snapshot(), submitted, 0, engine.events)
+    def snapshot(self, engine: Engine, submitted: int, emitted: int = 0) -> None:
+        """Write ``engine``'s snapshot with the tasks file and its version (one transaction);
+        ``emitted``: the engine records committed up to it (the checkpoint's ``out_offset``)."""
+        cp = Checkpoint(CHECKPOINT, engine.snapshot(), submitted, emitted, engine.events)
         with self.store.transaction():
             self.store.save_checkpoint(cp)
             self.store.put_state(
@@ -166,7 +170,9 @@ class ConfigSwitcher:
             new = parse_tasks(text, source=f"<tasks v{version}>")
             schemas_for(new)
             build_engine(new, sizes=self.sizes)
-            resolve_tasks(new)  # task code that does not import is refused before the switch
+            # task code that does not import is refused before the switch; a pushed file's
+            # modules are looked for in the folder of the agent's own tasks file first
+            resolve_tasks(new, folder=tasks_folder(self.given.source))
         except (ConfigError, StreamfeatError) as exc:
             self.refuse(version, text, source, str(exc))
             return None
@@ -175,6 +181,7 @@ class ConfigSwitcher:
     def refuse(self, version: int, text: str, source: str, reason: str) -> None:
         """Record a tasks file that is not running: history row, counters, log."""
         self.stats.configs_refused += 1
+        self.refusal = reason
         try:
             with self.store.transaction():
                 self.record(version, text, source, f"refused: {reason}", None)

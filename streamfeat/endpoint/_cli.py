@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from streamfeat._cli_env import EnvDefault
+from streamfeat.endpoint._backend import decoder_for, open_registry, open_storage
+from streamfeat.endpoint._postgres import is_postgres_url
 from streamfeat.endpoint._registry import Registry, endpoint_keypair, write_key_file
 from streamfeat.endpoint._storage import MissingDatabase, SQLiteStorage
 from streamfeat.errors import ConfigError, StorageError
@@ -32,7 +34,11 @@ class CliError(Exception):
 
 
 def _key_default(args: argparse.Namespace) -> Path:
-    return Path(args.key) if args.key else Path(args.db).with_name("endpoint.key")
+    if args.key:
+        return Path(args.key)
+    if is_postgres_url(args.db):
+        return Path("endpoint.key")  # a URL has no directory to put it beside
+    return Path(args.db).with_name("endpoint.key")
 
 
 def _fail(args: argparse.Namespace, exc: BaseException | str) -> int:
@@ -55,7 +61,7 @@ def _require_endpoint(args: argparse.Namespace, *, key: bool) -> None:
     if getattr(args, "init", False):
         return
     db, key_path = Path(args.db), _key_default(args)
-    if not db.exists():
+    if not is_postgres_url(args.db) and not db.exists():
         msg = f"endpoint database {db} does not exist; {_init_hint(args)} (or add --init)"
         raise CliError(msg)
     if key and not key_path.exists():
@@ -66,7 +72,9 @@ def _require_endpoint(args: argparse.Namespace, *, key: bool) -> None:
         raise CliError(msg)
 
 
-def _open_registry(args: argparse.Namespace) -> Registry:
+def _open_registry(args: argparse.Namespace) -> Any:
+    if is_postgres_url(args.db):
+        return open_registry(args.db)  # StorageError (server down, no driver): one line
     try:
         return Registry(args.db, create=False)
     except MissingDatabase as exc:
@@ -77,11 +85,12 @@ def _open_registry(args: argparse.Namespace) -> Registry:
 def _db_option(p: argparse.ArgumentParser, *, init: bool = False) -> None:
     p.add_argument(
         "--db",
-        metavar="PATH",
+        metavar="PATH|URL",
         action=EnvDefault,
         envvar="STREAMFEAT_ENDPOINT_DB",
         default=_DEFAULT_DB,
-        help="endpoint database (devices, batches, configs)",
+        help="endpoint database (devices, batches, configs): an SQLite file, or "
+        "postgresql://USER@HOST:PORT/DB (pip install 'streamfeat[postgres]')",
     )
     p.add_argument(
         "--key",
@@ -89,7 +98,8 @@ def _db_option(p: argparse.ArgumentParser, *, init: bool = False) -> None:
         action=EnvDefault,
         envvar="STREAMFEAT_ENDPOINT_KEY",
         default=None,
-        help="endpoint key file (default: endpoint.key beside --db)",
+        help="endpoint key file (default: endpoint.key beside an SQLite --db, "
+        "./endpoint.key with a postgresql:// one)",
     )
     if init:
         p.add_argument(
@@ -135,6 +145,20 @@ def add_parsers(sub: Any) -> None:
         default=None,
         help="owner-only file holding the token /dashboard and /metrics require "
         "(default: none, and only loopback clients may see them)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        action=EnvDefault,
+        envvar="STREAMFEAT_WORKERS",
+        metavar="N",
+        help="endpoint processes on the port (SO_REUSEPORT; above 1 needs a postgresql:// --db)",
+    )
+    p.add_argument(
+        "--pid-file",
+        metavar="FILE",
+        help='keep {"supervisor": PID, "workers": [PID, ...]} in FILE (runs the supervisor)',
     )
     _db_option(p, init=True)
     _limit_options(p)
@@ -198,7 +222,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _limit_options(p: argparse.ArgumentParser) -> None:
-    from streamfeat.endpoint._server import Limits
+    from streamfeat.endpoint._limits import Limits
 
     d = Limits()
     p.add_argument(
@@ -248,17 +272,6 @@ def _limit_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _decoder(paths: list[str] | None) -> Any:
-    """Return ``bytes -> records`` for the schemas of the given tasks files (or the default)."""
-    from streamfeat.data import default_tasks_text
-    from streamfeat.encoders import decode_batch, index_schemas, schemas_for
-    from streamfeat.tasks import load_tasks, parse_tasks
-
-    configs = [load_tasks(p) for p in paths] if paths else [parse_tasks(default_tasks_text())]
-    schemas = index_schemas(*(schemas_for(c) for c in configs))
-    return functools.partial(decode_batch, schemas_by_id=schemas)
-
-
 def _run(func: Any) -> Any:
     """Wrap a command: a user's mistake (CliError, StorageError, ConfigError) is one line."""
 
@@ -274,7 +287,8 @@ def _run(func: Any) -> Any:
 
 @_run
 def _serve(args: argparse.Namespace) -> int:
-    from streamfeat.endpoint._server import Limits, serve
+    from streamfeat.endpoint._limits import Limits
+    from streamfeat.endpoint._server import serve
 
     if not 0 <= args.port <= 65535:
         msg = f"--port must be between 0 and 65535, got {args.port}"
@@ -288,17 +302,53 @@ def _serve(args: argparse.Namespace) -> int:
         revocation_poll=args.revocation_poll,
     )
     limits.check()
+    if args.workers < 1:
+        msg = f"--workers must be at least 1, got {args.workers}"
+        raise CliError(msg)
     _require_endpoint(args, key=True)
-    decoder = _decoder(args.tasks)
+    decoder = decoder_for(args.tasks)
     token = None
     if args.admin_token_file:
         from streamfeat.endpoint._admin import load_admin_token
 
         token = load_admin_token(args.admin_token_file)  # ConfigError: one line (_run)
+        if args.workers > 1 or args.pid_file:
+            msg = (
+                "--admin-token-file does not work with --workers or --pid-file yet (each worker's "
+                "operator routes are loopback-only)"
+            )
+            raise CliError(msg)
 
     def ready(host: str, port: int) -> None:
         # scripts and tests read the bound port from this line
         print(f"listening on http://{host}:{port}", flush=True)
+
+    if args.workers > 1 or args.pid_file or is_postgres_url(args.db):
+        from streamfeat.endpoint._workers import run_supervisor, serve_worker
+
+        if args.workers > 1 or args.pid_file:
+            return run_supervisor(
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                db=args.db,
+                key_path=_key_default(args),
+                tasks=args.tasks,
+                pid_file=Path(args.pid_file) if args.pid_file else None,
+                ready=ready,
+            )
+        asyncio.run(
+            serve_worker(
+                host=args.host,
+                port=args.port,
+                db=args.db,
+                key_path=_key_default(args),
+                decoder=decoder,
+                ready=ready,
+                admin_token=token,
+            )
+        )
+        return 0
 
     try:
         asyncio.run(
@@ -330,6 +380,16 @@ def _make_private_dir(path: Path) -> None:
 def _keys(args: argparse.Namespace) -> int:
     if args.db is None and args.dir is None:
         args.dir = "."
+    if args.db is not None and is_postgres_url(args.db):
+        path = Path(args.dir or ".") / "endpoint.key"
+        if path.exists() and args.force:
+            path.unlink()
+        kp = endpoint_keypair(path)
+        open_storage(args.db).close()  # creates or migrates the schema
+        open_registry(args.db).close()
+        print(f"{args.db}\tendpoint database")
+        print(f"{path}\t{kp.public.hex()}")
+        return 0
     if args.db is not None:
         db = Path(args.db)
         _make_private_dir(db.parent)
@@ -352,7 +412,11 @@ def _device_add(args: argparse.Namespace) -> int:
     _require_endpoint(args, key=True)
     endpoint = endpoint_keypair(_key_default(args), create=bool(args.init))
     kp = KeyPair.generate(os.urandom)
-    reg = Registry(args.db, create=bool(args.init))
+    reg = (
+        open_registry(args.db)
+        if is_postgres_url(args.db)
+        else Registry(args.db, create=bool(args.init))
+    )
     try:
         reg.add(args.name, kp.public)
     finally:
@@ -460,7 +524,11 @@ def _device_config(args: argparse.Namespace) -> int:
     if entry is None:
         msg = f"no device named {args.name!r} in {args.db} (see `streamfeat device list`)"
         raise CliError(msg)
-    storage = SQLiteStorage(args.db, create=False, check=False)
+    storage = (
+        open_storage(args.db)
+        if is_postgres_url(args.db)
+        else SQLiteStorage(args.db, create=False, check=False)
+    )
     try:
         storage.set_config(args.name, args.version, body)
     finally:

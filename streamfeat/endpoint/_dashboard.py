@@ -147,7 +147,7 @@ class Dashboard:
 
     def online_devices(self) -> list[str]:
         """Devices with at least one open, authenticated connection."""
-        return sorted(d for d, sessions in self.server._live.items() if d and sessions)
+        return sorted(d for d, sessions in self.server._authenticated.items() if d and sessions)
 
     def state(self) -> dict[str, Any]:
         """Everything the page shows, JSON-ready."""

@@ -6,7 +6,8 @@ a connection over either cap is closed at once (the accept already happened: the
 given back immediately). One deadline covers the HTTP request, the websocket upgrade and the
 handshake: a connection still unauthenticated ``handshake_timeout`` seconds after its accept is
 aborted. Plain HTTP requests (``/healthz``, ``/metrics``) never authenticate, so a keep-alive
-connection of a monitoring client is closed at the deadline too; clients reconnect.
+connection of a monitoring client is closed at the deadline too (clients reconnect); having
+been answered, it is not counted as a refusal.
 
 This sits *below* aiohttp: :class:`GuardedProtocol` wraps the protocol aiohttp's server makes
 for each connection, so that idle sockets and half-sent requests, which aiohttp would keep
@@ -15,7 +16,10 @@ forever, are bounded as well.
 Running out of file descriptors: the asyncio loop reports a failed ``accept()`` through the
 loop's exception handler once per listening socket per second, with a traceback.
 :func:`install_accept_error_handler` counts those reports and logs one line at most every
-10 seconds instead.
+10 seconds instead. asyncio accepts up to ``backlog`` connections per loop pass (and, on a
+failed accept, schedules one retry per remaining pass), so the server is created with a small
+accept burst (:data:`ACCEPT_BURST`) and the kernel's listen queue is raised afterwards: a burst
+of refused connections can then hold at most that many descriptors before they are closed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ from typing import Any
 
 from streamfeat._log import server_log
 
-__all__ = ["ConnectionGuard", "GuardedProtocol", "install_accept_error_handler"]
+__all__ = [
+    "ACCEPT_BURST",
+    "LISTEN_BACKLOG",
+    "ConnectionGuard",
+    "GuardedProtocol",
+    "install_accept_error_handler",
+]
+
+ACCEPT_BURST = 16  # connections accepted per loop pass (asyncio's ``backlog`` argument)
+LISTEN_BACKLOG = 1024  # the kernel's queue of connections not yet accepted
 
 
 def _nofile_limit() -> int:
@@ -55,11 +68,12 @@ class ConnectionGuard:
         on_refuse: Callable[[str], None],
     ) -> None:
         self.timeout = timeout
-        self.max_total = max(1, min(max_total, _nofile_limit() // 4))
+        self.max_total = max(1, min(max_total, _nofile_limit() // 4 - ACCEPT_BURST))
         self.max_per_source = max(1, max_per_source)
         self._on_refuse = on_refuse
         self._pending: dict[asyncio.BaseTransport, tuple[str, asyncio.TimerHandle]] = {}
         self._per_source: Counter[str] = Counter()
+        self._served: set[asyncio.BaseTransport] = set()
 
     @property
     def unauthenticated(self) -> int:
@@ -78,6 +92,12 @@ class ConnectionGuard:
         self._per_source[source] += 1
         return True
 
+    def served(self, transport: asyncio.BaseTransport | None) -> None:
+        """A plain HTTP request was answered on this connection: at its deadline it is closed
+        without being counted as a refusal."""
+        if transport is not None and transport in self._pending:
+            self._served.add(transport)
+
     def authenticated(self, transport: asyncio.BaseTransport | None) -> None:
         """The connection's handshake completed: it leaves the unauthenticated pool."""
         if transport is not None:
@@ -89,6 +109,7 @@ class ConnectionGuard:
 
     def _release(self, transport: asyncio.BaseTransport) -> None:
         entry = self._pending.pop(transport, None)
+        self._served.discard(transport)
         if entry is None:
             return
         source, handle = entry
@@ -99,8 +120,10 @@ class ConnectionGuard:
 
     def _expire(self, transport: asyncio.BaseTransport) -> None:
         if transport in self._pending:
+            answered = transport in self._served
             self._release(transport)
-            self._on_refuse("handshake_timeout")
+            if not answered:
+                self._on_refuse("handshake_timeout")
             transport.abort()  # type: ignore[attr-defined]
 
 
@@ -154,6 +177,12 @@ def install_accept_error_handler(
     suppressed = [0]
 
     def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), ValueError) and "_start_serving" in repr(
+            context.get("handle")
+        ):
+            # a retry asyncio scheduled after a failed accept ran after the server closed
+            # its socket (fd -1): harmless, and there may be one per failed accept
+            return
         if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
             on_error()
             now = lp.time()

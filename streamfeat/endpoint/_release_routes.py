@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
 
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.endpoint._releases import ReleaseBook
@@ -65,6 +67,16 @@ class ReleaseRoutes:
         self.bytes_sent = 0
         self._seq = self._last_seq()
         self._task: asyncio.Task[None] | None = None
+        r = server.metrics.registry
+        self._m_pulls = Gauge("streamfeat_release_pulls", "bundle pulls in flight", registry=r)
+        self._m_bytes = Counter(
+            "streamfeat_release_pulled_bytes", "bundle bytes sent to devices", registry=r
+        )
+        self._m_refused = Counter(
+            "streamfeat_release_refusals", "release requests refused, by reason", ["reason"],
+            registry=r,
+        )  # fmt: skip
+        r.register(_ReleaseCollector(self.book))
 
     def _last_seq(self) -> int:
         items = self.book.announcements_after(-1)
@@ -105,6 +117,7 @@ class ReleaseRoutes:
 
     def _refuse(self, status: int, reason: str) -> web.Response:
         self.refused[reason] = self.refused.get(reason, 0) + 1
+        self._m_refused.labels(reason.split(":")[0]).inc()
         return web.Response(status=status, text=f"{reason}\n")
 
     def _device(self, request: web.Request, start: int) -> str:
@@ -141,10 +154,12 @@ class ReleaseRoutes:
             return self._refuse(416, "bad range")
         if self.pulls >= self.max_pulls:
             self.refused["busy"] = self.refused.get("busy", 0) + 1
+            self._m_refused.labels("busy").inc()
             return web.Response(
                 status=503, text="busy\n", headers={"Retry-After": str(self.rng.randint(1, 5))}
             )
         self.pulls += 1
+        self._m_pulls.inc()
         try:
             partial = start > 0
             resp = web.StreamResponse(status=206 if partial else 200)
@@ -161,10 +176,12 @@ class ReleaseRoutes:
                 await resp.write(chunk)
                 at += len(chunk)
                 self.bytes_sent += len(chunk)
+                self._m_bytes.inc(len(chunk))
             await resp.write_eof()
             return resp
         finally:
             self.pulls -= 1
+            self._m_pulls.dec()
 
     async def _report(self, request: web.Request) -> web.Response:
         try:
@@ -204,6 +221,36 @@ class ReleaseRoutes:
         except (ValueError, KeyError, TypeError, StorageError) as exc:
             return self._refuse(400, f"bad report: {exc}")
         return web.json_response(out)
+
+
+class _ReleaseCollector:
+    """Release state read from the book at scrape time: devices by release and status, and
+    each release's state (the releases of the last week)."""
+
+    def __init__(self, book: ReleaseBook) -> None:
+        self.book = book
+
+    def describe(self) -> list[Any]:
+        return []  # no fixed families: collected at scrape time only
+
+    def collect(self) -> Any:
+        devices = GaugeMetricFamily(
+            "streamfeat_release_devices", "devices by release and rollout status",
+            labels=["release", "status"],
+        )  # fmt: skip
+        state = GaugeMetricFamily(
+            "streamfeat_release_state", "each release's rollout percent, labelled with its state",
+            labels=["release", "state"],
+        )  # fmt: skip
+        try:
+            for rel, st, percent in self.book.recent_releases():
+                state.add_metric([rel, st], percent)
+                for status, n in self.book.status(rel).by_status.items():
+                    devices.add_metric([rel, status], n)
+        except Exception:  # a scrape must not fail the endpoint: report what was read
+            pass
+        yield devices
+        yield state
 
 
 def _range_start(value: str | None) -> int | None:

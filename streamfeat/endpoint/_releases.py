@@ -392,6 +392,17 @@ class ReleaseBook:
             verdict,
         )
 
+    def recent_releases(self, days: float = 7.0) -> list[tuple[str, str, float]]:
+        """(id, state, percent) of the releases created in the last ``days``, newest first."""
+        newest = self._conn.execute("SELECT max(created) FROM releases").fetchone()[0] or 0.0
+        return [
+            (str(i), str(st), float(p))
+            for i, st, p in self._conn.execute(
+                "SELECT id, state, percent FROM releases WHERE created >= ? ORDER BY created DESC",
+                (newest - days * 86400,),
+            )
+        ]
+
     def announcements_after(self, seq: int) -> list[tuple[int, str, int, bytes]]:
         """Announcements queued after ``seq`` (seq, device, version, body), for live push."""
         return [

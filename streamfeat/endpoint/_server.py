@@ -20,6 +20,7 @@ import contextlib
 import functools
 import os
 import signal
+import socket
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,15 +35,18 @@ from streamfeat.clock import Clock, SystemClock
 from streamfeat.endpoint._admin import AdminGuard
 from streamfeat.endpoint._dashboard import Dashboard
 from streamfeat.endpoint._guard import (
+    ACCEPT_BURST,
+    LISTEN_BACKLOG,
     ConnectionGuard,
     GuardedProtocol,
     install_accept_error_handler,
 )
+from streamfeat.endpoint._limits import Limits
 from streamfeat.endpoint._metrics import CONTENT_TYPE_LATEST, NOT_REFUSALS, TunnelMetrics
 from streamfeat.endpoint._pages import PAGES_PATH, CandidateSource, CatalogueSource, PagesRoute
 from streamfeat.endpoint._registry import Registry
 from streamfeat.endpoint._storage import Storage, StoredBatch
-from streamfeat.errors import ConfigError, StorageError, TunnelClosed
+from streamfeat.errors import StorageError, TunnelClosed
 from streamfeat.tunnel._crypto import KeyPair
 from streamfeat.tunnel._events import (
     NEED_DATA,
@@ -65,52 +69,6 @@ from streamfeat.upload._transport import Transport
 __all__ = ["Decoder", "Limits", "ReplayCache", "TunnelServer"]
 
 Decoder = Callable[[bytes], list[dict[str, Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one endpoint allows (``streamfeat serve`` options of the same names).
-
-    Attributes:
-        handshake_timeout: seconds from accept to a completed Noise handshake (HTTP request,
-            websocket upgrade and handshake together); later, the connection is aborted.
-        max_unauthenticated: connections not yet authenticated, in total (also at most a
-            quarter of the open-file limit).
-        max_unauthenticated_per_source: the same, per source address.
-        window: batches a device may have unacknowledged on one connection; one more and
-            the connection is closed with ``window_exceeded`` (4011). The device's own window
-            (32 by default) must not be larger.
-        quota_bytes: payload bytes stored per device (0: no quota); a batch beyond it is not
-            stored and the connection is closed with ``quota_exceeded`` (4012).
-        revocation_poll: seconds between checks of the registry for devices revoked by
-            another process (``streamfeat device revoke``); their connections are closed.
-    """
-
-    handshake_timeout: float = 10.0
-    max_unauthenticated: int = 512
-    max_unauthenticated_per_source: int = 64
-    window: int = 64
-    quota_bytes: int = 0
-    revocation_poll: float = 1.0
-
-    def check(self) -> None:
-        """Refuse values that make no sense.
-
-        Raises:
-            ConfigError: naming the option and the value.
-        """
-        for name in ("handshake_timeout", "revocation_poll"):
-            v = getattr(self, name)
-            if not (v > 0 and v < 1e9):  # also refuses nan
-                msg = f"must be a positive number of seconds, got {v}"
-                raise ConfigError(msg, key="--" + name.replace("_", "-"))
-        for name in ("max_unauthenticated", "max_unauthenticated_per_source", "window"):
-            if getattr(self, name) < 1:
-                msg = f"must be at least 1, got {getattr(self, name)}"
-                raise ConfigError(msg, key="--" + name.replace("_", "-"))
-        if self.quota_bytes < 0:
-            msg = f"must be 0 (no quota) or more, got {self.quota_bytes / 1e6} MB"
-            raise ConfigError(msg, key="--quota-mb")
 
 
 class ReplayCache:
@@ -149,6 +107,7 @@ class _Writer:
         # a storage that never blocks (in memory, or a non-blocking client) runs in the loop
         self._inline = bool(getattr(storage, "non_blocking", False))
         self.last_error: str | None = None  # the last store failed (health says degraded)
+        self._decode_logged = -60.0
 
     def _failed(self, exc: Exception) -> None:
         self._metrics.storage_failures.inc()
@@ -191,11 +150,19 @@ class _Writer:
             return b
         try:
             records = [r for item in split_items(b.payload) for r in self._decoder(item)]
-        except Exception:  # a bad batch is still stored raw and acknowledged: never lost
+        except Exception as exc:  # a bad batch is still stored raw and acknowledged: never lost
             self._metrics.decode_errors.inc()
-            server_log.warning(
-                "decoder failed on batch %s of %s", b.batch_id.hex(), b.device, exc_info=True
-            )
+            # one line, at most once a minute: a device sending garbage must not flood the log
+            now = self._clock.monotonic()
+            if now - self._decode_logged >= 60.0:
+                self._decode_logged = now
+                server_log.warning(
+                    "decoder failed on batch %s of %s: %s (stored raw; counted in "
+                    "streamfeat_tunnel_decode_errors_total, logged once a minute)",
+                    b.batch_id.hex(),
+                    b.device,
+                    exc,
+                )
             return b
         return StoredBatch(b.device, b.batch_id, b.payload, b.received, records)
 
@@ -316,14 +283,18 @@ class _Session:
         # bytes go out in the order conn.send produced them: frame counters must not reorder
         self._out.put(self.conn.send(event))
 
-    def close_now(self, code: CloseCode, reason: str) -> None:
+    def close_now(self, code: CloseCode, reason: str, *, end_transport: bool = True) -> None:
         """Close an open connection from the endpoint's side (revocation, window, quota):
-        send CLOSE, then end the transport once it is written, whatever the device does."""
+        send CLOSE, then, with ``end_transport`` (called from outside the read loop), end the
+        transport once it is written, whatever the device does. From inside the read loop,
+        the loop's own exit closes the transport (a websocket close handshake, which reads
+        and drops what the device still sends, so the device receives our CLOSE rather
+        than a reset)."""
         if self.conn.state is State.OPEN:
             with contextlib.suppress(Exception):
                 self.send(Close(code, reason))
         self._out.finish()
-        if self._closer is None:
+        if end_transport and self._closer is None:
             self._closer = asyncio.get_running_loop().create_task(self._close_after_flush())
 
     async def _close_after_flush(self) -> None:
@@ -389,7 +360,7 @@ class _Session:
                 if refusal is not None:
                     srv.metrics.refused(refusal[0].reason)
                     server_log.info("closed %s: %s", self.device, refusal[1])
-                    self.close_now(*refusal)
+                    self.close_now(*refusal, end_transport=False)
                     return True
                 self.unacked += 1
                 srv.metrics.bytes.inc(len(ev.payload))
@@ -460,6 +431,9 @@ class _Session:
             return
         assert entry is not None
         self.device = entry.name
+        # live from the registry lookup on (same loop step, no await in between): a revocation
+        # committed after the lookup changes data_version, and the next poll finds this session
+        srv._live.setdefault(entry.name, set()).add(self)
         self.send(Accept())
 
     def _send_config_if_newer(self) -> None:
@@ -548,6 +522,8 @@ class TunnelServer:
         self._live: dict[str, set[_Session]] = {}
         # device -> the tasks-file version it announced on its (latest) open connection
         self.device_versions: dict[str, int] = {}
+        # devices with a completed handshake (``_live`` also holds sessions just accepted)
+        self._authenticated: dict[str, set[_Session]] = {}
         self.last_batch: dict[str, float] = {}  # device -> when its latest batch arrived
         self.admin = AdminGuard(admin_token, self.metrics)
         self.dashboard = Dashboard(self) if dashboard else None
@@ -610,7 +586,8 @@ class TunnelServer:
 
     async def _poll_revocations(self) -> None:
         """Notice ``device revoke`` run by another process: SQLite's data_version changes when
-        another connection commits, so most polls cost one PRAGMA and no table read."""
+        another connection commits (our own storage connection included), so a quiet poll costs
+        one PRAGMA and any other one indexed query over the live devices."""
         seen = -1
         while True:
             await asyncio.sleep(self.limits.revocation_poll)
@@ -644,11 +621,12 @@ class TunnelServer:
                 self._device_offline(session)
 
     def _device_online(self, session: _Session) -> None:
+        """A session completed its handshake: count the device online, note its version."""
         device = session.device or ""
-        live = self._live.setdefault(device, set())
-        if not live:
+        authed = self._authenticated.setdefault(device, set())
+        if not authed:
             self.metrics.devices_online.inc()
-        live.add(session)
+        authed.add(session)
         version = session.conn.config_version
         old = self.device_versions.get(device)
         if old != version:
@@ -658,13 +636,19 @@ class TunnelServer:
             self.device_versions[device] = version
 
     def _device_offline(self, session: _Session) -> None:
+        """A session of a known device ended (accepted, maybe never authenticated)."""
         device = session.device or ""
         live = self._live.get(device)
-        if live is None or session not in live:
+        if live is not None:
+            live.discard(session)
+            if not live:
+                del self._live[device]
+        authed = self._authenticated.get(device)
+        if authed is None or session not in authed:
             return
-        live.discard(session)
-        if not live:
-            del self._live[device]
+        authed.discard(session)
+        if not authed:
+            del self._authenticated[device]
             self.metrics.devices_online.dec()
             old = self.device_versions.pop(device, None)
             if old is not None:
@@ -696,10 +680,10 @@ class TunnelServer:
         )
         await ws.prepare(request)
         raw = request.transport
-        await self.handle_transport(
-            WebSocketTransport(ws), functools.partial(self.guard.authenticated, raw)
-        )
-        if ws.close_code == 1009:  # aiohttp closed it: a message over MAX_MESSAGE bytes
+        transport = WebSocketTransport(ws)
+        await self.handle_transport(transport, functools.partial(self.guard.authenticated, raw))
+        err = transport.error
+        if getattr(err, "code", None) == 1009:  # aiohttp closed it: a message over MAX_MESSAGE
             self.metrics.refused("message_too_large")
             server_log.info("closed a connection: websocket message over %d bytes", MAX_MESSAGE)
         return ws
@@ -714,6 +698,7 @@ class TunnelServer:
         return 200, "ok"
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        self.guard.served(request.transport)
         status, text = self.health()
         return web.Response(status=status, text=text + "\n")
 
@@ -724,6 +709,7 @@ class TunnelServer:
         return lambda: GuardedProtocol(inner(), self.guard)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        self.guard.served(request.transport)
         resp = web.Response(body=self.metrics.render())
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return resp
@@ -839,7 +825,7 @@ class _GuardedSite(web.TCPSite):
     def __init__(
         self, runner: web.AppRunner, host: str, port: int, *, server: TunnelServer
     ) -> None:
-        super().__init__(runner, host, port, backlog=1024)
+        super().__init__(runner, host, port, backlog=ACCEPT_BURST)
         self._tunnel_server = server
 
     async def start(self) -> None:
@@ -847,10 +833,15 @@ class _GuardedSite(web.TCPSite):
         loop = asyncio.get_running_loop()
         inner = self._runner.server
         assert inner is not None
-        self._server = await loop.create_server(
-            self._tunnel_server.protocol_factory(inner),
-            self._host,
-            self._port,
-            backlog=self._backlog,
-            reuse_address=self._reuse_address,
-        )
+        sock = socket.create_server((self._host, self._port), backlog=LISTEN_BACKLOG)
+        sock.setblocking(False)
+        try:
+            self._server = await loop.create_server(
+                self._tunnel_server.protocol_factory(inner), sock=sock, backlog=ACCEPT_BURST
+            )
+        except BaseException:
+            sock.close()
+            raise
+        # asyncio listened with the accept burst as the queue length; make the kernel's
+        # queue of not-yet-accepted connections longer again (same socket object)
+        sock.listen(LISTEN_BACKLOG)

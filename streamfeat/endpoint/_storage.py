@@ -82,10 +82,12 @@ _SCHEMA = (
 )
 
 
+# `.dump` of a damaged file ends with "ROLLBACK; -- due to errors": commit what was readable
 RECOVER_HINT = (
-    "move it aside and rebuild it from what is readable: "
-    "`sqlite3 {path} .recover | sqlite3 {path}.recovered` "
-    "then `mv {path}.recovered {path}` (see docs/reliability.md, Endpoint)"
+    "stop the endpoint and rebuild it from what is readable: "
+    "`sqlite3 {path} .dump | sed 's/^ROLLBACK; -- due to errors$/COMMIT;/' "
+    "| sqlite3 {path}.recovered` then `mv {path}.recovered {path}` "
+    "(see docs/reliability.md, Endpoint)"
 )
 
 

@@ -17,6 +17,7 @@ import gzip
 import io
 import json
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -25,7 +26,7 @@ import msgpack
 import orjson
 
 from streamfeat._event import Event, event_from_obj
-from streamfeat.errors import EventError
+from streamfeat.errors import EventError, InputError
 from streamfeat.io._store import QuarantineEntry
 
 __all__ = ["InputFile", "detect_format", "read_events", "read_jsonl", "read_msgpack"]
@@ -44,18 +45,29 @@ class InputFile:
 
     Args:
         name: a path (``.gz`` is decompressed) or ``-`` for standard input.
+
+    Raises:
+        InputError: the file can't be opened, or standard input is closed.
     """
 
     def __init__(self, name: str | Path) -> None:
         self.name = str(name)
+        self.read_error: str | None = None  # why the input could not be read to its end
         self._raw: BinaryIO
         if self.name == "-":
+            if sys.stdin is None:  # started with stdin closed (`<&-`)
+                msg = "standard input is closed: give EVENTS as a file, or pipe events in"
+                raise InputError(msg)
             self._raw = sys.stdin.buffer
             self.size: int | None = None
         else:
             path = Path(self.name)
-            self._raw = path.open("rb")
-            self.size = path.stat().st_size
+            try:
+                self._raw = path.open("rb")
+                self.size = path.stat().st_size
+            except OSError as exc:
+                msg = f"can't read {self.name}: {(exc.strerror or str(exc)).lower()}"
+                raise InputError(msg) from exc
         self.stream: BinaryIO = (
             gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
             if self.name.endswith(".gz")
@@ -68,6 +80,10 @@ class InputFile:
             return self._raw.tell()
         except (OSError, io.UnsupportedOperation):
             return 0
+
+    def raw_tail(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the underlying file not read yet (compressed, for ``.gz``)."""
+        return self._raw.read(limit)
 
     def close(self) -> None:
         if self.stream is not self._raw:
@@ -305,7 +321,41 @@ def _message_size(buf: bytearray, stream: BinaryIO, chunk_size: int) -> int | No
 def read_events(
     source: InputFile, *, fmt: str | None = None, skip: int = 0
 ) -> Iterator[Event | QuarantineEntry]:
-    """Yield events and quarantine entries from an :class:`InputFile` in its format."""
+    """Yield events and quarantine entries from an :class:`InputFile` in its format.
+
+    A ``.gz`` input that is not gzip, or is truncated or corrupt, ends with one quarantine
+    entry for its unreadable tail (the compressed bytes not yet read, up to 1 MiB) whose
+    reason says why and where; what was read before it is yielded as usual.
+    """
     fmt = fmt or detect_format(source.name)
     reader = read_msgpack if fmt == "msgpack" else read_jsonl
-    return reader(source.stream, source=source.name, skip=skip)
+    return _unreadable_tail(reader(source.stream, source=source.name, skip=skip), source, skip)
+
+
+def _unreadable_tail(
+    items: Iterator[Event | QuarantineEntry], source: InputFile, skip: int
+) -> Iterator[Event | QuarantineEntry]:
+    pos = skip
+    try:
+        for item in items:
+            pos = item.position if type(item) is QuarantineEntry else pos + 1
+            yield item
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        # gzip reports a truncated file as EOFError, a wrong one as BadGzipFile (an OSError),
+        # a corrupt block as zlib.error; the decompressor can't be resumed after any of them
+        at = source.consumed()
+        try:
+            tail = source.raw_tail(_MAX_QUARANTINE_TAIL)
+        except OSError:
+            tail = b""
+        text = str(exc) or type(exc).__name__
+        pos += 1
+        source.read_error = f"{text[:1].lower()}{text[1:]} (at byte {at:,}, line {pos})"
+        yield QuarantineEntry(
+            source.name,
+            pos,
+            tail,
+            f"line {pos}: the compressed input can't be read from here on "
+            f"({text[:1].lower()}{text[1:]}; at byte {at:,} of {source.size or 0:,}); "
+            "the rest of the input is quarantined",
+        )

@@ -108,6 +108,12 @@ class Store:
                     os.chmod(side, _OWNER_ONLY)
         except (OSError, sqlite3.Error) as exc:
             msg = f"can't open the store {self.path}: {exc}"
+            if isinstance(exc, sqlite3.DatabaseError) and any(
+                w in str(exc) for w in ("malformed", "not a database", "corrupt")
+            ):
+                msg = self._damaged(str(exc))
+            with contextlib.suppress(Exception):
+                self.db.conn.close()
             raise StorageError(msg) from exc
 
     # -- schema ---------------------------------------------------------------------------
@@ -116,13 +122,17 @@ class Store:
         """Refuse a damaged file (``PRAGMA quick_check``) rather than use it."""
         rows = self.db.execute("PRAGMA quick_check(5)").fetchall()
         if [tuple(r) for r in rows] != [("ok",)]:
-            first = str(rows[0][0]) if rows else "no answer"
-            msg = (
-                f"the store {self.path} is damaged ({first}); nothing was changed. Recover what "
-                f"is readable into a new file with `sqlite3 {self.path} .recover | sqlite3 "
-                f"NEW.sqlite`, then point the agent at NEW.sqlite (see docs/reliability.md)"
-            )
-            raise StorageError(msg)
+            raise StorageError(self._damaged(str(rows[0][0]) if rows else "no answer"))
+
+    def _damaged(self, why: str) -> str:
+        """The one-line refusal of a damaged file, with the recovery command."""
+        why = " ".join(why.split())
+        return (
+            f"the store {self.path} is damaged ({why}); nothing was changed. Copy what is "
+            f"readable into a new file with `sqlite3 {self.path} .dump | sed "
+            f"'s/^ROLLBACK; -- due to errors$/COMMIT;/' | sqlite3 NEW.sqlite` and use NEW.sqlite "
+            "(see docs/reliability.md)"
+        )
 
     def _migrate(self) -> None:
         db = self.db

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,15 @@ def _check_input(spec: ModelSpec, decl: InputSpec, actual: Any) -> None:
             raise ModelError(spec.name, msg, input=decl.name)
 
 
+#: Models loaded in this process, by declaration and file digest: a tasks file parsed again
+#: (a fleet of agents in one process, a replay after a simulation) shares the checked session.
+_LOADED: OrderedDict[tuple[ModelSpec, str], Model] = OrderedDict()
+_LOADED_MAX = 16
+
+
 def load_model(spec: ModelSpec) -> Model:
-    """Load and check one declared model.
+    """Load and check one declared model (once per process for the same declaration and file
+    bytes: later calls return the same :class:`Model`, whose session is thread-safe).
 
     Raises:
         ModelError: the file is missing, unreadable or not ONNX, or differs from the
@@ -127,6 +135,19 @@ def load_model(spec: ModelSpec) -> Model:
     except OSError as exc:
         msg = f"can't read {path}: {exc.strerror or exc}"
         raise ModelError(spec.name, msg) from exc
+    digest = hashlib.sha256(data).hexdigest()
+    cached = _LOADED.get((spec, digest))
+    if cached is not None:
+        _LOADED.move_to_end((spec, digest))
+        return cached
+    model = _check(spec, data)
+    _LOADED[(spec, digest)] = model
+    while len(_LOADED) > _LOADED_MAX:
+        _LOADED.popitem(last=False)
+    return model
+
+
+def _check(spec: ModelSpec, data: bytes) -> Model:
     session = _session(spec, data)
     actual = {i.name: i for i in session.get_inputs()}
     declared = {i.name: i for i in spec.inputs}

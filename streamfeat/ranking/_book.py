@@ -92,22 +92,22 @@ class PageBook:
     category_of: Callable[[str], float | None] = field(
         default=lambda item: item_features(item)["category"]
     )
-    feeds: dict[tuple[str, str], FeedState] = field(default_factory=dict)
+    feeds: dict[str, dict[str, FeedState]] = field(default_factory=dict)  # device -> feed -> state
     views: dict[str, PageViews] = field(default_factory=dict)
 
     def set_page(self, device: str, page: Page) -> None:
         """Install ``page`` as the current page of its feed on ``device``."""
-        key = (device, page.feed)
-        old = self.feeds.get(key)
-        self.feeds[key] = FeedState(page) if old is None else old.next_page(page)
+        mine = self.feeds.setdefault(device, {})
+        old = mine.get(page.feed)
+        mine[page.feed] = FeedState(page) if old is None else old.next_page(page)
 
     def order(self, device: str, feed: str) -> list[str] | None:
         """Return the order the app shows for ``feed`` (None without a page)."""
-        st = self.feeds.get((device, feed))
+        st = self.state(device, feed)
         return None if st is None else list(st.order)
 
     def state(self, device: str, feed: str) -> FeedState | None:
-        return self.feeds.get((device, feed))
+        return self.feeds.get(device, {}).get(feed)
 
     def _views(self, device: str) -> PageViews:
         v = self.views.get(device)
@@ -116,10 +116,11 @@ class PageBook:
         return v
 
     def _category(self, item: str) -> float | None:
-        for st in self.feeds.values():
-            c = st.candidate(item)
-            if c is not None:
-                return c.get("category")
+        for mine in self.feeds.values():
+            for st in mine.values():
+                c = st.candidate(item)
+                if c is not None:
+                    return c.get("category")
         return self.category_of(item)
 
     def add_page_view(self, device: str, values: Mapping[str, Any]) -> None:
@@ -129,17 +130,15 @@ class PageBook:
     def observe(self, event: Event) -> list[Firing]:
         """Fold ``event`` into its device's feed states; return the re-ranks to run."""
         out: list[Firing] = []
-        changes: dict[str, str | None] = {}
-        for (device, feed), st in self.feeds.items():
-            if device == event.device:
-                changes[feed] = st.observe(event)
-        if not changes:
+        mine = self.feeds.get(event.device)
+        if not mine:
             return out
+        changes = {feed: st.observe(event) for feed, st in mine.items()}
         for task in self.tasks:
             feed = task.config.feed
             if feed not in changes:
                 continue
-            st = self.feeds[(event.device, feed)]
+            st = mine[feed]
             reason = task.policy.should_fire(st, changes[feed])
             if reason is None:
                 continue
@@ -150,8 +149,8 @@ class PageBook:
 
     def apply(self, firing: Firing, result: RerankResult) -> bool:
         """Install a finished re-rank; False when its page was replaced meanwhile."""
-        st = self.feeds.get((firing.device, firing.snapshot.feed))
+        st = self.state(firing.device, firing.snapshot.feed)
         return st is not None and st.apply(result.page_id, result.order)
 
     def devices(self) -> Iterable[str]:
-        return {d for d, _ in self.feeds}
+        return list(self.feeds)

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from streamfeat.data import default_tasks_text
-from streamfeat.errors import ConfigError, StorageError
+from streamfeat.errors import ConfigError, InputError, OutputError, StorageError
+from streamfeat.replay._cluster_cli import add_cluster_options, run_cluster_command
 from streamfeat.replay._replay import ReplayObserver, ReplayOptions, ReplaySummary, run_replay
 from streamfeat.tasks import load_tasks, parse_tasks
 
@@ -26,7 +27,13 @@ def add_parsers(sub: Any) -> None:
         description="Replay EVENTS (JSONL, .gz, msgpack, or - for stdin) through a tasks file; "
         "write one JSON record per line to OUT and print a summary.",
     )
-    p.add_argument("events", metavar="EVENTS", help="JSONL (optionally .gz) or msgpack file, or -")
+    p.add_argument(
+        "events",
+        metavar="EVENTS",
+        nargs="+",
+        help="JSONL (optionally .gz) or msgpack file, or -; with --cluster, one or more JSONL "
+        "files or globs, replayed as if concatenated",
+    )
     p.add_argument(
         "--tasks", metavar="TASKS.toml", help="tasks file (default: the embedded default)"
     )
@@ -69,6 +76,7 @@ def add_parsers(sub: Any) -> None:
         "task records to OUT",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_cluster_options(p)
     p.set_defaults(func=_replay)
 
 
@@ -86,6 +94,15 @@ def _replay(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
+    if args.cluster is not None:
+        return run_cluster_command(args, config, _console(args), render_summary)
+    if args.ordered or args.partitions is not None:
+        args.parser.error("--ordered and --partitions go with --cluster")
+    if len(args.events) > 1:
+        args.parser.error(
+            "several EVENTS files need --cluster (or concatenate them: cat A B | ... -)"
+        )
+    args.events = args.events[0]
     if args.events != "-":
         from pathlib import Path
 
@@ -113,11 +130,7 @@ def _replay(args: argparse.Namespace) -> int:
         restart=args.restart,
         run_tasks=args.run_tasks,
     )
-    # the summary goes where the records don't; off a terminal, tables get room instead of
-    # rich's 80-column default so that no figure is cut
-    console = Console(stderr=args.out == "-")
-    if not console.is_terminal:
-        console = Console(stderr=args.out == "-", width=200)
+    console = _console(args)
     show_bar = console.is_terminal and not args.no_progress and not args.json
     try:
         summary = (
@@ -128,6 +141,9 @@ def _replay(args: argparse.Namespace) -> int:
     except (StorageError, ConfigError) as exc:  # TaskLoadError (--run-tasks) is a ConfigError
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
+    except (InputError, OutputError) as exc:
+        print(f"streamfeat replay: {exc}", file=sys.stderr)
+        return 1
     if collector is not None:
         from streamfeat.report import write_report
 
@@ -146,7 +162,23 @@ def _replay(args: argparse.Namespace) -> int:
         stream.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         render_summary(summary, console)
+    if summary.input_error:
+        print(
+            f"streamfeat replay: {args.events} could not be read to its end: "
+            f"{summary.input_error}; the rest is quarantined",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _console(args: argparse.Namespace) -> Console:
+    # the summary goes where the records don't; off a terminal, tables get room instead of
+    # rich's 80-column default so that no figure is cut
+    console = Console(stderr=args.out == "-")
+    if not console.is_terminal:
+        console = Console(stderr=args.out == "-", width=200)
+    return console
 
 
 def _report_title(events: str) -> str:

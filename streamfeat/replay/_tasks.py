@@ -15,9 +15,10 @@ What a task sees: the matched events (``ctx.events``), and through ``ctx.feature
 decay fields' "now" is that event's ``ts``).
 
 Isolation, as on the agent: an exception or a timeout is counted and logged, never stops the
-replay; a sync task runs on its own daemon thread and is abandoned when it passes its timeout
-(records it emits afterwards are dropped and counted); an ``async def`` task runs on a private
-event loop under ``asyncio.wait_for``. A sync task with ``max_hung`` invocations still running
+replay; a sync task runs on a worker thread of its own (reused from one invocation to the
+next), abandoned when an invocation passes its timeout (a new one takes its place; records the
+late invocation emits are dropped and counted); an ``async def`` task runs on a private event
+loop under ``asyncio.wait_for``. A sync task with ``max_hung`` invocations still running
 past their timeout is skipped (counted) until one ends.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,13 +42,62 @@ __all__ = ["ReplayTasks"]
 _COUNTERS = ("started", "ok", "errors", "timeouts", "skipped", "late_emits")
 
 
+class _Job:
+    __slots__ = ("ctx", "done", "error", "fn")
+
+    def __init__(self, fn: Callable[..., Any], ctx: TaskContext) -> None:
+        self.fn = fn
+        self.ctx = ctx
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class _Worker:
+    """A daemon thread running one task's sync invocations, one at a time."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.abandoned = False
+        self._thread = threading.Thread(
+            target=self._loop, name=f"streamfeat-task-{name}", daemon=True
+        )
+        self._thread.start()
+        self._busy = False
+
+    def submit(self, fn: Callable[..., Any], ctx: TaskContext) -> _Job:
+        job = _Job(fn, ctx)
+        self._busy = True
+        self._jobs.put(job)
+        return job
+
+    def is_alive(self) -> bool:
+        """True while an abandoned invocation is still running."""
+        return self._busy
+
+    def stop(self) -> None:
+        """End the thread once its current invocation (if any) returns."""
+        self._jobs.put(None)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job.fn(job.ctx)
+            except BaseException as exc:  # carried to the replay's thread, counted there
+                job.error = exc
+            self._busy = False
+            job.done.set()
+            if self.abandoned:  # it passed its timeout: a new worker took its place
+                return
+
+
 @dataclass
 class _Task:
     name: str
     fn: Callable[..., Any]
     is_async: bool
     timeout_s: float
-    hung: list[threading.Thread] = field(default_factory=list)
+    worker: _Worker | None = None
+    hung: list[_Worker] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
 
 
@@ -94,7 +145,11 @@ class ReplayTasks:
         return out
 
     def close(self) -> None:
-        """Close the private event loop of async tasks."""
+        """Stop the worker threads of sync tasks; close the private loop of async tasks."""
+        for task in self._tasks.values():
+            if task.worker is not None:
+                task.worker.stop()
+                task.worker = None
         if self._loop is not None:
             self._loop.close()
             self._loop = None
@@ -149,22 +204,19 @@ class ReplayTasks:
         self._loop.run_until_complete(asyncio.wait_for(task.fn(ctx), task.timeout_s))
 
     def _run_thread(self, task: _Task, ctx: TaskContext) -> None:
-        err: list[BaseException] = []
-
-        def body() -> None:
-            try:
-                task.fn(ctx)
-            except BaseException as exc:  # carried to the replay's thread, counted there
-                err.append(exc)
-
-        thread = threading.Thread(target=body, name=f"streamfeat-task-{task.name}", daemon=True)
-        thread.start()
-        thread.join(task.timeout_s)
-        if thread.is_alive():
-            task.hung.append(thread)
+        # one reusable worker thread per task: a thread per invocation costs more than most
+        # tasks; a worker that passes the timeout is abandoned (kept in ``hung``), a new one
+        # takes its place
+        if task.worker is None:
+            task.worker = _Worker(task.name)
+        job = task.worker.submit(task.fn, ctx)
+        if not job.done.wait(task.timeout_s):
+            task.worker.abandoned = True
+            task.hung.append(task.worker)
+            task.worker = None
             raise TimeoutError
-        if err:
-            exc = err[0]
+        if job.error is not None:
+            exc = job.error
             if isinstance(exc, Exception):
                 raise exc
             msg = f"task raised {type(exc).__name__}: {exc}"

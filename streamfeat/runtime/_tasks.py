@@ -36,6 +36,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._log import tasks_log
@@ -120,6 +121,8 @@ class TaskRunner:
         max_hung: a sync task with this many invocations still running past their timeout is
             skipped until one ends.
         max_failures: how many recent failures :attr:`failures` keeps.
+        folder: where task modules are looked for first when ``config`` is not a file on disk
+            (see :func:`streamfeat.tasks.resolve_tasks`).
 
     Raises:
         TaskLoadError: if a task's ``run`` target cannot be resolved (a ``TaskError`` and a
@@ -128,8 +131,9 @@ class TaskRunner:
 
     def __init__(self, config: TasksConfig, *, output: Callable[[Record], None],
                  reader: Reader | None = None, max_hung: int = 2,
-                 max_failures: int = 100) -> None:  # fmt: skip
-        fns = resolve_tasks(config)  # the tasks file's folder first; refused with file and key
+                 max_failures: int = 100, folder: Path | None = None) -> None:  # fmt: skip
+        # the tasks file's folder first (else ``folder``); refused with the file and the key
+        fns = resolve_tasks(config, folder=folder)
         self._tasks = {
             name: _Task(tc, fns[name], _is_async(fns[name])) for name, tc in config.tasks.items()
         }

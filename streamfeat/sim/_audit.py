@@ -77,10 +77,10 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
     r.cpu_s, r.feed_cpu_s = round(r.cpu_s, 2), round(r.feed_cpu_s, 2)
 
 
-def audit(r: SimReport, results: list[dict[str, Any]], db: Path, texts: list[str]) -> None:
+def audit(r: SimReport, results: list[dict[str, Any]], db: Path | str, texts: list[str]) -> None:
     """Compare every device's ledger with the records the endpoint stored (decoded)."""
     from streamfeat.encoders import decode_batch, index_schemas, schemas_for
-    from streamfeat.endpoint._storage import SQLiteStorage
+    from streamfeat.endpoint._backend import open_storage
     from streamfeat.errors import DecodeError
     from streamfeat.sim._fleet import record_digest
     from streamfeat.tasks import parse_tasks
@@ -97,7 +97,7 @@ def audit(r: SimReport, results: list[dict[str, Any]], db: Path, texts: list[str
         for name, d in res["devices"].items():
             acked[name] = {bytes(b) for b in d.get("acked_ids", ())}
     stored_ids: dict[str, set[bytes]] = {name: set() for name in queued}
-    storage = SQLiteStorage(db)
+    storage = open_storage(str(db))
     try:
         for batch in storage.iter_batches():
             if batch.device not in stored:

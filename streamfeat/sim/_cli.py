@@ -52,15 +52,22 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--server-db",
-        type=Path,
-        metavar="PATH",
-        help="the --server's database (devices are registered there)",
+        metavar="PATH|URL",
+        help="the --server's database (devices are registered there): an SQLite file or a "
+        "postgresql:// URL",
     )
     p.add_argument(
         "--server-key",
         type=Path,
         metavar="FILE",
-        help="the --server's key file (default: endpoint.key beside --server-db)",
+        help="the --server's key file (default: endpoint.key beside an SQLite --server-db)",
+    )
+    p.add_argument(
+        "--server-pids",
+        type=Path,
+        metavar="FILE",
+        help="the --server's pid file (serve --workers N --pid-file FILE): --chaos then kills "
+        "one of its worker processes now and then",
     )
     p.add_argument(
         "--processes",
@@ -115,19 +122,16 @@ def add_parsers(sub: Any) -> None:
 def options_from_args(args: argparse.Namespace) -> SimOptions:
     """Build :class:`SimOptions` from parsed arguments (usage errors through the parser)."""
     from streamfeat.errors import ConfigError
-    from streamfeat.tasks import parse_tasks
+    from streamfeat.tasks import load_tasks
 
     tasks_text = ""
     texts = []
     try:
         if args.tasks:
-            tasks_text = Path(args.tasks).read_text()
-            parse_tasks(tasks_text, source=args.tasks)
+            tasks_text = load_tasks(args.tasks).text  # refuses a file that is not UTF-8, too
         for spec in args.reconfigure:
             minute, _, file = spec.partition(":")
-            text = Path(file).read_text()
-            parse_tasks(text, source=file)
-            texts.append((float(minute), text))
+            texts.append((float(minute), load_tasks(file).text))
     except (OSError, ValueError, ConfigError) as exc:
         args.parser.error(str(exc))
     if args.devices < 1 or args.minutes <= 0 or args.speed < 0:
@@ -146,9 +150,18 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         args.parser.error(
             "--server needs --server-db (the registry the simulated devices are added to)"
         )
+    if args.server_pids and not args.server:
+        args.parser.error("--server-pids goes with --server")
+    if (
+        args.server_db
+        and args.server_db.startswith(("postgresql://", "postgres://"))
+        and not args.server_key
+    ):
+        args.parser.error("a postgresql:// --server-db needs --server-key")
     return SimOptions(
         devices=args.devices, minutes=args.minutes, speed=args.speed, tasks_text=tasks_text,
         server=args.server, server_db=args.server_db, server_key=args.server_key,
+        server_pids=args.server_pids,
         processes=args.processes, chaos=args.chaos, seed=args.seed, reconfigure=tuple(texts),
         workdir=args.workdir, drain_timeout=args.drain_timeout, release=release,
     )  # fmt: skip

@@ -21,7 +21,13 @@ the fleet's clock starts) and ``drain`` (the endpoint is stable: close the agent
 final windows, and wait for the acknowledgements).
 
 The result (msgpack) holds per device the counts of what its agent did, and the *ledger*: a
-digest of every record it put in its outbox, for the end-to-end audit.
+digest of every record it put in its outbox, for the end-to-end audit. The ledger is kept in
+the device's own store (table ``sim_ledger``), written in the very transaction that puts the
+records in the outbox, so it survives the simulator's ``--chaos`` killing this process with
+``kill -9``: a process started again with ``"resume": true`` in its spec restarts each agent on
+its store and feeds each device's stream from the event after the last one its agent accepted
+(:func:`streamfeat.agent.accepted_events`); the counts in the result are then those of the last
+process, the ledger is the whole run's.
 """
 
 from __future__ import annotations
@@ -65,6 +71,16 @@ def record_digest(record: dict[str, Any]) -> bytes:
     """Return the 8-byte identity of a record for the audit (floats ignored, keys sorted)."""
     body = orjson.dumps(_strip_floats(record), option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(body, digest_size=8).digest()
+
+
+def _ledger_table(path: Path) -> None:
+    from streamfeat.io._store import Store
+
+    store = Store(path)
+    try:
+        store.db.conn.execute("CREATE TABLE IF NOT EXISTS sim_ledger (digest BLOB NOT NULL)")
+    finally:
+        store.close()
 
 
 def _say(obj: object) -> None:
@@ -119,6 +135,8 @@ class Worker:
                 None,
                 device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts),
             )
+            if spec.get("resume"):  # before pages: skipping must not hand out pages
+                self._skip_accepted(dev, store_dir / f"{name}.sqlite")
             if config.reranks:  # the device's app gets a page of candidates per feed visit
                 dev.events = with_pages(dev, dev.events, {t.feed for t in config.reranks.values()})
             dev.agent = Agent(
@@ -129,6 +147,7 @@ class Worker:
                 release_key=spec.get("release_key"),
             )  # fmt: skip
             dev.agent.release_health_every = 2.0
+            _ledger_table(store_dir / f"{name}.sqlite")  # before start: a restart may commit
             await dev.agent.start()
             self.devices.append(dev)
         # ready means connected: the first connection also pays one-off imports and handshakes,
@@ -145,9 +164,49 @@ class Worker:
     @staticmethod
     def _ledger(dev: _Device) -> Any:
         def add(records: list[dict[str, Any]]) -> None:
-            dev.ledger.update(record_digest(r) for r in records)
+            # called inside the agent's commit: the ledger rows commit with the outbox items
+            digests = [record_digest(r) for r in records]
+            dev.ledger.update(digests)
+            dev.agent.store.db.conn.executemany(
+                "INSERT INTO sim_ledger (digest) VALUES (?)", [(d,) for d in digests]
+            )
 
         return add
+
+    @staticmethod
+    def _skip_accepted(dev: _Device, store: Path) -> None:
+        """Move ``dev``'s stream past the events its agent accepted before a kill."""
+        from streamfeat._event import event_from_obj
+        from streamfeat.agent import accepted_events
+        from streamfeat.errors import EventError
+
+        if not store.exists():
+            return
+        left = accepted_events(str(store))
+        while left > 0:
+            ev = next(dev.events, None)
+            if ev is None:
+                return
+            ts = ev.get("ts")
+            if type(ts) is int and ts > dev.maxts:
+                dev.maxts = ts
+            try:
+                event_from_obj(ev)
+            except EventError:
+                continue  # quarantined before the kill, not counted as accepted
+            left -= 1
+
+    @staticmethod
+    def stored_ledger(store: Path) -> list[list[Any]]:
+        """``[digest, count]`` of every record the device's agents put in the outbox."""
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT digest, count(*) FROM sim_ledger GROUP BY digest")
+            return [[bytes(d), int(n)] for d, n in rows.fetchall()]
+        finally:
+            conn.close()
 
     async def feed(self, t0: float, progress_every: float) -> None:
         """Submit every device's events at their release times; report progress."""
@@ -155,6 +214,13 @@ class Worker:
             await self._feed_fast(progress_every)
         else:
             await self._feed_timed(t0, progress_every)
+        # a process restarted after a kill may have had nothing left to feed: its clock still
+        # moves on to where the fleet's is (the simulator's pushes wait for every clock)
+        latest = max((d.maxts for d in self.devices), default=0) / 1000
+        if self.speed > 0:
+            latest = max(latest, (self.start_ts + (time.time() - t0) * 1000 * self.speed) / 1000)
+        if latest > self.clock.time():
+            self.clock.set(latest)
         for dev in self.devices:
             await dev.agent.drain()
             dev.steady = len(dev.agent.outbox.latencies)
@@ -258,7 +324,7 @@ class Worker:
             a = d.agent
             s = a.stats
             devices[d.name] = {
-                "events": s.submitted, "quarantined": s.quarantined, "records": s.records,
+                "events": a.accepted, "quarantined": s.quarantined, "records": s.records,
                 "tasks": s.tasks_started, "payloads": s.payloads, "payload_bytes": s.payload_bytes,
                 "raw_bytes": s.events_raw_bytes, "json_bytes": s.uploaded_json_bytes,
                 "uploaded_records": s.uploaded_records, "encode_errors": s.encode_errors,
@@ -266,7 +332,7 @@ class Worker:
                 "waiting": a.outbox_waiting, "version": a.version, "configs": s.configs_applied,
                 "connects": a.uploader.stats.connects if a.uploader else 0,
                 "failures": a.uploader.stats.failures if a.uploader else 0,
-                "ledger": [[k, n] for k, n in d.ledger.items()], "acked_ids": a.outbox.acked_ids,
+                "ledger": self.stored_ledger(a.store_path), "acked_ids": a.outbox.acked_ids,
                 "reranks": dict(a.ranking.counts) if a.ranking is not None else {},
                 "rerank_ms": list(a.ranking.latencies) if a.ranking is not None else [],
                 "pulled_bytes": a.bundles.pulled_bytes if a.bundles is not None else 0,

@@ -21,8 +21,12 @@ class SimOptions:
         speed: event time runs this many times faster than real time (0: as fast as possible).
         tasks_text: the tasks file every device starts with.
         server: an endpoint URL to use instead of starting one (needs ``server_db``).
-        server_db: that endpoint's database, where the devices are registered and the audit reads.
-        server_key: that endpoint's key file (default: ``endpoint.key`` beside ``server_db``).
+        server_db: that endpoint's database, where the devices are registered and the audit reads:
+            an SQLite path or a ``postgresql://`` URL.
+        server_key: that endpoint's key file (default: ``endpoint.key`` beside an SQLite
+            ``server_db``; needed with a URL).
+        server_pids: that endpoint's pid file (``serve --workers N --pid-file``): with ``chaos``,
+            one of its worker processes is killed (SIGKILL) now and then while the others serve.
         processes: fleet processes (0: one per core).
         chaos: cut connections and restart the endpoint at random.
         seed: seeds the behaviour generator and the chaos.
@@ -38,8 +42,9 @@ class SimOptions:
     speed: float = 10.0
     tasks_text: str = ""
     server: str | None = None
-    server_db: Path | None = None
+    server_db: Path | str | None = None
     server_key: Path | None = None
+    server_pids: Path | None = None
     processes: int = 0
     chaos: bool = False
     seed: int = 1
@@ -86,6 +91,7 @@ class SimReport:
     waiting: int = 0
     encode_errors: int = 0
     endpoint_restarts: int = 0
+    agent_kills: int = 0  # fleet processes (all their agents) killed with SIGKILL and restarted
     connections_cut: int = 0
     reconnects: int = 0
     configs_pushed: int = 0

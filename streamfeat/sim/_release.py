@@ -83,7 +83,9 @@ class _Stage:
 class ReleaseRun:
     """One staged release during a simulation."""
 
-    def __init__(self, plan: ReleasePlan, db: Path, keys: Path, tasks_text: str, seed: int) -> None:
+    def __init__(
+        self, plan: ReleasePlan, db: str | Path, keys: Path, tasks_text: str, seed: int
+    ) -> None:
         self.plan, self.db, self.keys = plan, db, keys
         self.tasks_text = tasks_text
         self.bundle_text = tasks_text

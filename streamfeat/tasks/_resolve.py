@@ -10,7 +10,9 @@ missing module or function is refused at load, naming the tasks file, the key
 ``/srv/app/rerank/``) is imported even if ``rerank`` is also installed elsewhere, and the
 folder is on ``sys.path`` while it is imported, so it may import its siblings at its top.
 Anything not in that folder is imported as usual (installed packages, ``PYTHONPATH``). A tasks
-file that is not a file on disk (TOML text, one pushed by the endpoint) has no folder.
+file that is not a file on disk (TOML text, one pushed by the endpoint, one restored from the
+store) has no folder of its own: the agent then looks in the folder of the tasks file it was
+started with.
 """
 
 from __future__ import annotations
@@ -78,13 +80,20 @@ def resolve_run(
     return obj  # type: ignore[no-any-return]
 
 
-def resolve_tasks(config: TasksConfig) -> dict[str, Callable[..., Any]]:
+def resolve_tasks(
+    config: TasksConfig, *, folder: Path | None = None
+) -> dict[str, Callable[..., Any]]:
     """Resolve every task of ``config`` (tasks-file order); see :func:`resolve_run`.
+
+    Args:
+        config: the tasks file.
+        folder: where to look first when ``config`` is not a file on disk (a stored or pushed
+            tasks file): the agent passes the folder of its own tasks file.
 
     Raises:
         TaskLoadError: for the first task that does not resolve.
     """
-    folder = tasks_folder(config.source)
+    folder = tasks_folder(config.source) or folder
     return {
         name: resolve_run(name, tc.run, folder=folder, source=config.source)
         for name, tc in config.tasks.items()

@@ -44,6 +44,8 @@ def resync(c: Compiled, st: DeviceState) -> None:
     for tid in [t for t in st.chain_starts if t not in c.plans]:
         del st.chain_starts[tid]
     st.watch &= c.plans.keys()
+    for tid in [t for t in st.nfa if t not in c.nfas]:
+        del st.nfa[tid]
     due = {at: tids & c.plans.keys() for at, tids in st.due.items()}
     st.due = {at: tids for at, tids in due.items() if tids}
     for tid, plan in c.plans.items():

@@ -75,18 +75,18 @@ class SlidingLogic(TimedLogic):
                 for step in self.steps:
                     step(acc, event, seq)
             else:
-                out.append(self.late(device, ts))
+                out.append(self.late(device, event))
         if st.next_end is not None and st.next_end <= wm:
             self._emit(st, wm, device, out)
 
     def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
-        """Close (``final: false``) every window with ``end <= maxts - lateness``."""
+        """Close (``forced: false``) every window with ``end <= maxts - lateness``."""
         wm = maxts - self.lateness
         if st.next_end is not None and st.next_end <= wm:
             self._emit(st, wm, device, out)
 
     def close(self, st: TimedState, device: str, out: list[dict[str, Any]]) -> None:
-        """Close every window still holding events with ``final: true``."""
+        """Close every window still holding events with ``forced: true``."""
         if st.ends:
             self._emit(st, None, device, out)
 

@@ -174,3 +174,25 @@ async def test_device_reports_roll_an_unhealthy_release_back_and_queue_announcem
     cfg = SQLiteStorage(live.db).get_config("phone-1")
     assert cfg is not None
     assert cfg[0] == 2  # announced, then told to go back: each a newer config version
+
+
+async def test_metrics_export_release_state_pulls_and_refusals(live: Live) -> None:
+    book = ReleaseBook(live.db)
+    book.create("r-9", MATRIX, thresholds=HealthThresholds(), now=NOW)
+    book.rollout("r-9", 100, ["phone-1"], now=NOW)
+    book.close()
+    path = f"/v1/bundles/{live.bundle_id}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            live.url + path, headers={"Authorization": _auth(live, live.device, path)}
+        ) as r:
+            assert r.status == 200
+            await r.read()
+        async with http.get(live.url + path) as r:
+            assert r.status == 401
+        async with http.get(live.url + "/metrics") as r:
+            text = await r.text()
+    assert 'streamfeat_release_devices{release="r-9",status="announced"} 1.0' in text
+    assert 'streamfeat_release_state{release="r-9",state="complete"} 100.0' in text
+    assert f"streamfeat_release_pulled_bytes_total {float(len(live.bundle))}" in text
+    assert 'streamfeat_release_refusals_total{reason="missing"} 1.0' in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,77 @@ def test_results_reach_the_app_in_order_and_the_latest_is_readable(tmp_path: Pat
     assert seen == expected
     assert before is None
     assert latest == {"item": "19", "step": 2}
+
+
+def test_agent_finds_task_code_next_to_its_tasks_file_on_start_restart_and_switch(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "sf_agent_next.py").write_text(
+        "def first(ctx):\n    ctx.emit({'v': 1})\ndef second(ctx):\n    ctx.emit({'v': 2})\n",
+        encoding="utf-8",
+    )
+    text = '[triggers]\nc = "click"\n[tasks.t]\non = ["c"]\nrun = "sf_agent_next:{fn}"\n'
+    (app / "tasks.toml").write_text(text.format(fn="first"), encoding="utf-8")
+    store = tmp_path / "dev.sqlite"
+
+    async def run(events: range, push: str | None = None) -> list[Any]:
+        sys.modules.pop("sf_agent_next", None)  # each run as a new process would: not imported
+        got: list[Any] = []
+        agent = Agent(tasks=app / "tasks.toml", store_path=store, clock=ManualClock(0.0),
+                      tick=0, snapshot_every=0, on_result=lambda r: got.append(r["values"]))  # fmt: skip
+        await agent.start()
+        if push is not None:  # a pushed file has no folder: the agent's own file's is used
+            refused = await agent.apply_config(2, text.format(fn="sf_missing_fn"))
+            assert refused is None
+            assert await agent.apply_config(3, push) is not None
+        for i in events:
+            await agent.submit({"ts": 1000 + i, "type": "click"})
+        await agent.drain()
+        history = agent.config_history()
+        await agent.aclose()
+        if push is not None:
+            reasons = [row for row in history if row["version"] == 2]
+            assert reasons
+            assert "tasks.t.run" in str(reasons[-1])
+        return got
+
+    assert asyncio.run(run(range(2))) == [{"v": 1}, {"v": 1}]
+    # restart on the same store: the stored tasks file's code is found in the same folder
+    assert asyncio.run(run(range(2, 3))) == [{"v": 1}]
+    assert asyncio.run(run(range(3, 4), push=text.format(fn="second"))) == [{"v": 2}]
+
+
+TAOBAO_TASKS = """
+[triggers]
+cart_after_views = "page_enter@item_detail * add_cart within 1h"
+
+[windows.category_views]
+assign = "tumbling 30m"
+key = "args.category"
+filter = ["page_enter@item_detail"]
+aggregate = { n = "count" }
+
+[tasks.rerank]
+on = ["cart_after_views"]
+run = "streamfeat.tasks.examples:rerank_no_click"
+"""
+
+
+def test_example_rerank_boosts_integer_categories_of_the_converted_taobao_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the converted Taobao slice of the golden cases: categories are integers
+    events = Path(__file__).parents[2] / "replay" / "cases" / "taobao" / "events.jsonl"
+    first = json.loads(events.read_text().splitlines()[0])
+    assert isinstance(first["args"]["category"], int)
+    (tmp_path / "t.toml").write_text(TAOBAO_TASKS, encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    assert main(["replay", str(events), "--tasks", str(tmp_path / "t.toml"), "--out", str(out),
+                 "--run-tasks", "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    reranks = [json.loads(x)["values"] for x in out.read_text().splitlines() if '"task"' in x]
+    assert reranks
+    assert all(v["boost_categories"] for v in reranks)
+    assert all(isinstance(c, str) for v in reranks for c in v["boost_categories"])

@@ -108,15 +108,19 @@ RECORDS: list[dict[str, Any]] = [
         "kind": "window", "window": "clicks_10m", "device": "phone-17", "key": "phone-17",
         "start": T0, "end": T0 + 600_000,
         "values": {"n": 3, "items": 2, "dwell": 1500.25, "top": [["2333346", 2], ["sku-9", 1]]},
-        "final": False,
+        "forced": False, "final": False,
     },
     {
         "kind": "window", "window": "session", "device": "phone-17", "key": "phone-17",
         "start": T0 + 30_000, "end": T0 + 360_000,
         "values": {"n": 7, "first": T0 + 30_000, "page": "item_detail"},
-        "final": True,
+        "forced": True, "final": True,
     },
-    {"kind": "late", "window": "clicks_10m", "device": "phone-17", "ts": T0 - 5_000},
+    {
+        "kind": "late", "window": "clicks_10m", "device": "phone-17", "ts": T0 - 5_000,
+        "event": {"device": "phone-17", "ts": T0 - 5_000, "type": "click", "page": "home_feed",
+                  "item": "sku-9", "args": {"pos": 3}},
+    },
     {
         "kind": "trigger", "trigger": "no_click", "device": "phone-17", "first": 10,
         "last": 14, "first_ts": T0 + 50_000, "last_ts": T0 + 59_000,

@@ -176,3 +176,25 @@ def test_default_tasks_file_runs_the_edgerec_task() -> None:
     cfg = parse_tasks(default_tasks_text())
     (task,) = (t for t in cfg.reranks.values() if t.kind == "edgerec")
     assert cfg.loaded_models[task.model].size_bytes < 3 * 1024 * 1024
+
+
+async def test_pushed_file_with_a_bad_model_is_refused_and_ranking_goes_on(tmp_path: Path) -> None:
+    agent = await _agent(tmp_path, _tasks())
+    try:
+        bad = _tasks().replace('file = "builtin:edgerec-small"', 'file = "builtin:nope"')
+        assert await agent.apply_config(1, bad, source="downlink") is None
+        assert agent.version == 0
+        history = agent.config_history()
+        assert history[-1]["status"].startswith("refused")
+        assert "ranker" in history[-1]["status"]
+        # the running file's task still re-ranks
+        await agent.submit(_ev(1000, "click", ITEMS[0]))
+        assert await agent.wait_reranks(1, within=10)
+        assert agent.ranking is not None
+        assert agent.ranking.counts["applied"] == 1
+        # a good push with a changed task (k) is applied and used
+        report = await agent.apply_config(2, _tasks().replace("k = 3", "k = 2"), source="downlink")
+        assert report is not None
+        assert agent.ranking.book.tasks[0].config.k == 2
+    finally:
+        await agent.aclose()

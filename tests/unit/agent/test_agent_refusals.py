@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from streamfeat.clock import ManualClock
+from streamfeat.encoders import decode_batch, schemas_for
+from streamfeat.tasks import parse_tasks
 
 from .conftest import BASE, MemoryEndpoint
 from .test_agent_core import agent_for, all_count, events
@@ -63,6 +65,15 @@ async def test_pushed_file_with_missing_task_code_is_refused_and_the_old_one_run
     assert counters.get("agent.configs_refused") == 1
     assert agent.stats.configs_refused == 1
     assert "never retrieved" not in caplog.text
+    # reported to the endpoint through the normal upload path
+    stored = [
+        r
+        for p in endpoint.payloads("phone")
+        for r in decode_batch(p, schemas_for(parse_tasks(BASE)))
+    ]
+    reports = [r for r in stored if r["kind"] == "config"]
+    assert [(r["version"], r["status"]) for r in reports] == [(1, "refused")]
+    assert "missing.module" in reports[0]["reason"]
     # a restart on the same store runs the old file (nothing of the refused one stays)
     again = agent_for(tmp_path, None, manual_clock)
     await again.start()

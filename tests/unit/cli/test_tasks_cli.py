@@ -97,3 +97,27 @@ def test_the_shipped_tasks_files_validate_against_the_schema(text: str) -> None:
 def test_a_bad_tasks_file_does_not_validate(doc: dict[str, object]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, tasks_schema())
+
+
+@pytest.mark.parametrize("content", [None, "[bad", '[tasks.x]\non = ["nope"]\nrun = "m:f"\n'])
+def test_device_config_refuses_a_tasks_file_that_does_not_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
+) -> None:
+    from streamfeat.endpoint import SQLiteStorage
+
+    db = str(tmp_path / "ep.db")
+    assert main(["keys", "--dir", str(tmp_path)]) == 0
+    assert main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a.json")]) == 0
+    path = tmp_path / "new_tasks.toml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["device", "config", "a", str(path), "--version", "2", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"streamfeat device config: {path}: ")
+    assert len(err.strip().splitlines()) == 1
+    storage = SQLiteStorage(db)
+    try:
+        assert storage.get_config("a") is None
+    finally:
+        storage.close()

@@ -225,3 +225,14 @@ def test_shipped_model_loads_and_is_small() -> None:
 def test_ort_session_of_shipped_model_has_declared_inputs() -> None:
     sess = ort.InferenceSession(str(er.DEFAULT_MODEL_PATH), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["candidates", "exposures", "page_views"]
+
+
+def test_same_file_and_declaration_load_once(tmp_path: Path, model_file: Path) -> None:
+    a = load_model(_spec(model_file))
+    assert load_model(_spec(model_file)) is a
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(model_file.read_bytes())
+    assert load_model(_spec(copy)) is not a  # another declaration (its path)
+    copy.write_bytes(b"garbage")  # the same path with other bytes is loaded (and refused) again
+    with pytest.raises(ModelError):
+        load_model(_spec(copy))
