@@ -135,6 +135,12 @@ class RecordQuery:
 
 
 def _connect(db: str | Path) -> sqlite3.Connection:
+    if str(db).startswith(("postgresql://", "postgres://")):
+        msg = (
+            "reading records from a PostgreSQL endpoint is not supported yet: pass its storage "
+            "object (with iter_records) from Python, or use the SQLite database"
+        )
+        raise StorageError(msg)
     p = Path(db)
     if not p.is_file():
         msg = f"no endpoint database at {p}"

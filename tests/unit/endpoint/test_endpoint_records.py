@@ -91,6 +91,8 @@ def test_bad_filters_and_files(tmp_path: Path, db: Path) -> None:
         RecordQuery(kind="features")
     with pytest.raises(StorageError):
         list(iter_records(tmp_path / "missing.db"))
+    with pytest.raises(StorageError, match="PostgreSQL"):
+        list(iter_records("postgresql://localhost/sf"))
     (tmp_path / "other.db").write_bytes(b"")
     with pytest.raises(StorageError):
         list(iter_records(tmp_path / "other.db"))
