@@ -4,24 +4,28 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install postgres demo test test-slow bench lint docs clean
+.PHONY: install browser postgres demo test test-slow bench lint docs clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint,postgres,cluster]'
+	$(PY) -m pip install --quiet -e '.[test,lint,postgres,cluster,report,parquet]'
 	touch $(STAMP)
 
 demo: install
 	$(PY) -m streamfeat demo
 
+# headless chromium for the browser tests (installed once; they skip without it)
+browser:
+	bash tests/install_chromium.sh
+
 # PostgreSQL server binaries for the endpoint-on-PostgreSQL tests (they skip, saying so, without)
 postgres:
 	bash .ci/setup_postgres.sh || echo "PostgreSQL could not be installed: its tests will skip and say so"
 
-test: install postgres
+test: install postgres browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: install

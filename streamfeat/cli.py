@@ -18,6 +18,7 @@ from streamfeat import _tasks_cli as tasks_cli
 from streamfeat._cli_env import EnvDefault
 from streamfeat.agent import _cli as agent_cli
 from streamfeat.endpoint import _cli as endpoint_cli
+from streamfeat.endpoint import _records_cli as records_cli
 from streamfeat.endpoint import _release_cli as release_cli
 from streamfeat.gen import _cli as gen_cli
 from streamfeat.replay import _cli as replay_cli
@@ -31,6 +32,7 @@ _COMMANDS: tuple[Callable[[Any], None], ...] = (
     demo_cli.add_parsers,  # demo
     gen_cli.add_parsers,  # generate, convert
     endpoint_cli.add_parsers,  # serve, keys, device
+    records_cli.add_parsers,  # records
     agent_cli.add_parsers,  # agent
     sim_cli.add_parsers,  # simulate
     release_cli.add_parsers,  # bundle, release

@@ -20,6 +20,7 @@ __all__ = [
     "HandshakeError",
     "InputError",
     "LocalProtocolError",
+    "MissingExtraError",
     "OutputError",
     "RemoteProtocolError",
     "StorageError",
@@ -196,6 +197,14 @@ class TunnelClosed(TunnelError):
 
 class TunnelTimeout(TunnelError, TimeoutError):
     """Raised when the peer does not answer within the configured time."""
+
+
+# --- optional dependencies -----------------------------------------------------------------
+
+
+class MissingExtraError(StreamfeatError, ImportError):
+    """Raised when a feature needs an optional extra that is not installed (matplotlib for the
+    replay report, pyarrow for Parquet); the message gives the ``pip install`` line."""
 
 
 # --- releases -----------------------------------------------------------------------------

@@ -138,6 +138,15 @@ def add_parsers(sub: Any) -> None:
         "(repeat for several versions; default: the embedded default tasks file)",
     )
     p.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        action=EnvDefault,
+        envvar="STREAMFEAT_ADMIN_TOKEN_FILE",
+        default=None,
+        help="owner-only file holding the token /dashboard and /metrics require "
+        "(default: none, and only loopback clients may see them)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -298,6 +307,17 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError(msg)
     _require_endpoint(args, key=True)
     decoder = decoder_for(args.tasks)
+    token = None
+    if args.admin_token_file:
+        from streamfeat.endpoint._admin import load_admin_token
+
+        token = load_admin_token(args.admin_token_file)  # ConfigError: one line (_run)
+        if args.workers > 1 or args.pid_file:
+            msg = (
+                "--admin-token-file does not work with --workers or --pid-file yet (each worker's "
+                "operator routes are loopback-only)"
+            )
+            raise CliError(msg)
 
     def ready(host: str, port: int) -> None:
         # scripts and tests read the bound port from this line
@@ -325,6 +345,7 @@ def _serve(args: argparse.Namespace) -> int:
                 key_path=_key_default(args),
                 decoder=decoder,
                 ready=ready,
+                admin_token=token,
             )
         )
         return 0
@@ -339,6 +360,7 @@ def _serve(args: argparse.Namespace) -> int:
                 decoder=decoder,
                 ready=ready,
                 limits=limits,
+                admin_token=token,
             )
         )
     except OSError as exc:  # bind failed: port in use, address not available, no permission

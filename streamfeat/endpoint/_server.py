@@ -32,6 +32,8 @@ from aiohttp import web
 
 from streamfeat._log import server_log
 from streamfeat.clock import Clock, SystemClock
+from streamfeat.endpoint._admin import AdminGuard
+from streamfeat.endpoint._dashboard import Dashboard
 from streamfeat.endpoint._guard import (
     ACCEPT_BURST,
     LISTEN_BACKLOG,
@@ -128,13 +130,16 @@ class _Writer:
             # nothing to wait for and nothing to group: store now, skip the queue's hop
             # (no store-latency histogram here: it measures blocking commits)
             try:
-                new = self._storage.store_batches([self._decode(sb)])[0]
+                decoded = self._decode(sb)
+                new = self._storage.store_batches([decoded])[0]
             except StorageError as exc:
                 self._failed(exc)
                 fut.set_exception(exc)
             else:
                 self._succeeded()
                 (self._metrics.stored if new else self._metrics.duplicates).inc()
+                if new:
+                    self._metrics.count_records(decoded.records)
                 fut.set_result(new)
             return fut
         self._queue.put_nowait(_Pending(sb, fut))
@@ -164,7 +169,11 @@ class _Writer:
     def _store(self, group: list[_Pending]) -> list[bool]:
         batches = [self._decode(p.batch) for p in group]
         with self._metrics.store_seconds.time():
-            return self._storage.store_batches(batches)
+            results = self._storage.store_batches(batches)
+        for b, new in zip(batches, results, strict=True):
+            if new:
+                self._metrics.count_records(b.records)
+        return results
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -343,6 +352,7 @@ class _Session:
                 srv.metrics.handshakes.inc()
                 if self._on_authenticated is not None:
                     self._on_authenticated()
+                srv._device_online(self)
                 self._send_config_if_newer()
             elif isinstance(ev, Batch):
                 assert self.device is not None
@@ -354,13 +364,17 @@ class _Session:
                     return True
                 self.unacked += 1
                 srv.metrics.bytes.inc(len(ev.payload))
+                srv.last_batch[self.device] = srv._clock.time()
                 fut = srv._writer.submit(self.device, ev)
+                arrived = srv._clock.monotonic()
                 if fut.done():  # stored inline: ack now rather than one loop turn later
-                    self._stored(ev.batch_id, len(ev.payload), fut)
+                    self._stored(ev.batch_id, len(ev.payload), fut, arrived)
                 else:
                     self.pending.add(fut)
                     fut.add_done_callback(
-                        functools.partial(self._stored, ev.batch_id, len(ev.payload))
+                        functools.partial(
+                            self._stored, ev.batch_id, len(ev.payload), arrived=arrived
+                        )
                     )
             elif isinstance(ev, Closed):
                 # peer misbehaviour the core detected (refusals we decided were counted
@@ -434,7 +448,9 @@ class _Session:
             self.send(Config(version, body))
             self.server.metrics.configs.inc()
 
-    def _stored(self, batch_id: bytes, size: int, fut: asyncio.Future[bool]) -> None:
+    def _stored(
+        self, batch_id: bytes, size: int, fut: asyncio.Future[bool], arrived: float | None = None
+    ) -> None:
         """Done callback of a store: acknowledge (callbacks run in submission order)."""
         self.pending.discard(fut)
         if not fut.cancelled() and fut.exception() is None and not fut.result():
@@ -450,6 +466,10 @@ class _Session:
             return
         self.unacked -= 1
         self.send(Ack(batch_id))
+        if arrived is not None:
+            self.server.metrics.ack_seconds.observe(
+                max(0.0, self.server._clock.monotonic() - arrived)
+            )
 
 
 class TunnelServer:
@@ -463,10 +483,14 @@ class TunnelServer:
             records are stored next to the raw batch.
         metrics: counters to update (a fresh :class:`TunnelMetrics` by default).
         random_bytes: randomness for ephemeral keys.
-        clock: ``time()`` stamps stored batches and checks the freshness of page requests.
+        clock: ``time()`` stamps stored batches and checks the freshness of page requests;
+            ``monotonic()`` times acknowledgements.
         candidates: where ``GET /v1/pages`` takes pages from (default: the shared catalogue,
             :class:`~streamfeat.endpoint._pages.CatalogueSource`).
         limits: deadlines, caps, window and quota (:class:`Limits` defaults).
+        admin_token: the token the operator routes (dashboard, ``/metrics``) require; None:
+            loopback clients only (see ``_admin``).
+        dashboard: serve ``/dashboard``.
     """
 
     def __init__(
@@ -482,6 +506,8 @@ class TunnelServer:
         clock: Clock | None = None,
         candidates: CandidateSource | None = None,
         limits: Limits | None = None,
+        admin_token: str | None = None,
+        dashboard: bool = True,
     ) -> None:
         self.key, self.registry, self.storage = key, registry, storage
         self.limits = limits or Limits()
@@ -494,6 +520,16 @@ class TunnelServer:
         self._decoder = decoder
         self._writer: _Writer = _Writer(storage, self.metrics, decoder, self._clock)
         self._live: dict[str, set[_Session]] = {}
+        # device -> the tasks-file version it announced on its (latest) open connection
+        self.device_versions: dict[str, int] = {}
+        # devices with a completed handshake (``_live`` also holds sessions just accepted)
+        self._authenticated: dict[str, set[_Session]] = {}
+        self.last_batch: dict[str, float] = {}  # device -> when its latest batch arrived
+        self.admin = AdminGuard(admin_token, self.metrics)
+        self.dashboard = Dashboard(self) if dashboard else None
+        size = getattr(storage, "size_bytes", None)
+        if callable(size):
+            self.metrics.storage_bytes.set_function(size)
         self._sessions: set[_Session] = set()
         self._started = False
         self._quota_used: dict[str, int] = {}
@@ -582,7 +618,41 @@ class TunnelServer:
             self.metrics.connections.dec()
             self._sessions.discard(session)
             if session.device is not None:
-                self._live.get(session.device, set()).discard(session)
+                self._device_offline(session)
+
+    def _device_online(self, session: _Session) -> None:
+        """A session completed its handshake: count the device online, note its version."""
+        device = session.device or ""
+        authed = self._authenticated.setdefault(device, set())
+        if not authed:
+            self.metrics.devices_online.inc()
+        authed.add(session)
+        version = session.conn.config_version
+        old = self.device_versions.get(device)
+        if old != version:
+            if old is not None:
+                self.metrics.device_config_version.labels(str(old)).dec()
+            self.metrics.device_config_version.labels(str(version)).inc()
+            self.device_versions[device] = version
+
+    def _device_offline(self, session: _Session) -> None:
+        """A session of a known device ended (accepted, maybe never authenticated)."""
+        device = session.device or ""
+        live = self._live.get(device)
+        if live is not None:
+            live.discard(session)
+            if not live:
+                del self._live[device]
+        authed = self._authenticated.get(device)
+        if authed is None or session not in authed:
+            return
+        authed.discard(session)
+        if not authed:
+            del self._authenticated[device]
+            self.metrics.devices_online.dec()
+            old = self.device_versions.pop(device, None)
+            if old is not None:
+                self.metrics.device_config_version.labels(str(old)).dec()
 
     @property
     def clock(self) -> Clock:
@@ -645,12 +715,15 @@ class TunnelServer:
         return resp
 
     def app(self) -> web.Application:
-        """The aiohttp application: ``/v1/tunnel``, ``/healthz``, ``/metrics``, ``/v1/pages``."""
-        app = web.Application()
+        """The aiohttp application: ``/v1/tunnel``, ``/healthz``, ``/metrics``, ``/v1/pages``,
+        ``/dashboard`` (operator routes guarded by :class:`AdminGuard`)."""
+        app = web.Application(middlewares=[self.admin.middleware])
         app.router.add_get("/v1/tunnel", self._ws_handler)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get(PAGES_PATH, self._pages.handle)  # candidate pages (docs/ranking.md)
+        if self.dashboard is not None:
+            self.dashboard.add_routes(app)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(lambda _app: self.aclose())
         return app
@@ -698,6 +771,7 @@ async def serve(
     decoder: Decoder | None = None,
     ready: Callable[[str, int], None] | None = None,
     limits: Limits | None = None,
+    admin_token: str | None = None,
 ) -> None:
     """Run the endpoint until SIGINT/SIGTERM, then shut down gracefully.
 
@@ -715,6 +789,7 @@ async def serve(
         storage=SQLiteStorage(db, check=False),
         decoder=decoder,
         limits=limits,
+        admin_token=admin_token,
     )
     from streamfeat.endpoint._release_routes import ReleaseRoutes
 

@@ -238,5 +238,13 @@ class SQLiteStorage:
         for device, batch_id, payload, received in cur:
             yield StoredBatch(device, bytes(batch_id), bytes(payload), float(received))
 
+    def size_bytes(self) -> int:
+        """The database's size on disk: the file and its write-ahead log."""
+        total = 0
+        for p in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(OSError):
+                total += p.stat().st_size
+        return total
+
     def close(self) -> None:
         self._conn.close()

@@ -14,7 +14,7 @@ from rich.table import Table
 from streamfeat.data import default_tasks_text
 from streamfeat.errors import ConfigError, InputError, OutputError, StorageError
 from streamfeat.replay._cluster_cli import add_cluster_options, run_cluster_command
-from streamfeat.replay._replay import ReplayOptions, ReplaySummary, run_replay
+from streamfeat.replay._replay import ReplayObserver, ReplayOptions, ReplaySummary, run_replay
 from streamfeat.tasks import load_tasks, parse_tasks
 
 __all__ = ["add_parsers", "render_summary"]
@@ -50,6 +50,12 @@ def add_parsers(sub: Any) -> None:
         "--sizes", action="store_true", help="report bytes raw / JSON / per codec per record type"
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts)")
+    p.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="also write a self-contained HTML report with plots (implies --sizes; needs "
+        "pip install 'streamfeat[report]')",
+    )
     p.add_argument(
         "--format", choices=("jsonl", "msgpack"), help="input format (default: from the name)"
     )
@@ -102,13 +108,23 @@ def _replay(args: argparse.Namespace) -> int:
 
         if not Path(args.events).is_file():
             args.parser.error(f"EVENTS {args.events!r} is not a file")
+    collector = None
+    if args.report:
+        from streamfeat.report import MissingExtraError, ReportCollector, check_plotting
+
+        try:
+            check_plotting()  # fail before the replay, not after it
+        except MissingExtraError as exc:
+            print(f"streamfeat replay: {exc}", file=sys.stderr)
+            return 2
+        collector = ReportCollector()
     opts = ReplayOptions(
         events=args.events,
         config=config,
         out=args.out,
         db=args.db,
         speed=args.speed,
-        sizes=args.sizes,
+        sizes=args.sizes or bool(args.report),
         checkpoint_every=args.checkpoint_every,
         fmt=args.format,
         restart=args.restart,
@@ -117,13 +133,30 @@ def _replay(args: argparse.Namespace) -> int:
     console = _console(args)
     show_bar = console.is_terminal and not args.no_progress and not args.json
     try:
-        summary = _with_progress(opts, console) if show_bar else run_replay(opts)
+        summary = (
+            _with_progress(opts, console, collector)
+            if show_bar
+            else run_replay(opts, observer=collector)
+        )
     except (StorageError, ConfigError) as exc:  # TaskLoadError (--run-tasks) is a ConfigError
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
     except (InputError, OutputError) as exc:
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 1
+    if collector is not None:
+        from streamfeat.report import write_report
+
+        try:
+            write_report(
+                args.report, collector, summary.as_dict(), title=_report_title(args.events)
+            )
+        except OSError as exc:
+            print(
+                f"streamfeat replay: can't write the report {args.report}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return 2
     if args.json:
         stream = sys.stderr if args.out == "-" else sys.stdout
         stream.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -148,7 +181,15 @@ def _console(args: argparse.Namespace) -> Console:
     return console
 
 
-def _with_progress(opts: ReplayOptions, console: Console) -> ReplaySummary:
+def _report_title(events: str) -> str:
+    from pathlib import Path
+
+    return "Replay of standard input" if events == "-" else f"Replay of {Path(events).name}"
+
+
+def _with_progress(
+    opts: ReplayOptions, console: Console, observer: ReplayObserver | None = None
+) -> ReplaySummary:
     columns = (
         TextColumn("replaying"),
         BarColumn(),
@@ -161,7 +202,7 @@ def _with_progress(opts: ReplayOptions, console: Console) -> ReplaySummary:
         def progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
-        return run_replay(opts, progress=progress)
+        return run_replay(opts, progress=progress, observer=observer)
 
 
 def render_summary(summary: ReplaySummary, console: Console) -> None:

@@ -41,7 +41,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -55,11 +55,25 @@ from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.replay._tasks import ReplayTasks
 from streamfeat.tasks import TasksConfig
 
-__all__ = ["ReplayOptions", "ReplaySummary", "run_replay"]
+__all__ = ["ReplayObserver", "ReplayOptions", "ReplaySummary", "run_replay"]
 
 _CHECKPOINT = "replay"
 _INPUT_KEY = "replay.input"  # the identity of the input a checkpoint covers (kv state)
 _IDENTITY_BLOCK = 1 << 16  # bytes of the input hashed into its identity
+_OBSERVE_EVERY = 1000  # events between progress samples given to an observer
+
+
+class ReplayObserver(Protocol):
+    """What a replay tells an observer (the ``--report`` collector)."""
+
+    def event(self, ts: int) -> None:
+        """A valid event with event time ``ts`` was processed."""
+
+    def records(self, records: list[dict[str, Any]]) -> None:
+        """These records were written to OUT."""
+
+    def progress(self, wall_seconds: float, events: int) -> None:
+        """``events`` events were done ``wall_seconds`` after the replay started."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +220,7 @@ def run_replay(
     progress: Callable[[int, int | None], None] | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    observer: ReplayObserver | None = None,
 ) -> ReplaySummary:
     """Replay ``opts.events`` and return the summary.
 
@@ -214,6 +229,8 @@ def run_replay(
         progress: called now and then with (input bytes consumed, input size or None).
         clock: the clock for ``--speed`` pacing (the system clock by default).
         sleep: how to wait when pacing (injected for tests).
+        observer: sees every event's ts, every record written, and the progress every
+            1,000 events (``streamfeat.report.ReportCollector`` for ``--report``).
 
     Raises:
         StorageError: if the store holds a checkpoint of a different replay or of an input that
@@ -224,7 +241,7 @@ def run_replay(
             store's last checkpoint is intact: run again to resume from it.
     """
     try:
-        return _run_replay(opts, progress, clock, sleep)
+        return _run_replay(opts, progress, clock, sleep, observer)
     except StreamfeatError:
         raise
     except sqlite3.Error as exc:
@@ -242,6 +259,7 @@ def _run_replay(
     progress: Callable[[int, int | None], None] | None,
     clock: Clock | None,
     sleep: Callable[[float], None],
+    observer: ReplayObserver | None = None,
 ) -> ReplaySummary:
     clock = clock or SystemClock()
     engine = build_engine(opts.config, sizes=opts.sizes)
@@ -266,12 +284,13 @@ def _run_replay(
     gc.freeze()
     try:
         pending_q = _loop(
-            opts, engine, tasks, store, source, out, summary, resume, progress, clock, sleep, sizes
-        )
+            opts, engine, tasks, store, source, out, summary, resume, progress, clock, sleep, sizes,
+            observer,
+        )  # fmt: skip
         final = engine.close()
         if tasks is not None:
             final += tasks.run(final)
-        _write(out, final, summary, sizes)
+        _write(out, final, summary, sizes, observer)
         out.durable_offset()
         if store is not None:
             with store.transaction():  # one commit: a kill before it resumes, after it is done
@@ -335,7 +354,13 @@ def _resume_point(store: Store, fingerprint: str, restart: bool) -> Checkpoint |
     return cp
 
 
-def _write(out: _Output, records: list[dict[str, Any]], summary: ReplaySummary, sizes: Any) -> None:
+def _write(
+    out: _Output,
+    records: list[dict[str, Any]],
+    summary: ReplaySummary,
+    sizes: Any,
+    observer: ReplayObserver | None = None,
+) -> None:
     write = out.fh.write
     dumps = orjson.dumps
     nl = orjson.OPT_APPEND_NEWLINE
@@ -346,6 +371,8 @@ def _write(out: _Output, records: list[dict[str, Any]], summary: ReplaySummary, 
         summary.records[r["kind"]] += 1
     if sizes is not None:
         sizes.add_many(r for r in records if r["kind"] != "quarantine")
+    if observer is not None:
+        observer.records(records)
 
 
 def _loop(
@@ -361,6 +388,7 @@ def _loop(
     clock: Clock,
     sleep: Callable[[float], None],
     sizes: Any,
+    observer: ReplayObserver | None = None,
 ) -> list[QuarantineEntry]:
     """Run the input through the engine; return the quarantine entries not yet committed."""
     position = resume.position if resume else 0
@@ -372,6 +400,8 @@ def _loop(
     every = max(1, opts.checkpoint_every)
     since_cp = 0
     t0 = time.perf_counter()
+    if observer is not None:
+        observer.progress(0.0, 0)
     for item in read_events(source, fmt=opts.fmt, skip=position):
         position += 1
         if type(item) is Event:
@@ -381,13 +411,17 @@ def _loop(
             if tasks is not None and records:
                 records += tasks.run(records)
             summary.events += 1
+            if observer is not None:
+                observer.event(item.ts)
+                if summary.events % _OBSERVE_EVERY == 0:
+                    observer.progress(time.perf_counter() - t0, summary.events)
         else:
             assert isinstance(item, QuarantineEntry)
             pending_q.append(item)
             summary.quarantined += 1
             records.append({"kind": "quarantine", "line": item.position, "reason": item.reason})
         if records:
-            _write(out, records, summary, sizes)
+            _write(out, records, summary, sizes, observer)
             records.clear()
         since_cp += 1
         if since_cp >= every:
@@ -398,6 +432,8 @@ def _loop(
                 _checkpoint(store, engine, out, position, pending_q)
                 _retention(store, opts, summary)
     summary.seconds = time.perf_counter() - t0
+    if observer is not None:
+        observer.progress(summary.seconds, summary.events)
     summary.input_error = source.read_error
     summary.bytes_raw = _uncompressed_pos(source) - start_raw
     if progress is not None:
