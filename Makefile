@@ -8,10 +8,10 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint,postgres,cluster,report,parquet]'
+	$(PY) -m pip install --quiet -e '.[test,lint,train,postgres,cluster,report,parquet]'
 	touch $(STAMP)
 
 demo: install

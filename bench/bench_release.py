@@ -118,5 +118,5 @@ def run(ctx: Context) -> list[Row]:
             procs,
             "processes",
             note=f"{need_gb_s:.1f} GB/s x CPU per GB; pull serving only",
-        ),  # fmt: skip
+        ),
     ]
