@@ -4,20 +4,24 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install postgres demo test test-slow bench lint docs clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PY) -m pip install --quiet -e '.[test,lint,postgres,cluster]'
 	touch $(STAMP)
 
 demo: install
 	$(PY) -m streamfeat demo
 
-test: install
+# PostgreSQL server binaries for the endpoint-on-PostgreSQL tests (they skip, saying so, without)
+postgres:
+	bash .ci/setup_postgres.sh || echo "PostgreSQL could not be installed: its tests will skip and say so"
+
+test: install postgres
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: install
@@ -27,6 +31,15 @@ bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	bash bench/setup_mqtt.sh || echo "mosquitto could not be installed: the MQTT rows will say so"
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The documentation site with the API reference from the docstrings (mkdocs + mkdocstrings);
+# --strict: a warning (a broken link, a docstring that does not match its signature) fails.
+docs: install $(VENV)/.docs-installed
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+$(VENV)/.docs-installed: pyproject.toml
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check streamfeat tests bench replay

@@ -12,7 +12,8 @@ Record shapes (``values`` keys of built-in features are fixed in docs/design.md)
 
 Keys starting with ``_`` are in-process attachments: ``_events`` (the matched events of a
 trigger firing, for its tasks) and ``_raw_bytes`` (the JSON-line bytes of the events that made a
-window or feature record, when a stage is built with ``sizes=True``).
+window or feature record, when a stage is built with ``sizes=True``). The public home of these
+names is :mod:`streamfeat.records`.
 """
 
 from __future__ import annotations

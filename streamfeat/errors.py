@@ -10,6 +10,7 @@ tests should look at.
 from __future__ import annotations
 
 __all__ = [
+    "BundleError",
     "ConfigError",
     "DecodeError",
     "DecryptError",
@@ -17,11 +18,14 @@ __all__ = [
     "EncoderError",
     "EventError",
     "HandshakeError",
+    "InputError",
     "LocalProtocolError",
+    "OutputError",
     "RemoteProtocolError",
     "StorageError",
     "StreamfeatError",
     "TaskError",
+    "TaskLoadError",
     "TriggerSpecError",
     "TunnelClosed",
     "TunnelError",
@@ -52,6 +56,17 @@ class EventError(StreamfeatError, ValueError):
         self.reason = reason
         msg = f"`{key}` {reason}" if key is not None else reason
         super().__init__(msg)
+
+
+class InputError(StreamfeatError, OSError):
+    """Raised when an event source can't be opened or read (a missing file, a closed standard
+    input). Input that can be read but is bad is never raised: it is quarantined."""
+
+
+class OutputError(StreamfeatError, OSError):
+    """Raised when an output file can't be created or written (a missing folder, a full disk).
+
+    What was committed before (a replay's last checkpoint) is intact."""
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -118,6 +133,13 @@ class TaskError(StreamfeatError):
     are recorded, never raised into the engine."""
 
 
+class TaskLoadError(ConfigError, TaskError):
+    """Raised when a task's ``run = "module:callable"`` cannot be resolved: the module is
+    missing or fails to import, or the callable is missing or not callable. It is a
+    :class:`ConfigError` (``file``: the tasks file, ``key``: ``tasks.NAME.run``) and a
+    :class:`TaskError`."""
+
+
 # --- encoders -----------------------------------------------------------------------------
 
 
@@ -174,3 +196,20 @@ class TunnelClosed(TunnelError):
 
 class TunnelTimeout(TunnelError, TimeoutError):
     """Raised when the peer does not answer within the configured time."""
+
+
+# --- releases -----------------------------------------------------------------------------
+
+
+class BundleError(StreamfeatError, ValueError):
+    """Raised when a bundle cannot be built, or is refused on verification or load.
+
+    Attributes:
+        reason: a short machine-readable reason (``"signature"``, ``"hash"``, ``"key"``,
+            ``"format"``, ``"truncated"``, ``"tasks"``, ``"content"``), counted by devices.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"bundle refused ({reason}): {detail}")

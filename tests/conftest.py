@@ -50,3 +50,26 @@ def manual_clock() -> ManualClock:
 def taobao_csv() -> Path:
     """The shared Taobao UserBehavior sample; the test skips when ``../shared`` is absent."""
     return shared_path(TAOBAO_CSV.relative_to(SHARED).as_posix(), "the Taobao tests")
+
+
+@pytest.fixture(scope="session")
+def pg_server():  # type: ignore[no-untyped-def]
+    """A real PostgreSQL server on 127.0.0.1 for the session (skips when it can't run here)."""
+    from tests.pg_helpers import PgServer, missing_reason
+
+    why = missing_reason()
+    if why is not None:
+        if os.environ.get("STREAMFEAT_REQUIRE_PG"):
+            pytest.fail(f"STREAMFEAT_REQUIRE_PG is set but {why}")
+        pytest.skip(why)
+    server = PgServer(fsync=False).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:  # type: ignore[no-untyped-def]
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return str(pg_server.create_database())

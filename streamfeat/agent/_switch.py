@@ -76,7 +76,8 @@ def diff_configs(old: TasksConfig, new: TasksConfig) -> SwitchReport:
         "triggers": (dict(old.triggers), dict(new.triggers)),
         "windows": (dict(old.windows), dict(new.windows)),
         "features": (dict(old.features), dict(new.features)),
-        "tasks": (dict(old.tasks), dict(new.tasks)),
+        "tasks": (dict(old.tasks) | dict(old.reranks), dict(new.tasks) | dict(new.reranks)),
+        "models": (dict(old.models), dict(new.models)),
     }
     report = SwitchReport()
     for name, (o, n) in sections.items():

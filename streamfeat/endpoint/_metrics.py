@@ -45,6 +45,16 @@ class TunnelMetrics:
             "batches stored without records: decoder failed",
             registry=r,
         )
+        self.storage_failures = Counter(
+            "streamfeat_tunnel_storage_failures",
+            "storage commits that failed (disk full, ...): nothing stored, nothing acknowledged",
+            registry=r,
+        )
+        self.accept_errors = Counter(
+            "streamfeat_tunnel_accept_errors",
+            "connections the operating system could not accept (no file descriptor left)",
+            registry=r,
+        )
         self.store_seconds = Histogram(
             "streamfeat_tunnel_store_seconds",
             "time of one storage commit (group of batches)",
@@ -57,6 +67,9 @@ class TunnelMetrics:
         for code in CloseCode:
             if code not in NOT_REFUSALS:
                 self.refusals.labels(code.reason)
+        # refusals of the admission guard and of aiohttp, which have no tunnel close code
+        for reason in ("handshake_timeout", "too_many_unauthenticated", "message_too_large"):
+            self.refusals.labels(reason)
 
     def refused(self, reason: str) -> None:
         """Count one refusal under ``reason``."""

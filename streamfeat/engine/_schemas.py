@@ -156,6 +156,6 @@ def schemas_for(config: TasksConfig, version: int = SCHEMA_VERSION) -> SchemaSet
         layout = ("kind", "trigger", "device", "first", "last", "first_ts", "last_ts")
         out.append(Schema("trigger", name, fields, layout))
     task_fields = (_DEVICE, Field("ts", "ts"), Field("values", "map"))
-    for name in sorted(config.tasks):
+    for name in sorted({*config.tasks, *config.reranks}):
         out.append(Schema("task", name, task_fields, ("kind", "task", "device", "ts", "values")))
     return SchemaSet(tuple(out), version)

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from streamfeat.data import default_tasks_text
-from streamfeat.errors import ConfigError, StorageError
+from streamfeat.errors import ConfigError, InputError, OutputError, StorageError
+from streamfeat.replay._cluster_cli import add_cluster_options, run_cluster_command
 from streamfeat.replay._replay import ReplayOptions, ReplaySummary, run_replay
 from streamfeat.tasks import load_tasks, parse_tasks
 
@@ -26,7 +27,13 @@ def add_parsers(sub: Any) -> None:
         description="Replay EVENTS (JSONL, .gz, msgpack, or - for stdin) through a tasks file; "
         "write one JSON record per line to OUT and print a summary.",
     )
-    p.add_argument("events", metavar="EVENTS", help="JSONL (optionally .gz) or msgpack file, or -")
+    p.add_argument(
+        "events",
+        metavar="EVENTS",
+        nargs="+",
+        help="JSONL (optionally .gz) or msgpack file, or -; with --cluster, one or more JSONL "
+        "files or globs, replayed as if concatenated",
+    )
     p.add_argument(
         "--tasks", metavar="TASKS.toml", help="tasks file (default: the embedded default)"
     )
@@ -56,7 +63,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--restart", action="store_true", help="with --db, discard a previous checkpoint"
     )
+    p.add_argument(
+        "--run-tasks",
+        action="store_true",
+        help="run the [tasks] code on the trigger records, in event order, and write their "
+        "task records to OUT",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_cluster_options(p)
     p.set_defaults(func=_replay)
 
 
@@ -74,6 +88,15 @@ def _replay(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
+    if args.cluster is not None:
+        return run_cluster_command(args, config, _console(args), render_summary)
+    if args.ordered or args.partitions is not None:
+        args.parser.error("--ordered and --partitions go with --cluster")
+    if len(args.events) > 1:
+        args.parser.error(
+            "several EVENTS files need --cluster (or concatenate them: cat A B | ... -)"
+        )
+    args.events = args.events[0]
     if args.events != "-":
         from pathlib import Path
 
@@ -89,24 +112,40 @@ def _replay(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         fmt=args.format,
         restart=args.restart,
+        run_tasks=args.run_tasks,
     )
-    # the summary goes where the records don't; off a terminal, tables get room instead of
-    # rich's 80-column default so that no figure is cut
-    console = Console(stderr=args.out == "-")
-    if not console.is_terminal:
-        console = Console(stderr=args.out == "-", width=200)
+    console = _console(args)
     show_bar = console.is_terminal and not args.no_progress and not args.json
     try:
         summary = _with_progress(opts, console) if show_bar else run_replay(opts)
-    except (StorageError, ConfigError) as exc:
+    except (StorageError, ConfigError) as exc:  # TaskLoadError (--run-tasks) is a ConfigError
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
+    except (InputError, OutputError) as exc:
+        print(f"streamfeat replay: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         stream = sys.stderr if args.out == "-" else sys.stdout
         stream.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         render_summary(summary, console)
+    if summary.input_error:
+        print(
+            f"streamfeat replay: {args.events} could not be read to its end: "
+            f"{summary.input_error}; the rest is quarantined",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _console(args: argparse.Namespace) -> Console:
+    # the summary goes where the records don't; off a terminal, tables get room instead of
+    # rich's 80-column default so that no figure is cut
+    console = Console(stderr=args.out == "-")
+    if not console.is_terminal:
+        console = Console(stderr=args.out == "-", width=200)
+    return console
 
 
 def _with_progress(opts: ReplayOptions, console: Console) -> ReplaySummary:
@@ -141,6 +180,8 @@ def render_summary(summary: ReplaySummary, console: Console) -> None:
     t.add_row("bytes raw (input)", f"{d['bytes']['raw']:,}")
     t.add_row("bytes records (JSON)", f"{d['bytes']['records']:,}")
     t.add_row("peak RSS", f"{d['peak_rss_mb']:.1f} MB")
+    for name, counts in (d.get("tasks") or {}).items():
+        t.add_row(f"task {name}", ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
     if d["resumed_at"]:
         t.add_row("resumed at input unit", f"{d['resumed_at']:,}")
     console.print(t)

@@ -38,6 +38,8 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
     ages: list[float] = []
     versions: Counter[str] = Counter()
     records: Counter[str] = Counter()
+    reranks: Counter[str] = Counter()
+    rerank_ms: list[float] = []
     for res in results:
         r.cpu_s += res["cpu_s"]
         r.feed_cpu_s += res["feed_cpu_s"]
@@ -60,7 +62,11 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
             steady += d["latencies"][: d["steady"]]
             ages += d["ages"]
             versions[f"v{d['version']}"] += 1
+            reranks.update(d.get("reranks", {}))
+            rerank_ms += d.get("rerank_ms", [])
     r.records = dict(records)
+    r.reranks = dict(reranks)
+    r.rerank_ms = _quantiles([ms / 1000 for ms in rerank_ms])
     r.versions = dict(versions)
     r.latency_ms, r.steady_latency_ms, r.age_ms = (
         _quantiles(lat),
@@ -71,10 +77,10 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
     r.cpu_s, r.feed_cpu_s = round(r.cpu_s, 2), round(r.feed_cpu_s, 2)
 
 
-def audit(r: SimReport, results: list[dict[str, Any]], db: Path, texts: list[str]) -> None:
+def audit(r: SimReport, results: list[dict[str, Any]], db: Path | str, texts: list[str]) -> None:
     """Compare every device's ledger with the records the endpoint stored (decoded)."""
     from streamfeat.encoders import decode_batch, index_schemas, schemas_for
-    from streamfeat.endpoint._storage import SQLiteStorage
+    from streamfeat.endpoint._backend import open_storage
     from streamfeat.errors import DecodeError
     from streamfeat.sim._fleet import record_digest
     from streamfeat.tasks import parse_tasks
@@ -91,7 +97,7 @@ def audit(r: SimReport, results: list[dict[str, Any]], db: Path, texts: list[str
         for name, d in res["devices"].items():
             acked[name] = {bytes(b) for b in d.get("acked_ids", ())}
     stored_ids: dict[str, set[bytes]] = {name: set() for name in queued}
-    storage = SQLiteStorage(db)
+    storage = open_storage(str(db))
     try:
         for batch in storage.iter_batches():
             if batch.device not in stored:

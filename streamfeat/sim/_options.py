@@ -21,8 +21,12 @@ class SimOptions:
         speed: event time runs this many times faster than real time (0: as fast as possible).
         tasks_text: the tasks file every device starts with.
         server: an endpoint URL to use instead of starting one (needs ``server_db``).
-        server_db: that endpoint's database, where the devices are registered and the audit reads.
-        server_key: that endpoint's key file (default: ``endpoint.key`` beside ``server_db``).
+        server_db: that endpoint's database, where the devices are registered and the audit reads:
+            an SQLite path or a ``postgresql://`` URL.
+        server_key: that endpoint's key file (default: ``endpoint.key`` beside an SQLite
+            ``server_db``; needed with a URL).
+        server_pids: that endpoint's pid file (``serve --workers N --pid-file``): with ``chaos``,
+            one of its worker processes is killed (SIGKILL) now and then while the others serve.
         processes: fleet processes (0: one per core).
         chaos: cut connections and restart the endpoint at random.
         seed: seeds the behaviour generator and the chaos.
@@ -30,6 +34,7 @@ class SimOptions:
         workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
         tick: seconds between the agents' idle-window advances.
         drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
+        release: a staged release during the run (``streamfeat.sim._release.ReleasePlan``).
     """
 
     devices: int = 100
@@ -37,8 +42,9 @@ class SimOptions:
     speed: float = 10.0
     tasks_text: str = ""
     server: str | None = None
-    server_db: Path | None = None
+    server_db: Path | str | None = None
     server_key: Path | None = None
+    server_pids: Path | None = None
     processes: int = 0
     chaos: bool = False
     seed: int = 1
@@ -47,6 +53,7 @@ class SimOptions:
     tick: float = 1.0
     drain_timeout: float = 60.0
     start_ts: int = DEFAULT_START_TS
+    release: Any = None  # a ReleasePlan (docs/release.md)
 
 
 @dataclass
@@ -84,15 +91,20 @@ class SimReport:
     waiting: int = 0
     encode_errors: int = 0
     endpoint_restarts: int = 0
+    agent_kills: int = 0  # fleet processes (all their agents) killed with SIGKILL and restarted
     connections_cut: int = 0
     reconnects: int = 0
     configs_pushed: int = 0
     versions: dict[str, int] = field(default_factory=dict)
     feed_late_ms: float = 0.0
+    reranks: dict[str, int] = field(default_factory=dict)  # re-rank counters, summed
+    rerank_ms: dict[str, float] = field(default_factory=dict)  # latency quantiles of applied ones
     cpu_s: float = 0.0
+    endpoint_cpu_s: float = 0.0  # the endpoint process's CPU (summed over restarts; Linux)
     feed_cpu_s: float = 0.0
     max_rss_kb: int = 0
     workdir: str = ""
+    release: dict[str, Any] = field(default_factory=dict)  # --release: coverage and outcome
 
     @property
     def ok(self) -> bool:

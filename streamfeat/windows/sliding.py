@@ -96,8 +96,12 @@ class SlidingLogic(TimedLogic):
         groups: dict[tuple[int, str], list[tuple[int, list[Any]]]] = {}
         for pane_end, bucket in st.ends.items():
             q = pane_end - g
-            start = q - q % slide
-            while start > q - size:
+            # only the windows ending in (lo, hi]: an emit walks each pane once, not once per
+            # window holding it (size / step of them)
+            top = q if hi is None else min(q, hi - size)
+            start = top - top % slide
+            bottom = q - size if lo is None else max(q - size, lo - size)
+            while start > bottom:
                 end = start + size
                 if (lo is None or end > lo) and (hi is None or end <= hi):
                     for key, acc in bucket.items():

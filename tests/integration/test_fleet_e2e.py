@@ -94,6 +94,7 @@ def test_fleet_under_chaos_loses_nothing_and_doubles_nothing(tmp_path: Path) -> 
     report = simulate(SimOptions(devices=12, minutes=1.5, speed=10, processes=2, seed=4, chaos=True,
                                  tasks_text=TASKS, reconfigure=((0.7, PUSHED),), workdir=tmp_path))  # fmt: skip
     assert report.endpoint_restarts >= 1
+    assert report.agent_kills >= 1  # a fleet process killed with SIGKILL and restarted
     assert report.versions == {"v1": 12}
     assert report.connections_cut + report.reconnects >= 1
     assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
@@ -130,6 +131,7 @@ def test_soak_hundred_devices_under_chaos(tmp_path: Path) -> None:
         SimOptions(devices=150, minutes=8, speed=8, chaos=True, seed=6, workdir=tmp_path)
     )
     assert report.endpoint_restarts >= 2
+    assert report.agent_kills >= 2
     assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
         0,
         0,

@@ -31,6 +31,7 @@ class Endpoint:
                 "-m",
                 "streamfeat",
                 "serve",
+                "--init",
                 "--host",
                 "127.0.0.1",
                 "--port",

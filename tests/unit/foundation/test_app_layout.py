@@ -52,6 +52,9 @@ def test_cli_lists_every_app_command_in_order() -> None:
         "device",
         "agent",
         "simulate",
+        "bundle",
+        "release",
+        "tasks",
     ]
 
 

@@ -15,7 +15,7 @@ import pytest
 from streamfeat._event import Event, event_from_obj
 from streamfeat.data import default_tasks_text
 from streamfeat.encoders import decode_batch, encoder_for, schemas_for
-from streamfeat.endpoint._cli import _decoder
+from streamfeat.endpoint._backend import decoder_for as _decoder
 from streamfeat.tasks import parse_tasks
 from streamfeat.windows import WindowStage
 
