@@ -144,34 +144,37 @@ def read_jsonl(
         source: the name used in quarantine entries.
         skip: lines to skip first (resuming after a checkpoint); positions still count them.
     """
-    loads = orjson.loads
-    make = event_from_obj
     line_no = 0
     for line in stream:
         line_no += 1
         if line_no <= skip:
             continue
+        yield parse_jsonl_line(line, line_no, source)
+
+
+def parse_jsonl_line(line: bytes, line_no: int, source: str) -> Event | QuarantineEntry:
+    """One JSON line to an Event or a QuarantineEntry (its reason naming ``line_no``): the one
+    rule every reader of JSON lines uses (the replay, the agent, a partitioned replay)."""
+    try:
+        # orjson skips the trailing newline as JSON whitespace: no strip on the hot path
+        obj = orjson.loads(line)
+        if type(obj) is dict and line.count(b":") > len(obj) + (
+            len(a) if type(a := obj.get("args")) is dict else 0
+        ):
+            # each key has its colon: more colons than keys is a colon in a string or
+            # a key given twice (which orjson would silently resolve to the last value)
+            return _exact_event(line)
+        return event_from_obj(obj)
+    except orjson.JSONDecodeError as exc:
+        body = line.rstrip(b"\r\n")
+        why = "empty line" if not body.strip() else f"not valid JSON ({exc.msg})"
+        return QuarantineEntry(source, line_no, body, f"line {line_no}: {why}")
+    except EventError:
+        body = line.rstrip(b"\r\n")
         try:
-            # orjson skips the trailing newline as JSON whitespace: no strip on the hot path
-            obj = loads(line)
-            if type(obj) is dict and line.count(b":") > len(obj) + (
-                len(a) if type(a := obj.get("args")) is dict else 0
-            ):
-                # each key has its colon: more colons than keys is a colon in a string or
-                # a key given twice (which orjson would silently resolve to the last value)
-                yield _exact_event(line)
-                continue
-            yield make(obj)
-        except orjson.JSONDecodeError as exc:
-            body = line.rstrip(b"\r\n")
-            why = "empty line" if not body.strip() else f"not valid JSON ({exc.msg})"
-            yield QuarantineEntry(source, line_no, body, f"line {line_no}: {why}")
-        except EventError:
-            body = line.rstrip(b"\r\n")
-            try:
-                yield _exact_event(line)  # an integer item beyond 64 bits is a valid event
-            except EventError as exc:
-                yield QuarantineEntry(source, line_no, body, f"line {line_no}: {_reason(exc)}")
+            return _exact_event(line)  # an integer item beyond 64 bits is a valid event
+        except EventError as exc:
+            return QuarantineEntry(source, line_no, body, f"line {line_no}: {_reason(exc)}")
 
 
 class NonStringKeyMap(list[tuple[object, object]]):

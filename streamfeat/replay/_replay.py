@@ -277,12 +277,14 @@ def _run_replay(
             store.close()
         raise
     sizes = _size_report(opts) if opts.sizes else None
-    tasks = ReplayTasks(opts.config, engine) if opts.run_tasks else None
+    tasks: ReplayTasks | None = None
     # The compiled trigger tables are large and live for the whole replay: moving them out of the
     # collector's generations keeps every full collection from walking them again. Undone at the
     # end, so that replays run one after another in one process (tests, benchmarks) don't pile up.
     gc.freeze()
     try:
+        # inside the try: task code that does not import still closes OUT, EVENTS and the store
+        tasks = ReplayTasks(opts.config, engine) if opts.run_tasks else None
         pending_q = _loop(
             opts, engine, tasks, store, source, out, summary, resume, progress, clock, sleep, sizes,
             observer,

@@ -107,14 +107,14 @@ def test_device_config_refuses_a_tasks_file_that_does_not_load(
 
     db = str(tmp_path / "ep.db")
     assert main(["keys", "--dir", str(tmp_path)]) == 0
-    assert main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["device", "add", "a", "--init", "--db", db, "--out", str(tmp_path / "a.json")]) == 0
     path = tmp_path / "new_tasks.toml"
     if content is not None:
         path.write_text(content, encoding="utf-8")
     capsys.readouterr()
     assert main(["device", "config", "a", str(path), "--version", "2", "--db", db]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"streamfeat device config: {path}: ")
+    assert err.startswith(f"streamfeat device config: error: {path}: ")
     assert len(err.strip().splitlines()) == 1
     storage = SQLiteStorage(db)
     try:
