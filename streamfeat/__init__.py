@@ -42,4 +42,17 @@ __all__ = [
     "event_to_obj",
 ]
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    # ``__version__`` is read from the installed metadata (written once, in pyproject.toml), on
+    # first use: importlib.metadata loads ``email`` and ``socket``, which ``import streamfeat``
+    # must not
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("streamfeat")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION_MS", "format_duration", "parse_duration"]
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _RE = re.compile(r"(\d+)(ms|s|m|h|d)\Z")
+# The longest duration accepted anywhere (100 years): far beyond any window, lateness or limit,
+# and far inside the integers that snapshots and the wire carry (a lateness of 10**20 days
+# used to pass the loader and break the first snapshot).
+MAX_DURATION_MS = 36_500 * 86_400_000
 
 
 def parse_duration(text: str) -> int:
@@ -17,13 +21,19 @@ def parse_duration(text: str) -> int:
     (30000, 300000, 250)
 
     Raises:
-        ValueError: if ``text`` is not an integer followed by ms, s, m, h or d.
+        ValueError: if ``text`` is not an integer followed by ms, s, m, h or d, or is longer
+            than :data:`MAX_DURATION_MS` (``36500d``).
     """
     m = _RE.match(text.strip()) if isinstance(text, str) else None
     if m is None:
         msg = f"{text!r} is not a duration (an integer and a unit: ms, s, m, h, d; e.g. 30s)"
         raise ValueError(msg)
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    digits = m.group(1)
+    ms = int(digits) * _UNITS[m.group(2)] if len(digits) <= 20 else MAX_DURATION_MS + 1
+    if ms > MAX_DURATION_MS:
+        msg = f"{text.strip()!r} is longer than the longest duration accepted, 36500d (100 years)"
+        raise ValueError(msg)
+    return ms
 
 
 def format_duration(ms: int) -> str:

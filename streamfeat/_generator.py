@@ -1,4 +1,5 @@
 """Moved to streamfeat.gen._generator; kept so old imports work."""
+# Deprecated old path, kept for one release (CHANGELOG.md): import from streamfeat.gen instead.
 
 from __future__ import annotations
 

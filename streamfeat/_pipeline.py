@@ -1,4 +1,5 @@
 """Moved to streamfeat.engine._build; kept so old imports work."""
+# Deprecated old path, kept for one release (CHANGELOG.md): import from streamfeat.engine instead.
 
 from __future__ import annotations
 

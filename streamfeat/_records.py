@@ -3,15 +3,17 @@
 Record shapes (``values`` keys of built-in features are fixed in docs/design.md):
 
 * ``{"kind": "trigger", "trigger", "device", "first", "last", "first_ts", "last_ts"}``
-* ``{"kind": "window", "window", "device", "key", "start", "end", "values", "final"}``
+* ``{"kind": "window", "window", "device", "key", "start", "end", "values", "forced", "final"}``
+  (``final`` repeats ``forced``; deprecated, emitted for one more release)
 * ``{"kind": "feature", "feature", "device", "ts", "values"}``
-* ``{"kind": "late", "window", "device", "ts"}``
+* ``{"kind": "late", "window", "device", "ts", "event"}`` (``event``: the late event itself)
 * ``{"kind": "task", "task", "device", "ts", "values"}`` (emitted by tasks)
 * ``{"kind": "quarantine", "line", "reason"}`` (emitted by readers, not stages)
 
 Keys starting with ``_`` are in-process attachments: ``_events`` (the matched events of a
 trigger firing, for its tasks) and ``_raw_bytes`` (the JSON-line bytes of the events that made a
-window or feature record, when a stage is built with ``sizes=True``).
+window or feature record, when a stage is built with ``sizes=True``). The public home of these
+names is :mod:`streamfeat.records`.
 """
 
 from __future__ import annotations

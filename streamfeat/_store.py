@@ -1,4 +1,5 @@
 """Moved to streamfeat.io._store; kept so old imports work."""
+# Deprecated old path, kept for one release (CHANGELOG.md): import from streamfeat.io instead.
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from: ``FILE: `windows.clicks.assign`: REASON``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -55,16 +56,20 @@ class TableReader:
             raise self.fail(key, f"must be at least {minimum} ms, got {value}")
         return ms
 
-    def integer(self, key: str, value: object, *, minimum: int) -> int:
-        """Return an integer of at least ``minimum`` (bools refused)."""
+    def integer(self, key: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+        """Return an integer of at least ``minimum`` and at most ``maximum`` (bools refused)."""
         if type(value) is not int or value < minimum:
             raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise self.fail(key, f"must be at most {maximum:,}, got {value:,}")
         return value
 
     def number(self, key: str, value: object, *, minimum: float) -> float:
-        """Return an int or float of at least ``minimum``, as a float."""
+        """Return a finite int or float of at least ``minimum``, as a float (nan, inf refused)."""
         if type(value) not in (int, float) or value < minimum:  # type: ignore[operator]
             raise self.fail(key, f"must be a number >= {minimum}, got {value!r}")
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise self.fail(key, f"must be a finite number, got {value!r}")
         return float(value)  # type: ignore[arg-type]
 
     def strings(self, key: str, value: object) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ tests should look at.
 from __future__ import annotations
 
 __all__ = [
+    "BundleError",
     "ConfigError",
     "DecodeError",
     "DecryptError",
@@ -17,11 +18,15 @@ __all__ = [
     "EncoderError",
     "EventError",
     "HandshakeError",
+    "InputError",
     "LocalProtocolError",
+    "MissingExtraError",
+    "OutputError",
     "RemoteProtocolError",
     "StorageError",
     "StreamfeatError",
     "TaskError",
+    "TaskLoadError",
     "TriggerSpecError",
     "TunnelClosed",
     "TunnelError",
@@ -54,6 +59,17 @@ class EventError(StreamfeatError, ValueError):
         super().__init__(msg)
 
 
+class InputError(StreamfeatError, OSError):
+    """Raised when an event source can't be opened or read (a missing file, a closed standard
+    input). Input that can be read but is bad is never raised: it is quarantined."""
+
+
+class OutputError(StreamfeatError, OSError):
+    """Raised when an output file can't be created or written (a missing folder, a full disk).
+
+    What was committed before (a replay's last checkpoint) is intact."""
+
+
 # --- configuration ------------------------------------------------------------------------
 
 
@@ -79,6 +95,8 @@ class TriggerSpecError(ConfigError):
 
     Attributes:
         word: the 1-based index of the offending word of the pattern, when known.
+        pattern: the trigger's name, else the pattern's text, when known.
+        detail: what was wrong, without the pattern and the word.
     """
 
     def __init__(
@@ -88,8 +106,12 @@ class TriggerSpecError(ConfigError):
         file: str | None = None,
         key: str | None = None,
         word: int | None = None,
+        pattern: str | None = None,
+        detail: str | None = None,
     ) -> None:
         self.word = word
+        self.pattern = pattern
+        self.detail = detail if detail is not None else reason
         super().__init__(reason, file=file, key=key)
 
 
@@ -110,6 +132,13 @@ class StorageError(StreamfeatError):
 class TaskError(StreamfeatError):
     """Raised when a task cannot be loaded (bad ``run`` target); failures of a running task
     are recorded, never raised into the engine."""
+
+
+class TaskLoadError(ConfigError, TaskError):
+    """Raised when a task's ``run = "module:callable"`` cannot be resolved: the module is
+    missing or fails to import, or the callable is missing or not callable. It is a
+    :class:`ConfigError` (``file``: the tasks file, ``key``: ``tasks.NAME.run``) and a
+    :class:`TaskError`."""
 
 
 # --- encoders -----------------------------------------------------------------------------
@@ -168,3 +197,28 @@ class TunnelClosed(TunnelError):
 
 class TunnelTimeout(TunnelError, TimeoutError):
     """Raised when the peer does not answer within the configured time."""
+
+
+# --- optional dependencies -----------------------------------------------------------------
+
+
+class MissingExtraError(StreamfeatError, ImportError):
+    """Raised when a feature needs an optional extra that is not installed (matplotlib for the
+    replay report, pyarrow for Parquet); the message gives the ``pip install`` line."""
+
+
+# --- releases -----------------------------------------------------------------------------
+
+
+class BundleError(StreamfeatError, ValueError):
+    """Raised when a bundle cannot be built, or is refused on verification or load.
+
+    Attributes:
+        reason: a short machine-readable reason (``"signature"``, ``"hash"``, ``"key"``,
+            ``"format"``, ``"truncated"``, ``"tasks"``, ``"content"``), counted by devices.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"bundle refused ({reason}): {detail}")

@@ -11,8 +11,10 @@ imports :mod:`streamfeat.endpoint`.
 from __future__ import annotations
 
 from streamfeat.agent._agent import Agent, AgentStats, load_config
+from streamfeat.agent._journal import Journal, accepted_events
 from streamfeat.agent._outbox import TimedOutbox, UploadTimes
 from streamfeat.agent._ports import TaskDispatcher, UploaderLike
+from streamfeat.agent._results import ResultFeed, ResultIterator
 from streamfeat.agent._sink import PayloadQueue, RecordSink, RecordStore
 from streamfeat.agent._switch import SwitchReport, diff_configs, switch_engine
 from streamfeat.agent._switcher import ConfigSwitcher
@@ -21,14 +23,18 @@ __all__ = [
     "Agent",
     "AgentStats",
     "ConfigSwitcher",
+    "Journal",
     "PayloadQueue",
     "RecordSink",
     "RecordStore",
+    "ResultFeed",
+    "ResultIterator",
     "SwitchReport",
     "TaskDispatcher",
     "TimedOutbox",
     "UploadTimes",
     "UploaderLike",
+    "accepted_events",
     "diff_configs",
     "load_config",
     "switch_engine",

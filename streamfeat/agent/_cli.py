@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
+import queue
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from streamfeat.errors import StreamfeatError
 
 __all__ = ["add_parsers", "read_endpoint_key"]
 
-_CHUNK = 256  # lines handed from the reader thread to the loop at once
+_READ_AHEAD = 64  # lines read from stdin and not yet accepted, at most
 
 
 def add_parsers(sub: Any) -> None:
@@ -110,6 +113,9 @@ def read_endpoint_key(path: str | Path) -> bytes:
 def _run(args: argparse.Namespace) -> int:
     from streamfeat.upload._keys import read_key_file
 
+    if sys.stdin is None:  # started with stdin closed (`<&-`): nothing to read, ever
+        args.parser.error("standard input is closed: pipe JSONL events in")
+
     try:
         device_file = read_key_file(args.device_key)
         url = str(args.endpoint or device_file.get("url") or "")
@@ -130,33 +136,38 @@ def _run(args: argparse.Namespace) -> int:
     else:
         tasks = Path(args.tasks)
     try:
-        summary = asyncio.run(
+        summary, error = asyncio.run(
             _agent_main(args, tasks, url, key, private, device_file.get("device", "local"))
         )
     except StreamfeatError as exc:
         print(f"streamfeat agent: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(summary, sort_keys=True))
+    if error is not None:
+        print(f"streamfeat agent: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
-def _reader(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[list[bytes] | None]) -> None:
-    """Read stdin on a thread: the loop never blocks on input, and a full queue slows reading."""
-    stdin = sys.stdin.buffer
-    chunk: list[bytes] = []
-    for line in stdin:
-        chunk.append(line)
-        if len(chunk) >= _CHUNK:
-            asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-            chunk = []
-    if chunk:
-        asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-    asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+def _reader(
+    loop: asyncio.AbstractEventLoop, lines: queue.Queue[bytes | None], wake: Callable[[], None]
+) -> None:
+    """Read stdin on a thread, handing over each line as it arrives (a slow producer's records
+    come at once); a full hand-over queue slows reading (backpressure)."""
+    try:
+        for line in sys.stdin.buffer:
+            lines.put(line)
+            loop.call_soon_threadsafe(wake)
+    except (OSError, ValueError, AttributeError):  # a closed or missing stdin ends the input
+        pass
+    lines.put(None)
+    with contextlib.suppress(RuntimeError):  # the loop may be gone already
+        loop.call_soon_threadsafe(wake)
 
 
 async def _agent_main(
     args: argparse.Namespace, tasks: Any, url: str, key: bytes, private: bytes, name: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str | None]:
     from streamfeat.agent import Agent
 
     agent = Agent(tasks=tasks, store_path=args.store, endpoint_url=url, endpoint_public_key=key,
@@ -167,23 +178,40 @@ async def _agent_main(
     if args.connect_wait > 0:
         await agent.wait_connected(args.connect_wait)
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(8)
+    lines: queue.Queue[bytes | None] = queue.Queue(_READ_AHEAD)
+    ready = asyncio.Event()
     threading.Thread(
-        target=_reader, args=(loop, queue), daemon=True, name="streamfeat-stdin"
+        target=_reader, args=(loop, lines, ready.set), daemon=True, name="streamfeat-stdin"
     ).start()
     line_no = 0
+    error: str | None = None
     try:
-        while (chunk := await queue.get()) is not None:
-            for line in chunk:
+        done = False
+        while not done:
+            await ready.wait()
+            ready.clear()
+            while True:
+                try:
+                    line = lines.get_nowait()
+                except queue.Empty:
+                    break
+                if line is None:
+                    done = True
+                    break
                 line_no += 1
                 if line.strip():
                     await agent.submit_line(line, source="stdin", position=line_no)
+    except StreamfeatError as exc:  # the store failed: intake stopped, what was accepted is kept
+        error = f"{exc}; input line {line_no} was not accepted"
     finally:
-        await agent.aclose(close_windows=args.final, drain_timeout=args.drain)
+        await agent.aclose(close_windows=args.final and error is None, drain_timeout=args.drain)
+    if error is None and agent.failure is not None:
+        error = str(agent.failure)
     s = agent.stats
-    return {
+    summary = {
         "lines": line_no, "events": s.submitted, "quarantined": s.quarantined, "records": s.records,
         "uploaded_records": s.uploaded_records, "payload_bytes": s.payload_bytes,
         "raw_bytes": s.events_raw_bytes, "outbox_waiting": agent.outbox_waiting,
-        "config_version": agent.version,
+        "config_version": agent.version, "replayed": s.replayed, "accepted": agent.accepted,
     }  # fmt: skip
+    return summary, error

@@ -80,6 +80,8 @@ class RecordSink:
         upload_kinds: the record kinds ``[upload] records`` names.
         stats: the agent's counters, updated in place.
         on_upload: called with each list of records put in the queue (for audits).
+        strict: let a store or outbox failure propagate (the caller's transaction then rolls
+            back everything, see :mod:`streamfeat.agent._journal`) instead of counting it.
 
     Attributes:
         latest: ``{(device, feature): [ts, [values]]}``, the latest feature record of each.
@@ -94,7 +96,9 @@ class RecordSink:
         stats: AgentStats,
         *,
         on_upload: Callable[[list[Record]], None] | None = None,
+        strict: bool = False,
     ) -> None:
+        self.strict = strict
         self.store = store
         self.queue = queue
         self.encoder = encoder
@@ -123,7 +127,8 @@ class RecordSink:
     def handle(self, records: list[Record], encoder: Encoder | None = None) -> None:
         """Count, store, encode and enqueue ``records`` (with ``encoder``, default the current).
 
-        Never raises for a store or outbox failure: those are counted in :attr:`stats`.
+        Never raises for a store or outbox failure unless :attr:`strict`: those are counted
+        in :attr:`stats`.
         """
         counts = self.stats.records
         for r in records:
@@ -135,12 +140,20 @@ class RecordSink:
             with self.store.transaction():
                 self.store.add_records(records)
         except (StorageError, sqlite3.Error):  # a full or broken disk must not stop the uploads
+            if self.strict:
+                raise
             self.stats.store_errors += len(records)
             agent_log.exception("could not store %d records", len(records))
         enc = self.encoder if encoder is None else encoder
         upload = [public(r) for r in records if r["kind"] in self.upload_kinds]
         for i in range(0, len(upload), MAX_PAYLOAD_RECORDS):
             self._enqueue(upload[i : i + MAX_PAYLOAD_RECORDS], enc)
+
+    def send(self, records: list[Record]) -> None:
+        """Store and enqueue the agent's own report records, whatever ``[upload] records`` says
+        (a kind no schema describes goes in the codec's self-describing form)."""
+        self.store.add_records(records)
+        self._enqueue([public(r) for r in records], self.encoder)
 
     def _enqueue(self, records: list[Record], encoder: Encoder) -> None:
         try:
@@ -155,6 +168,8 @@ class RecordSink:
             self._encode_failed(records)
             return
         except StorageError:
+            if self.strict:
+                raise
             self.stats.queue_errors += len(records)
             agent_log.exception("could not queue %d records in the outbox", len(records))
             return

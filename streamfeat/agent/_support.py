@@ -84,6 +84,9 @@ class AgentStats:
     configs_applied: int = 0
     configs_refused: int = 0
     snapshots: int = 0
+    evicted: int = 0  # store records and quarantine entries evicted by [store] retention
+    replayed: int = 0  # journaled events processed again at start (accepted before a crash)
+    store_failures: int = 0  # store failures that stopped the agent (see Agent.failure)
 
 
 def device_seed(public_key: bytes | None, name: str) -> int:

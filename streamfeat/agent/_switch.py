@@ -13,7 +13,7 @@ per-device state over, stage by stage, from the old engine's snapshot:
   limits) or the file has no triggers any more, the stage is rebuilt (or dropped).
 * **windows** / **features**: a new stage is built; each window (feature) whose name and
   config are unchanged keeps its open windows (visits) exactly; a new one starts empty; a
-  removed one is closed: its open windows come out with ``final: true`` (its open visits as
+  removed one is closed: its open windows come out with ``forced: true`` (its open visits as
   truncated), so nothing that was counted is lost.
 * the per-device event counter is kept, so event indexes go on where they were.
 
@@ -76,7 +76,8 @@ def diff_configs(old: TasksConfig, new: TasksConfig) -> SwitchReport:
         "triggers": (dict(old.triggers), dict(new.triggers)),
         "windows": (dict(old.windows), dict(new.windows)),
         "features": (dict(old.features), dict(new.features)),
-        "tasks": (dict(old.tasks), dict(new.tasks)),
+        "tasks": (dict(old.tasks) | dict(old.reranks), dict(new.tasks) | dict(new.reranks)),
+        "models": (dict(old.models), dict(new.models)),
     }
     report = SwitchReport()
     for name, (o, n) in sections.items():
@@ -116,7 +117,8 @@ def _new_stages(
     if new.windows:
         stages.append(WindowStage(new.windows, new.engine.lateness, sizes=sizes))
     if new.features:
-        stages.append(FeatureStage(new.features, new.engine.partial_limit, sizes=sizes))
+        limit, events = new.engine.partial_limit, new.engine.partial_limit_events
+        stages.append(FeatureStage(new.features, limit, sizes=sizes, partial_limit_events=events))
     return stages
 
 

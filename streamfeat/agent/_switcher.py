@@ -17,6 +17,7 @@ Draining the old engine and restarting the queue is the asyncio shell's part
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import msgpack
@@ -37,7 +38,7 @@ from streamfeat.engine._build import build_engine
 from streamfeat.engine._engine import Engine, Record
 from streamfeat.errors import ConfigError, StorageError, StreamfeatError
 from streamfeat.io._store import Checkpoint, Store
-from streamfeat.tasks import TasksConfig, parse_tasks
+from streamfeat.tasks import TasksConfig, parse_tasks, resolve_tasks, tasks_folder
 
 __all__ = ["CHECKPOINT", "CONFIG_KEY", "ConfigSwitcher"]
 
@@ -79,6 +80,8 @@ class ConfigSwitcher:
         self._admission_spec: str | None = None
         self.encoder = self._encoder_for(given)
         self.switches: list[SwitchReport] = []
+        self.restored = False  # restore() used the stored snapshot
+        self.refusal = ""  # the reason of the last file refused
 
     # -- the running file -----------------------------------------------------------------
 
@@ -123,6 +126,7 @@ class ConfigSwitcher:
         if cp is not None and saved is not None:
             try:
                 engine.restore(cp.snapshot)
+                self.restored = True
             except StorageError:
                 agent_log.warning(
                     "engine snapshot does not fit the stored tasks file; starting fresh"
@@ -134,9 +138,10 @@ class ConfigSwitcher:
         self.stats.config_version = self.version
         return engine
 
-    def snapshot(self, engine: Engine, submitted: int) -> None:
-        """Write ``engine``'s snapshot with the tasks file and its version (one transaction)."""
-        cp = Checkpoint(CHECKPOINT, engine.snapshot(), submitted, 0, engine.events)
+    def snapshot(self, engine: Engine, submitted: int, emitted: int = 0) -> None:
+        """Write ``engine``'s snapshot with the tasks file and its version (one transaction);
+        ``emitted``: the engine records committed up to it (the checkpoint's ``out_offset``)."""
+        cp = Checkpoint(CHECKPOINT, engine.snapshot(), submitted, emitted, engine.events)
         with self.store.transaction():
             self.store.save_checkpoint(cp)
             self.store.put_state(
@@ -154,20 +159,46 @@ class ConfigSwitcher:
         return version > self.version or (version == 0 and source == "local")
 
     def parse(self, version: int, text: str, source: str) -> TasksConfig | None:
-        """Load ``text``; a file that does not load is refused (recorded, counted, logged).
+        """Validate ``text`` whole before anything is switched: it loads, its schemas and its
+        engine build, and every task's ``run`` target imports. A file that fails is refused
+        (recorded with its reason, counted, logged) and the running one stays.
 
         Returns:
-            The tasks file, or None if refused (the running one stays).
+            The tasks file, or None if refused.
         """
         try:
             new = parse_tasks(text, source=f"<tasks v{version}>")
             schemas_for(new)
+            build_engine(new, sizes=self.sizes)
+            # task code that does not import is refused before the switch; a pushed file's
+            # modules are looked for in the folder of the agent's own tasks file first
+            resolve_tasks(new, folder=tasks_folder(self.given.source))
         except (ConfigError, StreamfeatError) as exc:
-            self.stats.configs_refused += 1
-            self.record(version, text, source, f"refused: {exc}", None)
-            agent_log.warning("tasks file v%d refused: %s", version, exc)
+            self.refuse(version, text, source, str(exc))
             return None
         return new
+
+    def refuse(self, version: int, text: str, source: str, reason: str) -> None:
+        """Record a tasks file that is not running: history row, counters, log."""
+        self.stats.configs_refused += 1
+        self.refusal = reason
+        try:
+            with self.store.transaction():
+                self.record(version, text, source, f"refused: {reason}", None)
+                self.store.incr("agent.configs_refused")
+        except (StorageError, sqlite3.Error):
+            agent_log.exception("could not record the refusal of tasks file v%d", version)
+        agent_log.warning("tasks file v%d refused: %s", version, reason)
+
+    def save(self) -> tuple[TasksConfig, int, Encoder, AdmissionFilter | None, str | None]:
+        """What :meth:`restore_saved` puts back if a switch fails halfway."""
+        return self.config, self.version, self.encoder, self.admission, self._admission_spec
+
+    def restore_saved(
+        self, saved: tuple[TasksConfig, int, Encoder, AdmissionFilter | None, str | None]
+    ) -> None:
+        """Make the file of :meth:`save` the running one again."""
+        self.config, self.version, self.encoder, self.admission, self._admission_spec = saved
 
     def switch(
         self, engine: Engine, new: TasksConfig, version: int
@@ -187,6 +218,7 @@ class ConfigSwitcher:
         except StreamfeatError:
             dropped = len(engine.snapshot())
             new_engine = build_engine(new, sizes=self.sizes)
+            new_engine.events = engine.events  # the journal's index goes on
             closed, report = [], SwitchReport()
             agent_log.warning(
                 "could not carry the engine state over; %d bytes of state dropped", dropped

@@ -50,7 +50,9 @@ __all__ = [
     "index_schemas",
 ]
 
-SCHEMA_VERSION = 1  # bump when the rules turning a tasks file into schemas change
+#: bump when the rules turning a tasks file into schemas change (2: window records gained
+#: ``forced``, with ``final`` as its deprecated twin; ``late`` records carry their ``event``)
+SCHEMA_VERSION = 2
 ID_FIELDS = ("item", "args.category")  # event fields whose values go through admission
 STR_FIELDS = ("device", "page", "type")
 MEAN_DECIMALS = 3

@@ -27,7 +27,8 @@ def decoder_for(paths: list[str] | None) -> Any:
     from streamfeat.tasks import load_tasks, parse_tasks
 
     configs = [load_tasks(p) for p in paths] if paths else [parse_tasks(default_tasks_text())]
-    schemas = index_schemas(*(schemas_for(c) for c in configs))
+    # and the previous derivation rules (version 1), so devices not yet upgraded keep uploading
+    schemas = index_schemas(*(s for c in configs for s in (schemas_for(c), schemas_for(c, 1))))
     return functools.partial(decode_batch, schemas_by_id=schemas)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -13,13 +14,23 @@ from typing import Any
 from streamfeat._cli_env import EnvDefault
 from streamfeat.endpoint._backend import decoder_for, open_registry, open_storage
 from streamfeat.endpoint._postgres import is_postgres_url
-from streamfeat.endpoint._registry import endpoint_keypair, write_key_file
-from streamfeat.errors import StorageError
+from streamfeat.endpoint._registry import Registry, endpoint_keypair, write_key_file
+from streamfeat.endpoint._storage import MissingDatabase, SQLiteStorage
+from streamfeat.errors import ConfigError, StorageError
 from streamfeat.tunnel._crypto import KeyPair
+from streamfeat.tunnel._frames import MAX_BODY
 
 __all__ = ["add_parsers"]
 
 _DEFAULT_DB = "streamfeat-endpoint.db"
+
+
+# a CONFIG message is version u32 + body inside one DATA record (5 header bytes, 16 tag bytes)
+MAX_CONFIG_BYTES = MAX_BODY - 5 - 16
+
+
+class CliError(Exception):
+    """A user's mistake in an endpoint command: printed as one line, exit status 2."""
 
 
 def _key_default(args: argparse.Namespace) -> Path:
@@ -30,7 +41,48 @@ def _key_default(args: argparse.Namespace) -> Path:
     return Path(args.db).with_name("endpoint.key")
 
 
-def _db_option(p: argparse.ArgumentParser) -> None:
+def _fail(args: argparse.Namespace, exc: BaseException | str) -> int:
+    """Print one line ``streamfeat COMMAND: error: ...`` on stderr; return the exit status."""
+    command = args.command if args.command != "device" else f"device {args.device_command}"
+    print(f"streamfeat {command}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _init_hint(args: argparse.Namespace) -> str:
+    return f"create it with `streamfeat keys --db {args.db}`"
+
+
+def _require_endpoint(args: argparse.Namespace, *, key: bool) -> None:
+    """Refuse to go on without the endpoint database (and key): never create them implicitly.
+
+    Raises:
+        CliError: one is missing and ``--init`` was not given.
+    """
+    if getattr(args, "init", False):
+        return
+    db, key_path = Path(args.db), _key_default(args)
+    if not is_postgres_url(args.db) and not db.exists():
+        msg = f"endpoint database {db} does not exist; {_init_hint(args)} (or add --init)"
+        raise CliError(msg)
+    if key and not key_path.exists():
+        msg = (
+            f"endpoint key {key_path} does not exist; {_init_hint(args)} (or add --init; "
+            "a new key means every device must be provisioned again)"
+        )
+        raise CliError(msg)
+
+
+def _open_registry(args: argparse.Namespace) -> Any:
+    if is_postgres_url(args.db):
+        return open_registry(args.db)  # StorageError (server down, no driver): one line
+    try:
+        return Registry(args.db, create=False)
+    except MissingDatabase as exc:
+        msg = f"{exc}; {_init_hint(args)}"
+        raise CliError(msg) from exc
+
+
+def _db_option(p: argparse.ArgumentParser, *, init: bool = False) -> None:
     p.add_argument(
         "--db",
         metavar="PATH|URL",
@@ -49,6 +101,13 @@ def _db_option(p: argparse.ArgumentParser) -> None:
         help="endpoint key file (default: endpoint.key beside an SQLite --db, "
         "./endpoint.key with a postgresql:// one)",
     )
+    if init:
+        p.add_argument(
+            "--init",
+            action="store_true",
+            help="create the endpoint database and key if they are missing "
+            "(otherwise a missing one is an error: run `streamfeat keys --db PATH` once)",
+        )
 
 
 def add_parsers(sub: Any) -> None:
@@ -79,6 +138,15 @@ def add_parsers(sub: Any) -> None:
         "(repeat for several versions; default: the embedded default tasks file)",
     )
     p.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        action=EnvDefault,
+        envvar="STREAMFEAT_ADMIN_TOKEN_FILE",
+        default=None,
+        help="owner-only file holding the token /dashboard and /metrics require "
+        "(default: none, and only loopback clients may see them)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -92,13 +160,22 @@ def add_parsers(sub: Any) -> None:
         metavar="FILE",
         help='keep {"supervisor": PID, "workers": [PID, ...]} in FILE (runs the supervisor)',
     )
-    _db_option(p)
+    _db_option(p, init=True)
+    _limit_options(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser(
-        "keys", help="create the endpoint's key pair (owner-only file) and print its public key"
+        "keys",
+        help="initialise the endpoint: create its key pair (owner-only file) and, with --db, "
+        "its database; print the public key",
     )
-    p.add_argument("--dir", default=".", metavar="DIR", help="where to write endpoint.key")
+    p.add_argument("--dir", default=None, metavar="DIR", help="where to write endpoint.key")
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="also create this endpoint database (endpoint.key goes beside it)",
+    )
     p.add_argument(
         "--force",
         action="store_true",
@@ -111,13 +188,17 @@ def add_parsers(sub: Any) -> None:
     dsub.required = True
     p = dsub.add_parser("add", help="create a device key pair, register it, write its device file")
     p.add_argument("name")
-    _db_option(p)
+    _db_option(p, init=True)
     p.add_argument(
         "--url", default="ws://127.0.0.1:8470/v1/tunnel", help="endpoint URL for the device file"
     )
-    p.add_argument("--out", metavar="FILE", help="device file to write (default: NAME.device.json)")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="device file to write (default: keys/NAME.device.json beside --db, folder 0700)",
+    )
     p.set_defaults(func=_device_add)
-    p = dsub.add_parser("revoke", help="refuse this device from now on")
+    p = dsub.add_parser("revoke", help="refuse this device from now on (open connections close)")
     p.add_argument("name")
     _db_option(p)
     p.set_defaults(func=_device_revoke)
@@ -129,32 +210,114 @@ def add_parsers(sub: Any) -> None:
         "config", help="set the config sent down to a device (on its next connection)"
     )
     p.add_argument("name")
-    p.add_argument("file", help="file whose bytes are the config (a tasks file)")
+    p.add_argument("file", help="the tasks file to send (checked before it is stored)")
     p.add_argument(
-        "--version", type=int, required=True, help="config version (devices keep the highest)"
+        "--version",
+        type=int,
+        required=True,
+        help="config version, 1 .. 2**32-1 (devices keep the highest)",
     )
     _db_option(p)
     p.set_defaults(func=_device_config)
 
 
-def _open(args: argparse.Namespace, opener: Any) -> Any:
-    try:
-        return opener(args.db)
-    except StorageError as exc:
-        print(f"streamfeat {args.command}: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    from streamfeat.endpoint._limits import Limits
+
+    d = Limits()
+    p.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=d.handshake_timeout,
+        metavar="SECONDS",
+        help="a connection must finish its HTTP request, websocket upgrade and Noise "
+        "handshake within this time (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-unauthenticated",
+        type=int,
+        default=d.max_unauthenticated,
+        metavar="N",
+        help="connections not yet authenticated, in total (default: %(default)s, "
+        "and at most a quarter of the open-file limit)",
+    )
+    p.add_argument(
+        "--max-unauthenticated-per-source",
+        type=int,
+        default=d.max_unauthenticated_per_source,
+        metavar="N",
+        help="connections not yet authenticated, per source address (default: %(default)s)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=d.window,
+        metavar="N",
+        help="batches a device may have unacknowledged on a connection (default: %(default)s)",
+    )
+    p.add_argument(
+        "--quota-mb",
+        type=float,
+        default=d.quota_bytes / 1e6 if d.quota_bytes else 0,
+        metavar="MB",
+        help="payload bytes stored per device, in MB; 0 = no quota (default: %(default)s)",
+    )
+    p.add_argument(
+        "--revocation-poll",
+        type=float,
+        default=d.revocation_poll,
+        metavar="SECONDS",
+        help="how often the registry is checked for devices revoked by another process "
+        "(default: %(default)s)",
+    )
 
 
+def _run(func: Any) -> Any:
+    """Wrap a command: a user's mistake (CliError, StorageError, ConfigError) is one line."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return int(func(args))
+        except (CliError, StorageError, ConfigError) as exc:
+            return _fail(args, exc)
+
+    return wrapper
+
+
+@_run
 def _serve(args: argparse.Namespace) -> int:
+    from streamfeat.endpoint._limits import Limits
     from streamfeat.endpoint._server import serve
-    from streamfeat.errors import ConfigError
 
+    if not 0 <= args.port <= 65535:
+        msg = f"--port must be between 0 and 65535, got {args.port}"
+        raise CliError(msg)
+    limits = Limits(
+        handshake_timeout=args.handshake_timeout,
+        max_unauthenticated=args.max_unauthenticated,
+        max_unauthenticated_per_source=args.max_unauthenticated_per_source,
+        window=args.window,
+        quota_bytes=int(args.quota_mb * 1e6),
+        revocation_poll=args.revocation_poll,
+    )
+    limits.check()
     if args.workers < 1:
-        args.parser.error("--workers must be at least 1")
-    try:
-        decoder = decoder_for(args.tasks)
-    except ConfigError as exc:
-        args.parser.error(str(exc))
+        msg = f"--workers must be at least 1, got {args.workers}"
+        raise CliError(msg)
+    _require_endpoint(args, key=True)
+    decoder = decoder_for(args.tasks)
+    token = None
+    if args.admin_token_file:
+        from streamfeat.endpoint._admin import load_admin_token
+
+        token = load_admin_token(args.admin_token_file)  # ConfigError: one line (_run)
+        if args.workers > 1 or args.pid_file:
+            msg = (
+                "--admin-token-file does not work with --workers or --pid-file yet (each worker's "
+                "operator routes are loopback-only)"
+            )
+            raise CliError(msg)
 
     def ready(host: str, port: int) -> None:
         # scripts and tests read the bound port from this line
@@ -163,65 +326,107 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1 or args.pid_file or is_postgres_url(args.db):
         from streamfeat.endpoint._workers import run_supervisor, serve_worker
 
-        try:
-            if args.workers > 1 or args.pid_file:
-                return run_supervisor(
-                    workers=args.workers,
-                    host=args.host,
-                    port=args.port,
-                    db=args.db,
-                    key_path=_key_default(args),
-                    tasks=args.tasks,
-                    pid_file=Path(args.pid_file) if args.pid_file else None,
-                    ready=ready,
-                )
-            asyncio.run(
-                serve_worker(
-                    host=args.host,
-                    port=args.port,
-                    db=args.db,
-                    key_path=_key_default(args),
-                    decoder=decoder,
-                    ready=ready,
-                )
+        if args.workers > 1 or args.pid_file:
+            return run_supervisor(
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                db=args.db,
+                key_path=_key_default(args),
+                tasks=args.tasks,
+                pid_file=Path(args.pid_file) if args.pid_file else None,
+                ready=ready,
             )
-        except StorageError as exc:
-            print(f"streamfeat serve: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    asyncio.run(
-        serve(
-            host=args.host,
-            port=args.port,
-            db=Path(args.db),
-            key_path=_key_default(args),
-            decoder=decoder,
-            ready=ready,
+        asyncio.run(
+            serve_worker(
+                host=args.host,
+                port=args.port,
+                db=args.db,
+                key_path=_key_default(args),
+                decoder=decoder,
+                ready=ready,
+                admin_token=token,
+            )
         )
-    )
+        return 0
+
+    try:
+        asyncio.run(
+            serve(
+                host=args.host,
+                port=args.port,
+                db=Path(args.db),
+                key_path=_key_default(args),
+                decoder=decoder,
+                ready=ready,
+                limits=limits,
+                admin_token=token,
+            )
+        )
+    except OSError as exc:  # bind failed: port in use, address not available, no permission
+        msg = f"can't listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        raise CliError(msg) from exc
     return 0
 
 
+def _make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) with mode 0700 if missing."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+
+
+@_run
 def _keys(args: argparse.Namespace) -> int:
-    path = Path(args.dir) / "endpoint.key"
+    if args.db is None and args.dir is None:
+        args.dir = "."
+    if args.db is not None and is_postgres_url(args.db):
+        path = Path(args.dir or ".") / "endpoint.key"
+        if path.exists() and args.force:
+            path.unlink()
+        kp = endpoint_keypair(path)
+        open_storage(args.db).close()  # creates or migrates the schema
+        open_registry(args.db).close()
+        print(f"{args.db}\tendpoint database")
+        print(f"{path}\t{kp.public.hex()}")
+        return 0
+    if args.db is not None:
+        db = Path(args.db)
+        _make_private_dir(db.parent)
+        path = Path(args.dir) / "endpoint.key" if args.dir else db.with_name("endpoint.key")
+    else:
+        path = Path(args.dir) / "endpoint.key"
     if path.exists() and args.force:
         path.unlink()
     kp = endpoint_keypair(path)
+    if args.db is not None:
+        SQLiteStorage(args.db).close()
+        Registry(args.db, check=False).close()
+        print(f"{args.db}\tendpoint database")
     print(f"{path}\t{kp.public.hex()}")
     return 0
 
 
+@_run
 def _device_add(args: argparse.Namespace) -> int:
-    endpoint = endpoint_keypair(_key_default(args))
+    _require_endpoint(args, key=True)
+    endpoint = endpoint_keypair(_key_default(args), create=bool(args.init))
     kp = KeyPair.generate(os.urandom)
-    reg = _open(args, open_registry)
+    reg = (
+        open_registry(args.db)
+        if is_postgres_url(args.db)
+        else Registry(args.db, create=bool(args.init))
+    )
     try:
         reg.add(args.name, kp.public)
-    except StorageError as exc:
-        args.parser.error(str(exc))
     finally:
         reg.close()
-    out = Path(args.out or f"{args.name}.device.json")
+    if args.out:
+        out = Path(args.out)
+    else:
+        keys = Path(args.db).parent / "keys"
+        _make_private_dir(keys)
+        out = keys / f"{args.name}.device.json"
     write_key_file(
         out,
         {
@@ -234,11 +439,13 @@ def _device_add(args: argparse.Namespace) -> int:
         },
     )
     print(f"{args.name}\t{kp.public.hex()}\t{out}")
+    print(f"device file (private key, mode 0600) written to {out}", file=sys.stderr)
     return 0
 
 
+@_run
 def _device_revoke(args: argparse.Namespace) -> int:
-    reg = _open(args, open_registry)
+    reg = _open_registry(args)
     try:
         if not reg.revoke(args.name):
             print(f"no active device named {args.name!r}", file=sys.stderr)
@@ -249,8 +456,9 @@ def _device_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+@_run
 def _device_list(args: argparse.Namespace) -> int:
-    reg = _open(args, open_registry)
+    reg = _open_registry(args)
     try:
         for d in reg.list():
             state = "active" if d.active else "revoked"
@@ -273,10 +481,56 @@ def _device_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device_config(args: argparse.Namespace) -> int:
-    storage = _open(args, open_storage)
+def check_config(path: Path, version: int) -> bytes:
+    """Read and check a config for ``device config``; return its bytes.
+
+    Raises:
+        ConfigError: the file can't be read, is not UTF-8, not TOML, not a valid tasks file,
+            too large for the downlink, or the version is out of range (file, key, reason).
+    """
+    from streamfeat.tasks import parse_tasks
+
+    if not 1 <= version < 2**32:
+        msg = f"`--version` must be between 1 and {2**32 - 1} (a u32 on the wire), got {version}"
+        raise ConfigError(msg, file=str(path))
     try:
-        storage.set_config(args.name, args.version, Path(args.file).read_bytes())
+        body = path.read_bytes()
+    except OSError as exc:
+        msg = f"can't read the config file: {exc.strerror or exc}"
+        raise ConfigError(msg, file=str(path)) from exc
+    if len(body) > MAX_CONFIG_BYTES:
+        msg = (
+            f"{len(body)} bytes is too large for the downlink (one CONFIG message holds at most "
+            f"{MAX_CONFIG_BYTES} bytes)"
+        )
+        raise ConfigError(msg, file=str(path))
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"not UTF-8 text (byte {exc.start}): a tasks file is TOML"
+        raise ConfigError(msg, file=str(path)) from exc
+    parse_tasks(text, source=str(path))  # TOML and the tasks contract: file, key, reason
+    return body
+
+
+@_run
+def _device_config(args: argparse.Namespace) -> int:
+    body = check_config(Path(args.file), args.version)
+    reg = _open_registry(args)
+    try:
+        entry = reg.get(args.name)
+    finally:
+        reg.close()
+    if entry is None:
+        msg = f"no device named {args.name!r} in {args.db} (see `streamfeat device list`)"
+        raise CliError(msg)
+    storage = (
+        open_storage(args.db)
+        if is_postgres_url(args.db)
+        else SQLiteStorage(args.db, create=False, check=False)
+    )
+    try:
+        storage.set_config(args.name, args.version, body)
     finally:
         storage.close()
     print(f"config v{args.version} set for {args.name}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -45,6 +47,49 @@ class TunnelMetrics:
             "batches stored without records: decoder failed",
             registry=r,
         )
+        self.devices_online = Gauge(
+            "streamfeat_tunnel_devices_online",
+            "devices with at least one authenticated connection",
+            registry=r,
+        )
+        self.device_config_version = Gauge(
+            "streamfeat_tunnel_device_config_version",
+            "online devices by the tasks-file version they announced when they connected",
+            ["version"],
+            registry=r,
+        )
+        self.records = Counter(
+            "streamfeat_tunnel_records", "decoded records stored, by kind", ["kind"], registry=r
+        )
+        self.ack_seconds = Histogram(
+            "streamfeat_tunnel_ack_seconds",
+            "upload latency at the endpoint: a batch's arrival to its acknowledgement",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.storage_bytes = Gauge(
+            "streamfeat_endpoint_storage_bytes",
+            "the storage's size on disk, read at scrape time",
+            registry=r,
+        )
+        self.admin_refusals = Counter(
+            "streamfeat_endpoint_admin_refusals",
+            "requests to operator routes refused (401 without the admin token, 403 not loopback)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("unauthorized", "forbidden"):
+            self.admin_refusals.labels(reason)
+        self.storage_failures = Counter(
+            "streamfeat_tunnel_storage_failures",
+            "storage commits that failed (disk full, ...): nothing stored, nothing acknowledged",
+            registry=r,
+        )
+        self.accept_errors = Counter(
+            "streamfeat_tunnel_accept_errors",
+            "connections the operating system could not accept (no file descriptor left)",
+            registry=r,
+        )
         self.store_seconds = Histogram(
             "streamfeat_tunnel_store_seconds",
             "time of one storage commit (group of batches)",
@@ -57,6 +102,21 @@ class TunnelMetrics:
         for code in CloseCode:
             if code not in NOT_REFUSALS:
                 self.refusals.labels(code.reason)
+        # refusals of the admission guard and of aiohttp, which have no tunnel close code
+        for reason in ("handshake_timeout", "too_many_unauthenticated", "message_too_large"):
+            self.refusals.labels(reason)
+
+    def count_records(self, records: list[dict[str, Any]] | None) -> None:
+        """Count the decoded records of one newly stored batch by kind."""
+        if not records:
+            return
+        kinds: dict[str, int] = {}
+        for rec in records:
+            k = rec.get("kind")
+            key = k if isinstance(k, str) else "unknown"
+            kinds[key] = kinds.get(key, 0) + 1
+        for k, n in kinds.items():
+            self.records.labels(k).inc(n)
 
     def refused(self, reason: str) -> None:
         """Count one refusal under ``reason``."""

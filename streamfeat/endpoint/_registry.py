@@ -47,10 +47,12 @@ class Registry:
 
     Args:
         path: the endpoint database (shared with :class:`SQLiteStorage`).
+        create: create the database when missing (see :func:`open_db`).
+        check: run ``PRAGMA quick_check`` when opening an existing database.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self._conn = open_db(path)
+    def __init__(self, path: str | Path, *, create: bool = True, check: bool = True) -> None:
+        self._conn = open_db(path, create=create, check=check)
         self._conn.execute(
             """CREATE TABLE IF NOT EXISTS devices (
                 name TEXT PRIMARY KEY, public_key BLOB NOT NULL UNIQUE,
@@ -121,6 +123,33 @@ class Registry:
             "UPDATE devices SET revoked = ? WHERE name = ? AND revoked IS NULL", (at, name)
         )
         return cur.rowcount == 1
+
+    def revoked_among(self, names: Iterable[str]) -> list[str]:
+        """The names in ``names`` that are revoked now (the endpoint's live check)."""
+        wanted = list(names)
+        out: list[str] = []
+        for i in range(0, len(wanted), 500):  # SQLite's host-parameter limit
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT name FROM devices WHERE revoked IS NOT NULL AND name IN ({marks})",
+                chunk,
+            ).fetchall()
+            out.extend(r[0] for r in rows)
+        return out
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes when another connection commits.
+
+        The endpoint polls it (cheap: no table read) to notice a ``device revoke`` run by
+        another process.
+        """
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def get(self, name: str) -> DeviceEntry | None:
+        """The device named ``name`` (active or revoked), or None."""
+        row = self._conn.execute("SELECT * FROM devices WHERE name = ?", (name,)).fetchone()
+        return DeviceEntry(row[0], bytes(row[1]), row[2], row[3]) if row else None
 
     def lookup(self, public_key: bytes) -> DeviceEntry | None:
         """The device with this key (active or revoked), or None."""

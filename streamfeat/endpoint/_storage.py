@@ -22,7 +22,7 @@ import orjson
 
 from streamfeat.errors import StorageError
 
-__all__ = ["SQLiteStorage", "Storage", "StoredBatch"]
+__all__ = ["MissingDatabase", "SQLiteStorage", "Storage", "StoredBatch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +82,39 @@ _SCHEMA = (
 )
 
 
-def open_db(path: str | Path) -> sqlite3.Connection:
-    """Open (creating, mode 0600) an endpoint SQLite file in WAL mode, autocommit."""
+# `.dump` of a damaged file ends with "ROLLBACK; -- due to errors": commit what was readable
+RECOVER_HINT = (
+    "stop the endpoint and rebuild it from what is readable: "
+    "`sqlite3 {path} .dump | sed 's/^ROLLBACK; -- due to errors$/COMMIT;/' "
+    "| sqlite3 {path}.recovered` then `mv {path}.recovered {path}` "
+    "(see docs/reliability.md, Endpoint)"
+)
+
+
+class MissingDatabase(StorageError):
+    """Raised when an endpoint database does not exist and creating it was not asked for."""
+
+
+def open_db(path: str | Path, *, create: bool = True, check: bool = True) -> sqlite3.Connection:
+    """Open an endpoint SQLite file in WAL mode, autocommit.
+
+    Args:
+        path: the database file (``":memory:"`` for a throwaway one).
+        create: create the file (mode 0600) and its folder when missing; the command line
+            passes False except in its explicit init steps, so that a typo never creates a
+            new, empty endpoint.
+        check: run ``PRAGMA quick_check`` on an existing file and refuse a damaged one.
+
+    Raises:
+        MissingDatabase: the file is missing and ``create`` is False.
+        StorageError: the file can't be opened, or ``quick_check`` found damage (the message
+            names the recovery command).
+    """
     p = Path(path)
+    existed = str(p) == ":memory:" or p.exists()
+    if not existed and not create:
+        msg = f"endpoint database {p} does not exist"
+        raise MissingDatabase(msg)
     if str(p) != ":memory:":
         p.parent.mkdir(parents=True, exist_ok=True)
         # Create the file 0600 before SQLite writes to it, but never open an existing one with
@@ -103,18 +133,32 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         # FULL: an acknowledged batch survives a power cut, not only a process crash
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=10000")
+        problems = (
+            [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+            if check and existed and str(p) != ":memory:"
+            else ["ok"]
+        )
     except sqlite3.Error as exc:
         msg = f"can't open endpoint database {path}: {exc}"
+        if isinstance(exc, sqlite3.DatabaseError) and "malformed" in str(exc):
+            msg += "; " + RECOVER_HINT.format(path=p)
         raise StorageError(msg) from exc
+    if problems != ["ok"]:
+        conn.close()
+        msg = (
+            f"endpoint database {p} is damaged ({'; '.join(str(x) for x in problems)[:200]}); "
+            + RECOVER_HINT.format(path=p)
+        )
+        raise StorageError(msg)
     return conn
 
 
 class SQLiteStorage:
     """The embedded default: batches, decoded records and device configs in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, check: bool = True) -> None:
         self.path = Path(path)
-        self._conn = open_db(path)
+        self._conn = open_db(path, create=create, check=check)
         for stmt in _SCHEMA:
             self._conn.execute(stmt)
 
@@ -166,6 +210,13 @@ class SQLiteStorage:
             "INSERT OR REPLACE INTO device_configs VALUES (?, ?, ?)", (device, version, body)
         )
 
+    def device_bytes(self, device: str) -> int:
+        """Payload bytes stored for ``device`` (the endpoint's per-device quota counts them)."""
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM batches WHERE device = ?", (device,)
+        ).fetchone()
+        return int(row[0])
+
     def batches(self, device: str | None = None) -> list[tuple[str, bytes, bytes]]:
         """Stored ``(device, batch_id, payload)``, in insertion order (for tools and tests)."""
         sql = "SELECT device, batch_id, payload FROM batches"
@@ -186,6 +237,14 @@ class SQLiteStorage:
         )
         for device, batch_id, payload, received in cur:
             yield StoredBatch(device, bytes(batch_id), bytes(payload), float(received))
+
+    def size_bytes(self) -> int:
+        """The database's size on disk: the file and its write-ahead log."""
+        total = 0
+        for p in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(OSError):
+                total += p.stat().st_size
+        return total
 
     def close(self) -> None:
         self._conn.close()

@@ -108,6 +108,7 @@ async def serve_worker(
     metrics_dir: Path | None = None,
     reuse_port: bool = False,
     ready: Callable[[str, int], None] | None = None,
+    admin_token: str | None = None,
 ) -> None:
     """Run one endpoint until SIGINT/SIGTERM, then shut down gracefully.
 
@@ -119,6 +120,7 @@ async def serve_worker(
         worker: this worker's name (the ``worker`` label of its metrics), with ``metrics_dir``
             the directory the workers share their expositions through.
         ready: called with the bound host and port once listening.
+        admin_token: the token the operator routes require (None: loopback clients only).
     """
     from aiohttp import web
 
@@ -145,6 +147,7 @@ async def serve_worker(
         storage=storage,
         replay_cache=cache,
         decoder=decoder,
+        admin_token=admin_token,
     )
     runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()

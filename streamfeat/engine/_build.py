@@ -30,7 +30,14 @@ def build_stages(config: TasksConfig, *, sizes: bool = False) -> list[Stage]:
     if config.windows:
         stages.append(WindowStage(config.windows, config.engine.lateness, sizes=sizes))
     if config.features:
-        stages.append(FeatureStage(config.features, config.engine.partial_limit, sizes=sizes))
+        stages.append(
+            FeatureStage(
+                config.features,
+                config.engine.partial_limit,
+                sizes=sizes,
+                partial_limit_events=config.engine.partial_limit_events,
+            )
+        )
     return stages
 
 

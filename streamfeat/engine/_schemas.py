@@ -22,6 +22,7 @@ from __future__ import annotations
 from streamfeat.encoders._schema import (
     ID_FIELDS,
     MEAN_DECIMALS,
+    SCHEMA_VERSION,
     STR_FIELDS,
     Field,
     Schema,
@@ -60,7 +61,7 @@ def _agg_field(out: str, agg: AggSpec) -> Field:
     return Field(out, kind, in_values=True, nullable=kind != "any")
 
 
-def _window_schema(w: WindowConfig) -> Schema:
+def _window_schema(w: WindowConfig, version: int) -> Schema:
     end: Field
     if w.assign.kind in ("tumbling", "sliding"):
         end = Field("end", "ts", derive=("sum", "start", w.assign.size))
@@ -73,9 +74,14 @@ def _window_schema(w: WindowConfig) -> Schema:
         end,
         Field("key", key_kind, derive=("eq", "device")),
         *(_agg_field(out, agg) for out, agg in w.aggregates),
-        Field("final", "flag"),
     )
-    layout = ("kind", "window", "device", "key", "start", "end", "values", "final")
+    layout: tuple[str, ...] = ("kind", "window", "device", "key", "start", "end", "values")
+    if version >= 2:
+        fields += (Field("forced", "flag"), Field("final", "flag", derive=("eq", "forced")))
+        layout += ("forced", "final")  # `final`: the deprecated twin of `forced`
+    else:
+        fields += (Field("final", "flag"),)
+        layout += ("final",)
     return Schema("window", w.name, fields, layout, tuple(out for out, _ in w.aggregates))
 
 
@@ -117,20 +123,28 @@ def _feature_schema(f: FeatureConfig) -> Schema:
     return Schema("feature", f.name, fields, layout, values)
 
 
-def schemas_for(config: TasksConfig) -> SchemaSet:
+def schemas_for(config: TasksConfig, version: int = SCHEMA_VERSION) -> SchemaSet:
     """Return the schemas of every record type the tasks file ``config`` can produce.
 
     Only what shapes records matters (features and their actions, windows' assigners, keys and
     aggregates, trigger and task names): two files that differ elsewhere share an id.
+
+    Args:
+        config: the tasks file.
+        version: the derivation rules: the current :data:`SCHEMA_VERSION`, or 1 (the previous
+            release: window records carry only ``final``, ``late`` records no ``event``), which
+            an endpoint indexes too so that devices not yet upgraded keep uploading.
     """
     out: list[Schema] = []
     for name in sorted(config.features):
         out.append(_feature_schema(config.features[name]))
     for name in sorted(config.windows):
-        out.append(_window_schema(config.windows[name]))
-        out.append(
-            Schema("late", name, (_DEVICE, Field("ts", "ts")), ("kind", "window", "device", "ts"))
-        )
+        out.append(_window_schema(config.windows[name], version))
+        late: tuple[Field, ...] = (_DEVICE, Field("ts", "ts"))
+        late_layout: tuple[str, ...] = ("kind", "window", "device", "ts")
+        if version >= 2:
+            late, late_layout = (*late, Field("event", "map")), (*late_layout, "event")
+        out.append(Schema("late", name, late, late_layout))
     for name in sorted(config.triggers):
         fields = (
             _DEVICE,
@@ -142,6 +156,6 @@ def schemas_for(config: TasksConfig) -> SchemaSet:
         layout = ("kind", "trigger", "device", "first", "last", "first_ts", "last_ts")
         out.append(Schema("trigger", name, fields, layout))
     task_fields = (_DEVICE, Field("ts", "ts"), Field("values", "map"))
-    for name in sorted(config.tasks):
+    for name in sorted({*config.tasks, *config.reranks}):
         out.append(Schema("task", name, task_fields, ("kind", "task", "device", "ts", "values")))
-    return SchemaSet(tuple(out))
+    return SchemaSet(tuple(out), version)

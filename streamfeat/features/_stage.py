@@ -55,6 +55,8 @@ class FeatureStage:
             partial limit are used.)
         partial_limit: the engine's partial-match time limit in ms (``engine.partial_limit``).
         sizes: attach ``_raw_bytes`` (bytes of the events counted for the record).
+        partial_limit_events: the engine's partial-match limit in events
+            (``engine.partial_limit_events``; ipv closes a visit open over more events).
     """
 
     name = "features"
@@ -65,11 +67,14 @@ class FeatureStage:
         partial_limit: int = 24 * 3_600_000,
         *,
         sizes: bool = False,
+        partial_limit_events: int = 10_000,
     ) -> None:
         if not isinstance(features, Mapping):  # a tasks config (old call sites)
-            features, partial_limit = features.features, features.engine.partial_limit
+            engine = features.engine
+            features, partial_limit = features.features, engine.partial_limit
+            partial_limit_events = engine.partial_limit_events
         self.features: tuple[Any, ...] = tuple(
-            IpvFeature(f, partial_limit, sizes=sizes)
+            IpvFeature(f, partial_limit, sizes=sizes, partial_limit_events=partial_limit_events)
             if f.kind == "ipv"
             else ExposureFeature(f, partial_limit, sizes=sizes)
             for f in features.values()

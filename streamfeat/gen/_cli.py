@@ -163,5 +163,7 @@ def _summary_line(name: str, s: ConvertSummary) -> str:
 
 
 def _lower(exc: OSError) -> str:
-    text = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+    text = exc.strerror or str(exc)
+    if exc.strerror and exc.filename:
+        text = f"{exc.strerror}: {exc.filename}"
     return text[:1].lower() + text[1:]

@@ -7,14 +7,17 @@ loaded whole: files are streamed.
 
 A msgpack stream has no framing to resynchronise on: bytes that are not msgpack end the stream
 with one quarantine entry holding the rest of the input (up to 1 MiB of it; the reason says how
-much was read), since no later message boundary can be trusted.
+much was read), since no later message boundary can be trusted. A message that is well formed
+but holds a string that is not UTF-8 still has a known length: it alone is quarantined.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +26,7 @@ import msgpack
 import orjson
 
 from streamfeat._event import Event, event_from_obj
-from streamfeat.errors import EventError
+from streamfeat.errors import EventError, InputError
 from streamfeat.io._store import QuarantineEntry
 
 __all__ = ["InputFile", "detect_format", "read_events", "read_jsonl", "read_msgpack"]
@@ -42,18 +45,29 @@ class InputFile:
 
     Args:
         name: a path (``.gz`` is decompressed) or ``-`` for standard input.
+
+    Raises:
+        InputError: the file can't be opened, or standard input is closed.
     """
 
     def __init__(self, name: str | Path) -> None:
         self.name = str(name)
+        self.read_error: str | None = None  # why the input could not be read to its end
         self._raw: BinaryIO
         if self.name == "-":
+            if sys.stdin is None:  # started with stdin closed (`<&-`)
+                msg = "standard input is closed: give EVENTS as a file, or pipe events in"
+                raise InputError(msg)
             self._raw = sys.stdin.buffer
             self.size: int | None = None
         else:
             path = Path(self.name)
-            self._raw = path.open("rb")
-            self.size = path.stat().st_size
+            try:
+                self._raw = path.open("rb")
+                self.size = path.stat().st_size
+            except OSError as exc:
+                msg = f"can't read {self.name}: {(exc.strerror or str(exc)).lower()}"
+                raise InputError(msg) from exc
         self.stream: BinaryIO = (
             gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
             if self.name.endswith(".gz")
@@ -67,6 +81,10 @@ class InputFile:
         except (OSError, io.UnsupportedOperation):
             return 0
 
+    def raw_tail(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the underlying file not read yet (compressed, for ``.gz``)."""
+        return self._raw.read(limit)
+
     def close(self) -> None:
         if self.stream is not self._raw:
             self.stream.close()
@@ -76,6 +94,44 @@ class InputFile:
 
 def _reason(exc: Exception) -> str:
     return str(exc)
+
+
+_TWICE = "appears twice in one object (duplicate keys are refused: parsers disagree on which wins)"
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return obj
+
+
+def _exact_event(line: bytes) -> Event:
+    """Validate ``line`` again with the standard library's parser, which keeps integers of any
+    size exact (orjson turns one beyond 64 bits into a float) and sees duplicate keys.
+
+    Only for the rare lines that need it: a refused event (so that the reason is exact:
+    ``ts = 2**70`` is an integer out of range, not a float) and a line with more colons than
+    keys (a colon inside a string, or a key given twice).
+
+    Raises:
+        EventError: the line's event breaks the contract, or an object has a key twice.
+    """
+    try:
+        obj = json.loads(line, object_pairs_hook=_pairs)
+    except _DuplicateKey as exc:
+        raise EventError(exc.key, _TWICE) from None
+    return event_from_obj(obj)
 
 
 def read_jsonl(
@@ -88,23 +144,37 @@ def read_jsonl(
         source: the name used in quarantine entries.
         skip: lines to skip first (resuming after a checkpoint); positions still count them.
     """
-    loads = orjson.loads
-    make = event_from_obj
     line_no = 0
     for line in stream:
         line_no += 1
         if line_no <= skip:
             continue
+        yield parse_jsonl_line(line, line_no, source)
+
+
+def parse_jsonl_line(line: bytes, line_no: int, source: str) -> Event | QuarantineEntry:
+    """One JSON line to an Event or a QuarantineEntry (its reason naming ``line_no``): the one
+    rule every reader of JSON lines uses (the replay, the agent, a partitioned replay)."""
+    try:
+        # orjson skips the trailing newline as JSON whitespace: no strip on the hot path
+        obj = orjson.loads(line)
+        if type(obj) is dict and line.count(b":") > len(obj) + (
+            len(a) if type(a := obj.get("args")) is dict else 0
+        ):
+            # each key has its colon: more colons than keys is a colon in a string or
+            # a key given twice (which orjson would silently resolve to the last value)
+            return _exact_event(line)
+        return event_from_obj(obj)
+    except orjson.JSONDecodeError as exc:
+        body = line.rstrip(b"\r\n")
+        why = "empty line" if not body.strip() else f"not valid JSON ({exc.msg})"
+        return QuarantineEntry(source, line_no, body, f"line {line_no}: {why}")
+    except EventError:
+        body = line.rstrip(b"\r\n")
         try:
-            # orjson skips the trailing newline as JSON whitespace: no strip on the hot path
-            yield make(loads(line))
-        except orjson.JSONDecodeError as exc:
-            body = line.rstrip(b"\r\n")
-            why = "empty line" if not body.strip() else f"not valid JSON ({exc.msg})"
-            yield QuarantineEntry(source, line_no, body, f"line {line_no}: {why}")
+            return _exact_event(line)  # an integer item beyond 64 bits is a valid event
         except EventError as exc:
-            body = line.rstrip(b"\r\n")
-            yield QuarantineEntry(source, line_no, body, f"line {line_no}: {_reason(exc)}")
+            return QuarantineEntry(source, line_no, body, f"line {line_no}: {_reason(exc)}")
 
 
 class NonStringKeyMap(list[tuple[object, object]]):
@@ -114,13 +184,40 @@ class NonStringKeyMap(list[tuple[object, object]]):
         return "a map with non-string keys"
 
 
-def _map(pairs: list[tuple[object, object]]) -> dict[object, object] | NonStringKeyMap:
+class DuplicateKeyMap(list[tuple[object, object]]):
+    """A msgpack map with a key given twice: never a valid event or args object."""
+
+    def duplicate(self) -> str:
+        """The first key given twice."""
+        seen: set[object] = set()
+        for k, _ in self:
+            if k in seen:
+                return str(k)
+            seen.add(k)
+        return ""  # not reached: built only for maps with a repeated key
+
+    def __repr__(self) -> str:
+        return f'a map with the key "{self.duplicate()}" twice'
+
+
+def _map(
+    pairs: list[tuple[object, object]],
+) -> dict[object, object] | NonStringKeyMap | DuplicateKeyMap:
     # Maps are built here rather than by the unpacker, which raises TypeError on an unhashable
     # key (a map used as a key) and would lose the rest of the stream with it.
     for k, _ in pairs:
         if type(k) is not str:
             return NonStringKeyMap(pairs)
-    return dict(pairs)
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        return DuplicateKeyMap(pairs)
+    return obj
+
+
+def _unpacker() -> msgpack.Unpacker:
+    return msgpack.Unpacker(
+        raw=False, strict_map_key=False, max_buffer_size=64 << 20, object_pairs_hook=_map
+    )
 
 
 def read_msgpack(
@@ -130,12 +227,13 @@ def read_msgpack(
 
     The unpacker is fed chunk by chunk and its offsets are tracked, so every quarantine entry
     carries the message's exact original bytes. A truncated last message is quarantined too.
+    A message holding a string that is not UTF-8 is well framed: it is quarantined alone and
+    reading goes on after it.
     """
-    unpacker = msgpack.Unpacker(
-        raw=False, strict_map_key=False, max_buffer_size=64 << 20, object_pairs_hook=_map
-    )
+    unpacker = _unpacker()
     buf = bytearray()  # input bytes from stream offset `base` on
     base = 0  # stream offset of buf[0]; always the end of the last whole message
+    origin = 0  # stream offset at which the current unpacker was first fed
     pos = 0
     while True:
         chunk = stream.read(chunk_size)
@@ -147,7 +245,29 @@ def read_msgpack(
                 obj = unpacker.unpack()
             except msgpack.OutOfData:
                 break
-            except (ValueError, msgpack.UnpackException, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError as exc:
+                # The unpacker is left mid-message: measure the message without decoding its
+                # strings, quarantine it, and start a fresh unpacker after it.
+                pos += 1
+                size = _message_size(buf, stream, chunk_size)
+                if size is None:
+                    yield _truncated(source, pos, bytes(buf))
+                    return
+                if pos > skip:
+                    yield QuarantineEntry(
+                        source,
+                        pos,
+                        bytes(buf[:size]),
+                        f"message {pos}: a string is not valid UTF-8 ({exc.reason} at byte "
+                        f"{exc.start} of the string)",
+                    )
+                del buf[:size]
+                base += size
+                origin = base
+                unpacker = _unpacker()
+                unpacker.feed(bytes(buf))
+                continue
+            except (ValueError, msgpack.UnpackException) as exc:
                 pos += 1
                 rest = bytes(buf) + stream.read(_MAX_QUARANTINE_TAIL)
                 yield QuarantineEntry(
@@ -158,7 +278,7 @@ def read_msgpack(
                     f"the rest of the stream ({len(rest)} bytes read) is quarantined",
                 )
                 return
-            end = unpacker.tell()
+            end = origin + unpacker.tell()
             raw = bytes(buf[: end - base])
             del buf[: end - base]
             base = end
@@ -166,25 +286,79 @@ def read_msgpack(
             if pos <= skip:
                 continue
             try:
+                if type(obj) is DuplicateKeyMap:
+                    raise EventError(obj.duplicate(), _TWICE)
                 yield event_from_obj(obj)
             except EventError as exc:
                 yield QuarantineEntry(source, pos, raw, f"message {pos}: {_reason(exc)}")
         if not chunk:
             if buf:
-                pos += 1
-                yield QuarantineEntry(
-                    source,
-                    pos,
-                    bytes(buf),
-                    f"message {pos}: truncated ({len(buf)} bytes at the end)",
-                )
+                yield _truncated(source, pos + 1, bytes(buf))
             return
+
+
+def _truncated(source: str, pos: int, raw: bytes) -> QuarantineEntry:
+    return QuarantineEntry(
+        source, pos, raw, f"message {pos}: truncated ({len(raw)} bytes at the end)"
+    )
+
+
+def _message_size(buf: bytearray, stream: BinaryIO, chunk_size: int) -> int | None:
+    """Return the byte length of the msgpack message at the start of ``buf`` (None: the input
+    ends inside it), reading more of ``stream`` into ``buf`` as needed."""
+    skipper = msgpack.Unpacker(raw=True, max_buffer_size=64 << 20)
+    skipper.feed(bytes(buf))
+    while True:
+        try:
+            skipper.skip()
+        except msgpack.OutOfData:
+            more = stream.read(chunk_size)
+            if not more:
+                return None
+            buf += more
+            skipper.feed(more)
+            continue
+        return int(skipper.tell())
 
 
 def read_events(
     source: InputFile, *, fmt: str | None = None, skip: int = 0
 ) -> Iterator[Event | QuarantineEntry]:
-    """Yield events and quarantine entries from an :class:`InputFile` in its format."""
+    """Yield events and quarantine entries from an :class:`InputFile` in its format.
+
+    A ``.gz`` input that is not gzip, or is truncated or corrupt, ends with one quarantine
+    entry for its unreadable tail (the compressed bytes not yet read, up to 1 MiB) whose
+    reason says why and where; what was read before it is yielded as usual.
+    """
     fmt = fmt or detect_format(source.name)
     reader = read_msgpack if fmt == "msgpack" else read_jsonl
-    return reader(source.stream, source=source.name, skip=skip)
+    return _unreadable_tail(reader(source.stream, source=source.name, skip=skip), source, skip)
+
+
+def _unreadable_tail(
+    items: Iterator[Event | QuarantineEntry], source: InputFile, skip: int
+) -> Iterator[Event | QuarantineEntry]:
+    pos = skip
+    try:
+        for item in items:
+            pos = item.position if type(item) is QuarantineEntry else pos + 1
+            yield item
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        # gzip reports a truncated file as EOFError, a wrong one as BadGzipFile (an OSError),
+        # a corrupt block as zlib.error; the decompressor can't be resumed after any of them
+        at = source.consumed()
+        try:
+            tail = source.raw_tail(_MAX_QUARANTINE_TAIL)
+        except OSError:
+            tail = b""
+        text = str(exc) or type(exc).__name__
+        pos += 1
+        source.read_error = f"{text[:1].lower()}{text[1:]} (at byte {at:,}, line {pos})"
+        yield QuarantineEntry(
+            source.name,
+            pos,
+            tail,
+            f"line {pos}: the compressed input can't be read from here on "
+            f"({text[:1].lower()}{text[1:]}; at byte {at:,} of {source.size or 0:,}); "
+            "the rest of the input is quarantined",
+        )

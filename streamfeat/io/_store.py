@@ -100,6 +100,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
+            self._check()
             self._migrate()
             for suffix in ("-wal", "-shm"):
                 side = Path(f"{self.path}{suffix}")
@@ -107,9 +108,31 @@ class Store:
                     os.chmod(side, _OWNER_ONLY)
         except (OSError, sqlite3.Error) as exc:
             msg = f"can't open the store {self.path}: {exc}"
+            if isinstance(exc, sqlite3.DatabaseError) and any(
+                w in str(exc) for w in ("malformed", "not a database", "corrupt")
+            ):
+                msg = self._damaged(str(exc))
+            with contextlib.suppress(Exception):
+                self.db.conn.close()
             raise StorageError(msg) from exc
 
     # -- schema ---------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        """Refuse a damaged file (``PRAGMA quick_check``) rather than use it."""
+        rows = self.db.execute("PRAGMA quick_check(5)").fetchall()
+        if [tuple(r) for r in rows] != [("ok",)]:
+            raise StorageError(self._damaged(str(rows[0][0]) if rows else "no answer"))
+
+    def _damaged(self, why: str) -> str:
+        """The one-line refusal of a damaged file, with the recovery command."""
+        why = " ".join(why.split())
+        return (
+            f"the store {self.path} is damaged ({why}); nothing was changed. Copy what is "
+            f"readable into a new file with `sqlite3 {self.path} .dump | sed "
+            f"'s/^ROLLBACK; -- due to errors$/COMMIT;/' | sqlite3 NEW.sqlite` and use NEW.sqlite "
+            "(see docs/reliability.md)"
+        )
 
     def _migrate(self) -> None:
         db = self.db
@@ -190,9 +213,15 @@ class Store:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def add_quarantine(self, entries: Iterable[QuarantineEntry]) -> int:
         """Insert quarantine entries; return how many."""
@@ -253,6 +282,22 @@ class Store:
         """Return the state stored under ``key``, or None."""
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
         return None if row is None else bytes(row[0])
+
+    # -- audit ledger ---------------------------------------------------------------------
+
+    def add_ledger(self, digests: Iterable[bytes]) -> None:
+        """Append record digests to the ``ledger`` table (audits: the simulator keeps there
+        what each agent put in its outbox, inside the agent's own transaction)."""
+        conn = self.db.conn
+        conn.execute("CREATE TABLE IF NOT EXISTS ledger (digest BLOB NOT NULL)")
+        conn.executemany("INSERT INTO ledger (digest) VALUES (?)", [(d,) for d in digests])
+
+    def ledger(self) -> dict[bytes, int]:
+        """``{digest: count}`` of the ``ledger`` table (empty if there is none)."""
+        if "ledger" not in self.db.table_names():
+            return {}
+        rows = self.db.execute("SELECT digest, count(*) FROM ledger GROUP BY digest")
+        return {bytes(d): int(n) for d, n in rows.fetchall()}
 
     # -- checkpoints ----------------------------------------------------------------------
 

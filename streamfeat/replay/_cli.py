@@ -12,9 +12,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from streamfeat.data import default_tasks_text
-from streamfeat.errors import ConfigError, StorageError
+from streamfeat.errors import ConfigError, InputError, OutputError, StorageError
 from streamfeat.replay._cluster_cli import add_cluster_options, run_cluster_command
-from streamfeat.replay._replay import ReplayOptions, ReplaySummary, run_replay
+from streamfeat.replay._replay import ReplayObserver, ReplayOptions, ReplaySummary, run_replay
 from streamfeat.tasks import load_tasks, parse_tasks
 
 __all__ = ["add_parsers", "render_summary"]
@@ -51,6 +51,12 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts)")
     p.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="also write a self-contained HTML report with plots (implies --sizes; needs "
+        "pip install 'streamfeat[report]')",
+    )
+    p.add_argument(
         "--format", choices=("jsonl", "msgpack"), help="input format (default: from the name)"
     )
     p.add_argument(
@@ -62,6 +68,12 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--restart", action="store_true", help="with --db, discard a previous checkpoint"
+    )
+    p.add_argument(
+        "--run-tasks",
+        action="store_true",
+        help="run the [tasks] code on the trigger records, in event order, and write their "
+        "task records to OUT",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     add_cluster_options(p)
@@ -96,29 +108,67 @@ def _replay(args: argparse.Namespace) -> int:
 
         if not Path(args.events).is_file():
             args.parser.error(f"EVENTS {args.events!r} is not a file")
+    collector = None
+    if args.report:
+        from streamfeat.report import MissingExtraError, ReportCollector, check_plotting
+
+        try:
+            check_plotting()  # fail before the replay, not after it
+        except MissingExtraError as exc:
+            print(f"streamfeat replay: {exc}", file=sys.stderr)
+            return 2
+        collector = ReportCollector()
     opts = ReplayOptions(
         events=args.events,
         config=config,
         out=args.out,
         db=args.db,
         speed=args.speed,
-        sizes=args.sizes,
+        sizes=args.sizes or bool(args.report),
         checkpoint_every=args.checkpoint_every,
         fmt=args.format,
         restart=args.restart,
+        run_tasks=args.run_tasks,
     )
     console = _console(args)
     show_bar = console.is_terminal and not args.no_progress and not args.json
     try:
-        summary = _with_progress(opts, console) if show_bar else run_replay(opts)
-    except (StorageError, ConfigError) as exc:
+        summary = (
+            _with_progress(opts, console, collector)
+            if show_bar
+            else run_replay(opts, observer=collector)
+        )
+    except (StorageError, ConfigError) as exc:  # TaskLoadError (--run-tasks) is a ConfigError
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
+    except (InputError, OutputError) as exc:
+        print(f"streamfeat replay: {exc}", file=sys.stderr)
+        return 1
+    if collector is not None:
+        from streamfeat.report import write_report
+
+        try:
+            write_report(
+                args.report, collector, summary.as_dict(), title=_report_title(args.events)
+            )
+        except OSError as exc:
+            print(
+                f"streamfeat replay: can't write the report {args.report}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return 2
     if args.json:
         stream = sys.stderr if args.out == "-" else sys.stdout
         stream.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         render_summary(summary, console)
+    if summary.input_error:
+        print(
+            f"streamfeat replay: {args.events} could not be read to its end: "
+            f"{summary.input_error}; the rest is quarantined",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -131,7 +181,15 @@ def _console(args: argparse.Namespace) -> Console:
     return console
 
 
-def _with_progress(opts: ReplayOptions, console: Console) -> ReplaySummary:
+def _report_title(events: str) -> str:
+    from pathlib import Path
+
+    return "Replay of standard input" if events == "-" else f"Replay of {Path(events).name}"
+
+
+def _with_progress(
+    opts: ReplayOptions, console: Console, observer: ReplayObserver | None = None
+) -> ReplaySummary:
     columns = (
         TextColumn("replaying"),
         BarColumn(),
@@ -144,7 +202,7 @@ def _with_progress(opts: ReplayOptions, console: Console) -> ReplaySummary:
         def progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
-        return run_replay(opts, progress=progress)
+        return run_replay(opts, progress=progress, observer=observer)
 
 
 def render_summary(summary: ReplaySummary, console: Console) -> None:
@@ -163,6 +221,8 @@ def render_summary(summary: ReplaySummary, console: Console) -> None:
     t.add_row("bytes raw (input)", f"{d['bytes']['raw']:,}")
     t.add_row("bytes records (JSON)", f"{d['bytes']['records']:,}")
     t.add_row("peak RSS", f"{d['peak_rss_mb']:.1f} MB")
+    for name, counts in (d.get("tasks") or {}).items():
+        t.add_row(f"task {name}", ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
     if d["resumed_at"]:
         t.add_row("resumed at input unit", f"{d['resumed_at']:,}")
     console.print(t)

@@ -50,11 +50,11 @@ from typing import Any
 import msgpack
 import orjson
 
-from streamfeat._event import Event, event_from_obj
+from streamfeat._event import Event
 from streamfeat._records import public
 from streamfeat.engine._build import build_engine
-from streamfeat.errors import EventError, StorageError
-from streamfeat.io._readers import InputFile
+from streamfeat.errors import StorageError
+from streamfeat.io._readers import InputFile, parse_jsonl_line
 from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.tasks import parse_tasks
 
@@ -94,16 +94,8 @@ def route(line: bytes, partitions: int) -> int:
 
 def parse_line(line: bytes, line_no: int, source: str) -> Event | QuarantineEntry:
     """One JSONL line to an Event or a QuarantineEntry, exactly as the single-process reader
-    (``streamfeat.io._readers.read_jsonl``) does it, reasons included."""
-    try:
-        return event_from_obj(orjson.loads(line))
-    except orjson.JSONDecodeError as exc:
-        body = line.rstrip(b"\r\n")
-        why = "empty line" if not body.strip() else f"not valid JSON ({exc.msg})"
-        return QuarantineEntry(source, line_no, body, f"line {line_no}: {why}")
-    except EventError as exc:
-        body = line.rstrip(b"\r\n")
-        return QuarantineEntry(source, line_no, body, f"line {line_no}: {exc}")
+    does it, reasons included (:func:`streamfeat.io._readers.parse_jsonl_line`)."""
+    return parse_jsonl_line(line, line_no, source)
 
 
 @dataclass(frozen=True)

@@ -13,23 +13,35 @@ length, and the quarantine entries seen since the last checkpoint. A replay that
 checkpoint of the same input and tasks file resumes from it: OUT is truncated to the recorded
 length, the input is skipped to the recorded position, the engine restored. Whatever happened
 after the checkpoint (records written, quarantine rows) is therefore produced again exactly
-once: nothing lost, nothing twice, even after ``kill -9``. A finished replay deletes its
-checkpoint, so running it again starts over and rewrites the same output.
+once: nothing lost, nothing twice, even after ``kill -9``. The last quarantine entries are
+committed in the same transaction that deletes the checkpoint at the end, so a kill at the very
+end can't add them twice. A finished replay deletes its checkpoint, so running it again starts
+over and rewrites the same output; a replay that starts over first deletes the quarantine rows
+of its input (the same EVENTS name), so the rows are never doubled by a rerun either.
+
+Each checkpoint also records the input's identity (size, modification time, and a hash of its
+first 64 KiB). A resume whose input no longer matches (another file put in its place under the
+same name) is refused: resuming it at the old line number would silently mix two inputs.
+
+After each checkpoint the store's retention (``[store] retention`` and ``max_mb``) runs, evicting
+old quarantine rows (and records) with every eviction counted; the summary reports them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import os
 import resource
+import sqlite3
 import stat
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -37,14 +49,31 @@ from streamfeat._event import Event
 from streamfeat._records import public
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.engine._build import build_engine
-from streamfeat.errors import StorageError
+from streamfeat.errors import InputError, OutputError, StorageError, StreamfeatError
 from streamfeat.io._readers import InputFile, read_events
 from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
+from streamfeat.replay._tasks import ReplayTasks
 from streamfeat.tasks import TasksConfig
 
-__all__ = ["ReplayOptions", "ReplaySummary", "run_replay"]
+__all__ = ["ReplayObserver", "ReplayOptions", "ReplaySummary", "run_replay"]
 
 _CHECKPOINT = "replay"
+_INPUT_KEY = "replay.input"  # the identity of the input a checkpoint covers (kv state)
+_IDENTITY_BLOCK = 1 << 16  # bytes of the input hashed into its identity
+_OBSERVE_EVERY = 1000  # events between progress samples given to an observer
+
+
+class ReplayObserver(Protocol):
+    """What a replay tells an observer (the ``--report`` collector)."""
+
+    def event(self, ts: int) -> None:
+        """A valid event with event time ``ts`` was processed."""
+
+    def records(self, records: list[dict[str, Any]]) -> None:
+        """These records were written to OUT."""
+
+    def progress(self, wall_seconds: float, events: int) -> None:
+        """``events`` events were done ``wall_seconds`` after the replay started."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +89,7 @@ class ReplayOptions:
     checkpoint_every: int = 50_000
     fmt: str | None = None
     restart: bool = False
+    run_tasks: bool = False  # run [tasks] code on the trigger records (replay/_tasks.py)
 
 
 @dataclass
@@ -76,8 +106,11 @@ class ReplaySummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     resumed_at: int = 0
+    evicted: Counter[str] = field(default_factory=Counter)
+    input_error: str | None = None  # EVENTS could not be read to its end (its tail quarantined)
     sizes: dict[str, Any] | None = None
     size_table: Any = None  # a rich renderable of the size report, with --sizes
+    tasks: dict[str, dict[str, int]] | None = None  # per task counters, with --run-tasks
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.events / self.seconds if self.seconds else 0.0
@@ -98,7 +131,10 @@ class ReplaySummary:
             },
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "resumed_at": self.resumed_at,
+            "evicted": dict(sorted(self.evicted.items())),
+            "input_error": self.input_error,
             "sizes": self.sizes,
+            **({"tasks": self.tasks} if self.tasks is not None else {}),
         }
 
 
@@ -106,7 +142,34 @@ def _fingerprint(opts: ReplayOptions) -> str:
     h = hashlib.sha256()
     h.update(str(Path(opts.events).resolve() if opts.events != "-" else "-").encode())
     h.update(b"\0" + opts.config.text.encode())
+    if opts.run_tasks:  # OUT holds task records too: not the same output
+        h.update(b"\0run-tasks")
     return h.hexdigest()
+
+
+def _input_identity(events: str) -> bytes | None:
+    """Size, modification time and a hash of the first block of the input file (None: stdin)."""
+    if events == "-":
+        return None
+    path = Path(events)
+    st = path.stat()
+    with path.open("rb") as fh:
+        head = hashlib.sha256(fh.read(_IDENTITY_BLOCK)).hexdigest()
+    ident = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_sha256": head}
+    return orjson.dumps(ident, option=orjson.OPT_SORT_KEYS)
+
+
+def _check_identity(store: Store, events: str, current: bytes | None) -> None:
+    saved = store.get_state(_INPUT_KEY)
+    if saved is None or current is None or saved == current:
+        return  # a checkpoint written before identities were recorded can't be checked
+    old, new = orjson.loads(saved), orjson.loads(current)
+    what = [k for k in ("size", "mtime_ns", "head_sha256") if old.get(k) != new.get(k)]
+    msg = (
+        f"the input {events} is not the file the checkpoint in {store.path} was taken from "
+        f"({', '.join(what)} changed); pass --restart to replay it from the start"
+    )
+    raise StorageError(msg)
 
 
 def _peak_rss_mb() -> float:
@@ -121,12 +184,16 @@ class _Output:
         if path == "-":
             self.fh: BinaryIO = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
             return
-        if resume_offset is None:
-            self.fh = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
-        else:
-            self.fh = open(path, "r+b", buffering=1 << 20)  # noqa: SIM115
-            self.fh.truncate(resume_offset)
-            self.fh.seek(resume_offset)
+        try:
+            if resume_offset is None:
+                self.fh = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+            else:
+                self.fh = open(path, "r+b", buffering=1 << 20)  # noqa: SIM115
+                self.fh.truncate(resume_offset)
+                self.fh.seek(resume_offset)
+        except OSError as exc:
+            msg = f"can't write OUT {path}: {_strerror(exc)}"
+            raise OutputError(msg) from exc
 
     def durable_offset(self) -> int:
         """Flush OUT to disk and return its length (0 for a pipe, which can't be resumed)."""
@@ -137,7 +204,14 @@ class _Output:
         return self.fh.tell()
 
     def close(self) -> None:
-        self.fh.close()
+        # fails only after a write already failed (a full disk): that error is the one raised
+        with contextlib.suppress(OSError):
+            self.fh.close()
+
+
+def _strerror(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
 
 
 def run_replay(
@@ -146,6 +220,7 @@ def run_replay(
     progress: Callable[[int, int | None], None] | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    observer: ReplayObserver | None = None,
 ) -> ReplaySummary:
     """Replay ``opts.events`` and return the summary.
 
@@ -154,40 +229,82 @@ def run_replay(
         progress: called now and then with (input bytes consumed, input size or None).
         clock: the clock for ``--speed`` pacing (the system clock by default).
         sleep: how to wait when pacing (injected for tests).
+        observer: sees every event's ts, every record written, and the progress every
+            1,000 events (``streamfeat.report.ReportCollector`` for ``--report``).
 
     Raises:
-        StorageError: if the store holds a checkpoint of a different replay (use ``restart``).
+        StorageError: if the store holds a checkpoint of a different replay or of an input that
+            changed since (use ``restart``), or the store can't be written (a full disk).
         ConfigError: if a stage refuses the tasks file.
+        InputError: if EVENTS can't be opened (a missing file, a closed standard input).
+        OutputError: if OUT can't be created or written (a missing folder, a full disk). The
+            store's last checkpoint is intact: run again to resume from it.
     """
+    try:
+        return _run_replay(opts, progress, clock, sleep, observer)
+    except StreamfeatError:
+        raise
+    except sqlite3.Error as exc:
+        msg = f"the store {opts.db}: {exc}; run again to resume from the last checkpoint"
+        raise StorageError(msg) from exc
+    except OSError as exc:
+        msg = f"can't write OUT {opts.out}: {_strerror(exc)}"
+        if opts.db:
+            msg += "; run again to resume from the last checkpoint"
+        raise OutputError(msg) from exc
+
+
+def _run_replay(
+    opts: ReplayOptions,
+    progress: Callable[[int, int | None], None] | None,
+    clock: Clock | None,
+    sleep: Callable[[float], None],
+    observer: ReplayObserver | None = None,
+) -> ReplaySummary:
     clock = clock or SystemClock()
     engine = build_engine(opts.config, sizes=opts.sizes)
-    store = Store(opts.db, now_ms=lambda: int(clock.time() * 1000)) if opts.db else None
-    fingerprint = _fingerprint(opts)
     summary = ReplaySummary()
-    resume: Checkpoint | None = None
-    if store is not None:
-        resume = _resume_point(store, fingerprint, opts.restart)
-        if resume is not None:
-            engine.restore(resume.snapshot)
-            summary.resumed_at = resume.position
-    source = InputFile(opts.events)
-    out = _Output(opts.out, resume.out_offset if resume else None)
+    source = InputFile(opts.events)  # first: a missing input leaves the store and OUT untouched
+    store: Store | None = None
+    try:
+        if opts.db:
+            store = Store(opts.db, now_ms=lambda: int(clock.time() * 1000))
+        resume = _prepare_store(store, opts, engine, summary) if store is not None else None
+        out = _Output(opts.out, resume.out_offset if resume else None)
+    except BaseException:
+        source.close()
+        if store is not None:
+            store.close()
+        raise
     sizes = _size_report(opts) if opts.sizes else None
+    tasks: ReplayTasks | None = None
     # The compiled trigger tables are large and live for the whole replay: moving them out of the
     # collector's generations keeps every full collection from walking them again. Undone at the
     # end, so that replays run one after another in one process (tests, benchmarks) don't pile up.
     gc.freeze()
     try:
-        _loop(opts, engine, store, source, out, summary, resume, progress, clock, sleep, sizes)
+        # inside the try: task code that does not import still closes OUT, EVENTS and the store
+        tasks = ReplayTasks(opts.config, engine) if opts.run_tasks else None
+        pending_q = _loop(
+            opts, engine, tasks, store, source, out, summary, resume, progress, clock, sleep, sizes,
+            observer,
+        )  # fmt: skip
         final = engine.close()
-        _write(out, final, summary, sizes)
+        if tasks is not None:
+            final += tasks.run(final)
+        _write(out, final, summary, sizes, observer)
         out.durable_offset()
         if store is not None:
-            with store.transaction():
+            with store.transaction():  # one commit: a kill before it resumes, after it is done
+                store.add_quarantine(pending_q)
                 store.delete_checkpoint(_CHECKPOINT)
                 store.incr("replay.completed")
+            _retention(store, opts, summary)
     finally:
         gc.unfreeze()
+        if tasks is not None:
+            tasks.close()
+            summary.tasks = tasks.stats
         out.close()
         source.close()
         if store is not None:
@@ -200,6 +317,27 @@ def run_replay(
         summary.sizes = sizes.as_dict()
         summary.size_table = sizes.table()
     return summary
+
+
+def _prepare_store(
+    store: Store, opts: ReplayOptions, engine: Any, summary: ReplaySummary
+) -> Checkpoint | None:
+    """Resume from the store's checkpoint (its input checked), or start over; return it."""
+    try:
+        identity = _input_identity(opts.events)
+    except OSError as exc:
+        msg = f"can't read {opts.events}: {_strerror(exc)}"
+        raise InputError(msg) from exc
+    resume = _resume_point(store, _fingerprint(opts), opts.restart)
+    if resume is not None:
+        _check_identity(store, opts.events, identity)
+        engine.restore(resume.snapshot)
+        summary.resumed_at = resume.position
+        return resume
+    with store.transaction():  # starting over: this input's quarantine rows are written again
+        store.db.conn.execute("DELETE FROM quarantine WHERE source = ?", (opts.events,))
+        store.put_state(_INPUT_KEY, identity or b"")
+    return None
 
 
 def _resume_point(store: Store, fingerprint: str, restart: bool) -> Checkpoint | None:
@@ -218,7 +356,13 @@ def _resume_point(store: Store, fingerprint: str, restart: bool) -> Checkpoint |
     return cp
 
 
-def _write(out: _Output, records: list[dict[str, Any]], summary: ReplaySummary, sizes: Any) -> None:
+def _write(
+    out: _Output,
+    records: list[dict[str, Any]],
+    summary: ReplaySummary,
+    sizes: Any,
+    observer: ReplayObserver | None = None,
+) -> None:
     write = out.fh.write
     dumps = orjson.dumps
     nl = orjson.OPT_APPEND_NEWLINE
@@ -229,11 +373,14 @@ def _write(out: _Output, records: list[dict[str, Any]], summary: ReplaySummary, 
         summary.records[r["kind"]] += 1
     if sizes is not None:
         sizes.add_many(r for r in records if r["kind"] != "quarantine")
+    if observer is not None:
+        observer.records(records)
 
 
 def _loop(
     opts: ReplayOptions,
     engine: Any,
+    tasks: ReplayTasks | None,
     store: Store | None,
     source: InputFile,
     out: _Output,
@@ -243,7 +390,9 @@ def _loop(
     clock: Clock,
     sleep: Callable[[float], None],
     sizes: Any,
-) -> None:
+    observer: ReplayObserver | None = None,
+) -> list[QuarantineEntry]:
+    """Run the input through the engine; return the quarantine entries not yet committed."""
     position = resume.position if resume else 0
     start_raw = _uncompressed_pos(source)
     pending_q: list[QuarantineEntry] = []
@@ -253,20 +402,28 @@ def _loop(
     every = max(1, opts.checkpoint_every)
     since_cp = 0
     t0 = time.perf_counter()
+    if observer is not None:
+        observer.progress(0.0, 0)
     for item in read_events(source, fmt=opts.fmt, skip=position):
         position += 1
         if type(item) is Event:
             if pace is not None:
                 pace.wait(item.ts)
             process(item, records)
+            if tasks is not None and records:
+                records += tasks.run(records)
             summary.events += 1
+            if observer is not None:
+                observer.event(item.ts)
+                if summary.events % _OBSERVE_EVERY == 0:
+                    observer.progress(time.perf_counter() - t0, summary.events)
         else:
             assert isinstance(item, QuarantineEntry)
             pending_q.append(item)
             summary.quarantined += 1
             records.append({"kind": "quarantine", "line": item.position, "reason": item.reason})
         if records:
-            _write(out, records, summary, sizes)
+            _write(out, records, summary, sizes, observer)
             records.clear()
         since_cp += 1
         if since_cp >= every:
@@ -275,13 +432,15 @@ def _loop(
                 progress(source.consumed(), source.size)
             if store is not None:
                 _checkpoint(store, engine, out, position, pending_q)
-    if store is not None and pending_q:
-        with store.transaction():
-            store.add_quarantine(pending_q)
+                _retention(store, opts, summary)
     summary.seconds = time.perf_counter() - t0
+    if observer is not None:
+        observer.progress(summary.seconds, summary.events)
+    summary.input_error = source.read_error
     summary.bytes_raw = _uncompressed_pos(source) - start_raw
     if progress is not None:
         progress(source.consumed(), source.size)
+    return pending_q
 
 
 def _checkpoint(
@@ -293,6 +452,14 @@ def _checkpoint(
         store.add_quarantine(pending_q)
         store.save_checkpoint(Checkpoint(_CHECKPOINT, snap, position, offset, engine.events))
     pending_q.clear()
+
+
+def _retention(store: Store, opts: ReplayOptions, summary: ReplaySummary) -> None:
+    """Apply the tasks file's ``[store]`` retention; every eviction is counted in the store's
+    counters (by :meth:`Store.apply_retention`) and in the summary."""
+    cfg = opts.config.store
+    if cfg.retention or cfg.max_mb:
+        summary.evicted.update(store.apply_retention(max_age_ms=cfg.retention, max_mb=cfg.max_mb))
 
 
 def _uncompressed_pos(source: InputFile) -> int:

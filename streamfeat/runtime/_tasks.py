@@ -31,18 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._log import tasks_log
 from streamfeat._records import Record
-from streamfeat.errors import TaskError
 from streamfeat.tasks._context import Reader, TaskContext
+from streamfeat.tasks._resolve import resolve_run, resolve_tasks
 
 if TYPE_CHECKING:
     from streamfeat.tasks import TaskConfig, TasksConfig
@@ -55,22 +55,14 @@ _COUNTERS = ("started", "ok", "errors", "timeouts", "skipped", "late_emits")
 def load_callable(task: str, run: str) -> Callable[..., Any]:
     """Import ``run`` (``"package.module:callable"``, the callable may be dotted).
 
+    Kept for callers of the old name; :func:`streamfeat.tasks.resolve_tasks` also looks in the
+    tasks file's folder first.
+
     Raises:
         TaskError: naming the task and the target when the module or attribute is missing or
-            the object is not callable.
+            the object is not callable (a :class:`~streamfeat.errors.TaskLoadError`).
     """
-    module_name, _, attr = run.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:  # any import-time failure of user code refuses the task
-        msg = f"task {task!r}: can't load {run!r}: {type(exc).__name__}: {exc}"
-        raise TaskError(msg) from exc
-    if not callable(obj):
-        msg = f"task {task!r}: {run!r} is not callable"
-        raise TaskError(msg)
-    return obj  # type: ignore[no-any-return]
+    return resolve_run(task, run)
 
 
 def engine_reader(engine: Any, now_ms: Callable[[], int]) -> Reader:
@@ -129,18 +121,21 @@ class TaskRunner:
         max_hung: a sync task with this many invocations still running past their timeout is
             skipped until one ends.
         max_failures: how many recent failures :attr:`failures` keeps.
+        folder: where task modules are looked for first when ``config`` is not a file on disk
+            (see :func:`streamfeat.tasks.resolve_tasks`).
 
     Raises:
-        TaskError: if a task's ``run`` target cannot be imported; nothing is started.
+        TaskLoadError: if a task's ``run`` target cannot be resolved (a ``TaskError`` and a
+            ``ConfigError`` naming the file and ``tasks.NAME.run``); nothing is started.
     """
 
     def __init__(self, config: TasksConfig, *, output: Callable[[Record], None],
                  reader: Reader | None = None, max_hung: int = 2,
-                 max_failures: int = 100) -> None:  # fmt: skip
+                 max_failures: int = 100, folder: Path | None = None) -> None:  # fmt: skip
+        # the tasks file's folder first (else ``folder``); refused with the file and the key
+        fns = resolve_tasks(config, folder=folder)
         self._tasks = {
-            name: _Task(tc, fn, _is_async(fn))
-            for name, tc in config.tasks.items()
-            for fn in [load_callable(name, tc.run)]
+            name: _Task(tc, fns[name], _is_async(fns[name])) for name, tc in config.tasks.items()
         }
         self._by_trigger: dict[str, list[_Task]] = {}
         for task in self._tasks.values():  # tasks-file order within each trigger

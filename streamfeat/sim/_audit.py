@@ -38,6 +38,8 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
     ages: list[float] = []
     versions: Counter[str] = Counter()
     records: Counter[str] = Counter()
+    reranks: Counter[str] = Counter()
+    rerank_ms: list[float] = []
     for res in results:
         r.cpu_s += res["cpu_s"]
         r.feed_cpu_s += res["feed_cpu_s"]
@@ -60,7 +62,11 @@ def summarise(r: SimReport, results: list[dict[str, Any]], cuts: int) -> None:
             steady += d["latencies"][: d["steady"]]
             ages += d["ages"]
             versions[f"v{d['version']}"] += 1
+            reranks.update(d.get("reranks", {}))
+            rerank_ms += d.get("rerank_ms", [])
     r.records = dict(records)
+    r.reranks = dict(reranks)
+    r.rerank_ms = _quantiles([ms / 1000 for ms in rerank_ms])
     r.versions = dict(versions)
     r.latency_ms, r.steady_latency_ms, r.age_ms = (
         _quantiles(lat),

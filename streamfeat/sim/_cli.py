@@ -97,6 +97,24 @@ def add_parsers(sub: Any) -> None:
         metavar="S",
         help="seconds to wait at the end for uploads (default: %(default)s)",
     )
+    p.add_argument(
+        "--release",
+        metavar="P@S,...",
+        help="a staged release while the fleet runs: raise the rollout to P percent S seconds "
+        "after feeding began (e.g. 10@2,50@8,100@15); the report gives its coverage",
+    )
+    p.add_argument(
+        "--release-bundle-mb",
+        type=float,
+        default=1.0,
+        metavar="MB",
+        help="model bytes in the released bundle (default: %(default)s)",
+    )
+    p.add_argument(
+        "--release-broken",
+        action="store_true",
+        help="release a bundle whose task raises on every click: it must roll back by itself",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_simulate)
 
@@ -104,23 +122,30 @@ def add_parsers(sub: Any) -> None:
 def options_from_args(args: argparse.Namespace) -> SimOptions:
     """Build :class:`SimOptions` from parsed arguments (usage errors through the parser)."""
     from streamfeat.errors import ConfigError
-    from streamfeat.tasks import parse_tasks
+    from streamfeat.tasks import load_tasks
 
     tasks_text = ""
     texts = []
     try:
         if args.tasks:
-            tasks_text = Path(args.tasks).read_text()
-            parse_tasks(tasks_text, source=args.tasks)
+            tasks_text = load_tasks(args.tasks).text  # refuses a file that is not UTF-8, too
         for spec in args.reconfigure:
             minute, _, file = spec.partition(":")
-            text = Path(file).read_text()
-            parse_tasks(text, source=file)
-            texts.append((float(minute), text))
+            texts.append((float(minute), load_tasks(file).text))
     except (OSError, ValueError, ConfigError) as exc:
         args.parser.error(str(exc))
     if args.devices < 1 or args.minutes <= 0 or args.speed < 0:
         args.parser.error("--devices must be >= 1, --minutes > 0 and --speed >= 0")
+    release = None
+    if args.release:
+        from streamfeat.sim._release import parse_release_spec
+
+        try:
+            release = parse_release_spec(
+                args.release, bundle_mb=args.release_bundle_mb, broken=args.release_broken
+            )
+        except ValueError as exc:
+            args.parser.error(str(exc))
     if args.server and not args.server_db:
         args.parser.error(
             "--server needs --server-db (the registry the simulated devices are added to)"
@@ -138,7 +163,7 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         server=args.server, server_db=args.server_db, server_key=args.server_key,
         server_pids=args.server_pids,
         processes=args.processes, chaos=args.chaos, seed=args.seed, reconfigure=tuple(texts),
-        workdir=args.workdir, drain_timeout=args.drain_timeout,
+        workdir=args.workdir, drain_timeout=args.drain_timeout, release=release,
     )  # fmt: skip
 
 
@@ -226,6 +251,13 @@ def render_report(r: SimReport, console: Console) -> None:
         ("events", f"{r.events:,}  ({r.quarantined:,} quarantined)"),
         ("triggers fired", f"{recs.get('trigger', 0):,}"),
         ("tasks run", f"{r.tasks_run:,}  ({recs.get('task', 0):,} task records)"),
+        (
+            "re-ranks applied / fired",
+            f"{r.reranks.get('applied', 0):,} / {r.reranks.get('fired', 0):,}  (timeouts "
+            f"{r.reranks.get('timeouts', 0):,}, errors {r.reranks.get('errors', 0):,}, stale "
+            f"{r.reranks.get('stale', 0):,}, coalesced {r.reranks.get('coalesced', 0):,})",
+        ),
+        ("re-rank latency p50/p90/p99 (ms)", _q(r.rerank_ms, "re-ranks")),
         ("features", f"{recs.get('feature', 0):,}"),
         ("windows closed", f"{recs.get('window', 0):,}  ({recs.get('late', 0):,} late)"),
         ("payloads / batches stored", f"{r.payloads:,} / {r.batches_stored:,}"),
@@ -246,7 +278,11 @@ def render_report(r: SimReport, console: Console) -> None:
             f"{r.endpoint_restarts} / {r.connections_cut} / {r.reconnects:,}",
         ),
         ("tasks files pushed / devices by version", f"{r.configs_pushed} / {r.versions}"),
-        ("wall time (feeding)", f"{r.wall_s:.1f} s ({r.feed_wall_s:.1f} s), CPU {r.cpu_s:.1f} s"),
+        (
+            "wall time (feeding)",
+            f"{r.wall_s:.1f} s ({r.feed_wall_s:.1f} s), CPU {r.cpu_s:.1f} s"
+            f" (endpoint {r.endpoint_cpu_s:.1f} s)",
+        ),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -263,11 +299,34 @@ def render_report(r: SimReport, console: Console) -> None:
             + ", ".join(f"{d}: {n}" for d, n in worst)
             + f"; still in outboxes: {r.waiting}"
         )
+    if r.release:
+        render_release(r.release, console)
     if r.workdir:
         console.print(f"stores, keys and logs kept in {r.workdir}")
 
 
-def _q(q: dict[str, float]) -> str:
+def render_release(rel: dict[str, Any], console: Console) -> None:
+    """The ``--release`` part of the report: stages, coverage, bytes, outcome."""
+
+    def s(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f} s"
+
+    t = Table(title=f"release: bundle {rel['bundle_bytes']:,} B" + (" (broken)" if rel["broken"] else ""),
+              title_justify="left")  # fmt: skip
+    for col in ("stage", "devices", "live", "to 50%", "to 90%", "to 100%"):
+        t.add_column(col, justify="right")
+    for st in rel["stages"]:
+        t.add_row(f"{st['percent']:g}% at {st['at_s']:g} s", f"{st['devices']:,}", f"{st['live']:,}",
+                  s(st["to_50_s"]), s(st["to_90_s"]), s(st["to_100_s"]))  # fmt: skip
+    console.print(t)
+    console.print(
+        f"release {rel['state']}; devices by status {rel['statuses']}; "
+        f"pulled {rel['pulled_bytes_per_device']:,} B per device"
+        + (f"; rolled back: {rel['rollback']}" if rel["rollback"] else "")
+    )
+
+
+def _q(q: dict[str, float], what: str = "batches") -> str:
     if not q.get("n"):
         return "-"
-    return f"{q['p50']:,.1f} / {q['p90']:,.1f} / {q['p99']:,.1f}  ({q['n']:,} batches)"
+    return f"{q['p50']:,.1f} / {q['p90']:,.1f} / {q['p99']:,.1f}  ({q['n']:,} {what})"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import orjson
 from rich.console import Console
 
 from streamfeat.data import default_tasks_text
+from streamfeat.errors import StreamfeatError
 from streamfeat.replay._cli import render_summary
 from streamfeat.replay._replay import ReplayOptions, run_replay
 from streamfeat.tasks import parse_tasks
@@ -82,8 +84,19 @@ def add_parsers(sub: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    if args.replay_only:
-        return _replay_demo(args)
+    if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
+        args.parser.error(f"--dir {args.dir} is a file, not a folder")
+    try:
+        return _replay_demo(args) if args.replay_only else _sim_demo(args)
+    except (OSError, StreamfeatError) as exc:
+        # a full disk, a folder that can't be made: the user's environment, not a bug
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f" in {args.dir}" if args.dir else ""
+        print(f"streamfeat demo: can't run{where}: {text[:1].lower()}{text[1:]}", file=sys.stderr)
+        return 1
+
+
+def _sim_demo(args: argparse.Namespace) -> int:
     from streamfeat.sim._cli import render_report, run_with_progress
     from streamfeat.sim._simulation import SimOptions
 

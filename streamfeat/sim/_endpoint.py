@@ -41,13 +41,22 @@ def _say(obj: object) -> None:
 
 async def _serve(db: Path, key_path: Path, host: str, port: int) -> None:
     from streamfeat.endpoint._registry import Registry, endpoint_keypair
-    from streamfeat.endpoint._server import TunnelServer
+    from streamfeat.endpoint._server import Limits, TunnelServer
     from streamfeat.endpoint._storage import SQLiteStorage
 
+    # every simulated device connects from 127.0.0.1: the per-source cap on connections not
+    # yet authenticated (meant for one abusive client) would throttle the whole fleet's
+    # reconnects after a restart, so here it is as high as the total cap
+    limits = Limits(max_unauthenticated=8192, max_unauthenticated_per_source=8192)
     server = TunnelServer(
-        key=endpoint_keypair(key_path), registry=Registry(db), storage=SQLiteStorage(db)
-    )
-    runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
+        key=endpoint_keypair(key_path), registry=Registry(db), storage=SQLiteStorage(db),
+        limits=limits,
+    )  # fmt: skip
+    from streamfeat.endpoint._release_routes import ReleaseRoutes
+
+    app = server.app()
+    ReleaseRoutes(server, db, poll=0.2).install(app)  # releases: pulls, reports, announcements
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, backlog=4096)
     await site.start()

@@ -21,7 +21,13 @@ the fleet's clock starts) and ``drain`` (the endpoint is stable: close the agent
 final windows, and wait for the acknowledgements).
 
 The result (msgpack) holds per device the counts of what its agent did, and the *ledger*: a
-digest of every record it put in its outbox, for the end-to-end audit.
+digest of every record it put in its outbox, for the end-to-end audit. The ledger is kept in
+the device's own store (table ``ledger``, ``Store.add_ledger``), written in the very transaction that puts the
+records in the outbox, so it survives the simulator's ``--chaos`` killing this process with
+``kill -9``: a process started again with ``"resume": true`` in its spec restarts each agent on
+its store and feeds each device's stream from the event after the last one its agent accepted
+(:func:`streamfeat.agent.accepted_events`); the counts in the result are then those of the last
+process, the ledger is the whole run's.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +125,18 @@ class Worker:
                 None,
                 device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts),
             )
+            if spec.get("resume"):  # before pages: skipping must not hand out pages
+                self._skip_accepted(dev, store_dir / f"{name}.sqlite")
+            if config.reranks:  # the device's app gets a page of candidates per feed visit
+                dev.events = with_pages(dev, dev.events, {t.feed for t in config.reranks.values()})
             dev.agent = Agent(
                 tasks=config, store_path=store_dir / f"{name}.sqlite", endpoint_url=spec["url"],
                 endpoint_public_key=spec["endpoint_key"], device_key=private_hex, clock=self.clock,
                 upload_clock=SystemClock(), device=name, tick=spec["tick"] if self.speed > 0 else 0,
                 uploader_options=options, queue_size=2048, on_upload=self._ledger(dev),
+                release_key=spec.get("release_key"),
             )  # fmt: skip
+            dev.agent.release_health_every = 2.0
             await dev.agent.start()
             self.devices.append(dev)
         # ready means connected: the first connection also pays one-off imports and handshakes,
@@ -140,9 +153,46 @@ class Worker:
     @staticmethod
     def _ledger(dev: _Device) -> Any:
         def add(records: list[dict[str, Any]]) -> None:
-            dev.ledger.update(record_digest(r) for r in records)
+            # called inside the agent's commit: the ledger rows commit with the outbox items
+            digests = [record_digest(r) for r in records]
+            dev.ledger.update(digests)
+            dev.agent.store.add_ledger(digests)
 
         return add
+
+    @staticmethod
+    def _skip_accepted(dev: _Device, store: Path) -> None:
+        """Move ``dev``'s stream past the events its agent accepted before a kill."""
+        from streamfeat._event import event_from_obj
+        from streamfeat.agent import accepted_events
+        from streamfeat.errors import EventError
+
+        if not store.exists():
+            return
+        left = accepted_events(str(store))
+        while left > 0:
+            ev = next(dev.events, None)
+            if ev is None:
+                return
+            ts = ev.get("ts")
+            if type(ts) is int and ts > dev.maxts:
+                dev.maxts = ts
+            try:
+                event_from_obj(ev)
+            except EventError:
+                continue  # quarantined before the kill, not counted as accepted
+            left -= 1
+
+    @staticmethod
+    def stored_ledger(path: Path) -> list[list[Any]]:
+        """``[digest, count]`` of every record the device's agents put in the outbox."""
+        from streamfeat.io._store import Store
+
+        store = Store(path)
+        try:
+            return [[d, n] for d, n in store.ledger().items()]
+        finally:
+            store.close()
 
     async def feed(self, t0: float, progress_every: float) -> None:
         """Submit every device's events at their release times; report progress."""
@@ -150,6 +200,13 @@ class Worker:
             await self._feed_fast(progress_every)
         else:
             await self._feed_timed(t0, progress_every)
+        # a process restarted after a kill may have had nothing left to feed: its clock still
+        # moves on to where the fleet's is (the simulator's pushes wait for every clock)
+        latest = max((d.maxts for d in self.devices), default=0) / 1000
+        if self.speed > 0:
+            latest = max(latest, (self.start_ts + (time.time() - t0) * 1000 * self.speed) / 1000)
+        if latest > self.clock.time():
+            self.clock.set(latest)
         for dev in self.devices:
             await dev.agent.drain()
             dev.steady = len(dev.agent.outbox.latencies)
@@ -234,6 +291,8 @@ class Worker:
                 p["connected"] += a.uploader.connected.is_set()
                 p["reconnects"] += max(0, a.uploader.stats.connects - 1)
             p[f"v{a.version}"] += 1
+            if a.ranking is not None:
+                p["reranks"] += a.ranking.counts["applied"]
         out: dict[str, Any] = dict(p)
         out["sim_ms"] = int(self.clock.time() * 1000)
         out["late_ms"] = round(self.late_ms, 1)
@@ -251,7 +310,7 @@ class Worker:
             a = d.agent
             s = a.stats
             devices[d.name] = {
-                "events": s.submitted, "quarantined": s.quarantined, "records": s.records,
+                "events": a.accepted, "quarantined": s.quarantined, "records": s.records,
                 "tasks": s.tasks_started, "payloads": s.payloads, "payload_bytes": s.payload_bytes,
                 "raw_bytes": s.events_raw_bytes, "json_bytes": s.uploaded_json_bytes,
                 "uploaded_records": s.uploaded_records, "encode_errors": s.encode_errors,
@@ -259,11 +318,51 @@ class Worker:
                 "waiting": a.outbox_waiting, "version": a.version, "configs": s.configs_applied,
                 "connects": a.uploader.stats.connects if a.uploader else 0,
                 "failures": a.uploader.stats.failures if a.uploader else 0,
-                "ledger": [[k, n] for k, n in d.ledger.items()], "acked_ids": a.outbox.acked_ids,
+                "ledger": self.stored_ledger(a.store_path), "acked_ids": a.outbox.acked_ids,
+                "reranks": dict(a.ranking.counts) if a.ranking is not None else {},
+                "rerank_ms": list(a.ranking.latencies) if a.ranking is not None else [],
+                "pulled_bytes": a.bundles.pulled_bytes if a.bundles is not None else 0,
             }  # fmt: skip
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"devices": devices, "cpu_s": cpu_s, "wall_s": wall_s, "max_rss_kb": rss_kb,
                 "late_ms": self.late_ms}  # fmt: skip
+
+
+def with_pages(
+    dev: _Device, events: Iterator[dict[str, Any]], feeds: set[str]
+) -> Iterator[dict[str, Any]]:
+    """Yield the device's events; at each ``page_enter`` of a re-ranked feed, first hand the
+    agent the page of that visit (the app fetching its candidates).
+
+    The page holds the items the generated user will be shown in the visit (read ahead up to
+    the next ``page_enter`` of a feed or ``app_background``), in that order, with their
+    catalogue features (:mod:`streamfeat.ranking._catalogue`): the simulated user does not
+    react to the order the device shows (that is the next step), so the page is what the user
+    sees and the re-rank reorders its unseen part.
+    """
+    from streamfeat.ranking._catalogue import page_of
+
+    ahead: list[dict[str, Any]] = []
+    visits = 0
+    while True:
+        ev = ahead.pop(0) if ahead else next(events, None)
+        if ev is None:
+            return
+        feed = ev.get("page")
+        if ev.get("type") == "page_enter" and feed in feeds:
+            items: list[str] = []
+            for nxt in events:
+                ahead.append(nxt)
+                t = nxt.get("type")
+                if t == "app_background" or (t == "page_enter" and nxt.get("page") in feeds):
+                    break
+                item = str(nxt.get("item"))
+                seen = item in items or len(items) >= 100
+                if t == "exposure" and nxt.get("page") == feed and "item" in nxt and not seen:
+                    items.append(item)
+            visits += 1
+            dev.agent.set_page(page_of(str(feed), f"{dev.name}-{visits}", items))
+        yield ev
 
 
 async def _lines(loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:

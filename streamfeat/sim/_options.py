@@ -28,12 +28,16 @@ class SimOptions:
         server_pids: that endpoint's pid file (``serve --workers N --pid-file``): with ``chaos``,
             one of its worker processes is killed (SIGKILL) now and then while the others serve.
         processes: fleet processes (0: one per core).
-        chaos: cut connections and restart the endpoint at random.
+        chaos: cut connections, kill and restart the endpoint and (``kill_agents``) fleet
+            processes at random.
+        kill_agents: with ``chaos``, also SIGKILL fleet processes (all their agents) and
+            restart them on their stores.
         seed: seeds the behaviour generator and the chaos.
         reconfigure: ``(simulated minute, tasks text)`` pushed to every device in turn.
         workdir: keep stores, keys and the endpoint database here (default: a temporary dir).
         tick: seconds between the agents' idle-window advances.
         drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
+        release: a staged release during the run (``streamfeat.sim._release.ReleasePlan``).
     """
 
     devices: int = 100
@@ -46,12 +50,14 @@ class SimOptions:
     server_pids: Path | None = None
     processes: int = 0
     chaos: bool = False
+    kill_agents: bool = True
     seed: int = 1
     reconfigure: tuple[tuple[float, str], ...] = ()
     workdir: Path | None = None
     tick: float = 1.0
     drain_timeout: float = 60.0
     start_ts: int = DEFAULT_START_TS
+    release: Any = None  # a ReleasePlan (docs/release.md)
 
 
 @dataclass
@@ -89,15 +95,20 @@ class SimReport:
     waiting: int = 0
     encode_errors: int = 0
     endpoint_restarts: int = 0
+    agent_kills: int = 0  # fleet processes (all their agents) killed with SIGKILL and restarted
     connections_cut: int = 0
     reconnects: int = 0
     configs_pushed: int = 0
     versions: dict[str, int] = field(default_factory=dict)
     feed_late_ms: float = 0.0
+    reranks: dict[str, int] = field(default_factory=dict)  # re-rank counters, summed
+    rerank_ms: dict[str, float] = field(default_factory=dict)  # latency quantiles of applied ones
     cpu_s: float = 0.0
+    endpoint_cpu_s: float = 0.0  # the endpoint process's CPU (summed over restarts; Linux)
     feed_cpu_s: float = 0.0
     max_rss_kb: int = 0
     workdir: str = ""
+    release: dict[str, Any] = field(default_factory=dict)  # --release: coverage and outcome
 
     @property
     def ok(self) -> bool:

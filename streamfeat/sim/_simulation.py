@@ -15,7 +15,9 @@ that resets random connections every one to two seconds, and the endpoint proces
 (SIGKILL, no goodbye) and restarted on the same port every few seconds; with ``server`` and
 ``server_pids`` (an endpoint run as ``serve --workers N --pid-file``), one of its worker
 processes is killed instead, its supervisor restarts it and the others serve meanwhile
-(``server_db`` may then be a ``postgresql://`` URL). Faults stop once every
+(``server_db`` may then be a ``postgresql://`` URL). A fleet process (all its agents at once)
+is killed with SIGKILL at random moments too and started again on the same device stores,
+resuming each device's events after the last one its agent accepted. Faults stop once every
 event has been fed; then the agents close (their last windows are uploaded) and wait for the
 acknowledgements.
 
@@ -95,8 +97,16 @@ class Simulation:
         self._t0 = 0.0
         self._configs: list[str] = []
         self._restarting: asyncio.Future[None] | None = None
+        self._workers: list[ChildProcess] = []
+        self._shares: list[list[tuple[str, str]]] = []
+        self._respawning: dict[int, asyncio.Future[None]] = {}
+        self._fed: set[int] = set()
+        self._url = ""
+        self._killing: asyncio.Future[None] | None = None
         self._progressed = asyncio.Event()
         self._pushes: list[tuple[int, str]] = []
+        self._release: Any = None  # a ReleaseRun with --release
+        self._release_key = ""
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -168,6 +178,7 @@ class Simulation:
         proc = self._endpoint
         if proc is None:
             return
+        self.report.endpoint_cpu_s = round(self.report.endpoint_cpu_s + _cpu_s(proc.proc.pid), 2)
         self._endpoint = None
         with contextlib.suppress(Exception):
             assert proc.proc.stdin is not None
@@ -184,28 +195,30 @@ class Simulation:
         o = self.options
         n = max(1, min(o.processes or os.cpu_count() or 1, len(devices)))
         self.report.processes = n
-        procs = []
-        for w in range(n):
-            store_dir = self._stores_root / f"p{w}"
-            store_dir.mkdir(parents=True, exist_ok=True)
-            spec = {
-                "worker": w, "devices": devices[w::n], "tasks": o.tasks_text,
-                "endpoint_key": self.endpoint_key.public.hex(), "minutes": o.minutes, "seed": o.seed,
-                "speed": o.speed, "start_ts": o.start_ts, "store_dir": str(store_dir), "tick": o.tick,
-                "result_path": str(work / f"result-p{w}.msgpack"), "drain_timeout": o.drain_timeout,
-            }  # fmt: skip
-            spec_path = work / f"spec-p{w}.json"
-            fd = os.open(spec_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(spec, fh)
-            procs.append(
-                await spawn(
-                    ["-m", "streamfeat.sim._fleet", str(spec_path)],
-                    f"fleet process {w}",
-                    work / f"fleet-p{w}.log",
-                )
-            )
-        return procs
+        self._shares = [devices[w::n] for w in range(n)]
+        self._workers = [await self._spawn_worker(work, w) for w in range(n)]
+        return self._workers
+
+    async def _spawn_worker(self, work: Path, w: int, *, resume: bool = False) -> ChildProcess:
+        o = self.options
+        store_dir = self._stores_root / f"p{w}"
+        store_dir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "worker": w, "devices": self._shares[w], "tasks": o.tasks_text,
+            "endpoint_key": self.endpoint_key.public.hex(), "minutes": o.minutes, "seed": o.seed,
+            "speed": o.speed, "start_ts": o.start_ts, "store_dir": str(store_dir), "tick": o.tick,
+            "result_path": str(work / f"result-p{w}.msgpack"), "drain_timeout": o.drain_timeout,
+            "resume": resume, "release_key": self._release_key or None,
+        }  # fmt: skip
+        spec_path = work / f"spec-p{w}.json"
+        fd = os.open(spec_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(spec, fh)
+        return await spawn(
+            ["-m", "streamfeat.sim._fleet", str(spec_path)],
+            f"fleet process {w}",
+            work / f"fleet-p{w}.log",
+        )
 
     def _dirs(self) -> tuple[Path, Path | None, Path | None]:
         """Return the work dir, and the temporary dirs to delete at the end."""
@@ -241,22 +254,33 @@ class Simulation:
         try:
             devices = self._prepare(work)
             self.device_names = [d for d, _ in devices]
+            if o.release is not None:
+                from streamfeat.sim._release import ReleaseRun
+
+                self._release = ReleaseRun(o.release, self.db, work / "keys", o.tasks_text, o.seed)
+                self._release_key = self._release.prepare()
+                self._configs.append(self._release.bundle_text)  # the audit decodes its records
             workers = await self._start_workers(
                 work, devices
             )  # they import while the endpoint starts
-            url = await self._endpoint_url(work)
+            url = self._url = await self._endpoint_url(work)
             for w in workers:
                 await w.send(f"url {url}")
             await asyncio.gather(*(w.expect("ready", 120 + o.devices / 10) for w in workers))
             self.report.setup_s = round(time.time() - started, 2)
-            results = await self._drive(work, workers)
+            results = await self._drive(work, self._workers)
             await self._stop_endpoint()
             from streamfeat.sim._audit import audit, summarise
 
             summarise(self.report, results, self._proxy.cuts if self._proxy is not None else 0)
             audit(self.report, results, self.db, self._configs)
+            if self._release is not None:
+                pulled = sum(
+                    d.get("pulled_bytes", 0) for r in results for d in r["devices"].values()
+                )
+                self.report.release = self._release.report(pulled, o.devices)
         finally:
-            for w in workers:
+            for w in self._workers:
                 if w.proc.returncode is None:
                     w.proc.kill()
                     await w.proc.wait()
@@ -289,26 +313,34 @@ class Simulation:
         for w in workers:
             await w.send(f"go {self._t0!r}")
         self.phase = "feeding"
-        fed = [asyncio.create_task(self._follow(i, w)) for i, w in enumerate(workers)]
+        fed = [asyncio.create_task(self._follow(i)) for i in range(len(workers))]
         side = [asyncio.create_task(self._reconfigure_loop())]
+        if self._release is not None:
+            side.append(asyncio.create_task(self._release.run(self.device_names, self._t0)))
         if self.options.chaos:
             side.append(asyncio.create_task(self._chaos_loop(work)))
         ticker = asyncio.create_task(self._tick_progress())
         try:
             await asyncio.gather(*fed)
             self.report.feed_wall_s = round(time.time() - self._t0, 2)
+            # a fleet process restarted after a kill may feed its rest at once: pushes whose
+            # minute every process has now passed still go out before the drain
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(side[0]), 10)
             for t in side:
                 t.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             if self._restarting is not None:
                 await self._restarting  # a restart cut short by the end of feeding completes first
+            if self._killing is not None:
+                await self._killing
             if self.options.server is None and self._endpoint is None:
                 await self._start_endpoint(work, self._endpoint_port)  # chaos had it down
             self.phase = "draining"
-            for w in workers:
+            for w in self._workers:
                 await w.send("drain")
             done = await asyncio.gather(
-                *(w.expect("done", self.options.drain_timeout + 120) for w in workers)
+                *(w.expect("done", self.options.drain_timeout + 120) for w in self._workers)
             )
         finally:
             ticker.cancel()
@@ -319,13 +351,22 @@ class Simulation:
         blobs = [await asyncio.to_thread(Path(d["done"]).read_bytes) for d in done]
         return [msgpack.unpackb(b, raw=False) for b in blobs]
 
-    async def _follow(self, index: int, proc: ChildProcess) -> None:
-        """Take a fleet process's progress messages until it has fed every event."""
+    async def _follow(self, index: int) -> None:
+        """Take a fleet process's progress messages until it has fed every event (following
+        the process that replaces it after a chaos kill)."""
         while True:
-            msg = await proc.expect("p", 3600)
+            try:
+                msg = await self._workers[index].expect("p", 3600)
+            except RuntimeError:  # it exited: killed by chaos (else the error stands)
+                respawn = self._respawning.get(index)
+                if respawn is None:
+                    raise
+                await respawn
+                continue
             self._progress[index] = msg["p"]
             self._progressed.set()
             if "fed" in msg:
+                self._fed.add(index)
                 return
 
     async def _tick_progress(self) -> None:
@@ -406,8 +447,15 @@ class Simulation:
         now = time.time()
         next_cut = now + rng.uniform(0.5, 1.5)
         next_restart = now + max(1.0, expected * 0.25)
+        next_kill = now + max(1.5, expected * 0.15)
         while True:
             now = time.time()
+            if now >= next_kill and o.kill_agents:
+                self._killing = asyncio.ensure_future(self._kill_fleet_process(work))
+                await asyncio.shield(self._killing)
+                next_kill = time.time() + rng.uniform(
+                    max(2.0, expected * 0.2), max(4.0, expected * 0.35)
+                )
             if now >= next_cut:
                 self._proxy.cut(0.05)
                 next_cut = now + rng.uniform(1.0, 3.0)
@@ -437,9 +485,31 @@ class Simulation:
             os.kill(self.rng.choice(pids), signal.SIGKILL)
             self.report.endpoint_restarts += 1
 
+    async def _kill_fleet_process(self, work: Path) -> None:
+        """SIGKILL one fleet process still feeding (every agent in it at once), then start it
+        again on the same stores; it resumes each device after its last accepted event."""
+        feeding = [i for i in range(len(self._workers)) if i not in self._fed]
+        if not feeding:
+            return
+        i = self.rng.choice(feeding)
+        self._respawning[i] = asyncio.get_running_loop().create_future()
+        try:
+            old = self._workers[i]
+            old.proc.kill()
+            await old.proc.wait()
+            self.report.agent_kills += 1
+            new = await self._spawn_worker(work, i, resume=True)
+            self._workers[i] = new
+            await new.send(f"url {self._url}")
+            await new.expect("ready", 120 + self.options.devices / 10)
+            await new.send(f"go {self._t0!r}")
+        finally:
+            self._respawning.pop(i).set_result(None)
+
     async def _restart(self, work: Path) -> None:
         proc, self._endpoint = self._endpoint, None
         if proc is not None:
+            self.report.endpoint_cpu_s += _cpu_s(proc.proc.pid)
             proc.proc.kill()  # SIGKILL: no shutdown, no goodbye to the devices
             await proc.proc.wait()
         self.report.endpoint_restarts += 1
@@ -447,6 +517,15 @@ class Simulation:
         await self._start_endpoint(work, self._endpoint_port)
 
     # -- the report -----------------------------------------------------------------------
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a running process (Linux /proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -21,6 +21,7 @@ from streamfeat.tasks._file import (
     load_tasks,
     parse_tasks,
 )
+from streamfeat.tasks._resolve import resolve_run, resolve_tasks, tasks_folder
 from streamfeat.triggers import TriggerConfig
 from streamfeat.windows import WindowConfig
 
@@ -37,6 +38,9 @@ __all__ = [
     "WindowConfig",
     "load_tasks",
     "parse_tasks",
+    "resolve_run",
+    "resolve_tasks",
+    "tasks_folder",
 ]
 
 _RUNTIME = ("TaskFailure", "TaskRunner", "engine_reader")

@@ -18,6 +18,8 @@ from streamfeat._tables import TableReader
 from streamfeat.encoders.admission import AdmissionSpec, parse_admission_spec
 from streamfeat.errors import ConfigError
 from streamfeat.features import DEFAULT_IPV_ACTIONS, FeatureConfig, parse_feature
+from streamfeat.models import Model, ModelError, ModelSpec, load_model, parse_model_spec
+from streamfeat.ranking import RERANK_KINDS, RerankTaskConfig, parse_rerank_task
 from streamfeat.triggers import MatchLimits, TriggerConfig, parse_triggers
 from streamfeat.windows import WindowConfig, parse_window
 
@@ -37,6 +39,10 @@ __all__ = [
 UPLOAD_RECORDS = ("feature", "window", "trigger", "task", "late")
 ENCODINGS = ("json", "msgpack", "compact")
 _RUN_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
+# The tunnel's largest batch (streamfeat.tunnel._frames.MAX_BATCH, kept equal by a test; not
+# imported, so that loading a tasks file loads no tunnel code): a larger batch_max_bytes would
+# seal batches the tunnel refuses, and nothing would ever upload.
+MAX_BATCH_BYTES = 65_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,10 @@ class TasksConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     source: str | None = None
     text: str = ""
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    reranks: Mapping[str, RerankTaskConfig] = field(default_factory=dict)  # kind edgerec/kuaishou
+    #: the ``[models]`` loaded and checked when the file was (once per tasks-file version)
+    loaded_models: Mapping[str, Model] = field(default_factory=dict, compare=False, repr=False)
 
 
 def load_tasks(path: str | Path) -> TasksConfig:
@@ -112,6 +122,9 @@ def load_tasks(path: str | Path) -> TasksConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         msg = f"can't read the tasks file: {exc.strerror or exc}"
+        raise ConfigError(msg, file=str(p)) from exc
+    except UnicodeDecodeError as exc:
+        msg = f"is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); save it as UTF-8"
         raise ConfigError(msg, file=str(p)) from exc
     return parse_tasks(text, source=str(p))
 
@@ -139,7 +152,8 @@ class _Loader(TableReader):
     """Reads the sections the tasks file owns; each subsystem parses its own tables."""
 
     def load(self, doc: dict[str, Any], text: str) -> TasksConfig:
-        known = ("engine", "triggers", "windows", "features", "tasks", "upload", "store")
+        known = ("engine", "triggers", "windows", "features", "models", "tasks", "upload",
+                 "store")  # fmt: skip
         for k in doc:
             if k not in known:
                 raise self.fail(k, f"is not a known section (known: {', '.join(known)})")
@@ -151,12 +165,53 @@ class _Loader(TableReader):
         features = {
             n: parse_feature(n, t, self) for n, t in self.table(doc, "features", ()).items()
         }
-        tasks = {n: self.task(n, t, triggers) for n, t in self.table(doc, "tasks", ()).items()}
+        models = self.models(self.table(doc, "models", ()))
+        tables = self.table(doc, "tasks", ())
+        reranks = {
+            n: self.rerank(n, t, models)
+            for n, t in tables.items()
+            if isinstance(t, dict) and "kind" in t
+        }
+        tasks = {n: self.task(n, t, triggers) for n, t in tables.items() if n not in reranks}
         upload = self.upload(self.table(doc, "upload", _UPLOAD_KEYS))
         store = self.store(self.table(doc, "store", ("retention", "max_mb")))
+        loaded = self.load_models(models)
         return TasksConfig(
-            engine, triggers, windows, features, tasks, upload, store, self.source, text
-        )
+            engine, triggers, windows, features, tasks, upload, store, self.source, text,
+            models, reranks, loaded,
+        )  # fmt: skip
+
+    def models(self, t: dict[str, Any]) -> dict[str, ModelSpec]:
+        base = Path(self.source).parent if self.source else None
+        out: dict[str, ModelSpec] = {}
+        for name, table in t.items():
+            key = f"models.{self.name(f'models.{name}', name)}"
+            if not isinstance(table, dict):
+                raise self.fail(key, "must be a table")
+            try:
+                out[name] = parse_model_spec(name, table, base=base)
+            except ModelError as exc:
+                raise exc.located(file=self.source, key=exc.key or key) from exc
+        return out
+
+    def load_models(self, models: Mapping[str, ModelSpec]) -> dict[str, Model]:
+        # a missing, corrupt or mismatched model refuses the whole file, now, not when a task fires
+        out: dict[str, Model] = {}
+        for name, spec in models.items():
+            try:
+                out[name] = load_model(spec)
+            except ModelError as exc:
+                raise exc.located(file=self.source, key=f"models.{name}") from exc
+        return out
+
+    def rerank(
+        self, name: str, t: dict[str, Any], models: Mapping[str, ModelSpec]
+    ) -> RerankTaskConfig:
+        base = f"tasks.{self.name(f'tasks.{name}', name)}"
+        if t.get("kind") not in RERANK_KINDS:
+            raise self.fail(f"{base}.kind", f"must be one of {', '.join(RERANK_KINDS)} (or absent "
+                            f"for a task with `run`), got {t.get('kind')!r}")  # fmt: skip
+        return parse_rerank_task(name, t, models, file=self.source)
 
     def engine(self, t: dict[str, Any]) -> EngineConfig:
         d = EngineConfig()
@@ -207,7 +262,10 @@ class _Loader(TableReader):
                 "upload.encoding", f"must be one of {', '.join(ENCODINGS)}, got {enc!r}"
             )
         max_bytes = self.integer(
-            "upload.batch_max_bytes", t.get("batch_max_bytes", d.batch_max_bytes), minimum=64
+            "upload.batch_max_bytes",
+            t.get("batch_max_bytes", d.batch_max_bytes),
+            minimum=64,
+            maximum=MAX_BATCH_BYTES,
         )
         max_age = self.duration("upload.batch_max_age", t.get("batch_max_age", "1s"))
         outbox_mb = self.number(

@@ -14,7 +14,7 @@ from typing import Any
 
 from streamfeat.tasks._context import TaskContext
 
-__all__ = ["rerank_no_click", "visit_summary"]
+__all__ = ["CATEGORY_WINDOWS", "rerank_no_click", "visit_summary"]
 
 _ENGAGED = ("click", "add_cart", "favorite", "purchase")
 
@@ -24,8 +24,15 @@ def rerank_no_click(ctx: TaskContext) -> None:
 
     Emits ``{"action": "rerank", "demote": [...], "boost_categories": [...], "exposures": n}``:
     ``demote`` lists the exposed items, most exposed first (ties by first exposure), and
-    ``boost_categories`` up to three categories, most engaged first, from the device's
-    feature view (``args.category`` of engaged events in the matched slice otherwise).
+    ``boost_categories`` up to three categories (as strings: a category may be an integer, a
+    string or any scalar in the log), most engaged first, counted from
+
+    * the device's open windows named in :data:`CATEGORY_WINDOWS` (windows keyed by
+      ``args.category``; the default tasks file's ``category_views`` counts item-detail views
+      per category over 30 minutes): each open window adds its ``n`` (or 1) to its key;
+    * feature records that carry a ``category`` value with an engaged action;
+    * engaged events (``click``, ``add_cart``, ``favorite``, ``purchase``) of the matched slice
+      with an ``args.category``.
     """
     shown: Counter[str] = Counter()
     for ev in ctx.events:
@@ -41,17 +48,34 @@ def rerank_no_click(ctx: TaskContext) -> None:
     })  # fmt: skip
 
 
+#: Windows (of the tasks file) keyed by ``args.category`` that :func:`rerank_no_click` reads.
+CATEGORY_WINDOWS = ("category_views",)
+
+
+def _category(value: Any) -> str | None:
+    # a category is whatever scalar the log carries (Taobao and the generator: integers)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)
+
+
 def _engaged_categories(ctx: TaskContext) -> list[str]:
     counts: Counter[str] = Counter()
-    feats = ctx.features()
-    for rec in _records(feats):
+    windows = ctx.windows()
+    for name in CATEGORY_WINDOWS:
+        for row in windows.get(name, {}).get("open", ()):
+            cat = _category(row.get("key"))
+            n = row.get("values", {}).get("n", 1)
+            if cat is not None:
+                counts[cat] += n if isinstance(n, int) and n > 0 else 1
+    for rec in _records(ctx.features()):
         values = rec.get("values", rec) if isinstance(rec, dict) else {}
-        cat = values.get("category") if isinstance(values, dict) else None
-        if isinstance(cat, str) and any(values.get(a) for a in _ENGAGED if a != "click"):
+        cat = _category(values.get("category")) if isinstance(values, dict) else None
+        if cat is not None and any(values.get(a) for a in _ENGAGED if a != "click"):
             counts[cat] += 1
     for ev in ctx.events:
-        cat = ev.args.get("category")
-        if ev.type in _ENGAGED and isinstance(cat, str):
+        cat = _category(ev.args.get("category"))
+        if ev.type in _ENGAGED and cat is not None:
             counts[cat] += 1
     return [c for c, _ in counts.most_common()]
 

@@ -1,6 +1,7 @@
 """Triggers: the pattern language of SPEC section 2 and the matcher that runs all patterns at once.
 
-Layering: ``_pattern`` (text -> :class:`Pattern`) -> ``_trie`` (all patterns -> one shared
+Layering: ``_condition`` (field conditions) -> ``_pattern`` (text -> :class:`Pattern`) ->
+``_nfa`` (patterns with ``+`` or optional steps) -> ``_trie`` (all patterns -> one shared
 automaton) -> ``_matcher`` (per-device stepping, both drivers) -> ``_stage`` (the engine stage).
 """
 

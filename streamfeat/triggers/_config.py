@@ -64,5 +64,12 @@ def parse_triggers(table: Mapping[str, Any], reader: TableReader) -> dict[str, T
         try:
             out[name] = TriggerConfig.parse(name, text)
         except TriggerSpecError as exc:
-            raise TriggerSpecError(exc.reason, file=reader.source, key=key, word=exc.word) from exc
+            raise TriggerSpecError(
+                exc.reason,
+                file=reader.source,
+                key=key,
+                word=exc.word,
+                pattern=exc.pattern,
+                detail=exc.detail,
+            ) from exc
     return out

@@ -10,6 +10,7 @@ match needs.
 from __future__ import annotations
 
 from streamfeat.triggers._frontier import Entry
+from streamfeat.triggers._nfa import NfaPlan
 from streamfeat.triggers._state import TRIM, DeviceState
 from streamfeat.triggers._trie import Compiled, TriggerPlan
 
@@ -31,7 +32,7 @@ class Housekeeping:
     limit_events: int
     stats: dict[str, int]
 
-    def _floor(self, st: DeviceState, plan: TriggerPlan) -> int:
+    def _floor(self, st: DeviceState, plan: TriggerPlan | NfaPlan) -> int:
         lo = -1
         seen = st.without_seen
         for tok in plan.without:
@@ -102,6 +103,7 @@ class Housekeeping:
             self._gc_partials(st, e),
             self._gc_chains(st, e),
             self._gc_leads(st, e),
+            self._gc_nfa(st, e),
         )
         for sid in [sid for sid, users in st.waiting.items() if not users]:
             del st.waiting[sid]
@@ -184,6 +186,26 @@ class Housekeeping:
                 low = min(low, entries[0][0])
             else:
                 del st.lead_frontier[tid]
+        return low
+
+    def _gc_nfa(self, st: DeviceState, e: int) -> int:
+        """Prune the starts of the NFA triggers' runs; forget an empty run."""
+        low = e + 1
+        for tid, run in list(st.nfa.items()):
+            plan = self.c.nfas[tid]
+            lo = self._floor(st, plan) if plan.without else -1
+            states = {}
+            for q, entries in run.states.items():
+                live = [
+                    x for x in entries
+                    if x[0] > lo and not self._cut(st, x[0], x[2], e)
+                ]  # fmt: skip
+                if live:
+                    states[q] = live
+                    low = min(low, min(x[0] for x in live))
+            run.states = states
+            if not states:
+                del st.nfa[tid]
         return low
 
     def _live(self, st: DeviceState, entries: list[Entry], lo: int, e: int) -> list[Entry]:

@@ -12,6 +12,7 @@ from typing import Any
 from streamfeat._event import Event
 from streamfeat.triggers._frontier import Entry, Partial, insert
 from streamfeat.triggers._housekeeping import Housekeeping
+from streamfeat.triggers._nfa import NfaPlan, NfaRun
 from streamfeat.triggers._state import OCC_PRUNE, DeviceState, Firing
 from streamfeat.triggers._trie import TriggerPlan
 
@@ -34,7 +35,9 @@ class Layer(Housekeeping):
             if pend is not None:
                 for sid, b in pend:
                     seg = c.segments[sid]
-                    if self._check(st, seg.verify, b):
+                    if self._check(st, seg.verify, b) and (
+                        not seg.conds or self._check_conds(st, seg.conds, b)
+                    ):
                         self._occur(st, sid, b, e + seg.tail, e)
         for sid in c.every:
             b = e - c.segments[sid].tail + 1
@@ -62,7 +65,9 @@ class Layer(Housekeeping):
                     st.pending[due_at] = [(sid, b)]
                 else:
                     pend.append((sid, b))
-            elif not seg.verify or self._check(st, seg.verify, b):
+            elif (not seg.verify or self._check(st, seg.verify, b)) and (
+                not seg.conds or self._check_conds(st, seg.conds, b)
+            ):
                 self._occur(st, sid, b, e + seg.tail, e)
 
     def _fire_due(self, st: DeviceState, e: int, ts: int) -> list[Firing]:
@@ -140,6 +145,17 @@ class Layer(Housekeeping):
         off = b - st.base
         for i, cls in verify:  # noqa: SIM110 - a plain loop is faster than all() on this path
             if symbol(events[off + i]) not in cls:
+                return False
+        return True
+
+    @staticmethod
+    def _check_conds(st: DeviceState, conds: Any, b: int) -> bool:
+        """Check a segment's positions that have conditions (only on candidate occurrences)."""
+        events = st.events
+        off = b - st.base
+        for i, toks in conds:
+            ev = events[off + i]
+            if not any(t.matches(ev) for t in toks):
                 return False
         return True
 
@@ -343,6 +359,55 @@ class Layer(Housekeeping):
         st.watch.discard(tid)
         if plan.chain:
             st.chain_starts.pop(tid, None)
+        self.stats["firings"] += 1
+        base = st.base
+        evs = tuple(st.events[best - base : e - base + 1])
+        return Firing(plan.name, best, e, evs[0].ts, ts_e, evs)
+
+    # -- triggers with `+` or optional steps (their own NFA, see ._nfa) -----------------------
+
+    def _nfa_layer(self, st: DeviceState, e: int, event: Event, sym: int) -> list[Firing]:
+        """Step the NFA triggers event ``e`` concerns; return their firings."""
+        c = self.c
+        todo = [
+            tid for tid, run in st.nfa.items() if run.at < e and (
+                c.nfas[tid].every or sym in c.nfas[tid].alphabet
+            )
+        ]  # fmt: skip
+        for tid in (*c.nfa_start.get(sym, ()), *c.nfa_any_start):
+            if tid not in st.nfa:
+                st.nfa[tid] = NfaRun(e - 1)
+                todo.append(tid)
+        if not todo:
+            return []
+        fired: list[Firing] = []
+        ts, clock = event.ts, st.maxts
+        for tid in sorted(set(todo)):
+            plan = c.nfas[tid]
+            run = st.nfa[tid]
+            lo = self._floor(st, plan) if plan.without else -1
+            plan.step(run, event, e, ts, clock, lo)
+            f = self._nfa_fire(st, plan, run, e, ts, lo)
+            if f is not None:
+                fired.append(f)
+            if f is not None or not run.states:
+                del st.nfa[tid]
+        return fired
+
+    def _nfa_fire(
+        self, st: DeviceState, plan: NfaPlan, run: NfaRun, e: int, ts_e: int, lo: int
+    ) -> Firing | None:
+        """Fire ``plan`` at ``e`` with the largest valid start in its accepting state."""
+        best = -1
+        for s, ts, clock in run.states.get(plan.accept, ()):
+            if s <= lo or s <= best:
+                continue
+            if self._cut(st, s, clock, e):
+                continue
+            if plan.within is None or ts_e - ts <= plan.within:
+                best = s
+        if best < 0:
+            return None
         self.stats["firings"] += 1
         base = st.base
         evs = tuple(st.events[best - base : e - base + 1])

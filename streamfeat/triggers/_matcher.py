@@ -139,6 +139,7 @@ class Matcher(Layer):
         """Return True when no partial match is alive and nothing is pending."""
         if (
             not self.c.fresh[st.node]
+            or st.nfa
             or st.pending
             or st.due
             or st.watch
@@ -181,9 +182,21 @@ class Matcher(Layer):
             else:
                 self._note(st, sym, index)
         hits = c.out[node]
+        fired: list[Firing] = []
         if hits or st.pending or st.due or st.watch or c.every or c.lead:
-            return self._layer(st, index, event, hits)
-        return []
+            fired = self._layer(st, index, event, hits)
+        if c.nfas:
+            nfa_fired = self._nfa_layer(st, index, event, sym)
+            if nfa_fired:
+                fired = self._merge_firings(fired, nfa_fired)
+        return fired
+
+    def _merge_firings(self, a: list[Firing], b: list[Firing]) -> list[Firing]:
+        """Firings of both kinds of triggers at one event, in registration order."""
+        if not a:
+            return b
+        by_name = self.c.by_name
+        return sorted(a + b, key=lambda f: by_name[f.trigger])
 
     @staticmethod
     def _buffer(st: DeviceState, index: int, event: Event) -> None:
@@ -221,12 +234,15 @@ class Matcher(Layer):
         hits = c.hits_batch(c.text(events))
         syms = [c.symbol(e) for e in events]
         todo = self._batch_events(events, syms, hits)
-        every = bool(c.every or c.lead)
+        every = bool(c.every or c.lead or c.nfa_any_start)
         out: list[Firing] = []
         pos, n, none = 0, len(events), ()
         e = -1
         while True:
-            nxt = self._next_batch_event(st, todo[pos] if pos < len(todo) else n, e, every)
+            live_every = c.nfas and any(c.nfas[t].every for t in st.nfa)
+            nxt = self._next_batch_event(
+                st, todo[pos] if pos < len(todo) else n, e, every or bool(live_every)
+            )
             if nxt >= n:
                 return out
             if pos < len(todo) and nxt == todo[pos]:
@@ -240,6 +256,10 @@ class Matcher(Layer):
             if syms[e] in c.sym_users:
                 self._note(st, syms[e], e)
             fired = self._layer(st, e, event, hits.get(e, none))
+            if c.nfas:
+                nfa_fired = self._nfa_layer(st, e, event, syms[e])
+                if nfa_fired:
+                    fired = self._merge_firings(fired, nfa_fired)
             if fired:
                 out.extend(fired)
 
@@ -249,6 +269,8 @@ class Matcher(Layer):
         c = self.c
         static = set(hits)
         static.update(i for i, sym in enumerate(syms) if sym in c.sym_users)
+        if c.nfas:  # events an NFA trigger names (the others only move `*`, applied lazily)
+            static.update(i for i, sym in enumerate(syms) if sym in c.nfa_syms)
         if c.without:
             static.update(i for i, e in enumerate(events) if e.type in c.without)
         return sorted(static)

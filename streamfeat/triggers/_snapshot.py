@@ -9,9 +9,10 @@ from typing import Any
 from streamfeat._event import event_from_obj, event_to_obj
 from streamfeat._tokens import Token
 from streamfeat.triggers._frontier import Partial, entry
+from streamfeat.triggers._nfa import NfaRun
 from streamfeat.triggers._state import TRIM, DeviceState, dump_key, load_key
-from streamfeat.triggers._sync import by_symbol, pending_survives, resync, rewait
-from streamfeat.triggers._trie import Compiled
+from streamfeat.triggers._sync import by_symbol, repend, resync, rewait
+from streamfeat.triggers._trie import Compiled, canonical_key
 
 __all__ = ["dump_state", "load_state"]
 
@@ -43,6 +44,14 @@ def dump_state(c: Compiled, st: DeviceState) -> dict[str, Any]:
         "lead": {plans[t].name: [list(x) for x in v] for t, v in st.lead_frontier.items()},
         "chain": {plans[t].name: list(v) for t, v in st.chain_starts.items()},
         "pend": [[at, [[dump_key(keys[sid]), b] for sid, b in v]] for at, v in st.pending.items()],
+        "nfa": {
+            c.nfas[t].name: [
+                c.nfas[t].text,
+                run.at,
+                [[q, [list(x) for x in v]] for q, v in run.states.items()],
+            ]
+            for t, run in st.nfa.items()
+        },
     }
 
 
@@ -55,10 +64,10 @@ def load_state(c: Compiled, data: dict[str, Any]) -> DeviceState:
     st.clocks = list(data["clk"])
     st.without_seen = {Token(t, p): i for t, p, i in data["seen"]}
     for key, entries in data["occ"]:
-        sid = c.sid_of_key.get(load_key(key))
+        sid = c.sid_of_key.get(canonical_key(load_key(key)))  # older snapshots: as spelled
         if sid is not None and sid in c.after_first:
             st.shared_starts[sid] = list(entries)
-    by_name = c.by_name
+    by_name = {n: t for n, t in c.by_name.items() if t in c.plans}  # segment triggers
     for name, (last, frontiers) in data["trig"].items():
         tid = by_name.get(name)
         if tid is not None and len(frontiers) == len(c.plans[tid].segments):
@@ -74,13 +83,14 @@ def load_state(c: Compiled, data: dict[str, Any]) -> DeviceState:
     }
     st.chain_starts = {by_name[n]: list(v) for n, v in data["chain"].items() if n in by_name}
     st.symbol_starts = by_symbol(c, st, data["symocc"])
-    for at, items in data["pend"]:
-        for key, b in items:
-            sid = c.sid_of_key.get(load_key(key))
-            if sid is not None and sid in c.used and pending_survives(c, st, sid, b):
-                st.pending.setdefault(at, []).append((sid, b))
-    for ev in st.events[-c.max_segment :]:
-        st.node = c.step(st.node, c.symbol(ev))
+    for name, (text, at, states) in data.get("nfa", {}).items():
+        tid = c.by_name.get(name)
+        if tid is not None and tid in c.nfas and c.nfas[tid].text == text:
+            run = st.nfa[tid] = NfaRun(at)
+            run.states = {q: [(x[0], x[1], x[2]) for x in v] for q, v in states}
+    # not data["pend"]: which checks are pending depends on how this compiled set anchors
+    # each segment; they are recomputed from the buffered events
+    repend(c, st)
     rewait(c, st)
     st.trim_at = max(TRIM, 2 * len(st.events))
     return st

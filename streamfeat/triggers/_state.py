@@ -6,7 +6,10 @@ from typing import Any, NamedTuple
 
 from streamfeat._event import Event
 from streamfeat._tokens import Token
+from streamfeat.triggers._condition import parse_condition
 from streamfeat.triggers._frontier import Entry, Partial
+from streamfeat.triggers._nfa import NfaRun
+from streamfeat.triggers._pattern import CondToken, PatternToken
 from streamfeat.triggers._trie import Compiled, SegKey
 
 __all__ = ["OCC_PRUNE", "TRIM", "DeviceState", "Firing", "dump_key", "load_key"]
@@ -27,7 +30,7 @@ class DeviceState:
     """Per-device matcher state: automaton node, recent events, frontiers (see module doc)."""
 
     __slots__ = ("base", "chain_starts", "clocks", "compiled", "due", "events", "last",
-                 "lead_frontier", "maxts", "node", "partials", "pending", "shared_starts",
+                 "lead_frontier", "maxts", "nfa", "node", "partials", "pending", "shared_starts",
                  "symbol_starts", "trim_at", "waiting", "watch", "without_seen")  # fmt: skip
 
     def __init__(self, compiled: Compiled) -> None:
@@ -53,6 +56,7 @@ class DeviceState:
         self.chain_starts: dict[int, list[int]] = {}  # `A * A * ... * A`: last k starts of A
         # index -> (segment, start): occurrences whose check is due at that index
         self.pending: dict[int, list[tuple[int, int]]] = {}
+        self.nfa: dict[int, NfaRun] = {}  # NFA trigger -> its live partial matches
         self.trim_at = TRIM
 
 
@@ -61,8 +65,18 @@ OCC_PRUNE = 8  # prune a shared occurrence list when it grows past this
 
 
 def dump_key(key: SegKey) -> list[Any]:
-    return [None if p is None else [[t.type, t.page] for t in p] for p in key]
+    return [None if p is None else [_dump_token(t) for t in p] for p in key]
+
+
+def _dump_token(t: PatternToken) -> list[Any]:
+    return [t.type, t.page] if type(t) is Token else [t.type, t.page, str(t.where)]  # type: ignore[union-attr]
 
 
 def load_key(data: list[Any]) -> SegKey:
-    return tuple(None if p is None else tuple(Token(t, pg) for t, pg in p) for p in data)
+    return tuple(None if p is None else tuple(_load_token(t) for t in p) for p in data)
+
+
+def _load_token(t: list[Any]) -> PatternToken:
+    if len(t) == 2:
+        return Token(t[0], t[1])
+    return CondToken(t[0], t[1], parse_condition(t[2]))

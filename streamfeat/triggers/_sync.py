@@ -1,8 +1,9 @@
 """Keeping a device's matcher state in step with the compiled trigger set.
 
 A hot add or remove of a trigger rebuilds the automaton; each device moves onto the new one at
-its next event (:func:`resync`). A snapshot is loaded the same way. Both rebuild the waiting
-index (:func:`rewait`) and the per-symbol start lists (:func:`by_symbol`).
+its next event (:func:`resync`). A snapshot is loaded the same way. Both recompute the automaton
+state and the pending segment checks from the buffered events (:func:`repend`), and rebuild the
+waiting index (:func:`rewait`) and the per-symbol start lists (:func:`by_symbol`).
 """
 
 from __future__ import annotations
@@ -13,20 +14,19 @@ from streamfeat.triggers._frontier import Partial
 from streamfeat.triggers._state import DeviceState
 from streamfeat.triggers._trie import Compiled
 
-__all__ = ["by_symbol", "pending_survives", "resync", "rewait"]
+__all__ = ["by_symbol", "repend", "resync", "rewait"]
 
 
 def resync(c: Compiled, st: DeviceState) -> None:
     """Bring a device synced to an older compiled set onto the current one.
 
-    Symbols and the automaton state are recomputed from the buffered events; shared
-    first-segment occurrences are carried over by their tokens; the frontiers of the
-    triggers that stay are kept as they are.
+    Symbols, the automaton state and the pending segment checks are recomputed from the
+    buffered events (:func:`repend`); shared first-segment occurrences are carried over by
+    their tokens; the frontiers of the triggers that stay are kept as they are; removed
+    triggers leave every index (partials, due, watch, lead, chains).
     """
     old = st.compiled
-    st.node = 0
-    for ev in st.events[-c.max_segment :]:
-        st.node = c.step(st.node, c.symbol(ev))
+    repend(c, st)
     occ: dict[int, list[int]] = {}
     starts = {x for v in st.symbol_starts.values() for x in v}
     for sid, entries in st.shared_starts.items():
@@ -37,13 +37,6 @@ def resync(c: Compiled, st: DeviceState) -> None:
             occ[new] = entries
     st.shared_starts = occ
     st.symbol_starts = by_symbol(c, st, starts)
-    pend: dict[int, list[tuple[int, int]]] = {}
-    for at, items in st.pending.items():
-        for sid, b in items:
-            new = c.sid_of_key.get(old.seg_keys[sid])
-            if new is not None and new in c.used and pending_survives(c, st, new, b):
-                pend.setdefault(at, []).append((new, b))
-    st.pending = pend
     for tid in [t for t in st.partials if t not in c.plans]:
         del st.partials[tid]
     for tid in [t for t in st.lead_frontier if t not in c.plans]:
@@ -51,6 +44,10 @@ def resync(c: Compiled, st: DeviceState) -> None:
     for tid in [t for t in st.chain_starts if t not in c.plans]:
         del st.chain_starts[tid]
     st.watch &= c.plans.keys()
+    for tid in [t for t in st.nfa if t not in c.nfas]:
+        del st.nfa[tid]
+    due = {at: tids & c.plans.keys() for at, tids in st.due.items()}
+    st.due = {at: tids for at, tids in due.items() if tids}
     for tid, plan in c.plans.items():
         if c.added[tid] > old.generation:  # new since: no match may start before now
             st.partials[tid] = Partial(len(plan.segments), st.last)
@@ -85,22 +82,24 @@ def by_symbol(c: Compiled, st: DeviceState, starts: Iterable[int]) -> dict[int, 
     return out
 
 
-def pending_survives(c: Compiled, st: DeviceState, sid: int, b: int) -> bool:
-    """Whether an occurrence of segment ``sid`` at ``b``, whose check is pending, stays pending
-    on the compiled set ``c``.
+def repend(c: Compiled, st: DeviceState) -> None:
+    """Recompute the automaton state and the pending segment checks from the buffered events.
 
-    The pending check only covers the positions outside the segment's keyword, and a rebuild
-    may choose another keyword (position classes change with the symbols). If the new keyword
-    ends after the last event, drop the entry: the automaton reports the keyword when it
-    completes. Otherwise the automaton has passed it, so its positions are checked here.
+    Which checks are pending depends on where the compiled set anchors each segment (the
+    keyword is the longest single-symbol run, or the smallest class, and class sizes depend on
+    the pages every pattern names), so checks made under another set cannot be carried over by
+    segment: re-walking the last ``max_segment`` events finds every keyword occurrence whose
+    segment core ends after the last event. Its check is pending there; an occurrence whose
+    keyword is still to come is found by the automaton as the device steps on.
     """
-    seg = c.segments[sid]
-    off = b - st.base
-    if b + seg.kw_end > st.last or off < 0:
-        return False
-    events, symbol, positions = st.events, c.symbol, seg.positions
-    for i in range(seg.kw_start, seg.kw_end + 1):
-        cls = positions[i]
-        if cls is None or symbol(events[off + i]) not in cls:
-            return False
-    return True
+    st.node = 0
+    st.pending = {}
+    recent = st.events[-c.max_segment :]
+    for i, ev in enumerate(recent, st.last - len(recent) + 1):
+        st.node = c.step(st.node, c.symbol(ev))
+        for sid in c.out[st.node]:
+            seg = c.segments[sid]
+            b = i - seg.kw_end
+            due_at = b + seg.core - 1
+            if due_at > st.last and b >= st.base:
+                st.pending.setdefault(due_at, []).append((sid, b))

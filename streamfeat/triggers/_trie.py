@@ -39,12 +39,15 @@ import ahocorasick
 
 from streamfeat._event import Event
 from streamfeat._tokens import Token
-from streamfeat.triggers._pattern import Pattern
+from streamfeat.triggers._nfa import NfaPlan, build_nfa
+from streamfeat.triggers._pattern import CondToken, Pattern, PatternToken
 
-__all__ = ["Compiled", "Segment", "TriggerPlan", "compile_patterns"]
+__all__ = ["Compiled", "Segment", "TriggerPlan", "canonical_key", "compile_patterns"]
 
 Position = frozenset[int] | None  # None: `?`
-SegKey = tuple[tuple[Token, ...] | None, ...]  # a segment by its tokens (stable across rebuilds)
+SegKey = tuple[
+    tuple[PatternToken, ...] | None, ...
+]  # a segment by its tokens (stable across rebuilds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class Segment:
     kw_start: int  # the keyword covers positions kw_start..kw_end of the core
     kw_end: int
     verify: tuple[tuple[int, frozenset[int]], ...]  # (offset, class) checked at the core's end
+    #: (offset, tokens) of the positions with a condition, checked at the core's end too
+    conds: tuple[tuple[int, tuple[PatternToken, ...]], ...] = ()
 
     @property
     def delay(self) -> int:
@@ -97,9 +102,22 @@ class Compiled:
 
     def __init__(self, plans: dict[int, TriggerPlan], segments: list[Segment],
                  types: dict[str, tuple[int, dict[str, int]]], generation: int,
-                 added: dict[int, int]) -> None:  # fmt: skip
+                 added: dict[int, int], nfas: dict[int, NfaPlan] | None = None) -> None:  # fmt: skip
         self.plans = plans
+        #: triggers with `+` or optional steps: stepped by their own small NFA (:mod:`._nfa`)
+        self.nfas = nfas or {}
         self.by_name = {p.name: p.tid for p in plans.values()}
+        self.by_name.update((p.name, p.tid) for p in self.nfas.values())
+        #: symbol -> NFA triggers a match may start with (an event of it starts a run)
+        nfa_start: dict[int, list[int]] = {}
+        for tid, nfa in sorted(self.nfas.items()):
+            for sym in nfa.first:
+                nfa_start.setdefault(sym, []).append(tid)
+        self.nfa_start = {sym: tuple(v) for sym, v in nfa_start.items()}
+        #: NFA triggers whose match may start with any event
+        self.nfa_any_start = tuple(t for t, n in sorted(self.nfas.items()) if n.first_any)
+        #: every symbol some NFA trigger names (its other events only move `*` and `?`)
+        self.nfa_syms = frozenset(s for n in self.nfas.values() for s in n.alphabet)
         self.segments = segments
         self.types = types
         self.generation = generation
@@ -133,7 +151,7 @@ class Compiled:
         sym_users: dict[int, set[tuple[int, int]]] = {}
         for sid, users in self.after_first.items():
             cls = segments[sid].positions[0]
-            if segments[sid].length == 1 and cls is not None:
+            if segments[sid].length == 1 and cls is not None and not segments[sid].conds:
                 self.sym_first[sid] = cls
                 for sym in cls:
                     sym_users.setdefault(sym, set()).update(users)
@@ -163,8 +181,9 @@ class Compiled:
         self.lookback = max((s.kw_start for s in segments), default=0)
         self.lookback = max([self.lookback] + [segments[sid].tail - 1 for sid in self.every])
         wo: dict[str, set[Token]] = {}
-        for plan in plans.values():
-            for tok in plan.without:
+        withouts = [p.without for p in plans.values()] + [p.without for p in self.nfas.values()]
+        for without in withouts:
+            for tok in without:
                 wo.setdefault(tok.type, set()).add(tok)
         #: event type -> (its plain `without` token or None, page -> its `without` token)
         self.without = {
@@ -302,9 +321,9 @@ def _sym(ch: str) -> int:
 # -- compiling ----------------------------------------------------------------------------
 
 
-def _split(pattern: Pattern) -> tuple[list[list[tuple[Token, ...] | None]], bool, bool]:
+def _split(pattern: Pattern) -> tuple[list[list[tuple[PatternToken, ...] | None]], bool, bool]:
     """Return the segments (positions as token tuples / None) and the leading/trailing ``*``."""
-    segs: list[list[tuple[Token, ...] | None]] = [[]]
+    segs: list[list[tuple[PatternToken, ...] | None]] = [[]]
     for step in pattern.steps:
         if step.kind == "star":
             segs.append([])
@@ -330,7 +349,8 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
         generation: a number that changes whenever the set changes (devices resync on it).
         added: the generation each trigger was added in (default: all in ``generation``).
     """
-    split = {tid: _split(p) for tid, (_, p) in patterns.items()}
+    split = {tid: _split(p) for tid, (_, p) in patterns.items() if not p.variable}
+    variable = {tid: p for tid, (_, p) in patterns.items() if p.variable}
     types: dict[str, tuple[int, dict[str, int]]] = {}
     counter = [0]
 
@@ -340,16 +360,15 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
             types[t] = (counter[0], {})
         return types[t]
 
-    for tid in sorted(split):
-        for seg in split[tid][0]:
-            for pos in seg:
-                for tok in pos or ():
-                    entry = intern_type(tok.type)
-                    if tok.page is not None and tok.page not in entry[1]:
-                        counter[0] += 1
-                        entry[1][tok.page] = counter[0]
+    for tid in sorted(patterns):
+        for step in patterns[tid][1].steps:
+            for tok in step.tokens:
+                entry = intern_type(tok.type)
+                if tok.page is not None and tok.page not in entry[1]:
+                    counter[0] += 1
+                    entry[1][tok.page] = counter[0]
 
-    def cls(pos: tuple[Token, ...] | None) -> Position:
+    def cls(pos: tuple[PatternToken, ...] | None) -> Position:
         if pos is None:
             return None
         syms: set[int] = set()
@@ -362,7 +381,7 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
                 syms.add(pages[tok.page])
         return frozenset(syms)
 
-    seg_ids: dict[tuple[Position, ...], int] = {}
+    seg_ids: dict[SegKey, int] = {}
     segments: list[Segment] = []
     keys: list[SegKey] = []
     key_ids: dict[SegKey, int] = {}
@@ -372,13 +391,17 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
         name, pattern = patterns[tid]
         ids = []
         for seg in segs:
-            positions = tuple(cls(p) for p in seg)
-            if positions not in seg_ids:
-                seg_ids[positions] = len(segments)
-                segments.append(_segment(positions))
-                keys.append(_key(seg))
-            sid = seg_ids[positions]
-            key_ids[_key(seg)] = sid
+            key = _key(seg)  # one key per segment: equal keys have equal classes and conditions
+            if key not in seg_ids:
+                seg_ids[key] = len(segments)
+                conds = tuple(
+                    (i, p) for i, p in enumerate(seg)
+                    if p is not None and any(type(t) is CondToken for t in p)
+                )  # fmt: skip
+                segments.append(_segment(tuple(cls(p) for p in seg), conds))
+                keys.append(key)
+            sid = seg_ids[key]
+            key_ids[key] = sid
             ids.append(sid)
         backs = tuple(segments[i].core or segments[i].tail for i in ids)
         chain = (
@@ -389,18 +412,46 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
         plans[tid] = TriggerPlan(
             tid, name, tuple(ids), backs, lead, trail, pattern.within, pattern.without, chain
         )
-    added_map = dict(added) if added is not None else dict.fromkeys(plans, generation)
-    c = Compiled(plans, segments, types, generation, added_map)
+    nfas = {
+        tid: build_nfa(tid, patterns[tid][0], p, lambda toks: cls(toks) or frozenset())
+        for tid, p in sorted(variable.items())
+    }
+    added_map = dict(added) if added is not None else dict.fromkeys([*plans, *nfas], generation)
+    c = Compiled(plans, segments, types, generation, added_map, nfas)
     c.seg_keys = keys
     c.sid_of_key = key_ids
     return c
 
 
-def _key(seg: list[tuple[Token, ...] | None]) -> SegKey:
-    return tuple(None if p is None else tuple(sorted(set(p), key=str)) for p in seg)
+def _key(seg: list[tuple[PatternToken, ...] | None]) -> SegKey:
+    return canonical_key(tuple(None if p is None else tuple(p) for p in seg))
 
 
-def _segment(positions: tuple[Position, ...]) -> Segment:
+def canonical_key(key: SegKey) -> SegKey:
+    """Return the one key of a segment however its tokens are spelled.
+
+    A token of type ``T`` (``T@P``, or with a condition) is left out of a position that also has
+    plain ``T`` without a condition (it adds nothing to the position) and the tokens are sorted, so every spelling of one segment has one key, whichever trigger
+    spelled it first, and the key survives that trigger's removal. Snapshots written before
+    this rule hold keys as spelled; loading canonicalises them.
+
+    >>> canonical_key(((Token("a"), Token("a", "y")), None))
+    ((Token(type='a', page=None),), None)
+    """
+    out: list[tuple[PatternToken, ...] | None] = []
+    for p in key:
+        if p is None:
+            out.append(None)
+            continue
+        plain = {t for t in p if type(t) is Token and t.page is None}
+        kept = {t for t in p if t in plain or Token(t.type) not in plain}
+        out.append(tuple(sorted(kept, key=str)))
+    return tuple(out)
+
+
+def _segment(
+    positions: tuple[Position, ...], conds: tuple[tuple[int, tuple[PatternToken, ...]], ...] = ()
+) -> Segment:
     core = len(positions)
     while core and positions[core - 1] is None:
         core -= 1
@@ -426,4 +477,4 @@ def _segment(positions: tuple[Position, ...]) -> Segment:
         (i, p) for i, p in enumerate(positions[:core])
         if p is not None and not kw_start <= i <= kw_end
     )  # fmt: skip
-    return Segment(positions, core, tail, kw_start, kw_end, verify)
+    return Segment(positions, core, tail, kw_start, kw_end, verify, conds)

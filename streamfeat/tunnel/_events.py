@@ -49,6 +49,8 @@ class CloseCode(IntEnum):
     REPLAYED_HANDSHAKE = 4008  # a first message (same ephemeral key) seen before
     TOO_LARGE = 4009
     INTERNAL_ERROR = 4010  # the endpoint could not store; the device retries later
+    WINDOW_EXCEEDED = 4011  # more batches unacknowledged than the endpoint's window allows
+    QUOTA_EXCEEDED = 4012  # the device's storage quota at the endpoint is used up
 
     @property
     def reason(self) -> str:

@@ -39,6 +39,9 @@ class WebSocketTransport:
         self._ws = ws
         self._session = session
         self._eof = False
+        # the websocket error that ended the stream, if any (the endpoint counts an oversized
+        # message: aiohttp reports it as WebSocketError with code 1009)
+        self.error: BaseException | None = None
 
     async def send(self, data: bytes) -> None:
         # aiohttp may accept a write on a closing socket silently; check first so the
@@ -69,6 +72,8 @@ class WebSocketTransport:
         if msg is not None and msg.type is aiohttp.WSMsgType.TEXT:
             # the tunnel never sends text; hand the bytes in and let the protocol refuse them
             return str(msg.data).encode() or b"\xff"
+        if msg is not None and msg.type is aiohttp.WSMsgType.ERROR:
+            self.error = msg.data
         self._eof = True  # CLOSE, CLOSING, CLOSED, ERROR
         return b""
 

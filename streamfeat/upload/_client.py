@@ -6,6 +6,13 @@ waiting batch rides in the first message: 0-RTT), keep up to ``window`` batches 
 delete each batch when its ``Ack`` arrives, seal partial batches when they get old, and on any
 failure reconnect after an exponential backoff with full jitter. Every batch not acknowledged
 is sent again on the next connection; the endpoint deduplicates on the batch id.
+
+The backoff starts again from its base only when a batch is acknowledged (a handshake that
+completes and then fails does not count as a success, or a device would reconnect many times
+a second against an endpoint that accepts and then drops it). Close codes the device acts on:
+``window_exceeded`` halves the window it keeps in flight (the endpoint's is smaller);
+``quota_exceeded``, ``revoked_device`` and ``unknown_device`` push the backoff to its cap (they
+do not go away by retrying sooner).
 """
 
 from __future__ import annotations
@@ -149,6 +156,7 @@ class Uploader:
         self._transport: Transport | None = None
         self.connected = asyncio.Event()
         self._last_ack = 0.0
+        self.window = config.window  # halved when the endpoint says its window is smaller
 
     async def _connect_ws(self) -> Transport:
         from streamfeat.upload._aiohttp import connect
@@ -285,7 +293,7 @@ class Uploader:
     ) -> int:
         """Seal what is due and send batches until the window is full."""
         self.outbox.seal_due()
-        room = self.config.window - len(inflight)
+        room = self.window - len(inflight)
         if room <= 0:
             return cursor
         for b in self.outbox.batches(after_seq=cursor, limit=room):
@@ -331,11 +339,11 @@ class Uploader:
             while (ev := conn.next_event()) is not NEED_DATA:
                 if isinstance(ev, HandshakeComplete):
                     self.stats.handshakes += 1
-                    self.backoff.reset()
                     self.connected.set()
                     self._wake.set()
                 elif isinstance(ev, Ack):
                     self.stats.acks += 1
+                    self.backoff.reset()  # only a stored batch proves the path works
                     inflight.pop(ev.batch_id, None)
                     self.outbox.ack(ev.batch_id)
                     self._last_ack = self._clock.monotonic()
@@ -349,6 +357,7 @@ class Uploader:
                             await transport.send(out)
                     reason = reason_of(ev.code)
                     self.stats.closes[reason] = self.stats.closes.get(reason, 0) + 1
+                    self._on_close_code(ev.code)
                     if not self._stopping and ev.code not in (
                         CloseCode.NORMAL,
                         CloseCode.GOING_AWAY,
@@ -357,6 +366,20 @@ class Uploader:
                     return conn.error
             if not data:
                 return None
+
+    def _on_close_code(self, code: int) -> None:
+        """Adapt to what the endpoint's close code says (see the module docstring)."""
+        if code == CloseCode.WINDOW_EXCEEDED:
+            self.window = max(1, self.window // 2)
+            tunnel_log.warning(
+                "endpoint window is smaller: sending %d batches at most", self.window
+            )
+        elif code in (
+            CloseCode.QUOTA_EXCEEDED,
+            CloseCode.REVOKED_DEVICE,
+            CloseCode.UNKNOWN_DEVICE,
+        ):
+            self.backoff.attempt = max(self.backoff.attempt, 30)  # next delays up to the cap
 
     def _on_config(self, ev: Config) -> None:
         self.stats.configs += 1

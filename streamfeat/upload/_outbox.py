@@ -164,6 +164,11 @@ class Outbox:
                 c.execute("INSERT OR IGNORE INTO outbox_counters VALUES (?, 0)", (name,))
         self._load_sizes()
 
+    def reload(self) -> None:
+        """Re-read the in-memory sizes from the tables (after a caller's transaction rolled back)."""
+        with self._lock:
+            self._load_sizes()
+
     def _load_sizes(self) -> None:
         c = self._conn
         self._sealed_bytes = c.execute(
@@ -182,7 +187,9 @@ class Outbox:
 
     def _tx_locked(self, c: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         try:
-            if c.isolation_level is None and not c.in_transaction:
+            if c.in_transaction:  # join the caller's transaction (it commits or rolls back)
+                yield c
+            elif c.isolation_level is None:
                 c.execute("BEGIN IMMEDIATE")
                 try:
                     yield c

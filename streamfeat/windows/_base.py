@@ -8,7 +8,7 @@ logic has the same methods:
 * ``process(st, seq, event, maxts, device, out)``: one valid event of the device (``maxts`` is
   the device's max ts, this event included);
 * ``advance(st, maxts, device, out)``: the watermark moved without an event (agent clock);
-* ``close(st, device, out)``: end of input: emit everything open with ``final: true``;
+* ``close(st, device, out)``: end of input: emit everything open with ``forced: true``;
 * ``empty(st)``, ``dump(st)``, ``load(data)``, ``open_windows(st)``.
 
 Within one call, closed windows are emitted by ``(end, start, key)``.
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streamfeat._event import Event
+from streamfeat._event import Event, event_to_obj
 from streamfeat.windows._aggregates import AggregateSet, field_getter
 
 if TYPE_CHECKING:
@@ -112,20 +112,35 @@ class WindowLogic:
         return self.key_of(event)
 
     def record(
-        self, device: str, key: str, start: int, end: int, acc: list[Any], final: bool
+        self, device: str, key: str, start: int, end: int, acc: list[Any], forced: bool
     ) -> dict[str, Any]:
-        """Return the ``window`` record of one closed window."""
+        """Return the ``window`` record of one closed window.
+
+        ``forced`` is False for a window closed by the watermark (it is complete: no event
+        that is not late can still enter it) and True for one shut before that (end of a
+        replay, a window removed by a config switch). ``final`` repeats ``forced`` under its
+        old name for one release (deprecated: it read as "complete" to Flink and Bytewax
+        users, and meant the opposite).
+        """
         rec = {
             "kind": "window", "window": self.name, "device": device, "key": key,
-            "start": start, "end": end, "values": self.aggs.values(acc), "final": final,
+            "start": start, "end": end, "values": self.aggs.values(acc), "forced": forced,
+            "final": forced,
         }  # fmt: skip
         if self.sizes:
             rec["_raw_bytes"] = acc[0]
         return rec
 
-    def late(self, device: str, ts: int) -> dict[str, Any]:
-        """Return the ``late`` record of an event whose windows have all closed."""
-        return {"kind": "late", "window": self.name, "device": device, "ts": ts}
+    def late(self, device: str, event: Event) -> dict[str, Any]:
+        """Return the ``late`` record of an event whose windows have all closed.
+
+        The record carries the event itself (as in the input format), so it can be
+        reprocessed, like Flink's late side output or Bytewax's late stream.
+        """
+        return {
+            "kind": "late", "window": self.name, "device": device, "ts": event.ts,
+            "event": event_to_obj(event),
+        }  # fmt: skip
 
 
 class TimedState:
@@ -150,14 +165,14 @@ class TimedLogic(WindowLogic):
         return TimedState()
 
     def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
-        """Close (``final: false``) every window with ``end <= maxts - lateness``."""
+        """Close (``forced: false``) every window with ``end <= maxts - lateness``."""
         wm = maxts - self.lateness
         if st.next_end is not None and st.next_end <= wm:
-            self._close_ends([e for e in st.ends if e <= wm], st, device, out, final=False)
+            self._close_ends([e for e in st.ends if e <= wm], st, device, out, forced=False)
 
     def close(self, st: TimedState, device: str, out: list[dict[str, Any]]) -> None:
-        """Close every open window with ``final: true``."""
-        self._close_ends(list(st.ends), st, device, out, final=True)
+        """Close every open window with ``forced: true``."""
+        self._close_ends(list(st.ends), st, device, out, forced=True)
 
     def _close_ends(
         self,
@@ -166,13 +181,13 @@ class TimedLogic(WindowLogic):
         device: str,
         out: list[dict[str, Any]],
         *,
-        final: bool,
+        forced: bool,
     ) -> None:
         size = self.size
         for end in sorted(ends):
             bucket = st.ends.pop(end)
             for key in sorted(bucket):
-                out.append(self.record(device, key, end - size, end, bucket[key], final))
+                out.append(self.record(device, key, end - size, end, bucket[key], forced))
         st.next_end = min(st.ends) if st.ends else None
 
     def empty(self, st: TimedState) -> bool:

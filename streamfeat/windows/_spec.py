@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from math import gcd
 
 from streamfeat._durations import parse_duration
 
 __all__ = [
     "AGGREGATE_OPS",
+    "MAX_PANES",
     "AggSpec",
     "AssignSpec",
     "parse_aggregate",
@@ -19,6 +21,10 @@ __all__ = [
 AGGREGATE_OPS = ("count", "sum", "min", "max", "mean", "first", "last", "distinct", "top")
 _EVENT_FIELDS = ("device", "ts", "type", "page", "item")
 _ARG_RE = re.compile(r"args\.[A-Za-z0-9_.\-]{1,64}\Z")
+# A sliding window is cut into panes of gcd(size, step); its state per key holds up to
+# size / gcd panes, and each event's windows number size / step. Bounded so that one event can't
+# allocate without limit (`sliding 365d every 1ms` is 31.5 billion panes).
+MAX_PANES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,13 @@ def parse_assign(text: str) -> AssignSpec:
         size, slide = parse_duration(words[1]), parse_duration(words[3])
         if not 0 < slide <= size:
             msg = f"sliding window step {words[3]} must be > 0 and at most the size {words[1]}"
+            raise ValueError(msg)
+        panes = size // gcd(size, slide)
+        if panes > MAX_PANES:
+            msg = (
+                f"{text!r} cuts each window into {panes:,} panes (size / gcd(size, step)); "
+                f"at most {MAX_PANES:,} are allowed: use a longer step"
+            )
             raise ValueError(msg)
         return AssignSpec(kind, size, slide)
     elif kind == "count" and len(words) == 2 and words[1].isdigit():

@@ -11,10 +11,10 @@ each event, in arrival order:
 2. for each window config, in the tasks file's order: if the event passes the filter and has
    the key, it goes into its windows that are still open, or, when they have all closed, a
    ``late`` record is emitted; then every window with ``end <= watermark`` closes and its
-   record (``final: false``) is emitted, by ``(end, start, key)``.
+   record (``forced: false``) is emitted, by ``(end, start, key)``.
 
 So within one event the records come window config by window config, a ``late`` record before
-the closes. ``close`` (end of a replay) emits every open window with ``final: true``, config by
+the closes. ``close`` (end of a replay) emits every open window with ``forced: true``, config by
 config, by ``(end, start, key)``. ``advance(now_ms)`` (the embedded agent's wall clock, for a
 device that has gone quiet) acts like an event with ts ``now_ms`` that enters no window:
 ``maxts := max(maxts, now_ms)``, then windows close as above. Later events are judged against
@@ -125,7 +125,7 @@ class WindowStage:
             logic.advance(wst, state.maxts, state.device, out)
 
     def close(self, state: WindowState, out: list[dict[str, Any]]) -> None:
-        """End of input: emit every open window with ``final: true``."""
+        """End of input: emit every open window with ``forced: true``."""
         for logic, wst in zip(self.logics, state.wins, strict=True):
             logic.close(wst, state.device, out)
 
@@ -162,7 +162,7 @@ class WindowStage:
         and ``dumped`` what its :meth:`dump` gave for ``device``. Each window named in
         ``kept`` (same name, same table) keeps its open windows exactly; every other window
         of this stage starts empty; every window of ``old`` not in ``kept`` (removed or
-        changed) is closed, its open windows appended to ``out`` with ``final: true``. The
+        changed) is closed, its open windows appended to ``out`` with ``forced: true``. The
         device's max ts is kept, so its watermark does not move back.
 
         Args:

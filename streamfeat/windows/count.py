@@ -2,7 +2,7 @@
 
 ``start``/``end`` are the ts of the window's first and last event in arrival order (so
 ``start > end`` is possible when ts went backwards). Count windows ignore the watermark: they
-are never late and close on their N-th event, or with ``final: true`` at the end of a replay.
+are never late and close on their N-th event, or with ``forced: true`` at the end of a replay.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class CountLogic(WindowLogic):
         """Count windows do not move with time."""
 
     def close(self, st: dict[str, list[Any]], device: str, out: list[dict[str, Any]]) -> None:
-        """Emit every partly filled window with ``final: true``."""
+        """Emit every partly filled window with ``forced: true``."""
         rest = sorted(st.items(), key=lambda kv: (kv[1][1], kv[1][0], kv[0]))
         st.clear()
         for key, (first, last, _n, acc) in rest:

@@ -59,7 +59,7 @@ class SessionLogic(WindowLogic):
         if key is not None:
             ts, gap = event.ts, self.size
             if ts + gap <= wm:
-                out.append(self.late(device, ts))
+                out.append(self.late(device, event))
             else:
                 end = self._join(st, key, ts, event, seq)
                 if st.next_close is None or end < st.next_close:
@@ -100,13 +100,13 @@ class SessionLogic(WindowLogic):
         return int(s[1]) + gap
 
     def advance(self, st: SessionState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
-        """Close (``final: false``) every session with ``last + gap <= maxts - lateness``."""
+        """Close (``forced: false``) every session with ``last + gap <= maxts - lateness``."""
         wm = maxts - self.lateness
         if st.next_close is not None and st.next_close <= wm:
             self._close_until(st, wm, device, out)
 
     def close(self, st: SessionState, device: str, out: list[dict[str, Any]]) -> None:
-        """Close every open session with ``final: true``."""
+        """Close every open session with ``forced: true``."""
         self._close_until(st, None, device, out)
 
     def _close_until(
@@ -130,9 +130,9 @@ class SessionLogic(WindowLogic):
                 del st.keys[key]
         st.next_close = nxt
         closed.sort(key=lambda c: c[:3])
-        final = wm is None
+        forced = wm is None
         for end, start, key, acc in closed:
-            out.append(self.record(device, key, start, end, acc, final))
+            out.append(self.record(device, key, start, end, acc, forced))
 
     def empty(self, st: SessionState) -> bool:
         return not st.keys

@@ -75,18 +75,18 @@ class SlidingLogic(TimedLogic):
                 for step in self.steps:
                     step(acc, event, seq)
             else:
-                out.append(self.late(device, ts))
+                out.append(self.late(device, event))
         if st.next_end is not None and st.next_end <= wm:
             self._emit(st, wm, device, out)
 
     def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
-        """Close (``final: false``) every window with ``end <= maxts - lateness``."""
+        """Close (``forced: false``) every window with ``end <= maxts - lateness``."""
         wm = maxts - self.lateness
         if st.next_end is not None and st.next_end <= wm:
             self._emit(st, wm, device, out)
 
     def close(self, st: TimedState, device: str, out: list[dict[str, Any]]) -> None:
-        """Close every window still holding events with ``final: true``."""
+        """Close every window still holding events with ``forced: true``."""
         if st.ends:
             self._emit(st, None, device, out)
 
@@ -96,8 +96,12 @@ class SlidingLogic(TimedLogic):
         groups: dict[tuple[int, str], list[tuple[int, list[Any]]]] = {}
         for pane_end, bucket in st.ends.items():
             q = pane_end - g
-            start = q - q % slide
-            while start > q - size:
+            # only the windows ending in (lo, hi]: an emit walks each pane once, not once per
+            # window holding it (size / step of them)
+            top = q if hi is None else min(q, hi - size)
+            start = top - top % slide
+            bottom = q - size if lo is None else max(q - size, lo - size)
+            while start > bottom:
                 end = start + size
                 if (lo is None or end > lo) and (hi is None or end <= hi):
                     for key, acc in bucket.items():

@@ -74,9 +74,9 @@ class TumblingLogic(TimedLogic):
                         for step in steps:
                             step(acc, event, seq)
                     else:
-                        out.append(late(device, ts))
+                        out.append(late(device, event))
             nxt = st.next_end
             if nxt is not None and nxt <= wm:
-                close([e for e in st.ends if e <= wm], st, device, out, final=False)
+                close([e for e in st.ends if e <= wm], st, device, out, forced=False)
 
         return process

@@ -32,7 +32,7 @@ def test_agent_reads_stdin_applies_the_endpoint_config_and_uploads_everything(
 ) -> None:
     db = tmp_path / "endpoint.sqlite"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    serve = subprocess.Popen([sys.executable, "-m", "streamfeat", "serve", "--port", "0", "--db", str(db)],
+    serve = subprocess.Popen([sys.executable, "-m", "streamfeat", "serve", "--init", "--port", "0", "--db", str(db)],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path, env=env, text=True)  # fmt: skip
     try:
         assert serve.stdout is not None

@@ -92,8 +92,10 @@ def test_small_fleet_every_queued_record_is_stored_exactly_once(tmp_path: Path) 
 def test_fleet_under_chaos_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     # a push during the faults too: it must reach every device without touching stored batches
     report = simulate(SimOptions(devices=12, minutes=1.5, speed=10, processes=2, seed=4, chaos=True,
-                                 tasks_text=TASKS, reconfigure=((0.7, PUSHED),), workdir=tmp_path))  # fmt: skip
+                                 tasks_text=TASKS, reconfigure=((0.7, PUSHED),), workdir=tmp_path,
+                                 kill_agents=False))  # fmt: skip
     assert report.endpoint_restarts >= 1
+    assert report.agent_kills == 0
     assert report.versions == {"v1": 12}
     assert report.connections_cut + report.reconnects >= 1
     assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
@@ -105,6 +107,22 @@ def test_fleet_under_chaos_loses_nothing_and_doubles_nothing(tmp_path: Path) -> 
     assert report.stored == report.queued > 0
     stored = endpoint_records(tmp_path / "endpoint.sqlite", [TASKS, PUSHED])
     assert counted(stored) == report.events
+
+
+def test_fleet_with_agents_killed_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
+    # fleet processes (every agent in one) are killed with SIGKILL and restarted on their stores
+    report = simulate(SimOptions(devices=12, minutes=1.5, speed=10, processes=2, seed=5, chaos=True,
+                                 tasks_text=TASKS, workdir=tmp_path))  # fmt: skip
+    assert report.agent_kills >= 1
+    assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    assert report.stored == report.queued > 0
+    stored = endpoint_records(tmp_path / "endpoint.sqlite", [TASKS])
+    assert counted(stored) == report.events  # every accepted event counted once in the windows
 
 
 def test_tasks_file_pushed_from_the_endpoint_changes_what_devices_emit(tmp_path: Path) -> None:
@@ -130,6 +148,7 @@ def test_soak_hundred_devices_under_chaos(tmp_path: Path) -> None:
         SimOptions(devices=150, minutes=8, speed=8, chaos=True, seed=6, workdir=tmp_path)
     )
     assert report.endpoint_restarts >= 2
+    assert report.agent_kills >= 2
     assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
         0,
         0,

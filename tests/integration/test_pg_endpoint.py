@@ -192,7 +192,17 @@ def test_workers_share_one_port_restart_a_killed_one_and_stop_cleanly(
 
 
 def _serve(pg_url: str, key: Path, *extra: str) -> subprocess.Popen[str]:
-    args = [sys.executable, "-m", "streamfeat", "serve", "--host", "127.0.0.1", "--port", "0"]
+    args = [
+        sys.executable,
+        "-m",
+        "streamfeat",
+        "serve",
+        "--init",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]
     args += ["--db", pg_url, "--key", str(key), *extra]
     return subprocess.Popen(args, stdout=subprocess.PIPE, env=_env(), cwd=ROOT, text=True)
 
@@ -250,7 +260,7 @@ def test_serve_workers_on_sqlite_is_refused_in_one_line(tmp_path: Path) -> None:
 
 def test_serve_on_an_unreachable_postgres_says_so_in_one_line(tmp_path: Path) -> None:
     pytest.importorskip("psycopg")
-    args = [sys.executable, "-m", "streamfeat", "serve", "--port", "0", "--key"]
+    args = [sys.executable, "-m", "streamfeat", "serve", "--init", "--port", "0", "--key"]
     args += [str(tmp_path / "k"), "--db", "postgresql://nobody:secret@127.0.0.1:1/none"]
     out = subprocess.run(args, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60)
     assert out.returncode == 2

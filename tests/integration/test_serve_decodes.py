@@ -55,7 +55,9 @@ async def _upload(ep: Endpoint, device_file: Path, store: Path, payload: bytes) 
 def test_serve_stores_decoded_records_of_the_default_tasks_file(tmp_path: Path) -> None:
     db = tmp_path / "ep.db"
     device_file = tmp_path / "phone.device.json"
-    assert main(["device", "add", "phone", "--db", str(db), "--out", str(device_file)]) == 0
+    assert (
+        main(["device", "add", "phone", "--init", "--db", str(db), "--out", str(device_file)]) == 0
+    )
     encoder = encoder_for("compact", schemas_for(parse_tasks(default_tasks_text())))
     payload = encoder.encode_batch([IPV, {**IPV, "ts": IPV["ts"] + 1}])
     ep = Endpoint(db)

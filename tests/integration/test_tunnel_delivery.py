@@ -21,7 +21,16 @@ def provision(tmp: Path, names: list[str]) -> Path:
     for name in names:
         assert (
             main(
-                ["device", "add", name, "--db", str(db), "--out", str(tmp / f"{name}.device.json")]
+                [
+                    "device",
+                    "add",
+                    name,
+                    "--init",
+                    "--db",
+                    str(db),
+                    "--out",
+                    str(tmp / f"{name}.device.json"),
+                ]
             )
             == 0
         )

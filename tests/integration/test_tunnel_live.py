@@ -62,7 +62,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Endpoint, P
     for name in ("good", "revoked"):
         assert (
             main(
-                ["device", "add", name, "--db", str(db), "--out", str(tmp / f"{name}.device.json")]
+                [
+                    "device",
+                    "add",
+                    name,
+                    "--init",
+                    "--db",
+                    str(db),
+                    "--out",
+                    str(tmp / f"{name}.device.json"),
+                ]
             )
             == 0
         )

@@ -23,7 +23,7 @@ def env() -> dict[str, str]:
 class Endpoint:
     """A ``streamfeat serve`` subprocess on 127.0.0.1."""
 
-    def __init__(self, db: Path, port: int = 0) -> None:
+    def __init__(self, db: Path, port: int = 0, extra: list[str] | None = None) -> None:
         self.db = db
         self.proc = subprocess.Popen(
             [
@@ -31,12 +31,14 @@ class Endpoint:
                 "-m",
                 "streamfeat",
                 "serve",
+                "--init",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--db",
                 str(db),
+                *(extra or []),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

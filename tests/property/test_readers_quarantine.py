@@ -106,3 +106,50 @@ def test_msgpack_garbage_never_crashes_and_loses_no_byte(data: bytes, chunk: int
     assert [i.position for i in items] == list(range(1, len(items) + 1))
     if not any(isinstance(i, Event) for i in items):
         assert quarantined == data
+
+
+def _with_bad_utf8(obj: dict[str, object], where: str) -> bytes:
+    """``obj`` packed, with the string value of ``where`` (or a key) made invalid UTF-8."""
+    marker = "\u00e9marker"  # packed as a str of known bytes, then corrupted in place
+    if where == "key":
+        packed = msgpack.packb({**obj, "args": {marker: 1}})
+    else:
+        packed = msgpack.packb({**obj, where: marker})
+    good = marker.encode()
+    return packed.replace(good, b"\xff" + good[1:])
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(
+                lambda ts: {"ts": ts, "type": "click", "device": "d"},
+                st.integers(min_value=0, max_value=2**40),
+            ),
+            st.sampled_from(["page", "item", "device", "type", "key"]),
+        ),
+        max_size=20,
+    ),
+    st.integers(min_value=1, max_value=64),
+)
+def test_msgpack_non_utf8_string_quarantines_that_message_only(
+    plan: list[object], chunk: int
+) -> None:
+    packed = [
+        msgpack.packb(p)
+        if isinstance(p, dict)
+        else _with_bad_utf8({"ts": 1, "type": "click"}, str(p))
+        for p in plan
+    ]
+    items = list(read_msgpack(io.BytesIO(b"".join(packed)), chunk_size=chunk))
+    assert len(items) == len(plan)
+    for raw, p, item in zip(packed, plan, items, strict=True):
+        if isinstance(p, dict):
+            assert item == Event(p["ts"], "click", "d")  # type: ignore[arg-type]
+        else:
+            assert isinstance(item, QuarantineEntry)
+            assert item.raw == raw
+            assert "not valid UTF-8" in item.reason
+    assert [getattr(i, "position", n + 1) for n, i in enumerate(items)] == list(
+        range(1, len(items) + 1)
+    )

@@ -1,13 +1,14 @@
-"""Differential tests: the trigger matcher against the plain reference of SPEC section 2.
+"""Differential tests: the trigger matcher against the plain reference of docs/triggers.md.
 
 The reference (``tests/unit/triggers/reference.py``) tries every start ``s`` for every event
-with a regular expression over the slice. Hypothesis draws patterns using every construct
-(``TYPE``, ``TYPE@PAGE``, alternatives, ``{N}``, ``?``, ``*``, ``within``, ``without``,
-chains ``A * A * A``) and event streams whose timestamps go back and forth, with small engine
+and matches the slice by backtracking. Hypothesis draws patterns using every construct
+(``TYPE``, ``TYPE@PAGE``, conditions ``TYPE[args.v < 2 and item = 1]``, alternatives,
+``{N}``, ``+``, optional steps ``a?``, ``?``, ``*``, ``within``, ``without``, chains
+``A * A * A``) over events with items and args, and event streams whose timestamps go back and forth, with small engine
 limits so that cuts happen. Both drivers (per event, and pyahocorasick over the whole string)
 must give exactly the reference's firings; so must a run through the engine (which frees idle
 device states), a run snapshotted and restored half-way, and a run with triggers added and
-removed while it goes.
+removed while it goes (in one update or two, the state snapshotted then or not).
 """
 
 from __future__ import annotations
@@ -34,16 +35,41 @@ def _token(t: str, p: str | None) -> str:
     return t if p is None else f"{t}@{p}"
 
 
-tokens = st.builds(_token, st.sampled_from(TYPES), st.sampled_from(PAGES))
+plain_tokens = st.builds(_token, st.sampled_from(TYPES), st.sampled_from(PAGES))
+comparisons = st.one_of(
+    st.builds(
+        lambda op, v: f"args.v {op} {v}",
+        st.sampled_from(("=", "!=", "<", "<=", ">", ">=")),
+        st.sampled_from(("0", "1", "2", "1.5", '"1"')),
+    ),
+    st.builds(
+        lambda op, v: f"item {op} {v}",
+        st.sampled_from(("=", "!=", "<")),
+        st.sampled_from(("1", '"2"', "x")),
+    ),
+    st.builds(
+        lambda op, v: f"page {op} {v}", st.sampled_from(("=", "!=")), st.sampled_from(("x", '"y"'))
+    ),
+    st.just("args.ok = true"),
+)
+conditions = st.one_of(
+    comparisons,
+    st.builds(lambda a, b: f"{a} and {b}", comparisons, comparisons),
+    st.builds(lambda a, b, c: f"({a} or {b}) and {c}", comparisons, comparisons, comparisons),
+    st.builds(lambda a, b: f"{a} or {b}", comparisons, comparisons),
+)
+cond_tokens = st.builds(lambda t, c: f"{t}[{c}]", plain_tokens, conditions)
+tokens = st.one_of(plain_tokens, plain_tokens, cond_tokens)
 atoms = st.one_of(
     tokens,
     tokens,
     st.lists(tokens, min_size=2, max_size=3).map(lambda ts: "(" + "|".join(ts) + ")"),
 )
+repeated = st.one_of(atoms, atoms, st.builds(lambda a, n: f"{a}{{{n}}}", atoms, st.integers(1, 3)))
 steps = st.one_of(
-    atoms,
-    atoms,
-    st.builds(lambda a, n: f"{a}{{{n}}}", atoms, st.integers(1, 3)),
+    repeated,
+    repeated,
+    st.builds(lambda a, sfx: a + sfx, repeated, st.sampled_from(("+", "?", "+?"))),
     st.just("?"),
     st.just("*"),
 )
@@ -52,14 +78,14 @@ steps = st.one_of(
 @st.composite
 def pattern_texts(draw: st.DrawFn) -> str:
     if draw(st.integers(0, 5)) == 0:  # a chain `A * A * ... * A`
-        atom = draw(st.one_of(tokens, st.just("?"), atoms))
+        atom = draw(st.one_of(tokens, st.just("?"), atoms, st.builds(lambda a: a + "+", atoms)))
         body = " * ".join([atom] * draw(st.integers(2, 4)))
     else:
         body = " ".join(draw(st.lists(steps, min_size=1, max_size=4)))
     if draw(st.booleans()):
         body += f" within {draw(st.integers(0, 25))}ms"
     if draw(st.integers(0, 2)) == 0:
-        body += " without " + ",".join(draw(st.lists(tokens, min_size=1, max_size=2)))
+        body += " without " + ",".join(draw(st.lists(plain_tokens, min_size=1, max_size=2)))
     return body
 
 
@@ -70,8 +96,19 @@ def event_streams(draw: st.DrawFn, max_size: int = 30) -> list[Event]:
     out = []
     for _ in range(n):
         ts = max(0, ts + draw(st.integers(-8, 10)))  # timestamps go backwards too
+        args = draw(
+            st.fixed_dictionaries({}, optional={"v": st.sampled_from((0, 1, 2, 1.5, "1")),
+                                                "ok": st.booleans()})
+        )  # fmt: skip
         out.append(
-            Event(ts, draw(st.sampled_from((*TYPES, "d"))), "dev", draw(st.sampled_from(PAGES)))
+            Event(
+                ts,
+                draw(st.sampled_from((*TYPES, "d"))),
+                "dev",
+                draw(st.sampled_from(PAGES)),
+                draw(st.sampled_from((None, "1", "2", "x"))),
+                args,
+            )
         )
     return out
 
@@ -143,15 +180,22 @@ def test_hot_add_and_remove_leave_the_others_alone(
 ) -> None:
     k = data.draw(st.integers(0, len(events)))
     removed = data.draw(st.sampled_from(sorted(trigs)))
+    at_once = data.draw(st.booleans())  # one update() (one rebuild), or add() then remove()
+    snapshot = data.draw(st.booleans())  # the state goes through dump/load (msgpack), or not
     added = parse_pattern(added_text, name="new")
     m = Matcher(trigs, limit_ms=BIG_MS, limit_events=BIG_EVENTS)
     state = m.new_state()
     got = []
     for i, ev in enumerate(events):
         if i == k:
-            m.add("new", added)
-            m.remove(removed)
-            state = m.load(msgpack.unpackb(msgpack.packb(m.dump(state)), strict_map_key=False))
+            if at_once:
+                m.update({"new": added}, [removed])
+            else:
+                m.add("new", added)
+                m.remove(removed)
+            if snapshot:
+                dumped = msgpack.unpackb(msgpack.packb(m.dump(state)), strict_map_key=False)
+                state = m.load(dumped)
         got += [(f.trigger, f.first, f.last) for f in m.step(state, i, ev)]
     full = reference_firings(trigs, events, limit_ms=BIG_MS, limit_events=BIG_EVENTS)
     expected = [f for f in full if f[0] != removed or f[2] < k]

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamfeat._event import Event
+from streamfeat._event import Event, event_to_obj
 from streamfeat._tokens import Token
 from streamfeat.tasks import EngineConfig, TasksConfig, WindowConfig
 from streamfeat.windows import AggSpec, AssignSpec, WindowStage
@@ -101,7 +101,7 @@ def ref_record(
 ) -> dict[str, Any]:
     values = {name: ref_value(spec, evs) for name, spec in cfg.aggregates}
     return {"kind": "window", "window": cfg.name, "device": dev, "key": key, "start": start,
-            "end": end, "values": values, "final": final}  # fmt: skip
+            "end": end, "values": values, "forced": final, "final": final}  # fmt: skip
 
 
 def ref_time_windows(
@@ -125,7 +125,8 @@ def ref_time_windows(
         starts = [s for s in range(lowest, e.ts + 1, slide) if s <= e.ts < s + size]
         open_ = [s for s in starts if s + size > wms[i]]
         if not open_:
-            at[i].append({"kind": "late", "window": cfg.name, "device": e.device, "ts": e.ts})
+            at[i].append({"kind": "late", "window": cfg.name, "device": e.device, "ts": e.ts,
+                          "event": event_to_obj(e)})  # fmt: skip
         for s in open_:
             members[(s + size, s, key)].append(e)
     closing: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
@@ -163,7 +164,8 @@ def ref_sessions(
         key = ref_key(cfg, e)
         if key is not None:
             if e.ts + gap <= wm:
-                at[j].append({"kind": "late", "window": cfg.name, "device": dev, "ts": e.ts})
+                at[j].append({"kind": "late", "window": cfg.name, "device": dev, "ts": e.ts,
+                              "event": event_to_obj(e)})  # fmt: skip
             else:
                 ss = sessions[key]
                 hits = [m for m in ss if span(m)[0] - gap < e.ts < span(m)[1] + gap]

@@ -6,6 +6,7 @@ The source is streamed line by line, never loaded whole. Each reject is reported
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import sys
@@ -55,6 +56,8 @@ def open_source(path: str) -> Iterator[IO[bytes]]:
         OSError: the file cannot be opened.
     """
     if path == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise OSError(errno.EBADF, "standard input is closed")
         stdin = sys.stdin.buffer
         # peek needs a buffered reader; a replaced sys.stdin (tests) may be a plain BytesIO
         buffered = (
@@ -92,24 +95,36 @@ def convert_file(
         path: a file (plain or gzip, detected by its first bytes) or ``-`` for stdin.
         out: where the JSON lines go.
         rejects: where the raw bad rows go (one per line), if anywhere.
-        err: where each reject and a read error are reported (default: nowhere).
+        err: where each reject is reported (default: nowhere).
 
     Returns:
         The counts; ``error`` is set when the source could not be read to its end (what was
         converted before that is written).
+
+    Raises:
+        OSError: writing ``out`` or ``rejects`` failed (a full disk); a read error of the
+            source is not raised but reported in ``error``.
     """
     counts = [0, 0, 0]  # rows, events, rejects
     error = None
     try:
         with open_source(path) as src:
             _pump(converter, src, out, rejects, err, counts)
+    except _WriteError as exc:
+        raise exc.error from None
     except (OSError, EOFError, zlib.error) as exc:
         # a truncated or corrupt gzip surfaces as EOFError / BadGzipFile(OSError) / zlib.error
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         error = f"{path}: {text[:1].lower()}{text[1:]}"
-        if err is not None:
-            print(f"{converter.name}: {error}", file=err)
     return ConvertSummary(counts[0], counts[1], counts[2], error)
+
+
+class _WriteError(Exception):
+    """An output write failed: kept apart from the source's read errors, which are reported."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _pump(
@@ -137,7 +152,10 @@ def _pump(
 
 
 def _flush(out: IO[bytes], batch: list[dict[str, Any]], counts: list[int]) -> None:
-    out.write(jsonl(batch))
+    try:
+        out.write(jsonl(batch))
+    except OSError as exc:
+        raise _WriteError(exc) from exc
     counts[1] += len(batch)
     batch.clear()
 
@@ -149,4 +167,7 @@ def _reject(
     if err is not None:
         print(f"{name}: line {rej.line}: {rej.reason}", file=err)
     if rejects is not None:
-        rejects.write(rej.raw + b"\n")
+        try:
+            rejects.write(rej.raw + b"\n")
+        except OSError as exc:
+            raise _WriteError(exc) from exc

@@ -14,7 +14,7 @@ def test_every_name_in_all_resolves() -> None:
 
 
 def test_reprs(schemas: SchemaSet) -> None:
-    assert repr(schemas).startswith(f"SchemaSet(id={schemas.id:#010x}, version=1")
+    assert repr(schemas).startswith(f"SchemaSet(id={schemas.id:#010x}, version={schemas.version}")
     e = encoder_for("compact", schemas)
     assert repr(e).startswith("Encoder('compact', SchemaSet(")
     assert "codec='compact'" in repr(read_header(e.encode_batch([])))

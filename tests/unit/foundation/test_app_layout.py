@@ -50,8 +50,12 @@ def test_cli_lists_every_app_command_in_order() -> None:
         "serve",
         "keys",
         "device",
+        "records",
         "agent",
         "simulate",
+        "bundle",
+        "release",
+        "tasks",
     ]
 
 

@@ -1,40 +1,48 @@
 """A plain, slow, obviously-right trigger matcher: SPEC section 2 read literally.
 
 For every event ``e`` and every trigger, try every start ``s`` from ``e`` down to ``L + 1`` and
-match the slice with a regular expression over an encoding of its events; the first ``s`` that
-matches (with the clauses and the engine's limits) is the shortest match.
+match the slice against the steps by plain backtracking; the first ``s`` that matches (with the clauses and the engine's limits) is the shortest match.
 """
 
 from __future__ import annotations
 
-import re
+from functools import cache
 
 from streamfeat._event import Event
-from streamfeat._tokens import Token
 from streamfeat.triggers import Pattern, Step
 
 
-def _enc(event: Event) -> str:
-    return f"{event.type}\x00{event.page or ''}\x01"
+def _matches(step: Step, event: Event) -> bool:
+    return any(t.matches(event) for t in step.tokens)
 
 
-def _tok(tok: Token) -> str:
-    if tok.page is None:
-        return re.escape(tok.type) + "\x00[^\x01]*\x01"
-    return re.escape(tok.type) + "\x00" + re.escape(tok.page) + "\x01"
+def slice_matches(steps: tuple[Step, ...], events: list[Event]) -> bool:
+    """Whether ``events`` read in order match ``steps`` the way a regular expression would:
+    ``*`` any events, ``?`` one event, an atom ``count`` events of its tokens (conditions
+    included), ``+`` one or more such blocks, an optional step zero or one."""
+    n = len(events)
 
+    @cache
+    def go(k: int, i: int) -> bool:
+        if k == len(steps):
+            return i == n
+        step = steps[k]
+        if step.kind == "star":
+            return any(go(k + 1, j) for j in range(i, n + 1))
+        if step.kind == "any":
+            return i < n and go(k + 1, i + 1)
+        reps = range(1, (n - i) // step.count + 1) if step.plus else range(1, 2)
+        if step.optional and go(k + 1, i):
+            return True
+        for r in reps:
+            end = i + r * step.count
+            if end > n or not all(_matches(step, events[x]) for x in range(i, end)):
+                return False  # r blocks fail: more blocks fail too
+            if go(k + 1, end):
+                return True
+        return False
 
-def _step(step: Step) -> str:
-    if step.kind == "star":
-        return "(?:[^\x01]*\x01)*"
-    if step.kind == "any":
-        return "[^\x01]*\x01"
-    body = "(?:" + "|".join(_tok(t) for t in step.tokens) + ")"
-    return f"(?:{body}){{{step.count}}}"
-
-
-def compile_ref(pattern: Pattern) -> re.Pattern[str]:
-    return re.compile("".join(_step(s) for s in pattern.steps))
+    return go(0, 0)
 
 
 def reference_firings(
@@ -45,8 +53,6 @@ def reference_firings(
     limit_events: int = 10_000,
 ) -> list[tuple[str, int, int]]:
     """Return ``(trigger, first, last)`` of every firing, in event order then trigger order."""
-    enc = [_enc(e) for e in events]
-    regexes = {n: compile_ref(p) for n, p in triggers.items()}
     last = dict.fromkeys(triggers, -1)
     out = []
     clock = []  # the device's clock (largest ts so far) at each event
@@ -67,7 +73,7 @@ def reference_firings(
                     break  # a smaller s still holds the forbidden event
                 if pattern.within is not None and ev.ts - events[s].ts > pattern.within:
                     continue
-                if regexes[name].fullmatch("".join(enc[s : e + 1])):
+                if slice_matches(pattern.steps, events[s : e + 1]):
                     out.append((name, s, e))
                     last[name] = e
                     break

@@ -314,7 +314,7 @@ def test_cli_keys_and_devices(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     from streamfeat.cli import main
 
     db = str(tmp_path / "ep.db")
-    assert main(["keys", "--dir", str(tmp_path)]) == 0
+    assert main(["keys", "--db", db]) == 0  # the explicit init step: key and database
     pub = capsys.readouterr().out.split()[-1]
     assert main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a.json")]) == 0
     assert main(["device", "add", "b", "--db", db, "--out", str(tmp_path / "b.json")]) == 0
@@ -335,5 +335,53 @@ def test_cli_keys_and_devices(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         main(["device", "config", "a", str(tmp_path / "t.toml"), "--version", "2", "--db", db]) == 0
     )
     assert SQLiteStorage(db).get_config("a") == (2, b"[upload]\n")
-    with pytest.raises(SystemExit):
-        main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a2.json")])
+    # already registered: one line, exit status 2
+    assert main(["device", "add", "a", "--db", db, "--out", str(tmp_path / "a2.json")]) == 2
+
+
+async def test_revoke_closes_the_open_connection_in_process(rig: Rig, tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "dev.db", OutboxConfig(batch_max_age=0.01))
+    up = Uploader(
+        ob,
+        DEVICE,
+        UploaderConfig(url="memory", endpoint_key=ENDPOINT.public, backoff_base=0.01),
+        connect=rig.connect,
+        rng=random.Random(0),
+    )  # type: ignore[arg-type]
+    task = asyncio.create_task(up.run())
+    up.enqueue(b"before")
+    assert await up.wait_drained(5)
+    assert rig.registry.revoke("dev")
+    assert rig.server.revoke("dev") == 1
+    for _ in range(100):
+        if up.stats.closes.get("revoked_device"):
+            break
+        await asyncio.sleep(0.01)
+    assert up.stats.closes.get("revoked_device", 0) >= 1
+    up.enqueue(b"after")
+    await asyncio.sleep(0.2)  # reconnects are refused at the handshake
+    await up.aclose()
+    await task
+    stored = [it for _, _, p in rig.storage.batches() for it in split_items(p)]
+    assert stored == [b"before"]
+    assert up.stats.handshakes == 1
+
+
+async def test_the_poll_notices_a_revocation_by_another_connection(
+    rig: Rig, tmp_path: Path
+) -> None:
+    ob = Outbox(tmp_path / "dev.db", OutboxConfig(batch_max_age=0.01))
+    up = Uploader(
+        ob, DEVICE, UploaderConfig(url="memory", endpoint_key=ENDPOINT.public), connect=rig.connect
+    )  # type: ignore[arg-type]
+    task = asyncio.create_task(up.run())
+    up.enqueue(b"x")
+    assert await up.wait_drained(5)
+    other = Registry(tmp_path / "ep.db")  # another connection, as `device revoke` would be
+    version = rig.registry.data_version()
+    assert other.revoke("dev")
+    other.close()
+    assert rig.registry.data_version() != version
+    assert rig.server.check_revocations() == 1
+    await up.aclose()
+    await task

@@ -48,10 +48,11 @@ def test_tumbling_closes_on_the_watermark_and_reports_late_events() -> None:
     ])  # fmt: skip
     assert out == [
         {"kind": "window", "window": "t", "device": "d", "key": "d", "start": 0, "end": 10_000,
-         "values": {"n": 3, "s": 7}, "final": False},
-        {"kind": "late", "window": "t", "device": "d", "ts": 8_000},
+         "values": {"n": 3, "s": 7}, "forced": False, "final": False},
+        {"kind": "late", "window": "t", "device": "d", "ts": 8_000,
+         "event": {"device": "d", "ts": 8_000, "type": "click", "args": {"v": 6}}},
         {"kind": "window", "window": "t", "device": "d", "key": "d", "start": 10_000,
-         "end": 20_000, "values": {"n": 2, "s": 8}, "final": True},
+         "end": 20_000, "values": {"n": 2, "s": 8}, "forced": True, "final": True},
     ]  # fmt: skip
 
 
@@ -103,7 +104,7 @@ aggregate = { n = "count", first = "first ts", items = "top 1 args.k" }
     ])  # fmt: skip
     assert out == [
         {"kind": "window", "window": "s", "device": "d", "key": "a", "start": 0, "end": 80_000,
-         "values": {"n": 3, "first": 0, "items": [["y", 2]]}, "final": True},
+         "values": {"n": 3, "first": 0, "items": [["y", 2]]}, "forced": True, "final": True},
     ]  # fmt: skip
 
 
@@ -112,7 +113,10 @@ def test_session_lateness_is_ts_plus_gap_against_the_watermark() -> None:
     out = run(stage_of(toml), [ev(0), ev(5_000), ev(40_000), ev(30_001), ev(30_000)])
     assert out[0]["values"] == {"n": 2}
     assert (out[0]["start"], out[0]["end"]) == (0, 15_000)
-    assert out[1] == {"kind": "late", "window": "s", "device": "d", "ts": 30_000}
+    assert out[1] == {
+        "kind": "late", "window": "s", "device": "d", "ts": 30_000,
+        "event": {"device": "d", "ts": 30_000, "type": "click"},
+    }  # fmt: skip
     assert (out[2]["start"], out[2]["end"], out[2]["values"]) == (30_001, 50_000, {"n": 2})
 
 
@@ -196,8 +200,9 @@ def test_a_freed_device_keeps_its_watermark_and_reports_late_events() -> None:
     again = Engine([WindowStage(parse_tasks(toml))])
     again.restore(engine.snapshot())
     for eng in (engine, again):
+        late = {"device": "x", "ts": 2_000, "type": "click"}
         assert eng.process(ev(2_000, device="x")) == [
-            {"kind": "late", "window": "c", "device": "x", "ts": 2_000}
+            {"kind": "late", "window": "c", "device": "x", "ts": 2_000, "event": late}
         ]
         assert eng.process(ev(31_000, device="x")) == []  # [30s, 40s) opens
         assert [r["start"] for r in eng.close()] == [30_000]

@@ -1,0 +1,344 @@
+"""The EdgeRec-style re-rank model: architecture, weights, a numpy forward pass, ONNX export.
+
+Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates:
+
+* **Rows.** A candidate row is ``[category, server_score, price_level, age_h]``; an exposure
+  row (e1-e7 of one exposed item, with its own item features) is those four then
+  ``exposure_ms, exposures, max_scroll_speed, scrolls, clicked, deleted, first_pos``; a
+  page-view row (d1-d12 of one item-page visit) is ``category`` then ``dwell_ms`` and the
+  eleven action counts of :data:`PAGE_VIEW_FIELDS`. Column 0 of every row is the category,
+  the others are numbers.
+* **Item encoding.** The category goes through an embedding table (``category mod K``
+  buckets); each number through ``slog(x) = sign(x) * log(1 + |x|)`` (counts, milliseconds
+  and speeds span orders of magnitude). A candidate is ``relu(W_c [emb; slog(num)] + b_c)``.
+* **Context encoding.** A GRU over the exposure sequence and another over the page-view
+  sequence (PyTorch's GRU equations, which are ONNX's with ``linear_before_reset = 1``).
+  Every sequence starts with one all-zero row (the begin marker added by the feature
+  builder), so an empty history is a valid input.
+* **Attention.** From each candidate to each sequence's GRU outputs: scaled dot product of
+  ``W_q c`` and ``W_k y_t``, softmax over ``t``, a weighted sum of the ``y_t``.
+* **Head.** ``sigmoid(w_2 relu(W_1 [c; a_e; a_d; c*a_e; c*a_d] + b_1) + b_2)``: one score per
+  candidate.
+
+The weights are a dict of float32 arrays named as a PyTorch module's ``state_dict`` would
+name them (:mod:`streamfeat.models.edgerec_torch` is that module, for training), so weights
+move between the three forms with no renaming: numpy (:func:`forward`, the reference), ONNX
+(:func:`to_onnx`, which writes the graph op by op with the ``onnx`` package, no tracing) and
+PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streamfeat.models._spec import InputSpec, ModelSpec
+
+__all__ = [
+    "CANDIDATE_FIELDS",
+    "DEFAULT_MODEL_PATH",
+    "EXPOSURE_FIELDS",
+    "PAGE_VIEW_FIELDS",
+    "Dims",
+    "builtin_spec",
+    "forward",
+    "init_weights",
+    "input_specs",
+    "to_onnx",
+]
+
+F32 = npt.NDArray[np.float32]
+Weights = dict[str, F32]
+
+#: The candidate feature vector (column order of the ``candidates`` input).
+CANDIDATE_FIELDS = ("category", "server_score", "price_level", "age_h")
+#: e1-e7 per exposed item, after the item's own features.
+EXPOSURE_BEHAVIOUR = ("exposure_ms", "exposures", "max_scroll_speed", "scrolls", "clicked",
+                      "deleted", "first_pos")  # fmt: skip
+EXPOSURE_FIELDS = CANDIDATE_FIELDS + EXPOSURE_BEHAVIOUR
+#: d1-d12 per item-page visit, after the item's category.
+PAGE_VIEW_BEHAVIOUR = ("dwell_ms", "add_cart", "purchase", "favorite", "comment", "select_sku",
+                       "ask", "service", "detail", "shop", "recommend", "share")  # fmt: skip
+PAGE_VIEW_FIELDS = ("category", *PAGE_VIEW_BEHAVIOUR)
+#: The model shipped with streamfeat (``file = "builtin:edgerec-small"``).
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "edgerec-small.onnx"
+_BUILTIN = {"edgerec-small": DEFAULT_MODEL_PATH}
+_OPSET = 17
+
+
+@dataclass(frozen=True, slots=True)
+class Dims:
+    """Sizes of the model: category buckets, embedding width, hidden width."""
+
+    buckets: int = 512
+    emb: int = 8
+    hidden: int = 32
+
+
+def input_specs() -> tuple[InputSpec, ...]:
+    """Return the declared inputs of every model built by :func:`to_onnx`."""
+    return (
+        InputSpec("candidates", "candidates", CANDIDATE_FIELDS, (1, "C", len(CANDIDATE_FIELDS))),
+        InputSpec("exposures", "exposures", EXPOSURE_FIELDS, (1, "E", len(EXPOSURE_FIELDS))),
+        InputSpec("page_views", "page_views", PAGE_VIEW_FIELDS, (1, "D", len(PAGE_VIEW_FIELDS))),
+    )
+
+
+def builtin_spec(which: str, *, name: str = "edgerec") -> ModelSpec:
+    """Return the declaration of a model shipped with streamfeat.
+
+    Raises:
+        ModelError: if there is no such built-in model.
+    """
+    path = _BUILTIN.get(which)
+    if path is None:
+        from streamfeat.models._errors import ModelError
+
+        msg = f"no built-in model {which!r} (built-in: {', '.join(sorted(_BUILTIN))})"
+        raise ModelError(name, msg)
+    return ModelSpec(name=name, path=path, inputs=input_specs())
+
+
+def _shapes(d: Dims) -> dict[str, tuple[int, ...]]:
+    h, ni = d.hidden, d.emb + len(CANDIDATE_FIELDS) - 1
+    ne = d.emb + len(EXPOSURE_FIELDS) - 1
+    nd = d.emb + len(PAGE_VIEW_FIELDS) - 1
+    return {
+        "cat_emb.weight": (d.buckets, d.emb),
+        "cand_proj.weight": (h, ni), "cand_proj.bias": (h,),
+        "gru_e.weight_ih_l0": (3 * h, ne), "gru_e.weight_hh_l0": (3 * h, h),
+        "gru_e.bias_ih_l0": (3 * h,), "gru_e.bias_hh_l0": (3 * h,),
+        "gru_d.weight_ih_l0": (3 * h, nd), "gru_d.weight_hh_l0": (3 * h, h),
+        "gru_d.bias_ih_l0": (3 * h,), "gru_d.bias_hh_l0": (3 * h,),
+        "q_e.weight": (h, h), "k_e.weight": (h, h), "q_d.weight": (h, h), "k_d.weight": (h, h),
+        "head1.weight": (h, 5 * h), "head1.bias": (h,),
+        "head2.weight": (1, h), "head2.bias": (1,),
+    }  # fmt: skip
+
+
+def init_weights(rng: np.random.Generator, dims: Dims = Dims()) -> Weights:
+    """Return random weights (uniform in ``±1/sqrt(fan_in)``, PyTorch's default scale)."""
+    out: Weights = {}
+    for name, shape in _shapes(dims).items():
+        fan_in = shape[-1] if len(shape) > 1 else shape[0]
+        bound = 1.0 if name == "cat_emb.weight" else 1.0 / math.sqrt(fan_in)
+        out[name] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+    return out
+
+
+def dims_of(w: Weights) -> Dims:
+    """Return the sizes a weight dict was made for."""
+    buckets, emb = w["cat_emb.weight"].shape
+    return Dims(buckets=int(buckets), emb=int(emb), hidden=int(w["cand_proj.bias"].shape[0]))
+
+
+# --- numpy reference -----------------------------------------------------------------------
+
+
+def _slog(x: F32) -> F32:
+    return np.asarray(np.sign(x) * np.log1p(np.abs(x)), dtype=np.float32)
+
+
+def _embed_rows(w: Weights, rows: F32) -> F32:
+    k = w["cat_emb.weight"].shape[0]
+    idx = np.mod(rows[..., 0].astype(np.int64), k)
+    return np.concatenate([w["cat_emb.weight"][idx], _slog(rows[..., 1:])], axis=-1)
+
+
+def _sigmoid(x: F32) -> F32:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float32)
+
+
+def _gru(w: Weights, prefix: str, xs: F32) -> F32:
+    """PyTorch's GRU over ``xs`` ``[T, in]`` from a zero state; returns ``[T, H]``."""
+    wih, whh = w[f"{prefix}.weight_ih_l0"], w[f"{prefix}.weight_hh_l0"]
+    bih, bhh = w[f"{prefix}.bias_ih_l0"], w[f"{prefix}.bias_hh_l0"]
+    hsz = whh.shape[1]
+    h = np.zeros(hsz, dtype=np.float32)
+    out = []
+    for x in xs:
+        gi = wih @ x + bih
+        gh = whh @ h + bhh
+        r = _sigmoid(gi[:hsz] + gh[:hsz])
+        z = _sigmoid(gi[hsz : 2 * hsz] + gh[hsz : 2 * hsz])
+        n = np.tanh(gi[2 * hsz :] + r * gh[2 * hsz :])
+        h = (1.0 - z) * n + z * h
+        out.append(h)
+    return np.stack(out).astype(np.float32)
+
+
+def _attend(q: F32, k: F32, ys: F32) -> F32:
+    s = (q @ k.T) / np.float32(math.sqrt(q.shape[-1]))
+    s = s - s.max(axis=-1, keepdims=True)
+    a = np.exp(s)
+    a = a / a.sum(axis=-1, keepdims=True)
+    return np.asarray(a @ ys, dtype=np.float32)
+
+
+def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32:
+    """The reference forward pass, in plain numpy: scores ``[C]`` for one page.
+
+    Args:
+        w: the weights.
+        candidates: ``[C, 4]`` rows (:data:`CANDIDATE_FIELDS`).
+        exposures: ``[E, 11]`` rows (:data:`EXPOSURE_FIELDS`), ``E >= 1``.
+        page_views: ``[D, 13]`` rows (:data:`PAGE_VIEW_FIELDS`), ``D >= 1``.
+    """
+    c = np.maximum(_embed_rows(w, candidates) @ w["cand_proj.weight"].T + w["cand_proj.bias"], 0)
+    ye = _gru(w, "gru_e", _embed_rows(w, exposures))
+    yd = _gru(w, "gru_d", _embed_rows(w, page_views))
+    ae = _attend(c @ w["q_e.weight"].T, ye @ w["k_e.weight"].T, ye)
+    ad = _attend(c @ w["q_d.weight"].T, yd @ w["k_d.weight"].T, yd)
+    z = np.concatenate([c, ae, ad, c * ae, c * ad], axis=-1)
+    hid = np.maximum(z @ w["head1.weight"].T + w["head1.bias"], 0)
+    logit = hid @ w["head2.weight"].T + w["head2.bias"]
+    return _sigmoid(logit[:, 0]).astype(np.float32)
+
+
+# --- ONNX export ---------------------------------------------------------------------------
+
+
+class _Graph:
+    """A tiny helper that names nodes and initializers while the graph is written."""
+
+    def __init__(self, onnx: Any) -> None:
+        self.onnx = onnx
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self._n = 0
+
+    def const(self, name: str, value: npt.NDArray[Any]) -> str:
+        self.inits.append(self.onnx.numpy_helper.from_array(np.asarray(value), name=name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+        self._n += 1
+        out = f"{op_type.lower()}_{self._n}"
+        self.nodes.append(self.onnx.helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def linear(self, x: str, weight: str, bias: str | None = None) -> str:
+        y = self.op("MatMul", [x, weight])
+        return self.op("Add", [y, bias]) if bias is not None else y
+
+
+def _gru_onnx(g: _Graph, w: Weights, prefix: str, rows: str) -> str:
+    """Write an ONNX GRU for PyTorch weights ``prefix``; ``rows`` is ``[1, T, in]``."""
+    hsz = w[f"{prefix}.weight_hh_l0"].shape[1]
+
+    def zrn(a: F32) -> F32:  # PyTorch stacks gates r, z, n; ONNX wants z, r, h
+        r, z, n = a[:hsz], a[hsz : 2 * hsz], a[2 * hsz :]
+        return np.concatenate([z, r, n], axis=0)
+
+    wz = g.const(f"{prefix}.W", zrn(w[f"{prefix}.weight_ih_l0"])[None])
+    rz = g.const(f"{prefix}.R", zrn(w[f"{prefix}.weight_hh_l0"])[None])
+    b = np.concatenate([zrn(w[f"{prefix}.bias_ih_l0"]), zrn(w[f"{prefix}.bias_hh_l0"])])
+    bz = g.const(f"{prefix}.B", b[None])
+    seq = g.op("Transpose", [rows], perm=[1, 0, 2])  # [T, 1, in]
+    y, yh = f"{prefix}_y", f"{prefix}_yh"
+    g.nodes.append(
+        g.onnx.helper.make_node(
+            "GRU", [seq, wz, rz, bz], [y, yh], hidden_size=int(hsz), linear_before_reset=1
+        )
+    )
+    # Y is [T, num_directions=1, batch=1, H] -> [1, T, H]
+    y3 = g.op("Squeeze", [y, g.const(f"{prefix}.axis1", np.array([1], dtype=np.int64))])
+    return g.op("Transpose", [y3], perm=[1, 0, 2])
+
+
+def _embed_onnx(g: _Graph, x: str, ncols: int) -> str:
+    cat = g.op("Slice", [x, "c0", "c1", "ax2"])
+    idx = g.op("Mod", [g.op("Cast", [cat], to=g.onnx.TensorProto.INT64), "buckets"], fmod=0)
+    idx2 = g.op("Squeeze", [idx, "ax2"])  # [1, N]
+    emb = g.op("Gather", ["cat_emb.weight", idx2], axis=0)  # [1, N, emb]
+    num = g.op("Slice", [x, "c1", g.const(f"c{ncols}", np.array([ncols], np.int64)), "ax2"])
+    slog = g.op(
+        "Mul", [g.op("Sign", [num]), g.op("Log", [g.op("Add", [g.op("Abs", [num]), "one"])])]
+    )
+    return g.op("Concat", [emb, slog], axis=-1)
+
+
+def _attend_onnx(g: _Graph, c: str, ys: str, q_w: str, k_w: str, scale: float) -> str:
+    q = g.op("MatMul", [c, q_w])
+    k = g.op("MatMul", [ys, k_w])
+    s = g.op("Mul", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 2, 1])]), _scale(g, scale)])
+    return g.op("MatMul", [g.op("Softmax", [s], axis=-1), ys])
+
+
+def _scale(g: _Graph, scale: float) -> str:
+    name = "attn_scale"
+    if not any(i.name == name for i in g.inits):
+        g.const(name, np.array(scale, dtype=np.float32))
+    return name
+
+
+def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
+    """Return the ONNX model (bytes) computing :func:`forward` with weights ``w``.
+
+    The inputs are :func:`input_specs` (batch axis 1, dynamic ``C``/``E``/``D``), the output
+    ``scores`` ``[1, C]``; the metadata records the fields of each input
+    (``streamfeat.fields``), which :func:`streamfeat.models.load_model` checks against a
+    declaration.
+
+    Raises:
+        ImportError: with the install hint, if the ``onnx`` package is missing.
+    """
+    try:
+        import onnx
+    except ImportError as exc:
+        msg = "exporting a model needs the onnx package: pip install 'streamfeat[train]'"
+        raise ImportError(msg) from exc
+    d = dims_of(w)
+    g = _Graph(onnx)
+    g.const("cat_emb.weight", w["cat_emb.weight"])
+    for name in ("cand_proj", "head1", "head2"):
+        g.const(f"{name}.weight_t", w[f"{name}.weight"].T.copy())
+        g.const(f"{name}.bias", w[f"{name}.bias"])
+    for name in ("q_e", "k_e", "q_d", "k_d"):
+        g.const(f"{name}.weight_t", w[f"{name}.weight"].T.copy())
+    g.const("c0", np.array([0], np.int64))
+    g.const("c1", np.array([1], np.int64))
+    g.const("ax2", np.array([2], np.int64))
+    g.const("buckets", np.array(d.buckets, np.int64))
+    g.const("one", np.array(1.0, np.float32))
+    specs = input_specs()
+    cand = _embed_onnx(g, "candidates", len(CANDIDATE_FIELDS))
+    c = g.op("Relu", [g.linear(cand, "cand_proj.weight_t", "cand_proj.bias")])
+    ye = _gru_onnx(g, w, "gru_e", _embed_onnx(g, "exposures", len(EXPOSURE_FIELDS)))
+    yd = _gru_onnx(g, w, "gru_d", _embed_onnx(g, "page_views", len(PAGE_VIEW_FIELDS)))
+    scale = 1.0 / math.sqrt(d.hidden)
+    ae = _attend_onnx(g, c, ye, "q_e.weight_t", "k_e.weight_t", scale)
+    ad = _attend_onnx(g, c, yd, "q_d.weight_t", "k_d.weight_t", scale)
+    z = g.op("Concat", [c, ae, ad, g.op("Mul", [c, ae]), g.op("Mul", [c, ad])], axis=-1)
+    hid = g.op("Relu", [g.linear(z, "head1.weight_t", "head1.bias")])
+    logit = g.linear(hid, "head2.weight_t", "head2.bias")  # [1, C, 1]
+    sq = g.op("Squeeze", [logit, "ax2"])
+    g.nodes.append(onnx.helper.make_node("Sigmoid", [sq], ["scores"]))
+    inputs = [
+        onnx.helper.make_tensor_value_info(s.name, onnx.TensorProto.FLOAT, list(s.shape))
+        for s in specs
+    ]
+    outputs = [onnx.helper.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, [1, "C"])]
+    graph = onnx.helper.make_graph(g.nodes, "edgerec", inputs, outputs, initializer=g.inits)
+    model = onnx.helper.make_model(
+        graph,
+        producer_name="streamfeat",
+        producer_version=producer_version,
+        opset_imports=[onnx.helper.make_opsetid("", _OPSET)],
+    )
+    model.ir_version = 8  # readable by onnxruntime >= 1.14
+    model.doc_string = doc
+    fields: dict[str, Any] = {}
+    for s in specs:
+        fields[s.name] = list(s.fields)
+        fields[f"{s.name}.source"] = s.source
+    onnx.helper.set_model_props(model, {"streamfeat.fields": json.dumps(fields),
+                                        "streamfeat.arch": "edgerec"})  # fmt: skip
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())

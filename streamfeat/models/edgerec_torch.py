@@ -1,0 +1,131 @@
+"""The EdgeRec-style model as a PyTorch module, for training (``pip install 'streamfeat[train]'``).
+
+Its ``state_dict`` names are the weight names of :mod:`streamfeat.models.edgerec`, and its
+forward pass is that module's :func:`~streamfeat.models.edgerec.forward` for one page
+(batch axis 1), so :func:`to_weights` then :func:`~streamfeat.models.edgerec.to_onnx` exports
+exactly what was trained.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # the training extra is optional
+    msg = "training needs PyTorch: pip install 'streamfeat[train]'"
+    raise ImportError(msg) from exc
+
+import numpy as np
+
+from streamfeat.models.edgerec import Dims, Weights
+
+__all__ = ["EdgeRecModule", "pad_batch", "to_weights"]
+
+
+class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any without torch stubs
+    """GRU encoders of the exposure and page-view sequences, attention from each candidate
+    to both, and a scoring head (see :mod:`streamfeat.models.edgerec`)."""
+
+    def __init__(self, dims: Dims | None = None) -> None:
+        super().__init__()
+        dims = dims or Dims()
+        h, e = dims.hidden, dims.emb
+        self.dims = dims
+        self.cat_emb = nn.Embedding(dims.buckets, e)
+        self.cand_proj = nn.Linear(e + 3, h)
+        self.gru_e = nn.GRU(e + 10, h, batch_first=True)
+        self.gru_d = nn.GRU(e + 12, h, batch_first=True)
+        self.q_e = nn.Linear(h, h, bias=False)
+        self.k_e = nn.Linear(h, h, bias=False)
+        self.q_d = nn.Linear(h, h, bias=False)
+        self.k_d = nn.Linear(h, h, bias=False)
+        self.head1 = nn.Linear(5 * h, h)
+        self.head2 = nn.Linear(h, 1)
+
+    def _rows(self, x: Any) -> Any:
+        idx = torch.remainder(x[..., 0].long(), self.dims.buckets)
+        num = x[..., 1:]
+        return torch.cat([self.cat_emb(idx), torch.sign(num) * torch.log1p(num.abs())], dim=-1)
+
+    def _attend(self, c: Any, ys: Any, q: Any, k: Any) -> Any:
+        s = q(c) @ k(ys).transpose(1, 2) / math.sqrt(self.dims.hidden)
+        return torch.softmax(s, dim=-1) @ ys
+
+    def logits(self, candidates: Any, exposures: Any, page_views: Any) -> Any:
+        """Return the pre-sigmoid scores ``[1, C]`` (for a numerically stable loss)."""
+        c = torch.relu(self.cand_proj(self._rows(candidates)))
+        ye, _ = self.gru_e(self._rows(exposures))
+        yd, _ = self.gru_d(self._rows(page_views))
+        ae = self._attend(c, ye, self.q_e, self.k_e)
+        ad = self._attend(c, yd, self.q_d, self.k_d)
+        z = torch.cat([c, ae, ad, c * ae, c * ad], dim=-1)
+        return self.head2(torch.relu(self.head1(z))).squeeze(-1)
+
+    def _encode(self, gru: Any, rows: Any, lengths: Any) -> Any:
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self._rows(rows), lengths, batch_first=True, enforce_sorted=False
+        )
+        ys, _ = gru(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(ys, batch_first=True, total_length=rows.shape[1])
+        return out
+
+    def _attend_masked(self, c: Any, ys: Any, lengths: Any, q: Any, k: Any) -> Any:
+        s = q(c) @ k(ys).transpose(1, 2) / math.sqrt(self.dims.hidden)
+        pad = torch.arange(ys.shape[1])[None, :] >= lengths[:, None]  # [B, T]
+        s = s.masked_fill(pad[:, None, :], float("-inf"))
+        return torch.softmax(s, dim=-1) @ ys
+
+    def logits_batch(self, candidates: Any, exposures: Any, e_len: Any, page_views: Any,
+                     d_len: Any) -> Any:  # fmt: skip
+        """Return the logits ``[B, C]`` of a padded batch of pages (training).
+
+        Sequences are right-padded; ``e_len``/``d_len`` hold their true lengths (>= 1), so
+        each page gets exactly the scores :meth:`logits` gives it alone. Padded candidate
+        rows get scores too: mask them out of the loss.
+        """
+        c = torch.relu(self.cand_proj(self._rows(candidates)))
+        ye = self._encode(self.gru_e, exposures, e_len)
+        yd = self._encode(self.gru_d, page_views, d_len)
+        ae = self._attend_masked(c, ye, e_len, self.q_e, self.k_e)
+        ad = self._attend_masked(c, yd, d_len, self.q_d, self.k_d)
+        z = torch.cat([c, ae, ad, c * ae, c * ad], dim=-1)
+        return self.head2(torch.relu(self.head1(z))).squeeze(-1)
+
+    def forward(self, candidates: Any, exposures: Any, page_views: Any) -> Any:
+        """Return the scores ``[1, C]``, as the ONNX model's ``scores`` output."""
+        return torch.sigmoid(self.logits(candidates, exposures, page_views))
+
+
+def to_weights(module: EdgeRecModule) -> Weights:
+    """Return the module's weights as the float32 numpy dict of :mod:`streamfeat.models.edgerec`."""
+    return {
+        k: np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32)
+        for k, v in module.state_dict().items()
+    }
+
+
+def pad_batch(pages: list[tuple[Any, Any, Any, Any]]) -> tuple[Any, ...]:
+    """Pad pages ``(candidates [C, 4], exposures [E, 11], page_views [D, 13], labels [C])``
+    (numpy) into tensors ``(cand, e, e_len, d, d_len, labels, cand_mask)``."""
+    b = len(pages)
+    cm = max(p[0].shape[0] for p in pages)
+    em = max(p[1].shape[0] for p in pages)
+    dm = max(p[2].shape[0] for p in pages)
+    cand = np.zeros((b, cm, pages[0][0].shape[1]), np.float32)
+    ex = np.zeros((b, em, pages[0][1].shape[1]), np.float32)
+    pv = np.zeros((b, dm, pages[0][2].shape[1]), np.float32)
+    lab = np.zeros((b, cm), np.float32)
+    mask = np.zeros((b, cm), np.float32)
+    for i, (c, e, d, y) in enumerate(pages):
+        cand[i, : len(c)] = c
+        ex[i, : len(e)] = e
+        pv[i, : len(d)] = d
+        lab[i, : len(y)] = y
+        mask[i, : len(y)] = 1.0
+    e_len = torch.tensor([p[1].shape[0] for p in pages])
+    d_len = torch.tensor([p[2].shape[0] for p in pages])
+    t = torch.from_numpy
+    return t(cand), t(ex), e_len, t(pv), d_len, t(lab), t(mask)
