@@ -212,5 +212,14 @@ def test_agent_tasks_file_not_utf8(files: Path, tmp_path: Path) -> None:
 
 
 def test_serve_tasks_file_not_utf8(files: Path, tmp_path: Path) -> None:
-    args = ["serve", "--init", "--tasks", "bad.toml", "--db", str(tmp_path / "ep.db"), "--port", "0"]
+    args = [
+        "serve",
+        "--init",
+        "--tasks",
+        "bad.toml",
+        "--db",
+        str(tmp_path / "ep.db"),
+        "--port",
+        "0",
+    ]
     _assert_one_line(_run(args, files), "bad.toml", "not UTF-8")

@@ -107,7 +107,9 @@ def test_device_config_refuses_a_tasks_file_that_does_not_load(
 
     db = str(tmp_path / "ep.db")
     assert main(["keys", "--dir", str(tmp_path)]) == 0
-    assert main(["device", "add", "a", "--init", "--db", db, "--out", str(tmp_path / "a.json")]) == 0
+    assert (
+        main(["device", "add", "a", "--init", "--db", db, "--out", str(tmp_path / "a.json")]) == 0
+    )
     path = tmp_path / "new_tasks.toml"
     if content is not None:
         path.write_text(content, encoding="utf-8")
