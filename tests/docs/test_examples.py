@@ -6,6 +6,7 @@ the block's line and language, and shows the block and its output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -115,15 +116,22 @@ def _run(
             url = opts["ready"].replace("$STREAMFEAT_PORT", env["STREAMFEAT_PORT"])
             _wait_ready(block, proc, url, limit, log)
         return
+    # a session of its own: on a timeout, and after the block, whatever it started (a server
+    # left in the foreground, a `cmd &`) is stopped with it, never left running
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
     try:
-        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=limit, check=False)  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        _fail(block, f"did not finish within {limit:g} s", out)
+        out, _ = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _stop([proc])
+        out, _ = proc.communicate()
+        _fail(block, f"did not finish within {limit:g} s", out or "")
         return
-    if done.returncode != 0:
-        _fail(block, f"exited with {done.returncode}", done.stdout + done.stderr)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode != 0:
+        _fail(block, f"exited with {proc.returncode}", out or "")
 
 
 def _stop(procs: list[subprocess.Popen[str]]) -> None:
