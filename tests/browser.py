@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -71,7 +72,8 @@ class Browser:
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="sf-chromium-")
+        # chromium's helper processes may still write into the profile as the browser exits
+        self._tmp = tempfile.TemporaryDirectory(prefix="sf-chromium-", ignore_cleanup_errors=True)
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -89,7 +91,10 @@ class Browser:
             args.append("--host-resolver-rules=MAP * ~NOTFOUND")
         # started once per test and never waited on here: a blocking Popen is fine
         self._proc = subprocess.Popen(  # noqa: ASYNC220
-            [*args, "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*args, "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes are stopped with it (killpg)
         )
         port_file = profile / "DevToolsActivePort"
         for _ in range(300):
@@ -126,6 +131,9 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            if os.name == "posix":  # its helpers too, when it runs in a session of its own
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
         self._tmp.cleanup()
 
     async def _read(self) -> None:
