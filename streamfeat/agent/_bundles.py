@@ -195,6 +195,8 @@ class BundleFetcher:
         while self.store.get_state(f"release.partial.{bundle}.{n}"):
             self.store.put_state(f"release.partial.{bundle}.{n}", b"")
             n += 1
+        if n:  # the pieces' pages go back to the filesystem: a device keeps one copy
+            self.store.reclaim()
 
     async def _pull(self, ann: Announcement) -> bytes:
         pull = Pull(ann, bytearray(self._partial(ann.bundle)[: ann.size]))

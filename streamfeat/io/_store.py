@@ -382,8 +382,17 @@ class Store:
             for name, n in evicted.items():
                 self.incr(name, n)
         if evicted:
-            self.db.execute("PRAGMA incremental_vacuum")
+            self.reclaim()
         return evicted
+
+    def reclaim(self) -> None:
+        """Give the pages of deleted or emptied rows back to the filesystem (the store runs
+        with ``auto_vacuum=INCREMENTAL``), e.g. after a large partial download is dropped.
+        The pragma frees one page per step of its statement, and ``execute`` steps a
+        statement without result columns once: ``executescript`` runs it to the end (it
+        commits first, so this is a no-op inside an open transaction)."""
+        if not self.db.conn.in_transaction:
+            self.db.conn.executescript("PRAGMA incremental_vacuum;")
 
     def close(self) -> None:
         """Close the database."""

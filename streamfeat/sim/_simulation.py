@@ -59,6 +59,24 @@ from streamfeat.sim._procs import ChildProcess, spawn
 __all__ = ["SimOptions", "SimReport", "Simulation", "percentile", "simulate"]
 
 
+def _stores_fit(shm: Path, devices: int, bundle_mb: float) -> bool:
+    """Whether N device stores fit in memory-backed ``shm`` with room to spare: a device's
+    store with its write-ahead log takes up to ~4 MB, and a released bundle twice its size
+    (kept in the store and unpacked beside it). /dev/shm is RAM that the fleet processes
+    need too, so at most a quarter of the memory available is used."""
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return False
+    need = devices * (4.0 + 2.0 * bundle_mb) * 2**20
+    try:
+        st = os.statvfs(shm)
+        free = st.f_bavail * st.f_frsize
+        with open("/proc/meminfo", encoding="ascii") as f:
+            avail = next(int(x.split()[1]) * 1024 for x in f if x.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return need <= min(free, avail) / 4
+
+
 class Simulation:
     """One run of the fleet simulator (see the module docstring).
 
@@ -229,11 +247,13 @@ class Simulation:
         work.mkdir(parents=True, exist_ok=True)
         self.report.workdir = str(work) if o.workdir else ""
         # The device stores stand for N phones' own flash, not one shared disk: in a temporary
-        # run they go to memory (/dev/shm) when it is there, so that N devices' fsyncs do not
-        # queue on one disk; the endpoint's database stays on disk, its fsyncs are real.
+        # run they go to memory (/dev/shm) when it is there and they fit, so that N devices'
+        # fsyncs do not queue on one disk; the endpoint's database stays on disk, its fsyncs
+        # are real.
         shm = Path("/dev/shm")
         stores_tmp = None
-        if o.workdir is None and shm.is_dir() and os.access(shm, os.W_OK):
+        bundle_mb = float(getattr(o.release, "bundle_mb", 0.0) or 0.0)
+        if o.workdir is None and _stores_fit(shm, o.devices, bundle_mb):
             stores_tmp = Path(tempfile.mkdtemp(prefix="streamfeat-sim-stores-", dir=shm))
         self._stores_root = stores_tmp or work / "stores"
         return work, tmp, stores_tmp

@@ -240,6 +240,11 @@ async def test_a_pull_cut_before_a_restart_resumes_from_the_pieces_kept_in_the_s
     assert applied == [(1, BUNDLED, f"bundle:{bundle_id[:12]}")]
     assert store.get_state(f"release.bundle.{bundle_id}") == data
     assert not store.get_state(f"release.partial.{bundle_id}.0")  # pieces forgotten once whole
+    # ... and their pages given back: the device keeps one copy of the bundle, not two
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    assert store.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    size = store.db.execute("PRAGMA page_size").fetchone()[0]
+    assert pages * size < len(data) + 200_000
     store.close()
 
 

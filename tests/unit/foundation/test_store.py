@@ -97,6 +97,36 @@ def test_retention_by_size_evicts_oldest_first(tmp_path: Path) -> None:
     assert store.counters()["evicted.size.records"] == 600 - len(left)
 
 
+def test_retention_gives_the_freed_pages_back_to_the_filesystem(tmp_path: Path) -> None:
+    # the file, not only the pages in use, shrinks: every freed page is returned
+    store = Store(tmp_path / "s.sqlite")
+    blob = "x" * 2000
+    store.add_records(
+        [
+            {"kind": "feature", "feature": "f", "device": "d", "ts": i, "values": {"b": blob}}
+            for i in range(600)
+        ]
+    )
+    store.apply_retention(max_age_ms=0, max_mb=0.25)
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    size = store.db.execute("PRAGMA page_size").fetchone()[0]
+    assert store.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert pages * size <= 0.3 * 1024 * 1024
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert (tmp_path / "s.sqlite").stat().st_size <= 0.3 * 1024 * 1024
+    store.close()
+
+
+def test_reclaim_inside_a_transaction_leaves_it_open(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    with store.transaction():
+        store.put_state("k", b"v")
+        store.reclaim()
+        assert store.db.conn.in_transaction
+    assert store.get_state("k") == b"v"
+    store.close()
+
+
 def test_opening_a_store_twice_keeps_this_process_locks(tmp_path: Path) -> None:
     """A second Store on the same file must not drop the first one's SQLite locks.
 
