@@ -118,6 +118,10 @@ class Worker:
         }
         from streamfeat.endpoint._registry import read_key_file
 
+        # a live release's health reports: every 2 s so that a short run sees a broken bundle
+        # rolled back, but at most ~50 a second from one process, so that a large fleet's
+        # reports do not crowd out its uploads and pulls (status reports are sent at once)
+        health_every = max(2.0, len(spec["devices"]) / 50)
         for name, key_file in spec["devices"]:
             private_hex = read_key_file(key_file)["private_key"]
             dev = _Device(
@@ -136,7 +140,7 @@ class Worker:
                 uploader_options=options, queue_size=2048, on_upload=self._ledger(dev),
                 release_key=spec.get("release_key"),
             )  # fmt: skip
-            dev.agent.release_health_every = 2.0
+            dev.agent.release_health_every = health_every
             await dev.agent.start()
             self.devices.append(dev)
         # ready means connected: the first connection also pays one-off imports and handshakes,
