@@ -5,7 +5,8 @@ Layers, bottom up: ``_switch`` (carrying engine state to a new tasks file, pure)
 (:class:`ConfigSwitcher`: the running tasks file, snapshots and switches; synchronous),
 ``_journal``, ``_outbox`` (upload timing); the agent's collaborators ``_durable`` (commits,
 recovery, snapshots, retention, ticks), ``_intake`` (validate, journal, queue), ``_downlink``
-(configs that come down, live switches), ``_release`` (release wiring); ``_agent``
+(configs that come down, live switches), ``_release`` (release wiring), ``_views`` (what
+the app reads); ``_agent``
 (:class:`Agent`, the thin asyncio shell wiring them to the engine queue, the tasks and the
 :mod:`streamfeat.upload` uploader), ``_cli``. Never imports :mod:`streamfeat.endpoint`.
 """

@@ -57,6 +57,7 @@ from streamfeat.agent._sink import RecordSink
 from streamfeat.agent._support import AgentStats, device_seed, key_bytes, load_config
 from streamfeat.agent._switch import SwitchReport
 from streamfeat.agent._switcher import ConfigSwitcher
+from streamfeat.agent._views import feature_view, window_view
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.encoders import Encoder
 from streamfeat.encoders.admission import AdmissionFilter
@@ -491,36 +492,18 @@ class Agent:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _view(self, stage: str, device: str | None) -> dict[str, Any]:
-        dev = device or self.device
-        engine = self.engine
-        try:
-            state = engine.state_of(dev, stage)
-            view = engine.stage(stage).view  # type: ignore[attr-defined]
-        except KeyError:
-            return {}
-        return {} if state is None else dict(view(state, self._now_ms()))
-
     def features(self, device: str | None = None) -> dict[str, Any]:
         """Return the device's latest feature values and open visits.
 
         ``{NAME: {"ts", "since_ms", "records": [values, ...], ...open state}}``; the latest
         records are kept by the agent, so they outlive the engine freeing an idle device.
         """
-        dev = device or self.device
-        now = self._now_ms()
-        out: dict[str, Any] = {}
-        for name, ts, vals in self._running.sink.latest_of(dev):
-            out[name] = {"ts": ts, "since_ms": now - ts, "records": vals}
-        for name, entry in self._view("features", dev).get("features", {}).items():
-            if entry.get("ts") is None and name in out:
-                entry = {**entry, **out[name]}
-            out[name] = entry
-        return out
+        live = self._running
+        return feature_view(live.shell.engine, live.sink, device or self.device, self._now_ms())
 
     def windows(self, device: str | None = None) -> dict[str, Any]:
         """Return the device's open windows: ``{NAME: {"watermark", "open": [...]}}``."""
-        return dict(self._view("windows", device).get("windows", {}))
+        return window_view(self.engine, device or self.device, self._now_ms())
 
     def results(self, *, maxsize: int = 10_000) -> ResultIterator:
         """Iterate over every ``task`` record made from now on, in order, until the agent closes.
