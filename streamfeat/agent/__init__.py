@@ -3,9 +3,12 @@
 Layers, bottom up: ``_switch`` (carrying engine state to a new tasks file, pure),
 ``_sink`` (:class:`RecordSink`: store, encode, enqueue; synchronous), ``_switcher``
 (:class:`ConfigSwitcher`: the running tasks file, snapshots and switches; synchronous),
-``_outbox`` (upload timing), ``_agent`` (:class:`Agent`, the thin asyncio shell wiring them
-to the engine queue, the tasks and the :mod:`streamfeat.upload` uploader), ``_cli``. Never
-imports :mod:`streamfeat.endpoint`.
+``_journal``, ``_outbox`` (upload timing); the agent's collaborators ``_durable`` (commits,
+recovery, snapshots, retention, ticks), ``_intake`` (validate, journal, queue), ``_downlink``
+(configs that come down, live switches), ``_release`` (release wiring), ``_views`` (what
+the app reads); ``_agent``
+(:class:`Agent`, the thin asyncio shell wiring them to the engine queue, the tasks and the
+:mod:`streamfeat.upload` uploader), ``_cli``. Never imports :mod:`streamfeat.endpoint`.
 """
 
 from __future__ import annotations

@@ -3,95 +3,78 @@
 Theory of operation
 -------------------
 ``await agent.submit(event)`` validates the event (an invalid one goes to the store's
-quarantine with its bytes and reason, counted, and processing goes on) and queues it on an
-:class:`~streamfeat.runtime.AsyncEngine`, whose worker runs the engine in small batches. Each
-batch's records go to the synchronous :class:`~streamfeat.agent._sink.RecordSink`, which
-stores them, encodes the kinds of ``[upload] records`` with the configured codec and puts the
-payloads in the durable outbox, which the :class:`~streamfeat.upload.Uploader` drains; then
-``trigger`` records are dispatched to the :class:`~streamfeat.runtime._tasks.TaskRunner`
-(tasks run beside the engine; their ``task`` records come back through the same sink).
+quarantine with its bytes and reason, counted, and processing goes on), journals it in the
+store and queues it on an :class:`~streamfeat.runtime.AsyncEngine`, whose worker runs the engine
+in small batches. Each batch's records go to the synchronous
+:class:`~streamfeat.agent._sink.RecordSink`, which stores them, encodes the kinds of
+``[upload] records`` with the configured codec and puts the payloads in the durable outbox,
+which the :class:`~streamfeat.upload.Uploader` drains; then ``trigger`` records are dispatched
+to the :class:`~streamfeat.runtime._tasks.TaskRunner` (tasks run beside the engine; their
+``task`` records come back through the same sink).
 
-This module is the thin asyncio shell that wires those parts: the sink, the
-:class:`~streamfeat.agent._switcher.ConfigSwitcher` (the running tasks file, snapshots and
-switches), the engine's queue, the tasks and the uploader.
+This module is the thin asyncio shell that wires the parts and keeps the public API. It owns
+two collaborators and calls them:
+
+* :class:`~streamfeat.agent._durable.DurablePath`: every commit (records, outbox items, engine
+  snapshot and journal trimming in one transaction), the recovery of the journal after a
+  restart, retention, ticks and task-record flushes, and the store failure that stops intake;
+* :class:`~streamfeat.agent._downlink.ConfigPath`: tasks files and release announcements that
+  come down, and the live switch to a new tasks file (through the
+  :class:`~streamfeat.agent._switcher.ConfigSwitcher`).
 
 Nothing on the sink's path waits on the network: enqueueing is one SQLite insert. The sink is
 synchronous on purpose: any other task of the loop then sees the engine between batches with
 every record of the last batch already stored, which is what makes the periodic snapshot (every
 ``snapshot_every`` seconds, and on close) consistent without a lock.
 
-Restart (effectively-once, see :mod:`streamfeat.agent._journal`): ``submit`` journals each
-accepted event in the store before queueing it; after each engine batch the batch's records,
-their outbox items, the engine snapshot and the trimming of the journal commit in one
-transaction. A new agent on the same store (after a clean stop or a ``kill -9``) restores that
-snapshot with its tasks file and version and processes the journal again: every record is
-uploaded once and no accepted event is lost.
-
-A store that fails (a full disk) stops the agent: the failing commit rolls back (its events
-stay journaled), later submits raise a one-line :class:`~streamfeat.errors.StorageError`, and a
-restart with room processes them.
-
-Downlink configuration: when the endpoint sends a new tasks file (a tunnel ``Config``), the
-agent switches live (:meth:`Agent.apply_config`): new submissions go to a fresh, not yet
-started queue; the old queue is drained through the old engine (so no event is lost or
-reordered across the switch); the switcher builds the new engine carrying over the state of
-unchanged triggers, windows and features; then the new queue starts. Each applied (or refused) version is recorded in the store's ``agent_configs`` table.
+Restart (effectively-once, see :mod:`streamfeat.agent._journal`): a new agent on the same store
+(after a clean stop or a ``kill -9``) restores the last snapshot with its tasks file and version
+and processes the journal again: every record is uploaded once and no accepted event is lost.
+A tasks file the endpoint sent that was not applied yet (saved in the outbox) is applied at
+start. A store that fails (a full disk) stops the agent: the failing commit rolls back (its
+events stay journaled), later submits raise a one-line :class:`~streamfeat.errors.StorageError`,
+and a restart with room processes them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from streamfeat._event import Event, event_from_obj
-from streamfeat._log import agent_log
-from streamfeat._records import raw_size
+from streamfeat._event import Event
+from streamfeat.agent._downlink import ConfigPath
+from streamfeat.agent._durable import DurablePath, Live
+from streamfeat.agent._intake import Intake
 from streamfeat.agent._journal import Journal
 from streamfeat.agent._outbox import TimedOutbox
 from streamfeat.agent._ports import TaskDispatcher, UploaderLike
 from streamfeat.agent._ranking import RankingShell
 from streamfeat.agent._results import ResultFeed, ResultIterator
 from streamfeat.agent._sink import RecordSink
-from streamfeat.agent._support import AgentStats, device_seed, key_bytes, load_config, raw_of
+from streamfeat.agent._support import AgentStats, device_seed, key_bytes, load_config
 from streamfeat.agent._switch import SwitchReport
-from streamfeat.agent._switcher import CHECKPOINT, ConfigSwitcher
+from streamfeat.agent._switcher import ConfigSwitcher
+from streamfeat.agent._views import feature_view, window_view
 from streamfeat.clock import Clock, SystemClock
 from streamfeat.encoders import Encoder
 from streamfeat.encoders.admission import AdmissionFilter
-from streamfeat.engine._build import build_engine
 from streamfeat.engine._engine import Engine, Record
-from streamfeat.errors import ConfigError, EventError, StorageError, TunnelError
+from streamfeat.errors import ConfigError, StorageError, TunnelError
 from streamfeat.io._store import Store
 from streamfeat.ranking import Page
 from streamfeat.runtime._engine import AsyncEngine
 from streamfeat.tasks import TasksConfig, tasks_folder
-from streamfeat.tunnel import Config, KeyPair
+from streamfeat.tunnel import KeyPair
 from streamfeat.upload._outbox import OutboxConfig
 from streamfeat.upload._transport import Transport
 
+if TYPE_CHECKING:
+    from streamfeat.agent._bundles import BundleFetcher
+
 __all__ = ["Agent", "AgentStats", "load_config"]
-
-_SNAPSHOT_IDLE = 30.0  # seconds between snapshots while records flow when snapshot_every is 0
-
-
-@dataclass(slots=True)
-class _Live:
-    """What a started agent runs (built by :meth:`Agent.start`)."""
-
-    store: Store
-    outbox: TimedOutbox
-    switcher: ConfigSwitcher
-    sink: RecordSink
-    shell: AsyncEngine
-    journal: Journal
 
 
 class Agent:
@@ -152,7 +135,6 @@ class Agent:
         self.given = load_config(tasks)
         # the pinned Ed25519 release key: announced bundles are pulled and verified against it
         self._release_key = key_bytes(release_key, "release_key")
-        self.bundles: Any = None  # a BundleFetcher while started with an endpoint and a key
         self.release_health_every = 10.0  # seconds between health reports of a live release
         self.store_path = Path(store_path)
         self.endpoint_url = endpoint_url
@@ -176,36 +158,46 @@ class Agent:
         self._on_upload = on_upload
         self._sizes = sizes
         self.stats = AgentStats()
-        self._live: _Live | None = None
-        self._closed = False
-        self._inflight = 0  # submits that hold a reference to the current shell
-        self._switch_lock = asyncio.Lock()
-        self._intake_lock = asyncio.Lock()  # journal order == queue order
-        self._accepted = 0  # index of the last event accepted (journaled)
-        self._emitted = 0  # engine records committed in all (see _journal)
-        self._snapshot_at = time.monotonic()
-        self.failure: StorageError | None = None  # the store failure that stopped the agent
-        self._intake_idle = asyncio.Event()
         self._results = ResultFeed(on_result)
-        self._task_buffer: list[Record] = []
-        self._tasks_flush: asyncio.Handle | None = None
+        self._durable = DurablePath(self.stats, self._results, store_path=self.store_path,
+                                    snapshot_every=snapshot_every, now_ms=self._now_ms)  # fmt: skip
+        self._intake = Intake(self._durable)
+        self._downlink = ConfigPath(
+            self._durable, device=device, sizes=sizes, new_shell=self._new_shell,
+            task_runner=lambda config: self._task_runner(config), spawn=self._spawn,
+            intake_quiet=self._intake.quiet, now_ms=self._now_ms,
+        )  # fmt: skip
         self._background: set[asyncio.Task[Any]] = set()
-        self._applying: set[asyncio.Task[Any]] = set()
         self.uploader: UploaderLike | None = None
         self._upload_task: asyncio.Task[None] | None = None
-        self.tasks: TaskDispatcher | None = None
-        self.ranking: RankingShell | None = None  # built at start from the running tasks file
         self._early_pages: list[tuple[str, Page]] = []
         self.outbox_waiting = 0  # batches and items not acknowledged when the agent closed
 
     # -- the parts a started agent runs ---------------------------------------------------
 
     @property
-    def _running(self) -> _Live:
-        if self._live is None:
-            msg = "the agent is not started"
-            raise RuntimeError(msg)
-        return self._live
+    def _running(self) -> Live:
+        return self._durable.running
+
+    @property
+    def failure(self) -> StorageError | None:
+        """The store failure that stopped the agent (a full disk), or None."""
+        return self._durable.failure
+
+    @property
+    def tasks(self) -> TaskDispatcher | None:
+        """The task runner of the running tasks file (None: it has no tasks)."""
+        return self._durable.tasks
+
+    @property
+    def ranking(self) -> RankingShell | None:
+        """The re-rank shell (built at start from the running tasks file)."""
+        return self._durable.ranking
+
+    @property
+    def bundles(self) -> BundleFetcher | None:
+        """The release bundle fetcher (started with an endpoint and a release key)."""
+        return self._downlink.bundles
 
     @property
     def on_upload(self) -> Callable[[list[Record]], None] | None:
@@ -215,14 +207,14 @@ class Agent:
     @on_upload.setter
     def on_upload(self, callback: Callable[[list[Record]], None] | None) -> None:
         self._on_upload = callback
-        if self._live is not None:
-            self._live.sink.on_upload = callback
+        if self._durable.live is not None:
+            self._durable.live.sink.on_upload = callback
 
     @property
     def accepted(self) -> int:
         """How many valid events this store's agent accepted in all (across restarts): a
         producer resumes its input after that many (see :func:`accepted_events`)."""
-        return self._accepted
+        return self._durable.accepted
 
     @property
     def store(self) -> Store:
@@ -242,12 +234,14 @@ class Agent:
     @property
     def config(self) -> TasksConfig:
         """The tasks file running (the given one until the agent started)."""
-        return self._live.switcher.config if self._live is not None else self.given
+        live = self._durable.live
+        return live.switcher.config if live is not None else self.given
 
     @property
     def version(self) -> int:
         """The running tasks file's version (0: a local file)."""
-        return self._live.switcher.version if self._live is not None else 0
+        live = self._durable.live
+        return live.switcher.version if live is not None else 0
 
     @property
     def encoder(self) -> Encoder:
@@ -257,12 +251,14 @@ class Agent:
     @property
     def admission(self) -> AdmissionFilter | None:
         """The id admission filter of ``[upload] admission``, if any."""
-        return self._live.switcher.admission if self._live is not None else None
+        live = self._durable.live
+        return live.switcher.admission if live is not None else None
 
     @property
     def switches(self) -> list[SwitchReport]:
         """The report of every tasks-file switch applied since start."""
-        return self._live.switcher.switches if self._live is not None else []
+        live = self._durable.live
+        return live.switcher.switches if live is not None else []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -273,7 +269,8 @@ class Agent:
             StorageError: the store cannot be opened.
             TaskError: a task's ``run`` target cannot be imported.
         """
-        if self._live is not None:
+        durable = self._durable
+        if durable.live is not None:
             return
         store = Store(self.store_path, now_ms=self._now_ms)
         outbox = TimedOutbox(
@@ -284,85 +281,54 @@ class Agent:
                                   admission_seed=device_seed(key, self.device),
                                   sizes=self._sizes)  # fmt: skip
         engine = switcher.restore()
-        journal = Journal(store)
         sink = RecordSink(store, outbox, switcher.encoder, switcher.config.upload.records,
                           self.stats, on_upload=self._on_upload, strict=True)  # fmt: skip
-        self.tasks = self._task_runner(switcher.config)
-        self.ranking = RankingShell(switcher.config, clock=self.upload_clock,
-                                    output=self._task_output)  # fmt: skip
+        durable.tasks = self._task_runner(switcher.config)
+        durable.ranking = RankingShell(switcher.config, clock=self.upload_clock,
+                                       output=durable.task_output)  # fmt: skip
         for device, page in self._early_pages:
-            self.ranking.set_page(device, page)
+            durable.ranking.set_page(device, page)
         self._early_pages.clear()
-        self._live = _Live(store, outbox, switcher, sink, self._new_shell(engine), journal)
-        self._recover(engine)
-        await self._live.shell.start()
+        durable.live = Live(store, outbox, switcher, sink, self._new_shell(engine), Journal(store))
+        durable.recover(engine)
+        await durable.live.shell.start()
         if self._tick > 0:
-            self._spawn(self._tick_loop())
+            self._spawn(durable.tick_loop(self._tick))
         if self.endpoint_url is not None:
             sink.queue = self._start_uploader(outbox)
             if self._release_key is not None:
-                from streamfeat.agent._grading import grade, hardware_id
-
-                self.bundles = self._bundle_fetcher(store)
-                self._spawn(self.bundles.grade_and_report(hardware_id(), grade))
-                self._spawn(self.bundles.health_loop(self.release_health_every))
+                assert self._device_key is not None
+                assert self._endpoint_key is not None
+                self._downlink.start_bundles(
+                    store, endpoint_url=self.endpoint_url, device_key=self._device_key,
+                    endpoint_key=self._endpoint_key, release_key=self._release_key,
+                    folder=self.store_path.with_name(self.store_path.name + ".bundles"),
+                    clock=self.upload_clock, current_text=lambda: self.config.text,
+                    health_every=self.release_health_every,
+                )  # fmt: skip
         if self._snapshot_every > 0:
-            self._spawn(self._snapshot_loop())
+            self._spawn(durable.snapshot_loop())
         if self._retention_every > 0:
-            self.apply_retention()
-            self._spawn(self._retention_loop())
+            durable.apply_retention()
+            self._spawn(durable.retention_loop(self._retention_every))
+        # a tasks file the endpoint sent that was not applied before the agent stopped
         desired = outbox.load_config()
         if desired is not None and desired[0] > switcher.version:
-            await self._downlink(desired[0], bytes(desired[1]))
+            await self._downlink.downlink(desired[0], bytes(desired[1]))
         elif desired is None and switcher.version == 0 and self.given.text != switcher.config.text:
             await self.apply_config(0, self.given.text, source="local")
 
     def _new_shell(self, engine: Engine) -> AsyncEngine:
-        # ticks are the agent's (journaled: see _tick_loop), not the shell's
-        return AsyncEngine(engine, [self._sink], queue_size=self._queue_size, batch=self._batch,
-                           clock=self.clock, tick=0)  # fmt: skip
-
-    def _recover(self, engine: Engine) -> None:
-        """Process the journal after the restored snapshot again (see ``_journal``): records
-        committed before a crash are skipped, the rest committed; then a snapshot."""
-        live = self._running
-        journal = live.journal
-        cp = live.store.load_checkpoint(CHECKPOINT)
-        self._emitted = journal.emitted() or 0
-        # what the engine we start from already produced: nothing if it is the first one, the
-        # snapshot's count if restored; if a snapshot could not be used, skip nothing (logged)
-        trusted = cp is None or live.switcher.restored
-        covered = 0 if cp is None else cp.out_offset if trusted else self._emitted
-        backlog = journal.since(engine.events)
-        ticks = journal.ticks() if trusted else []
-        self._accepted = max(engine.events, journal.last())
-        if not backlog and not ticks:
-            return
-        out: list[Record] = []
-        pending = iter(ticks)
-        tick = next(pending, None)
-        for idx, event in backlog:
-            while tick is not None and tick[0] < idx:
-                out.extend(engine.advance(tick[1]))
-                tick = next(pending, None)
-            engine.process_into(event, out)
-        while tick is not None:
-            out.extend(engine.advance(tick[1]))
-            tick = next(pending, None)
-        skip = self._emitted - covered
-        if skip > len(out):  # never expected: the engine is deterministic
-            agent_log.warning("journal replay made %d records, %d were committed", len(out), skip)
-        self.stats.replayed += len(backlog)
-        fresh = out[max(0, skip) :]
-        if self._commit(fresh, snapshot=True) and fresh and self.tasks is not None:
-            self.stats.tasks_started += self.tasks.dispatch_all(fresh)
+        # ticks are the agent's (journaled: see DurablePath.tick_loop), not the shell's
+        return AsyncEngine(engine, [self._durable.sink], queue_size=self._queue_size,
+                           batch=self._batch, clock=self.clock, tick=0)  # fmt: skip
 
     def _task_runner(self, config: TasksConfig) -> TaskDispatcher | None:
         from streamfeat.runtime._tasks import TaskRunner
 
         if not config.tasks:
             return None
-        return TaskRunner(config, output=self._task_output, reader=self._read,
+        return TaskRunner(config, output=self._durable.task_output, reader=self._read,
                           folder=tasks_folder(self.given.source))  # fmt: skip
 
     def _start_uploader(self, outbox: TimedOutbox) -> UploaderLike:
@@ -376,7 +342,7 @@ class Agent:
         )
         extra: dict[str, Any] = {} if self._connect is None else {"connect": self._connect}
         uploader = Uploader(outbox, self._device_key, cfg, clock=self.upload_clock,
-                            on_config=self._on_config, **extra)  # fmt: skip
+                            on_config=self._downlink.on_config, **extra)  # fmt: skip
         self.uploader = uploader
         self._upload_task = asyncio.create_task(uploader.run(), name="streamfeat-uploader")
         return uploader
@@ -389,47 +355,50 @@ class Agent:
     async def aclose(self, *, close_windows: bool = False, drain_timeout: float = 0.0) -> None:
         """Process what is queued, snapshot, and stop.
 
+        A tasks file that came down and is being applied is applied first; one that comes down
+        while closing is saved and applied at the next start.
+
         Args:
             close_windows: also close every open window and visit (end of input), uploading
                 the final records; a device that will restart leaves them open (the default).
             drain_timeout: wait up to this many seconds for the outbox to be acknowledged.
         """
-        if self._live is None or self._closed:
+        durable = self._durable
+        live = durable.live
+        if live is None or durable.closed:
             return
-        live = self._live
-        if self._applying:  # a tasks file that already came down is applied before closing
-            await asyncio.gather(*self._applying, return_exceptions=True)
-        self._closed = True
-        async with self._switch_lock:
+        await self._downlink.finish_applying()
+        durable.closed = True
+        async with durable.switch_lock:
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
             await live.shell.aclose()
-            if close_windows and self.failure is None:
+            if close_windows and durable.failure is None:
                 # the final records and the snapshot after them: one commit (a crash between
                 # the two would close the windows again at the next end)
                 final = live.shell.engine.close()
-                if self._commit(final, snapshot=True) and final and self.tasks is not None:
-                    self.stats.tasks_started += self.tasks.dispatch_all(final)
-            if self.tasks is not None:
-                await self.tasks.aclose()
-            if self.ranking is not None:  # each re-rank ends within its task's timeout
-                await self.ranking.drain()
-            self._flush_task_records()
-            self.snapshot()
+                if durable.commit(final, snapshot=True):
+                    durable.dispatch(final)
+            if durable.tasks is not None:
+                await durable.tasks.aclose()
+            if durable.ranking is not None:  # each re-rank ends within its task's timeout
+                await durable.ranking.drain()
+            durable.flush_task_records()
+            durable.snapshot()
         self._results.close()
         if self.uploader is not None:
-            if drain_timeout > 0 and self.failure is None:
+            if drain_timeout > 0 and durable.failure is None:
                 try:
                     await self.uploader.wait_drained(drain_timeout)
                 except (StorageError, sqlite3.Error) as exc:  # sealing failed: a full disk
-                    self._fail(exc)
+                    durable.fail(exc)
             await self.uploader.aclose()
             if self._upload_task is not None:
                 try:
                     await self._upload_task
                 except (StorageError, sqlite3.Error) as exc:  # its outbox write failed
-                    self._fail(exc)
+                    durable.fail(exc)
                 except (asyncio.CancelledError, TunnelError, OSError):
                     pass
         self.outbox_waiting = len(live.outbox) + live.outbox.pending_items
@@ -457,85 +426,16 @@ class Agent:
             StorageError: the store cannot take the event (a full disk) or failed before: the
                 event is not accepted (see :attr:`failure`).
         """
-        if self._live is None or self._closed:
-            msg = f"can't submit to an agent that is {'closed' if self._closed else 'not started'}"
-            raise RuntimeError(msg)
-        if self.failure is not None:
-            raise self.failure
-        if type(event) is not Event:
-            try:
-                event = event_from_obj(event)
-            except EventError as exc:
-                self._quarantine(raw_of(event), str(exc), source, position)
-                return False
-        async with self._intake_lock:
-            live = self._live
-            try:
-                live.journal.append(self._accepted + 1, event)
-            except (StorageError, sqlite3.Error) as exc:
-                raise self._fail(exc) from exc
-            self._accepted += 1
-            self.stats.submitted += 1
-            self.stats.events_raw_bytes += raw_size(event)
-            if self.ranking is not None and self.ranking.active:
-                self.ranking.observe(event)  # page state first: a re-rank never waits on the engine
-            shell = live.shell
-            self._inflight += 1
-            try:
-                await shell.submit(event)
-            finally:
-                self._inflight -= 1
-                if not self._inflight:
-                    self._intake_idle.set()
-        return True
-
-    def _quarantine(self, raw: bytes, reason: str, source: str, position: int) -> None:
-        try:
-            self._running.sink.quarantine(raw, reason, source, position)
-        except (StorageError, sqlite3.Error) as exc:
-            raise self._fail(exc) from exc
-
-    def _fail(self, exc: BaseException) -> StorageError:
-        """Stop intake after a store failure; return the one-line error submits raise now."""
-        if self.failure is None:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.failure = StorageError(
-                f"the store {self.store_path} failed ({detail}); intake stopped after "
-                f"{self._accepted} accepted events, every one kept (a restart with room "
-                "processes those not committed)"
-            )
-            self.stats.store_failures += 1
-            agent_log.error("%s", self.failure)
-        return self.failure
+        return await self._intake.submit(event, source, position)
 
     async def submit_line(self, line: bytes, *, source: str = "stdin", position: int = 0) -> bool:
         """Parse one JSONL line and submit it; bad JSON or a bad event is quarantined."""
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            self._quarantine(line.rstrip(b"\n"), f"not valid JSON: {exc}", source, position)
-            return False
-        try:
-            event = event_from_obj(obj)
-        except EventError as exc:
-            self._quarantine(line.rstrip(b"\n"), str(exc), source, position)
-            return False
-        return await self.submit(event)
+        event = self._intake.parse_line(line, source, position)
+        return False if event is None else await self.submit(event)
 
     async def drain(self) -> None:
         """Wait until every event submitted so far is processed and its records are stored."""
-        live = self._running
-        while True:
-            shell = live.shell
-            await shell.drain()
-            if shell is live.shell and not self._switch_lock.locked():
-                break
-            await asyncio.sleep(0.01)
-        if self.tasks is not None:
-            await self.tasks.drain()
-        if self.ranking is not None:
-            await self.ranking.drain()
-        self._flush_task_records()
+        await self._intake.drain()
 
     # -- pages and re-ranking -------------------------------------------------------------
 
@@ -592,36 +492,18 @@ class Agent:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _view(self, stage: str, device: str | None) -> dict[str, Any]:
-        dev = device or self.device
-        engine = self.engine
-        try:
-            state = engine.state_of(dev, stage)
-            view = engine.stage(stage).view  # type: ignore[attr-defined]
-        except KeyError:
-            return {}
-        return {} if state is None else dict(view(state, self._now_ms()))
-
     def features(self, device: str | None = None) -> dict[str, Any]:
         """Return the device's latest feature values and open visits.
 
         ``{NAME: {"ts", "since_ms", "records": [values, ...], ...open state}}``; the latest
         records are kept by the agent, so they outlive the engine freeing an idle device.
         """
-        dev = device or self.device
-        now = self._now_ms()
-        out: dict[str, Any] = {}
-        for name, ts, vals in self._running.sink.latest_of(dev):
-            out[name] = {"ts": ts, "since_ms": now - ts, "records": vals}
-        for name, entry in self._view("features", dev).get("features", {}).items():
-            if entry.get("ts") is None and name in out:
-                entry = {**entry, **out[name]}
-            out[name] = entry
-        return out
+        live = self._running
+        return feature_view(live.shell.engine, live.sink, device or self.device, self._now_ms())
 
     def windows(self, device: str | None = None) -> dict[str, Any]:
         """Return the device's open windows: ``{NAME: {"watermark", "open": [...]}}``."""
-        return dict(self._view("windows", device).get("windows", {}))
+        return window_view(self.engine, device or self.device, self._now_ms())
 
     def results(self, *, maxsize: int = 10_000) -> ResultIterator:
         """Iterate over every ``task`` record made from now on, in order, until the agent closes.
@@ -652,101 +534,11 @@ class Agent:
         """Every tasks-file version applied or refused, oldest first (see ``_versions``)."""
         return self._running.switcher.versions.rows()
 
-    # -- wiring the sink ------------------------------------------------------------------
-
-    def _now_ms(self) -> int:
-        return int(self.clock.time() * 1000)
-
-    def _read(self, device: str) -> dict[str, Any]:
-        return {"features": self.features(device), "windows": self.windows(device)}
-
-    def _sink(self, records: list[Record], tick: tuple[int, int] | None = None) -> None:
-        # the batch's records, their outbox items and the record count: one commit
-        if self.failure is not None or not self._commit(records, tick=tick):
-            return
-        if self.ranking is not None:
-            self.ranking.add_records(records)
-        if self.tasks is not None and records:
-            self.stats.tasks_started += self.tasks.dispatch_all(records)
-
-    async def _tick_loop(self) -> None:
-        """Advance idle devices' windows on wall time; each tick is journaled with its records."""
-        while True:
-            await asyncio.sleep(self._tick)
-            if self._switch_lock.locked() or self.failure is not None:
-                continue
-            # between engine batches here (the shell's worker never yields inside one)
-            engine = self._running.shell.engine
-            now = self._now_ms()
-            self._sink(engine.advance(now), tick=(engine.events, now))
-
-    def _commit(self, records: list[Record], encoder: Encoder | None = None, *,
-                engine_records: bool = True, tick: tuple[int, int] | None = None,
-                snapshot: bool | None = None) -> bool:  # fmt: skip
-        """Store and enqueue ``records`` and count them (engine records), journal ``tick``,
-        and snapshot the engine (when ``snapshot``, or None and the last is a second old), in
-        one transaction.
-
-        Returns:
-            False after a store failure (rolled back, the agent stopped: :meth:`_fail`).
-        """
-        live = self._running
-        before = self._emitted
-        due = snapshot
-        if due is None:  # a snapshot bounds the journal a restart replays
-            every = self._snapshot_every or _SNAPSHOT_IDLE
-            due = time.monotonic() - self._snapshot_at >= every
-        try:
-            with live.store.transaction():
-                if records:
-                    live.sink.handle(records, encoder)
-                    if engine_records:
-                        self._emitted += len(records)
-                        live.journal.set_emitted(self._emitted)
-                if tick is not None:
-                    live.journal.tick(*tick)
-                if due:
-                    engine = live.shell.engine
-                    live.switcher.snapshot(engine, self.stats.submitted, self._emitted)
-                    live.journal.trim(engine.events)
-        except (StorageError, sqlite3.Error) as exc:
-            self._emitted = before
-            live.outbox.reload()
-            self._fail(exc)
-            return False
-        if due:
-            self._snapshot_at = time.monotonic()
-        return True
-
-    def _task_output(self, record: Record) -> None:
-        self._results.publish(record)  # to the app at once, before it is stored
-        # task records arrive one by one from finished tasks: coalesce them into one sink call
-        self._task_buffer.append(record)
-        if self._tasks_flush is None:
-            self._tasks_flush = asyncio.get_running_loop().call_soon(self._flush_task_records)
-
-    def _flush_task_records(self) -> None:
-        self._tasks_flush = None
-        records, self._task_buffer = self._task_buffer, []
-        if records and self._live is not None and self.failure is None:
-            self._commit(records, engine_records=False, snapshot=False)
-
-    # -- snapshots ------------------------------------------------------------------------
+    # -- the durable path and the configuration path (delegates) -------------------------
 
     def snapshot(self) -> None:
         """Write the engine snapshot with its tasks file and version to the store (atomic)."""
-        if self.failure is None:
-            self._commit([], snapshot=True)
-
-    async def _snapshot_loop(self) -> None:
-        # a random phase: a fleet of agents started together must not snapshot all at once
-        await asyncio.sleep(random.uniform(0.0, self._snapshot_every))
-        while True:
-            await asyncio.sleep(self._snapshot_every)
-            if not self._switch_lock.locked():
-                self.snapshot()
-
-    # -- retention ------------------------------------------------------------------------
+        self._durable.snapshot()
 
     def apply_retention(self) -> dict[str, int]:
         """Run ``[store] retention`` and ``max_mb`` of the running tasks file on the store now.
@@ -754,84 +546,7 @@ class Agent:
         Returns:
             What was evicted, per counter name (also added to the store's counters).
         """
-        live = self._running
-        cfg = live.switcher.config.store
-        if self.failure is not None or not (cfg.retention or cfg.max_mb):
-            return {}
-        if not self._switch_lock.locked():  # the journal a snapshot covers is dropped first
-            self.snapshot()
-        try:
-            evicted = live.store.apply_retention(max_age_ms=cfg.retention, max_mb=cfg.max_mb)
-        except (StorageError, sqlite3.Error) as exc:  # not fatal: the next run tries again
-            agent_log.warning("store retention failed: %s", exc)
-            return {}
-        self.stats.evicted += sum(evicted.values())
-        return evicted
-
-    async def _retention_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._retention_every)
-            self.apply_retention()
-
-    # -- configuration --------------------------------------------------------------------
-
-    def _on_config(self, ev: Config) -> None:
-        """Uploader callback (on the loop): a tasks file or a release announcement came down;
-        act on it in the background."""
-        task = asyncio.create_task(self._downlink(ev.version, bytes(ev.body)))
-        self._applying.add(task)
-        task.add_done_callback(self._applied)
-
-    def _applied(self, task: asyncio.Task[Any]) -> None:
-        self._applying.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:  # retrieved: logged
-            agent_log.error("applying a tasks file failed: %s: %s", type(exc).__name__, exc)
-
-    async def _downlink(self, version: int, body: bytes) -> None:
-        from streamfeat.agent._bundles import ANNOUNCE_MAGIC
-
-        if body.startswith(ANNOUNCE_MAGIC):
-            if self.bundles is None:  # no pinned release key: a release cannot be verified
-                self._running.store.incr("release.refused.no_release_key")
-                return
-            await self.bundles.handle(version, body)
-            return
-        await self.apply_config(version, body.decode("utf-8", "replace"), source="downlink")
-
-    def _bundle_fetcher(self, store: Store) -> Any:
-        from streamfeat.agent._bundles import BundleFetcher, http_base
-
-        assert self.endpoint_url is not None
-        assert self._endpoint_key is not None
-        assert self._device_key is not None
-        assert self._release_key is not None
-        return BundleFetcher(
-            base_url=http_base(self.endpoint_url),
-            device_key=self._device_key,
-            endpoint_key=self._endpoint_key,
-            release_key=self._release_key,
-            store=store,
-            folder=self.store_path.with_name(self.store_path.name + ".bundles"),
-            apply=lambda v, text, source: self.apply_config(v, text, source=source),
-            current_text=lambda: self.config.text,
-            clock=self.upload_clock,
-            health=self._release_health,
-        )
-
-    def _release_health(self) -> dict[str, Any]:
-        """The running tasks file's task runs, errors and timeouts, and the re-rank p99."""
-        runs = errors = timeouts = 0
-        stats: dict[str, dict[str, int]] = getattr(self.tasks, "stats", {})
-        for counts in stats.values():
-            runs += counts.get("started", 0)
-            errors += counts.get("errors", 0)
-            timeouts += counts.get("timeouts", 0)
-        p99 = 0.0
-        if self.ranking is not None and self.ranking.latencies:
-            lat = sorted(self.ranking.latencies)
-            p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
-        return {"task_runs": runs, "task_errors": errors, "timeouts": timeouts,
-                "rerank_p99_ms": p99}  # fmt: skip
+        return self._durable.apply_retention()
 
     async def wait_connected(self, within: float, *, settle: float = 0.2) -> bool:
         """Wait until the uploader is connected, then ``settle`` seconds for a tasks file the
@@ -840,16 +555,7 @@ class Agent:
         Returns:
             False if there is no endpoint or no connection came in time.
         """
-        if self.uploader is None:
-            return False
-        try:
-            await asyncio.wait_for(self.uploader.connected.wait(), within)
-        except TimeoutError:
-            return False
-        await asyncio.sleep(settle)
-        if self._applying:
-            await asyncio.gather(*self._applying, return_exceptions=True)
-        return True
+        return await self._downlink.wait_settled(self.uploader, within, settle)
 
     async def apply_config(
         self, version: int, text: str, *, source: str = "api"
@@ -862,76 +568,13 @@ class Agent:
         Returns:
             What changed, or None when nothing was applied.
         """
-        async with self._switch_lock:
-            switcher = self._running.switcher
-            if self._closed or not switcher.wants(version, source):
-                return None
-            new = switcher.parse(version, text, source)
-            report = None if new is None else await self._switch(version, new, source)
-            if report is None and switcher.refusal and self.failure is None:
-                self._report_refusal(version, switcher.refusal)
-            return report
+        return await self._downlink.apply_config(version, text, source=source)
 
-    def _report_refusal(self, version: int, reason: str) -> None:
-        """Upload a ``config`` record saying the file was refused, through the normal path
-        (stored, queued durably, sent on the next connection)."""
-        live = self._running
-        record: Record = {"kind": "config", "device": self.device, "ts": self._now_ms(),
-                          "version": version, "status": "refused", "reason": reason[:500]}  # fmt: skip
-        live.switcher.refusal = ""
-        try:
-            with live.store.transaction():
-                live.sink.send([record])
-        except (StorageError, sqlite3.Error) as exc:
-            live.outbox.reload()
-            self._fail(exc)
+    def _release_health(self) -> dict[str, Any]:
+        return self._downlink.release_health()
 
-    async def _switch(self, version: int, new: TasksConfig, source: str) -> SwitchReport | None:
-        live = self._running
-        old_shell = live.shell
-        live.shell = self._new_shell(old_shell.engine)
-        if self._inflight:  # submits still holding the old shell: let them queue there first
-            self._intake_idle.clear()
-            await self._intake_idle.wait()
-        await old_shell.aclose()
-        switcher, sink = live.switcher, live.sink
-        before = old_shell.engine.snapshot()  # drained: what the old file goes on from on failure
-        saved = switcher.save()
-        emitted = self._emitted
-        old_kinds = sink.upload_kinds
-        try:
-            engine, closed, report, old_encoder = switcher.switch(old_shell.engine, new, version)
-            tasks = self._task_runner(new)
-            live.shell.engine = engine
-            # the old file's closing records (its encoder, its [upload] records), the new
-            # file's first snapshot and its history row: one commit
-            with live.store.transaction():
-                if closed:
-                    sink.handle(closed, old_encoder)
-                    self._emitted += len(closed)
-                    live.journal.set_emitted(self._emitted)
-                sink.use(switcher.encoder, new.upload.records)
-                switcher.snapshot(engine, self.stats.submitted, self._emitted)
-                live.journal.trim(engine.events)
-                switcher.applied(version, source, report)
-        except Exception as exc:  # roll back to the old file: nothing of the new one stays
-            self._emitted = emitted
-            live.outbox.reload()
-            switcher.restore_saved(saved)
-            sink.use(switcher.encoder, old_kinds)
-            old = build_engine(switcher.config, sizes=self._sizes)
-            old.restore(before)
-            live.shell.engine = old
-            await live.shell.start()
-            if isinstance(exc, StorageError | sqlite3.Error):
-                self._fail(exc)
-            else:
-                switcher.refuse(version, new.text, source, f"switch failed: {exc}")
-            return None
-        if self.tasks is not None:
-            self._spawn(self.tasks.aclose())
-        self.tasks = tasks
-        if self.ranking is not None:
-            self.ranking.reconfigure(new)
-        await live.shell.start()
-        return report
+    def _now_ms(self) -> int:
+        return int(self.clock.time() * 1000)
+
+    def _read(self, device: str) -> dict[str, Any]:
+        return {"features": self.features(device), "windows": self.windows(device)}

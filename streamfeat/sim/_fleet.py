@@ -17,8 +17,9 @@ simulator starts it while this process imports). Standard output carries JSON li
 ``{"ready": n}`` once every agent is started and connected, then
 ``{"p": progress}`` every ``progress_every`` seconds, ``{"fed": n}`` when every event was
 submitted, ``{"done": RESULT_PATH}`` at the end. Standard input carries ``go T0`` (the wall time
-the fleet's clock starts) and ``drain`` (the endpoint is stable: close the agents, uploading the
-final windows, and wait for the acknowledgements).
+the fleet's clock starts) and ``drain [VERSION]`` (the endpoint is stable: wait until every device
+received tasks file ``VERSION``, the last one pushed, then close the agents, uploading the final
+windows, and wait for the acknowledgements).
 
 The result (msgpack) holds per device the counts of what its agent did, and the *ledger*: a
 digest of every record it put in its outbox, for the end-to-end audit. The ledger is kept in
@@ -302,6 +303,21 @@ class Worker:
         out["late_ms"] = round(self.late_ms, 1)
         return out
 
+    async def await_config(self, version: int, within: float) -> bool:
+        """Wait up to ``within`` seconds until every device received tasks file ``version`` (or
+        a later one) from the endpoint; False if some did not.
+
+        A push the endpoint stores while a device is offline (the endpoint or the device was
+        down, e.g. killed by the chaos) reaches the device at its next handshake; closing the
+        agents before that would leave the device on the old file until its next start.
+        """
+        end = time.monotonic() + within
+        while time.monotonic() < end:
+            if all(_received(d.agent) >= version for d in self.devices):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
     async def close(self, drain_timeout: float) -> None:
         """Close every agent (final windows uploaded), waiting for acknowledgements."""
         await asyncio.gather(
@@ -330,6 +346,12 @@ class Worker:
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"devices": devices, "cpu_s": cpu_s, "wall_s": wall_s, "max_rss_kb": rss_kb,
                 "late_ms": self.late_ms}  # fmt: skip
+
+
+def _received(agent: Any) -> int:
+    """The latest tasks-file version the agent runs or received (applied at its close)."""
+    saved: tuple[int, bytes] | None = agent.outbox.load_config()
+    return max(int(agent.version), saved[0] if saved is not None else 0)
 
 
 def with_pages(
@@ -400,7 +422,9 @@ async def run(spec: dict[str, Any]) -> None:
     await worker.feed(t0, float(spec.get("progress_every", 0.5)))
     _say({"fed": worker.submitted, "p": worker.progress()})
     feed_cpu, feed_wall = time.process_time() - cpu_feed, time.time() - wall_feed
-    await stdin.readline()  # "drain"
+    drain = (await stdin.readline()).split()  # "drain [VERSION]"
+    if len(drain) == 2:  # the tasks file last pushed: every device takes it before closing
+        await worker.await_config(int(drain[1]), float(spec.get("drain_timeout", 60)))
     t_close = time.time()
     await worker.close(float(spec.get("drain_timeout", 60)))
     close_s = time.time() - t_close

@@ -357,8 +357,13 @@ class Simulation:
             if self.options.server is None and self._endpoint is None:
                 await self._start_endpoint(work, self._endpoint_port)  # chaos had it down
             self.phase = "draining"
+            # a push the endpoint got while a device was offline reaches it at its next
+            # handshake, maybe after this: the devices wait for it before they close
+            last = (
+                max((v for v, _ in self._pushes), default=0) if self.options.server is None else 0
+            )
             for w in self._workers:
-                await w.send("drain")
+                await w.send(f"drain {last}" if last else "drain")
             done = await asyncio.gather(
                 *(w.expect("done", self.options.drain_timeout + 120) for w in self._workers)
             )

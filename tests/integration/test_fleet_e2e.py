@@ -93,9 +93,9 @@ def test_fleet_under_chaos_loses_nothing_and_doubles_nothing(tmp_path: Path) -> 
     # a push during the faults too: it must reach every device without touching stored batches
     report = simulate(SimOptions(devices=12, minutes=1.5, speed=10, processes=2, seed=4, chaos=True,
                                  tasks_text=TASKS, reconfigure=((0.7, PUSHED),), workdir=tmp_path,
-                                 kill_agents=False))  # fmt: skip
+                                 kill_agents=True))  # fmt: skip
     assert report.endpoint_restarts >= 1
-    assert report.agent_kills == 0
+    assert report.agent_kills >= 1
     assert report.versions == {"v1": 12}
     assert report.connections_cut + report.reconnects >= 1
     assert (report.lost, report.doubled, report.undecodable, report.acked_not_stored) == (
