@@ -83,7 +83,8 @@ class Dashboard:
         every: seconds between samples.
         keep: samples kept (900 x 2 s = the last 30 minutes).
         records: ``(device, limit) -> rows`` for the latest records of a device (blocking;
-            run in a worker thread), or None to read them from ``server.storage.path``.
+            run in a worker thread), or None to read them from ``server.storage`` (SQLite or
+            PostgreSQL, :func:`~streamfeat.endpoint._records.iter_records`).
     """
 
     def __init__(
@@ -211,11 +212,11 @@ class Dashboard:
         from streamfeat.endpoint._records import iter_records
 
         storage = self.server.storage
-        source = storage if hasattr(storage, "iter_records") else getattr(storage, "path", None)
-        if source is None:
+        # an SQLiteStorage is read through its file, a PostgresStorage through its URL
+        if not any(hasattr(storage, a) for a in ("iter_records", "path", "url")):
             return []
         out = []
-        for row in iter_records(source, device=device, limit=limit):
+        for row in iter_records(storage, device=device, limit=limit):
             rec = row["record"]
             out.append({
                 "received": row["received"], "kind": row["kind"], "name": row["name"],
