@@ -31,9 +31,11 @@ async def test_dashboard_shows_a_running_fleet(tmp_path: Path) -> None:
     need_chromium()
     db = tmp_path / "ep.db"
     ep = Endpoint(db)
+    # for the docs' screenshot the fleet runs long enough to still be online when it is taken
+    minutes = "14" if os.environ.get("STREAMFEAT_DASHBOARD_SHOT") else "6"
     sim = subprocess.Popen(  # noqa: ASYNC220 - started once; waited for after the browser closed
         [sys.executable, "-m", "streamfeat", "simulate", "--server", ep.url, "--server-db", str(db),
-         "--devices", "4", "--minutes", "6", "--speed", "6", "--processes", "1", "--json",
+         "--devices", "4", "--minutes", minutes, "--speed", "6", "--processes", "1", "--json",
          "--release", "50@1,100@4", "--release-bundle-mb", "0.1",
          "--workdir", str(tmp_path / "sim")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT,
