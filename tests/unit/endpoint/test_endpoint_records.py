@@ -1,4 +1,5 @@
-"""Reading what the endpoint stored: filters, order, formats, errors (real SQLite storage)."""
+"""Reading what the endpoint stored: filters, order, formats, errors (real SQLite storage, and
+the same assertions on a real PostgreSQL server)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,10 +34,19 @@ def _trigger(device: str, last_ts: int) -> dict:
             "first_ts": last_ts - 10, "last_ts": last_ts}  # fmt: skip
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "ep.db"
-    st = SQLiteStorage(path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The same stored batches in an SQLite file or a PostgreSQL database (a real server from
+    the ``pg_server`` fixture; skipped without one unless STREAMFEAT_REQUIRE_PG=1)."""
+    path: Path | str
+    if request.param == "sqlite":
+        path = tmp_path / "ep.db"
+        st: Any = SQLiteStorage(path)
+    else:
+        from streamfeat.endpoint._postgres import PostgresStorage
+
+        path = request.getfixturevalue("pg_url")
+        st = PostgresStorage(path)
     batches = []
     for i, dev in enumerate(["a", "b", "a"]):
         recs = [
@@ -52,7 +63,7 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def test_newest_first_and_every_record_once(db: Path) -> None:
+def test_newest_first_and_every_record_once(db: Path | str) -> None:
     rows = list(iter_records(db))
     assert len(rows) == 9
     assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), reverse=True)
@@ -76,7 +87,7 @@ def test_newest_first_and_every_record_once(db: Path) -> None:
         (RecordQuery(device="nobody"), 0),
     ],
 )
-def test_filters(db: Path, query: RecordQuery, want: int) -> None:
+def test_filters(db: Path | str, query: RecordQuery, want: int) -> None:
     rows = list(iter_records(db, query))
     assert len(rows) == want
     assert count_records(db, query) == want
@@ -86,7 +97,7 @@ def test_filters(db: Path, query: RecordQuery, want: int) -> None:
         assert query.kind in (None, rec["kind"])
 
 
-def test_bad_filters_and_files(tmp_path: Path, db: Path) -> None:
+def test_bad_filters_and_files(tmp_path: Path, db: Path | str) -> None:
     with pytest.raises(ConfigError):
         RecordQuery(kind="features")
     with pytest.raises(StorageError):
@@ -122,7 +133,7 @@ def test_parse_time_refuses(text: str) -> None:
 
 
 def test_cli_jsonl_csv_and_table(
-    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: Path | str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["records", "--db", str(db), "--device", "b", "--format", "jsonl"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
@@ -144,7 +155,7 @@ def test_cli_jsonl_csv_and_table(
     assert "clicks_10m" in text
 
 
-def test_cli_parquet_round_trip(db: Path, tmp_path: Path) -> None:
+def test_cli_parquet_round_trip(db: Path | str, tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet", reason="pip install 'streamfeat[parquet]'")
     out = tmp_path / "r.parquet"
     assert main(["records", "--db", str(db), "--format", "parquet", "--out", str(out)]) == 0
@@ -165,7 +176,7 @@ def test_cli_parquet_round_trip(db: Path, tmp_path: Path) -> None:
     ],
 )
 def test_cli_usage_errors_are_one_line(
-    db: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+    db: Path | str, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
 ) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["records", "--db", str(db), *argv])
@@ -194,3 +205,46 @@ def test_another_storage_can_answer_itself() -> None:
     s = Store()
     assert list(iter_records(s, kind="late", limit=5)) == [{"id": 1, "record": {"kind": "late"}}]
     assert s.asked == [RecordQuery(kind="late", limit=5)]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def big_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """1,234 records over two devices: more than two pages of the reader (500 rows a page)."""
+    path: Path | str
+    if request.param == "sqlite":
+        path = tmp_path / "big.db"
+        st: Any = SQLiteStorage(path)
+    else:
+        from streamfeat.endpoint._postgres import PostgresStorage
+
+        path = request.getfixturevalue("pg_url")
+        st = PostgresStorage(path)
+    batches = []
+    for b in range(12):
+        dev = "even" if b % 2 == 0 else "odd"
+        n = 103 if b < 11 else 101  # 11 x 103 + 101 = 1,234
+        recs = [_ipv(dev, T0 + b * 1000 + i) for i in range(n)]
+        batches.append(StoredBatch(dev, bytes([b]) * 16, b"x", 1000.0 + b, recs))
+    st.store_batches(batches)
+    st.close()
+    return path
+
+
+def test_pages_stream_every_record_once_in_order(big_db: Path | str) -> None:
+    from streamfeat.endpoint._records import _PAGE
+
+    every = list(iter_records(big_db))
+    assert len(every) == 1234 > 2 * _PAGE
+    ids = [r["id"] for r in every]
+    assert ids == sorted(set(ids), reverse=True)  # newest first, each once, across pages
+    for limit in (1, _PAGE, _PAGE + 1, 700, 5000):
+        assert [r["id"] for r in iter_records(big_db, limit=limit)] == ids[:limit]
+    odd = [r for r in every if r["device"] == "odd"]
+    assert [r["id"] for r in iter_records(big_db, device="odd")] == [r["id"] for r in odd]
+    assert [r["id"] for r in iter_records(big_db, device="odd", limit=600)] == [
+        r["id"] for r in odd[:600]
+    ]
+    assert count_records(big_db, RecordQuery(device="odd")) == len(odd) == 616
+    since = T0 + 5000
+    late = [r for r in every if r["time"] >= since]
+    assert [r["id"] for r in iter_records(big_db, since_ms=since)] == [r["id"] for r in late]
