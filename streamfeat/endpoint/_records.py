@@ -72,10 +72,16 @@ class Dialect:
     number: str
 
     def first(self, template: str, keys: tuple[str, ...]) -> str:
+        """SQL of the first of ``keys`` that ``template`` finds (not NULL)."""
         return "COALESCE(" + ", ".join(template.format(key=k) for k in keys) + ")"
 
 
-SQLITE = Dialect("?", "json_extract(r.record, '$.{key}')", "json_extract(r.record, '$.{key}')")
+SQLITE = Dialect(
+    "?",
+    "json_extract(r.record, '$.{key}')",
+    "(CASE WHEN json_type(r.record, '$.{key}') IN ('integer', 'real') "
+    "THEN json_extract(r.record, '$.{key}') END)",
+)
 POSTGRES = Dialect(
     "%s",
     "(r.record ->> '{key}')",

@@ -248,3 +248,22 @@ def test_pages_stream_every_record_once_in_order(big_db: Path | str) -> None:
     since = T0 + 5000
     late = [r for r in every if r["time"] >= since]
     assert [r["id"] for r in iter_records(big_db, since_ms=since)] == [r["id"] for r in late]
+
+
+def test_a_time_that_is_not_a_number_is_skipped_alike_on_both_backends(
+    big_db: Path | str,
+) -> None:
+    # SQLite's json_extract would return the text; both dialects take the next key instead
+    from streamfeat.endpoint._backend import open_storage
+
+    odd = {"kind": "window", "window": "w", "device": "x", "ts": "soon", "end": T0 + 99_999}
+    st = open_storage(str(big_db))
+    try:
+        st.store_batches([StoredBatch("x", b"\xee" * 16, b"x", 5000.0, [odd])])
+    finally:
+        st.close()
+    got = list(iter_records(big_db, device="x", since_ms=T0 + 99_999))
+    assert [r["record"]["ts"] for r in got] == ["soon"]
+    assert list(iter_records(big_db, device="x", until_ms=T0 + 99_999)) == []
+    # its time is its end: after it, nothing (SQLite would have ranked the text above any number)
+    assert list(iter_records(big_db, device="x", since_ms=T0 + 100_000)) == []
