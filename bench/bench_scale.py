@@ -8,6 +8,8 @@ Replay (one generated log of >= 2,000,000 events; ``--quick``: 20,000):
 * the per-worker overhead of reading the whole input (each partition reads every line and
   keeps its own): a scan of the log through ``route`` alone, per line;
 * the merge of the parts (``--ordered``) per output line;
+* msgpack input (the same events): what every partition pays to read and check every message,
+  and the 2-worker ``--ordered`` replay of it (checked byte-identical to the reference);
 * from those, a projection of 100 million events on 16 workers:
   ``scan(100M) + engine(100M) / 16 + merge(output of 100M)`` (start-up excluded), where the
   engine cost per event is what the 1-worker run spent beyond its scan.
@@ -52,6 +54,30 @@ def _scan_seconds(log: Path, parts: int) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
+def _msgpack_copy(log: Path, dst: Path) -> int:
+    import msgpack
+    import orjson
+
+    n = 0
+    with log.open("rb") as src, dst.open("wb") as fh:
+        for line in src:
+            fh.write(msgpack.packb(orjson.loads(line)))
+            n += 1
+    return n
+
+
+def _msgpack_read_seconds(path: Path) -> tuple[float, int]:
+    from streamfeat.io._readers import InputFile, read_events
+
+    t0 = time.perf_counter()
+    src = InputFile(str(path))
+    try:
+        n = sum(1 for _ in read_events(src, fmt="msgpack"))
+    finally:
+        src.close()
+    return time.perf_counter() - t0, n
+
+
 def _replay_rows(ctx: Context) -> list[Row]:
     import distributed
 
@@ -88,6 +114,23 @@ def _replay_rows(ctx: Context) -> list[Row]:
         client = distributed.Client(cluster)
         startup = time.perf_counter() - c0
         try:
+            if workers == 2:
+                # msgpack input, the same events: the partitions read it with the
+                # single-process reader (every message unpacked and checked by each)
+                mp = out / "log.msgpack"
+                _msgpack_copy(log, mp)
+                target = out / "c2-msgpack.jsonl"
+                t0 = time.perf_counter()
+                run_cluster_replay(
+                    ClusterReplayOptions((str(mp),), cfg, str(target), ordered=True),
+                    client=client,
+                )
+                t_mp = time.perf_counter() - t0
+                same = target.read_bytes() == (out / "single.jsonl").read_bytes()
+                assert same, "msgpack cluster replay differs from the single process"
+                target.unlink()
+                mp_read, mp_n = _msgpack_read_seconds(mp)
+                mp.unlink()
             for ordered in modes:
                 target = out / f"c{workers}-{ordered}.jsonl"
                 t0 = time.perf_counter()
@@ -117,6 +160,12 @@ def _replay_rows(ctx: Context) -> list[Row]:
             "1 worker",
         ),
     ]
+    rows += [
+        Row(G, "replay: cluster 2 workers, msgpack input, --ordered (byte-identical)", n / t_mp,
+            "events/s", t2o / t_mp, "JSONL --ordered"),
+        Row(G, "replay: per-worker overhead, msgpack (read + check every message)",
+            mp_read / mp_n * 1e6, "us/message", note=f"{mp_read:.1f} s for {mp_n:,} messages"),
+    ]  # fmt: skip
     out_lines = sum(single.records.values())
     merge_per_line = max(0.0, t2o - t2) / max(1, out_lines)
     scan_per_line = scan / lines

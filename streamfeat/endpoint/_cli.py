@@ -222,54 +222,24 @@ def add_parsers(sub: Any) -> None:
 
 
 def _limit_options(p: argparse.ArgumentParser) -> None:
-    from streamfeat.endpoint._limits import Limits
+    """One option per :class:`Limits` field, generated from the dataclass (its help, unit
+    and default), so a new limit is on the command line as soon as it is in ``Limits``."""
+    from streamfeat.endpoint._limits import limit_options
 
-    d = Limits()
-    p.add_argument(
-        "--handshake-timeout",
-        type=float,
-        default=d.handshake_timeout,
-        metavar="SECONDS",
-        help="a connection must finish its HTTP request, websocket upgrade and Noise "
-        "handshake within this time (default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-unauthenticated",
-        type=int,
-        default=d.max_unauthenticated,
-        metavar="N",
-        help="connections not yet authenticated, in total (default: %(default)s, "
-        "and at most a quarter of the open-file limit)",
-    )
-    p.add_argument(
-        "--max-unauthenticated-per-source",
-        type=int,
-        default=d.max_unauthenticated_per_source,
-        metavar="N",
-        help="connections not yet authenticated, per source address (default: %(default)s)",
-    )
-    p.add_argument(
-        "--window",
-        type=int,
-        default=d.window,
-        metavar="N",
-        help="batches a device may have unacknowledged on a connection (default: %(default)s)",
-    )
-    p.add_argument(
-        "--quota-mb",
-        type=float,
-        default=d.quota_bytes / 1e6 if d.quota_bytes else 0,
-        metavar="MB",
-        help="payload bytes stored per device, in MB; 0 = no quota (default: %(default)s)",
-    )
-    p.add_argument(
-        "--revocation-poll",
-        type=float,
-        default=d.revocation_poll,
-        metavar="SECONDS",
-        help="how often the registry is checked for devices revoked by another process "
-        "(default: %(default)s)",
-    )
+    g = p.add_argument_group("limits (what one endpoint process allows)")
+    for o in limit_options():
+        g.add_argument(
+            o.option, dest=o.dest, type=o.kind, default=o.default, metavar=o.metavar,
+            help=f"{o.help} (default: %(default)s)",
+        )  # fmt: skip
+
+
+def limits_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`Limits` that the ``serve`` options of :func:`_limit_options` give."""
+    from streamfeat.endpoint._limits import Limits, limit_options
+
+    values: dict[str, Any] = {o.field: o.to_field(getattr(args, o.dest)) for o in limit_options()}
+    return Limits(**values)
 
 
 def _run(func: Any) -> Any:
@@ -287,20 +257,12 @@ def _run(func: Any) -> Any:
 
 @_run
 def _serve(args: argparse.Namespace) -> int:
-    from streamfeat.endpoint._limits import Limits
     from streamfeat.endpoint._server import serve
 
     if not 0 <= args.port <= 65535:
         msg = f"--port must be between 0 and 65535, got {args.port}"
         raise CliError(msg)
-    limits = Limits(
-        handshake_timeout=args.handshake_timeout,
-        max_unauthenticated=args.max_unauthenticated,
-        max_unauthenticated_per_source=args.max_unauthenticated_per_source,
-        window=args.window,
-        quota_bytes=int(args.quota_mb * 1e6),
-        revocation_poll=args.revocation_poll,
-    )
+    limits = limits_from_args(args)
     limits.check()
     if args.workers < 1:
         msg = f"--workers must be at least 1, got {args.workers}"

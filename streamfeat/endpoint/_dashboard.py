@@ -5,7 +5,9 @@ The page (``dashboard/index.html``, ``app.js``, ``app.css``, package data) polls
 anywhere else. The state comes from the endpoint's own metrics and connections: a sampler task
 reads the counters every ``every`` seconds into bounded ring buffers (the last ``keep``
 samples), so "over time" costs a few kilobytes and no database query. The latest records of a
-device come from the storage (read-only, in a worker thread). Who may see any of it:
+device come from the storage (read-only, in a worker thread). Release versions by device count
+come from the endpoint's release book, through its public read methods only
+(``recent_releases``, ``status``), at most once per sample period. Who may see any of it:
 :mod:`streamfeat.endpoint._admin`.
 """
 
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from importlib import resources
@@ -23,6 +27,9 @@ from typing import Any
 from aiohttp import web
 
 __all__ = ["Dashboard"]
+
+_log = logging.getLogger("streamfeat.endpoint")
+MAX_RELEASES = 8  # the newest releases the page shows
 
 _ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -83,7 +90,8 @@ class Dashboard:
         every: seconds between samples.
         keep: samples kept (900 x 2 s = the last 30 minutes).
         records: ``(device, limit) -> rows`` for the latest records of a device (blocking;
-            run in a worker thread), or None to read them from ``server.storage.path``.
+            run in a worker thread), or None to read them from ``server.storage`` (SQLite or
+            PostgreSQL, :func:`~streamfeat.endpoint._records.iter_records`).
     """
 
     def __init__(
@@ -103,6 +111,15 @@ class Dashboard:
         self._records = records
         self._assets = _load_assets()
         self._task: asyncio.Task[None] | None = None
+        self._book: Any = None
+        self._releases: tuple[float, list[dict[str, Any]]] | None = None
+
+    def use_releases(self, book: Any) -> None:
+        """Show the releases kept in ``book`` (a ``ReleaseBook``; the endpoint's release routes
+        hand theirs over). Only its public read methods are called, on the event loop, as the
+        release routes call it."""
+        self._book = book
+        self._releases = None
 
     # -- sampling ----------------------------------------------------------------------------
 
@@ -178,6 +195,7 @@ class Dashboard:
             },
             "refusals": refusals,
             "versions": dict(sorted(versions.items(), key=lambda kv: int(kv[0]))),
+            "releases": self.releases(),
             "storage_bytes": self.storage_bytes(),
             "counters": {
                 "open_connections": _total(m.connections, ""),
@@ -189,6 +207,38 @@ class Dashboard:
                 "configs_sent": _total(m.configs),
             },
         }
+
+    def releases(self) -> list[dict[str, Any]]:
+        """The newest releases with their devices by bundle and status, newest first.
+
+        Each is ``{"id", "state", "percent", "by_status": {status: devices}, "bundles":
+        [{"bundle": name, "devices": n, "by_status": {...}}]}``: per bundle (a release version)
+        the devices the release sent it to, by their reported status (``announced``,
+        ``pulled``, ``live``, ``failed``, ``rolled_back``). Read at most once per sample period;
+        a release book that fails to answer shows nothing rather than failing the page.
+        """
+        if self._book is None:
+            return []
+        now = time.monotonic()
+        if self._releases is not None and now - self._releases[0] < self.every:
+            return self._releases[1]
+        out: list[dict[str, Any]] = []
+        try:
+            for rid, state, percent in self._book.recent_releases()[:MAX_RELEASES]:
+                st = self._book.status(rid)
+                bundles = [
+                    {"bundle": name, "devices": sum(counts.values()), "by_status": dict(counts)}
+                    for name, counts in sorted(st.by_bundle.items())
+                ]
+                out.append({
+                    "id": rid, "state": state, "percent": percent,
+                    "by_status": dict(st.by_status), "bundles": bundles,
+                })  # fmt: skip
+        except Exception:  # the release book is another part's: never fail the page for it
+            _log.warning("dashboard: reading the release book failed", exc_info=True)
+            out = []
+        self._releases = (now, out)
+        return out
 
     def storage_bytes(self) -> int | None:
         """The storage's size on disk (the SQLite file and its WAL), if it has a path."""
@@ -211,11 +261,11 @@ class Dashboard:
         from streamfeat.endpoint._records import iter_records
 
         storage = self.server.storage
-        source = storage if hasattr(storage, "iter_records") else getattr(storage, "path", None)
-        if source is None:
+        # an SQLiteStorage is read through its file, a PostgresStorage through its URL
+        if not any(hasattr(storage, a) for a in ("iter_records", "path", "url")):
             return []
         out = []
-        for row in iter_records(source, device=device, limit=limit):
+        for row in iter_records(storage, device=device, limit=limit):
             rec = row["record"]
             out.append({
                 "received": row["received"], "kind": row["kind"], "name": row["name"],

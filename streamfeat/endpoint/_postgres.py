@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from streamfeat.endpoint._registry import DeviceEntry
+from streamfeat.endpoint._registry import DeviceEntry, already_registered, new_entries
 from streamfeat.endpoint._storage import StoredBatch
 from streamfeat.errors import StorageError
 
@@ -310,22 +310,9 @@ class PostgresRegistry:
         """Register a device.
 
         Raises:
-            StorageError: the name or key is already registered.
+            StorageError: the name or key is invalid or already registered.
         """
-        if not name or len(public_key) != 32:
-            msg = f"device `{name}` needs a name and a 32-byte public key"
-            raise StorageError(msg)
-        added = time.time() if now is None else now
-        psycopg = _psycopg()
-        try:
-            with self._c.lock:
-                self._c.conn.execute(
-                    "INSERT INTO devices VALUES (%s, %s, %s, NULL)", (name, public_key, added)
-                )
-        except psycopg.errors.UniqueViolation as exc:
-            msg = f"device `{name}` or its key is already registered"
-            raise StorageError(msg) from exc
-        return DeviceEntry(name, public_key, added, None)
+        return self.add_many([(name, public_key)], now=now)[0]
 
     def add_many(
         self, devices: Iterable[tuple[str, bytes]], *, now: float | None = None
@@ -336,22 +323,16 @@ class PostgresRegistry:
             StorageError: a name or key is invalid or already registered; then none of the
                 devices is registered.
         """
-        added = time.time() if now is None else now
-        entries = [DeviceEntry(name, key, added, None) for name, key in devices]
-        for e in entries:
-            if not e.name or len(e.public_key) != 32:
-                msg = f"device `{e.name}` needs a name and a 32-byte public key"
-                raise StorageError(msg)
+        entries = new_entries(devices, now)  # the validation every registry shares
         psycopg = _psycopg()
         try:
             with self._c.lock, self._c.conn.transaction(), self._c.conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO devices VALUES (%s, %s, %s, NULL)",
-                    [(e.name, e.public_key, added) for e in entries],
+                    [(e.name, e.public_key, e.added) for e in entries],
                 )
         except psycopg.errors.UniqueViolation as exc:
-            msg = f"registering {len(entries)} devices failed: a name or key is already registered"
-            raise StorageError(msg) from exc
+            raise already_registered(entries) from exc
         return entries
 
     def revoke(self, name: str, *, now: float | None = None) -> bool:
@@ -362,6 +343,36 @@ class PostgresRegistry:
                 "UPDATE devices SET revoked = %s WHERE name = %s AND revoked IS NULL", (at, name)
             )
         return bool(cur.rowcount == 1)
+
+    def revoked_among(self, names: Iterable[str]) -> list[str]:
+        """The names in ``names`` that are revoked now (the endpoint's live check)."""
+        wanted = list(names)
+        if not wanted:
+            return []
+        with self._c.lock:
+            rows = self._c.conn.execute(
+                "SELECT name FROM devices WHERE revoked IS NOT NULL AND name = ANY(%s)",
+                (wanted,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def data_version(self) -> int:
+        """A number that changes when a device is revoked, by any process: the endpoint polls
+        it to close a revoked device's connections (SQLite's ``PRAGMA data_version`` there).
+        A revocation is never undone, so the count of revoked devices only grows."""
+        with self._c.lock:
+            row = self._c.conn.execute(
+                "SELECT count(*) FROM devices WHERE revoked IS NOT NULL"
+            ).fetchone()
+        return int(row[0])
+
+    def get(self, name: str) -> DeviceEntry | None:
+        """The device named ``name`` (active or revoked), or None."""
+        with self._c.lock:
+            row = self._c.conn.execute(
+                "SELECT name, public_key, added, revoked FROM devices WHERE name = %s", (name,)
+            ).fetchone()
+        return DeviceEntry(row[0], bytes(row[1]), row[2], row[3]) if row else None
 
     def lookup(self, public_key: bytes) -> DeviceEntry | None:
         """The device with this key (active or revoked), or None."""

@@ -7,6 +7,12 @@ without loading the result into memory; :func:`records_table` gives the same row
 Table (pyarrow is the optional extra ``streamfeat[parquet]``). ``streamfeat records`` is the
 command line over both.
 
+Both backends go through one reader: :class:`RecordQuery` writes its condition in the
+database's :class:`Dialect` (SQLite's ``json_extract`` or PostgreSQL's ``->>`` on JSONB), and
+:func:`iter_records` reads page after page on a read-only connection of its own. On
+PostgreSQL a record's keys come back in JSONB's order (it does not keep the order they were
+stored in); the values are the same.
+
 A row::
 
     {"id": 812, "received": 1767225642.51, "device": "phone-17", "batch_id": "a1a1...",
@@ -32,6 +38,9 @@ from streamfeat.errors import ConfigError, MissingExtraError, StorageError
 
 __all__ = [
     "KINDS",
+    "POSTGRES",
+    "SQLITE",
+    "Dialect",
     "RecordQuery",
     "RecordSource",
     "count_records",
@@ -41,17 +50,44 @@ __all__ = [
 ]
 
 KINDS = ("feature", "window", "trigger", "late", "task", "quarantine")
-_NAME_SQL = (
-    "COALESCE(json_extract(r.record, '$.feature'), json_extract(r.record, '$.window'), "
-    "json_extract(r.record, '$.trigger'), json_extract(r.record, '$.task'))"
-)
-_TIME_SQL = (
-    "COALESCE(json_extract(r.record, '$.ts'), json_extract(r.record, '$.end'), "
-    "json_extract(r.record, '$.last_ts'))"
-)
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)\Z")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _NAME_KEYS = ("feature", "window", "trigger", "task")
+_TIME_KEYS = ("ts", "end", "last_ts")
+_PAGE = 500  # rows per round trip: the reader streams, page after page (keyset on id)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one database spells the few things the record query needs.
+
+    Attributes:
+        param: the placeholder of a parameter.
+        text: SQL of a record's JSON key as text (``{key}`` is the key).
+        number: SQL of a record's JSON key as a number, NULL when it is not one.
+    """
+
+    param: str
+    text: str
+    number: str
+
+    def first(self, template: str, keys: tuple[str, ...]) -> str:
+        """SQL of the first of ``keys`` that ``template`` finds (not NULL)."""
+        return "COALESCE(" + ", ".join(template.format(key=k) for k in keys) + ")"
+
+
+SQLITE = Dialect(
+    "?",
+    "json_extract(r.record, '$.{key}')",
+    "(CASE WHEN json_type(r.record, '$.{key}') IN ('integer', 'real') "
+    "THEN json_extract(r.record, '$.{key}') END)",
+)
+POSTGRES = Dialect(
+    "%s",
+    "(r.record ->> '{key}')",
+    "(CASE WHEN jsonb_typeof(r.record -> '{key}') = 'number' "
+    "THEN (r.record ->> '{key}')::numeric END)",
+)
 
 
 def parse_time(text: str, *, now_ms: int, what: str = "time") -> int:
@@ -112,60 +148,130 @@ class RecordQuery:
             msg = f"limit must be at least 1, got {self.limit}"
             raise ConfigError(msg)
 
-    def where(self) -> tuple[str, list[Any]]:
-        """The SQL condition and its parameters."""
-        cond: list[str] = ["1"]
+    def where(self, dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
+        """The SQL condition on ``batch_records r`` and its parameters, in ``dialect``."""
+        p = dialect.param
+        time_sql = dialect.first(dialect.number, _TIME_KEYS)
+        cond: list[str] = ["1 = 1"]
         args: list[Any] = []
         if self.device is not None:
-            cond.append("r.device = ?")
+            cond.append(f"r.device = {p}")
             args.append(self.device)
         if self.kind is not None:
-            cond.append("json_extract(r.record, '$.kind') = ?")
+            cond.append(f"{dialect.text.format(key='kind')} = {p}")
             args.append(self.kind)
         if self.name is not None:
-            cond.append(f"{_NAME_SQL} = ?")
+            cond.append(f"{dialect.first(dialect.text, _NAME_KEYS)} = {p}")
             args.append(self.name)
         if self.since_ms is not None:
-            cond.append(f"{_TIME_SQL} >= ?")
+            cond.append(f"{time_sql} >= {p}")
             args.append(self.since_ms)
         if self.until_ms is not None:
-            cond.append(f"{_TIME_SQL} < ?")
+            cond.append(f"{time_sql} < {p}")
             args.append(self.until_ms)
         return " AND ".join(cond), args
 
 
-def _connect(db: str | Path) -> sqlite3.Connection:
+class _Reader(Protocol):
+    """A read-only connection to an endpoint database and the dialect it speaks."""
+
+    dialect: Dialect
+
+    def fetch(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
+
+
+class _SQLiteReader:
+    dialect = SQLITE
+
+    def __init__(self, path: str | Path) -> None:
+        p = Path(path)
+        if not p.is_file():
+            msg = f"no endpoint database at {p}"
+            raise StorageError(msg)
+        self.where = str(p)
+        try:
+            self.conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=10)
+            self.conn.execute("PRAGMA busy_timeout=10000")
+            tables = {
+                r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.Error as exc:
+            msg = f"can't read endpoint database {p}: {exc}"
+            raise StorageError(msg) from exc
+        if not {"batches", "batch_records"} <= tables:
+            self.conn.close()
+            msg = f"{p} is not an endpoint database (no batch_records table)"
+            raise StorageError(msg)
+
+    def fetch(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return self.conn.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            msg = f"reading records from {self.where} failed: {exc}"
+            raise StorageError(msg) from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _PostgresReader:
+    """A connection of its own (never the storage's: a long export does not hold its lock);
+    reads only, and never creates or migrates the schema."""
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str) -> None:
+        from streamfeat.endpoint._postgres import _psycopg, _redact, connect, schema_version
+
+        self.where = _redact(url)
+        self._error = _psycopg().Error
+        self.conn = connect(url)  # StorageError: no driver, server unreachable
+        try:
+            found = schema_version(self.conn)
+        except self._error as exc:
+            self.conn.close()
+            msg = f"can't read endpoint database {self.where}: {exc}"
+            raise StorageError(msg) from exc
+        if found < 1:
+            self.conn.close()
+            msg = f"{self.where} is not an endpoint database (no streamfeat schema)"
+            raise StorageError(msg)
+
+    def fetch(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return list(self.conn.execute(sql, args).fetchall())
+        except self._error as exc:
+            msg = f"reading records from {self.where} failed: {str(exc).strip()}"
+            raise StorageError(msg) from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _open(db: str | Path | Any) -> _Reader:
+    """A reader on ``db``: an SQLite path, a ``postgresql://`` URL, or an open storage
+    (``SQLiteStorage`` by its ``path``, ``PostgresStorage`` by its ``url``)."""
+    if not isinstance(db, str | Path):
+        url = getattr(db, "url", None)
+        db = url if isinstance(url, str) else getattr(db, "path", None)
+        if db is None:
+            msg = "this storage has no database to read records from"
+            raise StorageError(msg)
     if str(db).startswith(("postgresql://", "postgres://")):
-        msg = (
-            "reading records from a PostgreSQL endpoint is not supported yet: pass its storage "
-            "object (with iter_records) from Python, or use the SQLite database"
-        )
-        raise StorageError(msg)
-    p = Path(db)
-    if not p.is_file():
-        msg = f"no endpoint database at {p}"
-        raise StorageError(msg)
-    try:
-        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=10)
-        conn.execute("PRAGMA busy_timeout=10000")
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.Error as exc:
-        msg = f"can't read endpoint database {p}: {exc}"
-        raise StorageError(msg) from exc
-    if not {"batches", "batch_records"} <= tables:
-        conn.close()
-        msg = f"{p} is not an endpoint database (no batch_records table)"
-        raise StorageError(msg)
-    return conn
+        return _PostgresReader(str(db))
+    return _SQLiteReader(db)
 
 
 def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+    # SQLite keeps the record as JSON text; psycopg hands back JSONB's ::text the same way
     rec = orjson.loads(r[4])
     kind = rec.get("kind") if isinstance(rec, dict) else None
     name = next((rec[k] for k in _NAME_KEYS if k in rec), None) if isinstance(rec, dict) else None
     t = None
     if isinstance(rec, dict):
-        for k in ("ts", "end", "last_ts"):
+        for k in _TIME_KEYS:
             if type(rec.get(k)) is int:
                 t = rec[k]
                 break
@@ -182,7 +288,7 @@ def _row(r: tuple[Any, ...]) -> dict[str, Any]:
 
 
 class RecordSource(Protocol):
-    """A storage that can list its decoded records itself (another database than SQLite)."""
+    """A storage that lists its decoded records itself (another database altogether)."""
 
     def iter_records(self, query: RecordQuery) -> Iterator[dict[str, Any]]:
         """Rows as :func:`iter_records` yields them, newest stored first."""
@@ -190,56 +296,74 @@ class RecordSource(Protocol):
 
 
 def iter_records(
-    db: str | Path | RecordSource, query: RecordQuery | None = None, **filters: Any
+    db: str | Path | Any, query: RecordQuery | None = None, **filters: Any
 ) -> Iterator[dict[str, Any]]:
     """Yield the stored records that match, newest stored first (streaming).
 
+    One reader serves both backends: the query is built once, in the database's dialect, and
+    read page after page (``id`` below the last one seen), so neither the result nor a
+    long-open cursor is held.
+
     Args:
-        db: the endpoint's SQLite file (opened read-only; the endpoint may be running), or a
-            storage object with its own ``iter_records(query)`` (:class:`RecordSource`).
+        db: the endpoint's SQLite file (opened read-only; the endpoint may be running), its
+            ``postgresql://`` URL, an open ``SQLiteStorage`` / ``PostgresStorage`` (read
+            through a connection of its own), or an object with its own
+            ``iter_records(query)`` (:class:`RecordSource`).
         query: the filters, or pass them as keywords (``device=``, ``kind=``, ``name=``,
             ``since_ms=``, ``until_ms=``, ``limit=``).
 
     Raises:
-        StorageError: no such file, or not an endpoint database.
+        StorageError: no such file or database, not an endpoint database, or the read failed.
         ConfigError: a bad filter.
     """
     q = query or RecordQuery(**filters)
-    if not isinstance(db, str | Path):
-        yield from db.iter_records(q)
+    own = getattr(db, "iter_records", None)
+    if not isinstance(db, str | Path) and callable(own):
+        yield from own(q)
         return
-    where, args = q.where()
-    sql = (
-        "SELECT r.id, b.received, r.device, r.batch_id, r.record FROM batch_records r "
-        "JOIN batches b ON b.device = r.device AND b.batch_id = r.batch_id "
-        f"WHERE {where} ORDER BY r.id DESC"
-    )
-    if q.limit is not None:
-        sql += " LIMIT ?"
-        args.append(q.limit)
-    conn = _connect(db)
+    reader = _open(db)
     try:
-        cur = conn.execute(sql, args)
-        while rows := cur.fetchmany(500):
-            for r in rows:
-                yield _row(r)
-    except sqlite3.Error as exc:
-        msg = f"reading records from {db} failed: {exc}"
-        raise StorageError(msg) from exc
+        yield from _pages(reader, q)
     finally:
-        conn.close()
+        reader.close()
 
 
-def count_records(db: str | Path, query: RecordQuery | None = None) -> int:
+def _pages(reader: _Reader, q: RecordQuery) -> Iterator[dict[str, Any]]:
+    d = reader.dialect
+    where, args = q.where(d)
+    record = "r.record::text" if d is POSTGRES else "r.record"
+    head = (
+        f"SELECT r.id, b.received, r.device, r.batch_id, {record} FROM batch_records r "
+        "JOIN batches b ON b.device = r.device AND b.batch_id = r.batch_id "
+        f"WHERE {where}"
+    )
+    left = q.limit
+    last: int | None = None
+    while left is None or left > 0:
+        n = _PAGE if left is None else min(_PAGE, left)
+        sql = head + ("" if last is None else f" AND r.id < {d.param}")
+        sql += f" ORDER BY r.id DESC LIMIT {d.param}"
+        rows = reader.fetch(sql, [*args, *([] if last is None else [last]), n])
+        for r in rows:
+            yield _row(r)
+        if len(rows) < n:
+            return
+        last = int(rows[-1][0])
+        if left is not None:
+            left -= len(rows)
+
+
+def count_records(db: str | Path | Any, query: RecordQuery | None = None) -> int:
     """How many records :func:`iter_records` would yield (for progress bars)."""
     q = query or RecordQuery()
-    where, args = q.where()
-    conn = _connect(db)
+    reader = _open(db)
     try:
-        (n,) = conn.execute(f"SELECT COUNT(*) FROM batch_records r WHERE {where}", args).fetchone()
+        where, args = q.where(reader.dialect)
+        rows = reader.fetch(f"SELECT COUNT(*) FROM batch_records r WHERE {where}", args)
     finally:
-        conn.close()
-    return min(int(n), q.limit) if q.limit is not None else int(n)
+        reader.close()
+    n = int(rows[0][0])
+    return min(n, q.limit) if q.limit is not None else n
 
 
 def _import_pyarrow() -> Any:
@@ -281,7 +405,7 @@ def arrow_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     }
 
 
-def records_table(db: str | Path, query: RecordQuery | None = None, **filters: Any) -> Any:
+def records_table(db: str | Path | Any, query: RecordQuery | None = None, **filters: Any) -> Any:
     """The matching records as a ``pyarrow.Table`` (columns: :func:`arrow_schema`).
 
     Raises:

@@ -48,8 +48,9 @@ def add_parsers(sub: Any) -> None:
         "trigger's last_ts).",
     )  # fmt: skip
     p.add_argument(
-        "--db", type=Path, required=False, action=EnvDefault, envvar="STREAMFEAT_ENDPOINT_DB",
-        metavar="ENDPOINT_DB", help="the endpoint's SQLite file",
+        "--db", required=False, action=EnvDefault, envvar="STREAMFEAT_ENDPOINT_DB",
+        metavar="ENDPOINT_DB",
+        help="the endpoint's database: its SQLite file or postgresql://USER@HOST:PORT/DB",
     )  # fmt: skip
     p.add_argument("--device", metavar="D", help="only this device")
     p.add_argument("--kind", metavar="K", help=f"only this record kind ({', '.join(KINDS)})")
@@ -112,7 +113,12 @@ def _table(args: argparse.Namespace, query: RecordQuery, err: Console) -> int:
         out = Console()
         if not out.is_terminal:
             out = Console(width=200)
-    t = Table(title=f"records in {args.db}, newest stored first (times UTC)", title_justify="left")
+    from streamfeat.endpoint._postgres import _redact
+
+    t = Table(
+        title=f"records in {_redact(args.db)}, newest stored first (times UTC)",
+        title_justify="left",
+    )
     cells = []
     for row in iter_records(args.db, query):
         rec = row["record"]

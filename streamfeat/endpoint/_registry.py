@@ -22,7 +22,14 @@ from streamfeat.errors import StorageError
 from streamfeat.tunnel._crypto import KeyPair
 from streamfeat.upload._keys import read_key_file
 
-__all__ = ["DeviceEntry", "Registry", "read_key_file", "write_key_file"]
+__all__ = [
+    "DeviceEntry",
+    "Registry",
+    "already_registered",
+    "new_entries",
+    "read_key_file",
+    "write_key_file",
+]
 
 _OWNER_ONLY = stat.S_IRUSR | stat.S_IWUSR
 
@@ -40,6 +47,45 @@ class DeviceEntry:
     def active(self) -> bool:
         """Not revoked."""
         return self.revoked is None
+
+
+def new_entries(
+    devices: Iterable[tuple[str, bytes]], now: float | None = None
+) -> list[DeviceEntry]:
+    """Check devices to register and make their entries: the one validation every registry
+    backend (SQLite here, PostgreSQL in ``_postgres``) runs before it writes anything.
+
+    Args:
+        devices: ``(name, public key)`` pairs.
+        now: the registration time (epoch seconds; default: the current time).
+
+    Raises:
+        StorageError: a name is empty, a key is not 32 bytes, or a name or key is given twice;
+            nothing is to be registered then.
+    """
+    added = time.time() if now is None else now
+    entries = [DeviceEntry(name, bytes(key), added, None) for name, key in devices]
+    names: set[str] = set()
+    keys: set[bytes] = set()
+    for e in entries:
+        if not isinstance(e.name, str) or not e.name or len(e.public_key) != 32:
+            msg = f"device `{e.name}` needs a name and a 32-byte public key"
+            raise StorageError(msg)
+        if e.name in names or e.public_key in keys:
+            msg = f"device `{e.name}` or its key is given twice"
+            raise StorageError(msg)
+        names.add(e.name)
+        keys.add(e.public_key)
+    return entries
+
+
+def already_registered(entries: list[DeviceEntry]) -> StorageError:
+    """The error of a registration that hit a registered name or key (every backend's)."""
+    if len(entries) == 1:
+        return StorageError(f"device `{entries[0].name}` or its key is already registered")
+    return StorageError(
+        f"registering {len(entries)} devices failed: a name or key is already registered"
+    )
 
 
 class Registry:
@@ -65,18 +111,7 @@ class Registry:
         Raises:
             StorageError: the name or key is already registered.
         """
-        if not name or len(public_key) != 32:
-            msg = f"device `{name}` needs a name and a 32-byte public key"
-            raise StorageError(msg)
-        added = time.time() if now is None else now
-        try:
-            self._conn.execute(
-                "INSERT INTO devices VALUES (?, ?, ?, NULL)", (name, public_key, added)
-            )
-        except sqlite3.IntegrityError as exc:
-            msg = f"device `{name}` or its key is already registered"
-            raise StorageError(msg) from exc
-        return DeviceEntry(name, public_key, added, None)
+        return self.add_many([(name, public_key)], now=now)[0]
 
     def add_many(
         self, devices: Iterable[tuple[str, bytes]], *, now: float | None = None
@@ -94,26 +129,20 @@ class Registry:
             StorageError: a name or key is invalid or already registered; then none of the
                 devices is registered.
         """
-        added = time.time() if now is None else now
-        entries = [DeviceEntry(name, key, added, None) for name, key in devices]
-        for e in entries:
-            if not e.name or len(e.public_key) != 32:
-                msg = f"device `{e.name}` needs a name and a 32-byte public key"
-                raise StorageError(msg)
+        entries = new_entries(devices, now)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
                     "INSERT INTO devices VALUES (?, ?, ?, NULL)",
-                    [(e.name, e.public_key, added) for e in entries],
+                    [(e.name, e.public_key, e.added) for e in entries],
                 )
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
-            msg = f"registering {len(entries)} devices failed: a name or key is already registered"
-            raise StorageError(msg) from exc
+            raise already_registered(entries) from exc
         return entries
 
     def revoke(self, name: str, *, now: float | None = None) -> bool:

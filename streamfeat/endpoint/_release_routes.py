@@ -58,6 +58,8 @@ class ReleaseRoutes:
     ) -> None:
         self.server = server
         self.book = ReleaseBook(db)
+        if getattr(server, "dashboard", None) is not None:
+            server.dashboard.use_releases(self.book)  # release versions by device count
         self.max_pulls = max_pulls
         self.poll = poll
         self.clock = clock or SystemClock()

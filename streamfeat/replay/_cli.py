@@ -31,8 +31,8 @@ def add_parsers(sub: Any) -> None:
         "events",
         metavar="EVENTS",
         nargs="+",
-        help="JSONL (optionally .gz) or msgpack file, or -; with --cluster, one or more JSONL "
-        "files or globs, replayed as if concatenated",
+        help="JSONL (optionally .gz) or msgpack file, or -; with --cluster, one or more JSONL or "
+        "msgpack files or globs, replayed as if concatenated",
     )
     p.add_argument(
         "--tasks", metavar="TASKS.toml", help="tasks file (default: the embedded default)"

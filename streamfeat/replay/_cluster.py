@@ -39,6 +39,7 @@ __all__ = [
     "ClusterReplayOptions",
     "ClusterReplaySummary",
     "expand_inputs",
+    "input_format",
     "parse_cluster",
     "run_cluster_replay",
 ]
@@ -60,6 +61,8 @@ class ClusterReplayOptions:
         db: a directory for per-partition checkpoint stores (resume after a kill).
         checkpoint_every: input lines between checkpoints.
         restart: discard checkpoints of another replay.
+        fmt: the input format, ``jsonl`` or ``msgpack`` (None: from the names, which must
+            then agree).
     """
 
     events: tuple[str, ...]
@@ -71,6 +74,7 @@ class ClusterReplayOptions:
     db: str | None = None
     checkpoint_every: int = 50_000
     restart: bool = False
+    fmt: str | None = None
 
 
 @dataclass
@@ -113,11 +117,15 @@ def parse_cluster(spec: str) -> tuple[str, int | str]:
     raise ValueError(msg)
 
 
-def expand_inputs(patterns: list[str]) -> tuple[str, ...]:
+def expand_inputs(patterns: list[str], fmt: str | None = None) -> tuple[str, ...]:
     """Expand globs (each sorted) in argument order; a name without glob characters is kept.
 
+    Args:
+        patterns: file names and globs.
+        fmt: the input format every file is read in (None: each name's, and they must agree).
+
     Raises:
-        ConfigError: a pattern matches nothing, a file is missing, or an input is not JSONL.
+        ConfigError: a pattern matches nothing, a file is missing, or the names mix formats.
     """
     out: list[str] = []
     for pat in patterns:
@@ -135,11 +143,20 @@ def expand_inputs(patterns: list[str]) -> tuple[str, ...]:
             raise ConfigError(msg)
         else:
             out.append(pat)
-    for name in out:
-        if detect_format(name) != "jsonl":
-            msg = f"--cluster reads JSONL (plain or .gz), not {name!r}"
+    if fmt is None:
+        found_fmts = {detect_format(name) for name in out}
+        if len(found_fmts) > 1:
+            msg = (
+                "--cluster reads one format: the EVENTS mix JSON lines and msgpack "
+                f"({', '.join(out)}); replay them separately, or pass --format"
+            )
             raise ConfigError(msg)
     return tuple(str(Path(n).resolve()) for n in out)
+
+
+def input_format(inputs: tuple[str, ...], fmt: str | None) -> str:
+    """The format the partitions read ``inputs`` in: ``fmt``, or the names' own."""
+    return fmt or (detect_format(inputs[0]) if inputs else "jsonl")
 
 
 def _client(spec: str) -> tuple[Any, Any]:
@@ -165,7 +182,10 @@ def _work_dir(opts: ClusterReplayOptions) -> Path:
     if opts.db is not None:
         d = Path(opts.db)
     else:
-        d = Path(f"{opts.out}.parts")
+        # OUT on standard output: the parts go to the current folder (seen by the workers of
+        # a local cluster; a remote one needs it on a shared filesystem, as for a file OUT)
+        base = f"streamfeat-replay-{uuid.uuid4().hex[:12]}" if opts.out == "-" else opts.out
+        d = Path(f"{base}.parts").resolve()
         shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -188,9 +208,6 @@ def run_cluster_replay(
         ConfigError: Dask is missing, or the cluster spec or inputs are wrong.
         StorageError: a partition's store holds another replay's checkpoint.
     """
-    if opts.out == "-":
-        msg = "--cluster writes OUT to a file, not standard output"
-        raise ConfigError(msg)
     own_cluster = None
     if client is None:
         client, own_cluster = _client(opts.cluster)
@@ -211,6 +228,7 @@ def run_cluster_replay(
                 checkpoint_every=opts.checkpoint_every,
                 restart=opts.restart,
                 progress_path=str(work / f"part-{i:04d}.progress"),
+                fmt=input_format(opts.events, opts.fmt),
             )
             for i in range(parts)
         ]
@@ -243,7 +261,8 @@ def _run(
     ]
     if progress is None:
         return list(client.gather(futures))
-    total = _count_lines(jobs[0].inputs) * len(jobs)
+    # a msgpack stream is counted by the partitions as they read (no total to show up front)
+    total = _count_lines(jobs[0].inputs) * len(jobs) if jobs[0].fmt == "jsonl" else None
     done = threading.Event()
 
     def poll() -> None:
@@ -258,7 +277,8 @@ def _run(
     finally:
         done.set()
         t.join()
-    progress(total, total)
+    done_lines = _lines_read(jobs) if total is None else total
+    progress(done_lines, total)
     return results
 
 
@@ -285,17 +305,28 @@ def _lines_read(jobs: list[PartitionJob]) -> int:
 
 
 def _merge(jobs: list[PartitionJob], out: str, ordered: bool) -> None:
+    if out == "-":
+        import sys
+
+        dst = sys.stdout.buffer
+        _merge_into(jobs, dst, ordered)
+        dst.flush()
+        return
     tmp = f"{out}.tmp"
     with open(tmp, "wb", buffering=1 << 20) as dst:
-        if ordered:
-            _merge_ordered([job.part_path for job in jobs], dst)
-        else:
-            for job in jobs:
-                with open(job.part_path, "rb") as src:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+        _merge_into(jobs, dst, ordered)
         dst.flush()
         os.fsync(dst.fileno())
     os.replace(tmp, out)
+
+
+def _merge_into(jobs: list[PartitionJob], dst: BinaryIO, ordered: bool) -> None:
+    if ordered:
+        _merge_ordered([job.part_path for job in jobs], dst)
+    else:
+        for job in jobs:
+            with open(job.part_path, "rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def _keyed(path: str) -> Iterator[tuple[int, bytes]]:

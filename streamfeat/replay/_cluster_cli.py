@@ -61,20 +61,19 @@ def run_cluster_command(
     for flag, bad in (
         ("--speed", args.speed is not None),
         ("--sizes", args.sizes),
-        ("--format msgpack", args.format == "msgpack"),
+        ("--report", bool(getattr(args, "report", None))),
+        ("--run-tasks", bool(getattr(args, "run_tasks", False))),
     ):
-        if bad:
+        if bad:  # said, never silently ignored
             args.parser.error(f"{flag} is not supported with --cluster")
     if args.partitions is not None and args.partitions < 1:
         args.parser.error("--partitions must be at least 1")
-    if args.out == "-":
-        args.parser.error("--cluster writes OUT to a file, not standard output")
     if args.db is not None and Path(args.db).is_file():
         args.parser.error(
             "with --cluster, --db is a directory (one checkpoint store per partition)"
         )
     try:
-        inputs = expand_inputs(list(args.events))
+        inputs = expand_inputs(list(args.events), args.format)
     except ConfigError as exc:
         args.parser.error(str(exc))
     opts = ClusterReplayOptions(
@@ -87,6 +86,7 @@ def run_cluster_command(
         db=args.db,
         checkpoint_every=args.checkpoint_every,
         restart=args.restart,
+        fmt=args.format,
     )
     show_bar = console.is_terminal and not args.no_progress and not args.json
     try:
@@ -95,9 +95,8 @@ def run_cluster_command(
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        sys.stdout.write(
-            orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
-        )
+        stream = sys.stderr if args.out == "-" else sys.stdout  # OUT may be standard output
+        stream.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         render(summary, console)
         c = summary.as_dict()["cluster"]

@@ -113,6 +113,7 @@ class PartitionJob:
     checkpoint_every: int = 50_000
     restart: bool = False
     progress_path: str | None = None
+    fmt: str = "jsonl"  # or "msgpack" (:mod:`streamfeat.replay._cluster_input`)
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
@@ -120,6 +121,8 @@ class PartitionJob:
             h.update(str(Path(name).resolve()).encode() + b"\0")
         h.update(self.tasks_text.encode())
         h.update(f"\0{self.partitions}\0{self.index}\0{self.ordered}".encode())
+        if self.fmt != "jsonl":
+            h.update(f"\0{self.fmt}".encode())
         return h.hexdigest()
 
 
@@ -278,6 +281,15 @@ def run_partition(job: PartitionJob) -> PartitionResult:
     return res
 
 
+def _reader(job: PartitionJob) -> tuple[Iterator[tuple[Any, str]], Any, Any]:
+    """The input units of ``job``, how to route one, how to parse one (JSONL: lines)."""
+    if job.fmt == "msgpack":
+        from streamfeat.replay._cluster_input import msgpack_units, parsed_unit, route_unit
+
+        return msgpack_units(job.inputs), route_unit, parsed_unit
+    return iter_lines(job.inputs), route, parse_line
+
+
 def _loop(
     job: PartitionJob,
     engine: Any,
@@ -294,12 +306,13 @@ def _loop(
     every = max(1, job.checkpoint_every)
     report_every = min(every, 1 << 15)
     position = 0
-    for line, source in iter_lines(job.inputs):
+    units, route_unit, parse_unit = _reader(job)
+    for line, source in units:
         position += 1
         if position <= skip:
             continue
-        if route(line, parts) == me:
-            item = parse_line(line, position, source)
+        if route_unit(line, parts) == me:
+            item = parse_unit(line, position, source)
             if type(item) is Event:
                 if item[2] not in first:
                     first[item[2]] = position

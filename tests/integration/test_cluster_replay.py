@@ -1,5 +1,6 @@
 """Replay on a real Dask ``LocalCluster`` of 2 worker processes equals a single-process replay,
-also when a worker is killed (``kill -9``) in the middle of its partition."""
+also when a worker is killed (``kill -9``) in the middle of its partition, in every input
+format (JSON lines, msgpack, gzipped) and with OUT on standard output."""
 
 from __future__ import annotations
 
@@ -124,11 +125,8 @@ def test_a_worker_killed_mid_run_still_gives_the_exact_output(
 
 
 ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = sorted(
-    p
-    for p in (ROOT / "replay" / "cases").iterdir()
-    if (p / "tasks.toml").is_file() and not list(p.glob("events.msgpack"))
-)
+# every case, msgpack inputs included (read by the partitions in their own format)
+GOLDEN = sorted(p for p in (ROOT / "replay" / "cases").iterdir() if (p / "tasks.toml").is_file())
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[c.name for c in GOLDEN])
@@ -199,5 +197,165 @@ def test_replay_command_usage_errors_are_one_line(
     options = [a for a in argv if a not in ("EXTRA", "NOPE*.jsonl")]
     with pytest.raises(SystemExit) as exc:
         main(["replay", str(events), *files, "--out", str(tmp_path / "o.jsonl"), *options])
+    assert exc.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def _odd_messages() -> list[bytes]:
+    """Messages a partitioned reader must quarantine exactly like the single-process one."""
+    import msgpack
+
+    return [
+        msgpack.packb({"device": 17, "ts": 1767225600000, "type": "click"}),
+        msgpack.packb([1, 2, 3]),
+        msgpack.packb({1: "a", "ts": 1767225600000}),
+        msgpack.packb({"device": "dev000003", "ts": "abc", "type": "click"}),
+        msgpack.packb({"ts": 1767225600900, "type": "click"}),  # device "local"
+        # a string that is not UTF-8: quarantined alone, reading goes on after it
+        b"\x83\xa6device\xa3\xff\xfe\xfd\xa2ts\xcf" + (1767225601000).to_bytes(8, "big")
+        + b"\xa4type\xa5click",
+    ]  # fmt: skip
+
+
+def _write_msgpack_log(path: Path, *, devices: int, minutes: float, seed: int, tail: bytes) -> None:
+    import random
+
+    import msgpack
+
+    from streamfeat.gen._generator import generate_events
+
+    rng = random.Random(seed)
+    odd = _odd_messages()
+    with path.open("wb") as fh:
+        for ev in generate_events(devices, minutes, seed):
+            fh.write(msgpack.packb(ev))
+            if rng.randrange(300) == 0:
+                fh.write(rng.choice(odd))
+        fh.write(tail)
+
+
+def _single_msgpack(events: Path, out: Path) -> Any:
+    from streamfeat.replay._replay import ReplayOptions, run_replay
+
+    return run_replay(ReplayOptions(str(events), default_config(), str(out), fmt="msgpack"))
+
+
+@pytest.fixture(scope="module")
+def mp_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("cluster-msgpack")
+    events = d / "events.msgpack"
+    # ends inside a message: the truncated tail is quarantined too
+    _write_msgpack_log(events, devices=30, minutes=30, seed=7, tail=b"\x83\xa6device\xa4de")
+    _single_msgpack(events, d / "single.jsonl")
+    return events, d / "single.jsonl"
+
+
+def test_msgpack_input_on_the_cluster_equals_single_process(
+    client: Any, mp_log: tuple[Path, Path], tmp_path: Path
+) -> None:
+    events, single = mp_log
+    ref = _single_msgpack(events, tmp_path / "ref.jsonl")
+    assert ref.quarantined > 3  # the odd messages and the truncated tail are in it
+    out = tmp_path / "ordered.jsonl"
+    s = run_cluster_replay(
+        _opts(events, out, ordered=True, partitions=3, fmt="msgpack"), client=client
+    )
+    assert out.read_bytes() == single.read_bytes()
+    assert (s.events, s.quarantined, s.devices, s.records) == (
+        ref.events,
+        ref.quarantined,
+        ref.devices,
+        ref.records,
+    )
+    free = tmp_path / "free.jsonl"
+    run_cluster_replay(_opts(events, free), client=client)  # the format from the name
+    assert per_device(free) == per_device(single)
+
+
+def test_several_msgpack_files_gz_included_replay_as_their_concatenation(
+    client: Any, tmp_path: Path
+) -> None:
+    import gzip
+
+    a, b = tmp_path / "a.msgpack", tmp_path / "b.msgpack.gz"
+    _write_msgpack_log(a, devices=12, minutes=10, seed=3, tail=b"")
+    _write_msgpack_log(tmp_path / "b.raw", devices=12, minutes=10, seed=4, tail=b"\x92\x01")
+    b.write_bytes(gzip.compress((tmp_path / "b.raw").read_bytes()))
+    both = tmp_path / "both.msgpack"
+    both.write_bytes(a.read_bytes() + (tmp_path / "b.raw").read_bytes())
+    ref = tmp_path / "ref.jsonl"
+    _single_msgpack(both, ref)
+    out = tmp_path / "out.jsonl"
+    opts = ClusterReplayOptions(
+        (str(a), str(b)), default_config(), str(out), ordered=True, partitions=2
+    )
+    run_cluster_replay(opts, client=client)
+
+    def without_reasons(path: Path) -> list[Any]:
+        # a quarantine reason names the message within its own file; the rest is identical
+        import orjson
+
+        rows = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+        return [{k: v for k, v in r.items() if k != "reason"} for r in rows]
+
+    assert without_reasons(out) == without_reasons(ref)
+    assert out.read_bytes().count(b"quarantine") == ref.read_bytes().count(b"quarantine") > 0
+
+
+def test_replay_command_msgpack_on_a_local_cluster_to_standard_output(
+    mp_log: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    events, single = mp_log
+    renamed = tmp_path / "events.bin"  # a name that says nothing: --format says msgpack
+    renamed.write_bytes(events.read_bytes())
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamfeat", "replay", str(renamed), "--format", "msgpack",
+         "--cluster", "local:2", "--ordered", "--out", "-", "--json"],
+        capture_output=True, cwd=tmp_path, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == single.read_bytes()  # OUT on standard output, byte-identical
+    assert b'"cluster"' in proc.stderr  # the summary went to standard error
+    assert not list(tmp_path.glob("*.parts"))  # work files cleaned up
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--report", "r.html"], "--report is not supported with --cluster"),
+        (["--run-tasks"], "--run-tasks is not supported with --cluster"),
+        (["MIXED"], "--cluster reads one format"),
+    ],
+)
+def test_what_the_cluster_does_not_do_is_said_never_ignored(
+    log: tuple[Path, Path],
+    tmp_path: Path,
+    argv: list[str],
+    says: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from streamfeat.cli import main
+
+    events, _ = log
+    (tmp_path / "m.msgpack").write_bytes(b"")
+    files = [str(tmp_path / "m.msgpack")] if "MIXED" in argv else []
+    extra = [a for a in argv if a != "MIXED"]
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "replay",
+                str(events),
+                *files,
+                "--cluster",
+                "local:2",
+                "--out",
+                str(tmp_path / "o"),
+                *extra,
+            ]
+        )
     assert exc.value.code == 2
     assert says in capsys.readouterr().err

@@ -31,9 +31,12 @@ async def test_dashboard_shows_a_running_fleet(tmp_path: Path) -> None:
     need_chromium()
     db = tmp_path / "ep.db"
     ep = Endpoint(db)
+    # for the docs' screenshot the fleet runs long enough to still be online when it is taken
+    minutes = "14" if os.environ.get("STREAMFEAT_DASHBOARD_SHOT") else "6"
     sim = subprocess.Popen(  # noqa: ASYNC220 - started once; waited for after the browser closed
         [sys.executable, "-m", "streamfeat", "simulate", "--server", ep.url, "--server-db", str(db),
-         "--devices", "4", "--minutes", "6", "--speed", "6", "--processes", "1", "--json",
+         "--devices", "4", "--minutes", minutes, "--speed", "6", "--processes", "1", "--json",
+         "--release", "50@1,100@4", "--release-bundle-mb", "0.1",
          "--workdir", str(tmp_path / "sim")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), cwd=ROOT,
     )  # fmt: skip
@@ -62,6 +65,21 @@ async def test_dashboard_shows_a_running_fleet(tmp_path: Path) -> None:
             )
             options = await b.js("document.getElementById('device').options.length")
             assert options == 1 + 4
+            # release versions by device count: the simulator's staged release, live
+            live = await b.wait_for(
+                "Number(document.querySelector('#releases tbody tr td:nth-child(7)')"
+                "?.textContent) || 0",
+                within=150,
+            )
+            assert 1 <= live <= 4
+            row = await b.js(
+                "[...document.querySelectorAll('#releases tbody tr td')].map(t => t.textContent)"
+            )
+            assert row[0] == "r-sim"
+            counts = [int(x) for x in row[4:9]]
+            assert sum(counts) <= 4  # devices the release sent the bundle to, by status
+            bars = await b.js("document.querySelectorAll('#c-releases rect').length")
+            assert bars == 1
             if os.environ.get("STREAMFEAT_DASHBOARD_SHOT"):
                 await asyncio.sleep(40)  # for the docs: some history on the charts
             await b.screenshot(tmp_path / "dashboard.png", full_page=True)

@@ -191,6 +191,40 @@ def test_registry_add_lookup_revoke_list(backend: Backend) -> None:
     ]
 
 
+def test_registry_validation_is_the_same_on_every_backend(backend: Backend) -> None:
+    r = backend.registry()
+    r.add("phone-1", b"\x01" * 32, now=1.0)
+    for devices, message in [
+        ([("", b"\x02" * 32)], "needs a name and a 32-byte public key"),
+        ([("phone-2", b"short")], "needs a name and a 32-byte public key"),
+        ([("phone-2", b"\x02" * 32), ("phone-2", b"\x03" * 32)], "given twice"),
+        ([("phone-2", b"\x02" * 32), ("phone-3", b"\x02" * 32)], "given twice"),
+        ([("phone-1", b"\x04" * 32)], "`phone-1` or its key is already registered"),
+        ([("phone-2", b"\x02" * 32), ("phone-1", b"\x05" * 32)], "2 devices failed"),
+    ]:
+        with pytest.raises(StorageError, match=message):
+            r.add_many(devices)
+    assert [d.name for d in r.list()] == ["phone-1"]
+
+
+def test_registry_get_revoked_among_and_data_version(backend: Backend) -> None:
+    r, other = backend.registry(), backend.registry()
+    r.add_many([("a", b"\x01" * 32), ("b", b"\x02" * 32), ("c", b"\x03" * 32)], now=1.0)
+    got = r.get("b")
+    assert got is not None
+    assert (got.name, got.public_key, got.active) == ("b", b"\x02" * 32, True)
+    assert r.get("nobody") is None
+    v0 = r.data_version()
+    assert r.data_version() == v0  # quiet: no change
+    assert other.revoke("b", now=2.0)  # another handle, as `device revoke` in another process
+    assert r.data_version() != v0
+    assert r.revoked_among(["a", "b", "nobody"]) == ["b"]
+    assert r.revoked_among([]) == []
+    got = r.get("b")
+    assert got is not None
+    assert got.revoked == 2.0
+
+
 def test_replay_cache_refuses_a_second_use(backend: Backend) -> None:
     c = backend.replay_cache()
     assert c.seen(b"e" * 32) is False

@@ -107,6 +107,7 @@ function render(s) {
   bars($("c-latency"), s.latency.buckets.map(([le, n]) => [le === null ? "more" : "≤" + short(le), n]), "no uploads yet");
   bars($("c-refusals"), Object.entries(s.refusals).filter(([, n]) => n > 0), "no refusals");
   bars($("c-versions"), Object.entries(s.versions).map(([v, n]) => ["v" + v, n]), "no devices online");
+  renderReleases(s.releases || []);
   const conns = $("conns");
   conns.replaceChildren(...Object.entries(s.counters).map(([k, v]) => {
     const tr = document.createElement("tr");
@@ -129,6 +130,27 @@ function render(s) {
   }
   // until someone chooses, follow the device that uploaded last
   if (!chosen && s.recent.length) { chosen = s.recent[0]; sel.value = chosen; }
+}
+
+const STATUSES = ["announced", "pulled", "live", "failed", "rolled_back"];
+
+function renderReleases(releases) {
+  // the chart: per release version (bundle), the devices live on it; several releases are
+  // told apart by their id
+  const many = releases.length > 1;
+  const items = releases.flatMap(r => r.bundles.map(b =>
+    [(many ? r.id + " " : "") + b.bundle, b.by_status.live || 0]));
+  bars($("c-releases"), items, "no releases");
+  const body = $("releases").tBodies[0];
+  body.replaceChildren(...releases.flatMap(r => r.bundles.map(b => {
+    const tr = document.createElement("tr");
+    tr.dataset.release = r.id;
+    const cells = [r.id, r.state, r.percent + " %", b.bundle, ...STATUSES.map(k => fmt(b.by_status[k] || 0))];
+    for (const text of cells) {
+      const td = document.createElement("td"); td.textContent = text; tr.appendChild(td);
+    }
+    return tr;
+  })));
 }
 
 function renderRecords(data) {

@@ -122,3 +122,58 @@ def test_a_clock_going_back_skips_the_sample(tmp_path: Path) -> None:
     assert list(dash.history["t"]) == [12.0]
     server.storage.close()
     server.registry.close()
+
+
+class _Book:
+    """The release book's public read methods, as the dashboard calls them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+
+    def recent_releases(self, days: float = 7.0) -> list[tuple[str, str, float]]:
+        self.calls += 1
+        if self.fail:
+            msg = "database gone"
+            raise RuntimeError(msg)
+        return [("r-2", "rolling", 50.0), ("r-1", "complete", 100.0)]
+
+    def status(self, release_id: str):  # type: ignore[no-untyped-def]
+        from streamfeat.endpoint._releases import ReleaseStatus
+
+        by_bundle = {
+            "r-2": {"model-v3": {"live": 3, "pulled": 1}, "model-v2": {"announced": 2}},
+            "r-1": {"model-v2": {"live": 7, "failed": 1}},
+        }[release_id]
+        by_status: dict[str, int] = {}
+        for counts in by_bundle.values():
+            for k, n in counts.items():
+                by_status[k] = by_status.get(k, 0) + n
+        return ReleaseStatus(release_id, "x", 0.0, by_status, by_bundle, [], None)
+
+
+def test_release_versions_by_device_count_come_from_the_release_book(tmp_path: Path) -> None:
+    db = tmp_path / "ep.db"
+    server = TunnelServer(key=ENDPOINT, registry=Registry(db), storage=SQLiteStorage(db))
+    dash = server.dashboard
+    assert dash is not None
+    assert dash.state()["releases"] == []  # no release book: nothing to show
+    book = _Book()
+    dash.use_releases(book)
+    got = dash.state()["releases"]
+    assert [(r["id"], r["state"], r["percent"]) for r in got] == [
+        ("r-2", "rolling", 50.0),
+        ("r-1", "complete", 100.0),
+    ]
+    assert got[0]["bundles"] == [
+        {"bundle": "model-v2", "devices": 2, "by_status": {"announced": 2}},
+        {"bundle": "model-v3", "devices": 4, "by_status": {"live": 3, "pulled": 1}},
+    ]
+    assert got[1]["by_status"] == {"live": 7, "failed": 1}
+    dash.state()
+    assert book.calls == 1  # read at most once per sample period, however many viewers
+    dash._releases = None
+    book.fail = True
+    assert dash.state()["releases"] == []  # a failing book never fails the page
+    server.storage.close()
+    server.registry.close()
