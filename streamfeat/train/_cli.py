@@ -12,7 +12,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from streamfeat.endpoint._records import count_records
 from streamfeat.errors import MissingExtraError, StreamfeatError
+from streamfeat.train._batches import BatchRecords
 from streamfeat.train._export import TOLERANCE, check_export, export
 from streamfeat.train._fit import EpochResult, FitOptions, fit, import_torch, shuffle_labels
 from streamfeat.train._samples import read_samples, split_by_device
@@ -34,6 +36,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--db", required=True, metavar="ENDPOINT_DB", help="the endpoint's SQLite file")
     p.add_argument("--out", required=True, type=Path, metavar="MODEL.onnx", help="where to write")
     p.add_argument("--task", metavar="NAME", help="only this re-rank task's records (default: all)")
+    p.add_argument("--tasks", action="append", metavar="FILE",
+                   help="the tasks file(s) the devices ran, to decode batches the endpoint stored "
+                   "undecoded (default: the embedded default; repeatable)")  # fmt: skip
     p.add_argument("--epochs", type=int, default=3, help="passes over the data (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="weights, order, split, draw (default: 0)")
     p.add_argument("--max-samples", type=int, default=8000, metavar="N",
@@ -65,6 +70,19 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _source(args: argparse.Namespace) -> str | BatchRecords:
+    """The database itself when the endpoint decoded what it stored, else its raw batches
+    decoded here (an endpoint run without a decoder, such as the simulator's own)."""
+    if count_records(args.db) > 0:
+        return str(args.db)
+    raw = BatchRecords(args.db, args.tasks)
+    n = raw.batch_count()
+    if n:
+        print(f"the endpoint stored {n:,} batches undecoded: decoding them with "
+              f"{', '.join(args.tasks) if args.tasks else 'the embedded default tasks file'}")  # fmt: skip
+    return raw
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``streamfeat train``; return the exit code."""
     problem = _check_args(args)
@@ -76,10 +94,14 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(str(exc))
     t0 = time.perf_counter()
     try:
-        samples, stats = read_samples(args.db, task=args.task, max_samples=args.max_samples,
+        source = _source(args)
+        samples, stats = read_samples(source, task=args.task, max_samples=args.max_samples,
                                       keep_no_click=args.keep_no_click, seed=args.seed)  # fmt: skip
     except StreamfeatError as exc:
         args.parser.error(str(exc))
+    if isinstance(source, BatchRecords) and source.undecodable:
+        print(f"{source.undecodable:,} batches the tasks file's schemas could not decode were "
+              "skipped: pass the tasks file(s) the devices ran with --tasks")  # fmt: skip
     if args.shuffle_labels:
         samples = shuffle_labels(samples, args.seed)
     train, held = split_by_device(samples, args.holdout, args.seed)

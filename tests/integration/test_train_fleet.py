@@ -1,10 +1,16 @@
 """`streamfeat train` on what a real fleet uploaded: `streamfeat simulate` (agents running the
-default tasks file's EdgeRec re-rank task against an endpoint on 127.0.0.1) fills an endpoint
-database, `streamfeat train --db` reads it through the records reader and writes a model that
-loads as a `[models.NAME]` of a tasks file and runs in a re-rank task."""
+default tasks file's EdgeRec re-rank task against its endpoint on 127.0.0.1) fills an endpoint
+database, `streamfeat train --db` reads it and writes a model that loads as a `[models.NAME]`
+of a tasks file and runs in a re-rank task.
+
+The simulator's own endpoint stores the batches undecoded; `streamfeat serve` (with its
+decoder) also keeps the decoded records, which the records reader reads. Both paths are
+checked to give the same samples: the batches are stored again, decoded, in a second real
+SQLite endpoint database through the storage API, as `serve` does."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,11 +21,15 @@ import pytest
 
 pytest.importorskip("torch")
 
+from streamfeat.endpoint import SQLiteStorage
+from streamfeat.endpoint._backend import decoder_for
 from streamfeat.endpoint._records import iter_records
 from streamfeat.models import load_model, parse_model_spec
 from streamfeat.ranking._inputs import decode_inputs
 from streamfeat.tasks import parse_tasks
-from streamfeat.train import model_table
+from streamfeat.train import model_table, read_samples
+from streamfeat.train._batches import BatchRecords
+from streamfeat.tunnel._items import split_items
 from tests.integration.tunnel_procs import ROOT, env
 
 
@@ -36,13 +46,37 @@ def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work / "endpoint.sqlite"
 
 
-def test_task_records_carry_the_inputs(fleet_db: Path) -> None:
-    rows = [r for r in iter_records(fleet_db, kind="task", name="edgerec")]
+def _decoded_copy(raw_db: Path, out: Path) -> Path:
+    decode = decoder_for(None)
+    src, dst = SQLiteStorage(raw_db, create=False), SQLiteStorage(out)
+    try:
+        batches = [
+            dataclasses.replace(b, records=[r for it in split_items(b.payload) for r in decode(it)])
+            for b in src.iter_batches()
+        ]
+        assert all(dst.store_batches(batches))
+    finally:
+        src.close()
+        dst.close()
+    return out
+
+
+def test_task_records_carry_the_inputs_and_both_readers_agree(
+    fleet_db: Path, tmp_path: Path
+) -> None:
+    decoded = _decoded_copy(fleet_db, tmp_path / "decoded.sqlite")
+    rows = list(iter_records(decoded, kind="task", name="edgerec"))
     assert rows
     for r in rows[:50]:
         v = r["record"]["values"]
         feeds = decode_inputs(v["inputs"])
         assert feeds["candidates"].shape[1] == len(v["order"])
+    a, stats_a = read_samples(decoded)
+    b, stats_b = read_samples(BatchRecords(fleet_db))
+    assert stats_a.kept == stats_b.kept > 0
+    assert stats_a.clicked == stats_b.clicked > 0
+    key = lambda s: (s.device, s.labels.tobytes(), s.feeds["candidates"].tobytes())  # noqa: E731
+    assert sorted(map(key, a)) == sorted(map(key, b))
 
 
 def test_train_writes_a_model_that_loads_and_reranks(fleet_db: Path, tmp_path: Path) -> None:
@@ -54,6 +88,7 @@ def test_train_writes_a_model_that_loads_and_reranks(fleet_db: Path, tmp_path: P
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
+    assert "batches undecoded: decoding them" in proc.stdout
     assert any(x.startswith("epoch 1/1: ") and "held-out AUC" in x for x in lines)
     summary = json.loads(lines[-1])
     assert summary["train_samples"] > 0
