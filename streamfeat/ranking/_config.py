@@ -17,7 +17,8 @@ timeout = "200ms"         # inference time limit; past it the previous order sta
 max_exposures = 50        # context sequence lengths
 max_page_views = 20
 record_inputs = true      # the task record carries the model inputs (for training)
-apply = true              # false: a shadow re-rank, recorded but the order shown is kept
+apply = true              # false: a shadow task: no model run, the order shown is kept, and
+                          # each firing records what a re-rank would have seen (for training)
 ```
 """
 

@@ -67,7 +67,7 @@ class FitOptions:
     batch: int = 64
     lr: float = 3e-3
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     dims: Dims = field(default_factory=Dims)
 
 

@@ -213,9 +213,12 @@ async def test_shadow_task_records_inputs_and_keeps_the_order(tmp_path: Path) ->
         assert agent.page() == ITEMS  # a shadow re-rank changes nothing shown
         assert agent.ranking is not None
         assert (agent.ranking.counts["shadow"], agent.ranking.counts["applied"]) == (1, 0)
+        assert agent.ranking.counts["started"] == 0  # no model run
         (rec,) = agent.store.records(kind="task")
         v = rec["values"]
         assert v["applied"] is False
+        assert v["order"] == ITEMS[3:]  # the order shown
+        assert "scores" not in v
         feeds = decode_inputs(v["inputs"])
         assert feeds["candidates"].shape == (1, len(ITEMS) - 3, 4)
         assert feeds["exposures"].shape == (1, 4, 11)  # begin row + the 3 exposed
