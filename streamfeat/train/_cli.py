@@ -46,7 +46,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--holdout", type=float, default=0.2, metavar="F",
                    help="share of devices held out (default: 0.2)")  # fmt: skip
     p.add_argument("--batch", type=int, default=64, help="pages per step (default: 64)")
-    p.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate (default: 3e-3)")
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate (default: 0.01)")
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads (default: 1)")
     p.add_argument("--keep-no-click", action="store_true",
                    help="keep re-ranks none of whose candidates was clicked afterwards")  # fmt: skip

@@ -65,7 +65,7 @@ class FitOptions:
 
     epochs: int = 3
     batch: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-2
     seed: int = 0
     threads: int = 1
     dims: Dims = field(default_factory=Dims)
