@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,20 +74,22 @@ def label_index(
     """
     out: dict[tuple[str, str, str], list[Visit]] = defaultdict(list)
     for row in rows:
-        rec = row.get("record")
-        if not isinstance(rec, dict):
-            continue
-        v = rec.get("values")
-        if not isinstance(v, dict) or "visit_start" not in v or "clicked" not in v:
-            continue
-        if v.get("clicked") is not True:
-            continue
-        start, ts = v.get("visit_start"), rec.get("ts")
-        if type(start) is not int or type(ts) is not int:
-            continue
-        device = str(row.get("device", rec.get("device")))
-        out[(device, str(v.get("page")), str(v.get("item")))].append((start, ts))
+        _add_label(out, row)
     return dict(out)
+
+
+def _add_label(out: dict[tuple[str, str, str], list[Visit]], row: Mapping[str, Any]) -> None:
+    rec = row.get("record")
+    if not isinstance(rec, dict):
+        return
+    v = rec.get("values")
+    if not isinstance(v, dict) or "visit_start" not in v or v.get("clicked") is not True:
+        return
+    start, ts = v.get("visit_start"), rec.get("ts")
+    if type(start) is not int or type(ts) is not int:
+        return
+    device = str(row.get("device", rec.get("device")))
+    out[(device, str(v.get("page")), str(v.get("item")))].append((start, ts))
 
 
 def _clicked(index: Mapping[tuple[str, str, str], list[Visit]], key: tuple[str, str, str],
@@ -113,8 +115,8 @@ def split_by_device(
     return train, held
 
 
-def _task_rows(db: str | Path | RecordSource, task: str | None) -> Iterator[dict[str, Any]]:
-    yield from iter_records(db, RecordQuery(kind="task", name=task))
+#: how many times ``max_samples`` re-ranks the single pass keeps before labels are known
+OVERDRAW = 4
 
 
 def read_samples(
@@ -127,10 +129,15 @@ def read_samples(
 ) -> tuple[list[Sample], SampleStats]:
     """Build the training samples of an endpoint database (see the module doc).
 
+    One pass over the stored records: exposure records go into the label index, re-rank
+    records with inputs are decoded at once into float32 arrays (a uniform, seeded reservoir
+    of ``OVERDRAW * max_samples`` of them), and the labels are joined at the end. When more
+    than ``max_samples`` have a click to come, a seeded uniform draw keeps ``max_samples``.
+
     Args:
         db: the endpoint's SQLite file, or a storage object with ``iter_records``.
         task: only the records of this re-rank task (default: every task record with inputs).
-        max_samples: keep at most this many, drawn uniformly (seeded) from all of them.
+        max_samples: keep at most this many, drawn uniformly (seeded).
         keep_no_click: keep re-ranks none of whose candidates was clicked afterwards
             (dropped by default: they teach the order nothing).
         seed: the draw's seed.
@@ -139,12 +146,18 @@ def read_samples(
         StorageError: no such database, or not an endpoint database.
     """
     stats = SampleStats()
-    index = label_index(iter_records(db, RecordQuery(kind="feature")))
-    stats.exposure_records = sum(len(v) for v in index.values())
+    index: dict[tuple[str, str, str], list[Visit]] = defaultdict(list)
     rng = random.Random(seed)
-    kept: list[tuple[str, dict[str, Any], F32]] = []
+    cap = None if max_samples is None else OVERDRAW * max_samples
+    pool: list[tuple[str, str, int, list[str], dict[str, F32]]] = []
     seen = 0
-    for row in _task_rows(db, task):
+    for row in iter_records(db, RecordQuery()):
+        kind = row.get("kind")
+        if kind == "feature":
+            _add_label(index, row)
+            continue
+        if kind != "task" or (task is not None and row.get("name") != task):
+            continue
         stats.task_records += 1
         rec = row["record"]
         values = rec.get("values") if isinstance(rec, dict) else None
@@ -155,32 +168,39 @@ def read_samples(
         if not isinstance(order, list) or not isinstance(feed, str) or type(ts) is not int:
             stats.malformed += 1
             continue
-        device = str(row["device"])
-        labels = np.array([_clicked(index, (device, feed, str(i)), ts) for i in order], np.float32)
-        if not labels.any() and not keep_no_click:
+        if not order:  # every candidate was seen already: nothing to order, nothing to learn
             stats.no_click += 1
             continue
-        # reservoir sampling: a uniform draw of max_samples without holding every record
         seen += 1
-        if max_samples is None or len(kept) < max_samples:
-            kept.append((device, values["inputs"], labels))
-        else:
-            j = rng.randrange(seen)
-            if j < max_samples:
-                kept[j] = (device, values["inputs"], labels)
-    out: list[Sample] = []
-    for device, raw, labels in kept:
+        j = len(pool) if cap is None or len(pool) < cap else rng.randrange(seen)
+        if cap is not None and j >= cap:
+            continue
         try:
-            feeds = decode_inputs(raw)
+            feeds = decode_inputs(values["inputs"])
         except ValueError:
             stats.malformed += 1
             continue
-        if feeds["candidates"].shape[1] != len(labels) or not len(labels):
+        if feeds["candidates"].shape[1] != len(order):
             stats.malformed += 1
             continue
+        entry = (str(row["device"]), feed, ts, [str(i) for i in order], feeds)
+        if j == len(pool):
+            pool.append(entry)
+        else:
+            pool[j] = entry
+    stats.exposure_records = sum(len(v) for v in index.values())
+    out: list[Sample] = []
+    for device, feed, ts, order, feeds in pool:
+        labels = np.array([_clicked(index, (device, feed, i), ts) for i in order], np.float32)
+        if not labels.any() and not keep_no_click:
+            stats.no_click += 1
+            continue
         out.append(Sample(device, feeds, labels))
-        stats.devices.add(device)
-        stats.candidates += len(labels)
-        stats.clicked += int(labels.sum())
+    if max_samples is not None and len(out) > max_samples:
+        out = [out[i] for i in sorted(rng.sample(range(len(out)), max_samples))]
+    for smp in out:
+        stats.devices.add(smp.device)
+        stats.candidates += len(smp.labels)
+        stats.clicked += int(smp.labels.sum())
     stats.kept = len(out)
     return out, stats
