@@ -50,6 +50,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads (default: 1)")
     p.add_argument("--keep-no-click", action="store_true",
                    help="keep re-ranks none of whose candidates was clicked afterwards")  # fmt: skip
+    p.add_argument("--exposed-only", action="store_true",
+                   help="train only on candidates the user saw afterwards (click given seen)")  # fmt: skip
     p.add_argument("--shuffle-labels", action="store_true",
                    help="the control: labels shuffled across samples (it must not learn)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
@@ -95,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         source = _source(args)
-        samples, stats = read_samples(source, task=args.task, max_samples=args.max_samples,
-                                      keep_no_click=args.keep_no_click, seed=args.seed)  # fmt: skip
+        samples, stats = read_samples(
+            source, task=args.task, max_samples=args.max_samples, seed=args.seed,
+            keep_no_click=args.keep_no_click, exposed_only=args.exposed_only,
+        )  # fmt: skip
     except StreamfeatError as exc:
         args.parser.error(str(exc))
     if isinstance(source, BatchRecords) and source.undecodable:

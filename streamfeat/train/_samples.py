@@ -35,7 +35,7 @@ from streamfeat.ranking._inputs import decode_inputs
 __all__ = ["Sample", "SampleStats", "label_index", "read_samples", "split_by_device"]
 
 F32 = npt.NDArray[np.float32]
-Visit = tuple[int, int]  # visit_start, close ts
+Visit = tuple[int, int, bool]  # visit_start, close ts, clicked
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +66,8 @@ class SampleStats:
 def label_index(
     rows: Iterable[Mapping[str, Any]],
 ) -> dict[tuple[str, str, str], list[Visit]]:
-    """Index the clicked items of ``exposure`` feature records: ``(device, page, item)`` ->
-    the visits ``(visit_start, ts)`` in which it was clicked.
+    """Index ``exposure`` feature records: ``(device, page, item)`` -> the visits
+    ``(visit_start, ts, clicked)`` in which the item was exposed.
 
     ``rows`` are records-reader rows of kind ``feature``; records that are not exposure
     records (no ``clicked`` / ``visit_start``) are skipped.
@@ -83,18 +83,27 @@ def _add_label(out: dict[tuple[str, str, str], list[Visit]], row: Mapping[str, A
     if not isinstance(rec, dict):
         return
     v = rec.get("values")
-    if not isinstance(v, dict) or "visit_start" not in v or v.get("clicked") is not True:
+    if not isinstance(v, dict) or "visit_start" not in v or "clicked" not in v:
         return
     start, ts = v.get("visit_start"), rec.get("ts")
     if type(start) is not int or type(ts) is not int:
         return
     device = str(row.get("device", rec.get("device")))
-    out[(device, str(v.get("page")), str(v.get("item")))].append((start, ts))
+    out[(device, str(v.get("page")), str(v.get("item")))].append(
+        (start, ts, v.get("clicked") is True)
+    )
 
 
-def _clicked(index: Mapping[tuple[str, str, str], list[Visit]], key: tuple[str, str, str],
-             t: int) -> bool:  # fmt: skip
-    return any(start <= t <= end for start, end in index.get(key, ()))
+def _outcome(index: Mapping[tuple[str, str, str], list[Visit]], key: tuple[str, str, str],
+             t: int) -> int:  # fmt: skip
+    """1: clicked in a visit holding ``t``; 0: exposed there, not clicked; -1: not exposed."""
+    out = -1
+    for start, end, clicked in index.get(key, ()):
+        if start <= t <= end:
+            if clicked:
+                return 1
+            out = 0
+    return out
 
 
 def held_out(device: str, holdout: float, seed: int) -> bool:
@@ -125,6 +134,7 @@ def read_samples(
     task: str | None = None,
     max_samples: int | None = None,
     keep_no_click: bool = False,
+    exposed_only: bool = False,
     seed: int = 0,
 ) -> tuple[list[Sample], SampleStats]:
     """Build the training samples of an endpoint database (see the module doc).
@@ -140,6 +150,9 @@ def read_samples(
         max_samples: keep at most this many, drawn uniformly (seeded).
         keep_no_click: keep re-ranks none of whose candidates was clicked afterwards
             (dropped by default: they teach the order nothing).
+        exposed_only: keep only the candidates the user saw afterwards in that visit (an
+            exposure record says so): the model then learns the chance of a click once an
+            item is seen, not whether the user scrolled that far.
         seed: the draw's seed.
 
     Raises:
@@ -188,11 +201,17 @@ def read_samples(
             pool.append(entry)
         else:
             pool[j] = entry
-    stats.exposure_records = sum(len(v) for v in index.values())
+    stats.exposure_records = sum(1 for v in index.values() for e in v if e[2])
     out: list[Sample] = []
     for device, feed, ts, order, feeds in pool:
-        labels = np.array([_clicked(index, (device, feed, i), ts) for i in order], np.float32)
-        if not labels.any() and not keep_no_click:
+        outcome = np.array([_outcome(index, (device, feed, i), ts) for i in order], np.int8)
+        if exposed_only:  # rows the user never saw afterwards leave the sample
+            keep = outcome >= 0
+            if not keep.all():
+                feeds = {**feeds, "candidates": feeds["candidates"][:, keep]}
+                outcome = outcome[keep]
+        labels = (outcome > 0).astype(np.float32)
+        if not len(labels) or (not labels.any() and not keep_no_click):
             stats.no_click += 1
             continue
         out.append(Sample(device, feeds, labels))

@@ -66,6 +66,12 @@ def test_labels_come_from_clicks_in_the_same_visit_after_the_rerank() -> None:
     # row i of the candidates is the item order[i]: its category is the item id's prefix
     assert [int(c) for c in s.feeds["candidates"][0, :, 0]] == [int(i) // 100_000 for i in order]
     assert (stats.task_records, stats.with_inputs, stats.kept, stats.clicked) == (1, 1, 1, 1)
+    # exposed_only: the candidates never exposed afterwards in that visit leave the sample
+    (e,) = read_samples(Rows(recs), exposed_only=True)[0]
+    assert e.feeds["candidates"].shape == (1, 2, 4)  # ITEMS[3] (not clicked), ITEMS[2] (clicked)
+    assert list(e.labels) == [0.0, 1.0]
+    assert [int(c) for c in e.feeds["candidates"][0, :, 0]] == [int(ITEMS[3]) // 100_000,
+                                                                  int(ITEMS[2]) // 100_000]  # fmt: skip
 
 
 def test_no_click_reranks_are_dropped_unless_kept_and_others_counted() -> None:
