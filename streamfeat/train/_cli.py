@@ -53,7 +53,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--exposed-only", action="store_true",
                    help="train only on candidates the user saw afterwards (click given seen)")  # fmt: skip
     p.add_argument("--shuffle-labels", action="store_true",
-                   help="the control: labels shuffled across samples (it must not learn)")  # fmt: skip
+                   help="the control: training labels shuffled across samples (it must not learn)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(func=run)
 
@@ -106,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(source, BatchRecords) and source.undecodable:
         print(f"{source.undecodable:,} batches the tasks file's schemas could not decode were "
               "skipped: pass the tasks file(s) the devices ran with --tasks")  # fmt: skip
-    if args.shuffle_labels:
-        samples = shuffle_labels(samples, args.seed)
     train, held = split_by_device(samples, args.holdout, args.seed)
+    if args.shuffle_labels:  # the training labels only: held out keeps the truth to score against
+        train = shuffle_labels(train, args.seed)
     t_read = time.perf_counter() - t0
     out = sys.stdout
     print(f"records: {stats.task_records:,} re-rank task records, {stats.with_inputs:,} with "
