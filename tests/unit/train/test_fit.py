@@ -88,3 +88,38 @@ def test_without_torch_the_command_says_what_to_install(tmp_path) -> None:  # ty
     assert len(lines) == 1, out.stderr
     assert "pip install 'streamfeat[train]'" in lines[0]
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_the_command_on_known_samples(shuffled, tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from streamfeat.cli import main
+    from streamfeat.train import SampleStats
+    from streamfeat.train import _cli as train_cli
+
+    samples = synthetic_samples(devices=50, pages=16, seed=7)
+    monkeypatch.setattr(train_cli, "_source", lambda args: "db")
+    monkeypatch.setattr(train_cli, "read_samples", lambda *a, **k: (samples, SampleStats()))
+    seen: dict[str, object] = {}
+    real_fit = train_cli.fit
+
+    def spy(train, held, *a, **k):  # type: ignore[no-untyped-def]
+        seen["held"] = held
+        return real_fit(train, held, *a, **k)
+
+    monkeypatch.setattr(train_cli, "fit", spy)
+    out = tmp_path / "m.onnx"
+    argv = ["train", "--db", "x.db", "--out", str(out), "--holdout", "0.3", "--batch", "32",
+            "--json", *(["--shuffle-labels"] if shuffled else [])]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["shuffled_labels"] is shuffled
+    assert summary["export_max_diff"] < 1e-4
+    truth = {id(s.feeds["candidates"]): s.labels for s in samples}
+    assert all((h.labels == truth[id(h.feeds["candidates"])]).all() for h in seen["held"])  # type: ignore[attr-defined]
+    if shuffled:  # trained on shuffled labels, scored against the true held-out labels
+        assert abs(summary["auc"] - 0.5) < 0.08
+    else:
+        assert summary["auc"] > 0.9
+    assert out.stat().st_size == summary["bytes"]
