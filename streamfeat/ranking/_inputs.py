@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-A re-rank task with ``record_inputs = true`` (the default) adds to its ``task`` record the
+A re-rank task with ``record_inputs = true`` (the default of a shadow task, ``apply =
+false``) adds to its ``task`` record the
 inputs the EdgeRec-style model sees at that moment, whatever model the task runs: the
 candidates (the unseen ones, **in the record's ``order``**, so row ``i`` is the item
 ``order[i]``), the exposure rows and the page-view rows, in the field order of

@@ -121,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
           f"read in {t_read:.1f} s", file=out)  # fmt: skip
     if not train or not held:
         hint = (
-            "no re-rank task records with inputs: run a re-rank task with record_inputs = true "
-            "(the default) and the exposure feature, and upload task and feature records"
+            "no re-rank task records with inputs: run a shadow re-rank task (apply = false) or "
+            "one with record_inputs = true, the exposure feature, and upload task and feature "
+            "records"
             if not stats.with_inputs
             else "too few devices with clicked re-ranks to hold some out"
         )

@@ -1,6 +1,6 @@
-"""`streamfeat train` on what a real fleet uploaded: `streamfeat simulate` (agents running the
-default tasks file's EdgeRec re-rank task against its endpoint on 127.0.0.1) fills an endpoint
-database, `streamfeat train --db` reads it and writes a model that loads as a `[models.NAME]`
+"""`streamfeat train` on what a real fleet uploaded: `streamfeat simulate` (agents running a
+shadow EdgeRec re-rank task, which records its inputs at every firing, against the simulator's
+endpoint on 127.0.0.1) fills an endpoint database, `streamfeat train --db` reads it and writes a model that loads as a `[models.NAME]`
 of a tasks file and runs in a re-rank task.
 
 The simulator's own endpoint stores the batches undecoded; `streamfeat serve` (with its
@@ -32,13 +32,35 @@ from streamfeat.train._batches import BatchRecords
 from streamfeat.tunnel._items import split_items
 from tests.integration.tunnel_procs import ROOT, env
 
+SHADOW = """
+[features.ipv]
+kind = "ipv"
+
+[features.exposure]
+kind = "exposure"
+
+[models.edgerec]
+file = "builtin:edgerec-small"
+
+[tasks.edgerec]
+kind = "edgerec"
+model = "edgerec"
+apply = false
+
+[upload]
+records = ["feature", "task"]
+encoding = "compact"
+"""
+
 
 @pytest.fixture(scope="module")
 def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("fleet")
+    (work / "shadow.toml").write_text(SHADOW)
     proc = subprocess.run(
         [sys.executable, "-m", "streamfeat", "simulate", "--devices", "20", "--minutes", "4",
-         "--speed", "0", "--processes", "1", "--workdir", str(work), "--json"],
+         "--speed", "0", "--processes", "1", "--tasks", str(work / "shadow.toml"),
+         "--workdir", str(work), "--json"],
         capture_output=True, text=True, env=env(), cwd=ROOT, timeout=400,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -47,7 +69,7 @@ def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _decoded_copy(raw_db: Path, out: Path) -> Path:
-    decode = decoder_for(None)
+    decode = decoder_for([str(raw_db.parent / "shadow.toml")])
     src, dst = SQLiteStorage(raw_db, create=False), SQLiteStorage(out)
     try:
         batches = [
@@ -71,8 +93,9 @@ def test_task_records_carry_the_inputs_and_both_readers_agree(
         v = r["record"]["values"]
         feeds = decode_inputs(v["inputs"])
         assert feeds["candidates"].shape[1] == len(v["order"])
+        assert v["applied"] is False
     a, stats_a = read_samples(decoded)
-    b, stats_b = read_samples(BatchRecords(fleet_db))
+    b, stats_b = read_samples(BatchRecords(fleet_db, [str(fleet_db.parent / "shadow.toml")]))
     assert stats_a.kept == stats_b.kept > 0
     assert stats_a.clicked == stats_b.clicked > 0
     key = lambda s: (s.device, s.labels.tobytes(), s.feeds["candidates"].tobytes())  # noqa: E731
@@ -83,7 +106,8 @@ def test_train_writes_a_model_that_loads_and_reranks(fleet_db: Path, tmp_path: P
     out = tmp_path / "trained.onnx"
     proc = subprocess.run(
         [sys.executable, "-m", "streamfeat", "train", "--db", str(fleet_db), "--out", str(out),
-         "--epochs", "1", "--holdout", "0.3", "--threads", "1", "--json"],
+         "--tasks", str(fleet_db.parent / "shadow.toml"), "--epochs", "1", "--holdout", "0.3",
+         "--json"],
         capture_output=True, text=True, env=env(), cwd=ROOT, timeout=400,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

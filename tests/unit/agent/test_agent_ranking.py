@@ -226,15 +226,26 @@ async def test_shadow_task_records_inputs_and_keeps_the_order(tmp_path: Path) ->
         await agent.aclose()
 
 
-async def test_record_inputs_false_leaves_them_out(tmp_path: Path) -> None:
-    agent = await _agent(tmp_path, _tasks().replace("k = 3\n", "k = 3\nrecord_inputs = false\n"))
-    try:
-        for t in range(3):
-            await agent.submit(_ev(1000 + t, "exposure", ITEMS[t]))
-        assert await agent.wait_reranks(1, within=10)
-        await agent.drain()
-        (rec,) = agent.store.records(kind="task")
-        assert "inputs" not in rec["values"]
-        assert "applied" not in rec["values"]
-    finally:
-        await agent.aclose()
+async def test_inputs_are_recorded_when_asked(tmp_path: Path) -> None:
+    from streamfeat.ranking._inputs import decode_inputs
+
+    for extra, recorded in (("", False), ("record_inputs = true\n", True)):
+        agent = await _agent(
+            tmp_path / str(recorded), _tasks().replace("k = 3\n", f"k = 3\n{extra}")
+        )
+        try:
+            for t in range(3):
+                await agent.submit(_ev(1000 + t, "exposure", ITEMS[t]))
+            assert await agent.wait_reranks(1, within=10)
+            await agent.drain()
+            (rec,) = agent.store.records(kind="task")
+            v = rec["values"]
+            assert "applied" not in v
+            assert ("inputs" in v) is recorded  # an applied task records them when asked only
+            if recorded:
+                feeds = decode_inputs(v["inputs"])
+                # row i is the item order[i]: the catalogue category is the id's prefix here
+                cats = [int(c) for c in feeds["candidates"][0, :, 0]]
+                assert cats == [int(i) // 100_000 for i in v["order"]]
+        finally:
+            await agent.aclose()
