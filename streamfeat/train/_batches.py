@@ -11,7 +11,8 @@ and the endpoint's decoder (:func:`~streamfeat.endpoint._backend.decoder_for`). 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,34 @@ from streamfeat.endpoint._storage import SQLiteStorage
 from streamfeat.errors import StorageError
 from streamfeat.tunnel._items import split_items
 
-__all__ = ["BatchRecords"]
+
+def simulator_tasks(db: str | Path) -> list[str]:
+    """The tasks files (texts) the devices of ``streamfeat simulate --workdir DIR`` ran, read
+    from the fleet specs beside its endpoint database (``DIR/spec-p*.json``); none elsewhere."""
+    out: list[str] = []
+    for spec in sorted(Path(db).parent.glob("spec-p*.json")):
+        try:
+            text = json.loads(spec.read_text(encoding="utf-8")).get("tasks")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(text, str) and text not in out:
+            out.append(text)
+    return out
+
+
+def _decoder_of_texts(texts: Sequence[str]) -> Callable[[bytes], list[dict[str, Any]]]:
+    import functools
+
+    from streamfeat.data import default_tasks_text
+    from streamfeat.encoders import decode_batch, index_schemas, schemas_for
+    from streamfeat.tasks import parse_tasks
+
+    configs = [parse_tasks(t) for t in (*texts, default_tasks_text())]
+    schemas = index_schemas(*(x for c in configs for x in (schemas_for(c), schemas_for(c, 1))))
+    return functools.partial(decode_batch, schemas_by_id=schemas)
+
+
+__all__ = ["BatchRecords", "simulator_tasks"]
 
 _NAME_KEYS = ("feature", "window", "trigger", "task")
 
@@ -41,12 +69,14 @@ class BatchRecords:
         ConfigError: a tasks file is refused.
     """
 
-    def __init__(self, db: str | Path, tasks: list[str] | None = None) -> None:
+    def __init__(
+        self, db: str | Path, tasks: list[str] | None = None, texts: Sequence[str] = ()
+    ) -> None:
         if not Path(db).is_file():
             msg = f"no endpoint database at {db}"
             raise StorageError(msg)
         self.db = Path(db)
-        self._decode = decoder_for(tasks)
+        self._decode = decoder_for(tasks) if not texts else _decoder_of_texts(texts)
         self.undecodable = 0
 
     def batch_count(self) -> int:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streamfeat.endpoint._records import count_records
 from streamfeat.errors import MissingExtraError, StreamfeatError
-from streamfeat.train._batches import BatchRecords
+from streamfeat.train._batches import BatchRecords, simulator_tasks
 from streamfeat.train._export import TOLERANCE, check_export, export
 from streamfeat.train._fit import EpochResult, FitOptions, fit, import_torch, shuffle_labels
 from streamfeat.train._samples import read_samples, split_by_device
@@ -38,7 +38,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--task", metavar="NAME", help="only this re-rank task's records (default: all)")
     p.add_argument("--tasks", action="append", metavar="FILE",
                    help="the tasks file(s) the devices ran, to decode batches the endpoint stored "
-                   "undecoded (default: the embedded default; repeatable)")  # fmt: skip
+                   "undecoded (default: those of `simulate --workdir` beside the database, and "
+                   "the embedded default; repeatable)")  # fmt: skip
     p.add_argument("--epochs", type=int, default=3, help="passes over the data (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="weights, order, split, draw (default: 0)")
     p.add_argument("--max-samples", type=int, default=8000, metavar="N",
@@ -77,11 +78,16 @@ def _source(args: argparse.Namespace) -> str | BatchRecords:
     decoded here (an endpoint run without a decoder, such as the simulator's own)."""
     if count_records(args.db) > 0:
         return str(args.db)
-    raw = BatchRecords(args.db, args.tasks)
+    texts = [] if args.tasks else simulator_tasks(args.db)
+    raw = BatchRecords(args.db, args.tasks, texts)
     n = raw.batch_count()
     if n:
-        print(f"the endpoint stored {n:,} batches undecoded: decoding them with "
-              f"{', '.join(args.tasks) if args.tasks else 'the embedded default tasks file'}")  # fmt: skip
+        with_ = (
+            ", ".join(args.tasks) if args.tasks
+            else "the simulator's tasks files beside it and the embedded default" if texts
+            else "the embedded default tasks file"
+        )  # fmt: skip
+        print(f"the endpoint stored {n:,} batches undecoded: decoding them with {with_}")
     return raw
 
 

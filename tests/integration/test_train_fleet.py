@@ -106,13 +106,13 @@ def test_train_writes_a_model_that_loads_and_reranks(fleet_db: Path, tmp_path: P
     out = tmp_path / "trained.onnx"
     proc = subprocess.run(
         [sys.executable, "-m", "streamfeat", "train", "--db", str(fleet_db), "--out", str(out),
-         "--tasks", str(fleet_db.parent / "shadow.toml"), "--epochs", "1", "--holdout", "0.3",
-         "--json"],
+         "--epochs", "1", "--holdout", "0.3", "--json"],
         capture_output=True, text=True, env=env(), cwd=ROOT, timeout=400,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
-    assert "batches undecoded: decoding them" in proc.stdout
+    # no --tasks: the simulator's tasks file is found beside its endpoint database
+    assert "batches undecoded: decoding them with the simulator's tasks files" in proc.stdout
     assert any(x.startswith("epoch 1/1: ") and "held-out AUC" in x for x in lines)
     summary = json.loads(lines[-1])
     assert summary["train_samples"] > 0
