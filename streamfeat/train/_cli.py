@@ -166,8 +166,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"streamfeat train: error: the exported model differs from the trained one by "
               f"{worst:.2e} (> {TOLERANCE:g}); nothing written", file=sys.stderr)  # fmt: skip
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(data)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(data)
+    except OSError as exc:
+        args.parser.error(f"can't write {args.out}: {exc.strerror or exc}")
     total = time.perf_counter() - t0
     print(f"wrote {args.out} ({len(data):,} bytes) in {total:.1f} s (training {t_train:.1f} s); "
           f'use it as [models.NAME] file = "{args.out}" with the inputs of '

@@ -123,3 +123,21 @@ def test_the_command_on_known_samples(shuffled, tmp_path, monkeypatch, capsys) -
     else:
         assert summary["auc"] > 0.9
     assert out.stat().st_size == summary["bytes"]
+
+
+def test_an_unwritable_out_is_one_line(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from streamfeat.cli import main
+    from streamfeat.train import SampleStats
+    from streamfeat.train import _cli as train_cli
+
+    samples = synthetic_samples(devices=20, pages=4, seed=3)
+    monkeypatch.setattr(train_cli, "_source", lambda args: "db")
+    monkeypatch.setattr(train_cli, "read_samples", lambda *a, **k: (samples, SampleStats()))
+    (tmp_path / "f").write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--db", "x.db", "--out", str(tmp_path / "f" / "m.onnx"), "--epochs", "1",
+              "--holdout", "0.4"])  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "can't write" in err[0]
