@@ -11,9 +11,10 @@ agent. On the loop thread:
 * :meth:`add_records` takes the engine's ``ipv`` feature records as page views;
 * :meth:`set_page` / :meth:`page` are the app's side (``Agent.set_page`` / ``Agent.page``).
 
-A *shadow* task (``apply = false``) runs no model: each firing emits at once a ``task`` record
-of what a re-rank would have seen (the unseen candidates in the order shown, and the model
-inputs), so a fleet shown the server's order still uploads training samples, one per firing.
+A *shadow* task (``apply = false``) runs no model: each firing with unseen candidates emits at
+once a ``task`` record of what a re-rank would have seen (the unseen candidates in the order
+shown, and the model inputs), so a fleet shown the server's order still uploads training
+samples, one per firing.
 
 A re-rank runs the model on its own daemon thread (the loop never waits on inference) under the
 task's ``timeout``. Per device and task at most one inference runs; a firing while one runs
@@ -110,11 +111,13 @@ class RankingShell:
             self.counts["fired"] += 1
             if not firing.task.config.apply:
                 # a shadow task records what a re-rank would have seen (training data under
-                # the server's order): no model, so no thread, no coalescing, nothing applied
+                # the server's order): no model, so no thread, no coalescing, nothing applied;
+                # with no unseen candidate left there is nothing to order, and no record
                 self.counts["shadow"] += 1
-                self._output({"kind": "task", "task": firing.task.config.name,
-                              "device": firing.device, "ts": firing.ts,
-                              "values": firing.shadow_values()})  # fmt: skip
+                if firing.snapshot.unseen:
+                    self._output({"kind": "task", "task": firing.task.config.name,
+                                  "device": firing.device, "ts": firing.ts,
+                                  "values": firing.shadow_values()})  # fmt: skip
                 continue
             key = (firing.device, firing.task.config.name)
             if key in self._running:

@@ -222,6 +222,18 @@ async def test_shadow_task_records_inputs_and_keeps_the_order(tmp_path: Path) ->
         feeds = decode_inputs(v["inputs"])
         assert feeds["candidates"].shape == (1, len(ITEMS) - 3, 4)
         assert feeds["exposures"].shape == (1, 4, 11)  # begin row + the 3 exposed
+        # the rest of the page: firings at 6, 9 and 12 exposures; at 12 nothing is unseen
+        for t in range(3, len(ITEMS)):
+            await agent.submit(_ev(2000 + t, "exposure", ITEMS[t]))
+        assert await agent.wait_reranks(4, within=10)
+        await agent.drain()
+        assert agent.ranking.counts["shadow"] == 4
+        recs = list(agent.store.records(kind="task"))
+        assert [len(r["values"]["order"]) for r in recs] == [
+            9,
+            6,
+            3,
+        ]  # no record with nothing to order
     finally:
         await agent.aclose()
 
