@@ -487,7 +487,7 @@ class Agent:
 
     async def wait_reranks(self, count: int, within: float) -> bool:
         """Wait up to ``within`` seconds until ``count`` re-ranks ended (applied, stale, timed
-        out or failed) since start; False if they did not."""
+        out, failed, or recorded by a shadow task) since start; False if they did not."""
         return self.ranking is not None and await self.ranking.wait_done(count, within)
 
     # -- reading --------------------------------------------------------------------------

@@ -11,6 +11,11 @@ agent. On the loop thread:
 * :meth:`add_records` takes the engine's ``ipv`` feature records as page views;
 * :meth:`set_page` / :meth:`page` are the app's side (``Agent.set_page`` / ``Agent.page``).
 
+A *shadow* task (``apply = false``) runs no model: each firing with unseen candidates emits at
+once a ``task`` record of what a re-rank would have seen (the unseen candidates in the order
+shown, and the model inputs), so a fleet shown the server's order still uploads training
+samples, one per firing.
+
 A re-rank runs the model on its own daemon thread (the loop never waits on inference) under the
 task's ``timeout``. Per device and task at most one inference runs; a firing while one runs
 waits as the *pending* one, and a newer firing replaces it (``coalesced``), so the re-rank that
@@ -43,7 +48,7 @@ __all__ = ["RankingShell"]
 
 Record = dict[str, Any]
 COUNTERS = ("fired", "started", "done", "applied", "stale", "timeouts", "errors", "coalesced",
-            "skipped")  # fmt: skip
+            "skipped", "shadow")  # fmt: skip
 #: Inferences of one task still running past their timeout before its firings are skipped.
 MAX_HUNG = 2
 
@@ -104,6 +109,16 @@ class RankingShell:
         """Fold one event into the page state; start the re-ranks it fires."""
         for firing in self.book.observe(event):
             self.counts["fired"] += 1
+            if not firing.task.config.apply:
+                # a shadow task records what a re-rank would have seen (training data under
+                # the server's order): no model, so no thread, no coalescing, nothing applied;
+                # with no unseen candidate left there is nothing to order, and no record
+                self.counts["shadow"] += 1
+                if firing.snapshot.unseen:
+                    self._output({"kind": "task", "task": firing.task.config.name,
+                                  "device": firing.device, "ts": firing.ts,
+                                  "values": firing.shadow_values()})  # fmt: skip
+                continue
             key = (firing.device, firing.task.config.name)
             if key in self._running:
                 if key in self._pending:
@@ -182,7 +197,7 @@ class RankingShell:
         self.counts["applied"] += 1
         self.latencies.append(result.latency_ms)
         self._output({"kind": "task", "task": firing.task.config.name, "device": firing.device,
-                      "ts": firing.ts, "values": result.values()})  # fmt: skip
+                      "ts": firing.ts, "values": firing.record_values(result)})  # fmt: skip
 
     async def drain(self) -> None:
         """Wait until no re-rank is running or pending."""
@@ -191,10 +206,11 @@ class RankingShell:
             await self._done.wait()
 
     async def wait_done(self, count: int, within: float) -> bool:
-        """Wait until ``counts["done"] + timeouts + errors`` reaches ``count``."""
+        """Wait until ``counts["done"] + timeouts + errors + shadow`` reaches ``count``."""
 
         def finished() -> int:
-            return self.counts["done"] + self.counts["timeouts"] + self.counts["errors"]
+            c = self.counts
+            return c["done"] + c["timeouts"] + c["errors"] + c["shadow"]
 
         loop = asyncio.get_running_loop()
         end = loop.time() + within

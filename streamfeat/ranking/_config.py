@@ -16,6 +16,10 @@ discount = 0.9            # beam: position discount
 timeout = "200ms"         # inference time limit; past it the previous order stays
 max_exposures = 50        # context sequence lengths
 max_page_views = 20
+apply = true              # false: a shadow task: no model run, the order shown is kept, and
+                          # each firing records what a re-rank would have seen (for training)
+record_inputs = false     # the task record carries the model inputs (for training);
+                          # default: true for a shadow task, false otherwise
 ```
 """
 
@@ -32,7 +36,8 @@ __all__ = ["RERANK_KINDS", "RerankTaskConfig", "parse_rerank_task"]
 
 RERANK_KINDS = ("edgerec", "kuaishou")
 _KEYS = ("kind", "model", "feed", "k", "strategy", "width", "depth", "penalty", "window",
-         "discount", "timeout", "max_exposures", "max_page_views")  # fmt: skip
+         "discount", "timeout", "max_exposures", "max_page_views", "record_inputs",
+         "apply")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,15 @@ class RerankTaskConfig:
     timeout: int = 200
     max_exposures: int = 50
     max_page_views: int = 20
+    record_inputs: bool = False
+    apply: bool = True
+
+
+def _bool(key: str, v: Any, file: str | None) -> bool:
+    if not isinstance(v, bool):
+        msg = f"must be true or false, got {v!r}"
+        raise ConfigError(msg, file=file, key=key)
+    return v
 
 
 def _int(key: str, v: Any, lo: int, hi: int, file: str | None) -> int:
@@ -115,6 +129,7 @@ def parse_rerank_task(
     if timeout is None or timeout < 1:
         msg = f'must be a duration such as "200ms", got {timeout_raw!r}'
         raise ConfigError(msg, file=file, key=f"{base}.timeout")
+    apply = _bool(f"{base}.apply", t.get("apply", True), file)
     return RerankTaskConfig(
         name=name, kind=kind, model=model, feed=feed,
         k=_int(f"{base}.k", t.get("k", 5), 1, 10_000, file),
@@ -127,4 +142,6 @@ def parse_rerank_task(
         timeout=timeout,
         max_exposures=_int(f"{base}.max_exposures", t.get("max_exposures", 50), 0, 10_000, file),
         max_page_views=_int(f"{base}.max_page_views", t.get("max_page_views", 20), 0, 10_000, file),
+        record_inputs=_bool(f"{base}.record_inputs", t.get("record_inputs", not apply), file),
+        apply=apply,
     )  # fmt: skip

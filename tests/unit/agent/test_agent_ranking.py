@@ -198,3 +198,66 @@ async def test_pushed_file_with_a_bad_model_is_refused_and_ranking_goes_on(tmp_p
         assert agent.ranking.book.tasks[0].config.k == 2
     finally:
         await agent.aclose()
+
+
+async def test_shadow_task_records_inputs_and_keeps_the_order(tmp_path: Path) -> None:
+    from streamfeat.ranking._inputs import decode_inputs
+
+    tasks = _tasks().replace("k = 3\n", "k = 3\napply = false\n")
+    agent = await _agent(tmp_path, tasks)
+    try:
+        for t in range(3):
+            await agent.submit(_ev(1000 + t, "exposure", ITEMS[t]))
+        assert await agent.wait_reranks(1, within=10)
+        await agent.drain()
+        assert agent.page() == ITEMS  # a shadow re-rank changes nothing shown
+        assert agent.ranking is not None
+        assert (agent.ranking.counts["shadow"], agent.ranking.counts["applied"]) == (1, 0)
+        assert agent.ranking.counts["started"] == 0  # no model run
+        (rec,) = agent.store.records(kind="task")
+        v = rec["values"]
+        assert v["applied"] is False
+        assert v["order"] == ITEMS[3:]  # the order shown
+        assert "scores" not in v
+        feeds = decode_inputs(v["inputs"])
+        assert feeds["candidates"].shape == (1, len(ITEMS) - 3, 4)
+        assert feeds["exposures"].shape == (1, 4, 11)  # begin row + the 3 exposed
+        # the rest of the page: firings at 6, 9 and 12 exposures; at 12 nothing is unseen
+        for t in range(3, len(ITEMS)):
+            await agent.submit(_ev(2000 + t, "exposure", ITEMS[t]))
+        assert await agent.wait_reranks(4, within=10)
+        await agent.drain()
+        assert agent.ranking.counts["shadow"] == 4
+        recs = list(agent.store.records(kind="task"))
+        assert [len(r["values"]["order"]) for r in recs] == [
+            9,
+            6,
+            3,
+        ]  # no record with nothing to order
+    finally:
+        await agent.aclose()
+
+
+async def test_inputs_are_recorded_when_asked(tmp_path: Path) -> None:
+    from streamfeat.ranking._inputs import decode_inputs
+
+    for extra, recorded in (("", False), ("record_inputs = true\n", True)):
+        agent = await _agent(
+            tmp_path / str(recorded), _tasks().replace("k = 3\n", f"k = 3\n{extra}")
+        )
+        try:
+            for t in range(3):
+                await agent.submit(_ev(1000 + t, "exposure", ITEMS[t]))
+            assert await agent.wait_reranks(1, within=10)
+            await agent.drain()
+            (rec,) = agent.store.records(kind="task")
+            v = rec["values"]
+            assert "applied" not in v
+            assert ("inputs" in v) is recorded  # an applied task records them when asked only
+            if recorded:
+                feeds = decode_inputs(v["inputs"])
+                # row i is the item order[i]: the catalogue category is the id's prefix here
+                cats = [int(c) for c in feeds["candidates"][0, :, 0]]
+                assert cats == [int(i) // 100_000 for i in v["order"]]
+        finally:
+            await agent.aclose()
