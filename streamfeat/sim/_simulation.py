@@ -77,6 +77,15 @@ class Simulation:
         if options.server is not None and options.server_db is None:
             msg = "a --server needs its --server-db (the registry the devices are added to)"
             raise ValueError(msg)
+        if options.ranking:
+            from dataclasses import replace
+
+            from streamfeat.sim._served import parse_mode, served_tasks_text
+
+            if options.chaos or options.reconfigure or options.release is not None:
+                msg = "--ranking runs without --chaos, --reconfigure and --release"
+                raise ValueError(msg)
+            options = replace(options, tasks_text=served_tasks_text(parse_mode(options.ranking)))
         if not options.tasks_text:
             from dataclasses import replace
 
@@ -209,6 +218,7 @@ class Simulation:
             "speed": o.speed, "start_ts": o.start_ts, "store_dir": str(store_dir), "tick": o.tick,
             "result_path": str(work / f"result-p{w}.msgpack"), "drain_timeout": o.drain_timeout,
             "resume": resume, "release_key": self._release_key or None,
+            "ranking": o.ranking or None,
         }  # fmt: skip
         spec_path = work / f"spec-p{w}.json"
         fd = os.open(spec_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
@@ -274,6 +284,10 @@ class Simulation:
 
             summarise(self.report, results, self._proxy.cuts if self._proxy is not None else 0)
             audit(self.report, results, self.db, self._configs)
+            if o.ranking:
+                from streamfeat.sim._served import fill_ranking
+
+                fill_ranking(self.report, results, o)
             if self._release is not None:
                 pulled = sum(
                     d.get("pulled_bytes", 0) for r in results for d in r["devices"].values()
