@@ -50,12 +50,15 @@ def test_server_mode_equals_the_offline_users_and_identical_modes_give_ratio_one
     server, h1, h2 = reports
     assert all(r.ok for r in reports)
     assert server.served == server_baseline(sorted(server.served), _options())
-    assert server.ranking["exposures"] > 500 and server.ranking["clicks"] > 50
+    assert server.ranking["exposures"] > 500
+    assert server.ranking["clicks"] > 50
     assert h1.ranking["vs_server"]["ratio"] == pytest.approx(ratios["heuristic"]["ratio"])
-    assert h1.reranks["applied"] > 50 and h1.reranks["timeouts"] == 0
+    assert h1.reranks["applied"] > 50
+    assert h1.reranks["timeouts"] == 0
     assert h1.served == h2.served
     r = paired_ratio(h1.served, h2.served, seed=5)
-    assert r["ratio"] == pytest.approx(1.0) and r["low"] <= 1.0 <= r["high"]
+    assert r["ratio"] == pytest.approx(1.0)
+    assert r["low"] <= 1.0 <= r["high"]
 
 
 def test_shuffled_weights_give_no_significant_uplift(tmp_path: Path) -> None:
@@ -96,5 +99,6 @@ def test_cli_compare_json_and_mistakes(tmp_path: Path) -> None:
         (["--ranking", "server", "--chaos"], "build their own tasks file"),
     ):
         res = subprocess.run([*cmd, *bad], capture_output=True, text=True, timeout=60, check=False)
-        assert res.returncode == 2 and said in res.stderr, res.stderr
+        assert res.returncode == 2, res.stderr
+        assert said in res.stderr
         assert "Traceback" not in res.stderr

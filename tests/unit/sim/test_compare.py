@@ -30,9 +30,10 @@ def test_identical_runs_give_ratio_one_with_an_interval_holding_one() -> None:
 def test_ratio_is_the_ratio_of_sums_and_the_interval_holds_it() -> None:
     base, other = _run(1), _run(2)
     r = paired_ratio(base, other, rounds=500, seed=0)
-    ctr = lambda run: (
-        sum(d["clicks"] for d in run.values()) / sum(d["exposures"] for d in run.values())
-    )  # noqa: E731
+
+    def ctr(run: dict[str, dict[str, int]]) -> float:
+        return sum(d["clicks"] for d in run.values()) / sum(d["exposures"] for d in run.values())
+
     assert r["ratio"] == pytest.approx(ctr(other) / ctr(base))
     assert r["low"] < r["ratio"] < r["high"]
     assert paired_ratio(base, other, rounds=500, seed=0) == r  # seeded
