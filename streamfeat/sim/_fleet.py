@@ -372,9 +372,10 @@ def with_pages(
 
     The page holds the items the generated user will be shown in the visit (read ahead up to
     the next ``page_enter`` of a feed or ``app_background``), in that order, with their
-    catalogue features (:mod:`streamfeat.ranking._catalogue`): the simulated user does not
-    react to the order the device shows (that is the next step), so the page is what the user
-    sees and the re-rank reorders its unseen part.
+    catalogue features (:mod:`streamfeat.ranking._catalogue`): the generated user does not
+    react to the order the device shows (the served feed of ``--ranking`` does:
+    :mod:`streamfeat.sim._users`), so the page is what the user sees and the re-rank reorders
+    its unseen part.
     """
     from streamfeat.ranking._catalogue import page_of
 

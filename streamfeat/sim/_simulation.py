@@ -262,6 +262,10 @@ class Simulation:
         self._configs = [o.tasks_text] + [text for _, text in o.reconfigure]
         workers: list[ChildProcess] = []
         try:
+            if (
+                o.ranking
+            ):  # the tasks file the devices ran: `streamfeat train --tasks` decodes with it
+                (work / "tasks.toml").write_text(o.tasks_text, encoding="utf-8")
             devices = self._prepare(work)
             self.device_names = [d for d, _ in devices]
             if o.release is not None:
