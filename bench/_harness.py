@@ -38,6 +38,7 @@ class Context:
 
     quick: bool
     tmp: Path
+    model: Path | None = None  # --model: the ranking benchmark's model file (a trained one)
     _logs: dict[Any, Path] = field(default_factory=dict)
 
     def generated_log(self, min_events: int, seed: int = 7) -> Path:

@@ -11,7 +11,8 @@
   - the numpy reference forward pass of the same weights, as a floor to compare with
     (it is not a runtime users run).
 
-  MNN is not offered (docs/ranking.md says why), so it has no row.
+  MNN is not offered (docs/ranking.md says why), so it has no row. ``bench/run.py --model
+  FILE`` runs these rows with a trained model (``streamfeat train``) instead.
 * The model file's size.
 * Behaviour delay: an :class:`~streamfeat.agent.Agent` (the default tasks file's ``edgerec``
   task with the shipped model, an offline store in a temporary folder) with a page of 50
@@ -114,7 +115,13 @@ def _weights_of(path: Any) -> er.Weights:
 
 def run(ctx: Context) -> list[Row]:
     n = 200 if ctx.quick else 2000
-    model = load_model(parse_model_spec("edgerec", {"file": "builtin:edgerec-small"}))
+    if ctx.model is not None:  # bench/run.py --model FILE: a model from `streamfeat train`
+        from streamfeat.train import model_table
+
+        model = load_model(parse_model_spec("edgerec", model_table(ctx.model.resolve())))
+    else:
+        model = load_model(parse_model_spec("edgerec", {"file": "builtin:edgerec-small"}))
+    file_name = model.spec.path.name
     state, views = _page_state()
     snap = state.snapshot(50)
     assert len(snap.unseen) == 50
@@ -144,7 +151,7 @@ def run(ctx: Context) -> list[Row]:
         rows.append(Row(GROUP, f"{name} p99", p99, "ms", note=f"goal <= 10 ms; {n} re-ranks"))
         rows.append(Row(GROUP, f"{name} p99 thread CPU", cpu99, "ms",
                         note="CPU time of the calling thread: p99 without other processes' waits"))  # fmt: skip
-    rows.append(Row(GROUP, "model size (edgerec-small.onnx)", model.size_bytes / 1e6, "MB",
+    rows.append(Row(GROUP, f"model size ({file_name})", model.size_bytes / 1e6, "MB",
                     note="goal <= 3 MB"))  # fmt: skip
     p50, p99, n_ok = asyncio.run(_behaviour_delay(ctx, 50 if ctx.quick else 300))
     note = f"submit(click) -> agent.page() re-ranked; {n_ok} clicks"

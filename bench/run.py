@@ -1,6 +1,6 @@
 """`make bench`: run every bench/bench_*.py and print one table.
 
-Usage: python bench/run.py [--quick] [--only NAME ...] [--json FILE]
+Usage: python bench/run.py [--quick] [--only NAME ...] [--json FILE] [--model FILE]
 
 Benchmarks measure side by side in one run and report ratios, because the machine is shared
 and noisy; nothing here gates CI.
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small inputs (seconds, for a smoke run)")
     ap.add_argument("--only", nargs="*", help="benchmark names (foundation, triggers, ...)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    ap.add_argument("--model", type=Path, metavar="FILE",
+                    help="ranking: re-rank with this model file (from streamfeat train) instead "
+                    "of builtin:edgerec-small")  # fmt: skip
     args = ap.parse_args(argv)
     console = Console()
     if not console.is_terminal:
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="streamfeat-bench-") as tmp:
-        ctx = Context(quick=args.quick, tmp=Path(tmp))
+        ctx = Context(quick=args.quick, tmp=Path(tmp), model=args.model)
         for name in _modules(args.only):
             console.print(f"[bold]bench {name}[/bold] ...")
             t0 = time.perf_counter()

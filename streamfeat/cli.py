@@ -24,6 +24,7 @@ from streamfeat.gen import _cli as gen_cli
 from streamfeat.replay import _cli as replay_cli
 from streamfeat.sim import _cli as sim_cli
 from streamfeat.sim import _demo as demo_cli
+from streamfeat.train import _cli as train_cli
 
 __all__ = ["EnvDefault", "build_parser", "main"]
 
@@ -37,6 +38,7 @@ _COMMANDS: tuple[Callable[[Any], None], ...] = (
     sim_cli.add_parsers,  # simulate
     release_cli.add_parsers,  # bundle, release
     tasks_cli.add_parsers,  # tasks init, tasks check
+    train_cli.add_parsers,  # train
 )
 
 

@@ -43,7 +43,7 @@ __all__ = ["RankingShell"]
 
 Record = dict[str, Any]
 COUNTERS = ("fired", "started", "done", "applied", "stale", "timeouts", "errors", "coalesced",
-            "skipped")  # fmt: skip
+            "skipped", "shadow")  # fmt: skip
 #: Inferences of one task still running past their timeout before its firings are skipped.
 MAX_HUNG = 2
 
@@ -176,13 +176,16 @@ class RankingShell:
 
     def _apply(self, firing: Firing, result: RerankResult) -> None:
         self.counts["done"] += 1
-        if not self.book.apply(firing, result):
-            self.counts["stale"] += 1
-            return
-        self.counts["applied"] += 1
+        if firing.task.config.apply:
+            if not self.book.apply(firing, result):
+                self.counts["stale"] += 1
+                return
+            self.counts["applied"] += 1
+        else:  # a shadow task: recorded (for training), the order shown stays
+            self.counts["shadow"] += 1
         self.latencies.append(result.latency_ms)
         self._output({"kind": "task", "task": firing.task.config.name, "device": firing.device,
-                      "ts": firing.ts, "values": result.values()})  # fmt: skip
+                      "ts": firing.ts, "values": firing.record_values(result)})  # fmt: skip
 
     async def drain(self) -> None:
         """Wait until no re-rank is running or pending."""

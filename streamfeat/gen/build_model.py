@@ -13,10 +13,11 @@ Steps, all on the CPU and seeded:
    ``ipv`` feature. Each firing is one sample: the model inputs at that moment, and for each
    unseen candidate whether the user clicked it later in the visit. Samples with no click
    to come are dropped.
-3. Split by device (one in five held out), train :class:`EdgeRecModule` with Adam on the
-   per-candidate log loss, and print held-out AUC and log loss per epoch.
-4. Export to ONNX (:func:`streamfeat.models.edgerec.to_onnx`), check the file's scores
-   against PyTorch's on held-out samples, and write it.
+3. Split by device (one in five held out), train with the trainer of ``streamfeat train``
+   (:func:`streamfeat.train.fit`: Adam on the per-candidate log loss), and print held-out
+   AUC and log loss per epoch.
+4. Export to ONNX (:func:`streamfeat.train.export`), check the file's scores against
+   PyTorch's on held-out samples (:func:`streamfeat.train.check_export`), and write it.
 
 The result is a small starting model (the next step trains on what devices upload), not a
 tuned one: its held-out AUC is printed next to that of the server score alone.
@@ -25,8 +26,6 @@ tuned one: its held-out AUC is printed next to that of the server score alone.
 from __future__ import annotations
 
 import argparse
-import math
-import random
 import sys
 import time
 from collections.abc import Sequence
@@ -37,14 +36,19 @@ import numpy as np
 import numpy.typing as npt
 
 from streamfeat._event import event_from_obj
+from streamfeat.errors import MissingExtraError
 from streamfeat.gen._generator import device_id, device_stream
-from streamfeat.models.edgerec import DEFAULT_MODEL_PATH, Dims, forward, input_specs, to_onnx
+from streamfeat.models.edgerec import DEFAULT_MODEL_PATH, input_specs
 from streamfeat.ranking._catalogue import item_features, page_of
 from streamfeat.ranking._context import PageViews, build_inputs
 from streamfeat.ranking._page import FeedState
 from streamfeat.ranking._rerank import EdgeRecPolicy
+from streamfeat.train import Sample as TrainSample
+from streamfeat.train import auc
+from streamfeat.train._export import TOLERANCE, check_export, export
+from streamfeat.train._fit import EpochResult, FitOptions, fit, import_torch
 
-__all__ = ["Sample", "auc", "main", "samples_of_device"]
+__all__ = ["Sample", "auc", "main", "samples_of_device"]  # auc: moved to streamfeat.train
 
 F32 = npt.NDArray[np.float32]
 Sample = tuple[str, dict[str, F32], F32]  # device, model inputs, labels per unseen candidate
@@ -108,41 +112,8 @@ def samples_of_device(device: str, minutes: float, seed: int) -> list[Sample]:
     return out
 
 
-def auc(scores: Sequence[float], labels: Sequence[float]) -> float:
-    """Return the ROC AUC (ties count one half), or nan with a single class."""
-    pairs = sorted(zip(scores, labels, strict=True))
-    pos = sum(1 for _, y in pairs if y > 0.5)
-    neg = len(pairs) - pos
-    if not pos or not neg:
-        return math.nan
-    rank_sum, i = 0.0, 0
-    while i < len(pairs):
-        j = i
-        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
-            j += 1
-        avg = (i + j + 1) / 2.0  # 1-based average rank of the tie group
-        rank_sum += avg * sum(1 for _, y in pairs[i:j] if y > 0.5)
-        i = j
-    return (rank_sum - pos * (pos + 1) / 2.0) / (pos * neg)
-
-
-def _evaluate(model: Any, torch: Any, samples: list[Sample]) -> tuple[float, float, float]:
-    scores: list[float] = []
-    labels: list[float] = []
-    server: list[float] = []
-    with torch.no_grad():
-        for _, feeds, y in samples:
-            t = {k: torch.from_numpy(v) for k, v in feeds.items()}
-            s = model(t["candidates"], t["exposures"], t["page_views"])[0].numpy()
-            scores.extend(float(x) for x in s)
-            labels.extend(float(x) for x in y)
-            server.extend(float(x) for x in feeds["candidates"][0, :, 1])
-    eps = 1e-7
-    loss = -sum(
-        y * math.log(max(p, eps)) + (1 - y) * math.log(max(1 - p, eps))
-        for p, y in zip(scores, labels, strict=True)
-    ) / max(len(labels), 1)
-    return auc(scores, labels), loss, auc(server, labels)
+def _to_train(samples: Sequence[Sample]) -> list[TrainSample]:
+    return [TrainSample(d, feeds, y) for d, feeds, y in samples]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,71 +126,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH)
     args = ap.parse_args(argv)
     try:
-        import torch
-
-        from streamfeat.models.edgerec_torch import EdgeRecModule, pad_batch, to_weights
-    except ImportError as exc:
+        import_torch()
+    except MissingExtraError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     samples: list[Sample] = []
     for d in range(args.devices):
         samples.extend(samples_of_device(device_id(d), args.minutes, args.seed))
-    held = [s for s in samples if int(s[0][3:]) % 5 == 0]
-    train = [s for s in samples if int(s[0][3:]) % 5 != 0]
+    held = _to_train([s for s in samples if int(s[0][3:]) % 5 == 0])
+    train = _to_train([s for s in samples if int(s[0][3:]) % 5 != 0])
     n_pos = sum(int(s[2].sum()) for s in samples)
     n_cand = sum(len(s[2]) for s in samples)
     print(f"samples: {len(train)} train, {len(held)} held out ({n_cand} candidates, "
           f"{n_pos} clicked), built in {time.perf_counter() - t0:.1f} s")  # fmt: skip
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(1)  # tiny matrices: threads only contend on a shared machine
-    model = EdgeRecModule(Dims())
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    rng = random.Random(args.seed)
-    bce = torch.nn.BCEWithLogitsLoss(reduction="none")
-    for epoch in range(1, args.epochs + 1):
-        t1 = time.perf_counter()
-        rng.shuffle(train)
-        model.train()
-        for b in range(0, len(train), 32):
-            batch = [(f["candidates"][0], f["exposures"][0], f["page_views"][0], y)
-                     for _, f, y in train[b : b + 32]]  # fmt: skip
-            cand, ex, e_len, pv, d_len, lab, mask = pad_batch(batch)
-            opt.zero_grad()
-            logits = model.logits_batch(cand, ex, e_len, pv, d_len)
-            loss = (bce(logits, lab) * mask).sum() / mask.sum()
-            loss.backward()
-            opt.step()
-        model.eval()
-        a, ll, server_auc = _evaluate(model, torch, held)
-        print(f"epoch {epoch}/{args.epochs}: held-out AUC {a:.4f} (server score alone "
-              f"{server_auc:.4f}), log loss {ll:.4f}, {time.perf_counter() - t1:.1f} s")  # fmt: skip
-    weights = to_weights(model)
-    data = to_onnx(weights, producer_version="edgerec-small",
-                   doc=f"streamfeat.gen.build_model: {args.devices} devices x {args.minutes:g} min, "
-                       f"seed {args.seed}, {args.epochs} epochs")  # fmt: skip
-    worst = 0.0
-    with torch.no_grad():
-        for _, feeds, _y in held[:50]:
-            t = {k: torch.from_numpy(v) for k, v in feeds.items()}
-            ref = model(t["candidates"], t["exposures"], t["page_views"])[0].numpy()
-            ours = forward(
-                weights, feeds["candidates"][0], feeds["exposures"][0], feeds["page_views"][0]
-            )
-            worst = max(worst, float(np.abs(ref - ours).max()))
-    import onnxruntime as ort
+    server_auc = auc([float(x) for s in held for x in s.feeds["candidates"][0, :, 1]],
+                     [float(y) for s in held for y in s.labels])  # fmt: skip
 
-    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    with torch.no_grad():
-        for _, feeds, _y in held[:50]:
-            t = {k: torch.from_numpy(v) for k, v in feeds.items()}
-            ref = model(t["candidates"], t["exposures"], t["page_views"])[0].numpy()
-            (onnx_out,) = sess.run(["scores"], feeds)
-            worst = max(worst, float(np.abs(ref - onnx_out[0]).max()))
+    def on_epoch(r: EpochResult) -> None:
+        print(f"epoch {r.epoch}/{args.epochs}: held-out AUC {r.auc:.4f} (server score alone "
+              f"{server_auc:.4f}), log loss {r.log_loss:.4f}, {r.seconds:.1f} s", flush=True)  # fmt: skip
+
+    # tiny matrices: one thread, as other threads only contend on a shared machine
+    opts = FitOptions(epochs=args.epochs, batch=32, lr=3e-3, seed=args.seed, threads=1)
+    model, _ = fit(train, held, opts, on_epoch=on_epoch)
+    data = export(model, version="edgerec-small",
+                  doc=f"streamfeat.gen.build_model: {args.devices} devices x {args.minutes:g} min, "
+                      f"seed {args.seed}, {args.epochs} epochs")  # fmt: skip
+    worst = check_export(model, data, held, pages=50)
     print(
         f"export check: max |PyTorch - ONNX|, |PyTorch - numpy| over 50 held-out pages: {worst:.2e}"
     )
-    if worst > 1e-4:
+    if worst > TOLERANCE:
         print("error: the exported model differs from the trained one", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from streamfeat.clock import Clock
 from streamfeat.ranking._catalogue import item_features
 from streamfeat.ranking._config import RerankTaskConfig
 from streamfeat.ranking._context import PageViews
+from streamfeat.ranking._inputs import encode_inputs
 from streamfeat.ranking._order import ListValue
 from streamfeat.ranking._page import FeedState, Page, Snapshot
 from streamfeat.ranking._rerank import (
@@ -76,6 +77,18 @@ class Firing:
     def run(self) -> RerankResult:
         """Run the re-rank (model inference); safe on any thread, changes no state."""
         return self.task.reranker.rerank(self.snapshot, self.page_views, self.reason)
+
+    def record_values(self, result: RerankResult) -> dict[str, Any]:
+        """Return the ``values`` of the ``task`` record reporting ``result``: the result's
+        values, ``applied: false`` for a shadow task (``apply = false``), and the model
+        inputs (:func:`~streamfeat.ranking._inputs.encode_inputs`) when the task records
+        them."""
+        values: dict[str, Any] = result.values()
+        if not self.task.config.apply:
+            values["applied"] = False
+        if self.task.config.record_inputs:
+            values["inputs"] = encode_inputs(self.snapshot, self.page_views, result.order)
+        return values
 
 
 @dataclass

@@ -16,6 +16,8 @@ discount = 0.9            # beam: position discount
 timeout = "200ms"         # inference time limit; past it the previous order stays
 max_exposures = 50        # context sequence lengths
 max_page_views = 20
+record_inputs = true      # the task record carries the model inputs (for training)
+apply = true              # false: a shadow re-rank, recorded but the order shown is kept
 ```
 """
 
@@ -32,7 +34,8 @@ __all__ = ["RERANK_KINDS", "RerankTaskConfig", "parse_rerank_task"]
 
 RERANK_KINDS = ("edgerec", "kuaishou")
 _KEYS = ("kind", "model", "feed", "k", "strategy", "width", "depth", "penalty", "window",
-         "discount", "timeout", "max_exposures", "max_page_views")  # fmt: skip
+         "discount", "timeout", "max_exposures", "max_page_views", "record_inputs",
+         "apply")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,15 @@ class RerankTaskConfig:
     timeout: int = 200
     max_exposures: int = 50
     max_page_views: int = 20
+    record_inputs: bool = True
+    apply: bool = True
+
+
+def _bool(key: str, v: Any, file: str | None) -> bool:
+    if not isinstance(v, bool):
+        msg = f"must be true or false, got {v!r}"
+        raise ConfigError(msg, file=file, key=key)
+    return v
 
 
 def _int(key: str, v: Any, lo: int, hi: int, file: str | None) -> int:
@@ -127,4 +139,6 @@ def parse_rerank_task(
         timeout=timeout,
         max_exposures=_int(f"{base}.max_exposures", t.get("max_exposures", 50), 0, 10_000, file),
         max_page_views=_int(f"{base}.max_page_views", t.get("max_page_views", 20), 0, 10_000, file),
+        record_inputs=_bool(f"{base}.record_inputs", t.get("record_inputs", True), file),
+        apply=_bool(f"{base}.apply", t.get("apply", True), file),
     )  # fmt: skip

@@ -198,3 +198,40 @@ async def test_pushed_file_with_a_bad_model_is_refused_and_ranking_goes_on(tmp_p
         assert agent.ranking.book.tasks[0].config.k == 2
     finally:
         await agent.aclose()
+
+
+async def test_shadow_task_records_inputs_and_keeps_the_order(tmp_path: Path) -> None:
+    from streamfeat.ranking._inputs import decode_inputs
+
+    tasks = _tasks().replace("k = 3\n", "k = 3\napply = false\n")
+    agent = await _agent(tmp_path, tasks)
+    try:
+        for t in range(3):
+            await agent.submit(_ev(1000 + t, "exposure", ITEMS[t]))
+        assert await agent.wait_reranks(1, within=10)
+        await agent.drain()
+        assert agent.page() == ITEMS  # a shadow re-rank changes nothing shown
+        assert agent.ranking is not None
+        assert (agent.ranking.counts["shadow"], agent.ranking.counts["applied"]) == (1, 0)
+        (rec,) = agent.store.records(kind="task")
+        v = rec["values"]
+        assert v["applied"] is False
+        feeds = decode_inputs(v["inputs"])
+        assert feeds["candidates"].shape == (1, len(ITEMS) - 3, 4)
+        assert feeds["exposures"].shape == (1, 4, 11)  # begin row + the 3 exposed
+    finally:
+        await agent.aclose()
+
+
+async def test_record_inputs_false_leaves_them_out(tmp_path: Path) -> None:
+    agent = await _agent(tmp_path, _tasks().replace("k = 3\n", "k = 3\nrecord_inputs = false\n"))
+    try:
+        for t in range(3):
+            await agent.submit(_ev(1000 + t, "exposure", ITEMS[t]))
+        assert await agent.wait_reranks(1, within=10)
+        await agent.drain()
+        (rec,) = agent.store.records(kind="task")
+        assert "inputs" not in rec["values"]
+        assert "applied" not in rec["values"]
+    finally:
+        await agent.aclose()

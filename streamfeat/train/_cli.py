@@ -1,0 +1,177 @@
+"""``streamfeat train``: train the re-rank model from what the endpoint stored."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streamfeat.endpoint._records import count_records
+from streamfeat.errors import MissingExtraError, StreamfeatError
+from streamfeat.train._batches import BatchRecords
+from streamfeat.train._export import TOLERANCE, check_export, export
+from streamfeat.train._fit import EpochResult, FitOptions, fit, import_torch, shuffle_labels
+from streamfeat.train._samples import read_samples, split_by_device
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``train`` to the ``streamfeat`` command line."""
+    p = sub.add_parser(
+        "train",
+        help="train the re-rank model from the records devices uploaded",
+        description="Build training samples from the endpoint's stored re-rank task records "
+        "(their model inputs) and exposure records (the clicks that followed), split them by "
+        "device, train the EdgeRec-style model (PyTorch, CPU), export ONNX, check the file "
+        "against PyTorch and print held-out AUC and log loss. Needs pip install "
+        "'streamfeat[train]'.",
+    )  # fmt: skip
+    p.add_argument("--db", required=True, metavar="ENDPOINT_DB", help="the endpoint's SQLite file")
+    p.add_argument("--out", required=True, type=Path, metavar="MODEL.onnx", help="where to write")
+    p.add_argument("--task", metavar="NAME", help="only this re-rank task's records (default: all)")
+    p.add_argument("--tasks", action="append", metavar="FILE",
+                   help="the tasks file(s) the devices ran, to decode batches the endpoint stored "
+                   "undecoded (default: the embedded default; repeatable)")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=3, help="passes over the data (default: 3)")
+    p.add_argument("--seed", type=int, default=0, help="weights, order, split, draw (default: 0)")
+    p.add_argument("--max-samples", type=int, default=8000, metavar="N",
+                   help="re-ranks drawn at most, uniformly (default: 8000)")  # fmt: skip
+    p.add_argument("--holdout", type=float, default=0.2, metavar="F",
+                   help="share of devices held out (default: 0.2)")  # fmt: skip
+    p.add_argument("--batch", type=int, default=64, help="pages per step (default: 64)")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate (default: 3e-3)")
+    p.add_argument("--threads", type=int, default=2, help="PyTorch threads (default: 2)")
+    p.add_argument("--keep-no-click", action="store_true",
+                   help="keep re-ranks none of whose candidates was clicked afterwards")  # fmt: skip
+    p.add_argument("--shuffle-labels", action="store_true",
+                   help="the control: labels shuffled across samples (it must not learn)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.set_defaults(func=run)
+
+
+def _check_args(args: argparse.Namespace) -> str | None:
+    if args.epochs < 1:
+        return f"--epochs must be at least 1, got {args.epochs}"
+    if args.max_samples < 1:
+        return f"--max-samples must be at least 1, got {args.max_samples}"
+    if not 0.0 < args.holdout < 1.0:
+        return f"--holdout must be between 0 and 1, got {args.holdout}"
+    if args.batch < 1 or args.threads < 1:
+        return "--batch and --threads must be at least 1"
+    if not args.lr > 0:
+        return f"--lr must be positive, got {args.lr}"
+    return None
+
+
+def _source(args: argparse.Namespace) -> str | BatchRecords:
+    """The database itself when the endpoint decoded what it stored, else its raw batches
+    decoded here (an endpoint run without a decoder, such as the simulator's own)."""
+    if count_records(args.db) > 0:
+        return str(args.db)
+    raw = BatchRecords(args.db, args.tasks)
+    n = raw.batch_count()
+    if n:
+        print(f"the endpoint stored {n:,} batches undecoded: decoding them with "
+              f"{', '.join(args.tasks) if args.tasks else 'the embedded default tasks file'}")  # fmt: skip
+    return raw
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``streamfeat train``; return the exit code."""
+    problem = _check_args(args)
+    if problem:
+        args.parser.error(problem)
+    try:
+        import_torch()
+    except MissingExtraError as exc:
+        args.parser.error(str(exc))
+    t0 = time.perf_counter()
+    try:
+        source = _source(args)
+        samples, stats = read_samples(source, task=args.task, max_samples=args.max_samples,
+                                      keep_no_click=args.keep_no_click, seed=args.seed)  # fmt: skip
+    except StreamfeatError as exc:
+        args.parser.error(str(exc))
+    if isinstance(source, BatchRecords) and source.undecodable:
+        print(f"{source.undecodable:,} batches the tasks file's schemas could not decode were "
+              "skipped: pass the tasks file(s) the devices ran with --tasks")  # fmt: skip
+    if args.shuffle_labels:
+        samples = shuffle_labels(samples, args.seed)
+    train, held = split_by_device(samples, args.holdout, args.seed)
+    t_read = time.perf_counter() - t0
+    out = sys.stdout
+    print(f"records: {stats.task_records:,} re-rank task records, {stats.with_inputs:,} with "
+          f"inputs, {stats.no_click:,} without a later click, {stats.malformed:,} malformed; "
+          f"{stats.exposure_records:,} clicked exposures", file=out)  # fmt: skip
+    n_train_dev = len({s.device for s in train})
+    n_held_dev = len({s.device for s in held})
+    print(f"samples: {len(train):,} train ({n_train_dev} devices), {len(held):,} held out "
+          f"({n_held_dev} devices); {stats.candidates:,} candidates, {stats.clicked:,} clicked; "
+          f"read in {t_read:.1f} s", file=out)  # fmt: skip
+    if not train or not held:
+        hint = (
+            "no re-rank task records with inputs: run a re-rank task with record_inputs = true "
+            "(the default) and the exposure feature, and upload task and feature records"
+            if not stats.with_inputs
+            else "too few devices with clicked re-ranks to hold some out"
+        )
+        args.parser.error(f"not enough samples in {args.db}: {hint}")
+    opts = FitOptions(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
+                      threads=args.threads)  # fmt: skip
+    console = Console(file=sys.stderr)
+    history: list[EpochResult] = []
+    with Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[of]}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  disable=not console.is_terminal) as bar:  # fmt: skip
+        tasks: dict[int, Any] = {}
+
+        def on_batch(epoch: int, done: int, total: int) -> None:
+            if epoch not in tasks:
+                tasks[epoch] = bar.add_task("", total=total, epoch=epoch, of=args.epochs)
+            bar.update(tasks[epoch], completed=done)
+
+        def on_epoch(r: EpochResult) -> None:
+            history.append(r)
+            # print() reads sys.stdout now: while the bar is live, rich routes it above the bar
+            print(f"epoch {r.epoch}/{args.epochs}: train loss {r.train_loss:.4f}, held-out AUC "
+                  f"{r.auc:.4f}, log loss {r.log_loss:.4f}, {r.seconds:.1f} s", flush=True)  # fmt: skip
+
+        model, _ = fit(train, held, opts, on_batch=on_batch, on_epoch=on_epoch)
+    t_train = time.perf_counter() - t0 - t_read
+    doc = (f"streamfeat train: {len(train)} train / {len(held)} held-out re-ranks, "
+           f"{args.epochs} epochs, seed {args.seed}")  # fmt: skip
+    data = export(model, doc=doc, version="trained")
+    worst = check_export(model, data, held)
+    print(f"export check: max |PyTorch - ONNX|, |PyTorch - numpy| over "
+          f"{min(50, len(held))} held-out pages: {worst:.2e}", file=out)  # fmt: skip
+    if worst > TOLERANCE:
+        print(f"streamfeat train: error: the exported model differs from the trained one by "
+              f"{worst:.2e} (> {TOLERANCE:g}); nothing written", file=sys.stderr)  # fmt: skip
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(data)
+    total = time.perf_counter() - t0
+    print(f"wrote {args.out} ({len(data):,} bytes) in {total:.1f} s (training {t_train:.1f} s); "
+          f'use it as [models.NAME] file = "{args.out}" with the inputs of '
+          "builtin:edgerec-small (docs/train.md)", file=out)  # fmt: skip
+    if args.json:
+        last = history[-1]
+        print(json.dumps({
+            "out": str(args.out), "bytes": len(data), "seconds": round(total, 2),
+            "train_seconds": round(t_train, 2), "train_samples": len(train),
+            "held_out_samples": len(held), "train_devices": n_train_dev,
+            "held_out_devices": n_held_dev, "candidates": stats.candidates,
+            "clicked": stats.clicked, "auc": last.auc, "log_loss": last.log_loss,
+            "export_max_diff": worst, "shuffled_labels": bool(args.shuffle_labels),
+            "epochs": [{"epoch": r.epoch, "train_loss": r.train_loss, "auc": r.auc,
+                        "log_loss": r.log_loss, "seconds": round(r.seconds, 2)}
+                       for r in history],
+        }), file=out)  # fmt: skip
+    return 0
