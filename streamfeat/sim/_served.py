@@ -4,8 +4,8 @@
 respond to the order they see (:mod:`streamfeat.sim._users`). MODE is one of:
 
 * ``server``: the device shows the server's order (no re-rank is shown; the device still runs
-  the shipped model's re-rank task *in the shadow*, so its task records, with the candidates
-  and the context of each re-rank, reach the endpoint for training);
+  the shipped model's re-rank task *in the shadow*, ``apply = false``, so its task records,
+  with the model inputs of each re-rank, reach the endpoint for training);
 * ``heuristic``: the hand-written re-rank (:mod:`streamfeat.sim._heuristic`: boost the
   categories clicked in the recent exposures, and their group, demote deleted ones);
 * ``model:FILE``: an ONNX model with the EdgeRec-style inputs through the re-rank task
@@ -92,7 +92,8 @@ def served_tasks_text(mode: RankingMode) -> str:
             f"shape = {json.dumps(list(spec.shape))}",
         ]
     lines += ["", "[tasks.ranker]", 'kind = "edgerec"', 'model = "ranker"', f'feed = "{FEED}"',
-              "k = 5", f'timeout = "{TIMEOUT}"', "", "[upload]",
+              "k = 5", f'timeout = "{TIMEOUT}"', "record_inputs = true",
+              f"apply = {'true' if mode.shows_reranks else 'false'}", "", "[upload]",
               'records = ["feature", "task"]', 'encoding = "compact"']  # fmt: skip
     return "\n".join(lines) + "\n"
 
