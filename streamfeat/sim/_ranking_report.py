@@ -83,14 +83,25 @@ def render_compare(
     t = Table(title=f"served feed: {reports[0].devices:,} devices x {reports[0].minutes:g} min, same seeds",
               title_justify="left")  # fmt: skip
     t.add_column("")
+    # without a server run among the modes, the server's column is the same users played
+    # without a device (exactly what a server run gives: docs/loop.md)
+    offline = first != "server" and "server" in reports[0].ranking
+    columns = ([reports[0].ranking["server"] | {"rerank_ms": {}}] if offline else []) + [
+        r.ranking for r in reports
+    ]
+    if offline:
+        t.add_column("server (no device)", justify="right")
     for r in reports:
         t.add_column(r.ranking["mode"], justify="right")
-    rows = [_rows(r.ranking) for r in reports]
+    rows = [_rows(k) for k in columns]
     for i, (label, _) in enumerate(rows[0]):
         t.add_row(label, *(row[i][1] for row in rows))
-    t.add_row(f"CTR ratio over {first} [95% CI]", "1",
-              *(_ratio(ratios.get(r.ranking["mode"])) for r in reports[1:]))  # fmt: skip
-    t.add_row("wall time (s)", *(f"{r.wall_s:.1f}" for r in reports))
+    t.add_row("CTR ratio over server [95% CI]", *(["1"] if offline else []),
+              *(_ratio(k.get("vs_server")) if k["mode"] != "server" else "1" for k in columns[offline:]))  # fmt: skip
+    if len(reports) > 1 and first != "server":
+        t.add_row(f"CTR ratio over {first} [95% CI]", *(["-"] if offline else []), "1",
+                  *(_ratio(ratios.get(r.ranking["mode"])) for r in reports[1:]))  # fmt: skip
+    t.add_row("wall time (s)", *(["-"] if offline else []), *(f"{r.wall_s:.1f}" for r in reports))
     console.print(t)
     if ratios:
         console.print(f"[dim]CI: {next(iter(ratios.values()))['method']}, paired by device[/]")

@@ -196,6 +196,8 @@ def fill_ranking(report: Any, results: list[dict[str, Any]], options: Any) -> No
     summary["rerank_ms"] = dict(report.rerank_ms)
     if mode.shows_reranks and summary["exposures"]:
         base = server_baseline(sorted(served), options)
-        summary["server_ctr"] = summarise_ranking("server", base)["ctr"]
+        server = summarise_ranking("server", base)
+        summary["server_ctr"] = server["ctr"]
+        summary["server"] = {k: v for k, v in server.items() if k != "by_position"}
         summary["vs_server"] = paired_ratio(base, served, seed=options.seed)
     report.ranking = summary
