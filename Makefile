@@ -18,7 +18,8 @@ demo: install
 	$(PY) -m streamfeat demo
 
 # The loop (docs/loop.md): collect what a fleet uploads under the server's order, train a
-# model on it, compare server, heuristic and the trained model on fresh seeds.
+# model on it, compare server, heuristic and the trained model on fresh seeds (the server's
+# column: the same users without a device, which is exactly what a server run gives).
 LOOP_DIR             ?= loop-run
 LOOP_COLLECT_DEVICES ?= 300
 LOOP_COLLECT_MINUTES ?= 20
@@ -31,7 +32,7 @@ loop: install
 		--minutes $(LOOP_COLLECT_MINUTES) --speed 0 --seed 1 --workdir $(LOOP_DIR)/collect
 	$(PY) -m streamfeat train --db $(LOOP_DIR)/collect/endpoint.sqlite \
 		--tasks $(LOOP_DIR)/collect/tasks.toml --epochs $(LOOP_EPOCHS) --out $(LOOP_DIR)/model.onnx
-	$(PY) -m streamfeat simulate --compare server,heuristic,model:$(LOOP_DIR)/model.onnx \
+	$(PY) -m streamfeat simulate --compare heuristic,model:$(LOOP_DIR)/model.onnx \
 		--devices $(LOOP_DEVICES) --minutes $(LOOP_MINUTES) --speed 0 --seed 2
 
 # headless chromium for the browser tests (installed once; they skip without it)
