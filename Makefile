@@ -25,13 +25,16 @@ LOOP_COLLECT_DEVICES ?= 300
 LOOP_COLLECT_MINUTES ?= 20
 LOOP_DEVICES         ?= 500
 LOOP_MINUTES         ?= 10
-LOOP_EPOCHS          ?= 3
+LOOP_EPOCHS          ?= 2
+LOOP_BATCH           ?= 32
+LOOP_SAMPLES         ?= 4000
 loop: install
 	rm -rf $(LOOP_DIR) && mkdir -p $(LOOP_DIR)
 	$(PY) -m streamfeat simulate --ranking server --devices $(LOOP_COLLECT_DEVICES) \
 		--minutes $(LOOP_COLLECT_MINUTES) --speed 0 --seed 1 --workdir $(LOOP_DIR)/collect
 	$(PY) -m streamfeat train --db $(LOOP_DIR)/collect/endpoint.sqlite \
-		--tasks $(LOOP_DIR)/collect/tasks.toml --epochs $(LOOP_EPOCHS) --out $(LOOP_DIR)/model.onnx
+		--tasks $(LOOP_DIR)/collect/tasks.toml --epochs $(LOOP_EPOCHS) --batch $(LOOP_BATCH) \
+		--max-samples $(LOOP_SAMPLES) --out $(LOOP_DIR)/model.onnx
 	$(PY) -m streamfeat simulate --compare heuristic,model:$(LOOP_DIR)/model.onnx \
 		--devices $(LOOP_DEVICES) --minutes $(LOOP_MINUTES) --speed 0 --seed 2
 
