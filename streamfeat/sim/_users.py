@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -58,6 +58,7 @@ __all__ = [
     "SetPage",
     "UserParams",
     "group_of",
+    "play_offline",
     "server_page",
 ]
 
@@ -425,7 +426,7 @@ def play_offline(
     user: ServedUser,
     minutes: float,
     start_ts: int,
-    order: Any = None,
+    order: Callable[[Look, list[dict[str, Any]]], list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Play ``user`` without a device: ``order(step, events)`` returns the order shown at each
     :class:`Look` (default: the server's order, as a device that does not re-rank shows).
@@ -448,11 +449,3 @@ def play_offline(
         except StopIteration:
             step = None
     return events
-
-
-def order_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Count event types (a small helper for tests and reports)."""
-    out: dict[str, int] = {}
-    for r in rows:
-        out[r["type"]] = out.get(r["type"], 0) + 1
-    return out
