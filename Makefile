@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser postgres demo test test-slow bench lint docs clean
+.PHONY: install browser postgres demo loop test test-slow bench lint docs clean
 
 install: $(STAMP)
 
@@ -16,6 +16,27 @@ $(STAMP): pyproject.toml Makefile
 
 demo: install
 	$(PY) -m streamfeat demo
+
+# The loop (docs/loop.md): collect what a fleet uploads under the server's order, train a
+# model on it, compare server, heuristic and the trained model on fresh seeds (the server's
+# column: the same users without a device, which is exactly what a server run gives).
+LOOP_DIR             ?= loop-run
+LOOP_COLLECT_DEVICES ?= 300
+LOOP_COLLECT_MINUTES ?= 20
+LOOP_DEVICES         ?= 500
+LOOP_MINUTES         ?= 10
+LOOP_EPOCHS          ?= 2
+LOOP_BATCH           ?= 32
+LOOP_SAMPLES         ?= 4000
+loop: install
+	rm -rf $(LOOP_DIR) && mkdir -p $(LOOP_DIR)
+	$(PY) -m streamfeat simulate --ranking server --devices $(LOOP_COLLECT_DEVICES) \
+		--minutes $(LOOP_COLLECT_MINUTES) --speed 0 --seed 1 --workdir $(LOOP_DIR)/collect
+	$(PY) -m streamfeat train --db $(LOOP_DIR)/collect/endpoint.sqlite \
+		--tasks $(LOOP_DIR)/collect/tasks.toml --epochs $(LOOP_EPOCHS) --batch $(LOOP_BATCH) \
+		--max-samples $(LOOP_SAMPLES) --out $(LOOP_DIR)/model.onnx
+	$(PY) -m streamfeat simulate --compare heuristic,model:$(LOOP_DIR)/model.onnx \
+		--devices $(LOOP_DEVICES) --minutes $(LOOP_MINUTES) --speed 0 --seed 2
 
 # headless chromium for the browser tests (installed once; they skip without it)
 browser:

@@ -115,6 +115,19 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="release a bundle whose task raises on every click: it must roll back by itself",
     )
+    p.add_argument(
+        "--ranking",
+        metavar="MODE",
+        help="a served feed whose users respond to the order they see; MODE: server (no "
+        "re-rank), heuristic or model:FILE (an ONNX re-rank model); reports CTR and, for a "
+        "non-server mode, its CTR ratio over the server's order on the same seeds (docs/loop.md)",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="A,B,...",
+        help="run these ranking modes back to back on the same seeds and print them side by "
+        "side, with each one's CTR ratio over the first (e.g. server,heuristic,model:m.onnx)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_simulate)
 
@@ -158,7 +171,9 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         and not args.server_key
     ):
         args.parser.error("a postgresql:// --server-db needs --server-key")
+    ranking = _ranking_args(args)
     return SimOptions(
+        ranking=ranking,
         devices=args.devices, minutes=args.minutes, speed=args.speed, tasks_text=tasks_text,
         server=args.server, server_db=args.server_db, server_key=args.server_key,
         server_pids=args.server_pids,
@@ -167,16 +182,65 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
     )  # fmt: skip
 
 
+def _ranking_args(args: argparse.Namespace) -> str:
+    from streamfeat.sim._served import parse_mode
+
+    ranking: str | None = getattr(args, "ranking", None)
+    compare: str | None = getattr(args, "compare", None)
+    if not ranking and not compare:
+        return ""
+    if ranking and compare:
+        args.parser.error("give --ranking or --compare, not both")
+    if args.tasks or args.chaos or args.reconfigure or args.release:
+        args.parser.error(
+            "--ranking / --compare build their own tasks file and run without --tasks, "
+            "--chaos, --reconfigure and --release"
+        )
+    modes = [m.strip() for m in (compare or ranking or "").split(",")]
+    if compare and (len(modes) < 2 or len(set(modes)) != len(modes)):
+        args.parser.error("--compare needs two or more different modes, e.g. server,heuristic")
+    for m in modes:
+        try:
+            parse_mode(m)
+        except ValueError as exc:
+            args.parser.error(str(exc))
+    args.modes = modes
+    first: str = modes[0]
+    return first
+
+
 def _simulate(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     console = Console(stderr=args.json)
+    if getattr(args, "compare", None):
+        return _compare(args, options, console)
     report = run_with_progress(options, console)
     if args.json:
         print(json.dumps(report.as_dict(), sort_keys=True))
     else:
         console.print()
         render_report(report, console)
+        if report.ranking:
+            from streamfeat.sim._ranking_report import render_ranking
+
+            render_ranking(report, console)
     return 0 if report.ok else 1
+
+
+def _compare(args: argparse.Namespace, options: SimOptions, console: Console) -> int:
+    from streamfeat.sim._ranking_report import compare_json, render_compare, run_compare
+
+    def run(opts: SimOptions) -> SimReport:
+        console.print(f"ranking mode {opts.ranking}:")
+        return run_with_progress(opts, console)
+
+    reports, ratios = run_compare(options, args.modes, run)
+    if args.json:
+        print(json.dumps(compare_json(reports, ratios), sort_keys=True))
+    else:
+        console.print()
+        render_compare(reports, ratios, console)
+    return 0 if all(r.ok for r in reports) else 1
 
 
 def run_with_progress(options: SimOptions, console: Console) -> SimReport:

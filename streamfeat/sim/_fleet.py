@@ -80,7 +80,7 @@ def _say(obj: object) -> None:
 
 
 class _Device:
-    __slots__ = ("agent", "events", "fed", "ledger", "maxts", "name", "steady")
+    __slots__ = ("agent", "events", "fed", "ledger", "maxts", "name", "steady", "user")
 
     def __init__(self, name: str, agent: Any, events: Any) -> None:
         self.name = name
@@ -90,6 +90,7 @@ class _Device:
         self.maxts = 0
         self.fed = 0
         self.steady = 0  # latencies measured while the fleet was being fed
+        self.user: Any = None  # a ServedUser with --ranking (the served feed)
 
 
 class Worker:
@@ -130,9 +131,16 @@ class Worker:
                 None,
                 device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts),
             )
-            if spec.get("resume"):  # before pages: skipping must not hand out pages
+            if spec.get("ranking"):  # the served feed: a user who responds to the order shown
+                from streamfeat.sim._users import ServedUser
+
+                dev.user = ServedUser(name, spec["seed"], key=name.rsplit("-", 1)[-1])
+                dev.events = iter(())
+            elif spec.get("resume"):  # before pages: skipping must not hand out pages
                 self._skip_accepted(dev, store_dir / f"{name}.sqlite")
-            if config.reranks:  # the device's app gets a page of candidates per feed visit
+            if (
+                config.reranks and dev.user is None
+            ):  # the device's app gets a page of candidates per feed visit
                 dev.events = with_pages(dev, dev.events, {t.feed for t in config.reranks.values()})
             dev.agent = Agent(
                 tasks=config, store_path=store_dir / f"{name}.sqlite", endpoint_url=spec["url"],
@@ -201,7 +209,9 @@ class Worker:
 
     async def feed(self, t0: float, progress_every: float) -> None:
         """Submit every device's events at their release times; report progress."""
-        if self.speed <= 0:
+        if self.spec.get("ranking"):
+            await self._feed_served(t0, progress_every)
+        elif self.speed <= 0:
             await self._feed_fast(progress_every)
         else:
             await self._feed_timed(t0, progress_every)
@@ -268,6 +278,31 @@ class Worker:
             if heap:
                 wait = (heap[0][0] - sim_now) / 1000 / self.speed
                 await asyncio.sleep(min(max(wait, 0.005), progress_every))
+
+    async def _feed_served(self, t0: float, progress_every: float) -> None:
+        """Each device's served user plays against its agent (:func:`streamfeat.sim._served.drive`)."""
+        from streamfeat.sim._served import drive, parse_mode
+
+        mode = parse_mode(self.spec["ranking"])
+
+        def counter(dev: _Device) -> Any:
+            def on_event(ev: dict[str, Any]) -> None:
+                dev.fed += 1
+                self.submitted += 1
+                dev.maxts = max(dev.maxts, ev["ts"])
+
+            return on_event
+
+        minutes, start = float(self.spec["minutes"]), self.start_ts
+        tasks = [asyncio.ensure_future(drive(d.agent, d.user, mode, minutes=minutes, start_ts=start,
+                                             clock=self.clock, speed=self.speed, t0=t0,
+                                             on_event=counter(d))) for d in self.devices]  # fmt: skip
+        pending = set(tasks)
+        while pending:
+            _done, pending = await asyncio.wait(pending, timeout=progress_every)
+            _say({"p": self.progress()})
+        for t in tasks:
+            t.result()  # a driver's error stops the run here
 
     def _push(self, heap: list[tuple[int, int, dict[str, Any]]], i: int, dev: _Device) -> None:
         ev = next(dev.events, None)
@@ -342,6 +377,7 @@ class Worker:
                 "reranks": dict(a.ranking.counts) if a.ranking is not None else {},
                 "rerank_ms": list(a.ranking.latencies) if a.ranking is not None else [],
                 "pulled_bytes": a.bundles.pulled_bytes if a.bundles is not None else 0,
+                "served": d.user.stats.as_dict() if d.user is not None else None,
             }  # fmt: skip
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"devices": devices, "cpu_s": cpu_s, "wall_s": wall_s, "max_rss_kb": rss_kb,
@@ -362,9 +398,10 @@ def with_pages(
 
     The page holds the items the generated user will be shown in the visit (read ahead up to
     the next ``page_enter`` of a feed or ``app_background``), in that order, with their
-    catalogue features (:mod:`streamfeat.ranking._catalogue`): the simulated user does not
-    react to the order the device shows (that is the next step), so the page is what the user
-    sees and the re-rank reorders its unseen part.
+    catalogue features (:mod:`streamfeat.ranking._catalogue`): the generated user does not
+    react to the order the device shows (the served feed of ``--ranking`` does:
+    :mod:`streamfeat.sim._users`), so the page is what the user sees and the re-rank reorders
+    its unseen part.
     """
     from streamfeat.ranking._catalogue import page_of
 

@@ -38,6 +38,9 @@ class SimOptions:
         tick: seconds between the agents' idle-window advances.
         drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
         release: a staged release during the run (``streamfeat.sim._release.ReleasePlan``).
+        ranking: a served feed with users who respond to the order they see, and the ranking
+            mode (``server``, ``heuristic``, ``model:FILE``; docs/loop.md); empty: the
+            behaviour generator's feed.
     """
 
     devices: int = 100
@@ -58,6 +61,7 @@ class SimOptions:
     drain_timeout: float = 60.0
     start_ts: int = DEFAULT_START_TS
     release: Any = None  # a ReleasePlan (docs/release.md)
+    ranking: str = ""
 
 
 @dataclass
@@ -109,6 +113,8 @@ class SimReport:
     max_rss_kb: int = 0
     workdir: str = ""
     release: dict[str, Any] = field(default_factory=dict)  # --release: coverage and outcome
+    ranking: dict[str, Any] = field(default_factory=dict)  # --ranking: the served feed's measures
+    served: dict[str, Any] = field(default_factory=dict, repr=False)  # per device (not in as_dict)
 
     @property
     def ok(self) -> bool:
@@ -117,7 +123,8 @@ class SimReport:
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready form."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"ok": self.ok}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "served"}
+        return out | {"ok": self.ok}
 
 
 Progress = dict[str, Any]

@@ -95,6 +95,15 @@ class Simulation:
         if options.server is not None and options.server_db is None:
             msg = "a --server needs its --server-db (the registry the devices are added to)"
             raise ValueError(msg)
+        if options.ranking:
+            from dataclasses import replace
+
+            from streamfeat.sim._served import parse_mode, served_tasks_text
+
+            if options.chaos or options.reconfigure or options.release is not None:
+                msg = "--ranking runs without --chaos, --reconfigure and --release"
+                raise ValueError(msg)
+            options = replace(options, tasks_text=served_tasks_text(parse_mode(options.ranking)))
         if not options.tasks_text:
             from dataclasses import replace
 
@@ -227,6 +236,7 @@ class Simulation:
             "speed": o.speed, "start_ts": o.start_ts, "store_dir": str(store_dir), "tick": o.tick,
             "result_path": str(work / f"result-p{w}.msgpack"), "drain_timeout": o.drain_timeout,
             "resume": resume, "release_key": self._release_key or None,
+            "ranking": o.ranking or None,
         }  # fmt: skip
         spec_path = work / f"spec-p{w}.json"
         fd = os.open(spec_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
@@ -272,6 +282,10 @@ class Simulation:
         self._configs = [o.tasks_text] + [text for _, text in o.reconfigure]
         workers: list[ChildProcess] = []
         try:
+            if (
+                o.ranking
+            ):  # the tasks file the devices ran: `streamfeat train --tasks` decodes with it
+                (work / "tasks.toml").write_text(o.tasks_text, encoding="utf-8")
             devices = self._prepare(work)
             self.device_names = [d for d, _ in devices]
             if o.release is not None:
@@ -294,6 +308,10 @@ class Simulation:
 
             summarise(self.report, results, self._proxy.cuts if self._proxy is not None else 0)
             audit(self.report, results, self.db, self._configs)
+            if o.ranking:
+                from streamfeat.sim._served import fill_ranking
+
+                fill_ranking(self.report, results, o)
             if self._release is not None:
                 pulled = sum(
                     d.get("pulled_bytes", 0) for r in results for d in r["devices"].values()

@@ -1,0 +1,104 @@
+"""The served feed end to end: real endpoint and fleet processes, users who respond to the order
+their device shows, ranking modes compared on the same seeds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamfeat.models.edgerec import DEFAULT_MODEL_PATH
+from streamfeat.sim import SimOptions, simulate
+from streamfeat.sim._compare import paired_ratio
+from streamfeat.sim._ranking_report import run_compare
+from streamfeat.sim._served import server_baseline
+
+onnx = pytest.importorskip("onnx")
+
+
+def _options(**kw: object) -> SimOptions:
+    base = {"devices": 30, "minutes": 12.0, "speed": 0.0, "processes": 1, "seed": 5}
+    return SimOptions(**(base | kw))  # type: ignore[arg-type]
+
+
+def shuffled_model(path: Path, seed: int = 0) -> Path:
+    """The shipped model with the values of each of its weight tensors permuted at random:
+    the same architecture and scale of weights, nothing learned."""
+    model = onnx.load(str(DEFAULT_MODEL_PATH))
+    rng = np.random.default_rng(seed)
+    for init in model.graph.initializer:
+        arr = onnx.numpy_helper.to_array(init)
+        if arr.dtype != np.float32 or arr.size < 2:
+            continue  # the graph's integer constants (axes, shapes) are not weights
+        flat = arr.reshape(-1).copy()
+        rng.shuffle(flat)
+        init.CopyFrom(onnx.numpy_helper.from_array(flat.reshape(arr.shape), init.name))
+    onnx.save(model, str(path))
+    return path
+
+
+def test_server_mode_equals_the_offline_users_and_identical_modes_give_ratio_one() -> None:
+    """A device that does not re-rank shows the server's order: the fleet's users do exactly
+    what the same users do without a device. Two runs of the same mode on the same seeds
+    are identical device by device (re-rank timing does not leak into what users see), so
+    their ratio is 1 with an interval holding 1."""
+    reports, ratios = run_compare(_options(), ["server", "heuristic", "heuristic"], simulate)
+    server, h1, h2 = reports
+    assert all(r.ok for r in reports)
+    assert server.served == server_baseline(sorted(server.served), _options())
+    assert server.ranking["exposures"] > 500
+    assert server.ranking["clicks"] > 50
+    assert h1.ranking["vs_server"]["ratio"] == pytest.approx(ratios["heuristic"]["ratio"])
+    assert h1.reranks["applied"] > 50
+    assert h1.reranks["timeouts"] == 0
+    assert h1.served == h2.served
+    r = paired_ratio(h1.served, h2.served, seed=5)
+    assert r["ratio"] == pytest.approx(1.0)
+    assert r["low"] <= 1.0 <= r["high"]
+
+
+def test_shuffled_weights_give_no_significant_uplift(tmp_path: Path) -> None:
+    """The control that cannot learn: the shipped model with shuffled weights does not beat
+    the server's order (its interval's low end is not above 1)."""
+    model = shuffled_model(tmp_path / "shuffled.onnx")
+    report = simulate(_options(devices=60, ranking=f"model:{model}"))
+    assert report.ok
+    vs = report.ranking["vs_server"]
+    assert report.reranks["applied"] > 100
+    assert vs["low"] <= 1.0, vs
+
+
+def test_cli_compare_json_and_mistakes(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "streamfeat", "simulate", "--devices", "8", "--minutes", "6",
+           "--speed", "0", "--processes", "1"]  # fmt: skip
+    out = subprocess.run([*cmd, "--compare", "server,heuristic", "--json"], capture_output=True,
+                         text=True, timeout=300, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout)
+    modes = [r["mode"] for r in doc["ranking"]]
+    assert modes == ["server", "heuristic"]
+    for key in (
+        "pages",
+        "exposures",
+        "clicks",
+        "ctr",
+        "clicks_per_session",
+        "purchases",
+        "deletes",
+    ):
+        assert key in doc["ranking"][0]
+    assert {"ratio", "low", "high", "method"} <= set(doc["ranking"][1]["vs_first"])
+    for bad, said in (
+        (["--ranking", "best"], "--ranking must be server, heuristic or model:FILE"),
+        (["--ranking", f"model:{tmp_path / 'none.onnx'}"], "no model file"),
+        (["--compare", "server"], "two or more different modes"),
+        (["--ranking", "server", "--chaos"], "build their own tasks file"),
+    ):
+        res = subprocess.run([*cmd, *bad], capture_output=True, text=True, timeout=60, check=False)
+        assert res.returncode == 2, res.stderr
+        assert said in res.stderr
+        assert "Traceback" not in res.stderr
