@@ -6,10 +6,11 @@
   once: beyond that the answer is ``503`` with ``Retry-After`` (1 to 5 s, jittered), which
   devices honour, so a release to a large fleet queues instead of falling over.
 * ``POST /v1/report``: a device's release status and health, and its grade figures.
-* Live announcements: a release command run in another process queues announcements in the
-  database; this process polls them every ``poll`` seconds and pushes each down the device's
-  open connection (a device not connected gets it from its stored config at its next
-  connection).
+* Live announcements and config pushes: a release command, ``device config`` or another
+  endpoint process queues them in the database's downlink queue; this process polls it every
+  ``poll`` seconds and pushes each down the device's open connections here
+  (:mod:`streamfeat.endpoint._downlink`; a device not connected gets it from its stored config
+  at its next connection). ``TunnelServer.push_config`` queues through the same path.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from prometheus_client import Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
 from streamfeat.clock import Clock, SystemClock
+from streamfeat.endpoint._downlink import Downlink
 from streamfeat.endpoint._releases import ReleaseBook
 from streamfeat.errors import StorageError
 from streamfeat.release import AuthError, GradeReport, HealthReport, parse_authorization, verify
@@ -41,9 +43,9 @@ class ReleaseRoutes:
     Args:
         server: the :class:`~streamfeat.endpoint.TunnelServer` (its key, registry, metrics
             and live sessions).
-        db: the endpoint database.
-        max_pulls: concurrent bundle pulls before ``503``.
-        poll: seconds between looks for queued announcements.
+        db: the endpoint database (SQLite path or ``postgresql://`` URL).
+        max_pulls: concurrent bundle pulls in this process before ``503``.
+        poll: seconds between looks at the downlink queue.
     """
 
     def __init__(
@@ -65,7 +67,10 @@ class ReleaseRoutes:
         self.pulls = 0
         self.refused: dict[str, int] = {}
         self.bytes_sent = 0
-        self._seq = self._last_seq()
+        self.downlink = Downlink(
+            self.book.store, server.live_sessions, poll=poll, clock=self.clock.monotonic
+        )
+        server.downlink = self.downlink  # push_config queues for the other processes too
         self._task: asyncio.Task[None] | None = None
         r = server.metrics.registry
         self._m_pulls = Gauge("streamfeat_release_pulls", "bundle pulls in flight", registry=r)
@@ -78,10 +83,6 @@ class ReleaseRoutes:
         )  # fmt: skip
         r.register(_ReleaseCollector(self.book))
 
-    def _last_seq(self) -> int:
-        items = self.book.announcements_after(-1)
-        return items[-1][0] if items else 0
-
     def install(self, app: web.Application) -> None:
         """Add the routes and the announcement poller to ``app``."""
         app.router.add_get("/v1/bundles/{bundle}", self._bundle)
@@ -90,30 +91,20 @@ class ReleaseRoutes:
         app.on_cleanup.append(self._stop)
 
     async def _start(self, _app: web.Application) -> None:
-        self._task = asyncio.create_task(self._poll_loop())
+        self._task = asyncio.create_task(self.downlink.run())
 
     async def _stop(self, _app: web.Application) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.server.downlink is self.downlink:
+            self.server.downlink = None
         self.book.close()
 
-    async def _poll_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll)
-            self.push_pending()
-
     def push_pending(self) -> int:
-        """Push announcements queued since the last look to connected devices."""
-        items = self.book.announcements_after(self._seq)
-        sent = 0
-        for seq, device, version, body in items:
-            self._seq = seq
-            for session in list(self.server._live.get(device, ())):
-                session.push(version, body)
-                sent += 1
-        return sent
+        """Push what was queued since the last look down this process's connections."""
+        return self.downlink.deliver()
 
     def _refuse(self, status: int, reason: str) -> web.Response:
         self.refused[reason] = self.refused.get(reason, 0) + 1

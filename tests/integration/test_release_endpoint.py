@@ -1,12 +1,12 @@
-"""Releases at a real endpoint on 127.0.0.1: authenticated, resumable bundle pulls, the pull
-limit, device reports that roll a release back, and live announcements to connected devices."""
+"""Releases at a real endpoint on 127.0.0.1, on SQLite and on PostgreSQL: authenticated,
+resumable bundle pulls, the pull limit, device reports that roll a release back, and live
+announcements to connected devices."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,11 +14,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streamfeat.clock import ManualClock
-from streamfeat.endpoint._registry import Registry
+from streamfeat.endpoint._backend import open_registry, open_storage
 from streamfeat.endpoint._release_routes import ReleaseRoutes
 from streamfeat.endpoint._releases import ANNOUNCE_MAGIC, ReleaseBook
 from streamfeat.endpoint._server import TunnelServer
-from streamfeat.endpoint._storage import SQLiteStorage
 from streamfeat.release import (
     HealthThresholds,
     authorization,
@@ -42,7 +41,7 @@ class Live:
     other: KeyPair
     bundle: bytes
     bundle_id: str
-    db: Path
+    db: str
     clock: ManualClock
 
 
@@ -52,10 +51,10 @@ def _bundle(key: Ed25519PrivateKey, name: str, payload: bytes) -> bytes:
 
 
 @pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    db = tmp_path / "ep.db"
+async def live(endpoint_db: str) -> AsyncIterator[Live]:
+    db = endpoint_db
     ep, dev, other = (KeyPair.from_private(bytes([i]) * 32) for i in (1, 2, 3))
-    registry = Registry(db)
+    registry = open_registry(db)
     registry.add("phone-1", dev.public)
     registry.add("phone-2", other.public)
     registry.revoke("phone-2")
@@ -66,7 +65,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     book.add_bundle(_bundle(release_key, "tiny", b"x"), now=NOW)
     book.close()
     clock = ManualClock(NOW)
-    server = TunnelServer(key=ep, registry=registry, storage=SQLiteStorage(db), clock=clock)
+    server = TunnelServer(key=ep, registry=registry, storage=open_storage(db), clock=clock)
     app = server.app()
     routes = ReleaseRoutes(server, db, max_pulls=4, poll=0.05, clock=clock)
     routes.install(app)
@@ -171,7 +170,9 @@ async def test_device_reports_roll_an_unhealthy_release_back_and_queue_announcem
         None,
         True,
     ]
-    cfg = SQLiteStorage(live.db).get_config("phone-1")
+    storage = open_storage(live.db)
+    cfg = storage.get_config("phone-1")
+    storage.close()
     assert cfg is not None
     assert cfg[0] == 2  # announced, then told to go back: each a newer config version
 
