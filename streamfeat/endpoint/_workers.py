@@ -24,6 +24,13 @@ database.
 * **Shutdown.** SIGTERM or SIGINT to the supervisor: SIGTERM to every worker, each shutting down
   gracefully (stores and acknowledges what it received, closes connections with 1001), then
   the supervisor exits; a worker still running after 30 seconds is killed.
+* **Releases and config pushes.** Every worker serves the release routes (bundle pulls,
+  device reports) from the shared database, so a device pulls from whichever worker takes its
+  request, and every worker polls the database's downlink queue every second
+  (:mod:`~streamfeat.endpoint._downlink`) and pushes new announcements and configs down the
+  connections it holds: a ``release rollout`` or ``device config`` reaches the devices of every
+  worker within about a second. The pull limit (``503`` + ``Retry-After`` beyond 64 pulls at
+  once) is per worker.
 * **Pid file.** With ``pid_file``, the supervisor keeps ``{"supervisor": PID, "workers": [PID,
   ...]}`` up to date (the fleet simulator's chaos reads it to kill one worker).
 """
@@ -125,6 +132,7 @@ async def serve_worker(
     from aiohttp import web
 
     from streamfeat.endpoint._registry import endpoint_keypair
+    from streamfeat.endpoint._release_routes import ReleaseRoutes
     from streamfeat.endpoint._server import TunnelServer
 
     registry, storage, cache = open_backend(db)
@@ -149,7 +157,9 @@ async def serve_worker(
         decoder=decoder,
         admin_token=admin_token,
     )
-    runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
+    app = server.app()
+    ReleaseRoutes(server, db).install(app)  # bundle pulls, reports, the downlink queue poller
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
     await site.start()
