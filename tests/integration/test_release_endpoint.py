@@ -197,3 +197,35 @@ async def test_metrics_export_release_state_pulls_and_refusals(live: Live) -> No
     assert 'streamfeat_release_state{release="r-9",state="complete"} 100.0' in text
     assert f"streamfeat_release_pulled_bytes_total {float(len(live.bundle))}" in text
     assert 'streamfeat_release_refusals_total{reason="missing"} 1.0' in text
+
+
+async def test_a_config_pushed_here_is_queued_for_the_other_processes_and_sent_once(
+    live: Live, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from streamfeat.endpoint._releases import queue_config
+    from streamfeat.upload._client import Uploader, UploaderConfig
+    from streamfeat.upload._outbox import Outbox, OutboxConfig
+
+    ws = live.url.replace("http://", "ws://") + "/v1/tunnel"
+    cfg = UploaderConfig(url=ws, endpoint_key=live.endpoint.public, backoff_base=0.05)
+    up = Uploader(Outbox(tmp_path / "dev.db", OutboxConfig()), live.device, cfg)
+    task = asyncio.create_task(up.run())
+    try:
+        await asyncio.wait_for(up.connected.wait(), 10)
+        tasks = b'[triggers]\nclick = "click"\n'
+        assert live.routes.server.push_config("phone-1", 7, tasks) == 1
+        assert (await asyncio.wait_for(up.configs.get(), 5)).version == 7
+        book = live.routes.book
+        # queued for the other processes; this one's poller does not send it again
+        assert [(d, v) for _, d, v, _ in book.announcements_after(0)] == [("phone-1", 7)]
+        # a push queued by another process (or `device config`) arrives through the poller
+        queue_config(book.store, "phone-1", 8, tasks)
+        assert (await asyncio.wait_for(up.configs.get(), 5)).version == 8
+        await asyncio.sleep(0.3)  # several more polls
+        assert up.stats.configs == 2
+        assert live.routes.downlink.delivered == 1
+    finally:
+        await up.aclose()
+        await asyncio.gather(task, return_exceptions=True)

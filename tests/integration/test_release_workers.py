@@ -133,3 +133,33 @@ def release_id_of(pg_url: str) -> str:
     finally:
         book.close()
     return rel[0]
+
+
+def test_a_version_1_database_is_upgraded_to_hold_the_release_book(pg_url: str) -> None:
+    """A database made before releases lived in PostgreSQL (schema 1) gains the release tables
+    on the next start, keeps its devices, and records version 2."""
+    from streamfeat.endpoint import _postgres
+    from streamfeat.endpoint._postgres import SCHEMA_VERSION, connect, migrate, schema_version
+    from streamfeat.endpoint._releases import ReleaseBook
+
+    conn = connect(pg_url)
+    try:
+        with conn.transaction():  # what a streamfeat of schema 1 created
+            conn.execute("CREATE TABLE streamfeat_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for stmt in _postgres._MIGRATIONS[0]:
+                conn.execute(stmt)
+            conn.execute("INSERT INTO streamfeat_meta VALUES ('schema_version', '1')")
+            conn.execute("INSERT INTO devices VALUES ('old-phone', %s, 1.0, NULL)", (b"k" * 32,))
+        assert schema_version(conn) == 1
+        assert conn.execute("SELECT to_regclass('announcements')").fetchone()[0] is None
+        assert migrate(conn) == 1
+        assert schema_version(conn) == SCHEMA_VERSION == 2
+        assert conn.execute("SELECT name FROM devices").fetchall() == [("old-phone",)]
+    finally:
+        conn.close()
+    book = ReleaseBook(pg_url)
+    try:
+        assert book.recent_releases() == []
+        assert book.announcements_after(0) == []
+    finally:
+        book.close()
