@@ -4,9 +4,11 @@ announcements to connected devices."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from streamfeat.clock import ManualClock
 from streamfeat.endpoint._backend import open_registry, open_storage
 from streamfeat.endpoint._release_routes import ReleaseRoutes
-from streamfeat.endpoint._releases import ANNOUNCE_MAGIC, ReleaseBook
+from streamfeat.endpoint._releases import ANNOUNCE_MAGIC, ReleaseBook, queue_config
 from streamfeat.endpoint._server import TunnelServer
 from streamfeat.release import (
     HealthThresholds,
@@ -27,6 +29,8 @@ from streamfeat.release import (
     verify_bundle,
 )
 from streamfeat.tunnel._crypto import KeyPair
+from streamfeat.upload._client import Uploader, UploaderConfig
+from streamfeat.upload._outbox import Outbox, OutboxConfig
 
 NOW = 1_767_225_600.0
 MATRIX = 'default = "base"\n[cells]\n"*/low" = "tiny"\n'
@@ -202,12 +206,6 @@ async def test_metrics_export_release_state_pulls_and_refusals(live: Live) -> No
 async def test_a_config_pushed_here_is_queued_for_the_other_processes_and_sent_once(
     live: Live, tmp_path: Path
 ) -> None:
-    import asyncio
-
-    from streamfeat.endpoint._releases import queue_config
-    from streamfeat.upload._client import Uploader, UploaderConfig
-    from streamfeat.upload._outbox import Outbox, OutboxConfig
-
     ws = live.url.replace("http://", "ws://") + "/v1/tunnel"
     cfg = UploaderConfig(url=ws, endpoint_key=live.endpoint.public, backoff_base=0.05)
     up = Uploader(Outbox(tmp_path / "dev.db", OutboxConfig()), live.device, cfg)
