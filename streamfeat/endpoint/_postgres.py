@@ -79,6 +79,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE IF NOT EXISTS bundles (
             id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL,
             size INTEGER NOT NULL, data BYTEA NOT NULL, created DOUBLE PRECISION NOT NULL)""",
+        # stored uncompressed out of line: a pull reads 64 KB slices without decompressing
+        # the whole bundle for each (bundles are signed archives of mostly compressed models)
+        "ALTER TABLE bundles ALTER COLUMN data SET STORAGE EXTERNAL",
         "CREATE INDEX IF NOT EXISTS bundles_name ON bundles (name, created)",
         """CREATE TABLE IF NOT EXISTS releases (
             id TEXT PRIMARY KEY, created DOUBLE PRECISION NOT NULL, state TEXT NOT NULL,
