@@ -3,7 +3,8 @@
 Two real endpoint processes share a real PostgreSQL server; devices are connected to each.
 A ``streamfeat device config`` push and a ``streamfeat release rollout`` (commands run in this
 test process, neither endpoint) reach the devices of both processes live, each config once,
-through the database's downlink queue; every device pulls its bundle from the other process.
+through the database's downlink queue; every device pulls its bundle from the other process;
+failing health reports to one process roll the release back on the devices of both.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from streamfeat.cli import main
@@ -37,6 +39,24 @@ def _pull(port: int, device: KeyPair, ep_pub: bytes, bundle: str) -> bytes:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": auth})
     with urllib.request.urlopen(req, timeout=10) as r:
         return bytes(r.read())
+
+
+async def _report(port: int, device: KeyPair, ep_pub: bytes, release: str) -> dict[str, str]:
+    path = "/v1/report"
+    auth = authorization(
+        device.private, device.public, ep_pub, method="POST", path=path, now=time.time()
+    )
+    body = {"release": release, "status": "live", "health": {"task_runs": 50, "task_errors": 40}}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"http://127.0.0.1:{port}{path}",
+            data=json.dumps(body),
+            headers={"Authorization": auth},
+        ) as r,
+    ):
+        assert r.status == 200, await r.text()
+        return dict(await r.json())
 
 
 def _make_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
@@ -101,6 +121,16 @@ def test_a_push_and_a_release_reach_the_devices_of_both_endpoint_processes(
                 doc = json.loads(ev.body[len(ANNOUNCE_MAGIC) :])
                 assert doc["release"] == release
                 bundles[name] = doc["bundle"]
+            # every device reports a failing release to process 1: the release rolls back by
+            # itself there, and the rollback reaches the devices of process 0 too
+            rolled = []
+            for kp in devices.values():
+                rolled.append(await _report(procs[1].port, kp, ep.public, release))
+            assert any("task error rate" in r.get("rolled_back", "") for r in rolled)
+            for up in ups.values():
+                ev = await asyncio.wait_for(up.configs.get(), 15)
+                assert ev.version == 5
+                assert json.loads(ev.body[len(ANNOUNCE_MAGIC) :])["rollback"] is True
             await asyncio.sleep(2.5)  # two more polls of each process: nothing sent twice
             versions = {name: [up.stats.configs] for name, up in ups.items()}
         finally:
@@ -112,7 +142,8 @@ def test_a_push_and_a_release_reach_the_devices_of_both_endpoint_processes(
 
     try:
         versions, bundle, latency = asyncio.run(scenario())
-        assert versions == {name: [2] for name in devices}  # the push and the announcement, once
+        # the push, the announcement and the rollback, each once
+        assert versions == {name: [3] for name in devices}
         assert max(latency.values()) < 15
         data = bundle_file.read_bytes()
         for i, kp in enumerate(devices.values()):
