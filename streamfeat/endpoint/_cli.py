@@ -336,6 +336,7 @@ def _serve(args: argparse.Namespace) -> int:
                 tasks=args.tasks,
                 pid_file=Path(args.pid_file) if args.pid_file else None,
                 ready=ready,
+                limits=limits,
             )
         asyncio.run(
             serve_worker(
@@ -346,6 +347,7 @@ def _serve(args: argparse.Namespace) -> int:
                 decoder=decoder,
                 ready=ready,
                 admin_token=token,
+                limits=limits,
             )
         )
         return 0

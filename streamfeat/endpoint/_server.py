@@ -54,7 +54,7 @@ from streamfeat.tunnel._protocol import State
 from streamfeat.upload._aiohttp import MAX_MESSAGE, WebSocketTransport
 from streamfeat.upload._transport import Transport
 
-__all__ = ["Decoder", "Limits", "ReplayCache", "TunnelServer"]
+__all__ = ["Decoder", "GuardedSite", "Limits", "ReplayCache", "TunnelServer"]
 
 
 class ConfigQueue(Protocol):
@@ -404,7 +404,7 @@ async def serve(
     ReleaseRoutes(server, db).install(app)  # bundle pulls, device reports, announcements
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = _GuardedSite(runner, host, port, server=server)
+    site = GuardedSite(runner, host, port, server=server)
     try:
         await site.start()
     except OSError:
@@ -425,21 +425,34 @@ async def serve(
         await runner.cleanup()
 
 
-class _GuardedSite(web.TCPSite):
-    """A TCP site whose connections pass through the server's admission guard."""
+class GuardedSite(web.TCPSite):
+    """A TCP site whose connections pass through the server's admission guard.
+
+    Args:
+        reuse_port: listen with ``SO_REUSEPORT`` (sibling processes share the port).
+    """
 
     def __init__(
-        self, runner: web.AppRunner, host: str, port: int, *, server: TunnelServer
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        *,
+        server: TunnelServer,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, host, port, backlog=ACCEPT_BURST)
         self._tunnel_server = server
+        self._reuse = reuse_port
 
     async def start(self) -> None:
         self._runner._reg_site(self)  # what BaseSite.start does
         loop = asyncio.get_running_loop()
         inner = self._runner.server
         assert inner is not None
-        sock = socket.create_server((self._host, self._port), backlog=LISTEN_BACKLOG)
+        sock = socket.create_server(
+            (self._host, self._port), backlog=LISTEN_BACKLOG, reuse_port=self._reuse
+        )
         sock.setblocking(False)
         try:
             self._server = await loop.create_server(
