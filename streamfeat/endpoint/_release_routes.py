@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import random
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ class ReleaseRoutes:
         db: the endpoint database (SQLite path or ``postgresql://`` URL).
         max_pulls: concurrent bundle pulls in this process before ``503``.
         poll: seconds between looks at the downlink queue.
+        cache_bytes: bundle bytes kept in memory for pulls (each bundle read from the
+            database once per process; one larger than a quarter of this is read by slices).
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class ReleaseRoutes:
         *,
         max_pulls: int = 64,
         poll: float = 1.0,
+        cache_bytes: int = 256 * 1024 * 1024,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -67,6 +71,9 @@ class ReleaseRoutes:
         self.pulls = 0
         self.refused: dict[str, int] = {}
         self.bytes_sent = 0
+        self.cache_bytes = cache_bytes
+        self._cached: OrderedDict[str, bytes] = OrderedDict()  # bundle id -> signed bytes
+        self._cached_size = 0
         self.downlink = Downlink(
             self.book.store, server.live_sessions, poll=poll, clock=self.clock.monotonic
         )
@@ -106,6 +113,22 @@ class ReleaseRoutes:
         """Push what was queued since the last look down this process's connections."""
         return self.downlink.deliver()
 
+    def _cache(self, bundle: str, size: int) -> bytes | None:
+        """The bundle's bytes, read once and kept (bundles are immutable: the id is their
+        hash), least recently used forgotten first beyond ``cache_bytes``; None when it is
+        larger than a quarter of that (then pulls read it from the database by slices)."""
+        if size > self.cache_bytes // 4:
+            return None
+        data = self.book.bundle_bytes(bundle)
+        if data is None or len(data) != size:
+            return None
+        self._cached[bundle] = data
+        self._cached_size += len(data)
+        while self._cached_size > self.cache_bytes:
+            _, old = self._cached.popitem(last=False)
+            self._cached_size -= len(old)
+        return data
+
     def _refuse(self, status: int, reason: str) -> web.Response:
         self.refused[reason] = self.refused.get(reason, 0) + 1
         self._m_refused.labels(reason.split(":")[0]).inc()
@@ -138,7 +161,10 @@ class ReleaseRoutes:
             self._device(request, start)
         except AuthError as exc:
             return self._refuse(401, exc.reason)
-        size = self.book.bundle_size(bundle)
+        cached = self._cached.get(bundle)
+        if cached is not None:
+            self._cached.move_to_end(bundle)
+        size = len(cached) if cached is not None else self.book.bundle_size(bundle)
         if size is None:
             return self._refuse(404, "unknown bundle")
         if start > size:
@@ -159,9 +185,13 @@ class ReleaseRoutes:
             if partial:
                 resp.headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
             await resp.prepare(request)
+            data = cached if cached is not None else self._cache(bundle, size)
             at = start
             while at < size:
-                chunk = self.book.bundle_bytes(bundle, at, _CHUNK) or b""
+                if data is not None:
+                    chunk = data[at : at + _CHUNK]
+                else:  # too large to keep in memory: read it slice by slice
+                    chunk = self.book.bundle_bytes(bundle, at, _CHUNK) or b""
                 if not chunk:
                     break
                 await resp.write(chunk)

@@ -279,17 +279,21 @@ class ReleaseBook:
         announced = 0
         with self._db.transaction():
             self._save(release, transition)
+            reached = dict(
+                self._db.rows(
+                    "SELECT device, bundle FROM release_devices WHERE release = ?", (release_id,)
+                )
+            )
+            sizes: dict[str, int] = {}
             for device in devices:
                 if not release.reaches(device):
                     continue
                 bundle = ids[matrix.resolve(self._group(device), self._tier(device))]
-                rows = self._db.rows(
-                    "SELECT bundle FROM release_devices WHERE release = ? AND device = ?",
-                    (release_id, device),
-                )
-                if rows and rows[0][0] == bundle:
+                if reached.get(device) == bundle:
                     continue
-                size = self.bundle_size(bundle) or 0
+                if bundle not in sizes:
+                    sizes[bundle] = self.bundle_size(bundle) or 0
+                size = sizes[bundle]
                 self._announce(device, announcement_body(release_id, bundle, size))
                 self._db.run(
                     "INSERT INTO release_devices"

@@ -120,6 +120,17 @@ async def test_an_authenticated_device_pulls_the_bundle_and_resumes_a_cut_pull(l
     assert verify_bundle(first + rest, key).id == live.bundle_id
 
 
+async def test_a_bundle_too_large_for_the_cache_is_served_by_slices(live: Live) -> None:
+    live.routes.cache_bytes = 0  # nothing is kept in memory: every chunk read from the database
+    path = f"/v1/bundles/{live.bundle_id}"
+    cut = 100_000
+    hdr = {"Authorization": _auth(live, live.device, path, cut), "Range": f"bytes={cut}-"}
+    async with aiohttp.ClientSession() as http, http.get(live.url + path, headers=hdr) as r:
+        assert r.status == 206
+        assert await r.read() == live.bundle[cut:]
+    assert not live.routes._cached
+
+
 @pytest.mark.parametrize("who", ["none", "revoked", "wrong-range", "stale", "unknown"])
 async def test_pulls_without_valid_device_credentials_are_refused(live: Live, who: str) -> None:
     path = f"/v1/bundles/{live.bundle_id}"
