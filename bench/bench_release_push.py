@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ async def _fleet(
 ) -> tuple[list[float], list[float], float]:
     """Connect every device, roll out to 100 %, and time announcements and pulls."""
     from streamfeat.endpoint._releases import ReleaseBook
+    from streamfeat.errors import TunnelClosed
     from streamfeat.release import HealthThresholds, authorization
     from streamfeat.tunnel import NEED_DATA, Config, HandshakeComplete, Hello, Role
     from streamfeat.tunnel import TunnelConnection as TC
@@ -54,24 +56,29 @@ async def _fleet(
 
     async def device(key: Any) -> None:
         nonlocal connected
-        t = await connect(ws_url)
-        conn = TC(Role.DEVICE, static=key, remote_static=ep)
-        await t.send(conn.send(Hello(0, None)))
+        for attempt in range(1000):  # a device reconnects until its handshake completes
+            try:
+                t = await connect(ws_url)
+                conn = TC(Role.DEVICE, static=key, remote_static=ep)
+                await t.send(conn.send(Hello(0, None)))
 
-        async def until(kind: type) -> Any:
-            while True:
-                ev = conn.next_event()
-                if ev is NEED_DATA:
-                    data = await t.receive()
-                    if not data:
-                        msg = "endpoint closed the connection"
-                        raise RuntimeError(msg)
-                    conn.receive_data(data)
-                    continue
-                if isinstance(ev, kind):
-                    return ev
+                async def until(kind: type, t: Any = t, conn: Any = conn) -> Any:
+                    while True:
+                        ev = conn.next_event()
+                        if ev is NEED_DATA:
+                            data = await t.receive()
+                            if not data:
+                                msg = "endpoint closed the connection"
+                                raise RuntimeError(msg)
+                            conn.receive_data(data)
+                            continue
+                        if isinstance(ev, kind):
+                            return ev
 
-        await until(HandshakeComplete)
+                await until(HandshakeComplete)
+                break
+            except (OSError, RuntimeError, TunnelClosed):
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt) * random.random())
         connected += 1
         if connected == len(keys):
             all_connected.set()
