@@ -17,6 +17,9 @@ transaction commits, so two processes writing at once may commit 7 before 6. The
 a :class:`SeqWatermark`: it asks for everything above the lowest position it has not seen and
 skips what it already handled, waiting up to ``gap_wait`` seconds for a missing position to
 appear (a transaction that rolled back leaves a hole that never fills).
+
+The queue is bounded: every ``prune_every`` polls (10 minutes at the default period) a process
+deletes the entries more than ``keep`` (100,000) positions below what it has handled.
 """
 
 from __future__ import annotations
@@ -82,6 +85,10 @@ class Downlink:
         sessions: ``device -> its open connections in this process``.
         poll: seconds between looks at the queue.
         clock: ``() -> seconds`` for the gap wait (monotonic).
+        keep: queue entries kept below what this process has handled; older ones are deleted
+            every ``prune_every`` polls (each device's config stays in its stored config, so
+            only a process lagging that far behind could miss one live, and it goes at the
+            device's next connection).
     """
 
     def __init__(
@@ -92,6 +99,8 @@ class Downlink:
         poll: float = 1.0,
         clock: Callable[[], float],
         gap_wait: float = 30.0,
+        keep: int = 100_000,
+        prune_every: int = 600,
     ) -> None:
         self.store = store
         self.poll = poll
@@ -101,6 +110,7 @@ class Downlink:
         # what was queued before this process started reaches devices as their stored config
         self.watermark = SeqWatermark(int(rows[0][0] or 0), gap_wait=gap_wait)
         self.delivered = 0  # configs sent on a connection by this poller
+        self._keep, self._prune_every, self._polls = keep, prune_every, 0
 
     def queue(self, device: str, version: int, body: bytes) -> None:
         """Store ``device``'s config and queue it for every endpoint process on the database."""
@@ -118,7 +128,16 @@ class Downlink:
             for session in list(self._sessions(device)):
                 sent += bool(session.push_if_newer(version, body))
         self.delivered += sent
+        self._polls += 1
+        if self._polls % self._prune_every == 0:
+            self.prune()
         return sent
+
+    def prune(self) -> int:
+        """Delete queue entries more than ``keep`` below what this process handled."""
+        return self.store.run(
+            "DELETE FROM announcements WHERE seq <= ?", (self.watermark.low - self._keep,)
+        )
 
     async def run(self) -> None:
         """Poll until cancelled (a failing look is logged and retried at the next period)."""

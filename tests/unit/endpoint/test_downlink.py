@@ -1,14 +1,18 @@
-"""The downlink poller's watermark: queue positions that become visible out of order are each
-handled once, and a hole that never fills is given up after the wait."""
+"""The downlink poller: queue positions that become visible out of order are each handled once,
+a hole that never fills is given up after the wait, and the queue is pruned below what was
+handled."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamfeat.endpoint._downlink import SeqWatermark
+from streamfeat.endpoint._downlink import Downlink, SeqWatermark
+from streamfeat.endpoint._release_store import SQLiteReleaseStore
+from streamfeat.endpoint._releases import queue_config, queued_after
 
 
 def test_positions_committed_out_of_order_are_each_taken_once() -> None:
@@ -43,3 +47,32 @@ def test_every_position_is_taken_exactly_once_whatever_the_commit_order(n: int, 
         taken += w.take(sorted(c for c in committed if c > w.since()), now=0)
     assert sorted(taken) == list(range(1, n + 1))
     assert w.since() == n
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.got: list[int] = []
+
+    def push_if_newer(self, version: int, body: bytes) -> bool:
+        self.got.append(version)
+        return True
+
+
+def test_the_queue_is_delivered_to_this_process_and_pruned_below_what_it_handled(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteReleaseStore(tmp_path / "ep.db")
+    queue_config(store, "early", 1, b"before the process started")
+    session = _Session()
+    down = Downlink(
+        store, lambda d: [session] if d == "a" else [], clock=lambda: 0.0, keep=2, prune_every=3
+    )
+    for v in range(1, 6):
+        queue_config(store, "a", v, b"cfg")
+    assert down.deliver() == 5
+    assert session.got == [1, 2, 3, 4, 5]  # not the entry queued before this process started
+    assert down.deliver() == 0
+    assert len(queued_after(store, 0)) == 6
+    down.deliver()  # the third poll prunes: keeps 2 below what was handled (seq 6)
+    assert [s for s, _, _, _ in queued_after(store, 0)] == [5, 6]
+    store.close()
