@@ -148,19 +148,6 @@ class ReleaseBook:
         )
         return self.grading.tier(report)
 
-    def _tier(self, device: str) -> str | None:
-        rows = self._db.rows(
-            "SELECT model, p50, p99, runs FROM device_grades WHERE device = ?", (device,)
-        )
-        if not rows:
-            return None
-        model, p50, p99, runs = rows[0]
-        return self.grading.tier(GradeReport(str(model), float(p50), float(p99), int(runs)))
-
-    def _group(self, device: str) -> str | None:
-        rows = self._db.rows("SELECT grp FROM device_groups WHERE device = ?", (device,))
-        return str(rows[0][0]) if rows else None
-
     # ---- releases ----------------------------------------------------------------------
 
     def create(
@@ -255,15 +242,30 @@ class ReleaseBook:
             ),
         )
 
-    def _announce(self, device: str, body: bytes) -> None:
-        # the next config version, in one statement (no lost update between processes)
-        rows = self._db.rows(
+    def _announce_many(self, pairs: list[tuple[str, bytes]]) -> None:
+        """Store each (device, body) as the device's next config version and queue it (inside
+        the caller's transaction; a handful of statements whatever the number of devices)."""
+        if not pairs:
+            return
+        # each device's next version in the upsert itself (no lost update between processes;
+        # the rows stay locked by this transaction until it commits, so the read below sees
+        # exactly the versions written here)
+        self._db.run_many(
             "INSERT INTO device_configs (device, version, body) VALUES (?, 1, ?)"
             " ON CONFLICT (device) DO UPDATE SET version = device_configs.version + 1,"
-            " body = excluded.body RETURNING version",
-            (device, body),
+            " body = excluded.body",
+            pairs,
         )
-        _enqueue(self._db, device, int(rows[0][0]), body)
+        wanted = {d for d, _ in pairs}
+        versions = {
+            str(d): int(v)
+            for d, v in self._db.rows("SELECT device, version FROM device_configs")
+            if d in wanted
+        }
+        self._db.run_many(
+            "INSERT INTO announcements (device, version, body) VALUES (?, ?, ?)",
+            [(d, versions[d], body) for d, body in pairs],
+        )
 
     def rollout(
         self, release_id: str, percent: float, devices: Iterable[str], *, now: float
@@ -279,31 +281,42 @@ class ReleaseBook:
         announced = 0
         with self._db.transaction():
             self._save(release, transition)
+            # read once what every device needs (a few statements, not a few per device)
             reached = dict(
                 self._db.rows(
                     "SELECT device, bundle FROM release_devices WHERE release = ?", (release_id,)
                 )
             )
+            groups = {
+                str(d): str(g) for d, g in self._db.rows("SELECT device, grp FROM device_groups")
+            }
+            tiers = {
+                str(d): self.grading.tier(GradeReport(str(m), float(p50), float(p99), int(runs)))
+                for d, m, p50, p99, runs in self._db.rows(
+                    "SELECT device, model, p50, p99, runs FROM device_grades"
+                )
+            }
             sizes: dict[str, int] = {}
-            for device in devices:
+            todo: list[tuple[str, str]] = []
+            for device in dict.fromkeys(devices):
                 if not release.reaches(device):
                     continue
-                bundle = ids[matrix.resolve(self._group(device), self._tier(device))]
+                bundle = ids[matrix.resolve(groups.get(device), tiers.get(device))]
                 if reached.get(device) == bundle:
                     continue
                 if bundle not in sizes:
                     sizes[bundle] = self.bundle_size(bundle) or 0
-                size = sizes[bundle]
-                self._announce(device, announcement_body(release_id, bundle, size))
-                self._db.run(
-                    "INSERT INTO release_devices"
-                    " (release, device, bundle, status, reason, updated, health)"
-                    " VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (release, device) DO UPDATE"
-                    " SET bundle = excluded.bundle, status = excluded.status,"
-                    " reason = excluded.reason, updated = excluded.updated, health = NULL",
-                    (release_id, device, bundle, "announced", "", now),
-                )
-                announced += 1
+                todo.append((device, bundle))
+            self._announce_many([(d, announcement_body(release_id, b, sizes[b])) for d, b in todo])
+            self._db.run_many(
+                "INSERT INTO release_devices"
+                " (release, device, bundle, status, reason, updated, health)"
+                " VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (release, device) DO UPDATE"
+                " SET bundle = excluded.bundle, status = excluded.status,"
+                " reason = excluded.reason, updated = excluded.updated, health = NULL",
+                [(release_id, d, b, "announced", "", now) for d, b in todo],
+            )
+            announced = len(todo)
         return announced
 
     def rollback(self, release_id: str, reason: str, *, now: float) -> int:
@@ -324,9 +337,9 @@ class ReleaseBook:
                 " ORDER BY device",
                 (release.id, "rolled_back"),
             )
-            for device, bundle in rows:
-                body = announcement_body(release.id, str(bundle), 0, rollback=True)
-                self._announce(str(device), body)
+            self._announce_many(
+                [(str(d), announcement_body(release.id, str(b), 0, rollback=True)) for d, b in rows]
+            )
             self._db.run(
                 "UPDATE release_devices SET status = 'rolled_back', reason = ?, updated = ?"
                 " WHERE release = ?",
