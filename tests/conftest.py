@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from streamfeat.clock import ManualClock
+from tests.endpoint_db import endpoint_db  # noqa: F401 (a fixture: SQLite and PostgreSQL)
 
 settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -67,6 +67,6 @@ def open_backend(db: str) -> tuple[Any, Any, Any]:
         from streamfeat.endpoint._postgres import PostgresReplayCache
 
         return open_registry(db), open_storage(db), PostgresReplayCache(db)
-    from streamfeat.endpoint._server import ReplayCache
+    from streamfeat.endpoint._replay_cache import ReplayCache
 
     return open_registry(db), open_storage(db), ReplayCache()

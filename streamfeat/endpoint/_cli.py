@@ -298,6 +298,7 @@ def _serve(args: argparse.Namespace) -> int:
                 tasks=args.tasks,
                 pid_file=Path(args.pid_file) if args.pid_file else None,
                 ready=ready,
+                limits=limits,
             )
         asyncio.run(
             serve_worker(
@@ -308,6 +309,7 @@ def _serve(args: argparse.Namespace) -> int:
                 decoder=decoder,
                 ready=ready,
                 admin_token=token,
+                limits=limits,
             )
         )
         return 0
@@ -486,14 +488,14 @@ def _device_config(args: argparse.Namespace) -> int:
     if entry is None:
         msg = f"no device named {args.name!r} in {args.db} (see `streamfeat device list`)"
         raise CliError(msg)
-    storage = (
-        open_storage(args.db)
-        if is_postgres_url(args.db)
-        else SQLiteStorage(args.db, create=False, check=False)
-    )
+    # stored, and queued so every running endpoint process pushes it live (_downlink)
+    from streamfeat.endpoint._release_store import open_release_store
+    from streamfeat.endpoint._releases import queue_config
+
+    store = open_release_store(args.db)
     try:
-        storage.set_config(args.name, args.version, body)
+        queue_config(store, args.name, args.version, body)
     finally:
-        storage.close()
+        store.close()
     print(f"config v{args.version} set for {args.name}")
     return 0

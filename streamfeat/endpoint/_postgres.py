@@ -47,10 +47,11 @@ __all__ = [
     "connect",
     "is_postgres_url",
     "migrate",
+    "open_migrated",
     "schema_version",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _LOCK_KEY = 0x5F5E_0017  # advisory lock id of the migration (any fixed 64-bit number)
 
 # Each entry upgrades the schema from its index to index + 1.
@@ -71,6 +72,38 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE IF NOT EXISTS handshake_replay (
             ephemeral BYTEA PRIMARY KEY, seen DOUBLE PRECISION NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS handshake_replay_seen ON handshake_replay (seen)",
+    ),
+    # 1 -> 2: the release book (bundles, releases, rollout state, groups, grades) and the
+    # downlink queue every endpoint process polls (see _release_store)
+    (
+        """CREATE TABLE IF NOT EXISTS bundles (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL,
+            size INTEGER NOT NULL, data BYTEA NOT NULL, created DOUBLE PRECISION NOT NULL)""",
+        # stored uncompressed out of line: a pull reads 64 KB slices without decompressing
+        # the whole bundle for each (bundles are signed archives of mostly compressed models)
+        "ALTER TABLE bundles ALTER COLUMN data SET STORAGE EXTERNAL",
+        "CREATE INDEX IF NOT EXISTS bundles_name ON bundles (name, created)",
+        """CREATE TABLE IF NOT EXISTS releases (
+            id TEXT PRIMARY KEY, created DOUBLE PRECISION NOT NULL, state TEXT NOT NULL,
+            percent DOUBLE PRECISION NOT NULL, matrix TEXT NOT NULL, thresholds TEXT NOT NULL,
+            bundles TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS release_history (
+            seq BIGSERIAL PRIMARY KEY, release TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+            step TEXT NOT NULL, state TEXT NOT NULL, percent DOUBLE PRECISION NOT NULL,
+            reason TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS release_history_release ON release_history (release)",
+        """CREATE TABLE IF NOT EXISTS release_devices (
+            release TEXT NOT NULL, device TEXT NOT NULL, bundle TEXT NOT NULL,
+            status TEXT NOT NULL, reason TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL,
+            health TEXT, PRIMARY KEY (release, device))""",
+        """CREATE TABLE IF NOT EXISTS device_grades (
+            device TEXT PRIMARY KEY, model TEXT NOT NULL, p50 DOUBLE PRECISION NOT NULL,
+            p99 DOUBLE PRECISION NOT NULL, runs INTEGER NOT NULL,
+            updated DOUBLE PRECISION NOT NULL)""",
+        "CREATE TABLE IF NOT EXISTS device_groups (device TEXT PRIMARY KEY, grp TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS announcements (
+            seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, version INTEGER NOT NULL,
+            body BYTEA NOT NULL)""",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -155,23 +188,33 @@ def migrate(conn: Any) -> int:
     return found
 
 
+def open_migrated(url: str) -> Any:
+    """An autocommit connection to ``url`` with the endpoint schema created or upgraded.
+
+    Raises:
+        StorageError: the driver is missing, the server unreachable, or the schema newer.
+    """
+    conn = connect(url)
+    try:
+        migrate(conn)
+    except _psycopg().Error as exc:
+        conn.close()
+        msg = f"can't prepare the endpoint schema in {_redact(url)}: {exc}"
+        raise StorageError(msg) from exc
+    except StorageError:
+        conn.close()
+        raise
+    return conn
+
+
 class _Conn:
     """One connection, one lock: what each public object below holds."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.conn = connect(url)
+        self.conn = open_migrated(url)
         self.lock = threading.Lock()
         self._error = _psycopg().Error
-        try:
-            migrate(self.conn)
-        except self._error as exc:
-            self.conn.close()
-            msg = f"can't prepare the endpoint schema in {_redact(url)}: {exc}"
-            raise StorageError(msg) from exc
-        except StorageError:
-            self.conn.close()
-            raise
 
     def close(self) -> None:
         with self.lock:

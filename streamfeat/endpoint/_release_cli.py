@@ -15,7 +15,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from streamfeat.endpoint._registry import Registry, write_key_file
+from streamfeat.endpoint._backend import open_registry
+from streamfeat.endpoint._postgres import is_postgres_url
+from streamfeat.endpoint._registry import write_key_file
 from streamfeat.endpoint._releases import ReleaseBook
 from streamfeat.errors import StreamfeatError
 from streamfeat.release import (
@@ -85,7 +87,12 @@ def add_parsers(sub: Any) -> None:
 
 
 def _db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", required=True, metavar="PATH", help="the endpoint database")
+    p.add_argument(
+        "--db",
+        required=True,
+        metavar="PATH|URL",
+        help="the endpoint database: an SQLite file or postgresql://USER@HOST:PORT/DB",
+    )
 
 
 def _fail(msg: str) -> int:
@@ -117,7 +124,7 @@ def _private(path: str) -> Ed25519PrivateKey:
 
 
 def _book(db: str) -> ReleaseBook:
-    if not Path(db).exists():
+    if not is_postgres_url(db) and not Path(db).exists():
         msg = f"{db} does not exist: give the endpoint database (`streamfeat serve --db`)"
         raise StreamfeatError(msg)
     return ReleaseBook(db)
@@ -219,12 +226,13 @@ def _rollout(args: argparse.Namespace) -> int:
 
 def _rollout_impl(args: argparse.Namespace) -> int:
     book = _book(args.db)
-    registry = Registry(args.db)
+    registry = open_registry(args.db)
     try:
         devices = [d.name for d in registry.list() if d.active]
         n = book.rollout(args.id, args.percent, devices, now=time.time())
     finally:
         book.close()
+        registry.close()
     print(f"{args.id}: at {args.percent:g}%, announced to {n} more device(s)")
     return 0
 

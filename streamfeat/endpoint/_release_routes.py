@@ -6,10 +6,11 @@
   once: beyond that the answer is ``503`` with ``Retry-After`` (1 to 5 s, jittered), which
   devices honour, so a release to a large fleet queues instead of falling over.
 * ``POST /v1/report``: a device's release status and health, and its grade figures.
-* Live announcements: a release command run in another process queues announcements in the
-  database; this process polls them every ``poll`` seconds and pushes each down the device's
-  open connection (a device not connected gets it from its stored config at its next
-  connection).
+* Live announcements and config pushes: a release command, ``device config`` or another
+  endpoint process queues them in the database's downlink queue; this process polls it every
+  ``poll`` seconds and pushes each down the device's open connections here
+  (:mod:`streamfeat.endpoint._downlink`; a device not connected gets it from its stored config
+  at its next connection). ``TunnelServer.push_config`` queues through the same path.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import random
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from prometheus_client import Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
 from streamfeat.clock import Clock, SystemClock
+from streamfeat.endpoint._downlink import Downlink
 from streamfeat.endpoint._releases import ReleaseBook
 from streamfeat.errors import StorageError
 from streamfeat.release import AuthError, GradeReport, HealthReport, parse_authorization, verify
@@ -41,9 +44,11 @@ class ReleaseRoutes:
     Args:
         server: the :class:`~streamfeat.endpoint.TunnelServer` (its key, registry, metrics
             and live sessions).
-        db: the endpoint database.
-        max_pulls: concurrent bundle pulls before ``503``.
-        poll: seconds between looks for queued announcements.
+        db: the endpoint database (SQLite path or ``postgresql://`` URL).
+        max_pulls: concurrent bundle pulls in this process before ``503``.
+        poll: seconds between looks at the downlink queue.
+        cache_bytes: bundle bytes kept in memory for pulls (each bundle read from the
+            database once per process; one larger than a quarter of this is read by slices).
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class ReleaseRoutes:
         *,
         max_pulls: int = 64,
         poll: float = 1.0,
+        cache_bytes: int = 256 * 1024 * 1024,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -67,7 +73,13 @@ class ReleaseRoutes:
         self.pulls = 0
         self.refused: dict[str, int] = {}
         self.bytes_sent = 0
-        self._seq = self._last_seq()
+        self.cache_bytes = cache_bytes
+        self._cached: OrderedDict[str, bytes] = OrderedDict()  # bundle id -> signed bytes
+        self._cached_size = 0
+        self.downlink = Downlink(
+            self.book.store, server.live_sessions, poll=poll, clock=self.clock.monotonic
+        )
+        server.downlink = self.downlink  # push_config queues for the other processes too
         self._task: asyncio.Task[None] | None = None
         r = server.metrics.registry
         self._m_pulls = Gauge("streamfeat_release_pulls", "bundle pulls in flight", registry=r)
@@ -80,10 +92,6 @@ class ReleaseRoutes:
         )  # fmt: skip
         r.register(_ReleaseCollector(self.book))
 
-    def _last_seq(self) -> int:
-        items = self.book.announcements_after(-1)
-        return items[-1][0] if items else 0
-
     def install(self, app: web.Application) -> None:
         """Add the routes and the announcement poller to ``app``."""
         app.router.add_get("/v1/bundles/{bundle}", self._bundle)
@@ -92,30 +100,36 @@ class ReleaseRoutes:
         app.on_cleanup.append(self._stop)
 
     async def _start(self, _app: web.Application) -> None:
-        self._task = asyncio.create_task(self._poll_loop())
+        self._task = asyncio.create_task(self.downlink.run())
 
     async def _stop(self, _app: web.Application) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.server.downlink is self.downlink:
+            self.server.downlink = None
         self.book.close()
 
-    async def _poll_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll)
-            self.push_pending()
-
     def push_pending(self) -> int:
-        """Push announcements queued since the last look to connected devices."""
-        items = self.book.announcements_after(self._seq)
-        sent = 0
-        for seq, device, version, body in items:
-            self._seq = seq
-            for session in list(self.server._live.get(device, ())):
-                session.push(version, body)
-                sent += 1
-        return sent
+        """Push what was queued since the last look down this process's connections."""
+        return self.downlink.deliver()
+
+    def _cache(self, bundle: str, size: int) -> bytes | None:
+        """The bundle's bytes, read once and kept (bundles are immutable: the id is their
+        hash), least recently used forgotten first beyond ``cache_bytes``; None when it is
+        larger than a quarter of that (then pulls read it from the database by slices)."""
+        if size > self.cache_bytes // 4:
+            return None
+        data = self.book.bundle_bytes(bundle)
+        if data is None or len(data) != size:
+            return None
+        self._cached[bundle] = data
+        self._cached_size += len(data)
+        while self._cached_size > self.cache_bytes:
+            _, old = self._cached.popitem(last=False)
+            self._cached_size -= len(old)
+        return data
 
     def _refuse(self, status: int, reason: str) -> web.Response:
         self.refused[reason] = self.refused.get(reason, 0) + 1
@@ -149,7 +163,10 @@ class ReleaseRoutes:
             self._device(request, start)
         except AuthError as exc:
             return self._refuse(401, exc.reason)
-        size = self.book.bundle_size(bundle)
+        cached = self._cached.get(bundle)
+        if cached is not None:
+            self._cached.move_to_end(bundle)
+        size = len(cached) if cached is not None else self.book.bundle_size(bundle)
         if size is None:
             return self._refuse(404, "unknown bundle")
         if start > size:
@@ -170,9 +187,13 @@ class ReleaseRoutes:
             if partial:
                 resp.headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
             await resp.prepare(request)
+            data = cached if cached is not None else self._cache(bundle, size)
             at = start
             while at < size:
-                chunk = self.book.bundle_bytes(bundle, at, _CHUNK) or b""
+                if data is not None:
+                    chunk = data[at : at + _CHUNK]
+                else:  # too large to keep in memory: read it slice by slice
+                    chunk = self.book.bundle_bytes(bundle, at, _CHUNK) or b""
                 if not chunk:
                     break
                 await resp.write(chunk)

@@ -1,16 +1,18 @@
-"""The cloud endpoint: an aiohttp app around :class:`TunnelConnection` (responder side).
+"""The cloud endpoint: :class:`TunnelServer`, an aiohttp app serving devices over the tunnel.
 
-Per connection: feed websocket messages into the connection, answer ``DeviceHello`` from the
-registry and the replay cache, hand every ``Batch`` to the group-commit writer, and send the
-``Ack`` only once the writer's transaction committed. One writer thread stores the batches of
-all connections in shared transactions (group commit), so 200 devices cost one fsync per
-group rather than one per batch.
+The parts live in modules of their own: one connection is a
+:class:`~streamfeat.endpoint._session.Session`; batches go through the group-commit
+:class:`~streamfeat.endpoint._writer.GroupWriter` (a ``Batch`` is acknowledged only once its
+transaction committed); first messages are checked against a replay cache
+(:class:`~streamfeat.endpoint._replay_cache.ReplayCache` in one process, the PostgreSQL one
+shared by several). This module keeps the server itself: the devices online, revocation,
+config pushes, health, the routes, graceful shutdown, and :func:`serve`.
 
 Replay of a first message: a captured handshake message 1 decrypts again (IK's first
-message is not fresh), so (a) its ephemeral key is remembered in a bounded in-memory replay
-cache and a second use is refused as ``replayed_handshake``, and (b) independently of the
-cache, and across restarts, the storage is idempotent on ``(device, batch_id)``: the 0-RTT
-batch of a replayed message is never stored twice.
+message is not fresh), so (a) its ephemeral key is remembered in the replay cache and a
+second use is refused as ``replayed_handshake``, and (b) independently of the cache, and
+across restarts, the storage is idempotent on ``(device, batch_id)``: the 0-RTT batch of a
+replayed message is never stored twice.
 """
 
 from __future__ import annotations
@@ -21,12 +23,9 @@ import functools
 import os
 import signal
 import socket
-from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from aiohttp import web
 
@@ -42,434 +41,28 @@ from streamfeat.endpoint._guard import (
     install_accept_error_handler,
 )
 from streamfeat.endpoint._limits import Limits
-from streamfeat.endpoint._metrics import CONTENT_TYPE_LATEST, NOT_REFUSALS, TunnelMetrics
+from streamfeat.endpoint._metrics import CONTENT_TYPE_LATEST, TunnelMetrics
 from streamfeat.endpoint._pages import PAGES_PATH, CandidateSource, CatalogueSource, PagesRoute
 from streamfeat.endpoint._registry import Registry
-from streamfeat.endpoint._storage import Storage, StoredBatch
-from streamfeat.errors import StorageError, TunnelClosed
+from streamfeat.endpoint._replay_cache import ReplayCache
+from streamfeat.endpoint._session import Session
+from streamfeat.endpoint._storage import Storage
+from streamfeat.endpoint._writer import Decoder, GroupWriter
 from streamfeat.tunnel._crypto import KeyPair
-from streamfeat.tunnel._events import (
-    NEED_DATA,
-    Accept,
-    Ack,
-    Batch,
-    Close,
-    CloseCode,
-    Closed,
-    Config,
-    DeviceHello,
-    HandshakeComplete,
-    Refuse,
-)
-from streamfeat.tunnel._items import split_items
-from streamfeat.tunnel._protocol import Role, State, TunnelConnection
+from streamfeat.tunnel._events import Close, CloseCode
+from streamfeat.tunnel._protocol import State
 from streamfeat.upload._aiohttp import MAX_MESSAGE, WebSocketTransport
 from streamfeat.upload._transport import Transport
 
-__all__ = ["Decoder", "Limits", "ReplayCache", "TunnelServer"]
-
-Decoder = Callable[[bytes], list[dict[str, Any]]]
+__all__ = ["Decoder", "GuardedSite", "Limits", "ReplayCache", "TunnelServer"]
 
 
-class ReplayCache:
-    """First-message ephemeral keys seen recently (bounded, oldest forgotten first)."""
+class ConfigQueue(Protocol):
+    """Where :meth:`TunnelServer.push_config` queues a config for the other processes."""
 
-    def __init__(self, max_entries: int = 200_000) -> None:
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
-        self._max = max_entries
-
-    def seen(self, ephemeral: bytes) -> bool:
-        """Record ``ephemeral``; True if it was already there."""
-        if ephemeral in self._seen:
-            return True
-        self._seen[ephemeral] = None
-        if len(self._seen) > self._max:
-            self._seen.popitem(last=False)
-        return False
-
-
-@dataclass
-class _Pending:
-    batch: StoredBatch
-    done: asyncio.Future[bool]
-
-
-class _Writer:
-    """Group commit: one worker thread stores whatever batches queued up since the last commit."""
-
-    def __init__(
-        self, storage: Storage, metrics: TunnelMetrics, decoder: Decoder | None, clock: Clock
-    ) -> None:
-        self._storage, self._metrics, self._decoder, self._clock = storage, metrics, decoder, clock
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="streamfeat-store")
-        self._task: asyncio.Task[None] | None = None
-        # a storage that never blocks (in memory, or a non-blocking client) runs in the loop
-        self._inline = bool(getattr(storage, "non_blocking", False))
-        self.last_error: str | None = None  # the last store failed (health says degraded)
-        self._decode_logged = -60.0
-
-    def _failed(self, exc: Exception) -> None:
-        self._metrics.storage_failures.inc()
-        if self.last_error is None:
-            server_log.error("storage failed: %s", exc)  # once per failing spell: no log storm
-        self.last_error = str(exc)[:300]
-
-    def _succeeded(self) -> None:
-        if self.last_error is not None:
-            server_log.warning("storage works again")
-        self.last_error = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def submit(self, device: str, batch: Batch) -> asyncio.Future[bool]:
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        sb = StoredBatch(device, batch.batch_id, batch.payload, self._clock.time())
-        if self._inline:
-            # nothing to wait for and nothing to group: store now, skip the queue's hop
-            # (no store-latency histogram here: it measures blocking commits)
-            try:
-                decoded = self._decode(sb)
-                new = self._storage.store_batches([decoded])[0]
-            except StorageError as exc:
-                self._failed(exc)
-                fut.set_exception(exc)
-            else:
-                self._succeeded()
-                (self._metrics.stored if new else self._metrics.duplicates).inc()
-                if new:
-                    self._metrics.count_records(decoded.records)
-                fut.set_result(new)
-            return fut
-        self._queue.put_nowait(_Pending(sb, fut))
-        return fut
-
-    def _decode(self, b: StoredBatch) -> StoredBatch:
-        if self._decoder is None:
-            return b
-        try:
-            records = [r for item in split_items(b.payload) for r in self._decoder(item)]
-        except Exception as exc:  # a bad batch is still stored raw and acknowledged: never lost
-            self._metrics.decode_errors.inc()
-            # one line, at most once a minute: a device sending garbage must not flood the log
-            now = self._clock.monotonic()
-            if now - self._decode_logged >= 60.0:
-                self._decode_logged = now
-                server_log.warning(
-                    "decoder failed on batch %s of %s: %s (stored raw; counted in "
-                    "streamfeat_tunnel_decode_errors_total, logged once a minute)",
-                    b.batch_id.hex(),
-                    b.device,
-                    exc,
-                )
-            return b
-        return StoredBatch(b.device, b.batch_id, b.payload, b.received, records)
-
-    def _store(self, group: list[_Pending]) -> list[bool]:
-        batches = [self._decode(p.batch) for p in group]
-        with self._metrics.store_seconds.time():
-            results = self._storage.store_batches(batches)
-        for b, new in zip(batches, results, strict=True):
-            if new:
-                self._metrics.count_records(b.records)
-        return results
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            group, stop = [first], False
-            while not self._queue.empty() and len(group) < 512:
-                nxt = self._queue.get_nowait()
-                if nxt is None:
-                    stop = True
-                    break
-                group.append(nxt)
-            try:
-                results = await loop.run_in_executor(self._pool, self._store, group)
-            except Exception as exc:  # any failure: nothing stored, nothing acked
-                self._failed(exc)
-                err = exc if isinstance(exc, StorageError) else StorageError(str(exc))
-                for p in group:
-                    if not p.done.done():
-                        p.done.set_exception(err)
-            else:
-                self._succeeded()
-                for p, new in zip(group, results, strict=True):
-                    (self._metrics.stored if new else self._metrics.duplicates).inc()
-                    if not p.done.done():
-                        p.done.set_result(new)
-            if stop:
-                return
-
-    async def aclose(self) -> None:
-        self._queue.put_nowait(None)
-        if self._task is not None:
-            await self._task
-        self._pool.shutdown(wait=True)
-
-
-class _Outgoing:
-    """Bytes to write, in the order ``conn.send`` produced them (the frame nonces must not
-    reorder). The reader flushes right after handling a message, so an ack stored inline
-    goes out without a task switch; the writer task flushes what completes later (acks of
-    group commits)."""
-
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-        self._q: deque[bytes] = deque()
-        self._lock = asyncio.Lock()
-        self._ready = asyncio.Event()
-        self._finishing = False
-        self.broken = False
-        self.reader_active = False  # the reader flushes when done: no need to wake the task
-
-    def put(self, data: bytes) -> None:
-        if data and not self.broken:
-            self._q.append(data)
-            if not self.reader_active:
-                self._ready.set()
-
-    def finish(self) -> None:
-        """Write what is queued, then stop the writer task."""
-        self._finishing = True
-        self._ready.set()
-
-    async def flush(self) -> None:
-        async with self._lock:
-            while self._q:
-                data = self._q.popleft()
-                try:
-                    await self._transport.send(data)
-                except TunnelClosed:
-                    self._q.clear()
-                    self.broken = True
-                    return
-
-    async def run(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            await self.flush()
-            if (self._finishing and not self._q) or self.broken:
-                return
-
-
-class _Session:
-    """One device connection on the endpoint."""
-
-    def __init__(
-        self,
-        server: TunnelServer,
-        transport: Transport,
-        on_authenticated: Callable[[], None] | None = None,
-    ) -> None:
-        self.server, self.transport = server, transport
-        self.conn = TunnelConnection(
-            Role.ENDPOINT, static=server.key, random_bytes=server.random_bytes
-        )
-        self.device: str | None = None
-        self._out = _Outgoing(transport)
-        self.pending: set[asyncio.Future[bool]] = set()  # stores not yet acknowledged
-        self.unacked = 0  # batches received on this connection and not yet acknowledged
-        self._on_authenticated = on_authenticated
-        self._writer_task: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[None] | None = None
-
-    def send(self, event: Ack | Config | Close | Accept | Refuse) -> None:
-        # bytes go out in the order conn.send produced them: frame counters must not reorder
-        self._out.put(self.conn.send(event))
-
-    def close_now(self, code: CloseCode, reason: str, *, end_transport: bool = True) -> None:
-        """Close an open connection from the endpoint's side (revocation, window, quota):
-        send CLOSE, then, with ``end_transport`` (called from outside the read loop), end the
-        transport once it is written, whatever the device does. From inside the read loop,
-        the loop's own exit closes the transport (a websocket close handshake, which reads
-        and drops what the device still sends, so the device receives our CLOSE rather
-        than a reset)."""
-        if self.conn.state is State.OPEN:
-            with contextlib.suppress(Exception):
-                self.send(Close(code, reason))
-        self._out.finish()
-        if end_transport and self._closer is None:
-            self._closer = asyncio.get_running_loop().create_task(self._close_after_flush())
-
-    async def _close_after_flush(self) -> None:
-        if self._writer_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._writer_task), 2)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.transport.aclose(), 2)
-
-    async def run(self) -> None:
-        writer = self._writer_task = asyncio.create_task(self._out.run())
-        try:
-            await self._read_loop()
-        finally:
-            if self.pending:
-                await asyncio.wait(self.pending, timeout=10)  # ack what was stored before leaving
-            self._out.finish()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer, 5)
-            await self.transport.aclose()
-
-    async def _read_loop(self) -> None:
-        conn = self.conn
-        while True:
-            data = await self.transport.receive()
-            conn.receive_data(data)
-            self._out.reader_active = True
-            try:
-                closed = self._drain()
-                # a websocket message carries whole records: bytes left over mean one was cut
-                if (
-                    not closed
-                    and data
-                    and conn.pending_bytes
-                    and conn.state in (State.IDLE, State.OPEN)
-                ):
-                    conn.receive_data(b"")
-                    closed = self._drain()
-            finally:
-                self._out.reader_active = False
-            await self._out.flush()
-            if closed or not data:
-                return
-
-    def _drain(self) -> bool:
-        """Handle every event available; True once the connection is closed."""
-        srv = self.server
-        while True:
-            ev = self.conn.next_event()
-            if ev is NEED_DATA:
-                break
-            if isinstance(ev, DeviceHello):
-                self._on_hello(ev)
-            elif isinstance(ev, HandshakeComplete):
-                srv.metrics.handshakes.inc()
-                if self._on_authenticated is not None:
-                    self._on_authenticated()
-                srv._device_online(self)
-                self._send_config_if_newer()
-            elif isinstance(ev, Batch):
-                assert self.device is not None
-                refusal = self._over_limits(ev)
-                if refusal is not None:
-                    srv.metrics.refused(refusal[0].reason)
-                    server_log.info("closed %s: %s", self.device, refusal[1])
-                    self.close_now(*refusal, end_transport=False)
-                    return True
-                self.unacked += 1
-                srv.metrics.bytes.inc(len(ev.payload))
-                srv.last_batch[self.device] = srv._clock.time()
-                fut = srv._writer.submit(self.device, ev)
-                arrived = srv._clock.monotonic()
-                if fut.done():  # stored inline: ack now rather than one loop turn later
-                    self._stored(ev.batch_id, len(ev.payload), fut, arrived)
-                else:
-                    self.pending.add(fut)
-                    fut.add_done_callback(
-                        functools.partial(
-                            self._stored, ev.batch_id, len(ev.payload), arrived=arrived
-                        )
-                    )
-            elif isinstance(ev, Closed):
-                # peer misbehaviour the core detected (refusals we decided were counted
-                # where we decided them)
-                if not ev.remote and self.conn.error is not None and ev.code not in NOT_REFUSALS:
-                    srv.metrics.refused(CloseCode(ev.code).reason)
-                    server_log.info("closed %s: %s", self.device or "unknown device", ev.reason)
-                out = self.conn.data_to_send()
-                if out:
-                    self._out.put(out)
-                return True
-        out = self.conn.data_to_send()
-        if out:
-            self._out.put(out)
-        return False
-
-    def _over_limits(self, ev: Batch) -> tuple[CloseCode, str] | None:
-        """The window and the quota: a close code and a reason when this batch breaks one."""
-        srv, limits = self.server, self.server.limits
-        assert self.device is not None
-        if self.unacked >= limits.window:
-            return (
-                CloseCode.WINDOW_EXCEEDED,
-                f"more than {limits.window} batches unacknowledged",
-            )
-        if limits.quota_bytes:
-            used = srv.quota_used(self.device)
-            if used + len(ev.payload) > limits.quota_bytes:
-                return (
-                    CloseCode.QUOTA_EXCEEDED,
-                    f"storage quota of {limits.quota_bytes} bytes used up ({used} stored)",
-                )
-            srv._quota_used[self.device] = used + len(ev.payload)
-        return None
-
-    def _on_hello(self, ev: DeviceHello) -> None:
-        srv = self.server
-        entry = srv.registry.lookup(ev.device_key)
-        code = None
-        if srv.closing:
-            code = CloseCode.GOING_AWAY
-        elif entry is None:
-            code = CloseCode.UNKNOWN_DEVICE
-        elif not entry.active:
-            code = CloseCode.REVOKED_DEVICE
-        elif srv.replay_cache.seen(ev.ephemeral):
-            code = CloseCode.REPLAYED_HANDSHAKE
-        if code is not None:
-            # refused before the handshake completes: a plaintext REFUSE, and the Closed
-            # event that follows counts it
-            if code is not CloseCode.GOING_AWAY:
-                srv.metrics.refused(code.reason)
-            self._out.put(self.conn.send(Refuse(code, code.reason)))
-            return
-        assert entry is not None
-        self.device = entry.name
-        # live from the registry lookup on (same loop step, no await in between): a revocation
-        # committed after the lookup changes data_version, and the next poll finds this session
-        srv._live.setdefault(entry.name, set()).add(self)
-        self.send(Accept())
-
-    def _send_config_if_newer(self) -> None:
-        assert self.device is not None
-        cfg = self.server.storage.get_config(self.device)
-        if cfg is not None and cfg[0] > self.conn.config_version:
-            self.push(cfg[0], cfg[1])
-
-    def push(self, version: int, body: bytes) -> None:
-        """Send a config to this device if the connection is open."""
-        if self.conn.state is State.OPEN:
-            self.send(Config(version, body))
-            self.server.metrics.configs.inc()
-
-    def _stored(
-        self, batch_id: bytes, size: int, fut: asyncio.Future[bool], arrived: float | None = None
-    ) -> None:
-        """Done callback of a store: acknowledge (callbacks run in submission order)."""
-        self.pending.discard(fut)
-        if not fut.cancelled() and fut.exception() is None and not fut.result():
-            # a duplicate takes no room: give its bytes back to the quota
-            self.server.quota_release(self.device, size)
-        if fut.cancelled() or self.conn.state is not State.OPEN:
-            return
-        if fut.exception() is not None:
-            # not stored, so not acknowledged: close; the device resends it later
-            self.server.quota_release(self.device, size)
-            self.send(Close(CloseCode.INTERNAL_ERROR, "storage failed"))
-            self._out.finish()
-            return
-        self.unacked -= 1
-        self.send(Ack(batch_id))
-        if arrived is not None:
-            self.server.metrics.ack_seconds.observe(
-                max(0.0, self.server._clock.monotonic() - arrived)
-            )
+    def queue(self, device: str, version: int, body: bytes) -> None:
+        """Store ``device``'s config and queue it for every endpoint process."""
+        ...
 
 
 class TunnelServer:
@@ -518,22 +111,24 @@ class TunnelServer:
         self._clock = clock or SystemClock()
         self._pages = PagesRoute(self, candidates or CatalogueSource())
         self._decoder = decoder
-        self._writer: _Writer = _Writer(storage, self.metrics, decoder, self._clock)
-        self._live: dict[str, set[_Session]] = {}
+        self._writer: GroupWriter = GroupWriter(storage, self.metrics, decoder, self._clock)
+        self._live: dict[str, set[Session]] = {}
         # device -> the tasks-file version it announced on its (latest) open connection
         self.device_versions: dict[str, int] = {}
         # devices with a completed handshake (``_live`` also holds sessions just accepted)
-        self._authenticated: dict[str, set[_Session]] = {}
+        self._authenticated: dict[str, set[Session]] = {}
         self.last_batch: dict[str, float] = {}  # device -> when its latest batch arrived
         self.admin = AdminGuard(admin_token, self.metrics)
         self.dashboard = Dashboard(self) if dashboard else None
         size = getattr(storage, "size_bytes", None)
         if callable(size):
             self.metrics.storage_bytes.set_function(size)
-        self._sessions: set[_Session] = set()
+        self._sessions: set[Session] = set()
         self._started = False
         self._quota_used: dict[str, int] = {}
         self._poller: asyncio.Task[None] | None = None
+        #: the downlink queue shared by the endpoint processes (set by the release routes)
+        self.downlink: ConfigQueue | None = None
         self.guard = ConnectionGuard(
             timeout=self.limits.handshake_timeout,
             max_total=self.limits.max_unauthenticated,
@@ -609,7 +204,7 @@ class TunnelServer:
             on_authenticated: called when the device's handshake completes.
         """
         self._ensure_started()
-        session = _Session(self, transport, on_authenticated)
+        session = Session(self, transport, on_authenticated)
         self._sessions.add(session)
         self.metrics.connections.inc()
         try:
@@ -620,7 +215,7 @@ class TunnelServer:
             if session.device is not None:
                 self._device_offline(session)
 
-    def _device_online(self, session: _Session) -> None:
+    def _device_online(self, session: Session) -> None:
         """A session completed its handshake: count the device online, note its version."""
         device = session.device or ""
         authed = self._authenticated.setdefault(device, set())
@@ -635,7 +230,7 @@ class TunnelServer:
             self.metrics.device_config_version.labels(str(version)).inc()
             self.device_versions[device] = version
 
-    def _device_offline(self, session: _Session) -> None:
+    def _device_offline(self, session: Session) -> None:
         """A session of a known device ended (accepted, maybe never authenticated)."""
         device = session.device or ""
         live = self._live.get(device)
@@ -662,14 +257,25 @@ class TunnelServer:
     def push_config(self, device: str, version: int, body: bytes) -> int:
         """Store a config for ``device`` and send it down its open connections now.
 
+        With a :attr:`downlink` (``serve`` installs one), the config is also queued, so every
+        other endpoint process on the database pushes it down its own connections.
+
         Returns:
-            The number of open connections it was sent on (0: it goes at the next connect).
+            The number of open connections of this process it was sent on (0: it goes at the
+            next connect, or through another process).
         """
-        self.storage.set_config(device, version, body)
+        if self.downlink is not None:
+            self.downlink.queue(device, version, body)
+        else:
+            self.storage.set_config(device, version, body)
         live = list(self._live.get(device, ()))
         for s in live:
             s.push(version, body)
         return len(live)
+
+    def live_sessions(self, device: str) -> list[Session]:
+        """The open connections of ``device`` in this process."""
+        return list(self._live.get(device, ()))
 
     # ---- aiohttp -----------------------------------------------------------------------
 
@@ -798,7 +404,7 @@ async def serve(
     ReleaseRoutes(server, db).install(app)  # bundle pulls, device reports, announcements
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = _GuardedSite(runner, host, port, server=server)
+    site = GuardedSite(runner, host, port, server=server)
     try:
         await site.start()
     except OSError:
@@ -819,21 +425,34 @@ async def serve(
         await runner.cleanup()
 
 
-class _GuardedSite(web.TCPSite):
-    """A TCP site whose connections pass through the server's admission guard."""
+class GuardedSite(web.TCPSite):
+    """A TCP site whose connections pass through the server's admission guard.
+
+    Args:
+        reuse_port: listen with ``SO_REUSEPORT`` (sibling processes share the port).
+    """
 
     def __init__(
-        self, runner: web.AppRunner, host: str, port: int, *, server: TunnelServer
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        *,
+        server: TunnelServer,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, host, port, backlog=ACCEPT_BURST)
         self._tunnel_server = server
+        self._reuse = reuse_port
 
     async def start(self) -> None:
         self._runner._reg_site(self)  # what BaseSite.start does
         loop = asyncio.get_running_loop()
         inner = self._runner.server
         assert inner is not None
-        sock = socket.create_server((self._host, self._port), backlog=LISTEN_BACKLOG)
+        sock = socket.create_server(
+            (self._host, self._port), backlog=LISTEN_BACKLOG, reuse_port=self._reuse
+        )
         sock.setblocking(False)
         try:
             self._server = await loop.create_server(

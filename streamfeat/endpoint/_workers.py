@@ -12,6 +12,10 @@ configs and the first-message replay cache, so each worker takes any device. SQL
 share the replay cache between processes: ``--workers`` above 1 needs a ``postgresql://``
 database.
 
+* **Limits.** ``serve``'s limit options (handshake deadline, caps on connections not yet
+  authenticated, window, quota, revocation poll) go to every worker (``--limits`` JSON), and
+  each worker listens through the same admission guard as a single ``serve`` process; the caps
+  and the quota's in-memory count are per worker.
 * **Restarts.** A worker that exits without being asked (a crash, ``kill -9``) is started
   again by the supervisor, on the same port; devices connected to it reconnect (to any worker)
   and send again what was not acknowledged. A worker that keeps dying within a second of its
@@ -24,6 +28,13 @@ database.
 * **Shutdown.** SIGTERM or SIGINT to the supervisor: SIGTERM to every worker, each shutting down
   gracefully (stores and acknowledges what it received, closes connections with 1001), then
   the supervisor exits; a worker still running after 30 seconds is killed.
+* **Releases and config pushes.** Every worker serves the release routes (bundle pulls,
+  device reports) from the shared database, so a device pulls from whichever worker takes its
+  request, and every worker polls the database's downlink queue every second
+  (:mod:`~streamfeat.endpoint._downlink`) and pushes new announcements and configs down the
+  connections it holds: a ``release rollout`` or ``device config`` reaches the devices of every
+  worker within about a second. The pull limit (``503`` + ``Retry-After`` beyond 64 pulls at
+  once) is per worker.
 * **Pid file.** With ``pid_file``, the supervisor keeps ``{"supervisor": PID, "workers": [PID,
   ...]}`` up to date (the fleet simulator's chaos reads it to kill one worker).
 """
@@ -33,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -49,6 +61,7 @@ from typing import Any
 
 from streamfeat._log import server_log
 from streamfeat.endpoint._backend import decoder_for, open_backend
+from streamfeat.endpoint._limits import Limits
 from streamfeat.endpoint._metrics import CONTENT_TYPE_LATEST
 from streamfeat.endpoint._postgres import is_postgres_url
 
@@ -109,6 +122,7 @@ async def serve_worker(
     reuse_port: bool = False,
     ready: Callable[[str, int], None] | None = None,
     admin_token: str | None = None,
+    limits: Limits | None = None,
 ) -> None:
     """Run one endpoint until SIGINT/SIGTERM, then shut down gracefully.
 
@@ -121,11 +135,15 @@ async def serve_worker(
             the directory the workers share their expositions through.
         ready: called with the bound host and port once listening.
         admin_token: the token the operator routes require (None: loopback clients only).
+        limits: deadlines, caps, window and quota (``serve``'s limit options), enforced by
+            the same admission guard as a single ``serve`` process.
     """
     from aiohttp import web
 
+    from streamfeat.endpoint._guard import install_accept_error_handler
     from streamfeat.endpoint._registry import endpoint_keypair
-    from streamfeat.endpoint._server import TunnelServer
+    from streamfeat.endpoint._release_routes import ReleaseRoutes
+    from streamfeat.endpoint._server import GuardedSite, TunnelServer
 
     registry, storage, cache = open_backend(db)
 
@@ -148,11 +166,19 @@ async def serve_worker(
         replay_cache=cache,
         decoder=decoder,
         admin_token=admin_token,
+        limits=limits,
     )
-    runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=5.0)
+    install_accept_error_handler(asyncio.get_running_loop(), server.metrics.accept_errors.inc)
+    app = server.app()
+    ReleaseRoutes(server, db).install(app)  # bundle pulls, reports, the downlink queue poller
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
-    await site.start()
+    site = GuardedSite(runner, host, port, server=server, reuse_port=reuse_port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
     addresses = runner.addresses
     bound = int(addresses[0][1]) if addresses else port
     server_log.warning(
@@ -235,8 +261,11 @@ def run_supervisor(
     tasks: Sequence[str] | None = None,
     pid_file: Path | None = None,
     ready: Callable[[str, int], None] | None = None,
+    limits: Limits | None = None,
 ) -> int:
     """Run ``workers`` endpoint processes on one port until SIGTERM/SIGINT; return the exit code.
+
+    ``limits`` (``serve``'s limit options) go to every worker.
 
     Raises:
         StorageError: ``db`` is SQLite (``workers > 1`` needs PostgreSQL) or cannot be opened.
@@ -264,6 +293,8 @@ def run_supervisor(
         a = [sys.executable, "-m", "streamfeat.endpoint._workers", "--host", host]
         a += ["--port", str(bound), "--db", db, "--key", str(key_path), "--worker", str(k)]
         a += ["--metrics-dir", str(metrics_dir)]
+        if limits is not None:
+            a += ["--limits", json.dumps(dataclasses.asdict(limits))]
         for t in tasks or ():
             a += ["--tasks", t]
         return a
@@ -327,6 +358,16 @@ def run_supervisor(
     return code
 
 
+def _limits_arg(text: str) -> Limits:
+    try:
+        limits = Limits(**json.loads(text))
+        limits.check()
+    except (ValueError, TypeError) as exc:
+        msg = f"--limits: {exc}"
+        raise argparse.ArgumentTypeError(msg) from exc
+    return limits
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """One worker process (started by the supervisor), or with ``--workers N`` a supervisor."""
     import logging
@@ -341,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tasks", action="append")
     p.add_argument("--workers", type=int, help="run a supervisor of N workers")
     p.add_argument("--pid-file", type=Path)
+    p.add_argument("--limits", type=_limits_arg, help="JSON of Limits fields (serve's options)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     if args.workers:
@@ -357,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks=args.tasks,
             pid_file=args.pid_file,
             ready=listening,
+            limits=args.limits,
         )
 
     def ready(host: str, port: int) -> None:
@@ -373,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_dir=args.metrics_dir,
             reuse_port=args.worker is not None,
             ready=ready,
+            limits=args.limits,
         )
     )
     return 0

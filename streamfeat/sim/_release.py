@@ -161,12 +161,7 @@ class ReleaseRun:
 
     @staticmethod
     def _rows(book: Any) -> list[tuple[str, str]]:
-        return [
-            (str(d), str(s))
-            for d, s in book._conn.execute(
-                "SELECT device, status FROM release_devices WHERE release = ?", (RELEASE_ID,)
-            )
-        ]
+        return list(book.device_statuses(RELEASE_ID).items())
 
     async def _monitor(self) -> None:
         while True:

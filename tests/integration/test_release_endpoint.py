@@ -1,8 +1,10 @@
-"""Releases at a real endpoint on 127.0.0.1: authenticated, resumable bundle pulls, the pull
-limit, device reports that roll a release back, and live announcements to connected devices."""
+"""Releases at a real endpoint on 127.0.0.1, on SQLite and on PostgreSQL: authenticated,
+resumable bundle pulls, the pull limit, device reports that roll a release back, and live
+announcements to connected devices."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,11 +16,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streamfeat.clock import ManualClock
-from streamfeat.endpoint._registry import Registry
+from streamfeat.endpoint._backend import open_registry, open_storage
 from streamfeat.endpoint._release_routes import ReleaseRoutes
-from streamfeat.endpoint._releases import ANNOUNCE_MAGIC, ReleaseBook
+from streamfeat.endpoint._releases import ANNOUNCE_MAGIC, ReleaseBook, queue_config
 from streamfeat.endpoint._server import TunnelServer
-from streamfeat.endpoint._storage import SQLiteStorage
 from streamfeat.release import (
     HealthThresholds,
     authorization,
@@ -28,6 +29,8 @@ from streamfeat.release import (
     verify_bundle,
 )
 from streamfeat.tunnel._crypto import KeyPair
+from streamfeat.upload._client import Uploader, UploaderConfig
+from streamfeat.upload._outbox import Outbox, OutboxConfig
 
 NOW = 1_767_225_600.0
 MATRIX = 'default = "base"\n[cells]\n"*/low" = "tiny"\n'
@@ -42,7 +45,7 @@ class Live:
     other: KeyPair
     bundle: bytes
     bundle_id: str
-    db: Path
+    db: str
     clock: ManualClock
 
 
@@ -52,10 +55,10 @@ def _bundle(key: Ed25519PrivateKey, name: str, payload: bytes) -> bytes:
 
 
 @pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    db = tmp_path / "ep.db"
+async def live(endpoint_db: str) -> AsyncIterator[Live]:
+    db = endpoint_db
     ep, dev, other = (KeyPair.from_private(bytes([i]) * 32) for i in (1, 2, 3))
-    registry = Registry(db)
+    registry = open_registry(db)
     registry.add("phone-1", dev.public)
     registry.add("phone-2", other.public)
     registry.revoke("phone-2")
@@ -66,7 +69,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     book.add_bundle(_bundle(release_key, "tiny", b"x"), now=NOW)
     book.close()
     clock = ManualClock(NOW)
-    server = TunnelServer(key=ep, registry=registry, storage=SQLiteStorage(db), clock=clock)
+    server = TunnelServer(key=ep, registry=registry, storage=open_storage(db), clock=clock)
     app = server.app()
     routes = ReleaseRoutes(server, db, max_pulls=4, poll=0.05, clock=clock)
     routes.install(app)
@@ -115,6 +118,17 @@ async def test_an_authenticated_device_pulls_the_bundle_and_resumes_a_cut_pull(l
     assert first + rest == live.bundle
     key = public_key_bytes(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
     assert verify_bundle(first + rest, key).id == live.bundle_id
+
+
+async def test_a_bundle_too_large_for_the_cache_is_served_by_slices(live: Live) -> None:
+    live.routes.cache_bytes = 0  # nothing is kept in memory: every chunk read from the database
+    path = f"/v1/bundles/{live.bundle_id}"
+    cut = 100_000
+    hdr = {"Authorization": _auth(live, live.device, path, cut), "Range": f"bytes={cut}-"}
+    async with aiohttp.ClientSession() as http, http.get(live.url + path, headers=hdr) as r:
+        assert r.status == 206
+        assert await r.read() == live.bundle[cut:]
+    assert not live.routes._cached
 
 
 @pytest.mark.parametrize("who", ["none", "revoked", "wrong-range", "stale", "unknown"])
@@ -171,7 +185,9 @@ async def test_device_reports_roll_an_unhealthy_release_back_and_queue_announcem
         None,
         True,
     ]
-    cfg = SQLiteStorage(live.db).get_config("phone-1")
+    storage = open_storage(live.db)
+    cfg = storage.get_config("phone-1")
+    storage.close()
     assert cfg is not None
     assert cfg[0] == 2  # announced, then told to go back: each a newer config version
 
@@ -196,3 +212,29 @@ async def test_metrics_export_release_state_pulls_and_refusals(live: Live) -> No
     assert 'streamfeat_release_state{release="r-9",state="complete"} 100.0' in text
     assert f"streamfeat_release_pulled_bytes_total {float(len(live.bundle))}" in text
     assert 'streamfeat_release_refusals_total{reason="missing"} 1.0' in text
+
+
+async def test_a_config_pushed_here_is_queued_for_the_other_processes_and_sent_once(
+    live: Live, tmp_path: Path
+) -> None:
+    ws = live.url.replace("http://", "ws://") + "/v1/tunnel"
+    cfg = UploaderConfig(url=ws, endpoint_key=live.endpoint.public, backoff_base=0.05)
+    up = Uploader(Outbox(tmp_path / "dev.db", OutboxConfig()), live.device, cfg)
+    task = asyncio.create_task(up.run())
+    try:
+        await asyncio.wait_for(up.connected.wait(), 10)
+        tasks = b'[triggers]\nclick = "click"\n'
+        assert live.routes.server.push_config("phone-1", 7, tasks) == 1
+        assert (await asyncio.wait_for(up.configs.get(), 5)).version == 7
+        book = live.routes.book
+        # queued for the other processes; this one's poller does not send it again
+        assert [(d, v) for _, d, v, _ in book.announcements_after(0)] == [("phone-1", 7)]
+        # a push queued by another process (or `device config`) arrives through the poller
+        queue_config(book.store, "phone-1", 8, tasks)
+        assert (await asyncio.wait_for(up.configs.get(), 5)).version == 8
+        await asyncio.sleep(0.3)  # several more polls
+        assert up.stats.configs == 2
+        assert live.routes.downlink.delivered == 1
+    finally:
+        await up.aclose()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,17 +1,19 @@
-"""The endpoint's release book on a real SQLite file: rollout by matrix cell, statuses, the
-stable percent across raises, rollback, and the CLI's one-line errors."""
+"""The endpoint's release book on a real SQLite file and a real PostgreSQL database: rollout
+by matrix cell, statuses, the stable percent across raises, rollback, and the CLI's one-line
+errors."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streamfeat.cli import main
+from streamfeat.endpoint._backend import open_storage
 from streamfeat.endpoint._releases import ANNOUNCE_MAGIC, ReleaseBook
-from streamfeat.endpoint._storage import SQLiteStorage
 from streamfeat.errors import StorageError
 from streamfeat.release import (
     GradeReport,
@@ -34,11 +36,12 @@ def _add(book: ReleaseBook, name: str) -> str:
 
 
 @pytest.fixture
-def book(tmp_path: Path) -> ReleaseBook:
-    b = ReleaseBook(tmp_path / "ep.db")
+def book(endpoint_db: str) -> Iterator[ReleaseBook]:
+    b = ReleaseBook(endpoint_db)
     for name in ("base", "big", "tiny"):
         _add(b, name)
-    return b
+    yield b
+    b.close()
 
 
 def _announced(book: ReleaseBook) -> dict[str, str]:
@@ -78,8 +81,9 @@ def test_rollback_tells_every_reached_device_and_is_recorded(book: ReleaseBook) 
     st = book.status("r-2")
     assert st.state == "rolled_back"
     assert [t.step for t in st.history] == ["rollout", "rollback"]
-    storage = SQLiteStorage(book.path)
+    storage = open_storage(str(book.path))
     cfg = storage.get_config("a")
+    storage.close()
     assert cfg is not None
     assert json.loads(cfg[1][len(ANNOUNCE_MAGIC) :])["rollback"] is True
 
