@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from streamfeat.release import (
 __all__ = ["ANNOUNCE_MAGIC", "ReleaseBook", "ReleaseStatus", "announcement_body", "queue_config"]
 
 ANNOUNCE_MAGIC = b"SFANNOUNCE1\n"
+EVALUATE_EVERY = 1.0  # seconds between judgements of a release's whole health on healthy reports
 
 _MAX_INT4 = 2**31 - 1
 
@@ -82,6 +83,10 @@ class ReleaseBook:
         self, db: str | Path | ReleaseStore, *, grading: Grading = DEFAULT_GRADING
     ) -> None:
         self.grading = grading
+        # when each release's whole health was last judged (by the reports' clock): a healthy
+        # report re-judges it at most every EVALUATE_EVERY seconds, so N devices reporting
+        # cost O(N) a second, not O(N) a report
+        self._judged: dict[str, float] = {}
         if isinstance(db, str | Path):
             self.path: str | Path = db
             self._db: ReleaseStore = open_release_store(db)
@@ -373,6 +378,13 @@ class ReleaseBook:
             " health = coalesce(CAST(? AS TEXT), health) WHERE release = ? AND device = ?",
             (status, reason, now, h, release_id, device),
         )
+        last = self._judged.get(release_id)
+        alarming = status == "failed" or (
+            health is not None and evaluate([health], _one_device(release.thresholds)) is not None
+        )
+        if not alarming and last is not None and 0 <= now - last < EVALUATE_EVERY:
+            return None
+        self._judged[release_id] = now
         transition = release.observe(self._health(release_id), now=now)
         if transition is not None:
             self._roll_back(release, transition, now)
@@ -484,3 +496,9 @@ def queue_config(db: ReleaseStore, device: str, version: int, body: bytes) -> No
 
 def _fields(obj: Any) -> dict[str, Any]:
     return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
+
+
+def _one_device(limits: HealthThresholds) -> HealthThresholds:
+    """The thresholds applied to one report alone (no minimum count): a report that crosses
+    them is judged with the whole release at once, whatever the time since the last."""
+    return replace(limits, min_reports=1)

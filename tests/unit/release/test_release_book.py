@@ -130,3 +130,40 @@ def test_bundle_commands_build_verify_and_refuse_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "tasks.toml" in err[0]
+
+
+def test_healthy_reports_judge_the_release_at_most_once_a_second_and_a_bad_one_at_once(
+    book: ReleaseBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamfeat.endpoint import _releases
+    from streamfeat.release import HealthReport
+
+    book.create("r-h", MATRIX, thresholds=HealthThresholds(max_error_rate=0.1), now=NOW)
+    devices = [f"d{i}" for i in range(300)]
+    book.rollout("r-h", 100, devices, now=NOW)
+    judged: list[int] = []
+    whole = book._health
+
+    def counting(release_id: str) -> list[HealthReport]:
+        out = whole(release_id)
+        judged.append(len(out))
+        return out
+
+    monkeypatch.setattr(book, "_health", counting)
+    for i, d in enumerate(devices):  # 300 healthy reports within 0.6 s: judged once
+        h = HealthReport(device=d, task_runs=100, task_errors=1, rerank_p99_ms=3.0)
+        assert book.report("r-h", d, "live", health=h, now=NOW + i * 0.002) is None
+    assert len(judged) == 1
+    h = HealthReport(device="d0", task_runs=100, task_errors=1, rerank_p99_ms=3.0)
+    book.report("r-h", "d0", "live", health=h, now=NOW + _releases.EVALUATE_EVERY + 0.1)
+    assert judged[-1] == 300
+    assert len(judged) == 2
+    # a report that alone crosses a threshold is judged with the whole release at once
+    for d in devices[:40]:
+        bad = HealthReport(device=d, task_runs=100, task_errors=90, rerank_p99_ms=3.0)
+        t = book.report("r-h", d, "live", health=bad, now=NOW + 1.2)
+        if t is not None:
+            break
+    assert t is not None
+    assert "error rate" in t.reason
+    assert book.status("r-h").state == "rolled_back"
