@@ -339,6 +339,13 @@ class PostgresStorage:
             ).fetchall()
         return [r[0] for r in rows]
 
+    def size_bytes(self) -> int:
+        """The database's size on the server (``pg_database_size``): every table of the
+        endpoint, its indexes and what PostgreSQL keeps beside them."""
+        with self._c.lock:
+            row = self._c.conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(row[0]) if row else 0
+
     def close(self) -> None:
         self._c.close()
 
