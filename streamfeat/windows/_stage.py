@@ -85,10 +85,9 @@ class WindowStage:
         if not isinstance(windows, Mapping):  # a tasks config (old call sites)
             windows, lateness = windows.windows, windows.engine.lateness
         self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in windows.values())
-        self._procs = tuple((i, logic.process) for i, logic in enumerate(self.logics))
-        if len(self._procs) == 1:  # one window: skip the loop (the benchmark's shape)
-            self._only = self._procs[0][1]
-            self.process = self._process_one  # type: ignore[method-assign]
+        self._procs = tuple((i, logic.step_function()) for i, logic in enumerate(self.logics))
+        # one window: skip the loop (the benchmark's shape)
+        self._only = self._procs[0][1] if len(self._procs) == 1 else None
         self.sizes = sizes
 
     def new_state(self, device: str, residue: int | None = None) -> WindowState:
@@ -106,16 +105,13 @@ class WindowStage:
         """Handle the device's event number ``index``; append late and closed-window records."""
         if event.ts > state.maxts:
             state.maxts = event.ts
+        only = self._only
+        if only is not None:
+            only(state.wins[0], index, event, state.maxts, event.device, out)
+            return
         maxts, device, wins = state.maxts, event.device, state.wins
         for i, process in self._procs:
             process(wins[i], index, event, maxts, device, out)
-
-    def _process_one(
-        self, state: WindowState, index: int, event: Event, out: list[dict[str, Any]]
-    ) -> None:
-        if event.ts > state.maxts:
-            state.maxts = event.ts
-        self._only(state.wins[0], index, event, state.maxts, event.device, out)
 
     def advance(self, state: WindowState, now_ms: int, out: list[dict[str, Any]]) -> None:
         """Move the device's max ts to ``now_ms`` if later, and close what that watermark closes."""
