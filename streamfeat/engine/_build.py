@@ -41,6 +41,23 @@ def build_stages(config: TasksConfig, *, sizes: bool = False) -> list[Stage]:
     return stages
 
 
-def build_engine(config: TasksConfig, *, sizes: bool = False, sample_every: int = 64) -> Engine:
-    """Return an engine running the stages of ``config`` (see :func:`build_stages`)."""
-    return Engine(build_stages(config, sizes=sizes), sample_every=sample_every)
+def build_engine(
+    config: TasksConfig, *, sizes: bool = False, sample_every: int = 64, idle: bool = False
+) -> Engine:
+    """Return an engine running the stages of ``config`` (see :func:`build_stages`).
+
+    Args:
+        config: the validated tasks file.
+        sizes: attach ``_raw_bytes`` to window and feature records.
+        sample_every: see :class:`~streamfeat.engine.Engine`.
+        idle: apply ``[engine] idle`` (a replay: the log's own time advances silent devices,
+            with the engine's lateness as the bound); an agent leaves it off, its wall clock
+            advances devices instead.
+    """
+    idle_ms = config.engine.idle if idle else None
+    return Engine(
+        build_stages(config, sizes=sizes),
+        sample_every=sample_every,
+        idle_ms=idle_ms,
+        idle_bound=config.engine.lateness,
+    )

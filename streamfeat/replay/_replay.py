@@ -262,7 +262,7 @@ def _run_replay(
     observer: ReplayObserver | None = None,
 ) -> ReplaySummary:
     clock = clock or SystemClock()
-    engine = build_engine(opts.config, sizes=opts.sizes)
+    engine = build_engine(opts.config, sizes=opts.sizes, idle=True)
     summary = ReplaySummary()
     source = InputFile(opts.events)  # first: a missing input leaves the store and OUT untouched
     store: Store | None = None
