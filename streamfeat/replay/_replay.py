@@ -262,7 +262,8 @@ def _run_replay(
     observer: ReplayObserver | None = None,
 ) -> ReplaySummary:
     clock = clock or SystemClock()
-    engine = build_engine(opts.config, sizes=opts.sizes, idle=True)
+    # no task reads the stages' views unless --run-tasks: the features keep no latest records
+    engine = build_engine(opts.config, sizes=opts.sizes, idle=True, views=opts.run_tasks)
     summary = ReplaySummary()
     source = InputFile(opts.events)  # first: a missing input leaves the store and OUT untouched
     store: Store | None = None
