@@ -129,7 +129,11 @@ class FeatureStage:
 
     def idle(self, state: FeatureState) -> bool:
         """True when no visit is open."""
-        return not any(f.is_open(s) for f, s in zip(self.features, state.feats, strict=True))
+        # a plain loop, not all(...): this runs for every event (no generator frame)
+        for f, s in zip(self.features, state.feats, strict=True):  # noqa: SIM110
+            if f.is_open(s):
+                return False
+        return True
 
     def dump(self, state: FeatureState) -> Any:
         """Return ``[device, last_ts, [per-feature dump], latest]`` (msgpack-able)."""

@@ -364,14 +364,19 @@ def _write(
     sizes: Any,
     observer: ReplayObserver | None = None,
 ) -> None:
-    write = out.fh.write
     dumps = orjson.dumps
     nl = orjson.OPT_APPEND_NEWLINE
-    for r in records:
-        line = dumps(public(r), option=nl)
-        write(line)
-        summary.bytes_records += len(line)
-        summary.records[r["kind"]] += 1
+    counts = summary.records
+    if len(records) == 1:  # the common case: one record for the event
+        r = records[0]
+        data = dumps(public(r), option=nl)
+        counts[r["kind"]] += 1
+    else:
+        data = b"".join([dumps(public(r), option=nl) for r in records])
+        for r in records:
+            counts[r["kind"]] += 1
+    out.fh.write(data)
+    summary.bytes_records += len(data)
     if sizes is not None:
         sizes.add_many(r for r in records if r["kind"] != "quarantine")
     if observer is not None:

@@ -38,6 +38,7 @@ KeyFunction = Callable[[Event], "str | None"]
 # process(state, seq, event, maxts, device, out): one logic's per-event step
 ProcessFn = Callable[[Any, int, Event, int, str, list[dict[str, Any]]], None]
 NO_TS = -1  # max ts of a device with no event yet (valid ts are >= 0)
+NO_DEADLINE = 1 << 62  # the deadline of a window with nothing that time can close
 
 
 def format_key_part(value: Any) -> str:
@@ -180,6 +181,11 @@ class TimedLogic(WindowLogic):
 
     def new_state(self) -> TimedState:
         return TimedState()
+
+    def deadline(self, st: TimedState) -> int:
+        """Return the smallest max ts at which a window of ``st`` closes (see WindowStage)."""
+        nxt = st.next_end
+        return NO_DEADLINE if nxt is None else nxt + self.lateness
 
     def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
         """Close (``forced: false``) every window with ``end <= maxts - lateness``."""
