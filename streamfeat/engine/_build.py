@@ -58,9 +58,9 @@ def build_engine(
         config: the validated tasks file.
         sizes: attach ``_raw_bytes`` to window and feature records.
         sample_every: see :class:`~streamfeat.engine.Engine`.
-        idle: apply ``[engine] idle`` (a replay: the log's own time advances silent devices,
-            with the engine's lateness as the bound); an agent leaves it off, its wall clock
-            advances devices instead.
+        idle: apply ``[engine] idle`` (a replay: the log's own time, the highest ts seen
+            less ``idle``, advances devices silent for ``idle`` before it); an agent leaves it
+            off, its wall clock advances devices instead.
         views: see :func:`build_stages`.
     """
     idle_ms = config.engine.idle if idle else None
@@ -68,5 +68,5 @@ def build_engine(
         build_stages(config, sizes=sizes, views=views),
         sample_every=sample_every,
         idle_ms=idle_ms,
-        idle_bound=config.engine.lateness,
+        idle_bound=idle_ms or 0,
     )

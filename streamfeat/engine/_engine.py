@@ -23,7 +23,9 @@ comes in through :meth:`Engine.advance`.
 
 Idle devices in a replay (``idle_ms``, the tasks file's ``[engine] idle``): a replay has no wall
 clock, so the log's own time stands in for it. The *log time* is the highest ts seen so far
-less ``idle_bound`` (the engine's lateness: other devices' events may lag that much). Before an
+less ``idle_bound`` (a replay passes ``idle_ms`` itself: a log interleaves devices whose events
+arrive up to minutes behind the highest ts, and an event that arrives less than ``idle_ms``
+behind it must never be judged against a watermark this rule moved). Before an
 event that raises the log time is processed, every device with open state whose latest ts
 (the highest ts of its events) is at or before ``log time - idle_ms`` is advanced to the log
 time, through each stage's ``advance(state, log_time, out)``: exactly what
