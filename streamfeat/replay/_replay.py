@@ -111,6 +111,7 @@ class ReplaySummary:
     sizes: dict[str, Any] | None = None
     size_table: Any = None  # a rich renderable of the size report, with --sizes
     tasks: dict[str, dict[str, int]] | None = None  # per task counters, with --run-tasks
+    idled: int | None = None  # devices advanced by [engine] idle (None: idle off)
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.events / self.seconds if self.seconds else 0.0
@@ -135,6 +136,7 @@ class ReplaySummary:
             "input_error": self.input_error,
             "sizes": self.sizes,
             **({"tasks": self.tasks} if self.tasks is not None else {}),
+            **({"idled": self.idled} if self.idled is not None else {}),
         }
 
 
@@ -311,6 +313,7 @@ def _run_replay(
         if store is not None:
             store.close()
     summary.devices = engine.devices
+    summary.idled = engine.idled if engine.idle_ms is not None else None
     summary.stage_seconds = engine.stage_seconds()
     summary.peak_rss_mb = _peak_rss_mb()
     if sizes is not None:
