@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgpack
@@ -300,6 +300,19 @@ class Engine:
                 stage.close(state, out)
             self._free(dev)
         return out
+
+    def close_batches(self, devices_per_batch: int = 1024) -> Iterator[list[Record]]:
+        """Close everything open like :meth:`close`, yielding the records a few devices at a time.
+
+        The records come in the same order as from :meth:`close`; a replay writes each batch
+        before closing the next, so the end of a log with many open devices never holds all
+        their records at once.
+        """
+        names = list(self._devices)
+        for i in range(0, len(names), devices_per_batch):
+            out = self.close(names[i : i + devices_per_batch])
+            if out:
+                yield out
 
     def _maybe_free(self, dev: _Device) -> None:
         states = dev.states
