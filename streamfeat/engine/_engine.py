@@ -31,10 +31,13 @@ event that raises the log time is processed, every device with open state whose 
 time, through each stage's ``advance(state, log_time, out)``: exactly what
 :meth:`Engine.advance` does for an agent's device that went quiet. Devices are advanced in
 ``(latest ts, device)`` order, so the output depends only on the log. A device whose state is
-still not idle after that (a visit open within the partial limit) counts as having been seen at
-the log time and is looked at again once it has been silent for ``idle_ms`` more. A min-heap of
-``(latest ts, device)``, one entry per device with open state, keeps the sweep at O(log n) per
-advanced device and O(1) per event that advances none.
+still not idle after that (a visit open within the partial limit) is *spilled*: its stages'
+dumps are kept as msgpack bytes (a few hundred bytes, against kilobytes of live objects) until
+its next event, or until the log time reaches its next deadline (the smallest of its stages'
+optional ``deadline(state)``: when ``advance`` would close a window or a visit), when it is
+advanced again. A min-heap of ``(key, device)`` (the key: its latest ts, or that deadline less
+``idle_ms``; stale entries are skipped) keeps the sweep at O(log n) per advanced device and
+O(1) per event that advances none.
 
 Snapshots (:meth:`Engine.snapshot` / :meth:`Engine.restore`) are msgpack bytes of every
 device's counter and every stage's ``dump(state)``; a stage's dump must be msgpack-able and its
