@@ -35,7 +35,7 @@ still not idle after that (a visit open within the partial limit) is *spilled*: 
 dumps are kept as msgpack bytes (a few hundred bytes, against kilobytes of live objects) until
 its next event, or until the log time reaches its next deadline (the smallest of its stages'
 optional ``deadline(state)``: when ``advance`` would close a window or a visit), when it is
-advanced again (a device whose deadline is less than ``idle_ms`` away stays live till then). A min-heap of ``(key, device)`` (the key: its latest ts, or that deadline less
+advanced again. A min-heap of ``(key, device)`` (the key: its latest ts, or that deadline less
 ``idle_ms``; stale entries are skipped) keeps the sweep at O(log n) per advanced device and
 O(1) per event that advances none.
 
@@ -273,8 +273,6 @@ class Engine:
             if due is not None:
                 dev.key = max(due - idle_ms, cutoff + 1)
                 heapq.heappush(heap, (dev.key, name))
-                if due - now <= idle_ms:  # due again soon: not worth a round trip as bytes
-                    continue
             dev.spill = msgpack.packb(
                 [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)],
                 use_bin_type=True,
