@@ -87,7 +87,13 @@ class Stage(Protocol):
         """Handle event number ``index`` of its device; append any records to ``out``."""
 
     def advance(self, state: Any, now_ms: int, out: list[Record]) -> None:
-        """Let wall time ``now_ms`` move the device on (closing windows of idle devices)."""
+        """Let wall time ``now_ms`` move the device on (closing windows of idle devices).
+
+        A stage may also define ``deadline(state) -> int | None`` (optional; not part of this
+        protocol's required methods): the smallest ``now_ms`` at which ``advance`` would emit
+        something, None for never. The replay's idle rule uses it to know when to advance a
+        quiet device again.
+        """
 
     def close(self, state: Any, out: list[Record]) -> None:
         """End of input (end of a replay): close everything open, records marked final."""
