@@ -95,6 +95,8 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
     if args.cluster is not None:
+        if config.engine.idle is not None:  # each partition sees only its devices' times
+            print("note: [engine] idle is not applied by a --cluster replay", file=sys.stderr)
         return run_cluster_command(args, config, _console(args), render_summary)
     if args.ordered or args.partitions is not None:
         args.parser.error("--ordered and --partitions go with --cluster")
