@@ -21,6 +21,24 @@ The engine is synchronous, deterministic and free of I/O: it never reads a clock
 comes from ``event.ts``; wall time, when an embedded agent wants idle devices' windows to close,
 comes in through :meth:`Engine.advance`.
 
+Idle devices in a replay (``idle_ms``, the tasks file's ``[engine] idle``): a replay has no wall
+clock, so the log's own time stands in for it. The *log time* is the highest ts seen so far
+less ``idle_bound`` (a replay passes ``idle_ms`` itself: a log interleaves devices whose events
+arrive up to minutes behind the highest ts, and an event that arrives less than ``idle_ms``
+behind it must never be judged against a watermark this rule moved). Before an
+event that raises the log time is processed, every device with open state whose latest ts
+(the highest ts of its events) is at or before ``log time - idle_ms`` is advanced to the log
+time, through each stage's ``advance(state, log_time, out)``: exactly what
+:meth:`Engine.advance` does for an agent's device that went quiet. Devices are advanced in
+``(latest ts, device)`` order, so the output depends only on the log. A device whose state is
+still not idle after that (a visit open within the partial limit) is *spilled*: its stages'
+dumps are kept as msgpack bytes (a few hundred bytes, against kilobytes of live objects) until
+its next event, or until the log time reaches its next deadline (the smallest of its stages'
+optional ``deadline(state)``: when ``advance`` would close a window or a visit), when it is
+advanced again. A min-heap of ``(key, device)`` (the key: its latest ts, or that deadline less
+``idle_ms``; stale entries are skipped) keeps the sweep at O(log n) per advanced device and
+O(1) per event that advances none.
+
 Snapshots (:meth:`Engine.snapshot` / :meth:`Engine.restore`) are msgpack bytes of every
 device's counter and every stage's ``dump(state)``; a stage's dump must be msgpack-able and its
 ``load`` must rebuild an equal state.
@@ -28,8 +46,9 @@ device's counter and every stage's ``dump(state)``; a stage's dump must be msgpa
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgpack
@@ -68,7 +87,13 @@ class Stage(Protocol):
         """Handle event number ``index`` of its device; append any records to ``out``."""
 
     def advance(self, state: Any, now_ms: int, out: list[Record]) -> None:
-        """Let wall time ``now_ms`` move the device on (closing windows of idle devices)."""
+        """Let wall time ``now_ms`` move the device on (closing windows of idle devices).
+
+        A stage may also define ``deadline(state) -> int | None`` (optional; not part of this
+        protocol's required methods): the smallest ``now_ms`` at which ``advance`` would emit
+        something, None for never. The replay's idle rule uses it to know when to advance a
+        quiet device again.
+        """
 
     def close(self, state: Any, out: list[Record]) -> None:
         """End of input (end of a replay): close everything open, records marked final."""
@@ -84,7 +109,7 @@ class Stage(Protocol):
 
 
 class _Device:
-    __slots__ = ("count", "residue", "states")
+    __slots__ = ("count", "key", "last", "residue", "spill", "states")
 
     def __init__(
         self, count: int, states: list[Any] | None, residue: list[Any] | None = None
@@ -92,6 +117,11 @@ class _Device:
         self.count = count
         self.states = states
         self.residue = residue
+        # with idle_ms: the highest ts of its events; the key of its live idle-heap entry (None:
+        # none); its states as msgpack bytes while it sits idle with something still open
+        self.last = -1
+        self.key: int | None = None
+        self.spill: bytes | None = None
 
 
 class Engine:
@@ -102,9 +132,19 @@ class Engine:
         sample_every: time one event in this many (a power of two) per stage, for the
             per-stage throughput the replay summary shows (0 turns timing off). Sampling keeps the clock reads off most
             events; the figures are estimates, and say so.
+        idle_ms: advance a device silent for this long in the log's own time (replay's
+            ``[engine] idle``; None, the default, turns it off). See the module docstring.
+        idle_bound: how far behind the highest ts seen the log time is (ms, >= 0).
     """
 
-    def __init__(self, stages: Sequence[Stage], *, sample_every: int = 64) -> None:
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        *,
+        sample_every: int = 64,
+        idle_ms: int | None = None,
+        idle_bound: int = 0,
+    ) -> None:
         self.stages: list[Stage] = list(stages)
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
@@ -123,6 +163,15 @@ class Engine:
         self._sample_mask = sample_every - 1 if sample_every else -1
         self._sampled = 0
         self._stage_ns = [0] * len(self.stages)
+        if idle_ms is not None and (idle_ms < 1 or idle_bound < 0):
+            msg = f"idle_ms must be >= 1 and idle_bound >= 0, got {idle_ms} and {idle_bound}"
+            raise ValueError(msg)
+        self.idle_ms = idle_ms
+        self.idle_bound = idle_bound
+        self.idled = 0  # devices advanced by the idle rule
+        self._log_ts = -1  # the highest ts seen (idle rule)
+        self._heap: list[tuple[int, str]] = []
+        self._deadlines = [getattr(s, "deadline", None) for s in self.stages]
 
     # -- processing ---------------------------------------------------------------------
 
@@ -134,6 +183,9 @@ class Engine:
 
     def process_into(self, event: Event, out: list[Record]) -> None:
         """Process one valid event, appending its records to ``out``."""
+        if self.idle_ms is not None:
+            self._process_idle(event, out)
+            return
         dev = self._devices.get(event[2])
         if dev is None:
             dev = self._devices[event[2]] = _Device(0, None)
@@ -152,6 +204,108 @@ class Engine:
             if not idle(state):
                 return
         self._free(dev)
+
+    def _process_idle(self, event: Event, out: list[Record]) -> None:
+        # the idle rule's path: sweep when the event raises the log time, then track the device
+        ts = event[0]
+        if ts > self._log_ts:
+            self._log_ts = ts
+            heap = self._heap
+            if heap and heap[0][0] <= ts - self.idle_bound - (self.idle_ms or 0):
+                self._sweep(out)
+        name = event[2]
+        dev = self._devices.get(name)
+        if dev is None:
+            dev = self._devices[name] = _Device(0, None)
+        states = dev.states
+        if states is None:
+            spill = dev.spill
+            if spill is not None:  # back after idling with something open: its states again
+                dev.spill = None
+                states = dev.states = self._unspill(spill)
+            else:
+                states = dev.states = self._new_states(name, dev.residue)
+        index = dev.count
+        dev.count = index + 1
+        self.events = n = self.events + 1
+        if n & self._sample_mask == 0:
+            self._timed(states, index, event, out)
+        else:
+            for process, state in zip(self._process, states, strict=False):
+                process(state, index, event, out)
+        if ts > dev.last:
+            dev.last = ts
+        for idle, state in zip(self._idle, states, strict=False):
+            if not idle(state):
+                key = dev.key
+                if key is None or key > dev.last:  # (a later deadline's entry goes stale)
+                    dev.key = dev.last
+                    heapq.heappush(self._heap, (dev.last, name))
+                return
+        self._free(dev)
+
+    def _sweep(self, out: list[Record]) -> None:
+        """Advance every device silent since ``log time - idle_ms`` to the log time."""
+        idle_ms = self.idle_ms or 0
+        now = self._log_ts - self.idle_bound
+        cutoff = now - idle_ms
+        heap, devices = self._heap, self._devices
+        while heap and heap[0][0] <= cutoff:
+            key, name = heapq.heappop(heap)
+            dev = devices[name]
+            if dev.key != key:  # a stale entry: the device has a newer one
+                continue
+            if dev.states is None and dev.spill is None:  # freed since it was queued
+                dev.key = None
+                continue
+            if dev.last > cutoff:  # it had events since: look again later
+                dev.key = dev.last
+                heapq.heappush(heap, (dev.last, name))
+                continue
+            states = dev.states
+            if states is None:
+                states = dev.states = self._unspill(dev.spill or b"")
+                dev.spill = None
+            for stage, state in zip(self.stages, states, strict=True):
+                stage.advance(state, now, out)
+            self.idled += 1
+            self._maybe_free(dev)
+            dev.key = None
+            if dev.states is None:
+                continue
+            # still open (a window that ends later, a visit within its partial limit): look
+            # again when the log time reaches its next deadline; meanwhile keep it as bytes
+            due = self._deadline(dev.states)
+            if due is not None:
+                dev.key = max(due - idle_ms, cutoff + 1)
+                heapq.heappush(heap, (dev.key, name))
+            dev.spill = msgpack.packb(
+                [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)],
+                use_bin_type=True,
+            )
+            dev.states = None
+
+    def _deadline(self, states: list[Any]) -> int | None:
+        # the smallest time at which advance() would close something: the stages' deadline()
+        # (optional; a stage without one, such as triggers, emits nothing when advanced)
+        due: int | None = None
+        for f, st in zip(self._deadlines, states, strict=True):
+            if f is not None:
+                d = f(st)
+                if d is not None and (due is None or d < due):
+                    due = d
+        return due
+
+    def _unspill(self, spill: bytes) -> list[Any]:
+        dumped = msgpack.unpackb(spill, raw=False, strict_map_key=False)
+        return [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
+
+    def _live(self, dev: _Device) -> list[Any] | None:
+        # a device's states, brought back from bytes if it was spilled
+        if dev.states is None and dev.spill is not None:
+            dev.states = self._unspill(dev.spill)
+            dev.spill = None
+        return dev.states
 
     def _new_states(self, device: str, residue: list[Any] | None) -> list[Any]:
         if residue is None:
@@ -183,9 +337,10 @@ class Engine:
         """Let wall time move every device with open state on (idle-device watermarks)."""
         out: list[Record] = []
         for dev in self._devices.values():
-            if dev.states is None:
+            states = self._live(dev)
+            if states is None:
                 continue
-            for stage, state in zip(self.stages, dev.states, strict=True):
+            for stage, state in zip(self.stages, states, strict=True):
                 stage.advance(state, now_ms, out)
             self._maybe_free(dev)
         return out
@@ -196,12 +351,26 @@ class Engine:
         names = list(self._devices) if devices is None else list(devices)
         for name in names:
             dev = self._devices.get(name)
-            if dev is None or dev.states is None:
+            states = None if dev is None else self._live(dev)
+            if dev is None or states is None:
                 continue
-            for stage, state in zip(self.stages, dev.states, strict=True):
+            for stage, state in zip(self.stages, states, strict=True):
                 stage.close(state, out)
             self._free(dev)
         return out
+
+    def close_batches(self, devices_per_batch: int = 1024) -> Iterator[list[Record]]:
+        """Close everything open like :meth:`close`, yielding the records a few devices at a time.
+
+        The records come in the same order as from :meth:`close`; a replay writes each batch
+        before closing the next, so the end of a log with many open devices never holds all
+        their records at once.
+        """
+        names = list(self._devices)
+        for i in range(0, len(names), devices_per_batch):
+            out = self.close(names[i : i + devices_per_batch])
+            if out:
+                yield out
 
     def _maybe_free(self, dev: _Device) -> None:
         states = dev.states
@@ -224,11 +393,12 @@ class Engine:
     def state_of(self, device: str, stage: str) -> Any:
         """Return the live state of ``device`` in stage ``stage`` (None when freed or unseen)."""
         dev = self._devices.get(device)
-        if dev is None or dev.states is None:
+        states = None if dev is None else self._live(dev)
+        if states is None:
             return None
         for i, s in enumerate(self.stages):
             if s.name == stage:
-                return dev.states[i]
+                return states[i]
         raise KeyError(stage)
 
     def event_count(self, device: str) -> int:
@@ -244,7 +414,12 @@ class Engine:
     @property
     def open_devices(self) -> int:
         """The number of devices holding open stage state."""
-        return sum(1 for d in self._devices.values() if d.states is not None)
+        return sum(1 for d in self._devices.values() if d.states is not None or d.spill is not None)
+
+    @property
+    def spilled_devices(self) -> int:
+        """The number of open devices kept as bytes while idle (``idle_ms``)."""
+        return sum(1 for d in self._devices.values() if d.spill is not None)
 
     def stage_seconds(self) -> dict[str, float]:
         """Estimated seconds spent in each stage (from sampled events, scaled up)."""
@@ -262,13 +437,21 @@ class Engine:
             dumped = None
             if dev.states is not None:
                 dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
+            elif dev.spill is not None:
+                dumped = msgpack.unpackb(dev.spill, raw=False, strict_map_key=False)
             devices[name] = [dev.count, dumped, dev.residue]
-        body = {
+        body: dict[str, Any] = {
             "v": _SNAPSHOT_VERSION,
             "stages": [s.name for s in self.stages],
             "events": self.events,
             "devices": devices,
         }
+        if self.idle_ms is not None:  # the idle rule's clock: the log time and each device's
+            # latest ts, heap key and whether it is kept as bytes
+            body["idle"] = [
+                self._log_ts,
+                {n: [d.last, d.key, d.spill is not None] for n, d in self._devices.items()},
+            ]
         return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
 
     def restore(self, data: bytes) -> None:
@@ -298,3 +481,15 @@ class Engine:
             devices[name] = _Device(count, states, residue)
         self._devices = devices
         self.events = body["events"]
+        self._heap = []
+        idle = body.get("idle")
+        if self.idle_ms is not None and idle is not None:
+            self._log_ts, marks = idle
+            for name, dev in devices.items():
+                dev.last, dev.key, spilled = marks.get(name, (-1, None, False))
+                if dev.key is not None:
+                    self._heap.append((dev.key, name))
+                if spilled and dev.states is not None:
+                    dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
+                    dev.spill, dev.states = msgpack.packb(dumped, use_bin_type=True), None
+            heapq.heapify(self._heap)

@@ -95,6 +95,8 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"streamfeat replay: {exc}", file=sys.stderr)
         return 2
     if args.cluster is not None:
+        if config.engine.idle is not None:  # each partition sees only its devices' times
+            print("note: [engine] idle is not applied by a --cluster replay", file=sys.stderr)
         return run_cluster_command(args, config, _console(args), render_summary)
     if args.ordered or args.partitions is not None:
         args.parser.error("--ordered and --partitions go with --cluster")
@@ -225,6 +227,8 @@ def render_summary(summary: ReplaySummary, console: Console) -> None:
         t.add_row(f"task {name}", ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
     if d["resumed_at"]:
         t.add_row("resumed at input unit", f"{d['resumed_at']:,}")
+    if summary.idled is not None:
+        t.add_row("idle devices advanced", f"{summary.idled:,} (by the log time: engine idle)")
     console.print(t)
     if summary.size_table is not None:
         console.print(summary.size_table)

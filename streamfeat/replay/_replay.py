@@ -111,6 +111,7 @@ class ReplaySummary:
     sizes: dict[str, Any] | None = None
     size_table: Any = None  # a rich renderable of the size report, with --sizes
     tasks: dict[str, dict[str, int]] | None = None  # per task counters, with --run-tasks
+    idled: int | None = None  # devices advanced by [engine] idle (None: idle off)
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.events / self.seconds if self.seconds else 0.0
@@ -135,6 +136,7 @@ class ReplaySummary:
             "input_error": self.input_error,
             "sizes": self.sizes,
             **({"tasks": self.tasks} if self.tasks is not None else {}),
+            **({"idled": self.idled} if self.idled is not None else {}),
         }
 
 
@@ -262,7 +264,8 @@ def _run_replay(
     observer: ReplayObserver | None = None,
 ) -> ReplaySummary:
     clock = clock or SystemClock()
-    engine = build_engine(opts.config, sizes=opts.sizes)
+    # no task reads the stages' views unless --run-tasks: the features keep no latest records
+    engine = build_engine(opts.config, sizes=opts.sizes, idle=True, views=opts.run_tasks)
     summary = ReplaySummary()
     source = InputFile(opts.events)  # first: a missing input leaves the store and OUT untouched
     store: Store | None = None
@@ -289,10 +292,13 @@ def _run_replay(
             opts, engine, tasks, store, source, out, summary, resume, progress, clock, sleep, sizes,
             observer,
         )  # fmt: skip
-        final = engine.close()
-        if tasks is not None:
+        if tasks is None:  # a few devices at a time: all their records are never held at once
+            for final in engine.close_batches():
+                _write(out, final, summary, sizes, observer)
+        else:
+            final = engine.close()
             final += tasks.run(final)
-        _write(out, final, summary, sizes, observer)
+            _write(out, final, summary, sizes, observer)
         out.durable_offset()
         if store is not None:
             with store.transaction():  # one commit: a kill before it resumes, after it is done
@@ -310,6 +316,7 @@ def _run_replay(
         if store is not None:
             store.close()
     summary.devices = engine.devices
+    summary.idled = engine.idled if engine.idle_ms is not None else None
     summary.stage_seconds = engine.stage_seconds()
     summary.peak_rss_mb = _peak_rss_mb()
     if sizes is not None:
