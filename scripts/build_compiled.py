@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+from hashlib import sha256
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,10 @@ def build() -> int:
         return 0
     mods = _modules()
     paths = [str(Path(*m.split(".")).with_suffix(".py")) for m in mods]
+    # hashed before compiling: a source edited during the build must make it stale
+    hashes = {
+        m: sha256((ROOT / p).read_bytes()).hexdigest() for m, p in zip(mods, paths, strict=True)
+    }
     old = Path.cwd()
     os.chdir(ROOT)
     tmp = tempfile.mkdtemp(prefix="streamfeat-mypyc-")
@@ -83,11 +88,6 @@ def build() -> int:
     finally:
         os.chdir(old)
         shutil.rmtree(tmp, ignore_errors=True)
-    from hashlib import sha256
-
-    hashes = {
-        m: sha256((ROOT / p).read_bytes()).hexdigest() for m, p in zip(mods, paths, strict=True)
-    }
     (ROOT / "streamfeat" / "_native.json").write_text(
         json.dumps(hashes, indent=1, sort_keys=True) + "\n", encoding="utf-8"
     )

@@ -39,6 +39,21 @@ MODULES = (
     "streamfeat.encoders._wire",
     "streamfeat.encoders._sizes",
     "streamfeat.tunnel._frames",
+    "streamfeat.tunnel._crypto",
+    "streamfeat.tunnel._events",
+    "streamfeat.tunnel._handshake",
+    "streamfeat.tunnel._items",
+    "streamfeat.tunnel._protocol",
+    "streamfeat.triggers._layer",
+    "streamfeat.triggers._housekeeping",
+    "streamfeat.triggers._snapshot",
+    "streamfeat.triggers._sync",
+    "streamfeat.encoders._schema",
+    "streamfeat.encoders._batch",
+    "streamfeat.encoders._plain",
+    "streamfeat.encoders._decoder",
+    "streamfeat._event",
+    "streamfeat._records",
 )
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
