@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from _harness import Context, Row
 
+from streamfeat._compiled import status
 from streamfeat._event import event_from_obj
 from streamfeat.encoders import (
     CountingBloomAdmission,
@@ -160,7 +161,13 @@ def _speed_rows(ctx: Context, records: list[dict[str, Any]], config: TasksConfig
     for op in ("encode", "decode"):
         base = rates["msgpack", op]
         rows.append(
-            Row(GROUP, f"{op} msgpack", base, "records/s", note=f"{n} records, {BATCH} a batch")
+            Row(
+                GROUP,
+                f"{op} msgpack",
+                base,
+                "records/s",
+                note=f"{n} records, {BATCH} a batch; {status()}",
+            )
         )
         for codec in ("compact", "json"):
             rows.append(

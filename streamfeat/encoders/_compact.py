@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from streamfeat._compiled import compiled
 from streamfeat.encoders._compact_writers import Writer, writers_for
 from streamfeat.encoders._ids import Decider, bucket_label, relabel_ids
 from streamfeat.encoders._schema import NAME_KEY, Field, Schema, SchemaSet
@@ -69,9 +70,10 @@ class CompactEncoder:
         self.table = StrTable()
         self.last_ts = 0
         self.prev: dict[str, Any] = {}
-        # without admission, each schema's specialised writer (same bytes as _record)
+        # without admission, each schema's specialised writer (same bytes as _record); not in
+        # the compiled core, where the compiled _record is faster than generated Python code
         self.writers: dict[int, Writer] | None = (
-            writers_for(schemas, _Misfit, _MISSING) if decide is None else None
+            writers_for(schemas, _Misfit, _MISSING) if decide is None and not compiled() else None
         )
 
     def add(self, record: dict[str, Any]) -> None:
