@@ -100,8 +100,9 @@ def _verdict(manifest: str) -> str:
 def _choose() -> str:
     manifest = os.path.join(_HERE, "_native.json")
     verdict = _verdict(manifest)
-    if verdict != "compiled" and os.path.isfile(manifest):
-        # extension modules are on disk: keep every listed module on its source
+    if verdict != "compiled":
+        # keep every listed module on its source, even if extension modules are on disk
+        # without a manifest (a build in progress, or one that failed half-way)
         sys.meta_path.insert(0, _PureFinder(frozenset(MODULES)))
     return verdict
 

@@ -102,3 +102,15 @@ def test_stale_build_falls_back_to_pure(tmp_path: Path) -> None:
     assert out.stdout.strip() == "pure: STREAMFEAT_PURE is set"
     out = _run(False, "-c", code, str(tmp_path / "missing.json"))
     assert out.stdout.strip().startswith("pure: no compiled build")
+
+
+def test_pure_mode_loads_every_listed_module_from_its_source() -> None:
+    # with or without extension modules on disk (a build in progress has no manifest yet)
+    code = (
+        "import sys, importlib, streamfeat._compiled as c\n"
+        "assert any(type(f).__name__ == '_PureFinder' for f in sys.meta_path)\n"
+        "print(all(importlib.import_module(m).__file__.endswith('.py') for m in c.MODULES))\n"
+    )
+    out = _run(True, "-c", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
