@@ -63,15 +63,16 @@ _ROOT = os.path.dirname(_HERE)
 
 
 class _PureFinder:
-    """A meta path finder that loads the listed modules from their ``.py`` source."""
+    """A meta path finder that loads every ``streamfeat`` module from its ``.py`` source.
 
-    def __init__(self, names: frozenset[str]) -> None:
-        self._names = names
+    Every module, not only those listed in ``MODULES``: an extension module left on disk by an
+    older build with a longer list must not load either.
+    """
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self._names or not path:
+        if not fullname.startswith("streamfeat.") or not path:
             return None
         leaf = fullname.rpartition(".")[2] + ".py"
         for entry in path:
@@ -105,7 +106,7 @@ def _choose() -> str:
     if verdict != "compiled":
         # keep every listed module on its source, even if extension modules are on disk
         # without a manifest (a build in progress, or one that failed half-way)
-        sys.meta_path.insert(0, _PureFinder(frozenset(MODULES)))
+        sys.meta_path.insert(0, _PureFinder())
     return verdict
 
 

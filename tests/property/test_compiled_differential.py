@@ -109,8 +109,11 @@ def test_pure_mode_loads_every_listed_module_from_its_source() -> None:
     code = (
         "import sys, importlib, streamfeat._compiled as c\n"
         "assert any(type(f).__name__ == '_PureFinder' for f in sys.meta_path)\n"
+        "import streamfeat.encoders, streamfeat.triggers, streamfeat.tunnel\n"
         "print(all(importlib.import_module(m).__file__.endswith('.py') for m in c.MODULES))\n"
+        "print(all(m.__file__.endswith('.py') for n, m in sys.modules.items()\n"
+        "          if n.startswith('streamfeat') and getattr(m, '__file__', None)))\n"
     )
     out = _run(True, "-c", code)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "True"
+    assert out.stdout.split() == ["True", "True"]
