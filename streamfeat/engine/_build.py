@@ -17,12 +17,14 @@ from streamfeat.windows import WindowStage
 __all__ = ["build_engine", "build_stages"]
 
 
-def build_stages(config: TasksConfig, *, sizes: bool = False) -> list[Stage]:
+def build_stages(config: TasksConfig, *, sizes: bool = False, views: bool = True) -> list[Stage]:
     """Return the stages a tasks file asks for, in processing order.
 
     Args:
         config: the validated tasks file.
         sizes: attach ``_raw_bytes`` to window and feature records (for size reports).
+        views: keep what the stages' ``view`` shows tasks (the features' latest records);
+            off for a replay that runs no tasks.
     """
     stages: list[Stage] = []
     if config.triggers:
@@ -36,11 +38,35 @@ def build_stages(config: TasksConfig, *, sizes: bool = False) -> list[Stage]:
                 config.engine.partial_limit,
                 sizes=sizes,
                 partial_limit_events=config.engine.partial_limit_events,
+                latest=views,
             )
         )
     return stages
 
 
-def build_engine(config: TasksConfig, *, sizes: bool = False, sample_every: int = 64) -> Engine:
-    """Return an engine running the stages of ``config`` (see :func:`build_stages`)."""
-    return Engine(build_stages(config, sizes=sizes), sample_every=sample_every)
+def build_engine(
+    config: TasksConfig,
+    *,
+    sizes: bool = False,
+    sample_every: int = 64,
+    idle: bool = False,
+    views: bool = True,
+) -> Engine:
+    """Return an engine running the stages of ``config`` (see :func:`build_stages`).
+
+    Args:
+        config: the validated tasks file.
+        sizes: attach ``_raw_bytes`` to window and feature records.
+        sample_every: see :class:`~streamfeat.engine.Engine`.
+        idle: apply ``[engine] idle`` (a replay: the log's own time, the highest ts seen
+            less ``idle``, advances devices silent for ``idle`` before it); an agent leaves it
+            off, its wall clock advances devices instead.
+        views: see :func:`build_stages`.
+    """
+    idle_ms = config.engine.idle if idle else None
+    return Engine(
+        build_stages(config, sizes=sizes, views=views),
+        sample_every=sample_every,
+        idle_ms=idle_ms,
+        idle_bound=idle_ms or 0,
+    )

@@ -21,6 +21,21 @@ The engine is synchronous, deterministic and free of I/O: it never reads a clock
 comes from ``event.ts``; wall time, when an embedded agent wants idle devices' windows to close,
 comes in through :meth:`Engine.advance`.
 
+Idle devices in a replay (``idle_ms``, the tasks file's ``[engine] idle``): a replay has no wall
+clock, so the log's own time stands in for it. The *log time* is the highest ts seen so far
+less ``idle_bound`` (a replay passes ``idle_ms`` itself: a log interleaves devices whose events
+arrive up to minutes behind the highest ts, and an event that arrives less than ``idle_ms``
+behind it must never be judged against a watermark this rule moved). Before an
+event that raises the log time is processed, every device with open state whose latest ts
+(the highest ts of its events) is at or before ``log time - idle_ms`` is advanced to the log
+time, through each stage's ``advance(state, log_time, out)``: exactly what
+:meth:`Engine.advance` does for an agent's device that went quiet. Devices are advanced in
+``(latest ts, device)`` order, so the output depends only on the log. A device whose state is
+still not idle after that (a visit open within the partial limit) counts as having been seen at
+the log time and is looked at again once it has been silent for ``idle_ms`` more. A min-heap of
+``(latest ts, device)``, one entry per device with open state, keeps the sweep at O(log n) per
+advanced device and O(1) per event that advances none.
+
 Snapshots (:meth:`Engine.snapshot` / :meth:`Engine.restore`) are msgpack bytes of every
 device's counter and every stage's ``dump(state)``; a stage's dump must be msgpack-able and its
 ``load`` must rebuild an equal state.
@@ -28,6 +43,7 @@ device's counter and every stage's ``dump(state)``; a stage's dump must be msgpa
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -84,7 +100,7 @@ class Stage(Protocol):
 
 
 class _Device:
-    __slots__ = ("count", "residue", "states")
+    __slots__ = ("count", "last", "queued", "residue", "states")
 
     def __init__(
         self, count: int, states: list[Any] | None, residue: list[Any] | None = None
@@ -92,6 +108,10 @@ class _Device:
         self.count = count
         self.states = states
         self.residue = residue
+        self.last = (
+            -1
+        )  # with idle_ms: the highest ts of its events (or the log time it was advanced to)
+        self.queued = False  # with idle_ms: it has an entry in the idle heap
 
 
 class Engine:
@@ -102,9 +122,19 @@ class Engine:
         sample_every: time one event in this many (a power of two) per stage, for the
             per-stage throughput the replay summary shows (0 turns timing off). Sampling keeps the clock reads off most
             events; the figures are estimates, and say so.
+        idle_ms: advance a device silent for this long in the log's own time (replay's
+            ``[engine] idle``; None, the default, turns it off). See the module docstring.
+        idle_bound: how far behind the highest ts seen the log time is (ms, >= 0).
     """
 
-    def __init__(self, stages: Sequence[Stage], *, sample_every: int = 64) -> None:
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        *,
+        sample_every: int = 64,
+        idle_ms: int | None = None,
+        idle_bound: int = 0,
+    ) -> None:
         self.stages: list[Stage] = list(stages)
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
@@ -123,6 +153,14 @@ class Engine:
         self._sample_mask = sample_every - 1 if sample_every else -1
         self._sampled = 0
         self._stage_ns = [0] * len(self.stages)
+        if idle_ms is not None and (idle_ms < 1 or idle_bound < 0):
+            msg = f"idle_ms must be >= 1 and idle_bound >= 0, got {idle_ms} and {idle_bound}"
+            raise ValueError(msg)
+        self.idle_ms = idle_ms
+        self.idle_bound = idle_bound
+        self.idled = 0  # devices advanced by the idle rule
+        self._log_ts = -1  # the highest ts seen (idle rule)
+        self._heap: list[tuple[int, str]] = []
 
     # -- processing ---------------------------------------------------------------------
 
@@ -134,6 +172,9 @@ class Engine:
 
     def process_into(self, event: Event, out: list[Record]) -> None:
         """Process one valid event, appending its records to ``out``."""
+        if self.idle_ms is not None:
+            self._process_idle(event, out)
+            return
         dev = self._devices.get(event[2])
         if dev is None:
             dev = self._devices[event[2]] = _Device(0, None)
@@ -152,6 +193,63 @@ class Engine:
             if not idle(state):
                 return
         self._free(dev)
+
+    def _process_idle(self, event: Event, out: list[Record]) -> None:
+        # the idle rule's path: sweep when the event raises the log time, then track the device
+        ts = event[0]
+        if ts > self._log_ts:
+            self._log_ts = ts
+            heap = self._heap
+            if heap and heap[0][0] <= ts - self.idle_bound - (self.idle_ms or 0):
+                self._sweep(out)
+        name = event[2]
+        dev = self._devices.get(name)
+        if dev is None:
+            dev = self._devices[name] = _Device(0, None)
+        states = dev.states
+        if states is None:
+            states = dev.states = self._new_states(name, dev.residue)
+        index = dev.count
+        dev.count = index + 1
+        self.events = n = self.events + 1
+        if n & self._sample_mask == 0:
+            self._timed(states, index, event, out)
+        else:
+            for process, state in zip(self._process, states, strict=False):
+                process(state, index, event, out)
+        if ts > dev.last:
+            dev.last = ts
+        for idle, state in zip(self._idle, states, strict=False):
+            if not idle(state):
+                if not dev.queued:
+                    dev.queued = True
+                    heapq.heappush(self._heap, (dev.last, name))
+                return
+        self._free(dev)
+
+    def _sweep(self, out: list[Record]) -> None:
+        """Advance every device silent since ``log time - idle_ms`` to the log time."""
+        now = self._log_ts - self.idle_bound
+        cutoff = now - (self.idle_ms or 0)
+        heap, devices = self._heap, self._devices
+        while heap and heap[0][0] <= cutoff:
+            _, name = heapq.heappop(heap)
+            dev = devices[name]
+            if dev.states is None:  # freed since it was queued
+                dev.queued = False
+                continue
+            if dev.last > cutoff:  # it had events since: look again later
+                heapq.heappush(heap, (dev.last, name))
+                continue
+            for stage, state in zip(self.stages, dev.states, strict=True):
+                stage.advance(state, now, out)
+            self.idled += 1
+            self._maybe_free(dev)
+            if dev.states is None:
+                dev.queued = False
+            else:  # still open (a visit within its partial limit): again after idle_ms more
+                dev.last = now
+                heapq.heappush(heap, (now, name))
 
     def _new_states(self, device: str, residue: list[Any] | None) -> list[Any]:
         if residue is None:
@@ -263,12 +361,14 @@ class Engine:
             if dev.states is not None:
                 dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
             devices[name] = [dev.count, dumped, dev.residue]
-        body = {
+        body: dict[str, Any] = {
             "v": _SNAPSHOT_VERSION,
             "stages": [s.name for s in self.stages],
             "events": self.events,
             "devices": devices,
         }
+        if self.idle_ms is not None:  # the idle rule's clock: the log time and each device's
+            body["idle"] = [self._log_ts, {n: d.last for n, d in self._devices.items()}]
         return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
 
     def restore(self, data: bytes) -> None:
@@ -298,3 +398,13 @@ class Engine:
             devices[name] = _Device(count, states, residue)
         self._devices = devices
         self.events = body["events"]
+        self._heap = []
+        idle = body.get("idle")
+        if self.idle_ms is not None and idle is not None:
+            self._log_ts, lasts = idle
+            for name, dev in devices.items():
+                dev.last = lasts.get(name, -1)
+                if dev.states is not None:
+                    dev.queued = True
+                    self._heap.append((dev.last, name))
+            heapq.heapify(self._heap)

@@ -6,7 +6,9 @@ feature (for :meth:`FeatureStage.view`). Within one event, features emit in the 
 order; each feature's records in the order its module documents.
 
 ``idle`` is true when no visit is open; the engine then frees the state, latest records
-included (``view`` is for tasks that run on the event that produced the records).
+included (``view`` is for tasks that run on the event that produced the records). A stage built
+with ``latest=False`` (a replay that runs no tasks: nothing reads ``view``) keeps no latest
+records: neither their copies per record nor their memory per open device.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class FeatureStage:
         sizes: attach ``_raw_bytes`` (bytes of the events counted for the record).
         partial_limit_events: the engine's partial-match limit in events
             (``engine.partial_limit_events``; ipv closes a visit open over more events).
+        latest: keep each feature's latest records for :meth:`view` (off when no task reads
+            them; ``view`` then shows open visits only).
     """
 
     name = "features"
@@ -68,6 +72,7 @@ class FeatureStage:
         *,
         sizes: bool = False,
         partial_limit_events: int = 10_000,
+        latest: bool = True,
     ) -> None:
         if not isinstance(features, Mapping):  # a tasks config (old call sites)
             engine = features.engine
@@ -80,6 +85,7 @@ class FeatureStage:
             for f in features.values()
         )
         self.sizes = sizes
+        self.latest = latest
 
     def new_state(self, device: str) -> FeatureState:
         return FeatureState(device, [f.new_state() for f in self.features])
@@ -91,6 +97,10 @@ class FeatureStage:
         state.last_ts = event.ts
         raw = raw_size(event) if self.sizes else 0
         device = event.device
+        if not self.latest:
+            for feat, fst in zip(self.features, state.feats, strict=True):
+                feat.process(fst, index, event, raw, device, out)
+            return
         for feat, fst in zip(self.features, state.feats, strict=True):
             n = len(out)
             feat.process(fst, index, event, raw, device, out)
@@ -113,13 +123,17 @@ class FeatureStage:
             if len(out) > n:
                 self._remember(state, feat.name, out[n:])
 
-    @staticmethod
-    def _remember(state: FeatureState, name: str, records: list[dict[str, Any]]) -> None:
-        state.latest[name] = [records[-1]["ts"], [dict(r["values"]) for r in records]]
+    def _remember(self, state: FeatureState, name: str, records: list[dict[str, Any]]) -> None:
+        if self.latest:
+            state.latest[name] = [records[-1]["ts"], [dict(r["values"]) for r in records]]
 
     def idle(self, state: FeatureState) -> bool:
         """True when no visit is open."""
-        return not any(f.is_open(s) for f, s in zip(self.features, state.feats, strict=True))
+        # a plain loop, not all(...): this runs for every event (no generator frame)
+        for f, s in zip(self.features, state.feats, strict=True):  # noqa: SIM110
+            if f.is_open(s):
+                return False
+        return True
 
     def dump(self, state: FeatureState) -> Any:
         """Return ``[device, last_ts, [per-feature dump], latest]`` (msgpack-able)."""

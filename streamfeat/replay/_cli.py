@@ -225,6 +225,8 @@ def render_summary(summary: ReplaySummary, console: Console) -> None:
         t.add_row(f"task {name}", ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
     if d["resumed_at"]:
         t.add_row("resumed at input unit", f"{d['resumed_at']:,}")
+    if summary.idled is not None:
+        t.add_row("idle devices advanced", f"{summary.idled:,} (by the log time: engine idle)")
     console.print(t)
     if summary.size_table is not None:
         console.print(summary.size_table)

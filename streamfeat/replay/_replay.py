@@ -111,6 +111,7 @@ class ReplaySummary:
     sizes: dict[str, Any] | None = None
     size_table: Any = None  # a rich renderable of the size report, with --sizes
     tasks: dict[str, dict[str, int]] | None = None  # per task counters, with --run-tasks
+    idled: int | None = None  # devices advanced by [engine] idle (None: idle off)
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.events / self.seconds if self.seconds else 0.0
@@ -135,6 +136,7 @@ class ReplaySummary:
             "input_error": self.input_error,
             "sizes": self.sizes,
             **({"tasks": self.tasks} if self.tasks is not None else {}),
+            **({"idled": self.idled} if self.idled is not None else {}),
         }
 
 
@@ -262,7 +264,8 @@ def _run_replay(
     observer: ReplayObserver | None = None,
 ) -> ReplaySummary:
     clock = clock or SystemClock()
-    engine = build_engine(opts.config, sizes=opts.sizes)
+    # no task reads the stages' views unless --run-tasks: the features keep no latest records
+    engine = build_engine(opts.config, sizes=opts.sizes, idle=True, views=opts.run_tasks)
     summary = ReplaySummary()
     source = InputFile(opts.events)  # first: a missing input leaves the store and OUT untouched
     store: Store | None = None
@@ -310,6 +313,7 @@ def _run_replay(
         if store is not None:
             store.close()
     summary.devices = engine.devices
+    summary.idled = engine.idled if engine.idle_ms is not None else None
     summary.stage_seconds = engine.stage_seconds()
     summary.peak_rss_mb = _peak_rss_mb()
     if sizes is not None:
@@ -363,14 +367,19 @@ def _write(
     sizes: Any,
     observer: ReplayObserver | None = None,
 ) -> None:
-    write = out.fh.write
     dumps = orjson.dumps
     nl = orjson.OPT_APPEND_NEWLINE
-    for r in records:
-        line = dumps(public(r), option=nl)
-        write(line)
-        summary.bytes_records += len(line)
-        summary.records[r["kind"]] += 1
+    counts = summary.records
+    if len(records) == 1:  # the common case: one record for the event
+        r = records[0]
+        data = dumps(public(r), option=nl)
+        counts[r["kind"]] += 1
+    else:
+        data = b"".join([dumps(public(r), option=nl) for r in records])
+        for r in records:
+            counts[r["kind"]] += 1
+    out.fh.write(data)
+    summary.bytes_records += len(data)
     if sizes is not None:
         sizes.add_many(r for r in records if r["kind"] != "quarantine")
     if observer is not None:

@@ -134,7 +134,9 @@ def _replay_demo(args: argparse.Namespace) -> int:
             for obj in generate_events(args.devices, args.minutes, args.seed):
                 fh.write(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
         console.print(f"generated {log} ({log.stat().st_size:,} bytes)")
-        config = parse_tasks(default_tasks_text(), source="<default tasks>")
+        # the default tasks file with replay's idle rule on (docs/windows.md, "log time")
+        text = default_tasks_text().replace("[engine]\n", '[engine]\nidle = "10m"\n', 1)
+        config = parse_tasks(text, source="<default tasks>")
         opts = ReplayOptions(
             str(log), config, str(work / "records.jsonl"), db=str(work / "store.sqlite"), sizes=True
         )

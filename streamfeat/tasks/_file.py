@@ -52,6 +52,7 @@ class EngineConfig:
     lateness: int = 0
     partial_limit: int = 24 * 3_600_000
     partial_limit_events: int = 10_000
+    idle: int | None = None  # replay only: advance a device silent this long in log time
 
     @property
     def limits(self) -> MatchLimits:
@@ -158,7 +159,7 @@ class _Loader(TableReader):
             if k not in known:
                 raise self.fail(k, f"is not a known section (known: {', '.join(known)})")
         engine = self.engine(
-            self.table(doc, "engine", ("lateness", "partial_limit", "partial_limit_events"))
+            self.table(doc, "engine", ("lateness", "partial_limit", "partial_limit_events", "idle"))
         )
         triggers = parse_triggers(self.table(doc, "triggers", ()), self)
         windows = {n: parse_window(n, t, self) for n, t in self.table(doc, "windows", ()).items()}
@@ -225,6 +226,7 @@ class _Loader(TableReader):
                 t.get("partial_limit_events", d.partial_limit_events),
                 minimum=1,
             ),
+            idle=None if "idle" not in t else self.duration("engine.idle", t["idle"], minimum=1),
         )
 
     def task(self, name: str, t: object, triggers: Mapping[str, TriggerConfig]) -> TaskConfig:

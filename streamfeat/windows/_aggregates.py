@@ -85,10 +85,10 @@ def _denorm(key: Any) -> Any:
 class Count:
     """``count``: the number of events in the window."""
 
-    def init(self) -> int:
+    def init(self) -> Any:
         return 0
 
-    def update(self, acc: int, value: Any, seq: int) -> int:
+    def update(self, acc: Any, value: Any, seq: int) -> Any:
         return acc + 1
 
     def updater(self, i: int, get: Getter) -> Step:
@@ -106,7 +106,7 @@ class Count:
 
         return step
 
-    def merge(self, a: int, b: int) -> int:
+    def merge(self, a: Any, b: Any) -> Any:
         return a + b
 
     def result(self, acc: Any) -> Any:

@@ -25,10 +25,20 @@ from streamfeat.windows._aggregates import AggregateSet, field_getter
 if TYPE_CHECKING:
     from streamfeat.windows._config import WindowConfig
 
-__all__ = ["KeyFunction", "TimedState", "WindowLogic", "format_key_part", "key_function"]
+__all__ = [
+    "KeyFunction",
+    "ProcessFn",
+    "TimedState",
+    "WindowLogic",
+    "format_key_part",
+    "key_function",
+]
 
 KeyFunction = Callable[[Event], "str | None"]
+# process(state, seq, event, maxts, device, out): one logic's per-event step
+ProcessFn = Callable[[Any, int, Event, int, str, list[dict[str, Any]]], None]
 NO_TS = -1  # max ts of a device with no event yet (valid ts are >= 0)
+NO_DEADLINE = 1 << 62  # the deadline of a window with nothing that time can close
 
 
 def format_key_part(value: Any) -> str:
@@ -103,6 +113,14 @@ class WindowLogic:
         self.key_of = key_function(cfg.key)
         self.sizes = sizes
 
+    def step_function(self) -> ProcessFn:
+        """Return the per-event step ``process(st, seq, event, maxts, device, out)``.
+
+        The bound ``process`` method here; an assigner that builds a specialised function
+        for its config returns that instead (the stage looks it up once).
+        """
+        return self.process  # type: ignore[attr-defined,no-any-return]
+
     def admit(self, event: Event) -> str | None:
         """Return the window key of ``event``, or ``None`` when it does not enter this window."""
         if self.filter is not None and not (
@@ -163,6 +181,11 @@ class TimedLogic(WindowLogic):
 
     def new_state(self) -> TimedState:
         return TimedState()
+
+    def deadline(self, st: TimedState) -> int:
+        """Return the smallest max ts at which a window of ``st`` closes (see WindowStage)."""
+        nxt = st.next_end
+        return NO_DEADLINE if nxt is None else nxt + self.lateness
 
     def advance(self, st: TimedState, maxts: int, device: str, out: list[dict[str, Any]]) -> None:
         """Close (``forced: false``) every window with ``end <= maxts - lateness``."""

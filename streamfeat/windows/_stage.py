@@ -20,6 +20,14 @@ device that has gone quiet) acts like an event with ts ``now_ms`` that enters no
 ``maxts := max(maxts, now_ms)``, then windows close as above. Later events are judged against
 that watermark too.
 
+Per event, most windows of a tasks file have nothing to do: the event's type is not in their
+filter, and no window of theirs is due to close. So the state also keeps ``due``, the smallest
+max ts at which any window config has a window to close (each logic's ``deadline``). While
+``maxts < due`` no close can happen, and the event goes only to the window configs that may
+admit its type (``by type``, built once per tasks file), in the tasks file's order; the records
+come out exactly as from the loop over every config. When ``maxts >= due``, every config runs,
+in order, and ``due`` is computed again.
+
 ``idle`` is true when no window is open; the engine then frees the device's state but keeps its
 ``residue``, the device's ``maxts``, and hands it back to ``new_state``: a device that comes
 back after every window closed keeps its watermark, so an event behind it is still ``late``.
@@ -31,7 +39,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
-from streamfeat.windows._base import NO_TS, WindowLogic
+from streamfeat.windows._base import NO_DEADLINE, NO_TS, ProcessFn, WindowLogic
 from streamfeat.windows.count import CountLogic
 from streamfeat.windows.session import SessionLogic
 from streamfeat.windows.sliding import SlidingLogic
@@ -53,14 +61,16 @@ def build_logic(cfg: WindowConfig, lateness: int = 0, *, sizes: bool = False) ->
 
 
 class WindowState:
-    """The windows of one device: its max ts and one state per window config."""
+    """The windows of one device: its max ts, one state per window config, and ``due``, the
+    smallest max ts at which one of them has a window to close."""
 
-    __slots__ = ("device", "maxts", "wins")
+    __slots__ = ("device", "due", "maxts", "wins")
 
-    def __init__(self, device: str, maxts: int, wins: list[Any]) -> None:
+    def __init__(self, device: str, maxts: int, wins: list[Any], due: int = NO_DEADLINE) -> None:
         self.device = device
         self.maxts = maxts
         self.wins = wins
+        self.due = due
 
     def __repr__(self) -> str:
         return f"WindowState(device={self.device!r}, maxts={self.maxts})"
@@ -85,11 +95,32 @@ class WindowStage:
         if not isinstance(windows, Mapping):  # a tasks config (old call sites)
             windows, lateness = windows.windows, windows.engine.lateness
         self.logics = tuple(build_logic(w, lateness, sizes=sizes) for w in windows.values())
-        self._procs = tuple((i, logic.process) for i, logic in enumerate(self.logics))
-        if len(self._procs) == 1:  # one window: skip the loop (the benchmark's shape)
-            self._only = self._procs[0][1]
-            self.process = self._process_one  # type: ignore[method-assign]
+        self._procs = tuple((i, logic.step_function()) for i, logic in enumerate(self.logics))
+        # one window: skip the loop (the benchmark's shape)
+        self._only = self._procs[0][1] if len(self._procs) == 1 else None
+        self._deadlines = tuple(logic.deadline for logic in self.logics)
+        self._rest, self._by_type = self._dispatch()
         self.sizes = sizes
+
+    def _dispatch(
+        self,
+    ) -> tuple[tuple[tuple[int, ProcessFn], ...], dict[str, tuple[tuple[int, ProcessFn], ...]]]:
+        """Return the steps of the configs an event of an unnamed type may enter (those with
+        no filter), and by type named in a filter, the steps that type may enter (in order)."""
+        named = {t for lg in self.logics for t in lg.filter_types}
+        named |= {t for lg in self.logics for t, _ in lg.filter_pairs}
+
+        def admits(logic: WindowLogic, etype: str | None) -> bool:
+            if logic.filter is None:
+                return True
+            return etype in logic.filter_types or any(t == etype for t, _ in logic.filter_pairs)
+
+        rest = tuple(p for p in self._procs if admits(self.logics[p[0]], None))
+        by_type = {t: tuple(p for p in self._procs if admits(self.logics[p[0]], t)) for t in named}
+        return rest, by_type
+
+    def _due(self, wins: list[Any]) -> int:
+        return min([d(w) for d, w in zip(self._deadlines, wins, strict=True)], default=NO_DEADLINE)
 
     def new_state(self, device: str, residue: int | None = None) -> WindowState:
         """Return a device's state; ``residue`` is its ``maxts`` from before a freeing."""
@@ -104,18 +135,28 @@ class WindowStage:
         self, state: WindowState, index: int, event: Event, out: list[dict[str, Any]]
     ) -> None:
         """Handle the device's event number ``index``; append late and closed-window records."""
-        if event.ts > state.maxts:
-            state.maxts = event.ts
+        ts = event.ts
+        if ts > state.maxts:
+            state.maxts = ts
+        only = self._only
+        if only is not None:
+            only(state.wins[0], index, event, state.maxts, event.device, out)
+            return
         maxts, device, wins = state.maxts, event.device, state.wins
-        for i, process in self._procs:
-            process(wins[i], index, event, maxts, device, out)
-
-    def _process_one(
-        self, state: WindowState, index: int, event: Event, out: list[dict[str, Any]]
-    ) -> None:
-        if event.ts > state.maxts:
-            state.maxts = event.ts
-        self._only(state.wins[0], index, event, state.maxts, event.device, out)
+        if maxts >= state.due:  # a close is due somewhere: every config, in order
+            for i, process in self._procs:
+                process(wins[i], index, event, maxts, device, out)
+            state.due = self._due(wins)
+            return
+        # nothing to close: only the configs that may admit the event (none closes anything)
+        due, deadlines = state.due, self._deadlines
+        for i, process in self._by_type.get(event.type, self._rest):
+            w = wins[i]
+            process(w, index, event, maxts, device, out)
+            d = deadlines[i](w)
+            if d < due:
+                due = d
+        state.due = due
 
     def advance(self, state: WindowState, now_ms: int, out: list[dict[str, Any]]) -> None:
         """Move the device's max ts to ``now_ms`` if later, and close what that watermark closes."""
@@ -123,14 +164,18 @@ class WindowStage:
             state.maxts = now_ms
         for logic, wst in zip(self.logics, state.wins, strict=True):
             logic.advance(wst, state.maxts, state.device, out)
+        state.due = self._due(state.wins)
 
     def close(self, state: WindowState, out: list[dict[str, Any]]) -> None:
         """End of input: emit every open window with ``forced: true``."""
         for logic, wst in zip(self.logics, state.wins, strict=True):
             logic.close(wst, state.device, out)
+        state.due = self._due(state.wins)
 
     def idle(self, state: WindowState) -> bool:
         """True when no window of the device is open."""
+        if state.due < NO_DEADLINE:  # a time or session window is open (the common answer)
+            return False
         return all(logic.empty(w) for logic, w in zip(self.logics, state.wins, strict=True))
 
     def dump(self, state: WindowState) -> Any:
@@ -144,9 +189,8 @@ class WindowStage:
     def load(self, data: Any) -> WindowState:
         """Rebuild a state from :meth:`dump`'s output."""
         device, maxts, wins = data
-        return WindowState(
-            device, maxts, [lg.load(w) for lg, w in zip(self.logics, wins, strict=True)]
-        )
+        loaded = [lg.load(w) for lg, w in zip(self.logics, wins, strict=True)]
+        return WindowState(device, maxts, loaded, self._due(loaded))
 
     def carry(
         self,

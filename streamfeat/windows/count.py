@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamfeat._event import Event
-from streamfeat.windows._base import WindowLogic
+from streamfeat.windows._base import NO_DEADLINE, WindowLogic
 
 __all__ = ["CountLogic"]
 
@@ -22,6 +22,10 @@ class CountLogic(WindowLogic):
 
     def new_state(self) -> dict[str, list[Any]]:
         return {}
+
+    def deadline(self, st: dict[str, list[Any]]) -> int:
+        """Count windows never close with time."""
+        return NO_DEADLINE
 
     def process(
         self,

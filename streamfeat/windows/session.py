@@ -17,7 +17,7 @@ from bisect import insort
 from typing import Any
 
 from streamfeat._event import Event
-from streamfeat.windows._base import WindowLogic
+from streamfeat.windows._base import NO_DEADLINE, WindowLogic
 
 __all__ = ["SessionLogic", "SessionState"]
 
@@ -43,6 +43,11 @@ class SessionLogic(WindowLogic):
 
     def new_state(self) -> SessionState:
         return SessionState()
+
+    def deadline(self, st: SessionState) -> int:
+        """Return a max ts before which no session of ``st`` closes (see WindowStage)."""
+        nxt = st.next_close
+        return NO_DEADLINE if nxt is None else nxt + self.lateness
 
     def process(
         self,

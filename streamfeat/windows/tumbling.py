@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
-from streamfeat.windows._base import TimedLogic, TimedState
+from streamfeat.windows._base import ProcessFn, TimedLogic, TimedState
 
 if TYPE_CHECKING:
     from streamfeat.windows._config import WindowConfig
@@ -14,24 +13,38 @@ if TYPE_CHECKING:
 __all__ = ["TumblingLogic"]
 
 
-ProcessFn = Callable[[TimedState, int, Event, int, str, list[dict[str, Any]]], None]
-
-
 class TumblingLogic(TimedLogic):
     """One tumbling window config: each event belongs to exactly one window.
 
     The event is late when its window has closed: ``end <= maxts - lateness``.
 
-    ``process`` (see :mod:`streamfeat.windows._base`) is built once per instance by
-    :meth:`_build_process`; it is the only spelling of this window's per-event step.
+    The per-event step (see :mod:`streamfeat.windows._base`) is built once per instance by
+    :meth:`_build_process`, kept in an attribute (never assigned over a method, so the module
+    compiles with mypyc) and handed to the stage by :meth:`step_function`; :meth:`process`
+    calls it.
     """
 
     kind = "tumbling"
-    process: ProcessFn
 
     def __init__(self, cfg: WindowConfig, lateness: int, *, sizes: bool = False) -> None:
         super().__init__(cfg, lateness, sizes=sizes)
-        self.process = self._build_process()
+        self._step: ProcessFn = self._build_process()
+
+    def process(
+        self,
+        st: TimedState,
+        seq: int,
+        event: Event,
+        maxts: int,
+        device: str,
+        out: list[dict[str, Any]],
+    ) -> None:
+        """Handle one valid event of the device (see :mod:`streamfeat.windows._base`)."""
+        self._step(st, seq, event, maxts, device, out)
+
+    def step_function(self) -> ProcessFn:
+        """Return the per-event step as a plain function (the stage's hot path)."""
+        return self._step
 
     def _build_process(self) -> ProcessFn:
         """Return ``process(st, seq, event, maxts, device, out)`` for this config.

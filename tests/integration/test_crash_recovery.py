@@ -109,11 +109,18 @@ def _per_device(lines: list[bytes]) -> dict[str, list[bytes]]:
 
 
 def _crash_and_compare(
-    tmp: Path, *, devices: int, minutes: int, kills: int, seed: int, every: int = 25
+    tmp: Path,
+    *,
+    devices: int,
+    minutes: int,
+    kills: int,
+    seed: int,
+    every: int = 25,
+    tasks_text: str = TASKS,
 ) -> None:
     events, tasks = tmp / "events.jsonl", tmp / "tasks.toml"
     n_events = _write_log(events, devices, minutes, seed)
-    tasks.write_text(TASKS)
+    tasks.write_text(tasks_text)
     env = _env()
     one = tmp / "one.jsonl"
     one.write_bytes(events.read_bytes().split(b"\n", 1)[0] + b"\n")
@@ -173,6 +180,14 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_output(
     tmp_path: Path,
 ) -> None:
     _crash_and_compare(tmp_path, devices=8, minutes=30, kills=20, seed=11)
+
+
+def test_sigkill_with_idle_devices_resumes_the_log_time_exactly(tmp_path: Path) -> None:
+    # [engine] idle: the log's time and each device's latest ts are in the snapshot, so a
+    # resumed replay advances the same silent devices at the same events
+    idle = TASKS.replace('lateness = "2s"', 'lateness = "2s"\nidle = "90s"', 1)
+    assert idle != TASKS
+    _crash_and_compare(tmp_path, devices=8, minutes=30, kills=10, seed=12, tasks_text=idle)
 
 
 @pytest.mark.slow
