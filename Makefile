@@ -52,7 +52,9 @@ test-compiled: install
 	  tests/golden tests/property/test_compiled_differential.py \
 	  tests/property/test_triggers_differential.py tests/property/test_encoders_roundtrip.py \
 	  tests/property/test_encoders_robustness.py tests/property/test_tunnel_frames.py \
-	  tests/unit/triggers tests/unit/encoders
+	  tests/unit/triggers tests/unit/encoders tests/unit/windows tests/unit/features tests/unit/tunnel \
+	  tests/property/test_windows_aggregates.py tests/property/test_windows_reference.py \
+	  tests/property/test_features_reference.py tests/property/test_tunnel_states.py
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

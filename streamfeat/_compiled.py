@@ -56,6 +56,17 @@ MODULES = (
     "streamfeat.encoders._plain",
     "streamfeat._event",
     "streamfeat._records",
+    "streamfeat.windows._aggregates",
+    "streamfeat.windows._base",
+    "streamfeat.windows._spec",
+    "streamfeat.windows._stage",
+    "streamfeat.windows.count",
+    "streamfeat.windows.session",
+    "streamfeat.windows.sliding",
+    "streamfeat.windows.tumbling",
+    "streamfeat.features._stage",
+    "streamfeat.features.exposure",
+    "streamfeat.features.ipv",
 )
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
