@@ -57,11 +57,22 @@ def _replay(path: Path, tasks_text: str, tmp: Path) -> None:
     run_replay(ReplayOptions(events=str(path), config=cfg, out=os.devnull))
 
 
-def _peak_rss_replay(path: Path, tmp: Path) -> float:
-    """Peak RSS (MB) of a separate `streamfeat replay` process with the default tasks file."""
+def _idle_tasks(tmp: Path, idle: str = "10m") -> Path:
+    """The default tasks file with replay's idle rule on (``[engine] idle``)."""
+    from streamfeat.data import default_tasks_text
+
+    path = tmp / f"default-idle-{idle}.toml"
+    path.write_text(default_tasks_text().replace("[engine]\n", f'[engine]\nidle = "{idle}"\n', 1))
+    return path
+
+
+def _peak_rss_replay(path: Path, tmp: Path, tasks: Path | None = None) -> float:
+    """Peak RSS (MB) of a separate `streamfeat replay` process (default tasks file unless
+    ``tasks``)."""
+    extra = [] if tasks is None else ["--tasks", str(tasks)]
     code = (
         "import resource, sys; from streamfeat.cli import main; "
-        f"main(['replay', {str(path)!r}, '--out', {os.devnull!r}, '--json']); "
+        f"main(['replay', {str(path)!r}, '--out', {os.devnull!r}, '--json', *{extra!r}]); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -89,6 +100,10 @@ def _rows_for(label: str, path: Path, ctx: Context) -> list[Row]:
         ("parse + validate (reader)", lambda: _validate(path)),
         ("replay, no stages", lambda: _replay(path, "", ctx.tmp)),
         ("replay, default tasks", lambda: _replay(path, default_tasks_text(), ctx.tmp)),
+        (
+            "replay, default tasks + idle 10m",
+            lambda: _replay(path, _idle_tasks(ctx.tmp).read_text(), ctx.tmp),
+        ),
     ]
     for name, fn in cases:
         try:
@@ -121,6 +136,18 @@ def run(ctx: Context) -> list[Row]:
                 None,
                 "",
                 "separate process",
+            )
+        )
+        rss_idle = _peak_rss_replay(taobao, ctx.tmp, _idle_tasks(ctx.tmp))
+        rows.append(
+            Row(
+                "foundation",
+                "taobao: peak RSS, replay default tasks + idle 10m",
+                rss_idle,
+                "MB",
+                rss_idle / rss if rss else None,
+                "peak RSS, default tasks",
+                "separate process; [engine] idle = 10m",
             )
         )
     _ = resource  # peak RSS is read in the child

@@ -31,10 +31,13 @@ event that raises the log time is processed, every device with open state whose 
 time, through each stage's ``advance(state, log_time, out)``: exactly what
 :meth:`Engine.advance` does for an agent's device that went quiet. Devices are advanced in
 ``(latest ts, device)`` order, so the output depends only on the log. A device whose state is
-still not idle after that (a visit open within the partial limit) counts as having been seen at
-the log time and is looked at again once it has been silent for ``idle_ms`` more. A min-heap of
-``(latest ts, device)``, one entry per device with open state, keeps the sweep at O(log n) per
-advanced device and O(1) per event that advances none.
+still not idle after that (a visit open within the partial limit) is *spilled*: its stages'
+dumps are kept as msgpack bytes (a few hundred bytes, against kilobytes of live objects) until
+its next event, or until the log time reaches its next deadline (the smallest of its stages'
+optional ``deadline(state)``: when ``advance`` would close a window or a visit), when it is
+advanced again. A min-heap of ``(key, device)`` (the key: its latest ts, or that deadline less
+``idle_ms``; stale entries are skipped) keeps the sweep at O(log n) per advanced device and
+O(1) per event that advances none.
 
 Snapshots (:meth:`Engine.snapshot` / :meth:`Engine.restore`) are msgpack bytes of every
 device's counter and every stage's ``dump(state)``; a stage's dump must be msgpack-able and its
@@ -45,7 +48,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgpack
@@ -100,7 +103,7 @@ class Stage(Protocol):
 
 
 class _Device:
-    __slots__ = ("count", "last", "queued", "residue", "states")
+    __slots__ = ("count", "key", "last", "residue", "spill", "states")
 
     def __init__(
         self, count: int, states: list[Any] | None, residue: list[Any] | None = None
@@ -108,10 +111,11 @@ class _Device:
         self.count = count
         self.states = states
         self.residue = residue
-        self.last = (
-            -1
-        )  # with idle_ms: the highest ts of its events (or the log time it was advanced to)
-        self.queued = False  # with idle_ms: it has an entry in the idle heap
+        # with idle_ms: the highest ts of its events; the key of its live idle-heap entry (None:
+        # none); its states as msgpack bytes while it sits idle with something still open
+        self.last = -1
+        self.key: int | None = None
+        self.spill: bytes | None = None
 
 
 class Engine:
@@ -161,6 +165,7 @@ class Engine:
         self.idled = 0  # devices advanced by the idle rule
         self._log_ts = -1  # the highest ts seen (idle rule)
         self._heap: list[tuple[int, str]] = []
+        self._deadlines = [getattr(s, "deadline", None) for s in self.stages]
 
     # -- processing ---------------------------------------------------------------------
 
@@ -208,7 +213,12 @@ class Engine:
             dev = self._devices[name] = _Device(0, None)
         states = dev.states
         if states is None:
-            states = dev.states = self._new_states(name, dev.residue)
+            spill = dev.spill
+            if spill is not None:  # back after idling with something open: its states again
+                dev.spill = None
+                states = dev.states = self._unspill(spill)
+            else:
+                states = dev.states = self._new_states(name, dev.residue)
         index = dev.count
         dev.count = index + 1
         self.events = n = self.events + 1
@@ -221,35 +231,75 @@ class Engine:
             dev.last = ts
         for idle, state in zip(self._idle, states, strict=False):
             if not idle(state):
-                if not dev.queued:
-                    dev.queued = True
+                key = dev.key
+                if key is None or key > dev.last:  # (a later deadline's entry goes stale)
+                    dev.key = dev.last
                     heapq.heappush(self._heap, (dev.last, name))
                 return
         self._free(dev)
 
     def _sweep(self, out: list[Record]) -> None:
         """Advance every device silent since ``log time - idle_ms`` to the log time."""
+        idle_ms = self.idle_ms or 0
         now = self._log_ts - self.idle_bound
-        cutoff = now - (self.idle_ms or 0)
+        cutoff = now - idle_ms
         heap, devices = self._heap, self._devices
         while heap and heap[0][0] <= cutoff:
-            _, name = heapq.heappop(heap)
+            key, name = heapq.heappop(heap)
             dev = devices[name]
-            if dev.states is None:  # freed since it was queued
-                dev.queued = False
+            if dev.key != key:  # a stale entry: the device has a newer one
+                continue
+            if dev.states is None and dev.spill is None:  # freed since it was queued
+                dev.key = None
                 continue
             if dev.last > cutoff:  # it had events since: look again later
+                dev.key = dev.last
                 heapq.heappush(heap, (dev.last, name))
                 continue
-            for stage, state in zip(self.stages, dev.states, strict=True):
+            states = dev.states
+            if states is None:
+                states = dev.states = self._unspill(dev.spill or b"")
+                dev.spill = None
+            for stage, state in zip(self.stages, states, strict=True):
                 stage.advance(state, now, out)
             self.idled += 1
             self._maybe_free(dev)
+            dev.key = None
             if dev.states is None:
-                dev.queued = False
-            else:  # still open (a visit within its partial limit): again after idle_ms more
-                dev.last = now
-                heapq.heappush(heap, (now, name))
+                continue
+            # still open (a window that ends later, a visit within its partial limit): look
+            # again when the log time reaches its next deadline; meanwhile keep it as bytes
+            due = self._deadline(dev.states)
+            if due is not None:
+                dev.key = max(due - idle_ms, cutoff + 1)
+                heapq.heappush(heap, (dev.key, name))
+            dev.spill = msgpack.packb(
+                [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)],
+                use_bin_type=True,
+            )
+            dev.states = None
+
+    def _deadline(self, states: list[Any]) -> int | None:
+        # the smallest time at which advance() would close something: the stages' deadline()
+        # (optional; a stage without one, such as triggers, emits nothing when advanced)
+        due: int | None = None
+        for f, st in zip(self._deadlines, states, strict=True):
+            if f is not None:
+                d = f(st)
+                if d is not None and (due is None or d < due):
+                    due = d
+        return due
+
+    def _unspill(self, spill: bytes) -> list[Any]:
+        dumped = msgpack.unpackb(spill, raw=False, strict_map_key=False)
+        return [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
+
+    def _live(self, dev: _Device) -> list[Any] | None:
+        # a device's states, brought back from bytes if it was spilled
+        if dev.states is None and dev.spill is not None:
+            dev.states = self._unspill(dev.spill)
+            dev.spill = None
+        return dev.states
 
     def _new_states(self, device: str, residue: list[Any] | None) -> list[Any]:
         if residue is None:
@@ -281,9 +331,10 @@ class Engine:
         """Let wall time move every device with open state on (idle-device watermarks)."""
         out: list[Record] = []
         for dev in self._devices.values():
-            if dev.states is None:
+            states = self._live(dev)
+            if states is None:
                 continue
-            for stage, state in zip(self.stages, dev.states, strict=True):
+            for stage, state in zip(self.stages, states, strict=True):
                 stage.advance(state, now_ms, out)
             self._maybe_free(dev)
         return out
@@ -294,12 +345,26 @@ class Engine:
         names = list(self._devices) if devices is None else list(devices)
         for name in names:
             dev = self._devices.get(name)
-            if dev is None or dev.states is None:
+            states = None if dev is None else self._live(dev)
+            if dev is None or states is None:
                 continue
-            for stage, state in zip(self.stages, dev.states, strict=True):
+            for stage, state in zip(self.stages, states, strict=True):
                 stage.close(state, out)
             self._free(dev)
         return out
+
+    def close_batches(self, devices_per_batch: int = 1024) -> Iterator[list[Record]]:
+        """Close everything open like :meth:`close`, yielding the records a few devices at a time.
+
+        The records come in the same order as from :meth:`close`; a replay writes each batch
+        before closing the next, so the end of a log with many open devices never holds all
+        their records at once.
+        """
+        names = list(self._devices)
+        for i in range(0, len(names), devices_per_batch):
+            out = self.close(names[i : i + devices_per_batch])
+            if out:
+                yield out
 
     def _maybe_free(self, dev: _Device) -> None:
         states = dev.states
@@ -322,11 +387,12 @@ class Engine:
     def state_of(self, device: str, stage: str) -> Any:
         """Return the live state of ``device`` in stage ``stage`` (None when freed or unseen)."""
         dev = self._devices.get(device)
-        if dev is None or dev.states is None:
+        states = None if dev is None else self._live(dev)
+        if states is None:
             return None
         for i, s in enumerate(self.stages):
             if s.name == stage:
-                return dev.states[i]
+                return states[i]
         raise KeyError(stage)
 
     def event_count(self, device: str) -> int:
@@ -342,7 +408,12 @@ class Engine:
     @property
     def open_devices(self) -> int:
         """The number of devices holding open stage state."""
-        return sum(1 for d in self._devices.values() if d.states is not None)
+        return sum(1 for d in self._devices.values() if d.states is not None or d.spill is not None)
+
+    @property
+    def spilled_devices(self) -> int:
+        """The number of open devices kept as bytes while idle (``idle_ms``)."""
+        return sum(1 for d in self._devices.values() if d.spill is not None)
 
     def stage_seconds(self) -> dict[str, float]:
         """Estimated seconds spent in each stage (from sampled events, scaled up)."""
@@ -360,6 +431,8 @@ class Engine:
             dumped = None
             if dev.states is not None:
                 dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
+            elif dev.spill is not None:
+                dumped = msgpack.unpackb(dev.spill, raw=False, strict_map_key=False)
             devices[name] = [dev.count, dumped, dev.residue]
         body: dict[str, Any] = {
             "v": _SNAPSHOT_VERSION,
@@ -368,7 +441,11 @@ class Engine:
             "devices": devices,
         }
         if self.idle_ms is not None:  # the idle rule's clock: the log time and each device's
-            body["idle"] = [self._log_ts, {n: d.last for n, d in self._devices.items()}]
+            # latest ts, heap key and whether it is kept as bytes
+            body["idle"] = [
+                self._log_ts,
+                {n: [d.last, d.key, d.spill is not None] for n, d in self._devices.items()},
+            ]
         return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
 
     def restore(self, data: bytes) -> None:
@@ -401,10 +478,12 @@ class Engine:
         self._heap = []
         idle = body.get("idle")
         if self.idle_ms is not None and idle is not None:
-            self._log_ts, lasts = idle
+            self._log_ts, marks = idle
             for name, dev in devices.items():
-                dev.last = lasts.get(name, -1)
-                if dev.states is not None:
-                    dev.queued = True
-                    self._heap.append((dev.last, name))
+                dev.last, dev.key, spilled = marks.get(name, (-1, None, False))
+                if dev.key is not None:
+                    self._heap.append((dev.key, name))
+                if spilled and dev.states is not None:
+                    dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
+                    dev.spill, dev.states = msgpack.packb(dumped, use_bin_type=True), None
             heapq.heapify(self._heap)

@@ -115,6 +115,15 @@ class FeatureStage:
             if len(out) > n:
                 self._remember(state, feat.name, out[n:])
 
+    def deadline(self, state: FeatureState) -> int | None:
+        """Return the smallest ``now_ms`` at which :meth:`advance` closes a visit (None: never)."""
+        due: int | None = None
+        for f, fst in zip(self.features, state.feats, strict=True):
+            d = f.deadline(fst)
+            if d is not None and (due is None or d < due):
+                due = d
+        return due
+
     def close(self, state: FeatureState, out: list[dict[str, Any]]) -> None:
         """End of input: close every open visit as truncated at the last event's ts."""
         for feat, fst in zip(self.features, state.feats, strict=True):

@@ -213,6 +213,11 @@ class ExposureFeature:
             rec["_raw_bytes"] = raw
         return rec
 
+    def deadline(self, st: list[ExposureVisit | None]) -> int | None:
+        """Return the smallest ``now_ms`` at which :meth:`expire` closes the visit (None: none)."""
+        visit = st[0]
+        return None if visit is None else visit.start + self.partial_limit + 1
+
     def is_open(self, st: list[ExposureVisit | None]) -> bool:
         return st[0] is not None
 

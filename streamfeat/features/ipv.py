@@ -201,6 +201,10 @@ class IpvFeature:
             rec["_raw_bytes"] = visit[_RAW]
         return rec
 
+    def deadline(self, st: IpvState) -> int | None:
+        """Return the smallest ``now_ms`` at which :meth:`expire` closes the visits (None: none)."""
+        return st.stack[-1][_MIN_ENTER] + self.partial_limit + 1 if st.stack else None
+
     def is_open(self, st: IpvState) -> bool:
         return bool(st.stack)
 

@@ -292,10 +292,13 @@ def _run_replay(
             opts, engine, tasks, store, source, out, summary, resume, progress, clock, sleep, sizes,
             observer,
         )  # fmt: skip
-        final = engine.close()
-        if tasks is not None:
+        if tasks is None:  # a few devices at a time: all their records are never held at once
+            for final in engine.close_batches():
+                _write(out, final, summary, sizes, observer)
+        else:
+            final = engine.close()
             final += tasks.run(final)
-        _write(out, final, summary, sizes, observer)
+            _write(out, final, summary, sizes, observer)
         out.durable_offset()
         if store is not None:
             with store.transaction():  # one commit: a kill before it resumes, after it is done
@@ -367,19 +370,14 @@ def _write(
     sizes: Any,
     observer: ReplayObserver | None = None,
 ) -> None:
+    write = out.fh.write
     dumps = orjson.dumps
     nl = orjson.OPT_APPEND_NEWLINE
-    counts = summary.records
-    if len(records) == 1:  # the common case: one record for the event
-        r = records[0]
-        data = dumps(public(r), option=nl)
-        counts[r["kind"]] += 1
-    else:
-        data = b"".join([dumps(public(r), option=nl) for r in records])
-        for r in records:
-            counts[r["kind"]] += 1
-    out.fh.write(data)
-    summary.bytes_records += len(data)
+    for r in records:
+        line = dumps(public(r), option=nl)
+        write(line)
+        summary.bytes_records += len(line)
+        summary.records[r["kind"]] += 1
     if sizes is not None:
         sizes.add_many(r for r in records if r["kind"] != "quarantine")
     if observer is not None:

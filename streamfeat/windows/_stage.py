@@ -166,6 +166,15 @@ class WindowStage:
             logic.advance(wst, state.maxts, state.device, out)
         state.due = self._due(state.wins)
 
+    def deadline(self, state: WindowState) -> int | None:
+        """Return the smallest ``now_ms`` at which :meth:`advance` closes a window (None: never).
+
+        Exact after :meth:`advance` (which recomputes ``due``); the engine's idle rule asks it
+        there, to know when to look at a quiet device again.
+        """
+        due = state.due
+        return None if due >= NO_DEADLINE else due
+
     def close(self, state: WindowState, out: list[dict[str, Any]]) -> None:
         """End of input: emit every open window with ``forced: true``."""
         for logic, wst in zip(self.logics, state.wins, strict=True):

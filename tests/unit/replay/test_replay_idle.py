@@ -154,3 +154,69 @@ def test_a_bad_idle_is_refused_naming_the_key(value: object) -> None:
 def test_idle_is_off_unless_set() -> None:
     assert parse_tasks(tasks(None)).engine.idle is None
     assert parse_tasks(tasks("90s")).engine.idle == 90_000
+
+
+SPILL = """
+[engine]
+idle = "3m"
+
+[triggers]
+detail = "page_enter@item_detail * page_exit@item_detail"
+
+[windows.clicks]
+assign = "tumbling 10m"
+filter = ["click"]
+aggregate = { n = "count" }
+
+[features.ipv]
+kind = "ipv"
+"""
+
+
+def visits() -> list[Event]:
+    # a opens an item page, clicks, and goes quiet for 8 minutes with the visit open (its state
+    # is kept as bytes meanwhile), then clicks again and leaves the page; b keeps the log going
+    evs = [
+        Event(1_000, "page_enter", "a", "item_detail", "i1"),
+        Event(2_000, "click", "a", "item_detail", "i1"),
+        Event(8 * MIN, "click", "a", "item_detail", "i1"),
+        Event(8 * MIN + 1_000, "page_exit", "a", "item_detail", "i1"),
+    ]
+    evs += [Event(t, "click", "b") for t in range(0, 12 * MIN, 20_000)]
+    return sorted(evs, key=lambda e: e.ts)
+
+
+def test_a_device_kept_as_bytes_while_idle_comes_back_with_its_state() -> None:
+    engine = build_engine(parse_tasks(SPILL), idle=True)
+    spilled, out = 0, []
+    for e in visits():
+        out += engine.process(e)
+        spilled = max(spilled, engine.spilled_devices)
+    out += engine.close()
+    assert spilled == 1  # a, while its visit stayed open and nothing was due
+    ipv = [r for r in out if r["kind"] == "feature" and r["device"] == "a"]
+    # one whole visit, entered before the quiet time: its state came back from the bytes
+    assert [(v["values"]["enter_ts"], v["values"]["truncated"]) for v in ipv] == [(1_000, False)]
+    # and the trigger's partial match too: it completed over all four events
+    trig = [r for r in out if r["kind"] == "trigger" and r["device"] == "a"]
+    assert [(r["trigger"], len(r["_events"]), r["first_ts"]) for r in trig] == [
+        ("detail", 4, 1_000)
+    ]
+    clicks = [r for r in out if r.get("window") == "clicks" and r["device"] == "a"]
+    # the window [0, 10m) ends after a's return: the click at 8m joined it
+    assert [(r["values"]["n"], r["forced"]) for r in clicks] == [(2, True)]
+
+
+@pytest.mark.parametrize("cut", range(1, 40, 3))
+def test_a_snapshot_taken_while_a_device_is_kept_as_bytes_resumes_exactly(cut: int) -> None:
+    config = parse_tasks(SPILL)
+    events = visits()
+    whole = build_engine(config, idle=True)
+    want = [r for e in events for r in whole.process(e)] + whole.close()
+    first = build_engine(config, idle=True)
+    got = [r for e in events[:cut] for r in first.process(e)]
+    second = build_engine(config, idle=True)
+    second.restore(first.snapshot())
+    assert second.spilled_devices == first.spilled_devices
+    got += [r for e in events[cut:] for r in second.process(e)] + second.close()
+    assert got == want
