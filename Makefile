@@ -3,16 +3,33 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+COMPILE ?= 1
+NATIVE  := $(VENV)/.compiled
+NATIVE_SOURCES := $(shell $(PYTHON) scripts/build_compiled.py --list)
 
-.PHONY: install browser postgres demo loop test test-slow bench lint docs clean
+.PHONY: install compiled browser postgres demo loop test test-compiled test-slow bench lint docs clean
 
-install: $(STAMP)
+install: $(STAMP) $(NATIVE)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,lint,train,postgres,cluster,report,parquet]'
 	touch $(STAMP)
+
+# The optional compiled core (mypyc, from the lint extra): built in place when a C compiler is
+# present, else one line says so and the pure-Python code runs (it always can: STREAMFEAT_PURE=1).
+# `make install COMPILE=0` skips it; the stamp is redone when a compiled module's source changes.
+
+$(NATIVE): $(STAMP) scripts/build_compiled.py streamfeat/_compiled.py $(NATIVE_SOURCES)
+ifeq ($(COMPILE),1)
+	$(PY) scripts/build_compiled.py
+else
+	$(PY) scripts/build_compiled.py --clean
+endif
+	touch $(NATIVE)
+
+compiled: $(NATIVE)
 
 demo: install
 	$(PY) -m streamfeat demo
@@ -49,6 +66,17 @@ postgres:
 test: install postgres browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# the golden cases, the differential tests (compiled against pure) and the property and unit
+# tests of the compiled modules, run on the compiled core; fails when it could not be built
+test-compiled: install
+	STREAMFEAT_TEST_COMPILED=1 STREAMFEAT_REQUIRE_COMPILED=1 $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/golden tests/property/test_compiled_differential.py \
+	  tests/property/test_triggers_differential.py tests/property/test_encoders_roundtrip.py \
+	  tests/property/test_encoders_robustness.py tests/property/test_tunnel_frames.py \
+	  tests/unit/triggers tests/unit/encoders tests/unit/windows tests/unit/features tests/unit/tunnel \
+	  tests/property/test_windows_aggregates.py tests/property/test_windows_reference.py \
+	  tests/property/test_features_reference.py tests/property/test_tunnel_states.py
+
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
@@ -73,3 +101,4 @@ lint: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+	python3 scripts/build_compiled.py --clean

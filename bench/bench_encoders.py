@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from _harness import Context, Row
 
+from streamfeat._compiled import compiled, status
 from streamfeat._event import event_from_obj
 from streamfeat.encoders import (
     CountingBloomAdmission,
@@ -34,6 +35,7 @@ from streamfeat.encoders import (
     index_schemas,
     schemas_for,
 )
+from streamfeat.encoders._compact import CompactEncoder
 from streamfeat.engine._build import build_engine
 from streamfeat.errors import EventError
 from streamfeat.tasks import TasksConfig, load_tasks
@@ -160,7 +162,13 @@ def _speed_rows(ctx: Context, records: list[dict[str, Any]], config: TasksConfig
     for op in ("encode", "decode"):
         base = rates["msgpack", op]
         rows.append(
-            Row(GROUP, f"{op} msgpack", base, "records/s", note=f"{n} records, {BATCH} a batch")
+            Row(
+                GROUP,
+                f"{op} msgpack",
+                base,
+                "records/s",
+                note=f"{n} records, {BATCH} a batch; {status()}",
+            )
         )
         for codec in ("compact", "json"):
             rows.append(
@@ -183,4 +191,48 @@ def run(ctx: Context) -> list[Row]:
     t0 = time.perf_counter()
     records, source = _records(path, config)
     note = f"{source}, {time.perf_counter() - t0:.1f}s"
-    return _size_rows(records, config, note) + _speed_rows(ctx, records, config)
+    return (
+        _size_rows(records, config, note)
+        + _speed_rows(ctx, records, config)
+        + _writer_rows(ctx, records, config)
+    )
+
+
+def _compact_body(schemas: Any, batch: list[dict[str, Any]], writers: bool) -> bytes:
+    enc = CompactEncoder(schemas, None, {})
+    if not writers:
+        enc.writers = None  # the reference walk, CompactEncoder._record
+    for rec in batch:
+        enc.add(rec)
+    return bytes(enc.buf)
+
+
+def _writer_rows(ctx: Context, records: list[dict[str, Any]], config: TasksConfig) -> list[Row]:
+    """The compact codec's specialised writers against its reference walk (same bytes)."""
+    schemas = schemas_for(config)
+    records = records[: 8_000 if ctx.quick else 30_000]
+    batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
+    best: dict[bool, float] = {}
+    for _ in range(2 if ctx.quick else 5):
+        for writers in (True, False):
+            gc.collect()
+            t0 = time.process_time()
+            for b in batches:
+                _compact_body(schemas, b, writers)
+            dt = time.process_time() - t0
+            best[writers] = min(best.get(writers, dt), dt)
+    n = len(records)
+    note = "CPU time, best of rounds"
+    if compiled():
+        note += "; compiled: no writers are built, both rows run the compiled walk"
+    return [
+        Row(GROUP, "compact body, reference walk", n / best[False], "records/s", note=note),
+        Row(
+            GROUP,
+            "compact body, specialised writers",
+            n / best[True],
+            "records/s",
+            best[False] / best[True],
+            "reference walk",
+        ),
+    ]

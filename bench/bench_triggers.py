@@ -36,6 +36,7 @@ from pathlib import Path
 import orjson
 from _harness import Context, Row
 
+from streamfeat._compiled import status
 from streamfeat._event import Event, event_from_obj
 from streamfeat.triggers import Matcher, Pattern, parse_pattern
 from streamfeat.triggers._trie import _code
@@ -375,7 +376,7 @@ def run(ctx: Context) -> list[Row]:
     t_remove = time.perf_counter() - t1
     rows.append(Row(g, "hot add of 1 trigger to 10,000 (rebuild)", t_add * 1000, "ms"))
     rows.append(Row(g, "hot remove of 1 trigger of 10,001 (rebuild)", t_remove * 1000, "ms"))
-    rows.append(Row(g, "benchmark wall time", time.perf_counter() - t0, "s"))
+    rows.append(Row(g, "benchmark wall time", time.perf_counter() - t0, "s", note=status()))
     gc.unfreeze()
     return rows
 

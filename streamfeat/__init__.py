@@ -16,6 +16,8 @@ imported from their packages (``streamfeat.triggers``, ``streamfeat.encoders``, 
 
 from __future__ import annotations
 
+# first: chooses the compiled core or the pure modules before any core module loads
+import streamfeat._compiled  # noqa: F401
 from streamfeat._event import Event, event_from_obj, event_to_obj
 from streamfeat.clock import Clock, ManualClock, SystemClock
 from streamfeat.engine import Engine, Record, Stage

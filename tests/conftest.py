@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The suite tests the pure-Python code, the reference (and its subprocesses inherit the choice);
+# `make test-compiled` sets STREAMFEAT_TEST_COMPILED=1 to run the golden cases and the
+# differential and property tests against the compiled core (streamfeat/_compiled.py). Set
+# before anything imports streamfeat, which makes the choice once per process.
+if os.environ.get("STREAMFEAT_TEST_COMPILED") != "1":
+    os.environ["STREAMFEAT_PURE"] = "1"
+
 import pytest
 from hypothesis import HealthCheck, settings
 

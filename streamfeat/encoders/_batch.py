@@ -15,6 +15,7 @@ So every batch pays 9 header bytes (more only past 127 records), whatever its co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from streamfeat.encoders._compact import encode_compact
@@ -76,7 +77,10 @@ class Encoder:
         Raises:
             EncodeError: a record holds a value the codec cannot carry; nothing is counted.
         """
-        for i, rec in enumerate(records):
+        # each element checked as an object: the compiled core would refuse a non-dict with a
+        # TypeError on the way in, and a caller's bad record must be an EncodeError
+        items: Sequence[object] = records
+        for i, rec in enumerate(items):
             if type(rec) is not dict:
                 msg = f"record {i} is a {type(rec).__name__}, not a dict"
                 raise EncodeError(msg)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from streamfeat._compiled import compiled
+from streamfeat.encoders._compact_writers import Writer, writers_for
 from streamfeat.encoders._ids import Decider, bucket_label, relabel_ids
 from streamfeat.encoders._schema import NAME_KEY, Field, Schema, SchemaSet
 from streamfeat.encoders._wire import (
@@ -58,7 +60,7 @@ def _is_int(v: object) -> bool:
 class CompactEncoder:
     """Write records as compact bytes; one instance per batch (it holds the batch's state)."""
 
-    __slots__ = ("buf", "decide", "last_ts", "prev", "schemas", "stats", "table")
+    __slots__ = ("buf", "decide", "last_ts", "prev", "schemas", "stats", "table", "writers")
 
     def __init__(self, schemas: SchemaSet, decide: Decider | None, stats: dict[str, int]) -> None:
         self.schemas = schemas
@@ -68,6 +70,11 @@ class CompactEncoder:
         self.table = StrTable()
         self.last_ts = 0
         self.prev: dict[str, Any] = {}
+        # without admission, each schema's specialised writer (same bytes as _record); not in
+        # the compiled core, where the compiled _record is faster than generated Python code
+        self.writers: dict[int, Writer] | None = (
+            writers_for(schemas, _Misfit, _MISSING) if decide is None and not compiled() else None
+        )
 
     def add(self, record: dict[str, Any]) -> None:
         """Append one record (``_`` attachments ignored).
@@ -76,17 +83,22 @@ class CompactEncoder:
             EncodeError: the record holds a value no codec can carry; the batch is unchanged.
         """
         idx, schema = self.schemas.lookup(record)
-        mark, last_ts, prev = self.table.mark(), self.last_ts, dict(self.prev)
         if self.decide is not None:
             self.decide.reset()  # type: ignore[attr-defined]
         if schema is not None:
+            # `prev` needs no copy: a record changes it only after its last refusal point
+            mark, last_ts = len(self.table.strings), self.last_ts
             try:
-                self.buf += self._record(record, idx, schema)
+                writers = self.writers
+                if writers is not None:
+                    self.buf += writers[idx](self, record)
+                else:
+                    self.buf += self._record(record, idx, schema)
                 return
             except (_Misfit, EncodeError):
                 # roll the batch state back: the dropped bytes defined strings and moved ts
                 self.table.rollback(mark)
-                self.last_ts, self.prev = last_ts, prev
+                self.last_ts = last_ts
                 self.stats["fallback"] = self.stats.get("fallback", 0) + 1
         self._fallback(record, schema)
 
