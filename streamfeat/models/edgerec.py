@@ -10,7 +10,13 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
   the others are numbers.
 * **Item encoding.** The category goes through an embedding table (``category mod K``
   buckets); each number through ``slog(x) = sign(x) * log(1 + |x|)`` (counts, milliseconds
-  and speeds span orders of magnitude). A candidate is ``relu(W_c [emb; slog(num)] + b_c)``.
+  and speeds span orders of magnitude), or, for the probability-like columns a ``*.logit``
+  mask names (``server_score``, a predicted CTR of 0.005-0.3), through
+  ``logit(clip(x, 1e-6, 1 - 1e-6))``; then each is standardised, ``(t - mean) / std``, with
+  per-column constants stored in the model (``cand.*``, ``exp.*``, ``pv.*``; computed from the
+  training samples by :func:`streamfeat.train.input_norms`). Absent, they are the identity
+  (mean 0, std 1, no logit), as in ``builtin:edgerec-small``. A candidate is
+  ``relu(W_c [emb; norm(num)] + b_c)``.
 * **Context encoding.** A GRU over the exposure sequence and another over the page-view
   sequence (PyTorch's GRU equations, which are ONNX's with ``linear_before_reset = 1``).
   Every sequence starts with one all-zero row (the begin marker added by the feature
@@ -44,10 +50,15 @@ __all__ = [
     "CANDIDATE_FIELDS",
     "DEFAULT_MODEL_PATH",
     "EXPOSURE_FIELDS",
+    "LOGIT_EPS",
+    "NORM_FIELDS",
+    "NORM_PREFIXES",
     "PAGE_VIEW_FIELDS",
+    "PROBABILITY_FIELDS",
     "Dims",
     "builtin_spec",
     "forward",
+    "identity_norms",
     "init_weights",
     "input_specs",
     "to_onnx",
@@ -66,6 +77,17 @@ EXPOSURE_FIELDS = CANDIDATE_FIELDS + EXPOSURE_BEHAVIOUR
 PAGE_VIEW_BEHAVIOUR = ("dwell_ms", "add_cart", "purchase", "favorite", "comment", "select_sku",
                        "ask", "service", "detail", "shop", "recommend", "share")  # fmt: skip
 PAGE_VIEW_FIELDS = ("category", *PAGE_VIEW_BEHAVIOUR)
+#: Input scaling constants: key prefix per input, its row fields after the category.
+NORM_PREFIXES = {"candidates": "cand", "exposures": "exp", "page_views": "pv"}
+NORM_FIELDS = {
+    "cand": CANDIDATE_FIELDS[1:],
+    "exp": EXPOSURE_FIELDS[1:],
+    "pv": PAGE_VIEW_FIELDS[1:],
+}
+#: Columns read as a probability (their logit, not slog, is standardised).
+PROBABILITY_FIELDS = frozenset({"server_score"})
+#: Where the logit clips a probability.
+LOGIT_EPS = 1e-6
 #: The model shipped with streamfeat (``file = "builtin:edgerec-small"``).
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "edgerec-small.onnx"
 _BUILTIN = {"edgerec-small": DEFAULT_MODEL_PATH}
@@ -132,6 +154,17 @@ def init_weights(rng: np.random.Generator, dims: Dims = Dims()) -> Weights:
     return out
 
 
+def identity_norms() -> Weights:
+    """Return input scaling constants that change nothing (mean 0, std 1, no logit)."""
+    out: Weights = {}
+    for prefix, fields in NORM_FIELDS.items():
+        n = len(fields)
+        out[f"{prefix}.mean"] = np.zeros(n, np.float32)
+        out[f"{prefix}.std"] = np.ones(n, np.float32)
+        out[f"{prefix}.logit"] = np.zeros(n, np.float32)
+    return out
+
+
 def dims_of(w: Weights) -> Dims:
     """Return the sizes a weight dict was made for."""
     buckets, emb = w["cat_emb.weight"].shape
@@ -145,10 +178,25 @@ def _slog(x: F32) -> F32:
     return np.asarray(np.sign(x) * np.log1p(np.abs(x)), dtype=np.float32)
 
 
-def _embed_rows(w: Weights, rows: F32) -> F32:
+def _logit(x: F32) -> F32:
+    p = np.clip(x, np.float32(LOGIT_EPS), np.float32(1.0 - LOGIT_EPS))
+    return np.asarray(np.log(p / (np.float32(1.0) - p)), dtype=np.float32)
+
+
+def _norm(w: Weights, prefix: str, num: F32) -> F32:
+    """The numbers of rows as the model sees them: slog (or logit), then standardised."""
+    t = _slog(num)
+    if f"{prefix}.mean" not in w:  # a model without scaling constants: the identity
+        return t
+    m = w[f"{prefix}.logit"]
+    t = m * _logit(num) + (np.float32(1.0) - m) * t
+    return np.asarray((t - w[f"{prefix}.mean"]) / w[f"{prefix}.std"], dtype=np.float32)
+
+
+def _embed_rows(w: Weights, rows: F32, prefix: str) -> F32:
     k = w["cat_emb.weight"].shape[0]
     idx = np.mod(rows[..., 0].astype(np.int64), k)
-    return np.concatenate([w["cat_emb.weight"][idx], _slog(rows[..., 1:])], axis=-1)
+    return np.concatenate([w["cat_emb.weight"][idx], _norm(w, prefix, rows[..., 1:])], axis=-1)
 
 
 def _sigmoid(x: F32) -> F32:
@@ -190,9 +238,11 @@ def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32
         exposures: ``[E, 11]`` rows (:data:`EXPOSURE_FIELDS`), ``E >= 1``.
         page_views: ``[D, 13]`` rows (:data:`PAGE_VIEW_FIELDS`), ``D >= 1``.
     """
-    c = np.maximum(_embed_rows(w, candidates) @ w["cand_proj.weight"].T + w["cand_proj.bias"], 0)
-    ye = _gru(w, "gru_e", _embed_rows(w, exposures))
-    yd = _gru(w, "gru_d", _embed_rows(w, page_views))
+    c = np.maximum(
+        _embed_rows(w, candidates, "cand") @ w["cand_proj.weight"].T + w["cand_proj.bias"], 0
+    )
+    ye = _gru(w, "gru_e", _embed_rows(w, exposures, "exp"))
+    yd = _gru(w, "gru_d", _embed_rows(w, page_views, "pv"))
     ae = _attend(c @ w["q_e.weight"].T, ye @ w["k_e.weight"].T, ye)
     ad = _attend(c @ w["q_d.weight"].T, yd @ w["k_d.weight"].T, yd)
     z = np.concatenate([c, ae, ad, c * ae, c * ad], axis=-1)
@@ -252,7 +302,7 @@ def _gru_onnx(g: _Graph, w: Weights, prefix: str, rows: str) -> str:
     return g.op("Transpose", [y3], perm=[1, 0, 2])
 
 
-def _embed_onnx(g: _Graph, x: str, ncols: int) -> str:
+def _embed_onnx(g: _Graph, w: Weights, x: str, ncols: int, prefix: str) -> str:
     cat = g.op("Slice", [x, "c0", "c1", "ax2"])
     idx = g.op("Mod", [g.op("Cast", [cat], to=g.onnx.TensorProto.INT64), "buckets"], fmod=0)
     idx2 = g.op("Squeeze", [idx, "ax2"])  # [1, N]
@@ -261,7 +311,16 @@ def _embed_onnx(g: _Graph, x: str, ncols: int) -> str:
     slog = g.op(
         "Mul", [g.op("Sign", [num]), g.op("Log", [g.op("Add", [g.op("Abs", [num]), "one"])])]
     )
-    return g.op("Concat", [emb, slog], axis=-1)
+    if f"{prefix}.mean" not in w:  # no scaling constants: the identity, as edgerec-small
+        return g.op("Concat", [emb, slog], axis=-1)
+    # t = m * logit(clip(x)) + (1 - m) * slog(x), then (t - mean) / std, as _norm
+    p = g.op("Clip", [num, "logit_lo", "logit_hi"])
+    logit = g.op("Log", [g.op("Div", [p, g.op("Sub", ["one", p])])])
+    m = g.const(f"{prefix}.logit", w[f"{prefix}.logit"])
+    t = g.op("Add", [g.op("Mul", [m, logit]), g.op("Mul", [g.op("Sub", ["one", m]), slog])])
+    mean = g.const(f"{prefix}.mean", w[f"{prefix}.mean"])
+    std = g.const(f"{prefix}.std", w[f"{prefix}.std"])
+    return g.op("Concat", [emb, g.op("Div", [g.op("Sub", [t, mean]), std])], axis=-1)
 
 
 def _attend_onnx(g: _Graph, c: str, ys: str, q_w: str, k_w: str, scale: float) -> str:
@@ -307,11 +366,14 @@ def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
     g.const("ax2", np.array([2], np.int64))
     g.const("buckets", np.array(d.buckets, np.int64))
     g.const("one", np.array(1.0, np.float32))
+    if "cand.mean" in w:
+        g.const("logit_lo", np.array(LOGIT_EPS, np.float32))
+        g.const("logit_hi", np.array(1.0 - LOGIT_EPS, np.float32))
     specs = input_specs()
-    cand = _embed_onnx(g, "candidates", len(CANDIDATE_FIELDS))
+    cand = _embed_onnx(g, w, "candidates", len(CANDIDATE_FIELDS), "cand")
     c = g.op("Relu", [g.linear(cand, "cand_proj.weight_t", "cand_proj.bias")])
-    ye = _gru_onnx(g, w, "gru_e", _embed_onnx(g, "exposures", len(EXPOSURE_FIELDS)))
-    yd = _gru_onnx(g, w, "gru_d", _embed_onnx(g, "page_views", len(PAGE_VIEW_FIELDS)))
+    ye = _gru_onnx(g, w, "gru_e", _embed_onnx(g, w, "exposures", len(EXPOSURE_FIELDS), "exp"))
+    yd = _gru_onnx(g, w, "gru_d", _embed_onnx(g, w, "page_views", len(PAGE_VIEW_FIELDS), "pv"))
     scale = 1.0 / math.sqrt(d.hidden)
     ae = _attend_onnx(g, c, ye, "q_e.weight_t", "k_e.weight_t", scale)
     ad = _attend_onnx(g, c, yd, "q_d.weight_t", "k_d.weight_t", scale)
