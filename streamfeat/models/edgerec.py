@@ -24,7 +24,11 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
 * **Attention.** From each candidate to each sequence's GRU outputs: scaled dot product of
   ``W_q c`` and ``W_k y_t``, softmax over ``t``, a weighted sum of the ``y_t``.
 * **Head.** ``sigmoid(w_2 relu(W_1 [c; a_e; a_d; c*a_e; c*a_d] + b_1) + b_2)``: one score per
-  candidate.
+  candidate. A model with ``match.weight`` (``Dims(match=True)``, what ``streamfeat train``
+  builds) adds ``W_m slog(m)`` inside that ``relu``, where ``m`` are the candidate's
+  category matches with the context: ``sum_t [c_t = c]``, ``sum_t clicked_t [c_t = c]``,
+  ``sum_t deleted_t [c_t = c]`` over the exposure rows and ``sum_t [c_t = c]`` over the
+  page-view rows (exact category ids, the begin-marker rows included).
 
 The weights are a dict of float32 arrays named as a PyTorch module's ``state_dict`` would
 name them (:mod:`streamfeat.models.edgerec_torch` is that module, for training), so weights
@@ -86,6 +90,9 @@ NORM_FIELDS = {
 }
 #: Columns read as a probability (their logit, not slog, is standardised).
 PROBABILITY_FIELDS = frozenset({"server_score"})
+#: Category matches of a candidate with its context (``Dims.match``).
+MATCH_FEATURES = 4
+_CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 #: Where the logit clips a probability.
 LOGIT_EPS = 1e-6
 #: The model shipped with streamfeat (``file = "builtin:edgerec-small"``).
@@ -101,6 +108,7 @@ class Dims:
     buckets: int = 512
     emb: int = 8
     hidden: int = 32
+    match: bool = False
 
 
 def input_specs() -> tuple[InputSpec, ...]:
@@ -141,6 +149,7 @@ def _shapes(d: Dims) -> dict[str, tuple[int, ...]]:
         "q_e.weight": (h, h), "k_e.weight": (h, h), "q_d.weight": (h, h), "k_d.weight": (h, h),
         "head1.weight": (h, 5 * h), "head1.bias": (h,),
         "head2.weight": (1, h), "head2.bias": (1,),
+        **({"match.weight": (h, MATCH_FEATURES)} if d.match else {}),
     }  # fmt: skip
 
 
@@ -168,7 +177,8 @@ def identity_norms() -> Weights:
 def dims_of(w: Weights) -> Dims:
     """Return the sizes a weight dict was made for."""
     buckets, emb = w["cat_emb.weight"].shape
-    return Dims(buckets=int(buckets), emb=int(emb), hidden=int(w["cand_proj.bias"].shape[0]))
+    return Dims(buckets=int(buckets), emb=int(emb), hidden=int(w["cand_proj.bias"].shape[0]),
+                match="match.weight" in w)  # fmt: skip
 
 
 # --- numpy reference -----------------------------------------------------------------------
@@ -229,6 +239,15 @@ def _attend(q: F32, k: F32, ys: F32) -> F32:
     return np.asarray(a @ ys, dtype=np.float32)
 
 
+def _match(candidates: F32, exposures: F32, page_views: F32) -> F32:
+    """``slog`` of the category matches ``[C, 4]`` (see the module docstring)."""
+    eq_e = (candidates[:, 0:1] == exposures[None, :, 0]).astype(np.float32)  # [C, E]
+    eq_d = (candidates[:, 0:1] == page_views[None, :, 0]).astype(np.float32)  # [C, D]
+    m = np.stack([eq_e.sum(-1), eq_e @ exposures[:, _CLICKED], eq_e @ exposures[:, _DELETED],
+                  eq_d.sum(-1)], axis=-1)  # fmt: skip
+    return _slog(m.astype(np.float32))
+
+
 def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32:
     """The reference forward pass, in plain numpy: scores ``[C]`` for one page.
 
@@ -246,7 +265,10 @@ def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32
     ae = _attend(c @ w["q_e.weight"].T, ye @ w["k_e.weight"].T, ye)
     ad = _attend(c @ w["q_d.weight"].T, yd @ w["k_d.weight"].T, yd)
     z = np.concatenate([c, ae, ad, c * ae, c * ad], axis=-1)
-    hid = np.maximum(z @ w["head1.weight"].T + w["head1.bias"], 0)
+    pre = z @ w["head1.weight"].T + w["head1.bias"]
+    if "match.weight" in w:
+        pre = pre + _match(candidates, exposures, page_views) @ w["match.weight"].T
+    hid = np.maximum(pre, 0)
     logit = hid @ w["head2.weight"].T + w["head2.bias"]
     return _sigmoid(logit[:, 0]).astype(np.float32)
 
@@ -337,6 +359,33 @@ def _scale(g: _Graph, scale: float) -> str:
     return name
 
 
+def _match_onnx(g: _Graph) -> str:
+    """The category matches ``[1, C, 4]`` as :func:`_match` computes them."""
+    cat_c = g.op("Slice", ["candidates", "c0", "c1", "ax2"])  # [1, C, 1]
+
+    def row(x: str) -> str:  # [1, T, 1] -> [1, 1, T]
+        return g.op("Transpose", [x], perm=[0, 2, 1])
+
+    def col(x: str, j: int) -> str:
+        lo = g.const(f"{x}.col{j}.lo", np.array([j], np.int64))
+        hi = g.const(f"{x}.col{j}.hi", np.array([j + 1], np.int64))
+        return row(g.op("Slice", [x, lo, hi, "ax2"]))
+
+    f32 = g.onnx.TensorProto.FLOAT
+    eq_e = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["exposures", "c0", "c1", "ax2"]))])],
+                to=f32)  # fmt: skip
+    eq_d = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["page_views", "c0", "c1", "ax2"]))])],
+                to=f32)  # fmt: skip
+    parts = [
+        g.op("ReduceSum", [eq_e, "ax2"], keepdims=1),
+        g.op("ReduceSum", [g.op("Mul", [eq_e, col("exposures", _CLICKED)]), "ax2"], keepdims=1),
+        g.op("ReduceSum", [g.op("Mul", [eq_e, col("exposures", _DELETED)]), "ax2"], keepdims=1),
+        g.op("ReduceSum", [eq_d, "ax2"], keepdims=1),
+    ]
+    m = g.op("Concat", parts, axis=-1)  # [1, C, 4], counts >= 0 except deleted sums
+    return g.op("Mul", [g.op("Sign", [m]), g.op("Log", [g.op("Add", [g.op("Abs", [m]), "one"])])])
+
+
 def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
     """Return the ONNX model (bytes) computing :func:`forward` with weights ``w``.
 
@@ -378,7 +427,11 @@ def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
     ae = _attend_onnx(g, c, ye, "q_e.weight_t", "k_e.weight_t", scale)
     ad = _attend_onnx(g, c, yd, "q_d.weight_t", "k_d.weight_t", scale)
     z = g.op("Concat", [c, ae, ad, g.op("Mul", [c, ae]), g.op("Mul", [c, ad])], axis=-1)
-    hid = g.op("Relu", [g.linear(z, "head1.weight_t", "head1.bias")])
+    pre = g.linear(z, "head1.weight_t", "head1.bias")
+    if "match.weight" in w:
+        g.const("match.weight_t", w["match.weight"].T.copy())
+        pre = g.op("Add", [pre, g.op("MatMul", [_match_onnx(g), "match.weight_t"])])
+    hid = g.op("Relu", [pre])
     logit = g.linear(hid, "head2.weight_t", "head2.bias")  # [1, C, 1]
     sq = g.op("Squeeze", [logit, "ax2"])
     g.nodes.append(onnx.helper.make_node("Sigmoid", [sq], ["scores"]))

@@ -21,7 +21,16 @@ except ImportError as exc:  # the training extra is optional
 
 import numpy as np
 
-from streamfeat.models.edgerec import LOGIT_EPS, NORM_FIELDS, Dims, Weights
+from streamfeat.models.edgerec import (
+    EXPOSURE_FIELDS,
+    LOGIT_EPS,
+    MATCH_FEATURES,
+    NORM_FIELDS,
+    Dims,
+    Weights,
+)
+
+_CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 
 __all__ = ["EdgeRecModule", "pad_batch", "to_weights"]
 
@@ -45,6 +54,8 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
         self.k_d = nn.Linear(h, h, bias=False)
         self.head1 = nn.Linear(5 * h, h)
         self.head2 = nn.Linear(h, 1)
+        if dims.match:
+            self.match = nn.Linear(MATCH_FEATURES, h, bias=False)
         # input scaling constants (buffers: saved in the state_dict, not trained), identity
         # until set_norms; named "cand.mean" etc. in the weights (see to_weights)
         for prefix, fields in NORM_FIELDS.items():
@@ -68,6 +79,17 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
         t = (t - getattr(self, f"{prefix}_mean")) / getattr(self, f"{prefix}_std")
         return torch.cat([self.cat_emb(idx), t], dim=-1)
 
+    def _head(self, z: Any, candidates: Any, ex: Any, e_mask: Any, pv: Any, d_mask: Any) -> Any:
+        pre = self.head1(z)
+        if self.dims.match:
+            cat = candidates[..., 0]
+            eq_e = (cat[:, :, None] == ex[:, None, :, 0]).float() * e_mask[:, None, :]
+            eq_d = (cat[:, :, None] == pv[:, None, :, 0]).float() * d_mask[:, None, :]
+            m = torch.stack([eq_e.sum(-1), (eq_e * ex[:, None, :, _CLICKED]).sum(-1),
+                             (eq_e * ex[:, None, :, _DELETED]).sum(-1), eq_d.sum(-1)], dim=-1)  # fmt: skip
+            pre = pre + self.match(torch.sign(m) * torch.log1p(m.abs()))
+        return self.head2(torch.relu(pre)).squeeze(-1)
+
     def _attend(self, c: Any, ys: Any, q: Any, k: Any) -> Any:
         s = q(c) @ k(ys).transpose(1, 2) / math.sqrt(self.dims.hidden)
         return torch.softmax(s, dim=-1) @ ys
@@ -80,7 +102,9 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
         ae = self._attend(c, ye, self.q_e, self.k_e)
         ad = self._attend(c, yd, self.q_d, self.k_d)
         z = torch.cat([c, ae, ad, c * ae, c * ad], dim=-1)
-        return self.head2(torch.relu(self.head1(z))).squeeze(-1)
+        ones_e = torch.ones(exposures.shape[:2])
+        ones_d = torch.ones(page_views.shape[:2])
+        return self._head(z, candidates, exposures, ones_e, page_views, ones_d)
 
     def _encode(self, gru: Any, rows: Any, lengths: Any, prefix: str) -> Any:
         packed = nn.utils.rnn.pack_padded_sequence(
@@ -110,7 +134,9 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
         ae = self._attend_masked(c, ye, e_len, self.q_e, self.k_e)
         ad = self._attend_masked(c, yd, d_len, self.q_d, self.k_d)
         z = torch.cat([c, ae, ad, c * ae, c * ad], dim=-1)
-        return self.head2(torch.relu(self.head1(z))).squeeze(-1)
+        e_mask = (torch.arange(exposures.shape[1])[None, :] < e_len[:, None]).float()
+        d_mask = (torch.arange(page_views.shape[1])[None, :] < d_len[:, None]).float()
+        return self._head(z, candidates, exposures, e_mask, page_views, d_mask)
 
     def forward(self, candidates: Any, exposures: Any, page_views: Any) -> Any:
         """Return the scores ``[1, C]``, as the ONNX model's ``scores`` output."""

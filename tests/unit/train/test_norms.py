@@ -16,6 +16,7 @@ from streamfeat.models.edgerec_torch import EdgeRecModule, to_weights
 from streamfeat.train import Sample, check_export, export, input_norms, synthetic_samples
 
 DIMS = er.Dims(buckets=64, emb=4, hidden=8)
+MATCH = er.Dims(buckets=64, emb=4, hidden=8, match=True)
 
 
 def _reference(
@@ -59,23 +60,24 @@ def _pages(rng: np.random.Generator, n: int) -> list[Sample]:
     out = []
     for i in range(n):
         c, e, d = 3 + i % 5, 1 + i % 7, 1 + i % 3
-        cand = np.concatenate([rng.integers(0, 300, (c, 1)), rng.uniform(0.001, 0.4, (c, 1)),
+        cand = np.concatenate([rng.integers(0, 6, (c, 1)), rng.uniform(0.001, 0.4, (c, 1)),
                                rng.normal(size=(c, 2)) * 30], axis=1)  # fmt: skip
-        ex = np.concatenate([rng.integers(0, 300, (e, 1)), rng.uniform(0.001, 0.4, (e, 1)),
+        ex = np.concatenate([rng.integers(0, 6, (e, 1)), rng.uniform(0.001, 0.4, (e, 1)),
                              rng.normal(size=(e, 9)) * 300], axis=1)  # fmt: skip
-        pv = np.concatenate([rng.integers(0, 300, (d, 1)), rng.normal(size=(d, 12)) * 5000], axis=1)
+        pv = np.concatenate([rng.integers(0, 6, (d, 1)), rng.normal(size=(d, 12)) * 5000], axis=1)
         feeds = {k: v.astype(np.float32)[None] for k, v in
                  (("candidates", cand), ("exposures", ex), ("page_views", pv))}  # fmt: skip
         out.append(Sample(f"d{i}", feeds, np.zeros(c, np.float32)))
     return out
 
 
-def test_export_matches_pytorch_and_numpy_with_scaling() -> None:
+@pytest.mark.parametrize("dims", [DIMS, MATCH], ids=["plain", "match"])
+def test_export_matches_pytorch_and_numpy_with_scaling(dims: er.Dims) -> None:
     import torch
 
     torch.manual_seed(1)
     pages = _pages(np.random.default_rng(1), 30)
-    m = EdgeRecModule(DIMS)
+    m = EdgeRecModule(dims)
     norms = input_norms(pages)
     assert float(np.abs(norms["cand.mean"]).max()) > 0.5  # not the identity
     m.set_norms(norms)
@@ -85,6 +87,8 @@ def test_export_matches_pytorch_and_numpy_with_scaling() -> None:
     data = export(m)
     assert check_export(m, data, pages, pages=30) < 1e-4
     # the scaling changes the scores: the same weights without it score otherwise
+    assert ("match.weight" in w) == dims.match
+    assert er.dims_of(w) == dims
     bare = {k: v for k, v in w.items() if k.split(".")[0] not in er.NORM_FIELDS}
     s = pages[0]
     args = (s.feeds["candidates"][0], s.feeds["exposures"][0], s.feeds["page_views"][0])
@@ -97,3 +101,35 @@ def test_absent_scaling_is_the_identity() -> None:
     args = (s.feeds["candidates"][0], s.feeds["exposures"][0], s.feeds["page_views"][0])
     with_identity = {**w, **er.identity_norms()}
     np.testing.assert_array_equal(er.forward(w, *args), er.forward(with_identity, *args))
+
+
+def test_match_features_against_a_plain_reference() -> None:
+    s = _pages(np.random.default_rng(4), 9)[8]
+    cand, ex, pv = s.feeds["candidates"][0], s.feeds["exposures"][0], s.feeds["page_views"][0]
+    got = er._match(cand, ex, pv)
+    ci, di = er.EXPOSURE_FIELDS.index("clicked"), er.EXPOSURE_FIELDS.index("deleted")
+    for i, row in enumerate(cand):
+        c = row[0]
+        ref = [sum(1.0 for e in ex if e[0] == c), sum(float(e[ci]) for e in ex if e[0] == c),
+               sum(float(e[di]) for e in ex if e[0] == c), sum(1.0 for d in pv if d[0] == c)]  # fmt: skip
+        want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+
+
+def test_batched_match_scores_equal_single_pages() -> None:
+    import torch
+
+    from streamfeat.models.edgerec_torch import pad_batch
+
+    torch.manual_seed(2)
+    m = EdgeRecModule(MATCH)
+    pages = _pages(np.random.default_rng(6), 7)
+    batch = pad_batch([(p.feeds["candidates"][0], p.feeds["exposures"][0],
+                        p.feeds["page_views"][0], p.labels) for p in pages])  # fmt: skip
+    cand, ex, el, pv, dl, _lab, _mask = batch
+    with torch.no_grad():
+        out = torch.sigmoid(m.logits_batch(cand, ex, el, pv, dl)).numpy()
+        for i, p in enumerate(pages):
+            t = [torch.from_numpy(p.feeds[k]) for k in ("candidates", "exposures", "page_views")]
+            one = m(*t)[0].numpy()
+            np.testing.assert_allclose(out[i, : len(p.labels)], one, atol=1e-5)
