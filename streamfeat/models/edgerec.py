@@ -243,8 +243,8 @@ def _match(candidates: F32, exposures: F32, page_views: F32) -> F32:
     """``slog`` of the category matches ``[C, 4]`` (see the module docstring)."""
     eq_e = (candidates[:, 0:1] == exposures[None, :, 0]).astype(np.float32)  # [C, E]
     eq_d = (candidates[:, 0:1] == page_views[None, :, 0]).astype(np.float32)  # [C, D]
-    m = np.stack([eq_e.sum(-1), eq_e @ exposures[:, _CLICKED], eq_e @ exposures[:, _DELETED],
-                  eq_d.sum(-1)], axis=-1)  # fmt: skip
+    m = np.stack([eq_e.sum(-1), (eq_e * exposures[None, :, _CLICKED]).sum(-1),
+                  (eq_e * exposures[None, :, _DELETED]).sum(-1), eq_d.sum(-1)], axis=-1)  # fmt: skip
     return _slog(m.astype(np.float32))
 
 
