@@ -133,3 +133,14 @@ def test_batched_match_scores_equal_single_pages() -> None:
             t = [torch.from_numpy(p.feeds[k]) for k in ("candidates", "exposures", "page_views")]
             one = m(*t)[0].numpy()
             np.testing.assert_allclose(out[i, : len(p.labels)], one, atol=1e-5)
+
+
+def test_shuffled_labels_learn_nothing_with_scaling_and_matches() -> None:
+    from streamfeat.train import FitOptions, fit, shuffle_labels, split_by_device
+
+    train, held = split_by_device(synthetic_samples(devices=50, pages=16, seed=7), 0.3, seed=0)
+    opts = FitOptions(epochs=3, batch=32, seed=0, dims=er.Dims(match=True))
+    _, real = fit(train, held, opts)
+    assert real[-1].auc > 0.9, real  # the same options do learn the known feature
+    _, control = fit(shuffle_labels(train, seed=1), held, opts)
+    assert abs(control[-1].auc - 0.5) < 0.08, control
