@@ -42,7 +42,8 @@ LOOP_COLLECT_DEVICES ?= 300
 LOOP_COLLECT_MINUTES ?= 20
 LOOP_DEVICES         ?= 500
 LOOP_MINUTES         ?= 10
-LOOP_EPOCHS          ?= 2
+LOOP_EPOCHS          ?= 3
+LOOP_LR              ?= 0.001
 LOOP_BATCH           ?= 32
 LOOP_SAMPLES         ?= 4000
 loop: install
@@ -50,7 +51,7 @@ loop: install
 	$(PY) -m streamfeat simulate --ranking server --devices $(LOOP_COLLECT_DEVICES) \
 		--minutes $(LOOP_COLLECT_MINUTES) --speed 0 --seed 1 --workdir $(LOOP_DIR)/collect
 	$(PY) -m streamfeat train --db $(LOOP_DIR)/collect/endpoint.sqlite \
-		--tasks $(LOOP_DIR)/collect/tasks.toml --epochs $(LOOP_EPOCHS) --batch $(LOOP_BATCH) \
+		--tasks $(LOOP_DIR)/collect/tasks.toml --epochs $(LOOP_EPOCHS) --batch $(LOOP_BATCH) --lr $(LOOP_LR) \
 		--max-samples $(LOOP_SAMPLES) --out $(LOOP_DIR)/model.onnx
 	$(PY) -m streamfeat simulate --compare heuristic,model:$(LOOP_DIR)/model.onnx \
 		--devices $(LOOP_DEVICES) --minutes $(LOOP_MINUTES) --speed 0 --seed 2

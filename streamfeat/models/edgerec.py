@@ -10,7 +10,13 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
   the others are numbers.
 * **Item encoding.** The category goes through an embedding table (``category mod K``
   buckets); each number through ``slog(x) = sign(x) * log(1 + |x|)`` (counts, milliseconds
-  and speeds span orders of magnitude). A candidate is ``relu(W_c [emb; slog(num)] + b_c)``.
+  and speeds span orders of magnitude), or, for the probability-like columns a ``*.logit``
+  mask names (``server_score``, a predicted CTR of 0.005-0.3), through
+  ``logit(clip(x, 1e-6, 1 - 1e-6))``; then each is standardised, ``(t - mean) / std``, with
+  per-column constants stored in the model (``cand.*``, ``exp.*``, ``pv.*``; computed from the
+  training samples by :func:`streamfeat.train.input_norms`). Absent, they are the identity
+  (mean 0, std 1, no logit), as in ``builtin:edgerec-small``. A candidate is
+  ``relu(W_c [emb; norm(num)] + b_c)``.
 * **Context encoding.** A GRU over the exposure sequence and another over the page-view
   sequence (PyTorch's GRU equations, which are ONNX's with ``linear_before_reset = 1``).
   Every sequence starts with one all-zero row (the begin marker added by the feature
@@ -18,7 +24,11 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
 * **Attention.** From each candidate to each sequence's GRU outputs: scaled dot product of
   ``W_q c`` and ``W_k y_t``, softmax over ``t``, a weighted sum of the ``y_t``.
 * **Head.** ``sigmoid(w_2 relu(W_1 [c; a_e; a_d; c*a_e; c*a_d] + b_1) + b_2)``: one score per
-  candidate.
+  candidate. A model with ``match.weight`` (``Dims(match=True)``, what ``streamfeat train``
+  builds) adds ``W_m slog(m)`` inside that ``relu``, where ``m`` are the candidate's
+  category matches with the context: ``sum_t [c_t = c]``, ``sum_t clicked_t [c_t = c]``,
+  ``sum_t deleted_t [c_t = c]`` over the exposure rows and ``sum_t [c_t = c]`` over the
+  page-view rows (exact category ids, the begin-marker rows included).
 
 The weights are a dict of float32 arrays named as a PyTorch module's ``state_dict`` would
 name them (:mod:`streamfeat.models.edgerec_torch` is that module, for training), so weights
@@ -44,10 +54,15 @@ __all__ = [
     "CANDIDATE_FIELDS",
     "DEFAULT_MODEL_PATH",
     "EXPOSURE_FIELDS",
+    "LOGIT_EPS",
+    "NORM_FIELDS",
+    "NORM_PREFIXES",
     "PAGE_VIEW_FIELDS",
+    "PROBABILITY_FIELDS",
     "Dims",
     "builtin_spec",
     "forward",
+    "identity_norms",
     "init_weights",
     "input_specs",
     "to_onnx",
@@ -66,6 +81,20 @@ EXPOSURE_FIELDS = CANDIDATE_FIELDS + EXPOSURE_BEHAVIOUR
 PAGE_VIEW_BEHAVIOUR = ("dwell_ms", "add_cart", "purchase", "favorite", "comment", "select_sku",
                        "ask", "service", "detail", "shop", "recommend", "share")  # fmt: skip
 PAGE_VIEW_FIELDS = ("category", *PAGE_VIEW_BEHAVIOUR)
+#: Input scaling constants: key prefix per input, its row fields after the category.
+NORM_PREFIXES = {"candidates": "cand", "exposures": "exp", "page_views": "pv"}
+NORM_FIELDS = {
+    "cand": CANDIDATE_FIELDS[1:],
+    "exp": EXPOSURE_FIELDS[1:],
+    "pv": PAGE_VIEW_FIELDS[1:],
+}
+#: Columns read as a probability (their logit, not slog, is standardised).
+PROBABILITY_FIELDS = frozenset({"server_score"})
+#: Category matches of a candidate with its context (``Dims.match``).
+MATCH_FEATURES = 4
+_CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
+#: Where the logit clips a probability.
+LOGIT_EPS = 1e-6
 #: The model shipped with streamfeat (``file = "builtin:edgerec-small"``).
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "edgerec-small.onnx"
 _BUILTIN = {"edgerec-small": DEFAULT_MODEL_PATH}
@@ -79,6 +108,7 @@ class Dims:
     buckets: int = 512
     emb: int = 8
     hidden: int = 32
+    match: bool = False
 
 
 def input_specs() -> tuple[InputSpec, ...]:
@@ -119,6 +149,7 @@ def _shapes(d: Dims) -> dict[str, tuple[int, ...]]:
         "q_e.weight": (h, h), "k_e.weight": (h, h), "q_d.weight": (h, h), "k_d.weight": (h, h),
         "head1.weight": (h, 5 * h), "head1.bias": (h,),
         "head2.weight": (1, h), "head2.bias": (1,),
+        **({"match.weight": (h, MATCH_FEATURES)} if d.match else {}),
     }  # fmt: skip
 
 
@@ -132,10 +163,22 @@ def init_weights(rng: np.random.Generator, dims: Dims = Dims()) -> Weights:
     return out
 
 
+def identity_norms() -> Weights:
+    """Return input scaling constants that change nothing (mean 0, std 1, no logit)."""
+    out: Weights = {}
+    for prefix, fields in NORM_FIELDS.items():
+        n = len(fields)
+        out[f"{prefix}.mean"] = np.zeros(n, np.float32)
+        out[f"{prefix}.std"] = np.ones(n, np.float32)
+        out[f"{prefix}.logit"] = np.zeros(n, np.float32)
+    return out
+
+
 def dims_of(w: Weights) -> Dims:
     """Return the sizes a weight dict was made for."""
     buckets, emb = w["cat_emb.weight"].shape
-    return Dims(buckets=int(buckets), emb=int(emb), hidden=int(w["cand_proj.bias"].shape[0]))
+    return Dims(buckets=int(buckets), emb=int(emb), hidden=int(w["cand_proj.bias"].shape[0]),
+                match="match.weight" in w)  # fmt: skip
 
 
 # --- numpy reference -----------------------------------------------------------------------
@@ -145,10 +188,25 @@ def _slog(x: F32) -> F32:
     return np.asarray(np.sign(x) * np.log1p(np.abs(x)), dtype=np.float32)
 
 
-def _embed_rows(w: Weights, rows: F32) -> F32:
+def _logit(x: F32) -> F32:
+    p = np.clip(x, np.float32(LOGIT_EPS), np.float32(1.0 - LOGIT_EPS))
+    return np.asarray(np.log(p / (np.float32(1.0) - p)), dtype=np.float32)
+
+
+def _norm(w: Weights, prefix: str, num: F32) -> F32:
+    """The numbers of rows as the model sees them: slog (or logit), then standardised."""
+    t = _slog(num)
+    if f"{prefix}.mean" not in w:  # a model without scaling constants: the identity
+        return t
+    m = w[f"{prefix}.logit"]
+    t = m * _logit(num) + (np.float32(1.0) - m) * t
+    return np.asarray((t - w[f"{prefix}.mean"]) / w[f"{prefix}.std"], dtype=np.float32)
+
+
+def _embed_rows(w: Weights, rows: F32, prefix: str) -> F32:
     k = w["cat_emb.weight"].shape[0]
     idx = np.mod(rows[..., 0].astype(np.int64), k)
-    return np.concatenate([w["cat_emb.weight"][idx], _slog(rows[..., 1:])], axis=-1)
+    return np.concatenate([w["cat_emb.weight"][idx], _norm(w, prefix, rows[..., 1:])], axis=-1)
 
 
 def _sigmoid(x: F32) -> F32:
@@ -181,6 +239,15 @@ def _attend(q: F32, k: F32, ys: F32) -> F32:
     return np.asarray(a @ ys, dtype=np.float32)
 
 
+def _match(candidates: F32, exposures: F32, page_views: F32) -> F32:
+    """``slog`` of the category matches ``[C, 4]`` (see the module docstring)."""
+    eq_e = (candidates[:, 0:1] == exposures[None, :, 0]).astype(np.float32)  # [C, E]
+    eq_d = (candidates[:, 0:1] == page_views[None, :, 0]).astype(np.float32)  # [C, D]
+    m = np.stack([eq_e.sum(-1), (eq_e * exposures[None, :, _CLICKED]).sum(-1),
+                  (eq_e * exposures[None, :, _DELETED]).sum(-1), eq_d.sum(-1)], axis=-1)  # fmt: skip
+    return _slog(m.astype(np.float32))
+
+
 def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32:
     """The reference forward pass, in plain numpy: scores ``[C]`` for one page.
 
@@ -190,13 +257,18 @@ def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32
         exposures: ``[E, 11]`` rows (:data:`EXPOSURE_FIELDS`), ``E >= 1``.
         page_views: ``[D, 13]`` rows (:data:`PAGE_VIEW_FIELDS`), ``D >= 1``.
     """
-    c = np.maximum(_embed_rows(w, candidates) @ w["cand_proj.weight"].T + w["cand_proj.bias"], 0)
-    ye = _gru(w, "gru_e", _embed_rows(w, exposures))
-    yd = _gru(w, "gru_d", _embed_rows(w, page_views))
+    c = np.maximum(
+        _embed_rows(w, candidates, "cand") @ w["cand_proj.weight"].T + w["cand_proj.bias"], 0
+    )
+    ye = _gru(w, "gru_e", _embed_rows(w, exposures, "exp"))
+    yd = _gru(w, "gru_d", _embed_rows(w, page_views, "pv"))
     ae = _attend(c @ w["q_e.weight"].T, ye @ w["k_e.weight"].T, ye)
     ad = _attend(c @ w["q_d.weight"].T, yd @ w["k_d.weight"].T, yd)
     z = np.concatenate([c, ae, ad, c * ae, c * ad], axis=-1)
-    hid = np.maximum(z @ w["head1.weight"].T + w["head1.bias"], 0)
+    pre = z @ w["head1.weight"].T + w["head1.bias"]
+    if "match.weight" in w:
+        pre = pre + _match(candidates, exposures, page_views) @ w["match.weight"].T
+    hid = np.maximum(pre, 0)
     logit = hid @ w["head2.weight"].T + w["head2.bias"]
     return _sigmoid(logit[:, 0]).astype(np.float32)
 
@@ -252,7 +324,7 @@ def _gru_onnx(g: _Graph, w: Weights, prefix: str, rows: str) -> str:
     return g.op("Transpose", [y3], perm=[1, 0, 2])
 
 
-def _embed_onnx(g: _Graph, x: str, ncols: int) -> str:
+def _embed_onnx(g: _Graph, w: Weights, x: str, ncols: int, prefix: str) -> str:
     cat = g.op("Slice", [x, "c0", "c1", "ax2"])
     idx = g.op("Mod", [g.op("Cast", [cat], to=g.onnx.TensorProto.INT64), "buckets"], fmod=0)
     idx2 = g.op("Squeeze", [idx, "ax2"])  # [1, N]
@@ -261,7 +333,16 @@ def _embed_onnx(g: _Graph, x: str, ncols: int) -> str:
     slog = g.op(
         "Mul", [g.op("Sign", [num]), g.op("Log", [g.op("Add", [g.op("Abs", [num]), "one"])])]
     )
-    return g.op("Concat", [emb, slog], axis=-1)
+    if f"{prefix}.mean" not in w:  # no scaling constants: the identity, as edgerec-small
+        return g.op("Concat", [emb, slog], axis=-1)
+    # t = m * logit(clip(x)) + (1 - m) * slog(x), then (t - mean) / std, as _norm
+    p = g.op("Clip", [num, "logit_lo", "logit_hi"])
+    logit = g.op("Log", [g.op("Div", [p, g.op("Sub", ["one", p])])])
+    m = g.const(f"{prefix}.logit", w[f"{prefix}.logit"])
+    t = g.op("Add", [g.op("Mul", [m, logit]), g.op("Mul", [g.op("Sub", ["one", m]), slog])])
+    mean = g.const(f"{prefix}.mean", w[f"{prefix}.mean"])
+    std = g.const(f"{prefix}.std", w[f"{prefix}.std"])
+    return g.op("Concat", [emb, g.op("Div", [g.op("Sub", [t, mean]), std])], axis=-1)
 
 
 def _attend_onnx(g: _Graph, c: str, ys: str, q_w: str, k_w: str, scale: float) -> str:
@@ -276,6 +357,33 @@ def _scale(g: _Graph, scale: float) -> str:
     if not any(i.name == name for i in g.inits):
         g.const(name, np.array(scale, dtype=np.float32))
     return name
+
+
+def _match_onnx(g: _Graph) -> str:
+    """The category matches ``[1, C, 4]`` as :func:`_match` computes them."""
+    cat_c = g.op("Slice", ["candidates", "c0", "c1", "ax2"])  # [1, C, 1]
+
+    def row(x: str) -> str:  # [1, T, 1] -> [1, 1, T]
+        return g.op("Transpose", [x], perm=[0, 2, 1])
+
+    def col(x: str, j: int) -> str:
+        lo = g.const(f"{x}.col{j}.lo", np.array([j], np.int64))
+        hi = g.const(f"{x}.col{j}.hi", np.array([j + 1], np.int64))
+        return row(g.op("Slice", [x, lo, hi, "ax2"]))
+
+    f32 = g.onnx.TensorProto.FLOAT
+    eq_e = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["exposures", "c0", "c1", "ax2"]))])],
+                to=f32)  # fmt: skip
+    eq_d = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["page_views", "c0", "c1", "ax2"]))])],
+                to=f32)  # fmt: skip
+    parts = [
+        g.op("ReduceSum", [eq_e, "ax2"], keepdims=1),
+        g.op("ReduceSum", [g.op("Mul", [eq_e, col("exposures", _CLICKED)]), "ax2"], keepdims=1),
+        g.op("ReduceSum", [g.op("Mul", [eq_e, col("exposures", _DELETED)]), "ax2"], keepdims=1),
+        g.op("ReduceSum", [eq_d, "ax2"], keepdims=1),
+    ]
+    m = g.op("Concat", parts, axis=-1)  # [1, C, 4], counts >= 0 except deleted sums
+    return g.op("Mul", [g.op("Sign", [m]), g.op("Log", [g.op("Add", [g.op("Abs", [m]), "one"])])])
 
 
 def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
@@ -307,16 +415,23 @@ def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
     g.const("ax2", np.array([2], np.int64))
     g.const("buckets", np.array(d.buckets, np.int64))
     g.const("one", np.array(1.0, np.float32))
+    if "cand.mean" in w:
+        g.const("logit_lo", np.array(LOGIT_EPS, np.float32))
+        g.const("logit_hi", np.array(1.0 - LOGIT_EPS, np.float32))
     specs = input_specs()
-    cand = _embed_onnx(g, "candidates", len(CANDIDATE_FIELDS))
+    cand = _embed_onnx(g, w, "candidates", len(CANDIDATE_FIELDS), "cand")
     c = g.op("Relu", [g.linear(cand, "cand_proj.weight_t", "cand_proj.bias")])
-    ye = _gru_onnx(g, w, "gru_e", _embed_onnx(g, "exposures", len(EXPOSURE_FIELDS)))
-    yd = _gru_onnx(g, w, "gru_d", _embed_onnx(g, "page_views", len(PAGE_VIEW_FIELDS)))
+    ye = _gru_onnx(g, w, "gru_e", _embed_onnx(g, w, "exposures", len(EXPOSURE_FIELDS), "exp"))
+    yd = _gru_onnx(g, w, "gru_d", _embed_onnx(g, w, "page_views", len(PAGE_VIEW_FIELDS), "pv"))
     scale = 1.0 / math.sqrt(d.hidden)
     ae = _attend_onnx(g, c, ye, "q_e.weight_t", "k_e.weight_t", scale)
     ad = _attend_onnx(g, c, yd, "q_d.weight_t", "k_d.weight_t", scale)
     z = g.op("Concat", [c, ae, ad, g.op("Mul", [c, ae]), g.op("Mul", [c, ad])], axis=-1)
-    hid = g.op("Relu", [g.linear(z, "head1.weight_t", "head1.bias")])
+    pre = g.linear(z, "head1.weight_t", "head1.bias")
+    if "match.weight" in w:
+        g.const("match.weight_t", w["match.weight"].T.copy())
+        pre = g.op("Add", [pre, g.op("MatMul", [_match_onnx(g), "match.weight_t"])])
+    hid = g.op("Relu", [pre])
     logit = g.linear(hid, "head2.weight_t", "head2.bias")  # [1, C, 1]
     sq = g.op("Squeeze", [logit, "ax2"])
     g.nodes.append(onnx.helper.make_node("Sigmoid", [sq], ["scores"]))

@@ -1,6 +1,7 @@
 """The EdgeRec-style model as a PyTorch module, for training (``pip install 'streamfeat[train]'``).
 
-Its ``state_dict`` names are the weight names of :mod:`streamfeat.models.edgerec`, and its
+Its ``state_dict`` names are the weight names of :mod:`streamfeat.models.edgerec` (the input
+scaling buffers ``cand_mean`` ... are ``cand.mean`` ... there), and its
 forward pass is that module's :func:`~streamfeat.models.edgerec.forward` for one page
 (batch axis 1), so :func:`to_weights` then :func:`~streamfeat.models.edgerec.to_onnx` exports
 exactly what was trained.
@@ -20,7 +21,16 @@ except ImportError as exc:  # the training extra is optional
 
 import numpy as np
 
-from streamfeat.models.edgerec import Dims, Weights
+from streamfeat.models.edgerec import (
+    EXPOSURE_FIELDS,
+    LOGIT_EPS,
+    MATCH_FEATURES,
+    NORM_FIELDS,
+    Dims,
+    Weights,
+)
+
+_CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 
 __all__ = ["EdgeRecModule", "pad_batch", "to_weights"]
 
@@ -44,11 +54,41 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
         self.k_d = nn.Linear(h, h, bias=False)
         self.head1 = nn.Linear(5 * h, h)
         self.head2 = nn.Linear(h, 1)
+        if dims.match:
+            self.match = nn.Linear(MATCH_FEATURES, h, bias=False)
+        # input scaling constants (buffers: saved in the state_dict, not trained), identity
+        # until set_norms; named "cand.mean" etc. in the weights (see to_weights)
+        for prefix, fields in NORM_FIELDS.items():
+            n = len(fields)
+            self.register_buffer(f"{prefix}_mean", torch.zeros(n))
+            self.register_buffer(f"{prefix}_std", torch.ones(n))
+            self.register_buffer(f"{prefix}_logit", torch.zeros(n))
 
-    def _rows(self, x: Any) -> Any:
+    def set_norms(self, norms: Weights) -> None:
+        """Set the input scaling constants (``cand.mean`` ... as :func:`input_norms` gives)."""
+        for key, value in norms.items():
+            getattr(self, key.replace(".", "_")).copy_(torch.from_numpy(np.asarray(value)))
+
+    def _rows(self, x: Any, prefix: str) -> Any:
         idx = torch.remainder(x[..., 0].long(), self.dims.buckets)
         num = x[..., 1:]
-        return torch.cat([self.cat_emb(idx), torch.sign(num) * torch.log1p(num.abs())], dim=-1)
+        t = torch.sign(num) * torch.log1p(num.abs())
+        p = num.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS)
+        m = getattr(self, f"{prefix}_logit")
+        t = m * torch.log(p / (1.0 - p)) + (1.0 - m) * t
+        t = (t - getattr(self, f"{prefix}_mean")) / getattr(self, f"{prefix}_std")
+        return torch.cat([self.cat_emb(idx), t], dim=-1)
+
+    def _head(self, z: Any, candidates: Any, ex: Any, e_mask: Any, pv: Any, d_mask: Any) -> Any:
+        pre = self.head1(z)
+        if self.dims.match:
+            cat = candidates[..., 0]
+            eq_e = (cat[:, :, None] == ex[:, None, :, 0]).float() * e_mask[:, None, :]
+            eq_d = (cat[:, :, None] == pv[:, None, :, 0]).float() * d_mask[:, None, :]
+            m = torch.stack([eq_e.sum(-1), (eq_e * ex[:, None, :, _CLICKED]).sum(-1),
+                             (eq_e * ex[:, None, :, _DELETED]).sum(-1), eq_d.sum(-1)], dim=-1)  # fmt: skip
+            pre = pre + self.match(torch.sign(m) * torch.log1p(m.abs()))
+        return self.head2(torch.relu(pre)).squeeze(-1)
 
     def _attend(self, c: Any, ys: Any, q: Any, k: Any) -> Any:
         s = q(c) @ k(ys).transpose(1, 2) / math.sqrt(self.dims.hidden)
@@ -56,17 +96,19 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
 
     def logits(self, candidates: Any, exposures: Any, page_views: Any) -> Any:
         """Return the pre-sigmoid scores ``[1, C]`` (for a numerically stable loss)."""
-        c = torch.relu(self.cand_proj(self._rows(candidates)))
-        ye, _ = self.gru_e(self._rows(exposures))
-        yd, _ = self.gru_d(self._rows(page_views))
+        c = torch.relu(self.cand_proj(self._rows(candidates, "cand")))
+        ye, _ = self.gru_e(self._rows(exposures, "exp"))
+        yd, _ = self.gru_d(self._rows(page_views, "pv"))
         ae = self._attend(c, ye, self.q_e, self.k_e)
         ad = self._attend(c, yd, self.q_d, self.k_d)
         z = torch.cat([c, ae, ad, c * ae, c * ad], dim=-1)
-        return self.head2(torch.relu(self.head1(z))).squeeze(-1)
+        ones_e = torch.ones(exposures.shape[:2])
+        ones_d = torch.ones(page_views.shape[:2])
+        return self._head(z, candidates, exposures, ones_e, page_views, ones_d)
 
-    def _encode(self, gru: Any, rows: Any, lengths: Any) -> Any:
+    def _encode(self, gru: Any, rows: Any, lengths: Any, prefix: str) -> Any:
         packed = nn.utils.rnn.pack_padded_sequence(
-            self._rows(rows), lengths, batch_first=True, enforce_sorted=False
+            self._rows(rows, prefix), lengths, batch_first=True, enforce_sorted=False
         )
         ys, _ = gru(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(ys, batch_first=True, total_length=rows.shape[1])
@@ -86,13 +128,15 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
         each page gets exactly the scores :meth:`logits` gives it alone. Padded candidate
         rows get scores too: mask them out of the loss.
         """
-        c = torch.relu(self.cand_proj(self._rows(candidates)))
-        ye = self._encode(self.gru_e, exposures, e_len)
-        yd = self._encode(self.gru_d, page_views, d_len)
+        c = torch.relu(self.cand_proj(self._rows(candidates, "cand")))
+        ye = self._encode(self.gru_e, exposures, e_len, "exp")
+        yd = self._encode(self.gru_d, page_views, d_len, "pv")
         ae = self._attend_masked(c, ye, e_len, self.q_e, self.k_e)
         ad = self._attend_masked(c, yd, d_len, self.q_d, self.k_d)
         z = torch.cat([c, ae, ad, c * ae, c * ad], dim=-1)
-        return self.head2(torch.relu(self.head1(z))).squeeze(-1)
+        e_mask = (torch.arange(exposures.shape[1])[None, :] < e_len[:, None]).float()
+        d_mask = (torch.arange(page_views.shape[1])[None, :] < d_len[:, None]).float()
+        return self._head(z, candidates, exposures, e_mask, page_views, d_mask)
 
     def forward(self, candidates: Any, exposures: Any, page_views: Any) -> Any:
         """Return the scores ``[1, C]``, as the ONNX model's ``scores`` output."""
@@ -101,10 +145,12 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
 
 def to_weights(module: EdgeRecModule) -> Weights:
     """Return the module's weights as the float32 numpy dict of :mod:`streamfeat.models.edgerec`."""
-    return {
-        k: np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32)
-        for k, v in module.state_dict().items()
-    }
+    out: Weights = {}
+    for k, v in module.state_dict().items():
+        prefix, _, stat = k.partition("_")
+        name = f"{prefix}.{stat}" if prefix in NORM_FIELDS and "." not in k else k
+        out[name] = np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32)
+    return out
 
 
 def pad_batch(pages: list[tuple[Any, Any, Any, Any]]) -> tuple[Any, ...]:

@@ -10,6 +10,7 @@ PyTorch.
   labelled from the device's ``exposure`` records (see :mod:`streamfeat.train._samples`);
 * :func:`split_by_device`: train and held-out sets, no device on both sides;
 * :func:`fit`, :func:`evaluate`, :func:`shuffle_labels` (the control that cannot learn);
+* :func:`input_norms`: the model's input scaling constants, from the training samples;
 * :func:`export`, :func:`check_export`: the ONNX file and its check against PyTorch;
 * :func:`model_table`: the ``[models.NAME]`` table that loads a trained file;
 * :func:`synthetic_samples`: a generated dataset whose label depends on a known feature.
@@ -24,6 +25,7 @@ from streamfeat.models.edgerec import input_specs
 from streamfeat.train._export import check_export, export
 from streamfeat.train._fit import EpochResult, FitOptions, evaluate, fit, shuffle_labels
 from streamfeat.train._metrics import auc, log_loss
+from streamfeat.train._norms import input_norms
 from streamfeat.train._samples import Sample, SampleStats, read_samples, split_by_device
 from streamfeat.train._synthetic import synthetic_samples
 
@@ -37,6 +39,7 @@ __all__ = [
     "evaluate",
     "export",
     "fit",
+    "input_norms",
     "log_loss",
     "model_table",
     "read_samples",

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streamfeat.endpoint._records import count_records
 from streamfeat.errors import MissingExtraError, StreamfeatError
+from streamfeat.models.edgerec import Dims
 from streamfeat.train._batches import BatchRecords, simulator_tasks
 from streamfeat.train._export import TOLERANCE, check_export, export
 from streamfeat.train._fit import EpochResult, FitOptions, fit, import_torch, shuffle_labels
@@ -53,6 +54,12 @@ def add_parsers(sub: Any) -> None:
                    help="keep re-ranks none of whose candidates was clicked afterwards")  # fmt: skip
     p.add_argument("--exposed-only", action="store_true",
                    help="train only on candidates the user saw afterwards (click given seen)")  # fmt: skip
+    p.add_argument("--no-normalise", action="store_true",
+                   help="don't standardise the inputs (the model reads them as "
+                   "builtin:edgerec-small does; for comparison)")  # fmt: skip
+    p.add_argument("--no-match", action="store_true",
+                   help="without the category-match features (the architecture of "
+                   "builtin:edgerec-small; for comparison)")  # fmt: skip
     p.add_argument("--shuffle-labels", action="store_true",
                    help="the control: training labels shuffled across samples (it must not learn)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
@@ -135,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
         )
         args.parser.error(f"not enough samples in {args.db}: {hint}")
     opts = FitOptions(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
-                      threads=args.threads)  # fmt: skip
+                      threads=args.threads, normalise=not args.no_normalise,
+                      dims=Dims(match=not args.no_match))  # fmt: skip
     console = Console(file=sys.stderr)
     history: list[EpochResult] = []
     with Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[of]}"), BarColumn(),

@@ -19,6 +19,7 @@ import numpy as np
 from streamfeat.errors import MissingExtraError
 from streamfeat.models.edgerec import Dims
 from streamfeat.train._metrics import auc, log_loss
+from streamfeat.train._norms import input_norms
 from streamfeat.train._samples import Sample
 
 __all__ = [
@@ -61,6 +62,9 @@ class FitOptions:
         seed: seeds the weights and the page order.
         threads: PyTorch's intra-op threads (``torch.set_num_threads``).
         dims: the model's sizes.
+        normalise: standardise the inputs with constants computed from the training
+            samples (:func:`~streamfeat.train.input_norms`); off, the model reads them as
+            ``builtin:edgerec-small`` does (``slog`` only).
     """
 
     epochs: int = 3
@@ -69,6 +73,7 @@ class FitOptions:
     seed: int = 0
     threads: int = 1
     dims: Dims = field(default_factory=Dims)
+    normalise: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,8 @@ def fit(
     torch.manual_seed(opts.seed)
     torch.set_num_threads(max(1, opts.threads))
     model = EdgeRecModule(opts.dims)
+    if opts.normalise:
+        model.set_norms(input_norms(train))
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
     bce = torch.nn.BCEWithLogitsLoss(reduction="none")
     rng = random.Random(opts.seed)

@@ -1,0 +1,146 @@
+"""The model's input scaling: computed from the training samples (against a plain reference),
+carried by the ONNX export (ONNX, PyTorch and numpy agree within 1e-4 with non-identity
+constants), and the identity when absent (models without it score exactly as before)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from streamfeat.models import edgerec as er
+from streamfeat.models.edgerec_torch import EdgeRecModule, to_weights
+from streamfeat.train import Sample, check_export, export, input_norms, synthetic_samples
+
+DIMS = er.Dims(buckets=64, emb=4, hidden=8)
+MATCH = er.Dims(buckets=64, emb=4, hidden=8, match=True)
+
+
+def _reference(
+    samples: list[Sample], name: str, fields: tuple[str, ...]
+) -> tuple[list[float], ...]:
+    means, stds, logits = [], [], []
+    for j, f in enumerate(fields, start=1):
+        vals = []
+        for s in samples:
+            for row in s.feeds[name][0]:
+                x = float(row[j])
+                if f == "server_score":
+                    p = min(max(x, 1e-6), 1 - 1e-6)
+                    vals.append(math.log(p / (1 - p)))
+                else:
+                    vals.append(math.copysign(math.log(1 + abs(x)), x))
+        m = sum(vals) / len(vals)
+        sd = math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
+        means.append(m)
+        stds.append(sd if sd >= 1e-6 else 1.0)
+        logits.append(1.0 if f == "server_score" else 0.0)
+    return means, stds, logits
+
+
+def test_scaling_is_computed_from_the_training_samples() -> None:
+    samples = synthetic_samples(devices=6, pages=5, seed=3)
+    norms = input_norms(samples)
+    for name, prefix in er.NORM_PREFIXES.items():
+        means, stds, logits = _reference(samples, name, er.NORM_FIELDS[prefix])
+        np.testing.assert_allclose(norms[f"{prefix}.mean"], means, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(norms[f"{prefix}.std"], stds, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(norms[f"{prefix}.logit"], logits)
+    # a different sample set gives different constants: they come from the samples
+    other = input_norms(synthetic_samples(devices=6, pages=5, seed=4))
+    assert not np.allclose(other["cand.mean"], norms["cand.mean"])
+    with pytest.raises(ValueError, match="no samples"):
+        input_norms([])
+
+
+def _pages(rng: np.random.Generator, n: int) -> list[Sample]:
+    out = []
+    for i in range(n):
+        c, e, d = 3 + i % 5, 1 + i % 7, 1 + i % 3
+        cand = np.concatenate([rng.integers(0, 6, (c, 1)), rng.uniform(0.001, 0.4, (c, 1)),
+                               rng.normal(size=(c, 2)) * 30], axis=1)  # fmt: skip
+        ex = np.concatenate([rng.integers(0, 6, (e, 1)), rng.uniform(0.001, 0.4, (e, 1)),
+                             rng.normal(size=(e, 9)) * 300], axis=1)  # fmt: skip
+        pv = np.concatenate([rng.integers(0, 6, (d, 1)), rng.normal(size=(d, 12)) * 5000], axis=1)
+        feeds = {k: v.astype(np.float32)[None] for k, v in
+                 (("candidates", cand), ("exposures", ex), ("page_views", pv))}  # fmt: skip
+        out.append(Sample(f"d{i}", feeds, np.zeros(c, np.float32)))
+    return out
+
+
+@pytest.mark.parametrize("dims", [DIMS, MATCH], ids=["plain", "match"])
+def test_export_matches_pytorch_and_numpy_with_scaling(dims: er.Dims) -> None:
+    import torch
+
+    torch.manual_seed(1)
+    pages = _pages(np.random.default_rng(1), 30)
+    m = EdgeRecModule(dims)
+    norms = input_norms(pages)
+    assert float(np.abs(norms["cand.mean"]).max()) > 0.5  # not the identity
+    m.set_norms(norms)
+    w = to_weights(m)
+    for key, value in norms.items():
+        np.testing.assert_array_equal(w[key], value)
+    data = export(m)
+    assert check_export(m, data, pages, pages=30) < 1e-4
+    # the scaling changes the scores: the same weights without it score otherwise
+    assert ("match.weight" in w) == dims.match
+    assert er.dims_of(w) == dims
+    bare = {k: v for k, v in w.items() if k.split(".")[0] not in er.NORM_FIELDS}
+    s = pages[0]
+    args = (s.feeds["candidates"][0], s.feeds["exposures"][0], s.feeds["page_views"][0])
+    assert float(np.abs(er.forward(w, *args) - er.forward(bare, *args)).max()) > 1e-3
+
+
+def test_absent_scaling_is_the_identity() -> None:
+    w = er.init_weights(np.random.default_rng(5), DIMS)
+    s = _pages(np.random.default_rng(2), 1)[0]
+    args = (s.feeds["candidates"][0], s.feeds["exposures"][0], s.feeds["page_views"][0])
+    with_identity = {**w, **er.identity_norms()}
+    np.testing.assert_array_equal(er.forward(w, *args), er.forward(with_identity, *args))
+
+
+def test_match_features_against_a_plain_reference() -> None:
+    s = _pages(np.random.default_rng(4), 9)[8]
+    cand, ex, pv = s.feeds["candidates"][0], s.feeds["exposures"][0], s.feeds["page_views"][0]
+    got = er._match(cand, ex, pv)
+    ci, di = er.EXPOSURE_FIELDS.index("clicked"), er.EXPOSURE_FIELDS.index("deleted")
+    for i, row in enumerate(cand):
+        c = row[0]
+        ref = [sum(1.0 for e in ex if e[0] == c), sum(float(e[ci]) for e in ex if e[0] == c),
+               sum(float(e[di]) for e in ex if e[0] == c), sum(1.0 for d in pv if d[0] == c)]  # fmt: skip
+        want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+
+
+def test_batched_match_scores_equal_single_pages() -> None:
+    import torch
+
+    from streamfeat.models.edgerec_torch import pad_batch
+
+    torch.manual_seed(2)
+    m = EdgeRecModule(MATCH)
+    pages = _pages(np.random.default_rng(6), 7)
+    batch = pad_batch([(p.feeds["candidates"][0], p.feeds["exposures"][0],
+                        p.feeds["page_views"][0], p.labels) for p in pages])  # fmt: skip
+    cand, ex, el, pv, dl, _lab, _mask = batch
+    with torch.no_grad():
+        out = torch.sigmoid(m.logits_batch(cand, ex, el, pv, dl)).numpy()
+        for i, p in enumerate(pages):
+            t = [torch.from_numpy(p.feeds[k]) for k in ("candidates", "exposures", "page_views")]
+            one = m(*t)[0].numpy()
+            np.testing.assert_allclose(out[i, : len(p.labels)], one, atol=1e-5)
+
+
+def test_shuffled_labels_learn_nothing_with_scaling_and_matches() -> None:
+    from streamfeat.train import FitOptions, fit, shuffle_labels, split_by_device
+
+    train, held = split_by_device(synthetic_samples(devices=50, pages=16, seed=7), 0.3, seed=0)
+    opts = FitOptions(epochs=3, batch=32, seed=0, dims=er.Dims(match=True))
+    _, real = fit(train, held, opts)
+    assert real[-1].auc > 0.9, real  # the same options do learn the known feature
+    _, control = fit(shuffle_labels(train, seed=1), held, opts)
+    assert abs(control[-1].auc - 0.5) < 0.08, control
