@@ -56,6 +56,7 @@ def test_cli_lists_every_app_command_in_order() -> None:
         "bundle",
         "release",
         "tasks",
+        "train",
     ]
 
 
