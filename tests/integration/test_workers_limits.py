@@ -24,6 +24,16 @@ def _refusals(port: int, reason: str) -> float:
     )
 
 
+def _all_refusals(port: int) -> list[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return [
+        x
+        for x in text.splitlines()
+        if "refusals" in x and not x.startswith("#") and not x.endswith(" 0.0")
+    ]
+
+
 def test_every_worker_enforces_the_quota_given_to_serve(pg_url: str, tmp_path: Path) -> None:
     key = tmp_path / "endpoint.key"
     ep = endpoint_keypair(key)
@@ -42,7 +52,7 @@ def test_every_worker_enforces_the_quota_given_to_serve(pg_url: str, tmp_path: P
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _refusals(port, "quota_exceeded") < len(devices):
             time.sleep(0.3)  # workers publish their metrics every second
-        assert _refusals(port, "quota_exceeded") == len(devices)
+        assert _refusals(port, "quota_exceeded") == len(devices), _all_refusals(port)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
