@@ -28,7 +28,17 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
   builds) adds ``W_m slog(m)`` inside that ``relu``, where ``m`` are the candidate's
   category matches with the context: ``sum_t [c_t = c]``, ``sum_t clicked_t [c_t = c]``,
   ``sum_t deleted_t [c_t = c]`` over the exposure rows and ``sum_t [c_t = c]`` over the
-  page-view rows (exact category ids, the begin-marker rows included).
+  page-view rows (exact category ids, the begin-marker rows included). With
+  ``Dims(recent=True)`` four more: the first three over the exposure rows again, each row
+  weighted by ``RECENCY ** k`` (``k`` rows before the newest, so what the user just did
+  counts most), and ``sum_t RECENCY ** k [c_t = c] slog(exposure_ms_t)``. With
+  ``Dims(soft=S)`` four more: the first four again with the exact match ``[c_t = c]``
+  replaced by a learned similarity ``s(c, c_t) = E_s[c] . E_s[c_t]`` (``sim_emb.weight``,
+  ``S`` numbers per category bucket), so a click can lift the categories the data shows to
+  go with the clicked one, not only the same category.
+* **Linear part.** A model with ``wide.weight`` (``Dims(wide=True)``) adds ``w_l [t_c; slog(m)]``
+  to the logit: the candidate's scaled numbers and its matches, straight to the score, as
+  the wide part of a Wide & Deep model.
 
 The weights are a dict of float32 arrays named as a PyTorch module's ``state_dict`` would
 name them (:mod:`streamfeat.models.edgerec_torch` is that module, for training), so weights
@@ -92,6 +102,12 @@ NORM_FIELDS = {
 PROBABILITY_FIELDS = frozenset({"server_score"})
 #: Category matches of a candidate with its context (``Dims.match``).
 MATCH_FEATURES = 4
+#: The same matches over the exposure rows weighted by recency, and the recency-weighted sum
+#: of the matching rows' ``slog(exposure_ms)`` (``Dims.recent``).
+RECENT_FEATURES = 4
+#: The weight of an exposure row ``k`` rows before the newest: ``RECENCY ** k``.
+RECENCY = 0.9
+_EXPOSURE_MS = EXPOSURE_FIELDS.index("exposure_ms")
 _CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 #: Where the logit clips a probability.
 LOGIT_EPS = 1e-6
@@ -109,6 +125,17 @@ class Dims:
     emb: int = 8
     hidden: int = 32
     match: bool = False
+    wide: bool = False
+    recent: bool = False
+    soft: int = 0
+
+    @property
+    def match_features(self) -> int:
+        """How many match features the model reads (0 without ``match``)."""
+        if not self.match:
+            return 0
+        extra = (RECENT_FEATURES if self.recent else 0) + (MATCH_FEATURES if self.soft else 0)
+        return MATCH_FEATURES + extra
 
 
 def input_specs() -> tuple[InputSpec, ...]:
@@ -149,8 +176,15 @@ def _shapes(d: Dims) -> dict[str, tuple[int, ...]]:
         "q_e.weight": (h, h), "k_e.weight": (h, h), "q_d.weight": (h, h), "k_d.weight": (h, h),
         "head1.weight": (h, 5 * h), "head1.bias": (h,),
         "head2.weight": (1, h), "head2.bias": (1,),
-        **({"match.weight": (h, MATCH_FEATURES)} if d.match else {}),
+        **({"match.weight": (h, d.match_features)} if d.match else {}),
+        **({"sim_emb.weight": (d.buckets, d.soft)} if d.match and d.soft else {}),
+        **({"wide.weight": (1, _wide_width(d))} if d.wide else {}),
     }  # fmt: skip
+
+
+def _wide_width(d: Dims) -> int:
+    """Inputs of the linear part: the candidate's numbers, and its matches if it has them."""
+    return len(CANDIDATE_FIELDS) - 1 + d.match_features
 
 
 def init_weights(rng: np.random.Generator, dims: Dims = Dims()) -> Weights:
@@ -178,7 +212,10 @@ def dims_of(w: Weights) -> Dims:
     """Return the sizes a weight dict was made for."""
     buckets, emb = w["cat_emb.weight"].shape
     return Dims(buckets=int(buckets), emb=int(emb), hidden=int(w["cand_proj.bias"].shape[0]),
-                match="match.weight" in w)  # fmt: skip
+                match="match.weight" in w, wide="wide.weight" in w,
+                soft=int(w["sim_emb.weight"].shape[1]) if "sim_emb.weight" in w else 0,
+                recent="match.weight" in w and w["match.weight"].shape[1]
+                - (MATCH_FEATURES if "sim_emb.weight" in w else 0) > MATCH_FEATURES)  # fmt: skip
 
 
 # --- numpy reference -----------------------------------------------------------------------
@@ -239,13 +276,34 @@ def _attend(q: F32, k: F32, ys: F32) -> F32:
     return np.asarray(a @ ys, dtype=np.float32)
 
 
-def _match(candidates: F32, exposures: F32, page_views: F32) -> F32:
-    """``slog`` of the category matches ``[C, 4]`` (see the module docstring)."""
+def _match(
+    candidates: F32,
+    exposures: F32,
+    page_views: F32,
+    recent: bool = False,
+    sim: F32 | None = None,
+) -> F32:
+    """``slog`` of the category matches ``[C, 4]`` (``[C, 8]`` with ``recent``; see the
+    module docstring)."""
     eq_e = (candidates[:, 0:1] == exposures[None, :, 0]).astype(np.float32)  # [C, E]
     eq_d = (candidates[:, 0:1] == page_views[None, :, 0]).astype(np.float32)  # [C, D]
-    m = np.stack([eq_e.sum(-1), (eq_e * exposures[None, :, _CLICKED]).sum(-1),
-                  (eq_e * exposures[None, :, _DELETED]).sum(-1), eq_d.sum(-1)], axis=-1)  # fmt: skip
-    return _slog(m.astype(np.float32))
+    clicked, deleted = exposures[None, :, _CLICKED], exposures[None, :, _DELETED]
+    parts = [eq_e.sum(-1), (eq_e * clicked).sum(-1), (eq_e * deleted).sum(-1), eq_d.sum(-1)]
+    if recent:
+        n = exposures.shape[0]
+        r = eq_e * (np.float32(RECENCY) ** np.arange(n - 1, -1, -1, dtype=np.float32))[None, :]
+        ms = _slog(exposures[None, :, _EXPOSURE_MS])
+        parts += [r.sum(-1), (r * clicked).sum(-1), (r * deleted).sum(-1), (r * ms).sum(-1)]
+    if sim is not None:  # learned similarity of the categories (sim_emb.weight)
+        k = sim.shape[0]
+
+        def emb(rows: F32) -> F32:
+            return np.asarray(sim[np.mod(rows[:, 0].astype(np.int64), k)], dtype=np.float32)
+
+        ec = emb(candidates)
+        s_e, s_d = ec @ emb(exposures).T, ec @ emb(page_views).T  # [C, E], [C, D]
+        parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1), s_d.sum(-1)]
+    return _slog(np.stack(parts, axis=-1).astype(np.float32))
 
 
 def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32:
@@ -266,10 +324,16 @@ def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32
     ad = _attend(c @ w["q_d.weight"].T, yd @ w["k_d.weight"].T, yd)
     z = np.concatenate([c, ae, ad, c * ae, c * ad], axis=-1)
     pre = z @ w["head1.weight"].T + w["head1.bias"]
-    if "match.weight" in w:
-        pre = pre + _match(candidates, exposures, page_views) @ w["match.weight"].T
+    m = (_match(candidates, exposures, page_views, dims_of(w).recent, w.get("sim_emb.weight"))
+         if "match.weight" in w else None)  # fmt: skip
+    if m is not None:
+        pre = pre + m @ w["match.weight"].T
     hid = np.maximum(pre, 0)
     logit = hid @ w["head2.weight"].T + w["head2.bias"]
+    if "wide.weight" in w:
+        num = _norm(w, "cand", candidates[:, 1:])
+        x = num if m is None else np.concatenate([num, m], axis=-1)
+        logit = logit + x @ w["wide.weight"].T
     return _sigmoid(logit[:, 0]).astype(np.float32)
 
 
@@ -324,7 +388,8 @@ def _gru_onnx(g: _Graph, w: Weights, prefix: str, rows: str) -> str:
     return g.op("Transpose", [y3], perm=[1, 0, 2])
 
 
-def _embed_onnx(g: _Graph, w: Weights, x: str, ncols: int, prefix: str) -> str:
+def _embed_onnx(g: _Graph, w: Weights, x: str, ncols: int, prefix: str) -> tuple[str, str]:
+    """``(embedding ++ numbers, numbers)`` of rows ``x``, the numbers as :func:`_norm` gives."""
     cat = g.op("Slice", [x, "c0", "c1", "ax2"])
     idx = g.op("Mod", [g.op("Cast", [cat], to=g.onnx.TensorProto.INT64), "buckets"], fmod=0)
     idx2 = g.op("Squeeze", [idx, "ax2"])  # [1, N]
@@ -334,7 +399,7 @@ def _embed_onnx(g: _Graph, w: Weights, x: str, ncols: int, prefix: str) -> str:
         "Mul", [g.op("Sign", [num]), g.op("Log", [g.op("Add", [g.op("Abs", [num]), "one"])])]
     )
     if f"{prefix}.mean" not in w:  # no scaling constants: the identity, as edgerec-small
-        return g.op("Concat", [emb, slog], axis=-1)
+        return g.op("Concat", [emb, slog], axis=-1), slog
     # t = m * logit(clip(x)) + (1 - m) * slog(x), then (t - mean) / std, as _norm
     p = g.op("Clip", [num, "logit_lo", "logit_hi"])
     logit = g.op("Log", [g.op("Div", [p, g.op("Sub", ["one", p])])])
@@ -342,7 +407,8 @@ def _embed_onnx(g: _Graph, w: Weights, x: str, ncols: int, prefix: str) -> str:
     t = g.op("Add", [g.op("Mul", [m, logit]), g.op("Mul", [g.op("Sub", ["one", m]), slog])])
     mean = g.const(f"{prefix}.mean", w[f"{prefix}.mean"])
     std = g.const(f"{prefix}.std", w[f"{prefix}.std"])
-    return g.op("Concat", [emb, g.op("Div", [g.op("Sub", [t, mean]), std])], axis=-1)
+    t = g.op("Div", [g.op("Sub", [t, mean]), std])
+    return g.op("Concat", [emb, t], axis=-1), t
 
 
 def _attend_onnx(g: _Graph, c: str, ys: str, q_w: str, k_w: str, scale: float) -> str:
@@ -359,8 +425,8 @@ def _scale(g: _Graph, scale: float) -> str:
     return name
 
 
-def _match_onnx(g: _Graph) -> str:
-    """The category matches ``[1, C, 4]`` as :func:`_match` computes them."""
+def _match_onnx(g: _Graph, recent: bool, soft: bool) -> str:
+    """The category matches ``[1, C, 4]`` (or ``[1, C, 8]``) as :func:`_match` computes them."""
     cat_c = g.op("Slice", ["candidates", "c0", "c1", "ax2"])  # [1, C, 1]
 
     def row(x: str) -> str:  # [1, T, 1] -> [1, 1, T]
@@ -376,13 +442,48 @@ def _match_onnx(g: _Graph) -> str:
                 to=f32)  # fmt: skip
     eq_d = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["page_views", "c0", "c1", "ax2"]))])],
                 to=f32)  # fmt: skip
+    clicked, deleted = col("exposures", _CLICKED), col("exposures", _DELETED)
     parts = [
         g.op("ReduceSum", [eq_e, "ax2"], keepdims=1),
-        g.op("ReduceSum", [g.op("Mul", [eq_e, col("exposures", _CLICKED)]), "ax2"], keepdims=1),
-        g.op("ReduceSum", [g.op("Mul", [eq_e, col("exposures", _DELETED)]), "ax2"], keepdims=1),
+        g.op("ReduceSum", [g.op("Mul", [eq_e, clicked]), "ax2"], keepdims=1),
+        g.op("ReduceSum", [g.op("Mul", [eq_e, deleted]), "ax2"], keepdims=1),
         g.op("ReduceSum", [eq_d, "ax2"], keepdims=1),
     ]
-    m = g.op("Concat", parts, axis=-1)  # [1, C, 4], counts >= 0 except deleted sums
+    if recent:  # weights RECENCY ** (E - 1 - t) over the exposure rows t
+        n = g.op("Gather", [g.op("Shape", ["exposures"]), g.const("dim1", np.array(1, np.int64))],
+                 axis=0)  # fmt: skip
+        t = g.op("Range", [g.const("zero_i", np.array(0, np.int64)), n,
+                           g.const("one_i", np.array(1, np.int64))])  # fmt: skip
+        age = g.op("Cast", [g.op("Sub", [g.op("Sub", [n, "one_i"]), t])], to=f32)  # [E]
+        wts = g.op("Pow", [g.const("recency", np.array(RECENCY, np.float32)), age])
+        r = g.op("Mul", [eq_e, wts])  # [1, C, E]
+        ms = col("exposures", _EXPOSURE_MS)
+        slog_ms = g.op(
+            "Mul", [g.op("Sign", [ms]), g.op("Log", [g.op("Add", [g.op("Abs", [ms]), "one"])])]
+        )
+        parts += [
+            g.op("ReduceSum", [r, "ax2"], keepdims=1),
+            g.op("ReduceSum", [g.op("Mul", [r, clicked]), "ax2"], keepdims=1),
+            g.op("ReduceSum", [g.op("Mul", [r, deleted]), "ax2"], keepdims=1),
+            g.op("ReduceSum", [g.op("Mul", [r, slog_ms]), "ax2"], keepdims=1),
+        ]
+    if soft:  # s(c, c_t) = E_s[c] . E_s[c_t]
+
+        def emb(x: str) -> str:  # [1, N, S]
+            cat = g.op("Slice", [x, "c0", "c1", "ax2"])
+            idx = g.op("Mod", [g.op("Cast", [cat], to=g.onnx.TensorProto.INT64), "buckets"], fmod=0)
+            return g.op("Gather", ["sim_emb.weight", g.op("Squeeze", [idx, "ax2"])], axis=0)
+
+        ec = emb("candidates")
+        s_e = g.op("MatMul", [ec, g.op("Transpose", [emb("exposures")], perm=[0, 2, 1])])
+        s_d = g.op("MatMul", [ec, g.op("Transpose", [emb("page_views")], perm=[0, 2, 1])])
+        parts += [
+            g.op("ReduceSum", [s_e, "ax2"], keepdims=1),
+            g.op("ReduceSum", [g.op("Mul", [s_e, clicked]), "ax2"], keepdims=1),
+            g.op("ReduceSum", [g.op("Mul", [s_e, deleted]), "ax2"], keepdims=1),
+            g.op("ReduceSum", [s_d, "ax2"], keepdims=1),
+        ]
+    m = g.op("Concat", parts, axis=-1)  # [1, C, 4 or 8]
     return g.op("Mul", [g.op("Sign", [m]), g.op("Log", [g.op("Add", [g.op("Abs", [m]), "one"])])])
 
 
@@ -419,20 +520,27 @@ def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
         g.const("logit_lo", np.array(LOGIT_EPS, np.float32))
         g.const("logit_hi", np.array(1.0 - LOGIT_EPS, np.float32))
     specs = input_specs()
-    cand = _embed_onnx(g, w, "candidates", len(CANDIDATE_FIELDS), "cand")
+    cand, cand_num = _embed_onnx(g, w, "candidates", len(CANDIDATE_FIELDS), "cand")
     c = g.op("Relu", [g.linear(cand, "cand_proj.weight_t", "cand_proj.bias")])
-    ye = _gru_onnx(g, w, "gru_e", _embed_onnx(g, w, "exposures", len(EXPOSURE_FIELDS), "exp"))
-    yd = _gru_onnx(g, w, "gru_d", _embed_onnx(g, w, "page_views", len(PAGE_VIEW_FIELDS), "pv"))
+    ye = _gru_onnx(g, w, "gru_e", _embed_onnx(g, w, "exposures", len(EXPOSURE_FIELDS), "exp")[0])
+    yd = _gru_onnx(g, w, "gru_d", _embed_onnx(g, w, "page_views", len(PAGE_VIEW_FIELDS), "pv")[0])
     scale = 1.0 / math.sqrt(d.hidden)
     ae = _attend_onnx(g, c, ye, "q_e.weight_t", "k_e.weight_t", scale)
     ad = _attend_onnx(g, c, yd, "q_d.weight_t", "k_d.weight_t", scale)
     z = g.op("Concat", [c, ae, ad, g.op("Mul", [c, ae]), g.op("Mul", [c, ad])], axis=-1)
     pre = g.linear(z, "head1.weight_t", "head1.bias")
-    if "match.weight" in w:
+    if "sim_emb.weight" in w:
+        g.const("sim_emb.weight", w["sim_emb.weight"])
+    m = _match_onnx(g, d.recent, "sim_emb.weight" in w) if "match.weight" in w else None
+    if m is not None:
         g.const("match.weight_t", w["match.weight"].T.copy())
-        pre = g.op("Add", [pre, g.op("MatMul", [_match_onnx(g), "match.weight_t"])])
+        pre = g.op("Add", [pre, g.op("MatMul", [m, "match.weight_t"])])
     hid = g.op("Relu", [pre])
     logit = g.linear(hid, "head2.weight_t", "head2.bias")  # [1, C, 1]
+    if "wide.weight" in w:  # the linear part: numbers (and matches) straight to the logit
+        g.const("wide.weight_t", w["wide.weight"].T.copy())
+        x = cand_num if m is None else g.op("Concat", [cand_num, m], axis=-1)
+        logit = g.op("Add", [logit, g.op("MatMul", [x, "wide.weight_t"])])
     sq = g.op("Squeeze", [logit, "ax2"])
     g.nodes.append(onnx.helper.make_node("Sigmoid", [sq], ["scores"]))
     inputs = [

@@ -24,13 +24,14 @@ import numpy as np
 from streamfeat.models.edgerec import (
     EXPOSURE_FIELDS,
     LOGIT_EPS,
-    MATCH_FEATURES,
     NORM_FIELDS,
+    RECENCY,
     Dims,
     Weights,
 )
 
 _CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
+_EXPOSURE_MS = EXPOSURE_FIELDS.index("exposure_ms")
 
 __all__ = ["EdgeRecModule", "pad_batch", "to_weights"]
 
@@ -55,7 +56,16 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
         self.head1 = nn.Linear(5 * h, h)
         self.head2 = nn.Linear(h, 1)
         if dims.match:
-            self.match = nn.Linear(MATCH_FEATURES, h, bias=False)
+            self.match = nn.Linear(dims.match_features, h, bias=False)
+            if dims.soft:
+                self.sim_emb = nn.Embedding(dims.buckets, dims.soft)
+                nn.init.normal_(self.sim_emb.weight, 0.0, 0.1)
+        if dims.wide:
+            self.wide = nn.Linear(3 + dims.match_features, 1, bias=False)
+            # the linear part starts at zero, and so does the deep part's last layer: the
+            # score starts flat and each part grows only as far as the data asks
+            nn.init.zeros_(self.wide.weight)
+            nn.init.zeros_(self.head2.weight)
         # input scaling constants (buffers: saved in the state_dict, not trained), identity
         # until set_norms; named "cand.mean" etc. in the weights (see to_weights)
         for prefix, fields in NORM_FIELDS.items():
@@ -71,24 +81,52 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
 
     def _rows(self, x: Any, prefix: str) -> Any:
         idx = torch.remainder(x[..., 0].long(), self.dims.buckets)
+        return torch.cat([self.cat_emb(idx), self._numbers(x, prefix)], dim=-1)
+
+    def _numbers(self, x: Any, prefix: str) -> Any:
         num = x[..., 1:]
         t = torch.sign(num) * torch.log1p(num.abs())
         p = num.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS)
         m = getattr(self, f"{prefix}_logit")
         t = m * torch.log(p / (1.0 - p)) + (1.0 - m) * t
-        t = (t - getattr(self, f"{prefix}_mean")) / getattr(self, f"{prefix}_std")
-        return torch.cat([self.cat_emb(idx), t], dim=-1)
+        return (t - getattr(self, f"{prefix}_mean")) / getattr(self, f"{prefix}_std")
 
     def _head(self, z: Any, candidates: Any, ex: Any, e_mask: Any, pv: Any, d_mask: Any) -> Any:
         pre = self.head1(z)
+        m = None
         if self.dims.match:
             cat = candidates[..., 0]
             eq_e = (cat[:, :, None] == ex[:, None, :, 0]).float() * e_mask[:, None, :]
             eq_d = (cat[:, :, None] == pv[:, None, :, 0]).float() * d_mask[:, None, :]
-            m = torch.stack([eq_e.sum(-1), (eq_e * ex[:, None, :, _CLICKED]).sum(-1),
-                             (eq_e * ex[:, None, :, _DELETED]).sum(-1), eq_d.sum(-1)], dim=-1)  # fmt: skip
-            pre = pre + self.match(torch.sign(m) * torch.log1p(m.abs()))
-        return self.head2(torch.relu(pre)).squeeze(-1)
+            clicked, deleted = ex[:, None, :, _CLICKED], ex[:, None, :, _DELETED]
+            parts = [eq_e.sum(-1), (eq_e * clicked).sum(-1), (eq_e * deleted).sum(-1),
+                     eq_d.sum(-1)]  # fmt: skip
+            if self.dims.recent:  # RECENCY ** (rows after t up to the page's newest row)
+                n = e_mask.sum(-1, keepdim=True)  # [B, 1] true lengths
+                age = (n - 1.0 - torch.arange(ex.shape[1])[None, :]).clamp(min=0.0)
+                r = eq_e * (RECENCY**age * e_mask)[:, None, :]
+                ms = ex[:, None, :, _EXPOSURE_MS]
+                ms = torch.sign(ms) * torch.log1p(ms.abs())
+                parts += [r.sum(-1), (r * clicked).sum(-1), (r * deleted).sum(-1),
+                          (r * ms).sum(-1)]  # fmt: skip
+            if self.dims.soft:
+                ec = self.sim_emb(torch.remainder(cat.long(), self.dims.buckets))  # [B, C, S]
+
+                def sims(rows: Any, mask: Any) -> Any:  # [B, C, T], padded rows zeroed
+                    et = self.sim_emb(torch.remainder(rows[..., 0].long(), self.dims.buckets))
+                    return (ec @ et.transpose(1, 2)) * mask[:, None, :]
+
+                s_e, s_d = sims(ex, e_mask), sims(pv, d_mask)
+                parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1),
+                          s_d.sum(-1)]  # fmt: skip
+            m = torch.stack(parts, dim=-1)
+            m = torch.sign(m) * torch.log1p(m.abs())
+            pre = pre + self.match(m)
+        out = self.head2(torch.relu(pre))
+        if self.dims.wide:
+            num = self._numbers(candidates, "cand")
+            out = out + self.wide(num if m is None else torch.cat([num, m], dim=-1))
+        return out.squeeze(-1)
 
     def _attend(self, c: Any, ys: Any, q: Any, k: Any) -> Any:
         s = q(c) @ k(ys).transpose(1, 2) / math.sqrt(self.dims.hidden)

@@ -49,6 +49,8 @@ def add_parsers(sub: Any) -> None:
                    help="share of devices held out (default: 0.2)")  # fmt: skip
     p.add_argument("--batch", type=int, default=64, help="pages per step (default: 64)")
     p.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate (default: 0.01)")
+    p.add_argument("--wide-lr", type=float, default=0.05, metavar="LR",
+                   help="learning rate of the linear part and the position bias (default: 0.05)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads (default: 1)")
     p.add_argument("--keep-no-click", action="store_true",
                    help="keep re-ranks none of whose candidates was clicked afterwards")  # fmt: skip
@@ -60,6 +62,18 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--no-match", action="store_true",
                    help="without the category-match features (the architecture of "
                    "builtin:edgerec-small; for comparison)")  # fmt: skip
+    p.add_argument("--no-recent", action="store_true",
+                   help="without the recency-weighted matches (docs/train.md)")  # fmt: skip
+    p.add_argument("--soft", type=int, default=12, metavar="S",
+                   help="numbers per category of the category similarity computed from "
+                        "co-occurrence; 0: exact category matches only (default: 12; "
+                        "docs/train.md)")  # fmt: skip
+    p.add_argument("--no-wide", action="store_true",
+                   help="without the linear part (candidate numbers and matches straight to "
+                        "the score; docs/train.md)")  # fmt: skip
+    p.add_argument("--no-position-bias", action="store_true",
+                   help="fit P(click) directly, without the per-row examination factor "
+                        "(docs/train.md)")  # fmt: skip
     p.add_argument("--shuffle-labels", action="store_true",
                    help="the control: training labels shuffled across samples (it must not learn)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
@@ -69,6 +83,10 @@ def add_parsers(sub: Any) -> None:
 def _check_args(args: argparse.Namespace) -> str | None:
     if args.epochs < 1:
         return f"--epochs must be at least 1, got {args.epochs}"
+    if args.soft < 0:
+        return f"--soft must be 0 or more, got {args.soft}"
+    if not args.wide_lr > 0.0:
+        return f"--wide-lr must be above 0, got {args.wide_lr}"
     if args.max_samples < 1:
         return f"--max-samples must be at least 1, got {args.max_samples}"
     if not 0.0 < args.holdout < 1.0:
@@ -143,7 +161,11 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"not enough samples in {args.db}: {hint}")
     opts = FitOptions(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                       threads=args.threads, normalise=not args.no_normalise,
-                      dims=Dims(match=not args.no_match))  # fmt: skip
+                      dims=Dims(match=not args.no_match, wide=not args.no_wide,
+                                recent=not args.no_match and not args.no_recent,
+                                soft=0 if args.no_match else args.soft),
+                      position_bias=not args.no_position_bias,
+                      wide_lr=args.wide_lr)  # fmt: skip
     console = Console(file=sys.stderr)
     history: list[EpochResult] = []
     with Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[of]}"), BarColumn(),

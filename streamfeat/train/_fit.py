@@ -21,6 +21,7 @@ from streamfeat.models.edgerec import Dims
 from streamfeat.train._metrics import auc, log_loss
 from streamfeat.train._norms import input_norms
 from streamfeat.train._samples import Sample
+from streamfeat.train._similarity import category_similarity
 
 __all__ = [
     "EpochResult",
@@ -65,6 +66,15 @@ class FitOptions:
         normalise: standardise the inputs with constants computed from the training
             samples (:func:`~streamfeat.train.input_norms`); off, the model reads them as
             ``builtin:edgerec-small`` does (``slog`` only).
+        position_bias: learn, beside the model, the chance that the user reaches and
+            examines each row of the order (a logit per row, :data:`POSITIONS` rows, the last
+            shared by the rest), and fit ``P(click) = P(examined | row) * P(click |
+            examined)``; only the second factor is the model that is exported. Off, the model
+            fits ``P(click)`` itself and learns "was near the top" as much as "is wanted".
+        wide_lr: Adam's learning rate for the few weights of the linear part
+            (``Dims.wide``) and the position-bias logits: as in Wide & Deep, the linear part
+            gets its own optimiser settings, since at the deep part's small ``lr`` a few
+            hundred steps move a weight by at most a few tenths.
     """
 
     epochs: int = 3
@@ -74,6 +84,13 @@ class FitOptions:
     threads: int = 1
     dims: Dims = field(default_factory=Dims)
     normalise: bool = True
+    position_bias: bool = True
+    wide_lr: float = 0.05
+
+
+#: Rows of the order that get a position-bias logit of their own (the last one is shared by
+#: every row from there on).
+POSITIONS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +148,18 @@ def shuffle_labels(samples: Sequence[Sample], seed: int) -> list[Sample]:
     return out
 
 
+def _loss(torch: Any, logits: Any, bias: Any, labels: Any) -> Any:
+    """Per-candidate log loss ``[B, C]``: of ``sigmoid(logits)`` alone, or (``bias`` given)
+    of ``sigmoid(logits) * sigmoid(bias[row])``, computed in log space."""
+    f = torch.nn.functional
+    if bias is None:
+        return f.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    rows = torch.arange(logits.shape[1]).clamp(max=POSITIONS - 1)
+    log_p = f.logsigmoid(logits) + f.logsigmoid(bias[rows])[None, :]
+    log_q = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))  # log(1 - p)
+    return -(labels * log_p + (1.0 - labels) * log_q)
+
+
 def fit(
     train: Sequence[Sample],
     held: Sequence[Sample],
@@ -167,8 +196,19 @@ def fit(
     model = EdgeRecModule(opts.dims)
     if opts.normalise:
         model.set_norms(input_norms(train))
-    optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    bce = torch.nn.BCEWithLogitsLoss(reduction="none")
+    bias = torch.nn.Parameter(torch.zeros(POSITIONS)) if opts.position_bias else None
+    if opts.dims.match and opts.dims.soft:  # computed from co-occurrence, then kept fixed
+        sim = category_similarity(train, opts.dims.buckets, opts.dims.soft)
+        model.sim_emb.weight.data.copy_(torch.from_numpy(sim))
+        model.sim_emb.weight.requires_grad_(False)
+    fast = [p for p in (getattr(model, "wide", None), bias) if p is not None]
+    fast_params = [q for p in fast for q in (p.parameters() if hasattr(p, "parameters") else [p])]
+    ids = {id(q) for q in fast_params}
+    deep = [q for q in model.parameters() if id(q) not in ids and q.requires_grad]
+    groups = [{"params": deep, "lr": opts.lr}]
+    if fast_params:
+        groups.append({"params": fast_params, "lr": opts.wide_lr})
+    optim = torch.optim.Adam(groups, lr=opts.lr)
     rng = random.Random(opts.seed)
     order = list(train)
     history: list[EpochResult] = []
@@ -182,7 +222,7 @@ def fit(
             cand, ex, e_len, pv, d_len, lab, mask = _batch(chunk)
             optim.zero_grad()
             logits = model.logits_batch(cand, ex, e_len, pv, d_len)
-            loss = (bce(logits, lab) * mask).sum() / mask.sum()
+            loss = (_loss(torch, logits, bias, lab) * mask).sum() / mask.sum()
             loss.backward()
             optim.step()
             total += float(loss.detach()) * len(chunk)

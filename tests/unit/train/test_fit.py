@@ -141,3 +141,34 @@ def test_an_unwritable_out_is_one_line(tmp_path, monkeypatch, capsys) -> None:  
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "can't write" in err[0]
+
+
+def test_position_bias_loss_against_a_plain_reference() -> None:
+    """With a position bias the loss is the log loss of sigmoid(logit) * sigmoid(bias[row])
+    (rows past the table share its last logit); without one, the plain log loss."""
+    import math
+
+    import torch
+
+    from streamfeat.train._fit import POSITIONS, _loss
+
+    rng = np.random.default_rng(3)
+    cols = POSITIONS + 4
+    logits = torch.tensor(rng.normal(0, 2, (3, cols)), dtype=torch.float32)
+    labels = torch.tensor(rng.integers(0, 2, (3, cols)), dtype=torch.float32)
+    bias = torch.tensor(rng.normal(0, 1, POSITIONS), dtype=torch.float32)
+
+    def sig(x: float) -> float:
+        return 1.0 / (1.0 + math.exp(-x))
+
+    got = _loss(torch, logits, bias, labels).numpy()
+    plain = _loss(torch, logits, None, labels).numpy()
+    for i in range(3):
+        for j in range(cols):
+            y, z = float(labels[i, j]), float(logits[i, j])
+            p = sig(z) * sig(float(bias[min(j, POSITIONS - 1)]))
+            want = -(y * math.log(p) + (1 - y) * math.log(1 - p))
+            assert got[i, j] == pytest.approx(want, rel=1e-4, abs=1e-5)
+            q = sig(z)
+            assert plain[i, j] == pytest.approx(-(y * math.log(q) + (1 - y) * math.log(1 - q)),
+                                                rel=1e-4, abs=1e-5)  # fmt: skip

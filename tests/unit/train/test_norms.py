@@ -17,6 +17,11 @@ from streamfeat.train import Sample, check_export, export, input_norms, syntheti
 
 DIMS = er.Dims(buckets=64, emb=4, hidden=8)
 MATCH = er.Dims(buckets=64, emb=4, hidden=8, match=True)
+WIDE = er.Dims(buckets=64, emb=4, hidden=8, match=True, wide=True)
+RECENT = er.Dims(buckets=64, emb=4, hidden=8, match=True, wide=True, recent=True)
+SOFT = er.Dims(buckets=64, emb=4, hidden=8, match=True, wide=True, recent=True, soft=3)
+SOFT_ONLY = er.Dims(buckets=64, emb=4, hidden=8, match=True, soft=3)
+WIDE_ONLY = er.Dims(buckets=64, emb=4, hidden=8, wide=True)
 
 
 def _reference(
@@ -71,13 +76,18 @@ def _pages(rng: np.random.Generator, n: int) -> list[Sample]:
     return out
 
 
-@pytest.mark.parametrize("dims", [DIMS, MATCH], ids=["plain", "match"])
+@pytest.mark.parametrize("dims", [DIMS, MATCH, WIDE, WIDE_ONLY, RECENT, SOFT, SOFT_ONLY],
+                         ids=["plain", "match", "wide", "wide-no-match", "recent", "soft",
+                              "soft-only"])  # fmt: skip
 def test_export_matches_pytorch_and_numpy_with_scaling(dims: er.Dims) -> None:
     import torch
 
     torch.manual_seed(1)
     pages = _pages(np.random.default_rng(1), 30)
     m = EdgeRecModule(dims)
+    if dims.wide:  # trained from zero: give the linear part weights that change the scores
+        with torch.no_grad():
+            m.wide.weight.normal_(0.0, 0.5)
     norms = input_norms(pages)
     assert float(np.abs(norms["cand.mean"]).max()) > 0.5  # not the identity
     m.set_norms(norms)
@@ -88,6 +98,7 @@ def test_export_matches_pytorch_and_numpy_with_scaling(dims: er.Dims) -> None:
     assert check_export(m, data, pages, pages=30) < 1e-4
     # the scaling changes the scores: the same weights without it score otherwise
     assert ("match.weight" in w) == dims.match
+    assert ("wide.weight" in w) == dims.wide
     assert er.dims_of(w) == dims
     bare = {k: v for k, v in w.items() if k.split(".")[0] not in er.NORM_FIELDS}
     s = pages[0]
@@ -114,15 +125,44 @@ def test_match_features_against_a_plain_reference() -> None:
                sum(float(e[di]) for e in ex if e[0] == c), sum(1.0 for d in pv if d[0] == c)]  # fmt: skip
         want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
         np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+    # the recency-weighted ones: row t of E weighs RECENCY ** (E - 1 - t)
+    got = er._match(cand, ex, pv, recent=True)
+    ms = er.EXPOSURE_FIELDS.index("exposure_ms")
+    n = len(ex)
+    for i, row in enumerate(cand):
+        rows = [(er.RECENCY ** (n - 1 - t), e) for t, e in enumerate(ex) if e[0] == row[0]]
+        ref = [sum(r for r, _ in rows), sum(r * float(e[ci]) for r, e in rows),
+               sum(r * float(e[di]) for r, e in rows),
+               sum(r * math.copysign(math.log1p(abs(float(e[ms]))), float(e[ms])) for r, e in rows)]  # fmt: skip
+        want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
+        np.testing.assert_allclose(got[i, 4:], want, rtol=1e-4, atol=1e-4)
+    # the learned similarity: s(c, c') = E[c] . E[c'] in place of [c = c']
+    emb = np.random.default_rng(9).normal(size=(4, 2)).astype(np.float32)
+    got = er._match(cand, ex, pv, sim=emb)
+
+    def sim(a: float, b: float) -> float:
+        return float(emb[int(a) % 4] @ emb[int(b) % 4])
+
+    for i, row in enumerate(cand):
+        c = row[0]
+        ref = [sum(sim(c, e[0]) for e in ex), sum(sim(c, e[0]) * float(e[ci]) for e in ex),
+               sum(sim(c, e[0]) * float(e[di]) for e in ex), sum(sim(c, d[0]) for d in pv)]  # fmt: skip
+        want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
+        np.testing.assert_allclose(got[i, 4:], want, rtol=1e-4, atol=1e-4)
 
 
-def test_batched_match_scores_equal_single_pages() -> None:
+@pytest.mark.parametrize("dims", [MATCH, WIDE, RECENT, SOFT], ids=["match", "wide", "recent",
+                                                                  "soft"])  # fmt: skip
+def test_batched_match_scores_equal_single_pages(dims: er.Dims) -> None:
     import torch
 
     from streamfeat.models.edgerec_torch import pad_batch
 
     torch.manual_seed(2)
-    m = EdgeRecModule(MATCH)
+    m = EdgeRecModule(dims)
+    if dims.wide:
+        with torch.no_grad():
+            m.wide.weight.normal_(0.0, 0.5)
     pages = _pages(np.random.default_rng(6), 7)
     batch = pad_batch([(p.feeds["candidates"][0], p.feeds["exposures"][0],
                         p.feeds["page_views"][0], p.labels) for p in pages])  # fmt: skip
@@ -139,7 +179,7 @@ def test_shuffled_labels_learn_nothing_with_scaling_and_matches() -> None:
     from streamfeat.train import FitOptions, fit, shuffle_labels, split_by_device
 
     train, held = split_by_device(synthetic_samples(devices=50, pages=16, seed=7), 0.3, seed=0)
-    opts = FitOptions(epochs=3, batch=32, seed=0, dims=er.Dims(match=True))
+    opts = FitOptions(epochs=3, batch=32, seed=0, dims=er.Dims(match=True, wide=True))
     _, real = fit(train, held, opts)
     assert real[-1].auc > 0.9, real  # the same options do learn the known feature
     _, control = fit(shuffle_labels(train, seed=1), held, opts)
