@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from streamfeat._log import server_log
 from streamfeat.endpoint._metrics import NOT_REFUSALS
-from streamfeat.errors import TunnelClosed
+from streamfeat.errors import StorageError, TunnelClosed
 from streamfeat.tunnel._events import (
     NEED_DATA,
     Accept,
@@ -61,6 +61,11 @@ class Outgoing:
             self._q.append(data)
             if not self.reader_active:
                 self._ready.set()
+
+    @property
+    def queued(self) -> bool:
+        """Bytes wait to be written."""
+        return bool(self._q)
 
     def finish(self) -> None:
         """Write what is queued, then stop the writer task."""
@@ -174,7 +179,8 @@ class Session:
                     closed = self._drain()
             finally:
                 self._out.reader_active = False
-            await self._out.flush()
+            if self._out.queued:
+                await self._out.flush()
             if closed or not data:
                 return
 
@@ -185,7 +191,10 @@ class Session:
             ev = self.conn.next_event()
             if ev is NEED_DATA:
                 break
-            if isinstance(ev, DeviceHello):
+            if type(ev) is Batch:  # the hot event first
+                if self._on_batch(ev):
+                    return True
+            elif isinstance(ev, DeviceHello):
                 self._on_hello(ev)
             elif isinstance(ev, HandshakeComplete):
                 srv.metrics.handshakes.inc()
@@ -194,27 +203,8 @@ class Session:
                 srv._device_online(self)
                 self._send_config_if_newer()
             elif isinstance(ev, Batch):
-                assert self.device is not None
-                refusal = self._over_limits(ev)
-                if refusal is not None:
-                    srv.metrics.refused(refusal[0].reason)
-                    server_log.info("closed %s: %s", self.device, refusal[1])
-                    self.close_now(*refusal, end_transport=False)
+                if self._on_batch(ev):
                     return True
-                self.unacked += 1
-                srv.metrics.bytes.inc(len(ev.payload))
-                srv.last_batch[self.device] = srv._clock.time()
-                fut = srv._writer.submit(self.device, ev)
-                arrived = srv._clock.monotonic()
-                if fut.done():  # stored inline: ack now rather than one loop turn later
-                    self._stored(ev.batch_id, len(ev.payload), fut, arrived)
-                else:
-                    self.pending.add(fut)
-                    fut.add_done_callback(
-                        functools.partial(
-                            self._stored, ev.batch_id, len(ev.payload), arrived=arrived
-                        )
-                    )
             elif isinstance(ev, Closed):
                 # peer misbehaviour the core detected (refusals we decided were counted
                 # where we decided them)
@@ -228,6 +218,37 @@ class Session:
         out = self.conn.data_to_send()
         if out:
             self._out.put(out)
+        return False
+
+    def _on_batch(self, ev: Batch) -> bool:
+        """Check the limits, store, acknowledge once stored; True when this closed."""
+        srv, device, size = self.server, self.device, len(ev.payload)
+        assert device is not None
+        refusal = self._over_limits(ev)
+        if refusal is not None:
+            srv.metrics.refused(refusal[0].reason)
+            server_log.info("closed %s: %s", device, refusal[1])
+            self.close_now(*refusal, end_transport=False)
+            return True
+        self.unacked += 1
+        srv.metrics.bytes.inc(size)
+        clock, writer = srv._clock, srv._writer
+        now = srv.last_batch[device] = clock.time()
+        if writer.inline:
+            # stored now, in the loop: acknowledge in the same step (no future, no callback)
+            arrived = clock.monotonic()
+            try:
+                new = writer.store_now(device, ev, now)
+            except StorageError:
+                self._store_failed(size)
+                return False
+            self._acknowledge(ev.batch_id, size, new, arrived)
+            return False
+        fut = srv._writer.submit(device, ev)
+        self.pending.add(fut)
+        fut.add_done_callback(
+            functools.partial(self._stored, ev.batch_id, size, arrived=clock.monotonic())
+        )
         return False
 
     def _over_limits(self, ev: Batch) -> tuple[CloseCode, str] | None:
@@ -303,16 +324,26 @@ class Session:
     ) -> None:
         """Done callback of a store: acknowledge (callbacks run in submission order)."""
         self.pending.discard(fut)
-        if not fut.cancelled() and fut.exception() is None and not fut.result():
-            # a duplicate takes no room: give its bytes back to the quota
-            self.server.quota_release(self.device, size)
-        if fut.cancelled() or self.conn.state is not State.OPEN:
+        if fut.cancelled():
             return
         if fut.exception() is not None:
-            # not stored, so not acknowledged: close; the device resends it later
-            self.server.quota_release(self.device, size)
+            self._store_failed(size)
+            return
+        self._acknowledge(batch_id, size, fut.result(), arrived)
+
+    def _store_failed(self, size: int) -> None:
+        """Not stored, so not acknowledged: close; the device resends it later."""
+        self.server.quota_release(self.device, size)
+        if self.conn.state is State.OPEN:
             self.send(Close(CloseCode.INTERNAL_ERROR, "storage failed"))
             self._out.finish()
+
+    def _acknowledge(self, batch_id: bytes, size: int, new: bool, arrived: float | None) -> None:
+        """A batch is stored (``new``) or was already (a duplicate): acknowledge it."""
+        if not new:
+            # a duplicate takes no room: give its bytes back to the quota
+            self.server.quota_release(self.device, size)
+        if self.conn.state is not State.OPEN:
             return
         self.unacked -= 1
         self.send(Ack(batch_id))
