@@ -267,6 +267,7 @@ class Uploader:
         try:
             await transport.send(conn.send(hello))
             reader = asyncio.create_task(self._read(conn, transport, inflight))
+            reader.add_done_callback(lambda _task: self._wake.set())
             try:
                 while not reader.done() and not self._stopping:
                     if conn.state is State.OPEN:
@@ -325,9 +326,13 @@ class Uploader:
                 raise TunnelTimeout(msg, close_code=CloseCode.ABNORMAL)
             timeout = min(timeout, self.config.ack_timeout - stall)
         self._wake.clear()
-        waker = asyncio.create_task(self._wake.wait())
-        await asyncio.wait({waker, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        waker.cancel()
+        if reader.done():
+            return
+        # the reader's end sets the same event (a done callback), so one wait covers both; no
+        # task and no asyncio.wait per wake-up (one per ack when the window is small)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _read(
         self, conn: TunnelConnection, transport: Transport, inflight: dict[bytes, int]
