@@ -40,7 +40,11 @@ from streamfeat.upload._transport import Transport
 if TYPE_CHECKING:
     from streamfeat.endpoint._server import TunnelServer
 
-__all__ = ["Outgoing", "Session"]
+__all__ = ["JOIN_BYTES", "Outgoing", "Session"]
+
+#: queued records are joined into one websocket message up to this size (the device takes
+#: messages up to 1 MiB; one record is at most 64 KiB)
+JOIN_BYTES = 256 * 1024
 
 
 class Outgoing:
@@ -88,7 +92,7 @@ class Outgoing:
         self._writing = True
         try:
             while self._q:
-                data = self._q.popleft()
+                data = self._take()
                 try:
                     await self._transport.send(data)
                 except TunnelClosed:
@@ -102,6 +106,19 @@ class Outgoing:
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)
+
+    def _take(self) -> bytes:
+        """The next websocket message: every queued record up to ``JOIN_BYTES``, in order (a
+        message may carry several records: the acks of one group commit go out together)."""
+        q = self._q
+        if len(q) == 1 or len(q[0]) >= JOIN_BYTES:
+            return q.popleft()
+        parts = [q.popleft()]
+        size = len(parts[0])
+        while q and size + len(q[0]) <= JOIN_BYTES:
+            size += len(q[0])
+            parts.append(q.popleft())
+        return b"".join(parts)
 
     async def run(self) -> None:
         while True:

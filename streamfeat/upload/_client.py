@@ -341,17 +341,19 @@ class Uploader:
         while True:
             data = await transport.receive()
             conn.receive_data(data)
+            acked: list[bytes] = []  # deleted from the outbox together, once per message
             while (ev := conn.next_event()) is not NEED_DATA:
+                if type(ev) is Ack:
+                    self.stats.acks += 1
+                    inflight.pop(ev.batch_id, None)
+                    acked.append(ev.batch_id)
+                    continue
+                if acked:
+                    self._acked(acked)
+                    acked = []
                 if isinstance(ev, HandshakeComplete):
                     self.stats.handshakes += 1
                     self.connected.set()
-                    self._wake.set()
-                elif isinstance(ev, Ack):
-                    self.stats.acks += 1
-                    self.backoff.reset()  # only a stored batch proves the path works
-                    inflight.pop(ev.batch_id, None)
-                    self.outbox.ack(ev.batch_id)
-                    self._last_ack = self._clock.monotonic()
                     self._wake.set()
                 elif isinstance(ev, Config):
                     self._on_config(ev)
@@ -369,8 +371,17 @@ class Uploader:
                     ):
                         tunnel_log.warning("tunnel closed: %s (%s)", reason, ev.reason)
                     return conn.error
+            if acked:
+                self._acked(acked)
             if not data:
                 return None
+
+    def _acked(self, batch_ids: list[bytes]) -> None:
+        """Batches the endpoint stored: delete them from the outbox and wake the sender."""
+        self.backoff.reset()  # only a stored batch proves the path works
+        self.outbox.ack_many(batch_ids)
+        self._last_ack = self._clock.monotonic()
+        self._wake.set()
 
     def _on_close_code(self, code: int) -> None:
         """Adapt to what the endpoint's close code says (see the module docstring)."""

@@ -105,3 +105,36 @@ async def test_inline_storage_acknowledges_without_the_queue(
     await pair.a.aclose()
     await asyncio.wait_for(task, 10)
     await server.aclose()
+
+
+class _Recorder:
+    """A transport that records each websocket message sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def send(self, data: bytes) -> None:
+        self.messages.append(data)
+
+    async def receive(self) -> bytes:
+        return b""
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_queued_records_go_out_in_one_message_in_order() -> None:
+    from streamfeat.endpoint._session import JOIN_BYTES, Outgoing
+
+    t = _Recorder()
+    out = Outgoing(t)  # type: ignore[arg-type]
+    for r in (b"ack-1", b"ack-2", b"ack-3"):  # the acks of one group commit
+        out.put(r)
+    await out.flush()
+    assert t.messages == [b"ack-1ack-2ack-3"]
+    # never more than JOIN_BYTES in one message, and a lone big record alone
+    big = b"x" * (JOIN_BYTES // 2 + 1)
+    for r in (big, big, b"tail"):
+        out.put(r)
+    await out.flush()
+    assert t.messages[1:] == [big, big + b"tail"]

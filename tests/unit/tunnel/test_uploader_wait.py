@@ -73,3 +73,22 @@ async def test_one_batch_in_flight_needs_no_task_per_ack(
     assert stored == [*sent, b"after"]
     await asyncio.gather(*served, return_exceptions=True)
     await server.aclose()
+
+
+def test_ack_many_deletes_in_one_call_and_reports_each(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+    ob = Outbox(
+        tmp_path / "dev.db",
+        OutboxConfig(batch_max_bytes=10, batch_max_age=60),
+        on_ack=lambda a: seen.append(a.batch_id),
+    )
+    for i in range(4):
+        ob.enqueue(b"item-%05d" % i)
+    ids = [b.batch_id for b in ob.batches(limit=10)]
+    assert len(ids) == 4
+    assert ob.ack_many([ids[0], ids[2], b"\x00" * 16]) == 2  # an unknown id is skipped
+    assert seen == [ids[0], ids[2]]
+    assert [b.batch_id for b in ob.batches(limit=10)] == [ids[1], ids[3]]
+    assert ob.counters()["acked_batches"] == 2
+    assert ob.ack(ids[0]) is False  # acked before
+    assert ob.ack(ids[1]) is True
