@@ -308,6 +308,61 @@ async def _bytes_per_payload_tunnel(port: int, dev: _Device, size: int, n: int) 
     return total / n
 
 
+# ---- the device's own loop ---------------------------------------------------------------
+
+
+async def _uploader_drain(
+    url: str, key: KeyPair, endpoint: bytes, tmp: Path, n: int, window: int
+) -> tuple[float, float]:
+    """The real device loop: ``n`` batches sealed in an outbox (SQLite), drained by the
+    ``Uploader`` over one connection with ``window`` batches in flight, each deleted from the
+    outbox when its ack arrives. Returns (wall seconds, device CPU seconds) per batch."""
+    import random
+
+    from streamfeat.upload._client import Uploader, UploaderConfig
+    from streamfeat.upload._outbox import Outbox, OutboxConfig
+
+    db = tmp / f"outbox-{window}-{os.getpid()}-{time.monotonic_ns()}.db"
+    done, acked = asyncio.Event(), [0]
+
+    def on_ack(_batch: object) -> None:
+        acked[0] += 1
+        if acked[0] == n:
+            done.set()
+
+    ob = Outbox(db, OutboxConfig(batch_max_bytes=100, batch_max_age=3600), on_ack=on_ack)
+    for _ in range(n):
+        ob.enqueue(os.urandom(128))  # over batch_max_bytes: each item is a sealed batch
+    up = Uploader(
+        ob, key, UploaderConfig(url=url, endpoint_key=endpoint, window=window), rng=random.Random(0)
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    task = asyncio.create_task(up.run())
+    await asyncio.wait_for(done.wait(), 300)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    await up.aclose()
+    await task
+    return wall / n, cpu / n
+
+
+async def _uploader_rows(port: int, key: KeyPair, endpoint: bytes, tmp: Path, n: int) -> list[Row]:
+    rows = []
+    url = f"ws://127.0.0.1:{port}/v1/tunnel"
+    for window in (1, 32):
+        wall, cpu = await _uploader_drain(url, key, endpoint, tmp, n, window)
+        rows.append(
+            Row(
+                G,
+                f"uploader, outbox -> memory-store endpoint, window {window}: wall per batch",
+                wall * 1e6,
+                "us",
+                note=f"device CPU {cpu * 1e6:.0f} us per batch; 128 B items, one batch each, "
+                "deleted from the SQLite outbox on ack",
+            )
+        )
+    return rows
+
+
 # ---- MQTT ------------------------------------------------------------------------------
 
 
@@ -570,6 +625,9 @@ def run(ctx: Context) -> list[Row]:
     }
     try:
         rows += asyncio.run(_latency_rows(servers, dev, n))
+        rows += asyncio.run(
+            _uploader_rows(servers["memory"].port, keys[-1], ep_key.public, tmp, n // 2)
+        )
         rows += _mqtt_rows(tmp, servers, dev, n, rows)
         setup = asyncio.run(
             _setup_costs(
