@@ -53,17 +53,35 @@ from streamfeat.upload._aiohttp import connect
 
 G = "tunnel"
 
+# The bare websocket: /echo with aiohttp's defaults (no heartbeat), /same with the options of
+# the endpoint's own websocket (heartbeat 30 s, close timeout 2 s, 1 MiB messages), and
+# /sqlite, which stores each message with the endpoint's SQLiteStorage (WAL, synchronous=FULL:
+# one fsync per commit) in a worker thread, as the tunnel's group writer does, before echoing.
 _ECHO = r"""
-import asyncio, sys
+import asyncio, os, sys
+from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
+from streamfeat.endpoint._storage import SQLiteStorage, StoredBatch
+store = SQLiteStorage(sys.argv[1], check=False) if len(sys.argv) > 1 else None
+pool = ThreadPoolExecutor(1)
+def opts(request):
+    if request.path == '/echo':
+        return dict(max_msg_size=1 << 20, compress=False)
+    return dict(max_msg_size=1 << 20, compress=False, heartbeat=30.0, timeout=2.0)
 async def h(request):
-    ws = web.WebSocketResponse(max_msg_size=1 << 20, compress=False)
+    ws = web.WebSocketResponse(**opts(request))
     await ws.prepare(request)
+    loop = asyncio.get_running_loop()
     async for m in ws:
+        if request.path == '/sqlite':
+            b = StoredBatch('echo', os.urandom(16), m.data, 0.0)
+            await loop.run_in_executor(pool, store.store_batches, [b])
         await ws.send_bytes(m.data)
     return ws
 async def main():
-    app = web.Application(); app.router.add_get('/echo', h)
+    app = web.Application()
+    for path in ('/echo', '/same', '/sqlite'):
+        app.router.add_get(path, h)
     r = web.AppRunner(app); await r.setup(); s = web.TCPSite(r, '127.0.0.1', 0); await s.start()
     print('listening on http://127.0.0.1:%d' % s._server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
@@ -246,6 +264,20 @@ async def _tunnel_latencies(url: str, dev: _Device, size: int, n: int) -> list[f
 
 async def _echo_latencies(url: str, size: int, n: int) -> list[float]:
     payload = os.urandom(size)
+    if not url.endswith("/echo"):
+        # the tunnel device's own websocket transport: the same options on both ends
+        t = await connect(url)
+        for _ in range(20):
+            await t.send(payload)
+            await t.receive()
+        lat = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await t.send(payload)
+            await t.receive()
+            lat.append(time.perf_counter() - t0)
+        await t.aclose()
+        return lat
     async with aiohttp.ClientSession() as s, s.ws_connect(url, compress=0) as ws:
         for _ in range(20):
             await ws.send_bytes(payload)
@@ -274,6 +306,63 @@ async def _bytes_per_payload_tunnel(port: int, dev: _Device, size: int, n: int) 
     finally:
         relay.close()
     return total / n
+
+
+# ---- the device's own loop ---------------------------------------------------------------
+
+
+async def _uploader_drain(
+    url: str, key: KeyPair, endpoint: bytes, tmp: Path, n: int, window: int
+) -> tuple[float, float]:
+    """The real device loop: ``n`` batches sealed in an outbox (SQLite), drained by the
+    ``Uploader`` over one connection with ``window`` batches in flight, each deleted from the
+    outbox when its ack arrives. Returns (wall seconds, device CPU seconds) per batch."""
+    import random
+
+    from streamfeat.upload._client import Uploader, UploaderConfig
+    from streamfeat.upload._outbox import Outbox, OutboxConfig
+
+    db = tmp / f"outbox-{window}-{os.getpid()}-{time.monotonic_ns()}.db"
+    done, acked = asyncio.Event(), [0]
+
+    def on_ack(_batch: object) -> None:
+        acked[0] += 1
+        if acked[0] == n:
+            done.set()
+
+    ob = Outbox(db, OutboxConfig(batch_max_bytes=100, batch_max_age=3600), on_ack=on_ack)
+    for _ in range(n):
+        ob.enqueue(os.urandom(128))  # over batch_max_bytes: each item is a sealed batch
+    up = Uploader(
+        ob, key, UploaderConfig(url=url, endpoint_key=endpoint, window=window), rng=random.Random(0)
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    task = asyncio.create_task(up.run())
+    await asyncio.wait_for(done.wait(), 300)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    await up.aclose()
+    await task
+    return wall / n, cpu / n
+
+
+async def _uploader_rows(port: int, key: KeyPair, endpoint: bytes, tmp: Path, n: int) -> list[Row]:
+    rows = []
+    url = f"ws://127.0.0.1:{port}/v1/tunnel"
+    for window in (1, 32):
+        runs = [await _uploader_drain(url, key, endpoint, tmp, n, window) for _ in range(3)]
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        rows.append(
+            Row(
+                G,
+                f"uploader, outbox -> memory-store endpoint, window {window}: wall per batch",
+                wall * 1e6,
+                "us",
+                note=f"device CPU {cpu * 1e6:.0f} us per batch (medians of 3 runs of {n}); "
+                "128 B items, one batch each, deleted from the SQLite outbox on ack",
+            )
+        )
+    return rows
 
 
 # ---- MQTT ------------------------------------------------------------------------------
@@ -518,13 +607,29 @@ def run(ctx: Context) -> list[Row]:
     rows: list[Row] = []
     servers = {
         "sqlite": _Proc(
-            [sys.executable, "-m", "streamfeat", "serve", "--port", "0", "--db", str(db)]
+            # the fleet opens 200 connections from 127.0.0.1 at once: above the default cap
+            # of unauthenticated connections per source address (64), which would refuse them
+            [
+                sys.executable,
+                "-m",
+                "streamfeat",
+                "serve",
+                "--port",
+                "0",
+                "--db",
+                str(db),
+                "--max-unauthenticated-per-source",
+                str(2 * n_dev),
+            ]
         ),
         "memory": _Proc([sys.executable, "-c", _MEMSERVER, str(db)]),
-        "echo": _Proc([sys.executable, "-c", _ECHO]),
+        "echo": _Proc([sys.executable, "-c", _ECHO, str(tmp / "echo.db")]),
     }
     try:
         rows += asyncio.run(_latency_rows(servers, dev, n))
+        rows += asyncio.run(
+            _uploader_rows(servers["memory"].port, keys[-1], ep_key.public, tmp, n // 2)
+        )
         rows += _mqtt_rows(tmp, servers, dev, n, rows)
         setup = asyncio.run(
             _setup_costs(
@@ -600,20 +705,38 @@ def run(ctx: Context) -> list[Row]:
     return rows
 
 
+_ROUNDS = 4  # each variant runs n/_ROUNDS exchanges per round, the variants taking turns
+
+
 async def _latency_rows(servers: dict[str, _Proc], dev: _Device, n: int) -> list[Row]:
     rows = []
+    echo_port, mem_port = servers["echo"].port, servers["memory"].port
     for size, label in ((128, "128 B"), (3072, "3 KB")):
-        cpu: dict[str, tuple[float, float]] = {}
-        c0, s0 = time.process_time(), servers["echo"].cpu_seconds()
-        echo = await _echo_latencies(f"ws://127.0.0.1:{servers['echo'].port}/echo", size, n)
-        cpu["echo"] = (time.process_time() - c0, servers["echo"].cpu_seconds() - s0)
-        c0, s0 = time.process_time(), servers["memory"].cpu_seconds()
-        mem = await _tunnel_latencies(
-            f"ws://127.0.0.1:{servers['memory'].port}/v1/tunnel", dev, size, n
-        )
-        cpu["tunnel"] = (time.process_time() - c0, servers["memory"].cpu_seconds() - s0)
+        # (url, server) of each variant; they take turns so that a change in the machine's
+        # load falls on all of them alike
+        variants: dict[str, tuple[str, _Proc]] = {
+            "echo": (f"ws://127.0.0.1:{echo_port}/echo", servers["echo"]),
+            "same": (f"ws://127.0.0.1:{echo_port}/same", servers["echo"]),
+            "tunnel": (f"ws://127.0.0.1:{mem_port}/v1/tunnel", servers["memory"]),
+            "echo_sqlite": (f"ws://127.0.0.1:{echo_port}/sqlite", servers["echo"]),
+            "sqlite": (f"ws://127.0.0.1:{servers['sqlite'].port}/v1/tunnel", servers["sqlite"]),
+        }
+        lat: dict[str, list[float]] = {k: [] for k in variants}
+        cpu: dict[str, list[float]] = {k: [0.0, 0.0] for k in variants}
+        for _ in range(_ROUNDS):
+            for key, (url, proc) in variants.items():
+                c0, s0 = time.process_time(), proc.cpu_seconds()
+                if key in ("tunnel", "sqlite"):
+                    lat[key] += await _tunnel_latencies(url, dev, size, n // _ROUNDS)
+                else:
+                    lat[key] += await _echo_latencies(url, size, n // _ROUNDS)
+                cpu[key][0] += time.process_time() - c0
+                cpu[key][1] += proc.cpu_seconds() - s0
         # CPU per exchange does not depend on how busy the machine is, unlike wall latency
-        per = {k: (c / (n + 20) * 1e6, sv / (n + 20) * 1e6) for k, (c, sv) in cpu.items()}
+        per = {
+            k: (c / (n + 20 * _ROUNDS) * 1e6, sv / (n + 20 * _ROUNDS) * 1e6)
+            for k, (c, sv) in cpu.items()
+        }
         rows.append(
             Row(
                 G,
@@ -635,30 +758,38 @@ async def _latency_rows(servers: dict[str, _Proc], dev: _Device, n: int) -> list
                 "(includes the handshake, server CPU at 10 ms clock ticks)",
             )
         )
-        sql = await _tunnel_latencies(
-            f"ws://127.0.0.1:{servers['sqlite'].port}/v1/tunnel", dev, size, n
-        )
-        e50 = _pct(echo, 0.5)
-        for name, xs in (
-            (f"bare websocket echo {label}", echo),
-            (f"tunnel {label}, memory store", mem),
-            (f"tunnel {label}, SQLite fsync", sql),
-        ):
-            is_echo = xs is echo
+        p50 = {k: _pct(xs, 0.5) for k, xs in lat.items()}
+        notes = {
+            "echo": status(),
+            "same": "the endpoint's websocket options on both ends (heartbeat 30 s)",
+            "tunnel": f"{p50['tunnel'] / p50['same']:.2f}x the echo with the same options; "
+            "stores nothing durably, like the echo",
+            "echo_sqlite": "each message stored by SQLiteStorage (fsync) in a worker thread",
+            "sqlite": f"{p50['sqlite'] / p50['echo_sqlite']:.2f}x the websocket + SQLite store; "
+            "acked only once committed",
+        }
+        names = {
+            "echo": f"bare websocket echo {label}",
+            "same": f"bare websocket echo, same options {label}",
+            "tunnel": f"tunnel {label}, memory store",
+            "echo_sqlite": f"bare websocket + SQLite store {label}",
+            "sqlite": f"tunnel {label}, SQLite fsync",
+        }
+        for key, name in names.items():
+            base = key in ("echo", "same", "echo_sqlite")
             rows.append(
                 Row(
                     G,
                     f"{name} p50",
-                    _pct(xs, 0.5) * 1e3,
+                    p50[key] * 1e3,
                     "ms",
-                    None if is_echo else _pct(xs, 0.5) / e50,
-                    "" if is_echo else f"echo {label} p50",
-                    note=status() if is_echo else "",
+                    None if base else p50[key] / p50["echo"],
+                    "" if base else f"echo {label} p50",
+                    note=notes[key],
                 )
             )
-            rows.append(Row(G, f"{name} p99", _pct(xs, 0.99) * 1e3, "ms"))
-        port = servers["memory"].port
-        b = await _bytes_per_payload_tunnel(port, dev, size, 200)
+            rows.append(Row(G, f"{name} p99", _pct(lat[key], 0.99) * 1e3, "ms"))
+        b = await _bytes_per_payload_tunnel(mem_port, dev, size, 200)
         rows.append(
             Row(
                 G,

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from streamfeat._log import server_log
+from streamfeat.clock import SystemClock
 from streamfeat.endpoint._metrics import NOT_REFUSALS
-from streamfeat.errors import TunnelClosed
+from streamfeat.errors import StorageError, TunnelClosed
 from streamfeat.tunnel._events import (
     NEED_DATA,
     Accept,
@@ -38,19 +40,29 @@ from streamfeat.upload._transport import Transport
 if TYPE_CHECKING:
     from streamfeat.endpoint._server import TunnelServer
 
-__all__ = ["Outgoing", "Session"]
+__all__ = ["JOIN_BYTES", "Outgoing", "Session"]
+
+#: queued records are joined into one websocket message up to this size (the device takes
+#: messages up to 1 MiB; one record is at most 64 KiB)
+JOIN_BYTES = 256 * 1024
 
 
 class Outgoing:
     """Bytes to write, in the order ``conn.send`` produced them (the frame nonces must not
     reorder). The reader flushes right after handling a message, so an ack stored inline
     goes out without a task switch; the writer task flushes what completes later (acks of
-    group commits)."""
+    group commits).
+
+    One flush writes at a time: a flush that finds another one writing waits until it is
+    done, then writes what is left (what an ``asyncio.Lock`` would do, without its three
+    coroutines per message on the uncontended path).
+    """
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
         self._q: deque[bytes] = deque()
-        self._lock = asyncio.Lock()
+        self._writing = False
+        self._waiters: list[asyncio.Future[None]] = []
         self._ready = asyncio.Event()
         self._finishing = False
         self.broken = False
@@ -62,21 +74,51 @@ class Outgoing:
             if not self.reader_active:
                 self._ready.set()
 
+    @property
+    def queued(self) -> bool:
+        """Bytes wait to be written."""
+        return bool(self._q)
+
     def finish(self) -> None:
         """Write what is queued, then stop the writer task."""
         self._finishing = True
         self._ready.set()
 
     async def flush(self) -> None:
-        async with self._lock:
+        while self._writing:  # another flush is writing: wait for it, then write what is left
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        self._writing = True
+        try:
             while self._q:
-                data = self._q.popleft()
+                data = self._take()
                 try:
                     await self._transport.send(data)
                 except TunnelClosed:
                     self._q.clear()
                     self.broken = True
                     return
+        finally:
+            self._writing = False
+            if self._waiters:
+                waiters, self._waiters = self._waiters, []
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(None)
+
+    def _take(self) -> bytes:
+        """The next websocket message: every queued record up to ``JOIN_BYTES``, in order (a
+        message may carry several records: the acks of one group commit go out together)."""
+        q = self._q
+        if len(q) == 1 or len(q[0]) >= JOIN_BYTES:
+            return q.popleft()
+        parts = [q.popleft()]
+        size = len(parts[0])
+        while q and size + len(q[0]) <= JOIN_BYTES:
+            size += len(q[0])
+            parts.append(q.popleft())
+        return b"".join(parts)
 
     async def run(self) -> None:
         while True:
@@ -117,6 +159,11 @@ class Session:
         self._on_authenticated = on_authenticated
         self._writer_task: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        # the clock reads of every batch (the builtins themselves for the system clock)
+        clock = server.clock
+        system = type(clock) is SystemClock
+        self._time = time.time if system else clock.time
+        self._monotonic = time.monotonic if system else clock.monotonic
 
     def send(self, event: Ack | Config | Close | Accept | Refuse) -> None:
         # bytes go out in the order conn.send produced them: frame counters must not reorder
@@ -174,7 +221,8 @@ class Session:
                     closed = self._drain()
             finally:
                 self._out.reader_active = False
-            await self._out.flush()
+            if self._out.queued:
+                await self._out.flush()
             if closed or not data:
                 return
 
@@ -185,7 +233,10 @@ class Session:
             ev = self.conn.next_event()
             if ev is NEED_DATA:
                 break
-            if isinstance(ev, DeviceHello):
+            if type(ev) is Batch:  # the hot event first
+                if self._on_batch(ev):
+                    return True
+            elif isinstance(ev, DeviceHello):
                 self._on_hello(ev)
             elif isinstance(ev, HandshakeComplete):
                 srv.metrics.handshakes.inc()
@@ -194,27 +245,8 @@ class Session:
                 srv._device_online(self)
                 self._send_config_if_newer()
             elif isinstance(ev, Batch):
-                assert self.device is not None
-                refusal = self._over_limits(ev)
-                if refusal is not None:
-                    srv.metrics.refused(refusal[0].reason)
-                    server_log.info("closed %s: %s", self.device, refusal[1])
-                    self.close_now(*refusal, end_transport=False)
+                if self._on_batch(ev):
                     return True
-                self.unacked += 1
-                srv.metrics.bytes.inc(len(ev.payload))
-                srv.last_batch[self.device] = srv._clock.time()
-                fut = srv._writer.submit(self.device, ev)
-                arrived = srv._clock.monotonic()
-                if fut.done():  # stored inline: ack now rather than one loop turn later
-                    self._stored(ev.batch_id, len(ev.payload), fut, arrived)
-                else:
-                    self.pending.add(fut)
-                    fut.add_done_callback(
-                        functools.partial(
-                            self._stored, ev.batch_id, len(ev.payload), arrived=arrived
-                        )
-                    )
             elif isinstance(ev, Closed):
                 # peer misbehaviour the core detected (refusals we decided were counted
                 # where we decided them)
@@ -228,6 +260,39 @@ class Session:
         out = self.conn.data_to_send()
         if out:
             self._out.put(out)
+        return False
+
+    def _on_batch(self, ev: Batch) -> bool:
+        """Check the limits, store, acknowledge once stored; True when this closed."""
+        srv, device, size = self.server, self.device, len(ev.payload)
+        assert device is not None
+        limits = srv.limits
+        if self.unacked >= limits.window or limits.quota_bytes:
+            refusal = self._over_limits(ev)
+            if refusal is not None:
+                srv.metrics.refused(refusal[0].reason)
+                server_log.info("closed %s: %s", device, refusal[1])
+                self.close_now(*refusal, end_transport=False)
+                return True
+        self.unacked += 1
+        srv.metrics.bytes.inc(size)
+        writer = srv._writer
+        now = srv.last_batch[device] = self._time()
+        if writer.inline:
+            # stored now, in the loop: acknowledge in the same step (no future, no callback)
+            arrived = self._monotonic()
+            try:
+                new = writer.store_now(device, ev, now)
+            except StorageError:
+                self._store_failed(size)
+                return False
+            self._acknowledge(ev.batch_id, size, new, arrived)
+            return False
+        fut = srv._writer.submit(device, ev)
+        self.pending.add(fut)
+        fut.add_done_callback(
+            functools.partial(self._stored, ev.batch_id, size, arrived=self._monotonic())
+        )
         return False
 
     def _over_limits(self, ev: Batch) -> tuple[CloseCode, str] | None:
@@ -303,20 +368,28 @@ class Session:
     ) -> None:
         """Done callback of a store: acknowledge (callbacks run in submission order)."""
         self.pending.discard(fut)
-        if not fut.cancelled() and fut.exception() is None and not fut.result():
-            # a duplicate takes no room: give its bytes back to the quota
-            self.server.quota_release(self.device, size)
-        if fut.cancelled() or self.conn.state is not State.OPEN:
+        if fut.cancelled():
             return
         if fut.exception() is not None:
-            # not stored, so not acknowledged: close; the device resends it later
-            self.server.quota_release(self.device, size)
+            self._store_failed(size)
+            return
+        self._acknowledge(batch_id, size, fut.result(), arrived)
+
+    def _store_failed(self, size: int) -> None:
+        """Not stored, so not acknowledged: close; the device resends it later."""
+        self.server.quota_release(self.device, size)
+        if self.conn.state is State.OPEN:
             self.send(Close(CloseCode.INTERNAL_ERROR, "storage failed"))
             self._out.finish()
+
+    def _acknowledge(self, batch_id: bytes, size: int, new: bool, arrived: float | None) -> None:
+        """A batch is stored (``new``) or was already (a duplicate): acknowledge it."""
+        if not new:
+            # a duplicate takes no room: give its bytes back to the quota
+            self.server.quota_release(self.device, size)
+        if self.conn.state is not State.OPEN:
             return
         self.unacked -= 1
         self.send(Ack(batch_id))
         if arrived is not None:
-            self.server.metrics.ack_seconds.observe(
-                max(0.0, self.server._clock.monotonic() - arrived)
-            )
+            self.server.metrics.ack_seconds.observe(max(0.0, self._monotonic() - arrived))

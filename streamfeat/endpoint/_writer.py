@@ -78,26 +78,45 @@ class GroupWriter:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    @property
+    def inline(self) -> bool:
+        """The storage never blocks: :meth:`store_now` stores in the loop, no future needed."""
+        return self._inline
+
+    def store_now(self, device: str, batch: Batch, received: float) -> bool:
+        """Store one batch now (inline storage only); True when it was new.
+
+        Nothing to wait for and nothing to group, so no queue, no future and no task hop
+        (no store-latency histogram either: it measures blocking commits).
+
+        Raises:
+            StorageError: not stored (counted; the caller closes without acknowledging).
+        """
+        decoded = self._decode(StoredBatch(device, batch.batch_id, batch.payload, received))
+        try:
+            new = self._storage.store_batches([decoded])[0]
+        except StorageError as exc:
+            self._failed(exc)
+            raise
+        if self.last_error is not None:
+            self._succeeded()
+        (self._metrics.stored if new else self._metrics.duplicates).inc()
+        if new and decoded.records:
+            self._metrics.count_records(decoded.records)
+        return new
+
     def submit(self, device: str, batch: Batch) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        sb = StoredBatch(device, batch.batch_id, batch.payload, self._clock.time())
+        now = self._clock.time()
         if self._inline:
-            # nothing to wait for and nothing to group: store now, skip the queue's hop
-            # (no store-latency histogram here: it measures blocking commits)
             try:
-                decoded = self._decode(sb)
-                new = self._storage.store_batches([decoded])[0]
+                fut.set_result(self.store_now(device, batch, now))
             except StorageError as exc:
-                self._failed(exc)
                 fut.set_exception(exc)
-            else:
-                self._succeeded()
-                (self._metrics.stored if new else self._metrics.duplicates).inc()
-                if new:
-                    self._metrics.count_records(decoded.records)
-                fut.set_result(new)
             return fut
-        self._queue.put_nowait(PendingStore(sb, fut))
+        self._queue.put_nowait(
+            PendingStore(StoredBatch(device, batch.batch_id, batch.payload, now), fut)
+        )
         return fut
 
     def _decode(self, b: StoredBatch) -> StoredBatch:

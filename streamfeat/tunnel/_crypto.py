@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,9 +79,12 @@ def dh(private: bytes, public: bytes) -> bytes:
         raise DecryptError(msg) from exc
 
 
+# ChaChaPoly nonce: 32 bits of zeros then the 64-bit little-endian counter (spec 12.3)
+_NONCE = struct.Struct("<4xQ")
+
+
 def _nonce(n: int) -> bytes:
-    # ChaChaPoly nonce: 32 bits of zeros then the 64-bit little-endian counter (spec 12.3)
-    return b"\x00\x00\x00\x00" + n.to_bytes(8, "little")
+    return _NONCE.pack(n)
 
 
 class CipherState:

@@ -136,6 +136,8 @@ _INNER_INPUTS = {
     F.CONFIG: "recv CONFIG",
     F.CLOSE: "recv CLOSE",
 }
+_BATCH_BYTE, _ACK_BYTE = bytes((F.BATCH,)), bytes((F.ACK,))
+_RECORD_HEADER = 3  # type u8 | length u16
 _TAG = 16
 _TRIALS = 32  # nonces tried each way to tell a replay or a reorder from tampering
 
@@ -225,6 +227,20 @@ class TunnelConnection:
             LocalProtocolError: the event is not allowed in this state (state becomes
                 ERROR), or its fields are out of range (state unchanged).
         """
+        if self.state is State.OPEN:
+            # the hot events, straight to the wire: a device's batch, an endpoint's in-order ack
+            # (the same checks and bytes as the general path below, without its dispatch)
+            if type(event) is Batch and self.role is Role.DEVICE:
+                return self._send_batch(event)
+            if (
+                type(event) is Ack
+                and self.role is Role.ENDPOINT
+                and self._unacked
+                and self._unacked[0] == event.batch_id
+            ):
+                self._unacked.popleft()
+                self._acked += 1
+                return self._seal_plain(_ACK_BYTE + F.uvarint(self._acked))
         if self.state is State.ERROR:
             msg = f"can't send {type(event).__name__} in state ERROR"
             raise LocalProtocolError(msg)
@@ -249,6 +265,14 @@ class TunnelConnection:
             self._set_closed(Closed(event.code, event.reason, remote=False))
             return F.encode_record(F.REFUSE, F.encode_refuse(event.code, event.reason))
         return self._send_close(before, event)
+
+    def _send_batch(self, event: Batch) -> bytes:
+        """Device, state OPEN: seal one batch."""
+        bid, payload = event.batch_id, event.payload
+        if len(bid) != F.BATCH_ID_LEN or len(payload) > F.MAX_BATCH:
+            self._check_fields(event)  # raises, naming the field
+        self._unacked.append(bid)
+        return self._seal_plain(_BATCH_BYTE + bid + payload)
 
     def _take_acked(self, batch_id: bytes) -> int:
         """Endpoint: mark batches up to ``batch_id`` acknowledged; the cumulative count."""
@@ -326,13 +350,19 @@ class TunnelConnection:
         return b""  # no keys yet and nothing the peer could verify: just hang up
 
     def _seal(self, inner: F.Inner) -> bytes:
+        return self._seal_plain(F.encode_inner(inner))
+
+    def _seal_plain(self, plain: bytes) -> bytes:
+        """One DATA record: ``plain`` (an encoded inner message) sealed at the next nonce."""
         assert self._send_cs is not None
-        ct = self._send_cs.encrypt_at(self._send_n, b"", F.encode_inner(inner))
+        ct = self._send_cs.encrypt_at(self._send_n, b"", plain)
         self._send_n += 1
         return F.encode_record(F.DATA, ct)
 
     def data_to_send(self) -> bytes:
         """Bytes the connection produced by itself (a close record); empty most of the time."""
+        if not self._out:
+            return b""
         out = bytes(self._out)
         self._out.clear()
         return out
@@ -374,27 +404,19 @@ class TunnelConnection:
             return self._closed
         if self.state is State.HELLO_RECEIVED:
             return NEED_DATA  # paused until the shell sends Accept or Refuse
+        if not self._eof and len(self._buf) < _RECORD_HEADER:
+            return NEED_DATA  # not even a record header: nothing to parse
         try:
-            self._step()
+            ev = self._step()
         except _Refusal as r:
             self._refuse(r)
+            ev = None
+        if ev is not None:
+            return ev
         return self._events.popleft() if self._events else NEED_DATA
 
-    def _step(self) -> None:
-        try:
-            rec = self._buf.next_record()
-        except RemoteProtocolError as exc:
-            raise _Refusal(CloseCode.PROTOCOL_ERROR, exc) from exc
-        if rec is None:
-            if self._eof:
-                self._on_eof()
-            return
-        rtype, body = rec
-        if rtype == F.DATA:
-            inner = self._open_data(body)
-            self._move(_INNER_INPUTS[inner.kind])
-            self._on_inner(inner)
-            return
+    def _on_record(self, rtype: int, body: bytes) -> None:
+        """A plaintext record (HELLO, WELCOME, REFUSE)."""
         self._move(_RECORD_INPUTS[rtype])
         if rtype == F.HELLO:
             self._on_hello(body)
@@ -403,6 +425,40 @@ class TunnelConnection:
         else:
             code, reason = _decode(F.decode_refuse, body)
             self._set_closed(Closed(code, reason, remote=True))
+
+    def _step(self) -> Batch | Ack | None:
+        """Parse one record. The common events (a batch on the endpoint, the ack of the oldest
+        batch in flight on the device) come back directly; all others go to the queue."""
+        try:
+            rec = self._buf.next_record()
+        except RemoteProtocolError as exc:
+            raise _Refusal(CloseCode.PROTOCOL_ERROR, exc) from exc
+        if rec is None:
+            if self._eof:
+                self._on_eof()
+            return None
+        rtype, body = rec
+        if rtype != F.DATA:
+            self._on_record(rtype, body)
+            return None
+        plain = self._open_plain(body)
+        kind = plain[0] if plain and self.state is State.OPEN else -1
+        if kind == F.BATCH and self.role is Role.ENDPOINT and len(plain) > F.BATCH_ID_LEN:
+            bid = plain[1 : 1 + F.BATCH_ID_LEN]
+            self._unacked.append(bid)
+            return Batch(bid, plain[1 + F.BATCH_ID_LEN :])
+        if (
+            kind == F.ACK
+            and self.role is Role.DEVICE
+            and self._unacked
+            and _ack_count(plain) == self._acked + 1
+        ):
+            self._acked += 1
+            return Ack(self._unacked.popleft())
+        inner = _decode(F.decode_inner, plain)
+        self._move(_INNER_INPUTS[inner.kind])
+        self._on_inner(inner)
+        return None
 
     def _on_eof(self) -> None:
         partial = len(self._buf) > 0
@@ -446,7 +502,8 @@ class TunnelConnection:
         assert self.peer_key is not None
         self._events.append(HandshakeComplete(self.peer_key, self._hs.handshake_hash))
 
-    def _open_data(self, body: bytes) -> F.Inner:
+    def _open_plain(self, body: bytes) -> bytes:
+        """Decrypt a DATA record's body at the next nonce."""
         if self._recv_cs is None:
             msg = f"peer sent DATA in state {self.state.value} as {self.role.value}"
             raise _Refusal(CloseCode.PROTOCOL_ERROR, RemoteProtocolError(msg))
@@ -459,7 +516,7 @@ class TunnelConnection:
         except DecryptError as exc:
             raise _Refusal(self._classify(body), exc) from exc
         self._recv_n += 1
-        return _decode(F.decode_inner, plain)
+        return plain
 
     def _classify(self, body: bytes) -> CloseCode:
         """Why a frame failed: it opens at an earlier nonce (replay), a later one (reorder or
@@ -518,6 +575,19 @@ class TunnelConnection:
         elif self.role is Role.ENDPOINT and before in (State.IDLE, State.HELLO_RECEIVED):
             self._out += F.encode_record(F.REFUSE, F.encode_refuse(r.code, reason))
         self._set_closed(Closed(r.code, str(r), remote=False))
+
+
+def _ack_count(plain: bytes) -> int:
+    """The count of a well-formed ACK message, or -1 (the general path then refuses it)."""
+    if len(plain) == 2 and plain[1] < 0x80:
+        return plain[1]
+    if not 2 <= len(plain) <= 10:
+        return -1
+    try:
+        n, end = F.read_uvarint(plain, 1)
+    except RemoteProtocolError:
+        return -1
+    return n if end == len(plain) else -1
 
 
 def _decode(fn: Callable[[bytes], _T], data: bytes) -> _T:

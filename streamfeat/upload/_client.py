@@ -267,6 +267,7 @@ class Uploader:
         try:
             await transport.send(conn.send(hello))
             reader = asyncio.create_task(self._read(conn, transport, inflight))
+            reader.add_done_callback(lambda _task: self._wake.set())
             try:
                 while not reader.done() and not self._stopping:
                     if conn.state is State.OPEN:
@@ -325,9 +326,13 @@ class Uploader:
                 raise TunnelTimeout(msg, close_code=CloseCode.ABNORMAL)
             timeout = min(timeout, self.config.ack_timeout - stall)
         self._wake.clear()
-        waker = asyncio.create_task(self._wake.wait())
-        await asyncio.wait({waker, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        waker.cancel()
+        if reader.done():
+            return
+        # the reader's end sets the same event (a done callback), so one wait covers both; no
+        # task and no asyncio.wait per wake-up (one per ack when the window is small)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _read(
         self, conn: TunnelConnection, transport: Transport, inflight: dict[bytes, int]
@@ -336,17 +341,19 @@ class Uploader:
         while True:
             data = await transport.receive()
             conn.receive_data(data)
+            acked: list[bytes] = []  # deleted from the outbox together, once per message
             while (ev := conn.next_event()) is not NEED_DATA:
+                if type(ev) is Ack:
+                    self.stats.acks += 1
+                    inflight.pop(ev.batch_id, None)
+                    acked.append(ev.batch_id)
+                    continue
+                if acked:
+                    self._acked(acked)
+                    acked = []
                 if isinstance(ev, HandshakeComplete):
                     self.stats.handshakes += 1
                     self.connected.set()
-                    self._wake.set()
-                elif isinstance(ev, Ack):
-                    self.stats.acks += 1
-                    self.backoff.reset()  # only a stored batch proves the path works
-                    inflight.pop(ev.batch_id, None)
-                    self.outbox.ack(ev.batch_id)
-                    self._last_ack = self._clock.monotonic()
                     self._wake.set()
                 elif isinstance(ev, Config):
                     self._on_config(ev)
@@ -364,8 +371,17 @@ class Uploader:
                     ):
                         tunnel_log.warning("tunnel closed: %s (%s)", reason, ev.reason)
                     return conn.error
+            if acked:
+                self._acked(acked)
             if not data:
                 return None
+
+    def _acked(self, batch_ids: list[bytes]) -> None:
+        """Batches the endpoint stored: delete them from the outbox and wake the sender."""
+        self.backoff.reset()  # only a stored batch proves the path works
+        self.outbox.ack_many(batch_ids)
+        self._last_ack = self._clock.monotonic()
+        self._wake.set()
 
     def _on_close_code(self, code: int) -> None:
         """Adapt to what the endpoint's close code says (see the module docstring)."""

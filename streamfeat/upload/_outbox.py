@@ -307,18 +307,28 @@ class Outbox:
 
     def ack(self, batch_id: bytes) -> bool:
         """Delete an acknowledged batch; False if it was not there (evicted or acked before)."""
+        return self.ack_many([batch_id]) == 1
+
+    def ack_many(self, batch_ids: list[bytes]) -> int:
+        """Delete acknowledged batches in one transaction (the acks of one message); returns
+        how many were there (the others were evicted or acked before)."""
+        done: list[AckedBatch] = []
         with self._tx() as c:
-            row = c.execute(
-                "SELECT LENGTH(payload), created FROM outbox WHERE batch_id = ?", (batch_id,)
-            ).fetchone()
-            if row is None:
-                return False
-            c.execute("DELETE FROM outbox WHERE batch_id = ?", (batch_id,))
-            self._bump(c, "acked_batches", 1)
-            self._sealed_bytes -= row[0]
+            for batch_id in batch_ids:
+                row = c.execute(
+                    "SELECT LENGTH(payload), created FROM outbox WHERE batch_id = ?", (batch_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                c.execute("DELETE FROM outbox WHERE batch_id = ?", (batch_id,))
+                self._sealed_bytes -= row[0]
+                done.append(AckedBatch(batch_id, int(row[0]), float(row[1])))
+            if done:
+                self._bump(c, "acked_batches", len(done))
         if self._on_ack is not None:
-            self._on_ack(AckedBatch(batch_id, int(row[0]), float(row[1])))
-        return True
+            for a in done:
+                self._on_ack(a)
+        return len(done)
 
     def __len__(self) -> int:
         """Number of sealed batches waiting for acknowledgement."""
