@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from streamfeat.models.edgerec import input_specs
-from streamfeat.train._export import check_export, export
+from streamfeat.train._export import check_export, export, shuffle_weights
 from streamfeat.train._fit import EpochResult, FitOptions, evaluate, fit, shuffle_labels
 from streamfeat.train._metrics import auc, log_loss
 from streamfeat.train._norms import input_norms
@@ -44,6 +44,7 @@ __all__ = [
     "model_table",
     "read_samples",
     "shuffle_labels",
+    "shuffle_weights",
     "split_by_device",
     "synthetic_samples",
 ]

@@ -16,7 +16,7 @@ from streamfeat.endpoint._records import count_records
 from streamfeat.errors import MissingExtraError, StreamfeatError
 from streamfeat.models.edgerec import Dims
 from streamfeat.train._batches import BatchRecords, simulator_tasks
-from streamfeat.train._export import TOLERANCE, check_export, export
+from streamfeat.train._export import TOLERANCE, check_export, export, shuffle_weights
 from streamfeat.train._fit import EpochResult, FitOptions, fit, import_torch, shuffle_labels
 from streamfeat.train._samples import read_samples, split_by_device
 
@@ -76,6 +76,9 @@ def add_parsers(sub: Any) -> None:
                         "(docs/train.md)")  # fmt: skip
     p.add_argument("--shuffle-labels", action="store_true",
                    help="the control: training labels shuffled across samples (it must not learn)")  # fmt: skip
+    p.add_argument("--control", type=Path, metavar="FILE",
+                   help="also write the trained model with its weights shuffled (the control "
+                        "that cannot learn; docs/loop.md)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(func=run)
 
@@ -201,6 +204,14 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_bytes(data)
     except OSError as exc:
         args.parser.error(f"can't write {args.out}: {exc.strerror or exc}")
+    if args.control is not None:
+        try:
+            args.control.parent.mkdir(parents=True, exist_ok=True)
+            args.control.write_bytes(shuffle_weights(data, seed=args.seed))
+        except OSError as exc:
+            args.parser.error(f"can't write {args.control}: {exc.strerror or exc}")
+        print(f"wrote {args.control}: the same model with its weights shuffled (the control)",
+              file=out)  # fmt: skip
     total = time.perf_counter() - t0
     print(f"wrote {args.out} ({len(data):,} bytes) in {total:.1f} s (training {t_train:.1f} s); "
           f'use it as [models.NAME] file = "{args.out}" with the inputs of '

@@ -11,7 +11,7 @@ from streamfeat.models.edgerec import forward, to_onnx
 from streamfeat.train._fit import import_torch
 from streamfeat.train._samples import Sample
 
-__all__ = ["TOLERANCE", "check_export", "export"]
+__all__ = ["TOLERANCE", "check_export", "export", "shuffle_weights"]
 
 #: the largest difference allowed between the exported model's scores and PyTorch's
 TOLERANCE = 1e-4
@@ -48,3 +48,31 @@ def check_export(model: Any, data: bytes, samples: Sequence[Sample], pages: int 
             worst = max(worst, float(np.abs(ref - onnx_out[0]).max()),
                         float(np.abs(ref - ours).max()))  # fmt: skip
     return worst
+
+
+def shuffle_weights(data: bytes, seed: int = 0) -> bytes:
+    """Return the ONNX model ``data`` with the values of each float weight tensor permuted at
+    random: the same architecture and the same scale of weights, nothing learned. The control
+    that cannot learn: compared on the served feed it must show no significant uplift.
+
+    Integer constants (axes, shapes) and single numbers are left as they are.
+
+    Raises:
+        ImportError: with the install hint, if the ``onnx`` package is missing.
+    """
+    try:
+        import onnx
+    except ImportError as exc:
+        msg = "shuffling a model needs the onnx package: pip install 'streamfeat[train]'"
+        raise ImportError(msg) from exc
+    model = onnx.load_from_string(data)
+    rng = np.random.default_rng(seed)
+    for init in model.graph.initializer:
+        arr = onnx.numpy_helper.to_array(init)
+        if arr.dtype != np.float32 or arr.size < 2:
+            continue
+        flat = arr.reshape(-1).copy()
+        rng.shuffle(flat)
+        init.CopyFrom(onnx.numpy_helper.from_array(flat.reshape(arr.shape), init.name))
+    model.doc_string = f"{model.doc_string} (control: weights shuffled, seed {seed})".strip()
+    return bytes(model.SerializeToString())

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from streamfeat.models.edgerec import DEFAULT_MODEL_PATH
@@ -28,16 +27,9 @@ def _options(**kw: object) -> SimOptions:
 def shuffled_model(path: Path, seed: int = 0) -> Path:
     """The shipped model with the values of each of its weight tensors permuted at random:
     the same architecture and scale of weights, nothing learned."""
-    model = onnx.load(str(DEFAULT_MODEL_PATH))
-    rng = np.random.default_rng(seed)
-    for init in model.graph.initializer:
-        arr = onnx.numpy_helper.to_array(init)
-        if arr.dtype != np.float32 or arr.size < 2:
-            continue  # the graph's integer constants (axes, shapes) are not weights
-        flat = arr.reshape(-1).copy()
-        rng.shuffle(flat)
-        init.CopyFrom(onnx.numpy_helper.from_array(flat.reshape(arr.shape), init.name))
-    onnx.save(model, str(path))
+    from streamfeat.train import shuffle_weights
+
+    path.write_bytes(shuffle_weights(DEFAULT_MODEL_PATH.read_bytes(), seed=seed))
     return path
 
 

@@ -172,3 +172,40 @@ def test_position_bias_loss_against_a_plain_reference() -> None:
             q = sig(z)
             assert plain[i, j] == pytest.approx(-(y * math.log(q) + (1 - y) * math.log(1 - q)),
                                                 rel=1e-4, abs=1e-5)  # fmt: skip
+
+
+def test_shuffle_weights_permutes_each_weight_tensor_and_nothing_else() -> None:
+    """The control model: every float tensor holds the same values in another order; integer
+    constants and single numbers are untouched; the file still loads and scores."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from streamfeat.models.edgerec import DEFAULT_MODEL_PATH
+    from streamfeat.train import shuffle_weights
+
+    data = DEFAULT_MODEL_PATH.read_bytes()
+    out = shuffle_weights(data, seed=3)
+    before = {
+        i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(data).graph.initializer
+    }
+    after = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(out).graph.initializer}
+    assert before.keys() == after.keys()
+    moved = 0
+    for name, a in before.items():
+        b = after[name]
+        assert a.shape == b.shape
+        assert a.dtype == b.dtype
+        if a.dtype == np.float32 and a.size > 1:
+            np.testing.assert_array_equal(np.sort(a.reshape(-1)), np.sort(b.reshape(-1)))
+            moved += int(not np.array_equal(a, b))
+        else:
+            np.testing.assert_array_equal(a, b)
+    assert moved >= 10
+    assert shuffle_weights(data, seed=3) == out  # seeded
+    sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    feeds = {"candidates": np.array([[[101, 0.1, 1, 2], [102, 0.2, 1, 3]]], np.float32),
+             "exposures": np.zeros((1, 1, 11), np.float32),
+             "page_views": np.zeros((1, 1, 13), np.float32)}  # fmt: skip
+    (scores,) = sess.run(["scores"], feeds)
+    assert scores.shape == (1, 2)
