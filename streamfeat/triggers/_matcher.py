@@ -43,7 +43,7 @@ from typing import Any
 from streamfeat._event import Event
 from streamfeat.triggers._layer import Layer
 from streamfeat.triggers._pattern import Pattern
-from streamfeat.triggers._snapshot import dump_state, load_state
+from streamfeat.triggers._snapshot import dump_state, load_any
 from streamfeat.triggers._state import OCC_PRUNE, DeviceState, Firing
 from streamfeat.triggers._sync import resync
 from streamfeat.triggers._trie import Compiled, compile_patterns
@@ -292,10 +292,15 @@ class Matcher(Layer):
             st.maxts = now_ms
             self.gc(st)
 
-    def dump(self, st: DeviceState) -> dict[str, Any]:
-        """Return a msgpack-able form of ``st`` (trigger names and segment tokens, not ids)."""
+    def dump(self, st: DeviceState) -> list[Any]:
+        """Return a msgpack-able form of ``st`` (format 2, see :mod:`._snapshot`)."""
         return dump_state(self.c, st)
 
-    def load(self, data: dict[str, Any]) -> DeviceState:
-        """Rebuild a state from :meth:`dump` (triggers no longer registered are dropped)."""
-        return load_state(self.c, data)
+    def load(self, data: Any) -> DeviceState:
+        """Rebuild a state from :meth:`dump`, or from a format-1 snapshot of an earlier release
+        (triggers no longer registered are dropped).
+
+        Raises:
+            StorageError: the snapshot is of an unknown format or malformed.
+        """
+        return load_any(self.c, data)

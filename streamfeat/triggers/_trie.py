@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import blake2b
+from typing import Any
 
 import ahocorasick
 
@@ -42,7 +44,14 @@ from streamfeat._tokens import Token
 from streamfeat.triggers._nfa import NfaPlan, build_nfa
 from streamfeat.triggers._pattern import CondToken, Pattern, PatternToken
 
-__all__ = ["Compiled", "Segment", "TriggerPlan", "canonical_key", "compile_patterns"]
+__all__ = [
+    "Compiled",
+    "Segment",
+    "TriggerPlan",
+    "canonical_key",
+    "compile_patterns",
+    "fingerprint",
+]
 
 Position = frozenset[int] | None  # None: `?`
 SegKey = tuple[
@@ -124,6 +133,11 @@ class Compiled:
         self.added = added  # tid -> generation it was added in
         self.seg_keys: list[SegKey] = []
         self.sid_of_key: dict[SegKey, int] = {}
+        #: what the triggers and their ids are (see :func:`fingerprint`): a snapshot taken under
+        #: an equal fingerprint may use ids (segments, symbols, automaton nodes) directly
+        self.fingerprint = b""
+        #: segment id -> its key in msgpack-able form, filled as snapshots need them
+        self.key_dumps: dict[int, Any] = {}
         used: set[int] = set()
         direct: dict[int, list[tuple[int, int]]] = {}
         after: dict[int, list[tuple[int, int]]] = {}
@@ -420,7 +434,25 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
     c = Compiled(plans, segments, types, generation, added_map, nfas)
     c.seg_keys = keys
     c.sid_of_key = key_ids
+    c.fingerprint = fingerprint(patterns)
     return c
+
+
+#: bump when compiling assigns ids differently (segments, symbols, automaton nodes)
+_ID_RULES = "streamfeat-triggers-ids-1"
+
+
+def fingerprint(patterns: Mapping[int, tuple[str, Pattern]]) -> bytes:
+    """Return 8 bytes that identify a trigger set with its ids (and the rules giving ids).
+
+    Compiling is deterministic: two sets with one fingerprint number their segments, symbols
+    and automaton nodes alike, so a device's state can move between them by ids.
+    """
+    h = blake2b(_ID_RULES.encode(), digest_size=8)
+    for tid in sorted(patterns):
+        name, pattern = patterns[tid]
+        h.update(f"\n{tid}\t{name}\t{pattern!r}".encode())
+    return h.digest()
 
 
 def _key(seg: list[tuple[PatternToken, ...] | None]) -> SegKey:
