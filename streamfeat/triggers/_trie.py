@@ -138,6 +138,8 @@ class Compiled:
         self.fingerprint = b""
         #: segment id -> its key in msgpack-able form, filled as snapshots need them
         self.key_dumps: dict[int, Any] = {}
+        self.out_live: list[tuple[int, ...]] = []
+        self.out_wait: list[tuple[int, ...]] = []
         used: set[int] = set()
         direct: dict[int, list[tuple[int, int]]] = {}
         after: dict[int, list[tuple[int, int]]] = {}
@@ -188,6 +190,8 @@ class Compiled:
         self.reported = frozenset(sid for sid in used if any(self.roles[sid]) or sid in later)
         self.every = tuple(sorted(sid for sid in used if segments[sid].core == 0))
         self.lead = tuple(sorted(p.tid for p in plans.values() if p.lead))
+        #: the layer runs at every event (segments of only `?`, leading `*` with `within`)
+        self.always = bool(self.every or self.lead)
         self.max_segment = max((s.length for s in segments), default=1)
         self.max_back = max((s.core or s.tail for s in segments), default=1)
         # how far back a segment check may reach before the event that starts it: a device may
@@ -259,6 +263,7 @@ class Compiled:
         if not self.keywords:
             self.delta: list[dict[int, int]] = [{}]
             self.fresh = [True]
+            self._split_outputs()
             return
         nodes, edges, fails = self.automaton.dump()
         children: dict[int, list[tuple[bytes, int]]] = {}
@@ -296,11 +301,19 @@ class Compiled:
             own = self.keywords.get(paths[nid], ())
             self.out[nid] = tuple(sorted(set(own) | set(self.out[f]))) if own else self.out[f]
         self.delta = [dict(g) for g in self.goto]
+        self._split_outputs()
         # a node is *fresh* when stepping on from it is stepping on from the root: no suffix of
         # its path can still grow into a keyword (so a device there may be freed)
         self.fresh = [True] * len(paths)
         for nid in range(1, len(paths)):  # breadth-first ids: the failure target comes first
             self.fresh[nid] = not self.goto[nid] and self.fresh[self.fail[nid]]
+
+    def _split_outputs(self) -> None:
+        """Split each node's outputs: the segments whose every occurrence matters, and the
+        others (an occurrence of those matters only while a trigger waits on the segment)."""
+        live = self.live
+        self.out_live = [tuple(s for s in o if s in live) for o in self.out]
+        self.out_wait = [tuple(s for s in o if s not in live) for o in self.out]
 
     def step(self, node: int, sym: int) -> int:
         """Return the automaton state after ``sym`` from state ``node`` (memoised)."""
