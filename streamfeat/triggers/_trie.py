@@ -503,14 +503,18 @@ def _segment(
     tail = len(positions) - core
     if core == 0:
         return Segment(positions, 0, tail, 0, -1, ())
-    best = (0, 0, -1)  # (length, end, start) of the longest single-symbol run, the last on ties
+    # the longest single-symbol run, the first on ties: the other positions are then checked
+    # later (when the core ends) rather than back before the keyword, which keeps a device's
+    # state free of look-back (see `lookback`); and a pattern's first step is, more often than
+    # its later ones, the specific event of a scenario rather than one of the log's common ones
+    best = (0, 0, -1)  # (length, end, start)
     start = None
     for i in range(core + 1):
         single = i < core and positions[i] is not None and len(positions[i]) == 1  # type: ignore[arg-type]
         if single and start is None:
             start = i
         elif not single and start is not None:
-            if i - start >= best[0]:
+            if i - start > best[0]:
                 best = (i - start, i - 1, start)
             start = None
     if best[0]:
