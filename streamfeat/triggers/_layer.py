@@ -140,11 +140,16 @@ class Layer(Housekeeping):
 
     def _check(self, st: DeviceState, verify: Any, b: int) -> bool:
         """Check a segment's positions outside its keyword against the buffered events."""
-        symbol = self.c.symbol
+        types = self.c.types
         events = st.events
         off = b - st.base
-        for i, cls in verify:  # noqa: SIM110 - a plain loop is faster than all() on this path
-            if symbol(events[off + i]) not in cls:
+        for i, cls in verify:
+            ev = events[off + i]
+            entry = types.get(ev.type)  # the event's symbol (Compiled.symbol, inline)
+            if entry is None:  # symbol 0: in no class
+                return False
+            page = ev.page
+            if (entry[0] if page is None else entry[1].get(page, entry[0])) not in cls:
                 return False
         return True
 

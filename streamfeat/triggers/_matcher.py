@@ -43,7 +43,7 @@ from typing import Any
 from streamfeat._event import Event
 from streamfeat.triggers._layer import Layer
 from streamfeat.triggers._pattern import Pattern
-from streamfeat.triggers._snapshot import dump_state, load_state
+from streamfeat.triggers._snapshot import dump_state, load_any
 from streamfeat.triggers._state import OCC_PRUNE, DeviceState, Firing
 from streamfeat.triggers._sync import resync
 from streamfeat.triggers._trie import Compiled, compile_patterns
@@ -160,20 +160,36 @@ class Matcher(Layer):
         c = self.c
         if st.compiled is not c:
             resync(self.c, st)
-        entry = c.types.get(event.type)  # c.symbol(event), inline on the hot path
+        etype = event.type
+        page = event.page
+        entry = c.types.get(etype)  # c.symbol(event), inline on the hot path
         if entry is None:
             sym = 0
+        elif page is None:
+            sym = entry[0]
         else:
-            page = event.page
-            sym = entry[0] if page is None else entry[1].get(page, entry[0])
+            sym = entry[1].get(page, entry[0])
         node = c.delta[st.node].get(sym)
         if node is None:
             node = c.step(st.node, sym)
         st.node = node
-        self._buffer(st, index, event)
-        if c.without:
-            self._see_without(st, event, index)
-        if len(st.events) >= st.trim_at:
+        # keep the event and the device's clock there
+        if st.base < 0:
+            st.base = index
+        st.last = index
+        events = st.events
+        events.append(event)
+        ts = event.ts
+        if ts > st.maxts:
+            st.maxts = ts
+        st.clocks.append(st.maxts)
+        wo = c.without.get(etype)  # the `without` tokens it matches: note it as their last
+        if wo is not None:
+            if wo[0] is not None:
+                st.without_seen[wo[0]] = index
+            if page is not None and (tok := wo[1].get(page)) is not None:
+                st.without_seen[tok] = index
+        if len(events) >= st.trim_at:
             self.gc(st)
         if sym in c.sym_users:
             starts = st.symbol_starts.get(sym)
@@ -181,10 +197,20 @@ class Matcher(Layer):
                 starts.append(index)  # the common case of _note, inline
             else:
                 self._note(st, sym, index)
-        hits = c.out[node]
-        fired: list[Firing] = []
-        if hits or st.pending or st.due or st.watch or c.every or c.lead:
+        # the segments ending here that matter: every occurrence of a live one, of the others
+        # only while a trigger waits on them
+        hits = c.out_live[node]
+        if st.waiting:
+            other = c.out_wait[node]
+            if other:
+                wait = st.waiting
+                extra = [sid for sid in other if wait.get(sid)]
+                if extra:
+                    hits = tuple(sorted((*hits, *extra))) if hits else tuple(extra)
+        if hits or st.pending or st.due or st.watch or c.always:
             fired = self._layer(st, index, event, hits)
+        else:
+            fired = []
         if c.nfas:
             nfa_fired = self._nfa_layer(st, index, event, sym)
             if nfa_fired:
@@ -197,17 +223,6 @@ class Matcher(Layer):
             return b
         by_name = self.c.by_name
         return sorted(a + b, key=lambda f: by_name[f.trigger])
-
-    @staticmethod
-    def _buffer(st: DeviceState, index: int, event: Event) -> None:
-        """Keep event ``index`` and the device's clock there."""
-        if st.base < 0:
-            st.base = index
-        st.last = index
-        st.events.append(event)
-        if event.ts > st.maxts:
-            st.maxts = event.ts
-        st.clocks.append(st.maxts)
 
     def _see_without(self, st: DeviceState, event: Event, index: int) -> None:
         """Note ``index`` as the last event matching each ``without`` token ``event`` matches."""
@@ -292,10 +307,15 @@ class Matcher(Layer):
             st.maxts = now_ms
             self.gc(st)
 
-    def dump(self, st: DeviceState) -> dict[str, Any]:
-        """Return a msgpack-able form of ``st`` (trigger names and segment tokens, not ids)."""
+    def dump(self, st: DeviceState) -> list[Any]:
+        """Return a msgpack-able form of ``st`` (format 2, see :mod:`._snapshot`)."""
         return dump_state(self.c, st)
 
-    def load(self, data: dict[str, Any]) -> DeviceState:
-        """Rebuild a state from :meth:`dump` (triggers no longer registered are dropped)."""
-        return load_state(self.c, data)
+    def load(self, data: Any) -> DeviceState:
+        """Rebuild a state from :meth:`dump`, or from a format-1 snapshot of an earlier release
+        (triggers no longer registered are dropped).
+
+        Raises:
+            StorageError: the snapshot is of an unknown format or malformed.
+        """
+        return load_any(self.c, data)

@@ -133,12 +133,16 @@ class TriggerStage:
         """Return True when no partial match is alive (the engine may free the state)."""
         return self.matcher.idle(state)
 
-    def dump(self, state: DeviceState) -> dict[str, Any]:
-        """Return a msgpack-able snapshot of ``state``."""
+    def dump(self, state: DeviceState) -> list[Any]:
+        """Return a msgpack-able snapshot of ``state`` (a versioned flat list)."""
         return self.matcher.dump(state)
 
-    def load(self, data: dict[str, Any]) -> DeviceState:
-        """Rebuild a state from :meth:`dump`."""
+    def load(self, data: Any) -> DeviceState:
+        """Rebuild a state from :meth:`dump` (or from a snapshot of an earlier release).
+
+        Raises:
+            StorageError: the snapshot is of an unknown format or malformed.
+        """
         return self.matcher.load(data)
 
     # -- replay ---------------------------------------------------------------------------

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import blake2b
+from typing import Any
 
 import ahocorasick
 
@@ -42,7 +44,14 @@ from streamfeat._tokens import Token
 from streamfeat.triggers._nfa import NfaPlan, build_nfa
 from streamfeat.triggers._pattern import CondToken, Pattern, PatternToken
 
-__all__ = ["Compiled", "Segment", "TriggerPlan", "canonical_key", "compile_patterns"]
+__all__ = [
+    "Compiled",
+    "Segment",
+    "TriggerPlan",
+    "canonical_key",
+    "compile_patterns",
+    "fingerprint",
+]
 
 Position = frozenset[int] | None  # None: `?`
 SegKey = tuple[
@@ -124,6 +133,13 @@ class Compiled:
         self.added = added  # tid -> generation it was added in
         self.seg_keys: list[SegKey] = []
         self.sid_of_key: dict[SegKey, int] = {}
+        #: what the triggers and their ids are (see :func:`fingerprint`): a snapshot taken under
+        #: an equal fingerprint may use ids (segments, symbols, automaton nodes) directly
+        self.fingerprint = b""
+        #: segment id -> its key in msgpack-able form, filled as snapshots need them
+        self.key_dumps: dict[int, Any] = {}
+        self.out_live: list[tuple[int, ...]] = []
+        self.out_wait: list[tuple[int, ...]] = []
         used: set[int] = set()
         direct: dict[int, list[tuple[int, int]]] = {}
         after: dict[int, list[tuple[int, int]]] = {}
@@ -174,6 +190,8 @@ class Compiled:
         self.reported = frozenset(sid for sid in used if any(self.roles[sid]) or sid in later)
         self.every = tuple(sorted(sid for sid in used if segments[sid].core == 0))
         self.lead = tuple(sorted(p.tid for p in plans.values() if p.lead))
+        #: the layer runs at every event (segments of only `?`, leading `*` with `within`)
+        self.always = bool(self.every or self.lead)
         self.max_segment = max((s.length for s in segments), default=1)
         self.max_back = max((s.core or s.tail for s in segments), default=1)
         # how far back a segment check may reach before the event that starts it: a device may
@@ -245,6 +263,7 @@ class Compiled:
         if not self.keywords:
             self.delta: list[dict[int, int]] = [{}]
             self.fresh = [True]
+            self._split_outputs()
             return
         nodes, edges, fails = self.automaton.dump()
         children: dict[int, list[tuple[bytes, int]]] = {}
@@ -282,11 +301,19 @@ class Compiled:
             own = self.keywords.get(paths[nid], ())
             self.out[nid] = tuple(sorted(set(own) | set(self.out[f]))) if own else self.out[f]
         self.delta = [dict(g) for g in self.goto]
+        self._split_outputs()
         # a node is *fresh* when stepping on from it is stepping on from the root: no suffix of
         # its path can still grow into a keyword (so a device there may be freed)
         self.fresh = [True] * len(paths)
         for nid in range(1, len(paths)):  # breadth-first ids: the failure target comes first
             self.fresh[nid] = not self.goto[nid] and self.fresh[self.fail[nid]]
+
+    def _split_outputs(self) -> None:
+        """Split each node's outputs: the segments whose every occurrence matters, and the
+        others (an occurrence of those matters only while a trigger waits on the segment)."""
+        live = self.live
+        self.out_live = [tuple(s for s in o if s in live) for o in self.out]
+        self.out_wait = [tuple(s for s in o if s not in live) for o in self.out]
 
     def step(self, node: int, sym: int) -> int:
         """Return the automaton state after ``sym`` from state ``node`` (memoised)."""
@@ -420,7 +447,25 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
     c = Compiled(plans, segments, types, generation, added_map, nfas)
     c.seg_keys = keys
     c.sid_of_key = key_ids
+    c.fingerprint = fingerprint(patterns)
     return c
+
+
+#: bump when compiling assigns ids differently (segments, symbols, automaton nodes)
+_ID_RULES = "streamfeat-triggers-ids-1"
+
+
+def fingerprint(patterns: Mapping[int, tuple[str, Pattern]]) -> bytes:
+    """Return 8 bytes that identify a trigger set with its ids (and the rules giving ids).
+
+    Compiling is deterministic: two sets with one fingerprint number their segments, symbols
+    and automaton nodes alike, so a device's state can move between them by ids.
+    """
+    h = blake2b(_ID_RULES.encode(), digest_size=8)
+    for tid in sorted(patterns):
+        name, pattern = patterns[tid]
+        h.update(f"\n{tid}\t{name}\t{pattern!r}".encode())
+    return h.digest()
 
 
 def _key(seg: list[tuple[PatternToken, ...] | None]) -> SegKey:
@@ -458,14 +503,18 @@ def _segment(
     tail = len(positions) - core
     if core == 0:
         return Segment(positions, 0, tail, 0, -1, ())
-    best = (0, 0, -1)  # (length, end, start) of the longest single-symbol run, the last on ties
+    # the longest single-symbol run, the first on ties: the other positions are then checked
+    # later (when the core ends) rather than back before the keyword, which keeps a device's
+    # state free of look-back (see `lookback`); and a pattern's first step is, more often than
+    # its later ones, the specific event of a scenario rather than one of the log's common ones
+    best = (0, 0, -1)  # (length, end, start)
     start = None
     for i in range(core + 1):
         single = i < core and positions[i] is not None and len(positions[i]) == 1  # type: ignore[arg-type]
         if single and start is None:
             start = i
         elif not single and start is not None:
-            if i - start >= best[0]:
+            if i - start > best[0]:
                 best = (i - start, i - 1, start)
             start = None
     if best[0]:

@@ -232,3 +232,19 @@ def test_update_changes_several_triggers_with_one_rebuild() -> None:
     with pytest.raises(ValueError, match="already exists"):
         stage.update({"ab": "A"})
     assert stage.stats["recompiles"] == 1
+
+
+def test_a_keyword_is_the_first_longest_run_so_the_default_triggers_can_go_idle() -> None:
+    # `a ? b` is found by `a` (its `b` checked two events later), not by `b` with a check
+    # reaching back: no look-back, so a device whose events no trigger uses can be freed.
+    # The default tasks file's `quick_bounce` is such a pattern.
+    stage = TriggerStage(cfg({"quick_bounce": "page_enter@item_detail ? page_exit@item_detail"}))
+    assert stage.matcher.c.lookback == 0
+    state = stage.new_state("d")
+    out: list[dict[str, object]] = []
+    for i, ev in enumerate(stream("click", "scroll", "click")):
+        stage.process(state, i, ev, out)
+    assert stage.idle(state)
+    for i, ev in enumerate(stream("page_enter@item_detail", "x", "page_exit@item_detail"), 3):
+        stage.process(state, i, ev, out)
+    assert [(r["first"], r["last"]) for r in out] == [(3, 5)]
