@@ -201,7 +201,7 @@ def run(ctx: Context) -> list[Row]:
 def _compact_body(schemas: Any, batch: list[dict[str, Any]], writers: bool) -> bytes:
     enc = CompactEncoder(schemas, None, {})
     if not writers:
-        enc.writers = None  # the reference walk, CompactEncoder._record
+        enc.writer = None  # the reference walk, CompactEncoder._record
     for rec in batch:
         enc.add(rec)
     return bytes(enc.buf)

@@ -25,8 +25,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from streamfeat._compiled import compiled
-from streamfeat.encoders._compact_writers import Writer, writers_for
+from streamfeat.encoders._compact_writers import BatchWriter, writer_for
 from streamfeat.encoders._ids import Decider, bucket_label, relabel_ids
 from streamfeat.encoders._schema import NAME_KEY, Field, Schema, SchemaSet
 from streamfeat.encoders._wire import (
@@ -60,7 +59,7 @@ def _is_int(v: object) -> bool:
 class CompactEncoder:
     """Write records as compact bytes; one instance per batch (it holds the batch's state)."""
 
-    __slots__ = ("buf", "decide", "last_ts", "prev", "schemas", "stats", "table", "writers")
+    __slots__ = ("buf", "decide", "last_ts", "prev", "schemas", "stats", "table", "writer")
 
     def __init__(self, schemas: SchemaSet, decide: Decider | None, stats: dict[str, int]) -> None:
         self.schemas = schemas
@@ -70,10 +69,10 @@ class CompactEncoder:
         self.table = StrTable()
         self.last_ts = 0
         self.prev: dict[str, Any] = {}
-        # without admission, each schema's specialised writer (same bytes as _record); not in
-        # the compiled core, where the compiled _record is faster than generated Python code
-        self.writers: dict[int, Writer] | None = (
-            writers_for(schemas, _Misfit, _MISSING) if decide is None and not compiled() else None
+        # without admission, the schema set's generated batch writer (same bytes as _record,
+        # one record after another); None: the reference walk
+        self.writer: BatchWriter | None = (
+            writer_for(schemas, _Misfit, _MISSING) if decide is None else None
         )
 
     def add(self, record: dict[str, Any]) -> None:
@@ -82,6 +81,9 @@ class CompactEncoder:
         Raises:
             EncodeError: the record holds a value no codec can carry; the batch is unchanged.
         """
+        if self.writer is not None:
+            self.writer(self, (record,))
+            return
         idx, schema = self.schemas.lookup(record)
         if self.decide is not None:
             self.decide.reset()  # type: ignore[attr-defined]
@@ -89,11 +91,7 @@ class CompactEncoder:
             # `prev` needs no copy: a record changes it only after its last refusal point
             mark, last_ts = len(self.table.strings), self.last_ts
             try:
-                writers = self.writers
-                if writers is not None:
-                    self.buf += writers[idx](self, record)
-                else:
-                    self.buf += self._record(record, idx, schema)
+                self.buf += self._record(record, idx, schema)
                 return
             except (_Misfit, EncodeError):
                 # roll the batch state back: the dropped bytes defined strings and moved ts
@@ -101,6 +99,14 @@ class CompactEncoder:
                 self.last_ts = last_ts
                 self.stats["fallback"] = self.stats.get("fallback", 0) + 1
         self._fallback(record, schema)
+
+    def add_many(self, records: list[dict[str, Any]]) -> None:
+        """Append every record of ``records``, as :meth:`add` one by one does."""
+        if self.writer is not None:
+            self.writer(self, records)
+            return
+        for record in records:
+            self.add(record)
 
     def _fallback(self, record: dict[str, Any], schema: Schema | None) -> None:
         rec = {k: v for k, v in record.items() if not (isinstance(k, str) and k[:1] == "_")}
@@ -489,8 +495,7 @@ def encode_compact(
 ) -> bytes:
     """Return the compact body of ``records``."""
     enc = CompactEncoder(schemas, decide, stats)
-    for rec in records:
-        enc.add(rec)
+    enc.add_many(records)
     return bytes(enc.buf)
 
 

@@ -29,9 +29,9 @@ def _run(batch: list[dict[str, Any]], specialised: bool) -> tuple[Any, ...]:
     stats: dict[str, int] = {}
     enc = CompactEncoder(SCHEMAS, None, stats)
     if not specialised:
-        enc.writers = None
+        enc.writer = None
     else:
-        assert enc.writers is not None
+        assert enc.writer is not None
     outcome = []
     for rec in batch:
         try:
