@@ -65,8 +65,11 @@ def writer_for(schemas: SchemaSet, misfit: type[Exception], missing: object) -> 
 
 def _uvar(lines: list[str], pad: str, expr: str) -> None:
     # put_uvarint inline for a value known to be >= 0 (above 2**64 it raises EncodeError)
-    lines += [f"{pad}n = {expr}"]
-    _varint(lines, pad, "put_uvarint(buf, n)")
+    if expr.isidentifier():
+        _varint(lines, pad, expr, f"put_uvarint(buf, {expr})")
+    else:
+        lines += [f"{pad}n = {expr}"]
+        _varint(lines, pad, "n", "put_uvarint(buf, n)")
 
 
 def _svar(lines: list[str], pad: str, expr: str) -> None:
@@ -74,21 +77,21 @@ def _svar(lines: list[str], pad: str, expr: str) -> None:
     # same expression is 2**64 or more, so `n` below 2**21 means d in range, and past that
     # put_svarint checks the range and raises EncodeError as the reference does
     lines += [f"{pad}d = {expr}", f"{pad}n = (d << 1) ^ (d >> 63)"]
-    _varint(lines, pad, "put_svarint(buf, d)")
+    _varint(lines, pad, "n", "put_svarint(buf, d)")
 
 
-def _varint(lines: list[str], pad: str, slow: str) -> None:
+def _varint(lines: list[str], pad: str, n: str, slow: str) -> None:
     # LEB128 of `n` in one, two or three appends; longer ones through the reference's code
     lines += [
-        f"{pad}if n < 0x80:",
-        f"{pad}    ap(n)",
-        f"{pad}elif n < 0x4000:",
-        f"{pad}    ap((n & 0x7F) | 0x80)",
-        f"{pad}    ap(n >> 7)",
-        f"{pad}elif n < 0x200000:",
-        f"{pad}    ap((n & 0x7F) | 0x80)",
-        f"{pad}    ap(((n >> 7) & 0x7F) | 0x80)",
-        f"{pad}    ap(n >> 14)",
+        f"{pad}if {n} < 0x80:",
+        f"{pad}    ap({n})",
+        f"{pad}elif {n} < 0x4000:",
+        f"{pad}    ap(({n} & 0x7F) | 0x80)",
+        f"{pad}    ap({n} >> 7)",
+        f"{pad}elif {n} < 0x200000:",
+        f"{pad}    ap(({n} & 0x7F) | 0x80)",
+        f"{pad}    ap((({n} >> 7) & 0x7F) | 0x80)",
+        f"{pad}    ap({n} >> 14)",
         f"{pad}else:",
         f"{pad}    {slow}",
     ]
@@ -124,7 +127,14 @@ def _id(lines: list[str], pad: str, v: str) -> None:
 
 
 def _kind(
-    lines: list[str], pad: str, k: int, f: Field, b: tuple[int, ...], ref: str, c: str
+    lines: list[str],
+    pad: str,
+    k: int,
+    f: Field,
+    b: tuple[int, ...],
+    ref: str,
+    c: str,
+    ref_int: bool = False,
 ) -> None:
     """The code writing ``v{k}`` as ``f.kind``, the bits ``b`` left to it (constants ``{c}*``)."""
     kind = f.kind
@@ -157,7 +167,8 @@ def _kind(
     elif kind == "uint":
         lines += [f"{pad}if type({v}) is not int or {v} < 0:", f"{pad}    raise Misfit"]
         if f.ref:
-            lines += [f"{pad}if type({ref}) is not int:", f"{pad}    raise Misfit"]
+            if not ref_int:
+                lines += [f"{pad}if type({ref}) is not int:", f"{pad}    raise Misfit"]
             _svar(lines, pad, f"{v} - {ref}")
         else:
             _uvar(lines, pad, v)
@@ -260,6 +271,8 @@ def _record(schema: Schema, idx: int, c: str, prevs: dict[str, str]) -> list[str
     lines = []
     if keys_read:
         attached = [a for a in ATTACHMENTS if a not in schema.topkeys]
+        if schema.kind == "trigger":
+            attached.reverse()  # trigger records carry `_events`, the others `_raw_bytes`
         known = " or ".join(f"{a!r} in rec" for a in attached) or "False"
         ntop = len(schema.topkeys)
         lines += [
@@ -283,14 +296,10 @@ def _record(schema: Schema, idx: int, c: str, prevs: dict[str, str]) -> list[str
             lines += [f"if vals.keys() != {c}VALUEKEYS:", "    raise Misfit"]
     elif inner:
         lines.append("vals = rec.get('values')")
-    lines += [
-        f"if rec['kind'] != {schema.kind!r}:",
-        "    raise Misfit",
-        f"at = start + {at}",
-        f"buf += {bytes(head) + bytes(schema.nbytes)!r}",
-        "bits = 0",
-    ]
+    # rec["kind"] == schema.kind: the lookup found the schema by it
+    lines += [f"buf += {bytes(head) + bytes(schema.nbytes)!r}", "bits = 0"]
     local: dict[str, str] = {}
+    ints: set[str] = set()
     for k, (f, qname, b) in enumerate(schema.plan):
         pad = ""
         lines.append(f"v{k} = {'vals' if f.in_values else 'rec'}[{f.name!r}]")
@@ -308,15 +317,19 @@ def _record(schema: Schema, idx: int, c: str, prevs: dict[str, str]) -> list[str
             lines.append(f"{pad}else:")
             pad += "    "
             j += 1
-        _kind(lines, pad, k, f, b[j:], local.get(f.ref, "None"), c)
+        _kind(lines, pad, k, f, b[j:], local.get(f.ref, "None"), c, f.ref in ints)
+        if f.kind in ("int", "uint", "count", "ts") and not f.nullable and not f.derive:
+            ints.add(qname)  # written only when an int: later fields need not check it
     # past the last refusal point: the batch state moves on
     lines += [f"{prevs[q]} = {local[q]}" for q in schema.prev_fields]
+    # the bitmap, now that every bit is known
     if schema.nbytes == 1:
-        lines.append("buf[at] = bits")
+        lines.append(f"buf[start + {at}] = bits")
     elif schema.nbytes == 2:
-        lines += ["buf[at] = bits & 0xFF", "buf[at + 1] = bits >> 8"]
+        lines += [f"buf[start + {at}] = bits & 0xFF", f"buf[start + {at + 1}] = bits >> 8"]
     elif schema.nbytes:
-        lines.append(f"buf[at : at + {schema.nbytes}] = bits.to_bytes({schema.nbytes}, 'little')")
+        n = schema.nbytes
+        lines.append(f"buf[start + {at} : start + {at + n}] = bits.to_bytes({n}, 'little')")
     return lines
 
 
@@ -358,9 +371,12 @@ def writer_source(schemas: SchemaSet) -> str:
         "        for rec in records:",
         # SchemaSet.lookup inline
         "            kind = rec.get('kind')",
-        "            name_key = NAME_KEY.get(kind) if isinstance(kind, str) else None",
-        "            name = rec.get(name_key) if name_key is not None else None",
-        "            t = BY_TYPE.get((kind, name)) if isinstance(name, str) else None",
+        "            by_name = BY_KIND.get(kind) if isinstance(kind, str) else None",
+        "            if by_name is None:",
+        "                fallback(rec, None)",
+        "                continue",
+        "            name = rec.get(by_name[0])",
+        "            t = by_name[1].get(name) if isinstance(name, str) else None",
         "            if t is None:",
         "                fallback(rec, None)",
         "                continue",
@@ -397,12 +413,15 @@ def build_writer(schemas: SchemaSet, misfit: type[Exception], missing: object) -
             if not (isinstance(k, str) and k[:1] == "_"):
                 raise misfit
 
+    # SchemaSet.lookup as two dictionaries: kind -> (name key, name -> type index)
+    by_kind: dict[str, tuple[str, dict[str, int]]] = {k: (n, {}) for k, n in NAME_KEY.items()}
+    for (kind, name), (i, _) in schemas.by_type.items():
+        by_kind[kind][1][name] = i
     ns: dict[str, Any] = {
         "Misfit": misfit,
         "MISSING": missing,
         "EncodeError": EncodeError,
-        "NAME_KEY": NAME_KEY,
-        "BY_TYPE": {key: i for key, (i, _) in schemas.by_type.items()},
+        "BY_KIND": by_kind,
         "SCHEMAS": schemas.schemas,
         "extra_keys": extra_keys,
         "put_uvarint": put_uvarint,
