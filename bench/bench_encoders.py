@@ -202,8 +202,7 @@ def _compact_body(schemas: Any, batch: list[dict[str, Any]], writers: bool) -> b
     enc = CompactEncoder(schemas, None, {})
     if not writers:
         enc.writer = None  # the reference walk, CompactEncoder._record
-    for rec in batch:
-        enc.add(rec)
+    enc.add_many(batch)
     return bytes(enc.buf)
 
 
