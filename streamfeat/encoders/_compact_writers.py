@@ -1,30 +1,36 @@
-"""Specialised record writers for the ``compact`` codec, built once per schema set.
+"""The ``compact`` codec's batch writer: generated once per schema set, no dispatch per field.
 
 :meth:`CompactEncoder._record <streamfeat.encoders._compact.CompactEncoder>` walks a schema's
 plan field by field and dispatches on each field's kind; it is the reference. Here the same
-walk is done once, when a schema set is first used, and written out as one Python function per
-schema (``exec`` of generated source, as :mod:`dataclasses` builds ``__init__``), so a record is
-written by straight-line code with no dispatch per field:
+walk is done once, when a schema set is first used, and written out as one Python function
+(``exec`` of generated source, as :mod:`dataclasses` builds ``__init__``) that loops over a
+batch's records and writes each by straight-line code for its schema:
 
+* the schema is found by two dictionary look-ups (kind, then name) and its code by a few
+  integer comparisons;
 * each field is read by its constant key into a local variable (``v0``, ``v1``, ...), and the
   fields that refer to it (``eq`` and ``sum`` predictions, ``uint`` deltas) read that local,
   not a dictionary of values seen;
+* the batch's last timestamp and the previous record's values (``prev`` predictions) are
+  locals for the whole batch, written back to the encoder when the function returns or raises;
 * the record goes straight into the batch's one ``bytearray``: its type byte and a zeroed
-  bitmap are one precomputed constant, the bitmap is patched in place once every bit is known;
-* varints below 2**14 are one or two ``append`` calls, ``ts`` keeps the batch's previous
-  timestamp in a local, the bit masks, scales and tolerances are constants;
-* the schema's keys are proved present by reading them (a missing one raises ``KeyError``,
-  turned into a misfit), so checking the keys costs a length comparison; a record with one
-  known attachment (``_raw_bytes``, ``_events``) on top is recognised by one lookup.
+  bitmap are one constant, the bitmap is patched in place once every bit is known;
+* varints below 2**21 are one to three ``append`` calls, new string-dictionary entries are
+  written inline (the canonical-decimal test by ``str`` methods, not a regex); bit masks,
+  scales and tolerances are constants;
+* the schema's keys are proved present by reading them (a missing one raises ``KeyError``, a
+  misfit), so checking the keys costs a length comparison; a record with one known attachment
+  (``_raw_bytes``, ``_events``) on top is recognised by one look-up, any other by a loop.
 
-The rare kinds (``any``, ``map``, ``top`` lists of other than ids) call the reference's own
-code. The bytes written, the batch state left behind and the misfits refused are the
-reference's (``tests/property/test_encoders_writers.py`` compares both on random records).
-A writer that raises leaves a partial record at the end of the buffer: the caller cuts it off
-and rolls the string table and the timestamp back, as it does for the reference.
+The rare kinds (``top`` lists of other than ids, ids that are not strings) call the
+reference's own code. A record that does not fit is cut off the buffer, the string table and
+the timestamp rolled back, and it goes to ``CompactEncoder._fallback``, as with the reference.
+The bytes written, the batch state left behind, the misfits and the errors are the reference's
+(``tests/property/test_encoders_writers.py`` compares both on random batches).
 
-Only the encoder without id admission uses them; with admission every id goes through the
-decider first, and the reference path runs.
+Only the encoder without id admission uses it; with admission every id goes through the
+decider first, and the reference path runs. The compiled core uses it too: the generated
+function is Python, and it writes faster than the compiled reference walk (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -56,10 +62,10 @@ def writer_for(schemas: SchemaSet, misfit: type[Exception], missing: object) -> 
     ``misfit`` is the exception a record that does not fit raises; ``missing`` the reference's
     "no previous value" marker.
     """
-    cached: BatchWriter | None = schemas.writers
+    cached: BatchWriter | None = schemas.writer
     if cached is None:
         cached = build_writer(schemas, misfit, missing)
-        schemas.writers = cached
+        schemas.writer = cached
     return cached
 
 

@@ -173,7 +173,7 @@ class SchemaSet:
             (s.kind, s.name): (i + 1, s) for i, s in enumerate(schemas)
         }
         # the compact codec's generated batch writer, built on first use (_compact_writers.py)
-        self.writers: Any = None
+        self.writer: Any = None
 
     def lookup(self, record: Mapping[str, Any]) -> tuple[int, Schema | None]:
         """Return the type index and schema of ``record`` (``(0, None)`` when none fits)."""

@@ -13,19 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamfeat._compiled import compiled
 from streamfeat.encoders._compact import CompactEncoder
 from streamfeat.encoders._compact_writers import writer_source
 from streamfeat.errors import EncodeError
 from tests.property._encoders_strategies import json_values, record_of, records
 from tests.property.test_encoders_roundtrip import SCHEMAS
-
-# the compiled core encodes with its compiled reference walk and builds no writer
-pytestmark = pytest.mark.skipif(compiled(), reason="the compiled core uses no generated writer")
 
 
 def _state(enc: CompactEncoder, stats: dict[str, int], outcome: list[str]) -> tuple[Any, ...]:
