@@ -15,7 +15,7 @@ batch's records and writes each by straight-line code for its schema:
   locals for the whole batch, written back to the encoder when the function returns or raises;
 * the record goes straight into the batch's one ``bytearray``: its type byte and a zeroed
   bitmap are one constant, the bitmap is patched in place once every bit is known;
-* varints below 2**21 are one to three ``append`` calls, new string-dictionary entries are
+* varints below 2**28 are one to four ``append`` calls, new string-dictionary entries are
   written inline (the canonical-decimal test by ``str`` methods, not a regex); bit masks,
   scales and tolerances are constants;
 * the schema's keys are proved present by reading them (a missing one raises ``KeyError``, a
@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamfeat.encoders._schema import NAME_KEY, Field, Schema, SchemaSet
-from streamfeat.encoders._wire import put_svarint, put_uvarint, write_value
+from streamfeat.encoders._wire import T_INT, T_SMALL, put_svarint, put_uvarint, write_value
 from streamfeat.errors import EncodeError
 
 __all__ = ["ATTACHMENTS", "BatchWriter", "build_writer", "writer_for", "writer_source"]
@@ -80,14 +80,15 @@ def _uvar(lines: list[str], pad: str, expr: str) -> None:
 
 def _svar(lines: list[str], pad: str, expr: str) -> None:
     # put_svarint inline. Zigzag is (d << 1) ^ (d >> 63) inside [-2**63, 2**63); outside it the
-    # same expression is 2**64 or more, so `n` below 2**21 means d in range, and past that
+    # same expression is 2**64 or more, so `n` below 2**28 means d in range, and past that
     # put_svarint checks the range and raises EncodeError as the reference does
     lines += [f"{pad}d = {expr}", f"{pad}n = (d << 1) ^ (d >> 63)"]
     _varint(lines, pad, "n", "put_svarint(buf, d)")
 
 
 def _varint(lines: list[str], pad: str, n: str, slow: str) -> None:
-    # LEB128 of `n` in one, two or three appends; longer ones through the reference's code
+    # LEB128 of `n` in one to four appends (item ids defined as numbers take four); longer
+    # ones through the reference's code
     lines += [
         f"{pad}if {n} < 0x80:",
         f"{pad}    ap({n})",
@@ -98,6 +99,11 @@ def _varint(lines: list[str], pad: str, n: str, slow: str) -> None:
         f"{pad}    ap(({n} & 0x7F) | 0x80)",
         f"{pad}    ap((({n} >> 7) & 0x7F) | 0x80)",
         f"{pad}    ap({n} >> 14)",
+        f"{pad}elif {n} < 0x10000000:",
+        f"{pad}    ap(({n} & 0x7F) | 0x80)",
+        f"{pad}    ap((({n} >> 7) & 0x7F) | 0x80)",
+        f"{pad}    ap((({n} >> 14) & 0x7F) | 0x80)",
+        f"{pad}    ap({n} >> 21)",
         f"{pad}else:",
         f"{pad}    {slow}",
     ]
@@ -233,7 +239,15 @@ def _kind(
             f"{pad}write_value(buf, table, {v})",
         ]
     elif kind == "any":
-        lines.append(f"{pad}write_value(buf, table, {v})")
+        # write_value inline for an int of one byte (T_SMALL + v) or a 64-bit one (T_INT)
+        lines += [
+            f"{pad}if type({v}) is int and 0 <= {v} <= {255 - T_SMALL}:",
+            f"{pad}    ap({v} + {T_SMALL})",
+            f"{pad}elif type({v}) is int and -0x8000000000000000 <= {v} < 0x8000000000000000:",
+            f"{pad}    ap({T_INT})",
+        ]
+        _svar(lines, pad + "    ", v)
+        lines += [f"{pad}else:", f"{pad}    write_value(buf, table, {v})"]
     else:  # top of str, ts, any: the reference's own code, which keeps enc.last_ts
         lines += [
             f"{pad}enc.last_ts = lt",
