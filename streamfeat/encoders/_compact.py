@@ -25,6 +25,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from streamfeat._compiled import compiled
+from streamfeat.encoders._compact_walk import Misfit, Walk
 from streamfeat.encoders._compact_writers import BatchWriter, writer_for
 from streamfeat.encoders._ids import Decider, bucket_label, relabel_ids
 from streamfeat.encoders._schema import NAME_KEY, Field, Schema, SchemaSet
@@ -59,7 +61,9 @@ def _is_int(v: object) -> bool:
 class CompactEncoder:
     """Write records as compact bytes; one instance per batch (it holds the batch's state)."""
 
-    __slots__ = ("buf", "decide", "last_ts", "prev", "schemas", "stats", "table", "writer")
+    __slots__ = (
+        "buf", "decide", "last_ts", "prev", "schemas", "stats", "table", "walk", "writer",
+    )  # fmt: skip
 
     def __init__(self, schemas: SchemaSet, decide: Decider | None, stats: dict[str, int]) -> None:
         self.schemas = schemas
@@ -70,10 +74,15 @@ class CompactEncoder:
         self.last_ts = 0
         self.prev: dict[str, Any] = {}
         # without admission, the schema set's generated batch writer (same bytes as _record,
-        # one record after another); None: the reference walk
-        self.writer: BatchWriter | None = (
-            writer_for(schemas, _Misfit, _MISSING) if decide is None else None
-        )
+        # one record after another), or in the compiled core its compiled walk over typed
+        # plans (faster there than the generated Python); both None: the reference walk
+        self.writer: BatchWriter | None = None
+        self.walk: Walk | None = None
+        if decide is None:
+            if compiled():
+                self.walk = walk_for(schemas)
+            else:
+                self.writer = writer_for(schemas, _Misfit, _MISSING)
 
     def add(self, record: dict[str, Any]) -> None:
         """Append one record (``_`` attachments ignored).
@@ -81,8 +90,8 @@ class CompactEncoder:
         Raises:
             EncodeError: the record holds a value no codec can carry; the batch is unchanged.
         """
-        if self.writer is not None:
-            self.writer(self, (record,))
+        if self.writer is not None or self.walk is not None:
+            self.add_many([record])
             return
         idx, schema = self.schemas.lookup(record)
         if self.decide is not None:
@@ -105,8 +114,43 @@ class CompactEncoder:
         if self.writer is not None:
             self.writer(self, records)
             return
+        if self.walk is not None:
+            self._walk_many(self.walk, records)
+            return
         for record in records:
             self.add(record)
+
+    def _walk_many(self, walk: Walk, records: list[dict[str, Any]]) -> None:
+        # add() one by one with the compiled walk; its bytes go to a list of ints, moved to
+        # buf before a fallback writes there and at the end
+        out: list[int] = []
+        buf, table, stats = self.buf, self.table, self.stats
+        try:
+            for rec in records:
+                t = walk.lookup(rec)
+                if t == 0:
+                    buf += bytes(out)
+                    out.clear()
+                    self._fallback(rec, None)
+                    continue
+                start, mark, last_ts = len(out), len(table.strings), self.last_ts
+                try:
+                    self.last_ts = walk.write(out, table, self.prev, last_ts, rec, t)
+                    continue
+                except (Misfit, EncodeError, KeyError):
+                    # a missing key is a misfit too; roll back the record's bytes and state
+                    del out[start:]
+                    table.rollback(mark)
+                    self.last_ts = last_ts
+                    stats["fallback"] = stats.get("fallback", 0) + 1
+                except BaseException:
+                    del out[start:]  # no part of the record reaches buf
+                    raise
+                buf += bytes(out)
+                out.clear()
+                self._fallback(rec, self.schemas.schemas[t - 1])
+        finally:
+            buf += bytes(out)
 
     def _fallback(self, record: dict[str, Any], schema: Schema | None) -> None:
         rec = {k: v for k, v in record.items() if not (isinstance(k, str) and k[:1] == "_")}
@@ -488,6 +532,15 @@ def _assemble(schema: Schema, seen: dict[str, Any]) -> dict[str, Any]:
         else:
             rec[key] = seen[key]
     return rec
+
+
+def walk_for(schemas: SchemaSet) -> Walk:
+    """Return the compiled walk's plans of ``schemas`` (built on first use, then kept)."""
+    cached: Walk | None = schemas.walk
+    if cached is None:
+        cached = Walk(schemas)
+        schemas.walk = cached
+    return cached
 
 
 def encode_compact(

@@ -174,6 +174,8 @@ class SchemaSet:
         }
         # the compact codec's generated batch writer, built on first use (_compact_writers.py)
         self.writer: Any = None
+        # the compiled core's walk over typed field plans, built on first use (_compact_walk.py)
+        self.walk: Any = None
 
     def lookup(self, record: Mapping[str, Any]) -> tuple[int, Schema | None]:
         """Return the type index and schema of ``record`` (``(0, None)`` when none fits)."""

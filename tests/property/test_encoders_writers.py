@@ -1,7 +1,9 @@
-"""Differential test: the compact codec's generated batch writer against its reference walk.
+"""Differential test: the compact codec's two fast writers against its reference walk.
 
 ``_compact_writers.py`` generates one function per schema set that writes a batch's records
-one after another; ``CompactEncoder._record`` walks a schema's plan and is the reference. Over
+one after another (the pure-Python default); ``_compact_walk.py`` walks typed field plans (the
+compiled core's default); ``CompactEncoder._record`` walks a schema's plan and is the
+reference. Each runs here whichever build is in use (the walk as Python in a pure run). Over
 random batches (records of every schema, records off their schema, records of no schema, values
 near the 64-bit edges, infinities, attachments and keys that are not attachments) both must
 write the same bytes, refuse the same records (counted as fallbacks), raise the same errors and
@@ -16,8 +18,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamfeat.encoders._compact import CompactEncoder
-from streamfeat.encoders._compact_writers import writer_source
+from streamfeat._compiled import compiled
+from streamfeat.encoders._compact import _MISSING, CompactEncoder, _Misfit, walk_for
+from streamfeat.encoders._compact_writers import writer_for, writer_source
 from streamfeat.errors import EncodeError
 from tests.property._encoders_strategies import json_values, record_of, records
 from tests.property.test_encoders_roundtrip import SCHEMAS
@@ -27,13 +30,19 @@ def _state(enc: CompactEncoder, stats: dict[str, int], outcome: list[str]) -> tu
     return (bytes(enc.buf), stats, enc.table.strings, enc.last_ts, enc.prev, outcome)
 
 
-def _run(batch: list[dict[str, Any]], specialised: bool) -> tuple[Any, ...]:
-    stats: dict[str, int] = {}
+MODES = ("writer", "walk")
+
+
+def _encoder(mode: str, stats: dict[str, int]) -> CompactEncoder:
     enc = CompactEncoder(SCHEMAS, None, stats)
-    if not specialised:
-        enc.writer = None
-    else:
-        assert enc.writer is not None
+    enc.writer = writer_for(SCHEMAS, _Misfit, _MISSING) if mode == "writer" else None
+    enc.walk = walk_for(SCHEMAS) if mode == "walk" else None
+    return enc
+
+
+def _run(batch: list[dict[str, Any]], mode: str) -> tuple[Any, ...]:
+    stats: dict[str, int] = {}
+    enc = _encoder(mode, stats)
     outcome = []
     for rec in batch:
         try:
@@ -44,12 +53,10 @@ def _run(batch: list[dict[str, Any]], specialised: bool) -> tuple[Any, ...]:
     return _state(enc, stats, outcome)
 
 
-def _run_many(batch: list[dict[str, Any]], specialised: bool) -> tuple[Any, ...]:
+def _run_many(batch: list[dict[str, Any]], mode: str) -> tuple[Any, ...]:
     # the whole batch at once: stops at the first record no codec can carry
     stats: dict[str, int] = {}
-    enc = CompactEncoder(SCHEMAS, None, stats)
-    if not specialised:
-        enc.writer = None
+    enc = _encoder(mode, stats)
     outcome = ["ok"]
     try:
         enc.add_many(batch)
@@ -75,28 +82,41 @@ def with_attachments() -> st.SearchStrategy[dict[str, Any]]:
     return records(SCHEMAS).flatmap(_attached)
 
 
+def check(batch: list[dict[str, Any]]) -> None:
+    one, many = _run(batch, "reference"), _run_many(batch, "reference")
+    for mode in MODES:
+        assert _run(batch, mode) == one, mode
+        assert _run_many(batch, mode) == many, mode
+
+
+def test_the_default_writer_follows_the_build() -> None:
+    enc = CompactEncoder(SCHEMAS, None, {})
+    if compiled():
+        assert enc.walk is not None
+        assert enc.writer is None
+    else:
+        assert enc.writer is not None
+        assert enc.walk is None
+
+
 @given(st.lists(records(SCHEMAS), max_size=12))
 def test_writers_equal_the_reference(batch: list[dict[str, Any]]) -> None:
-    assert _run(batch, True) == _run(batch, False)
-    assert _run_many(batch, True) == _run_many(batch, False)
+    check(batch)
 
 
 @given(st.lists(records(SCHEMAS, infinity=True), max_size=8))
 def test_writers_equal_the_reference_with_infinities(batch: list[dict[str, Any]]) -> None:
-    assert _run(batch, True) == _run(batch, False)
-    assert _run_many(batch, True) == _run_many(batch, False)
+    check(batch)
 
 
 @given(st.one_of([st.lists(record_of(s), min_size=1, max_size=12) for s in SCHEMAS.schemas]))
 def test_writers_equal_the_reference_on_one_schema(batch: list[dict[str, Any]]) -> None:
-    assert _run(batch, True) == _run(batch, False)
-    assert _run_many(batch, True) == _run_many(batch, False)
+    check(batch)
 
 
 @given(st.lists(with_attachments(), max_size=10))
 def test_writers_equal_the_reference_with_attachments(batch: list[dict[str, Any]]) -> None:
-    assert _run(batch, True) == _run(batch, False)
-    assert _run_many(batch, True) == _run_many(batch, False)
+    check(batch)
 
 
 def test_the_writer_dispatches_on_no_field_kind() -> None:
@@ -122,7 +142,5 @@ def test_a_record_no_codec_carries_stops_the_batch_alike(
     # (the generated writer keeps its last ts and previous values in locals until it returns)
     rec = {**batch[at % len(batch)], "_raw_bytes": 1, "zz": bad} if batch else {"zz": bad}
     batch = [*batch[:at], rec, *batch[at:]]
-    many = _run_many(batch, True)
-    assert many[-1][0].startswith("refused")
-    assert many == _run_many(batch, False)
-    assert _run(batch, True) == _run(batch, False)
+    assert _run_many(batch, "reference")[-1][0].startswith("refused")
+    check(batch)
