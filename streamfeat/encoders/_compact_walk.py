@@ -47,7 +47,11 @@ D_PREV: Final = 3
 _I64: Final = 1 << 63
 _U64: Final = 1 << 64
 _F_I64: Final = float(1 << 63)
+_SHORT: Final = 1 << 60  # below the compiled core's machine-sized ints (2**62)
 _F64 = struct.Struct(">d")
+
+
+_NO_VALUES: Final[dict[str, Any]] = {}
 
 
 class Misfit(Exception):
@@ -113,6 +117,7 @@ class _Plan:
         head: list[int] = []
         _uvarint(head, idx)
         self.head: list[int] = head
+        self.head1: int = head[0] if len(head) == 1 else -1  # the common one-byte type
         self.nbytes: int = schema.nbytes
         self.topkeys: frozenset[str] = schema.topkeys
         self.valuekeys: frozenset[str] = schema.valuekeys
@@ -187,13 +192,20 @@ class Walk:
             for k in keys - plan.topkeys:
                 if not (isinstance(k, str) and k[:1] == "_"):
                     raise Misfit
-        vals: Any = rec.get("values")
+        got: Any = rec.get("values")
+        vals: dict[str, Any] = _NO_VALUES
         if plan.has_values:
-            if type(vals) is not dict:
+            if type(got) is not dict:
                 raise Misfit
+            vals = got
             if len(vals) != plan.nvalues if plan.keys_read else vals.keys() != plan.valuekeys:
                 raise Misfit
-        out.extend(plan.head)
+        elif type(got) is dict:
+            vals = got
+        if plan.head1 >= 0:
+            out.append(plan.head1)
+        else:
+            out.extend(plan.head)
         at = len(out)
         for _ in range(plan.nbytes):
             out.append(0)
@@ -249,7 +261,7 @@ class Walk:
             elif kind == K_STR:
                 if type(v) is not str:
                     raise Misfit
-                s = table.index.get(v)
+                s = index.get(v)
                 if s is None:
                     _uvarint(out, len(table.strings))
                     _define(out, table, v, 0, 0)
@@ -284,8 +296,11 @@ class Walk:
                 last_ts = _top(out, table, op, v, last_ts)
         for i in plan.prev:
             prev[ops[i].qname] = seen[i]
-        for j in range(plan.nbytes):
-            out[at + j] = (bits >> (8 * j)) & 0xFF
+        if plan.nbytes == 1:
+            out[at] = bits
+        else:
+            for j in range(plan.nbytes):
+                out[at + j] = (bits >> (8 * j)) & 0xFF
         return last_ts
 
 
@@ -310,6 +325,12 @@ def _uvarint(out: list[int], n: int) -> None:
     if 0 <= n < 0x80:
         out.append(n)
         return
+    if 0 <= n < _SHORT:  # compared with a machine-sized constant: no big-int comparison
+        while n > 0x7F:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        out.append(n)
+        return
     if not 0 <= n < _U64:
         msg = f"integer {n} is outside the encodable range [0, 2**64)"
         raise EncodeError(msg)
@@ -323,6 +344,9 @@ def _svarint(out: list[int], n: int) -> None:
     if -0x40 <= n < 0x40:
         out.append(n << 1 if n >= 0 else ((-n) << 1) - 1)
         return
+    if -_SHORT <= n < _SHORT:
+        _uvarint(out, n << 1 if n >= 0 else ((-n) << 1) - 1)
+        return
     if not -_I64 <= n < _I64:
         msg = f"integer {n} is outside the encodable range [-2**63, 2**63)"
         raise EncodeError(msg)
@@ -333,7 +357,8 @@ def _define(out: list[int], table: StrTable, s: str, shift: int, tag: int) -> No
     # StrTable._define into a list
     table.index[s] = len(table.strings)
     table.strings.append(s)
-    if s.isascii() and s.isdigit() and len(s) <= 18 and (s[0] != "0" or len(s) == 1):
+    # _DECIMAL_RE: "0", or a digit 1-9 then up to 17 digits (the first character decides most)
+    if s and len(s) <= 18 and (("1" <= s[0] <= "9" and s.isascii() and s.isdigit()) or s == "0"):
         _uvarint(out, (((int(s) << 1) | 1) << shift) | tag)
     else:
         raw = s.encode("utf-8", "surrogatepass")
