@@ -73,7 +73,8 @@ test-compiled: install
 	STREAMFEAT_TEST_COMPILED=1 STREAMFEAT_REQUIRE_COMPILED=1 $(PY) -m pytest -q -p no:cacheprovider \
 	  tests/golden tests/property/test_compiled_differential.py \
 	  tests/property/test_triggers_differential.py tests/property/test_encoders_roundtrip.py \
-	  tests/property/test_encoders_robustness.py tests/property/test_tunnel_frames.py \
+	  tests/property/test_encoders_robustness.py tests/property/test_encoders_writers.py \
+	  tests/property/test_tunnel_frames.py \
 	  tests/unit/triggers tests/unit/encoders tests/unit/windows tests/unit/features tests/unit/tunnel \
 	  tests/property/test_windows_aggregates.py tests/property/test_windows_reference.py \
 	  tests/property/test_features_reference.py tests/property/test_tunnel_states.py

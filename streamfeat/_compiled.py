@@ -38,6 +38,7 @@ MODULES = (
     "streamfeat.triggers._state",
     "streamfeat.triggers._trie",
     "streamfeat.encoders._compact",
+    "streamfeat.encoders._compact_walk",
     "streamfeat.encoders._ids",
     "streamfeat.encoders._wire",
     "streamfeat.encoders._sizes",

@@ -26,7 +26,8 @@ import struct
 from typing import Any
 
 from streamfeat._compiled import compiled
-from streamfeat.encoders._compact_writers import Writer, writers_for
+from streamfeat.encoders._compact_walk import Misfit, Walk
+from streamfeat.encoders._compact_writers import BatchWriter, writer_for
 from streamfeat.encoders._ids import Decider, bucket_label, relabel_ids
 from streamfeat.encoders._schema import NAME_KEY, Field, Schema, SchemaSet
 from streamfeat.encoders._wire import (
@@ -60,7 +61,9 @@ def _is_int(v: object) -> bool:
 class CompactEncoder:
     """Write records as compact bytes; one instance per batch (it holds the batch's state)."""
 
-    __slots__ = ("buf", "decide", "last_ts", "prev", "schemas", "stats", "table", "writers")
+    __slots__ = (
+        "buf", "decide", "last_ts", "prev", "schemas", "stats", "table", "walk", "writer",
+    )  # fmt: skip
 
     def __init__(self, schemas: SchemaSet, decide: Decider | None, stats: dict[str, int]) -> None:
         self.schemas = schemas
@@ -70,11 +73,16 @@ class CompactEncoder:
         self.table = StrTable()
         self.last_ts = 0
         self.prev: dict[str, Any] = {}
-        # without admission, each schema's specialised writer (same bytes as _record); not in
-        # the compiled core, where the compiled _record is faster than generated Python code
-        self.writers: dict[int, Writer] | None = (
-            writers_for(schemas, _Misfit, _MISSING) if decide is None and not compiled() else None
-        )
+        # without admission, the schema set's generated batch writer (same bytes as _record,
+        # one record after another), or in the compiled core its compiled walk over typed
+        # plans (faster there than the generated Python); both None: the reference walk
+        self.writer: BatchWriter | None = None
+        self.walk: Walk | None = None
+        if decide is None:
+            if compiled():
+                self.walk = walk_for(schemas)
+            else:
+                self.writer = writer_for(schemas, _Misfit, _MISSING)
 
     def add(self, record: dict[str, Any]) -> None:
         """Append one record (``_`` attachments ignored).
@@ -82,6 +90,9 @@ class CompactEncoder:
         Raises:
             EncodeError: the record holds a value no codec can carry; the batch is unchanged.
         """
+        if self.writer is not None or self.walk is not None:
+            self.add_many([record])
+            return
         idx, schema = self.schemas.lookup(record)
         if self.decide is not None:
             self.decide.reset()  # type: ignore[attr-defined]
@@ -89,11 +100,7 @@ class CompactEncoder:
             # `prev` needs no copy: a record changes it only after its last refusal point
             mark, last_ts = len(self.table.strings), self.last_ts
             try:
-                writers = self.writers
-                if writers is not None:
-                    self.buf += writers[idx](self, record)
-                else:
-                    self.buf += self._record(record, idx, schema)
+                self.buf += self._record(record, idx, schema)
                 return
             except (_Misfit, EncodeError):
                 # roll the batch state back: the dropped bytes defined strings and moved ts
@@ -101,6 +108,49 @@ class CompactEncoder:
                 self.last_ts = last_ts
                 self.stats["fallback"] = self.stats.get("fallback", 0) + 1
         self._fallback(record, schema)
+
+    def add_many(self, records: list[dict[str, Any]]) -> None:
+        """Append every record of ``records``, as :meth:`add` one by one does."""
+        if self.writer is not None:
+            self.writer(self, records)
+            return
+        if self.walk is not None:
+            self._walk_many(self.walk, records)
+            return
+        for record in records:
+            self.add(record)
+
+    def _walk_many(self, walk: Walk, records: list[dict[str, Any]]) -> None:
+        # add() one by one with the compiled walk; its bytes go to a list of ints, moved to
+        # buf before a fallback writes there and at the end
+        out: list[int] = []
+        buf, table, stats = self.buf, self.table, self.stats
+        try:
+            for rec in records:
+                t = walk.lookup(rec)
+                if t == 0:
+                    buf += bytes(out)
+                    out.clear()
+                    self._fallback(rec, None)
+                    continue
+                start, mark, last_ts = len(out), len(table.strings), self.last_ts
+                try:
+                    self.last_ts = walk.write(out, table, self.prev, last_ts, rec, t)
+                    continue
+                except (Misfit, EncodeError, KeyError):
+                    # a missing key is a misfit too; roll back the record's bytes and state
+                    del out[start:]
+                    table.rollback(mark)
+                    self.last_ts = last_ts
+                    stats["fallback"] = stats.get("fallback", 0) + 1
+                except BaseException:
+                    del out[start:]  # no part of the record reaches buf
+                    raise
+                buf += bytes(out)
+                out.clear()
+                self._fallback(rec, self.schemas.schemas[t - 1])
+        finally:
+            buf += bytes(out)
 
     def _fallback(self, record: dict[str, Any], schema: Schema | None) -> None:
         rec = {k: v for k, v in record.items() if not (isinstance(k, str) and k[:1] == "_")}
@@ -484,13 +534,21 @@ def _assemble(schema: Schema, seen: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def walk_for(schemas: SchemaSet) -> Walk:
+    """Return the compiled walk's plans of ``schemas`` (built on first use, then kept)."""
+    cached: Walk | None = schemas.walk
+    if cached is None:
+        cached = Walk(schemas)
+        schemas.walk = cached
+    return cached
+
+
 def encode_compact(
     records: list[dict[str, Any]], schemas: SchemaSet, decide: Decider | None, stats: dict[str, int]
 ) -> bytes:
     """Return the compact body of ``records``."""
     enc = CompactEncoder(schemas, decide, stats)
-    for rec in records:
-        enc.add(rec)
+    enc.add_many(records)
     return bytes(enc.buf)
 
 

@@ -172,8 +172,10 @@ class SchemaSet:
         self.by_type: dict[tuple[str, str], tuple[int, Schema]] = {
             (s.kind, s.name): (i + 1, s) for i, s in enumerate(schemas)
         }
-        # the compact codec's specialised writers, built on first use (_compact_writers.py)
-        self.writers: dict[int, Any] | None = None
+        # the compact codec's generated batch writer, built on first use (_compact_writers.py)
+        self.writer: Any = None
+        # the compiled core's walk over typed field plans, built on first use (_compact_walk.py)
+        self.walk: Any = None
 
     def lookup(self, record: Mapping[str, Any]) -> tuple[int, Schema | None]:
         """Return the type index and schema of ``record`` (``(0, None)`` when none fits)."""

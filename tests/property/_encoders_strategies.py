@@ -68,7 +68,7 @@ def for_kind(kind: str, infinity: bool, f: Field | None = None) -> st.SearchStra
         return st.lists(pair, max_size=4)
     if kind == "map":
         return st.dictionaries(st.text(max_size=8), _json_values(infinity), max_size=5)
-    return scalars(infinity)  # any
+    return scalars(infinity) | st.integers(-300, 300)  # any: small ints have a short form
 
 
 @functools.cache
