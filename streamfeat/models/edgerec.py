@@ -33,8 +33,8 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
   weighted by ``RECENCY ** k`` (``k`` rows before the newest, so what the user just did
   counts most), and ``sum_t RECENCY ** k [c_t = c] slog(exposure_ms_t)``. With
   ``Dims(soft=S)`` four more: the first four again with the exact match ``[c_t = c]``
-  replaced by a learned similarity ``s(c, c_t) = E_s[c] . E_s[c_t]`` (``sim_emb.weight``,
-  ``S`` numbers per category bucket), so a click can lift the categories the data shows to
+  replaced by a similarity ``s(c, c_t) = max(0, E_s[c] . E_s[c_t]) ** SIM_POWER``
+  (``sim_emb.weight``, ``S`` numbers per category bucket), so a click can lift the categories the data shows to
   go with the clicked one, not only the same category.
 * **Linear part.** A model with ``wide.weight`` (``Dims(wide=True)``) adds ``w_l [t_c; slog(m)]``
   to the logit: the candidate's scaled numbers and its matches, straight to the score, as
@@ -107,6 +107,9 @@ MATCH_FEATURES = 4
 RECENT_FEATURES = 4
 #: The weight of an exposure row ``k`` rows before the newest: ``RECENCY ** k``.
 RECENCY = 0.9
+#: Soft matches use ``max(0, E[c] . E[c']) ** SIM_POWER``: near 1 for categories that go
+#: together, near 0 (not a small positive number that 50 context rows would add up) for the rest.
+SIM_POWER = 4.0
 _EXPOSURE_MS = EXPOSURE_FIELDS.index("exposure_ms")
 _CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 #: Where the logit clips a probability.
@@ -301,7 +304,9 @@ def _match(
             return np.asarray(sim[np.mod(rows[:, 0].astype(np.int64), k)], dtype=np.float32)
 
         ec = emb(candidates)
-        s_e, s_d = ec @ emb(exposures).T, ec @ emb(page_views).T  # [C, E], [C, D]
+        p = np.float32(SIM_POWER)
+        s_e = np.maximum(ec @ emb(exposures).T, np.float32(0)) ** p  # [C, E]
+        s_d = np.maximum(ec @ emb(page_views).T, np.float32(0)) ** p  # [C, D]
         parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1), s_d.sum(-1)]
     return _slog(np.stack(parts, axis=-1).astype(np.float32))
 
@@ -475,8 +480,13 @@ def _match_onnx(g: _Graph, recent: bool, soft: bool) -> str:
             return g.op("Gather", ["sim_emb.weight", g.op("Squeeze", [idx, "ax2"])], axis=0)
 
         ec = emb("candidates")
-        s_e = g.op("MatMul", [ec, g.op("Transpose", [emb("exposures")], perm=[0, 2, 1])])
-        s_d = g.op("MatMul", [ec, g.op("Transpose", [emb("page_views")], perm=[0, 2, 1])])
+        power = g.const("sim_power", np.array(SIM_POWER, np.float32))
+
+        def sims(x: str) -> str:  # max(0, E[c] . E[c_t]) ** SIM_POWER
+            dot = g.op("MatMul", [ec, g.op("Transpose", [emb(x)], perm=[0, 2, 1])])
+            return g.op("Pow", [g.op("Relu", [dot]), power])
+
+        s_e, s_d = sims("exposures"), sims("page_views")
         parts += [
             g.op("ReduceSum", [s_e, "ax2"], keepdims=1),
             g.op("ReduceSum", [g.op("Mul", [s_e, clicked]), "ax2"], keepdims=1),

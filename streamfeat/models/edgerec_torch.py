@@ -26,6 +26,7 @@ from streamfeat.models.edgerec import (
     LOGIT_EPS,
     NORM_FIELDS,
     RECENCY,
+    SIM_POWER,
     Dims,
     Weights,
 )
@@ -114,7 +115,8 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
 
                 def sims(rows: Any, mask: Any) -> Any:  # [B, C, T], padded rows zeroed
                     et = self.sim_emb(torch.remainder(rows[..., 0].long(), self.dims.buckets))
-                    return (ec @ et.transpose(1, 2)) * mask[:, None, :]
+                    dot = torch.relu(ec @ et.transpose(1, 2))
+                    return dot**SIM_POWER * mask[:, None, :]
 
                 s_e, s_d = sims(ex, e_mask), sims(pv, d_mask)
                 parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1),

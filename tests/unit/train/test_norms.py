@@ -136,12 +136,12 @@ def test_match_features_against_a_plain_reference() -> None:
                sum(r * math.copysign(math.log1p(abs(float(e[ms]))), float(e[ms])) for r, e in rows)]  # fmt: skip
         want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
         np.testing.assert_allclose(got[i, 4:], want, rtol=1e-4, atol=1e-4)
-    # the learned similarity: s(c, c') = E[c] . E[c'] in place of [c = c']
+    # the soft matches: s(c, c') = max(0, E[c] . E[c']) ** SIM_POWER in place of [c = c']
     emb = np.random.default_rng(9).normal(size=(4, 2)).astype(np.float32)
     got = er._match(cand, ex, pv, sim=emb)
 
     def sim(a: float, b: float) -> float:
-        return float(emb[int(a) % 4] @ emb[int(b) % 4])
+        return max(0.0, float(emb[int(a) % 4] @ emb[int(b) % 4])) ** er.SIM_POWER
 
     for i, row in enumerate(cand):
         c = row[0]
