@@ -120,7 +120,12 @@ class WindowStage:
         return rest, by_type
 
     def _due(self, wins: list[Any]) -> int:
-        return min([d(w) for d, w in zip(self._deadlines, wins, strict=True)], default=NO_DEADLINE)
+        due = NO_DEADLINE
+        for deadline, w in zip(self._deadlines, wins, strict=True):  # a plain loop: no list
+            d = deadline(w)
+            if d < due:
+                due = d
+        return due
 
     def new_state(self, device: str, residue: int | None = None) -> WindowState:
         """Return a device's state; ``residue`` is its ``maxts`` from before a freeing."""
