@@ -219,8 +219,10 @@ class Engine:
             dev = self._devices[name] = _Device(0, None)
         states = dev.states
         if states is None:
-            if dev.spill is not None:  # back after idling with something open: its states again
-                states = self._unspill(dev, name)
+            spill = dev.spill
+            if spill is not None:  # back after idling with something open: its states again
+                dev.spill = None
+                states = dev.states = self._unspill(spill)
             else:
                 states = dev.states = self._new_states(name, dev.residue)
         index = dev.count
@@ -262,7 +264,8 @@ class Engine:
                 continue
             states = dev.states
             if states is None:
-                states = self._unspill(dev, name)
+                states = dev.states = self._unspill(dev.spill or b"")
+                dev.spill = None
             for stage, state in zip(self.stages, states, strict=True):
                 stage.advance(state, now, out)
             self.idled += 1
@@ -276,7 +279,11 @@ class Engine:
             if due is not None:
                 dev.key = max(due - idle_ms, cutoff + 1)
                 heapq.heappush(heap, (dev.key, name))
-            self._spill(dev)
+            dev.spill = msgpack.packb(
+                [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)],
+                use_bin_type=True,
+            )
+            dev.states = None
 
     def _deadline(self, states: list[Any]) -> int | None:
         # the smallest time at which advance() would close something: the stages' deadline()
@@ -289,57 +296,15 @@ class Engine:
                     due = d
         return due
 
-    def _spill(self, dev: _Device) -> None:
-        # keep a device's states as msgpack bytes: each stage's dump, or None for a stage with
-        # nothing open (its residue kept in dev.residue, as when a device is freed): it comes
-        # back as new_state(device, residue), which is what freeing relies on too
-        states = dev.states
-        assert states is not None
-        dumps: list[Any] = []
-        residue: list[Any] = []
-        for stage, idle, keep, st in zip(
-            self.stages, self._idle, self._residue, states, strict=True
-        ):
-            if idle(st):
-                dumps.append(None)
-                residue.append(None if keep is None else keep(st))
-            else:
-                dumps.append(stage.dump(st))
-                residue.append(None)
-        dev.spill = msgpack.packb(dumps, use_bin_type=True)
-        dev.residue = residue
-        dev.states = None
+    def _unspill(self, spill: bytes) -> list[Any]:
+        dumped = msgpack.unpackb(spill, raw=False, strict_map_key=False)
+        return [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
 
-    def _unspill(self, dev: _Device, name: str) -> list[Any]:
-        # the states of a spilled device, live again
-        dumped = msgpack.unpackb(dev.spill or b"", raw=False, strict_map_key=False)
-        residue = dev.residue or [None] * len(self.stages)
-        states = [
-            self._fresh(s, name, r) if d is None else s.load(d)
-            for s, d, r in zip(self.stages, dumped, residue, strict=True)
-        ]
-        dev.states, dev.spill, dev.residue = states, None, None
-        return states
-
-    def _spilled_dumps(self, dev: _Device, name: str) -> list[Any]:
-        # what every stage's dump() would give for a spilled device (for a snapshot)
-        dumped = msgpack.unpackb(dev.spill or b"", raw=False, strict_map_key=False)
-        residue = dev.residue or [None] * len(self.stages)
-        return [
-            s.dump(self._fresh(s, name, r)) if d is None else d
-            for s, d, r in zip(self.stages, dumped, residue, strict=True)
-        ]
-
-    @staticmethod
-    def _fresh(stage: Stage, device: str, residue: Any) -> Any:
-        if residue is None:
-            return stage.new_state(device)
-        return stage.new_state(device, residue)  # type: ignore[call-arg]
-
-    def _live(self, dev: _Device, name: str) -> list[Any] | None:
+    def _live(self, dev: _Device) -> list[Any] | None:
         # a device's states, brought back from bytes if it was spilled
         if dev.states is None and dev.spill is not None:
-            return self._unspill(dev, name)
+            dev.states = self._unspill(dev.spill)
+            dev.spill = None
         return dev.states
 
     def _new_states(self, device: str, residue: list[Any] | None) -> list[Any]:
@@ -371,8 +336,8 @@ class Engine:
     def advance(self, now_ms: int) -> list[Record]:
         """Let wall time move every device with open state on (idle-device watermarks)."""
         out: list[Record] = []
-        for name, dev in self._devices.items():
-            states = self._live(dev, name)
+        for dev in self._devices.values():
+            states = self._live(dev)
             if states is None:
                 continue
             for stage, state in zip(self.stages, states, strict=True):
@@ -386,7 +351,7 @@ class Engine:
         names = list(self._devices) if devices is None else list(devices)
         for name in names:
             dev = self._devices.get(name)
-            states = None if dev is None else self._live(dev, name)
+            states = None if dev is None else self._live(dev)
             if dev is None or states is None:
                 continue
             for stage, state in zip(self.stages, states, strict=True):
@@ -428,7 +393,7 @@ class Engine:
     def state_of(self, device: str, stage: str) -> Any:
         """Return the live state of ``device`` in stage ``stage`` (None when freed or unseen)."""
         dev = self._devices.get(device)
-        states = None if dev is None else self._live(dev, device)
+        states = None if dev is None else self._live(dev)
         if states is None:
             return None
         for i, s in enumerate(self.stages):
@@ -473,7 +438,7 @@ class Engine:
             if dev.states is not None:
                 dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
             elif dev.spill is not None:
-                dumped = self._spilled_dumps(dev, name)
+                dumped = msgpack.unpackb(dev.spill, raw=False, strict_map_key=False)
             devices[name] = [dev.count, dumped, dev.residue]
         body: dict[str, Any] = {
             "v": _SNAPSHOT_VERSION,

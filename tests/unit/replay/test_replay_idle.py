@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import orjson
 import pytest
 
@@ -221,49 +220,3 @@ def test_a_snapshot_taken_while_a_device_is_kept_as_bytes_resumes_exactly(cut: i
     assert second.spilled_devices == first.spilled_devices
     got += [r for e in events[cut:] for r in second.process(e)] + second.close()
     assert got == want
-
-
-SPILL_CLOSED = """
-[engine]
-idle = "3m"
-
-[triggers]
-detail = "page_enter@item_detail * page_exit@item_detail"
-
-[windows.session]
-assign = "session 1m"
-aggregate = { n = "count" }
-
-[features.ipv]
-kind = "ipv"
-"""
-
-
-def test_a_stage_with_nothing_open_is_not_kept_in_the_bytes_and_keeps_its_watermark() -> None:
-    # a opens an item page and goes quiet: the idle rule closes its session window and keeps
-    # the rest (the open visit, the trigger's partial match) as bytes, without the window
-    # stage's state; an event of a from before that watermark is still late when a is back
-    engine = build_engine(parse_tasks(SPILL_CLOSED), idle=True)
-    windows = [s.name for s in engine.stages].index("windows")
-    events = [Event(1_000, "page_enter", "a", "item_detail", "i1")]
-    events += [Event(t, "click", "b") for t in range(0, 8 * MIN, 20_000)]
-    events.sort(key=lambda e: e.ts)
-    out = [r for e in events for r in engine.process(e)]
-    assert engine.spilled_devices == 1
-    kept = msgpack.unpackb(engine._devices["a"].spill)
-    assert kept[windows] is None
-    assert all(d is not None for i, d in enumerate(kept) if i != windows)
-    out += engine.process(Event(10_000, "click", "a", "item_detail", "i1"))
-    out += engine.process(Event(8 * MIN, "page_exit", "a", "item_detail", "i1"))
-    out += engine.close()
-    a = [(r["kind"], r.get("trigger") or r.get("window") or r.get("feature")) for r in out]
-    a = [k for k, r in zip(a, out, strict=True) if r["device"] == "a"]
-    assert a == [
-        ("window", "session"),  # closed by the idle rule
-        ("late", "session"),  # the click at 10 s, behind a's watermark
-        ("trigger", "detail"),  # the partial match came back from the bytes
-        ("feature", "ipv"),  # and the visit
-        ("window", "session"),  # the page exit's own session, closed at the end
-    ]
-    ipv = next(r for r in out if r["kind"] == "feature")
-    assert (ipv["values"]["enter_ts"], ipv["values"]["truncated"]) == (1_000, False)
