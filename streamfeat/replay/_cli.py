@@ -85,11 +85,11 @@ def _replay(args: argparse.Namespace) -> int:
         args.parser.error("--speed must be greater than 0")
     if args.checkpoint_every < 1:
         args.parser.error("--checkpoint-every must be at least 1")
-    try:
+    try:  # a replay runs no re-rank: its models are declared, not loaded (no onnxruntime)
         config = (
-            load_tasks(args.tasks)
+            load_tasks(args.tasks, load_models=False)
             if args.tasks
-            else parse_tasks(default_tasks_text(), source="<default tasks>")
+            else parse_tasks(default_tasks_text(), source="<default tasks>", load_models=False)
         )
     except ConfigError as exc:
         print(f"streamfeat replay: {exc}", file=sys.stderr)

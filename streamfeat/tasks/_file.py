@@ -112,8 +112,8 @@ class TasksConfig:
     loaded_models: Mapping[str, Model] = field(default_factory=dict, compare=False, repr=False)
 
 
-def load_tasks(path: str | Path) -> TasksConfig:
-    """Read and validate the tasks file at ``path``.
+def load_tasks(path: str | Path, *, load_models: bool = True) -> TasksConfig:
+    """Read and validate the tasks file at ``path`` (``load_models``: see :func:`parse_tasks`).
 
     Raises:
         ConfigError: naming the file, the key and the reason.
@@ -127,11 +127,14 @@ def load_tasks(path: str | Path) -> TasksConfig:
     except UnicodeDecodeError as exc:
         msg = f"is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); save it as UTF-8"
         raise ConfigError(msg, file=str(p)) from exc
-    return parse_tasks(text, source=str(p))
+    return parse_tasks(text, source=str(p), load_models=load_models)
 
 
-def parse_tasks(text: str, *, source: str | None = None) -> TasksConfig:
+def parse_tasks(text: str, *, source: str | None = None, load_models: bool = True) -> TasksConfig:
     """Validate the TOML ``text`` of a tasks file (``source`` names it in errors).
+
+    ``load_models=False`` checks the ``[models]`` declarations but loads no model file (no
+    onnxruntime, ``loaded_models`` empty): for a replay, which runs no re-rank.
 
     Raises:
         ConfigError: naming the file, the key and the reason.
@@ -141,7 +144,7 @@ def parse_tasks(text: str, *, source: str | None = None) -> TasksConfig:
     except tomllib.TOMLDecodeError as exc:
         msg = f"not valid TOML: {exc}"
         raise ConfigError(msg, file=source) from exc
-    return _Loader(source).load(doc, text)
+    return _Loader(source).load(doc, text, load_models=load_models)
 
 
 _UPLOAD_KEYS = (
@@ -152,7 +155,7 @@ _UPLOAD_KEYS = (
 class _Loader(TableReader):
     """Reads the sections the tasks file owns; each subsystem parses its own tables."""
 
-    def load(self, doc: dict[str, Any], text: str) -> TasksConfig:
+    def load(self, doc: dict[str, Any], text: str, *, load_models: bool = True) -> TasksConfig:
         known = ("engine", "triggers", "windows", "features", "models", "tasks", "upload",
                  "store")  # fmt: skip
         for k in doc:
@@ -176,7 +179,7 @@ class _Loader(TableReader):
         tasks = {n: self.task(n, t, triggers) for n, t in tables.items() if n not in reranks}
         upload = self.upload(self.table(doc, "upload", _UPLOAD_KEYS))
         store = self.store(self.table(doc, "store", ("retention", "max_mb")))
-        loaded = self.load_models(models)
+        loaded = self.load_models(models) if load_models else {}
         return TasksConfig(
             engine, triggers, windows, features, tasks, upload, store, self.source, text,
             models, reranks, loaded,

@@ -109,6 +109,11 @@ class Count:
     def merge(self, a: Any, b: Any) -> Any:
         return a + b
 
+    def merge_into(self, a: Any, b: Any) -> Any:
+        """Return ``merge(a, b)``, free to reuse ``a``, which no one else holds (a merge's
+        own result); ``b`` is left as it is. By default the same as :meth:`merge`."""
+        return self.merge(a, b)
+
     def result(self, acc: Any) -> Any:
         return acc
 
@@ -312,6 +317,10 @@ class Distinct(Count):
     def merge(self, a: Any, b: Any) -> Any:
         return a | b
 
+    def merge_into(self, a: Any, b: Any) -> Any:
+        a |= b
+        return a
+
     def result(self, acc: Any) -> int:
         return len(acc)
 
@@ -361,7 +370,10 @@ class Top(Count):
         return top
 
     def merge(self, a: Any, b: Any) -> Any:
-        out = {k: list(v) for k, v in a.items()}
+        return self.merge_into({k: list(v) for k, v in a.items()}, b)
+
+    def merge_into(self, a: Any, b: Any) -> Any:
+        out = a
         for k, (value, n, seq) in b.items():
             slot = out.get(k)
             if slot is None:
@@ -443,6 +455,20 @@ class AggregateSet:
         """Return the accumulator of the union of the windows of ``a`` and ``b``."""
         out = [a[0] + b[0]]
         out.extend(agg.merge(x, y) for agg, x, y in zip(self.aggs, a[1:], b[1:], strict=True))
+        return out
+
+    def merge_all(self, accs: list[list[Any]]) -> list[Any]:
+        """Return ``merge(...merge(merge(accs[0], accs[1]), accs[2])..., accs[-1])``, copying
+        each set-valued accumulator once, not once per merge; ``accs`` are left as they are
+        (one accumulator is returned itself)."""
+        if len(accs) == 1:
+            return accs[0]
+        out = self.merge(accs[0], accs[1])
+        aggs = self.aggs
+        for b in accs[2:]:
+            out[0] += b[0]
+            for i, agg in enumerate(aggs, 1):
+                out[i] = agg.merge_into(out[i], b[i])
         return out
 
     def values(self, acc: list[Any]) -> dict[str, Any]:

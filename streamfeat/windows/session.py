@@ -14,10 +14,13 @@ apart (``next.first - prev.last >= gap``), so a new event can only merge neighbo
 from __future__ import annotations
 
 from bisect import insort
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
-from streamfeat.windows._base import NO_DEADLINE, WindowLogic
+from streamfeat.windows._base import NO_DEADLINE, ProcessFn, WindowLogic
+
+if TYPE_CHECKING:
+    from streamfeat.windows._config import WindowConfig
 
 __all__ = ["SessionLogic", "SessionState"]
 
@@ -37,9 +40,76 @@ class SessionState:
 
 
 class SessionLogic(WindowLogic):
-    """One session window config."""
+    """One session window config.
+
+    The per-event step is built once per instance (:meth:`_build_process`, as for tumbling
+    windows) and handed to the stage by :meth:`step_function`; :meth:`process` calls it.
+    """
 
     kind = "session"
+
+    def __init__(self, cfg: WindowConfig, lateness: int, *, sizes: bool = False) -> None:
+        super().__init__(cfg, lateness, sizes=sizes)
+        self._step: ProcessFn = self._build_process()
+
+    def step_function(self) -> ProcessFn:
+        """Return the per-event step as a plain function (the stage's hot path)."""
+        return self._step
+
+    def _build_process(self) -> ProcessFn:
+        """Return ``process(st, seq, event, maxts, device, out)`` for this config.
+
+        The same steps as :meth:`process_reference`, with the config in closure cells,
+        admission inlined, and the two common cases first: a key with no open session (a new
+        one, nothing to merge) and an event that extends the key's latest session.
+        """
+        gap, lateness, key_of = self.size, self.lateness, self.key_of
+        filtered, types, pairs = self.filter is not None, self.filter_types, self.filter_pairs
+        by_device = self.key_fields == ("device",)
+        steps, new, late = self.steps, self.aggs.new, self.late
+        join, close_until = self._join, self._close_until
+
+        def process(
+            st: SessionState,
+            seq: int,
+            event: Event,
+            maxts: int,
+            device: str,
+            out: list[dict[str, Any]],
+        ) -> None:
+            wm = maxts - lateness
+            if not filtered or event.type in types or (event.type, event.page) in pairs:
+                key = device if by_device else key_of(event)
+                if key is not None:
+                    ts = event.ts
+                    if ts + gap <= wm:
+                        out.append(late(device, event))
+                    else:
+                        sessions = st.keys.get(key)
+                        if sessions is None:  # a new session, alone under its key
+                            acc = new()
+                            for step in steps:
+                                step(acc, event, seq)
+                            st.keys[key] = [[ts, ts, acc]]
+                            end = ts + gap
+                        else:
+                            latest = sessions[-1]
+                            if latest[0] <= ts < latest[1] + gap:  # extends the latest one
+                                if ts > latest[1]:
+                                    latest[1] = ts
+                                for step in steps:
+                                    step(latest[2], event, seq)
+                                end = latest[1] + gap
+                            else:
+                                end = join(st, key, ts, event, seq)
+                        nxt = st.next_close
+                        if nxt is None or end < nxt:
+                            st.next_close = end
+            nxt = st.next_close
+            if nxt is not None and nxt <= wm:
+                close_until(st, wm, device, out)
+
+        return process
 
     def new_state(self) -> SessionState:
         return SessionState()
@@ -59,6 +129,18 @@ class SessionLogic(WindowLogic):
         out: list[dict[str, Any]],
     ) -> None:
         """Handle one valid event of the device (see :mod:`streamfeat.windows._base`)."""
+        self._step(st, seq, event, maxts, device, out)
+
+    def process_reference(
+        self,
+        st: SessionState,
+        seq: int,
+        event: Event,
+        maxts: int,
+        device: str,
+        out: list[dict[str, Any]],
+    ) -> None:
+        """:meth:`process` step by step (the reference of the built step; tests compare them)."""
         wm = maxts - self.lateness
         key = self.admit(event)
         if key is not None:

@@ -23,7 +23,7 @@ from math import gcd
 from typing import TYPE_CHECKING, Any
 
 from streamfeat._event import Event
-from streamfeat.windows._base import TimedLogic, TimedState
+from streamfeat.windows._base import ProcessFn, TimedLogic, TimedState
 
 if TYPE_CHECKING:
     from streamfeat.windows._config import WindowConfig
@@ -41,6 +41,57 @@ class SlidingLogic(TimedLogic):
         super().__init__(cfg, lateness, sizes=sizes)
         self.slide = cfg.assign.slide
         self.pane = gcd(self.size, self.slide)
+        self._step: ProcessFn = self._build_process()
+
+    def step_function(self) -> ProcessFn:
+        """Return the per-event step as a plain function (the stage's hot path)."""
+        return self._step
+
+    def _build_process(self) -> ProcessFn:
+        """Return ``process(st, seq, event, maxts, device, out)`` for this config: the steps
+        of :meth:`process_reference` with the config in closure cells and admission inlined
+        (as for tumbling windows)."""
+        size, slide, pane, lateness = self.size, self.slide, self.pane, self.lateness
+        key_of, by_device = self.key_of, self.key_fields == ("device",)
+        filtered, types, pairs = self.filter is not None, self.filter_types, self.filter_pairs
+        steps, new, late = self.steps, self.aggs.new, self.late
+        next_end, emit = self._next_end, self._emit
+
+        def process(
+            st: TimedState,
+            seq: int,
+            event: Event,
+            maxts: int,
+            device: str,
+            out: list[dict[str, Any]],
+        ) -> None:
+            wm = maxts - lateness
+            if not filtered or event.type in types or (event.type, event.page) in pairs:
+                key = device if by_device else key_of(event)
+                if key is not None:
+                    ts = event.ts
+                    if ts - ts % slide + size > wm:  # its last window is still open
+                        ends = st.ends
+                        if not ends:
+                            closed = st.closed
+                            st.closed = closed = wm if closed is None or wm > closed else closed
+                            st.next_end = next_end(closed)
+                        pane_end = ts - ts % pane + pane
+                        bucket = ends.get(pane_end)
+                        if bucket is None:
+                            bucket = ends[pane_end] = {}
+                        acc = bucket.get(key)
+                        if acc is None:
+                            acc = bucket[key] = new()
+                        for step in steps:
+                            step(acc, event, seq)
+                    else:
+                        out.append(late(device, event))
+            nxt = st.next_end
+            if nxt is not None and nxt <= wm:
+                emit(st, wm, device, out)
+
+        return process
 
     def _next_end(self, closed: int) -> int:
         # window ends are the numbers congruent to size modulo slide
@@ -56,6 +107,18 @@ class SlidingLogic(TimedLogic):
         out: list[dict[str, Any]],
     ) -> None:
         """Handle one valid event of the device (see :mod:`streamfeat.windows._base`)."""
+        self._step(st, seq, event, maxts, device, out)
+
+    def process_reference(
+        self,
+        st: TimedState,
+        seq: int,
+        event: Event,
+        maxts: int,
+        device: str,
+        out: list[dict[str, Any]],
+    ) -> None:
+        """:meth:`process` step by step (the reference of the built step; tests compare them)."""
         wm = maxts - self.lateness
         key = self.admit(event)
         if key is not None:
@@ -107,14 +170,11 @@ class SlidingLogic(TimedLogic):
                     for key, acc in bucket.items():
                         groups.setdefault((end, key), []).append((pane_end, acc))
                 start -= slide
-        merge = self.aggs.merge
+        merge_all = self.aggs.merge_all
         merged = {}
         for wkey, panes in groups.items():
             panes.sort(key=lambda p: p[0])
-            acc = panes[0][1]
-            for _, other in panes[1:]:
-                acc = merge(acc, other)
-            merged[wkey] = acc
+            merged[wkey] = merge_all([acc for _, acc in panes])
         return merged
 
     def _emit(self, st: TimedState, hi: int | None, device: str, out: list[dict[str, Any]]) -> None:

@@ -109,3 +109,24 @@ def test_sum_keeps_int_and_mixes_to_float() -> None:
     mixed = aggs.values(fold(aggs, list(enumerate(events_of([1, 0.5])))))["s"]
     assert mixed == 1.5
     assert type(mixed) is float
+
+
+@given(st.lists(values, max_size=40), st.lists(st.integers(0, 4), min_size=40, max_size=40))
+def test_merge_all_equals_merging_one_by_one_and_leaves_its_inputs(
+    vals: list[Any], pane: list[int]
+) -> None:
+    # a sliding window's panes: merge_all copies a set-valued accumulator once, not per merge
+    aggs = AggregateSet(SPECS)
+    evs = list(enumerate(events_of(vals)))
+    accs = [fold(aggs, [(s, e) for s, e in evs if pane[s] == p]) for p in range(5)]
+    before = [msgpack.packb(aggs.dump(a)) for a in accs]
+    want = accs[0]
+    for other in accs[1:]:
+        want = aggs.merge(want, other)
+    for n in range(1, 6):
+        one_by_one = accs[0]
+        for other in accs[1:n]:
+            one_by_one = aggs.merge(one_by_one, other)
+        assert aggs.values(aggs.merge_all(accs[:n])) == aggs.values(one_by_one)
+    assert aggs.dump(aggs.merge_all(accs)) == aggs.dump(want)
+    assert [msgpack.packb(aggs.dump(a)) for a in accs] == before
