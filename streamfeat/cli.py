@@ -8,42 +8,38 @@ order of ``streamfeat --help``. ``logging.basicConfig`` is called here and nowhe
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 import streamfeat
-from streamfeat import _tasks_cli as tasks_cli
 from streamfeat._cli_env import EnvDefault
-from streamfeat.agent import _cli as agent_cli
-from streamfeat.endpoint import _cli as endpoint_cli
-from streamfeat.endpoint import _records_cli as records_cli
-from streamfeat.endpoint import _release_cli as release_cli
-from streamfeat.gen import _cli as gen_cli
-from streamfeat.replay import _cli as replay_cli
-from streamfeat.sim import _cli as sim_cli
-from streamfeat.sim import _demo as demo_cli
-from streamfeat.train import _cli as train_cli
 
 __all__ = ["EnvDefault", "build_parser", "main"]
 
-_COMMANDS: tuple[Callable[[Any], None], ...] = (
-    replay_cli.add_parsers,  # replay
-    demo_cli.add_parsers,  # demo
-    gen_cli.add_parsers,  # generate, convert
-    endpoint_cli.add_parsers,  # serve, keys, device
-    records_cli.add_parsers,  # records
-    agent_cli.add_parsers,  # agent
-    sim_cli.add_parsers,  # simulate
-    release_cli.add_parsers,  # bundle, release
-    tasks_cli.add_parsers,  # tasks init, tasks check
-    train_cli.add_parsers,  # train
+#: Each app's ``_cli`` module and the top-level commands its ``add_parsers`` adds, in the order
+#: ``streamfeat --help`` lists them. A command line that names a command imports only its
+#: module: ``streamfeat replay`` does not load the endpoint, the simulator or PyTorch's
+#: neighbours (about 30 MB of a replay's peak memory, docs/performance.md).
+_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("streamfeat.replay._cli", ("replay",)),
+    ("streamfeat.sim._demo", ("demo",)),
+    ("streamfeat.gen._cli", ("generate", "convert")),
+    ("streamfeat.endpoint._cli", ("serve", "keys", "device")),
+    ("streamfeat.endpoint._records_cli", ("records",)),
+    ("streamfeat.agent._cli", ("agent",)),
+    ("streamfeat.sim._cli", ("simulate",)),
+    ("streamfeat.endpoint._release_cli", ("bundle", "release")),
+    ("streamfeat._tasks_cli", ("tasks",)),
+    ("streamfeat.train._cli", ("train",)),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every subsystem's subcommands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser with every subsystem's subcommands, or, given a known
+    ``command``, with only the subcommands of the module that owns it."""
     parser = argparse.ArgumentParser(
         prog="streamfeat",
         description="On-device behaviour processing: triggers, windows, features, uploads.",
@@ -54,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add_parsers in _COMMANDS:
-        add_parsers(sub)
+    owners = [m for m, names in _COMMANDS if command in names]
+    for module, _names in _COMMANDS:
+        if not owners or module in owners:
+            importlib.import_module(module).add_parsers(sub)
     return parser
 
 
@@ -74,8 +72,9 @@ class _OneLineErrors:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(next((w for w in words if not w.startswith("-")), None))
+    args = parser.parse_args(words)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Errors found after parsing (a tasks file refused, a folder missing) are the user's input,

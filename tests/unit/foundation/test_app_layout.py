@@ -85,3 +85,28 @@ def test_simulator_reaches_the_endpoint_database_only_through_its_apis() -> None
             else:
                 continue
             assert "sqlite3" not in names, f"{path.name} imports sqlite3"
+
+
+def test_a_named_command_imports_only_its_own_module() -> None:
+    """``streamfeat replay`` builds only the replay parser: the endpoint, the simulator, the
+    agent and training are not imported (a replay's peak memory, docs/performance.md)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from streamfeat.cli import build_parser\n"
+        "p = build_parser('replay')\n"
+        "sub = next(a for a in p._actions if a.dest == 'command')\n"
+        "print(sorted(sub.choices))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[1:2] in "
+        "(['endpoint'], ['sim'], ['agent'], ['train'], ['gen'])))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()  # fmt: skip
+    assert out[0] == "['replay']"
+    assert out[1] == "[]", out[1]
+    # an unknown word falls back to every command, so argparse names the choices
+    sub = next(a for a in build_parser("nonsense")._actions if a.dest == "command")
+    assert sub.choices is not None
+    assert len(sub.choices) == 14
