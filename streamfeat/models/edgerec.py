@@ -35,8 +35,7 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
   ``Dims(soft=S)`` four more: the first four again with the exact match ``[c_t = c]``
   replaced by a similarity ``s(c, c_t) = max(0, E_s[c] . E_s[c_t]) ** SIM_POWER``
   (``sim_emb.weight``, ``S`` numbers per category bucket), so a click can lift the categories the data shows to
-  go with the clicked one, not only the same category; with ``recent`` too, four more: the
-  recency-weighted ones again with ``s`` in place of the exact match.
+  go with the clicked one, not only the same category.
 * **Linear part.** A model with ``wide.weight`` (``Dims(wide=True)``) adds ``w_l [t_c; slog(m)]``
   to the logit: the candidate's scaled numbers and its matches, straight to the score, as
   the wide part of a Wide & Deep model.
@@ -138,8 +137,8 @@ class Dims:
         """How many match features the model reads (0 without ``match``)."""
         if not self.match:
             return 0
-        per_kind = MATCH_FEATURES + (RECENT_FEATURES if self.recent else 0)
-        return per_kind * (2 if self.soft else 1)
+        extra = (RECENT_FEATURES if self.recent else 0) + (MATCH_FEATURES if self.soft else 0)
+        return MATCH_FEATURES + extra
 
 
 def input_specs() -> tuple[InputSpec, ...]:
@@ -219,7 +218,7 @@ def dims_of(w: Weights) -> Dims:
                 match="match.weight" in w, wide="wide.weight" in w,
                 soft=int(w["sim_emb.weight"].shape[1]) if "sim_emb.weight" in w else 0,
                 recent="match.weight" in w and w["match.weight"].shape[1]
-                > MATCH_FEATURES * (2 if "sim_emb.weight" in w else 1))  # fmt: skip
+                - (MATCH_FEATURES if "sim_emb.weight" in w else 0) > MATCH_FEATURES)  # fmt: skip
 
 
 # --- numpy reference -----------------------------------------------------------------------
@@ -293,11 +292,10 @@ def _match(
     eq_d = (candidates[:, 0:1] == page_views[None, :, 0]).astype(np.float32)  # [C, D]
     clicked, deleted = exposures[None, :, _CLICKED], exposures[None, :, _DELETED]
     parts = [eq_e.sum(-1), (eq_e * clicked).sum(-1), (eq_e * deleted).sum(-1), eq_d.sum(-1)]
-    n = exposures.shape[0]
-    rw = (np.float32(RECENCY) ** np.arange(n - 1, -1, -1, dtype=np.float32))[None, :]
-    ms = _slog(exposures[None, :, _EXPOSURE_MS])
     if recent:
-        r = eq_e * rw
+        n = exposures.shape[0]
+        r = eq_e * (np.float32(RECENCY) ** np.arange(n - 1, -1, -1, dtype=np.float32))[None, :]
+        ms = _slog(exposures[None, :, _EXPOSURE_MS])
         parts += [r.sum(-1), (r * clicked).sum(-1), (r * deleted).sum(-1), (r * ms).sum(-1)]
     if sim is not None:  # learned similarity of the categories (sim_emb.weight)
         k = sim.shape[0]
@@ -310,9 +308,6 @@ def _match(
         s_e = np.maximum(ec @ emb(exposures).T, np.float32(0)) ** p  # [C, E]
         s_d = np.maximum(ec @ emb(page_views).T, np.float32(0)) ** p  # [C, D]
         parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1), s_d.sum(-1)]
-        if recent:
-            r = s_e * rw
-            parts += [r.sum(-1), (r * clicked).sum(-1), (r * deleted).sum(-1), (r * ms).sum(-1)]
     return _slog(np.stack(parts, axis=-1).astype(np.float32))
 
 
@@ -498,15 +493,7 @@ def _match_onnx(g: _Graph, recent: bool, soft: bool) -> str:
             g.op("ReduceSum", [g.op("Mul", [s_e, deleted]), "ax2"], keepdims=1),
             g.op("ReduceSum", [s_d, "ax2"], keepdims=1),
         ]
-        if recent:
-            rs = g.op("Mul", [s_e, wts])
-            parts += [
-                g.op("ReduceSum", [rs, "ax2"], keepdims=1),
-                g.op("ReduceSum", [g.op("Mul", [rs, clicked]), "ax2"], keepdims=1),
-                g.op("ReduceSum", [g.op("Mul", [rs, deleted]), "ax2"], keepdims=1),
-                g.op("ReduceSum", [g.op("Mul", [rs, slog_ms]), "ax2"], keepdims=1),
-            ]
-    m = g.op("Concat", parts, axis=-1)  # [1, C, Dims.match_features]
+    m = g.op("Concat", parts, axis=-1)  # [1, C, 4 or 8]
     return g.op("Mul", [g.op("Sign", [m]), g.op("Log", [g.op("Add", [g.op("Abs", [m]), "one"])])])
 
 

@@ -102,14 +102,12 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
             clicked, deleted = ex[:, None, :, _CLICKED], ex[:, None, :, _DELETED]
             parts = [eq_e.sum(-1), (eq_e * clicked).sum(-1), (eq_e * deleted).sum(-1),
                      eq_d.sum(-1)]  # fmt: skip
-            # RECENCY ** (rows after t up to the page's newest row)
-            n = e_mask.sum(-1, keepdim=True)  # [B, 1] true lengths
-            age = (n - 1.0 - torch.arange(ex.shape[1])[None, :]).clamp(min=0.0)
-            rw = (RECENCY**age * e_mask)[:, None, :]
-            ms = ex[:, None, :, _EXPOSURE_MS]
-            ms = torch.sign(ms) * torch.log1p(ms.abs())
-            if self.dims.recent:
-                r = eq_e * rw
+            if self.dims.recent:  # RECENCY ** (rows after t up to the page's newest row)
+                n = e_mask.sum(-1, keepdim=True)  # [B, 1] true lengths
+                age = (n - 1.0 - torch.arange(ex.shape[1])[None, :]).clamp(min=0.0)
+                r = eq_e * (RECENCY**age * e_mask)[:, None, :]
+                ms = ex[:, None, :, _EXPOSURE_MS]
+                ms = torch.sign(ms) * torch.log1p(ms.abs())
                 parts += [r.sum(-1), (r * clicked).sum(-1), (r * deleted).sum(-1),
                           (r * ms).sum(-1)]  # fmt: skip
             if self.dims.soft:
@@ -123,10 +121,6 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
                 s_e, s_d = sims(ex, e_mask), sims(pv, d_mask)
                 parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1),
                           s_d.sum(-1)]  # fmt: skip
-                if self.dims.recent:
-                    r = s_e * rw
-                    parts += [r.sum(-1), (r * clicked).sum(-1), (r * deleted).sum(-1),
-                              (r * ms).sum(-1)]  # fmt: skip
             m = torch.stack(parts, dim=-1)
             m = torch.sign(m) * torch.log1p(m.abs())
             pre = pre + self.match(m)
