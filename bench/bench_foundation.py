@@ -68,12 +68,18 @@ def _idle_tasks(tmp: Path, idle: str = "10m") -> Path:
 
 def _peak_rss_replay(path: Path, tmp: Path, tasks: Path | None = None) -> float:
     """Peak RSS (MB) of a separate `streamfeat replay` process (default tasks file unless
-    ``tasks``)."""
+    ``tasks``).
+
+    Read from the child's own ``VmHWM`` (``/proc/self/status``), the high-water mark of its
+    address space after ``exec``: its ``ru_maxrss`` would not do, since Linux keeps the
+    largest of the forking parent's RSS across ``exec`` (this benchmark process, hundreds of
+    MB after its in-process replays, made both rows read the parent's size)."""
     extra = [] if tasks is None else ["--tasks", str(tasks)]
     code = (
-        "import resource, sys; from streamfeat.cli import main; "
+        "import sys; from streamfeat.cli import main; "
         f"main(['replay', {str(path)!r}, '--out', {os.devnull!r}, '--json', *{extra!r}]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]; "
+        "print(int(hwm.split()[1]), file=sys.stderr)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(proc.stderr.strip().splitlines()[-1]) / 1024.0
