@@ -286,8 +286,8 @@ def _match(
     recent: bool = False,
     sim: F32 | None = None,
 ) -> F32:
-    """``slog`` of the category matches ``[C, 4]`` (``[C, 8]`` with ``recent``; see the
-    module docstring)."""
+    """``slog`` of the category matches ``[C, 4]``, four more with ``recent`` and four more
+    with ``sim`` (the soft matches; see the module docstring)."""
     eq_e = (candidates[:, 0:1] == exposures[None, :, 0]).astype(np.float32)  # [C, E]
     eq_d = (candidates[:, 0:1] == page_views[None, :, 0]).astype(np.float32)  # [C, D]
     clicked, deleted = exposures[None, :, _CLICKED], exposures[None, :, _DELETED]
@@ -297,7 +297,7 @@ def _match(
         r = eq_e * (np.float32(RECENCY) ** np.arange(n - 1, -1, -1, dtype=np.float32))[None, :]
         ms = _slog(exposures[None, :, _EXPOSURE_MS])
         parts += [r.sum(-1), (r * clicked).sum(-1), (r * deleted).sum(-1), (r * ms).sum(-1)]
-    if sim is not None:  # learned similarity of the categories (sim_emb.weight)
+    if sim is not None:  # the category similarity (sim_emb.weight, computed by training)
         k = sim.shape[0]
 
         def emb(rows: F32) -> F32:
@@ -431,7 +431,7 @@ def _scale(g: _Graph, scale: float) -> str:
 
 
 def _match_onnx(g: _Graph, recent: bool, soft: bool) -> str:
-    """The category matches ``[1, C, 4]`` (or ``[1, C, 8]``) as :func:`_match` computes them."""
+    """The category matches ``[1, C, Dims.match_features]`` as :func:`_match` computes them."""
     cat_c = g.op("Slice", ["candidates", "c0", "c1", "ax2"])  # [1, C, 1]
 
     def row(x: str) -> str:  # [1, T, 1] -> [1, 1, T]
@@ -472,7 +472,7 @@ def _match_onnx(g: _Graph, recent: bool, soft: bool) -> str:
             g.op("ReduceSum", [g.op("Mul", [r, deleted]), "ax2"], keepdims=1),
             g.op("ReduceSum", [g.op("Mul", [r, slog_ms]), "ax2"], keepdims=1),
         ]
-    if soft:  # s(c, c_t) = E_s[c] . E_s[c_t]
+    if soft:  # s(c, c_t) = max(0, E_s[c] . E_s[c_t]) ** SIM_POWER
 
         def emb(x: str) -> str:  # [1, N, S]
             cat = g.op("Slice", [x, "c0", "c1", "ax2"])
