@@ -32,10 +32,12 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
   ``Dims(recent=True)`` four more: the first three over the exposure rows again, each row
   weighted by ``RECENCY ** k`` (``k`` rows before the newest, so what the user just did
   counts most), and ``sum_t RECENCY ** k [c_t = c] slog(exposure_ms_t)``. With
-  ``Dims(soft=S)`` four more: the first four again with the exact match ``[c_t = c]``
+  ``Dims(soft=S)`` six more: the first four again with the exact match ``[c_t = c]``
   replaced by a similarity ``s(c, c_t) = max(0, E_s[c] . E_s[c_t]) ** SIM_POWER``
-  (``sim_emb.weight``, ``S`` numbers per category bucket), so a click can lift the categories the data shows to
-  go with the clicked one, not only the same category.
+  (``sim_emb.weight``, ``S`` numbers per category bucket), so a click can lift the
+  categories the data shows to go with the clicked one, not only the same category; and
+  ``sum_t s(c, c_t) slog(exposure_ms_t)`` over the exposure rows and ``sum_d s(c, c_d)
+  slog(dwell_ms_d)`` over the page-view rows (how long the user looked at items like it).
 * **Linear part.** A model with ``wide.weight`` (``Dims(wide=True)``) adds ``w_l [t_c; slog(m)]``
   to the logit: the candidate's scaled numbers and its matches, straight to the score, as
   the wide part of a Wide & Deep model.
@@ -111,6 +113,12 @@ RECENCY = 0.9
 #: together, near 0 (not a small positive number that 50 context rows would add up) for the rest.
 SIM_POWER = 4.0
 _EXPOSURE_MS = EXPOSURE_FIELDS.index("exposure_ms")
+_DWELL_MS = PAGE_VIEW_FIELDS.index("dwell_ms")
+#: The soft matches (``Dims.soft``): the four exact ones with the similarity in place of
+#: ``[c = c_t]``, and the similarity-weighted sums of ``slog(exposure_ms)`` over the exposure
+#: rows and of ``slog(dwell_ms)`` over the page-view rows (how long the user looked at items
+#: like this one: the longer, the more they want them).
+SOFT_FEATURES = 6
 _CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 #: Where the logit clips a probability.
 LOGIT_EPS = 1e-6
@@ -137,7 +145,7 @@ class Dims:
         """How many match features the model reads (0 without ``match``)."""
         if not self.match:
             return 0
-        extra = (RECENT_FEATURES if self.recent else 0) + (MATCH_FEATURES if self.soft else 0)
+        extra = (RECENT_FEATURES if self.recent else 0) + (SOFT_FEATURES if self.soft else 0)
         return MATCH_FEATURES + extra
 
 
@@ -218,7 +226,7 @@ def dims_of(w: Weights) -> Dims:
                 match="match.weight" in w, wide="wide.weight" in w,
                 soft=int(w["sim_emb.weight"].shape[1]) if "sim_emb.weight" in w else 0,
                 recent="match.weight" in w and w["match.weight"].shape[1]
-                - (MATCH_FEATURES if "sim_emb.weight" in w else 0) > MATCH_FEATURES)  # fmt: skip
+                - (SOFT_FEATURES if "sim_emb.weight" in w else 0) > MATCH_FEATURES)  # fmt: skip
 
 
 # --- numpy reference -----------------------------------------------------------------------
@@ -307,7 +315,9 @@ def _match(
         p = np.float32(SIM_POWER)
         s_e = np.maximum(ec @ emb(exposures).T, np.float32(0)) ** p  # [C, E]
         s_d = np.maximum(ec @ emb(page_views).T, np.float32(0)) ** p  # [C, D]
-        parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1), s_d.sum(-1)]
+        parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1), s_d.sum(-1),
+                  (s_e * _slog(exposures[None, :, _EXPOSURE_MS])).sum(-1),
+                  (s_d * _slog(page_views[None, :, _DWELL_MS])).sum(-1)]  # fmt: skip
     return _slog(np.stack(parts, axis=-1).astype(np.float32))
 
 
@@ -437,16 +447,26 @@ def _match_onnx(g: _Graph, recent: bool, soft: bool) -> str:
     def row(x: str) -> str:  # [1, T, 1] -> [1, 1, T]
         return g.op("Transpose", [x], perm=[0, 2, 1])
 
-    def col(x: str, j: int) -> str:
-        lo = g.const(f"{x}.col{j}.lo", np.array([j], np.int64))
-        hi = g.const(f"{x}.col{j}.hi", np.array([j + 1], np.int64))
-        return row(g.op("Slice", [x, lo, hi, "ax2"]))
+    cols: dict[tuple[str, int], str] = {}
+
+    def col(x: str, j: int) -> str:  # column j of input x as [1, 1, T], written once
+        if (x, j) not in cols:
+            lo = g.const(f"{x}.col{j}.lo", np.array([j], np.int64))
+            hi = g.const(f"{x}.col{j}.hi", np.array([j + 1], np.int64))
+            cols[(x, j)] = row(g.op("Slice", [x, lo, hi, "ax2"]))
+        return cols[(x, j)]
 
     f32 = g.onnx.TensorProto.FLOAT
     eq_e = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["exposures", "c0", "c1", "ax2"]))])],
                 to=f32)  # fmt: skip
     eq_d = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["page_views", "c0", "c1", "ax2"]))])],
                 to=f32)  # fmt: skip
+
+    def slog(x: str) -> str:
+        return g.op(
+            "Mul", [g.op("Sign", [x]), g.op("Log", [g.op("Add", [g.op("Abs", [x]), "one"])])]
+        )
+
     clicked, deleted = col("exposures", _CLICKED), col("exposures", _DELETED)
     parts = [
         g.op("ReduceSum", [eq_e, "ax2"], keepdims=1),
@@ -492,7 +512,11 @@ def _match_onnx(g: _Graph, recent: bool, soft: bool) -> str:
             g.op("ReduceSum", [g.op("Mul", [s_e, clicked]), "ax2"], keepdims=1),
             g.op("ReduceSum", [g.op("Mul", [s_e, deleted]), "ax2"], keepdims=1),
             g.op("ReduceSum", [s_d, "ax2"], keepdims=1),
-        ]
+            g.op("ReduceSum", [g.op("Mul", [s_e, slog(col("exposures", _EXPOSURE_MS))]), "ax2"],
+                 keepdims=1),
+            g.op("ReduceSum", [g.op("Mul", [s_d, slog(col("page_views", _DWELL_MS))]), "ax2"],
+                 keepdims=1),
+        ]  # fmt: skip
     m = g.op("Concat", parts, axis=-1)  # [1, C, 4 or 8]
     return g.op("Mul", [g.op("Sign", [m]), g.op("Log", [g.op("Add", [g.op("Abs", [m]), "one"])])])
 

@@ -25,6 +25,7 @@ from streamfeat.models.edgerec import (
     EXPOSURE_FIELDS,
     LOGIT_EPS,
     NORM_FIELDS,
+    PAGE_VIEW_FIELDS,
     RECENCY,
     SIM_POWER,
     Dims,
@@ -33,6 +34,7 @@ from streamfeat.models.edgerec import (
 
 _CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 _EXPOSURE_MS = EXPOSURE_FIELDS.index("exposure_ms")
+_DWELL_MS = PAGE_VIEW_FIELDS.index("dwell_ms")
 
 __all__ = ["EdgeRecModule", "pad_batch", "to_weights"]
 
@@ -119,8 +121,13 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
                     return dot**SIM_POWER * mask[:, None, :]
 
                 s_e, s_d = sims(ex, e_mask), sims(pv, d_mask)
+
+                def slog(x: Any) -> Any:
+                    return torch.sign(x) * torch.log1p(x.abs())
+
                 parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1),
-                          s_d.sum(-1)]  # fmt: skip
+                          s_d.sum(-1), (s_e * slog(ex[:, None, :, _EXPOSURE_MS])).sum(-1),
+                          (s_d * slog(pv[:, None, :, _DWELL_MS])).sum(-1)]  # fmt: skip
             m = torch.stack(parts, dim=-1)
             m = torch.sign(m) * torch.log1p(m.abs())
             pre = pre + self.match(m)

@@ -140,13 +140,20 @@ def test_match_features_against_a_plain_reference() -> None:
     emb = np.random.default_rng(9).normal(size=(4, 2)).astype(np.float32)
     got = er._match(cand, ex, pv, sim=emb)
 
+    dw = er.PAGE_VIEW_FIELDS.index("dwell_ms")
+
+    def slog1(x: float) -> float:
+        return math.copysign(math.log1p(abs(x)), x)
+
     def sim(a: float, b: float) -> float:
         return max(0.0, float(emb[int(a) % 4] @ emb[int(b) % 4])) ** er.SIM_POWER
 
     for i, row in enumerate(cand):
         c = row[0]
         ref = [sum(sim(c, e[0]) for e in ex), sum(sim(c, e[0]) * float(e[ci]) for e in ex),
-               sum(sim(c, e[0]) * float(e[di]) for e in ex), sum(sim(c, d[0]) for d in pv)]  # fmt: skip
+               sum(sim(c, e[0]) * float(e[di]) for e in ex), sum(sim(c, d[0]) for d in pv),
+               sum(sim(c, e[0]) * slog1(float(e[ms])) for e in ex),
+               sum(sim(c, d[0]) * slog1(float(d[dw])) for d in pv)]  # fmt: skip
         want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
         np.testing.assert_allclose(got[i, 4:], want, rtol=1e-4, atol=1e-4)
 
