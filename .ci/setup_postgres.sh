@@ -2,6 +2,13 @@
 # Install Debian's PostgreSQL server binaries if they are absent (idempotent). The tests start
 # their own throw-away server from them (tests/pg_helpers.py); nothing is started here.
 set -euo pipefail
+# The tests run the server as the postgres user (initdb refuses root): that user must be able
+# to reach its binaries. A machine whose / is not searchable by others (mode 0600 was seen on
+# one) makes every PostgreSQL test fail with "Permission denied"; give others search (x) only.
+if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- true 2>/dev/null; then
+    echo "setup_postgres: the postgres user cannot run programs here (/ is $(stat -c %A /)); chmod o+x /" >&2
+    chmod o+x /
+fi
 if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     exit 0
 fi
@@ -15,3 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- true 2>/dev/null; then
+    echo "setup_postgres: the postgres user cannot run programs here (/ is $(stat -c %A /)); chmod o+x /" >&2
+    chmod o+x /
+fi
