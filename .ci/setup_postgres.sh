@@ -4,10 +4,10 @@
 set -euo pipefail
 # The tests run the server as the postgres user (initdb refuses root): that user must be able
 # to reach its binaries. A machine whose / is not searchable by others (mode 0600 was seen on
-# one) makes every PostgreSQL test fail with "Permission denied"; give others search (x) only.
+# one) makes every PostgreSQL test fail with "Permission denied"; set it to the usual 755.
 if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- true 2>/dev/null; then
-    echo "setup_postgres: the postgres user cannot run programs here (/ is $(stat -c %A /)); chmod o+x /" >&2
-    chmod o+x /
+    echo "setup_postgres: the postgres user cannot run programs here (/ is $(stat -c %A /)); chmod 755 /" >&2
+    chmod 755 /
 fi
 if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     exit 0
@@ -23,6 +23,6 @@ fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- true 2>/dev/null; then
-    echo "setup_postgres: the postgres user cannot run programs here (/ is $(stat -c %A /)); chmod o+x /" >&2
-    chmod o+x /
+    echo "setup_postgres: the postgres user cannot run programs here (/ is $(stat -c %A /)); chmod 755 /" >&2
+    chmod 755 /
 fi

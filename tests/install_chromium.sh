@@ -3,6 +3,12 @@
 # Idempotent: does nothing when a chromium is already there. Never fails the build: without
 # chromium those tests skip and say why.
 set -u
+# chromium's GPU process cannot start when / is not readable by others (a machine with / at
+# mode 0600 was seen: every page load then ended in "GPU process isn't usable. Goodbye.")
+if [ "$(id -u)" = 0 ] && [ "$(( 0$(stat -c %a /) & 05 ))" != 5 ]; then
+    echo "install_chromium: / is $(stat -c %A /), which stops chromium's GPU process; chmod 755 /"
+    chmod 755 /
+fi
 if [ -n "${STREAMFEAT_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 \
     || command -v chromium-browser >/dev/null 2>&1; then
     exit 0
