@@ -111,11 +111,17 @@ def test_kill_9_at_random_moments_leaves_each_quarantine_row_once(tmp_path: Path
     events, out, db = tmp_path / "ev.jsonl", tmp_path / "out.jsonl", tmp_path / "s.sqlite"
     _log(events, 30_000, bad_every=7)
     cmd = _replay_cmd(events, out, db, "--checkpoint-every", "997")
+    # how long a whole run takes here (a separate output and store), so that the kills fall
+    # inside a run however fast the machine and the replay are
+    t0 = time.monotonic()
+    subprocess.run(_replay_cmd(events, tmp_path / "o0.jsonl", tmp_path / "s0.sqlite"), cwd=ROOT,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # fmt: skip
+    whole = time.monotonic() - t0
     rng = random.Random(11)
     kills = 0
     for _ in range(12):
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 2.5))
+        time.sleep(rng.uniform(0.1, 0.8) * whole)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
