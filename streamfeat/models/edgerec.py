@@ -114,10 +114,7 @@ RECENCY = 0.9
 SIM_POWER = 4.0
 _EXPOSURE_MS = EXPOSURE_FIELDS.index("exposure_ms")
 _DWELL_MS = PAGE_VIEW_FIELDS.index("dwell_ms")
-#: The soft matches (``Dims.soft``): the four exact ones with the similarity in place of
-#: ``[c = c_t]``, and the similarity-weighted sums of ``slog(exposure_ms)`` over the exposure
-#: rows and of ``slog(dwell_ms)`` over the page-view rows (how long the user looked at items
-#: like this one: the longer, the more they want them).
+#: The soft matches (``Dims.soft``; the module docstring says which).
 SOFT_FEATURES = 6
 _CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 #: Where the logit clips a probability.
