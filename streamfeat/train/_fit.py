@@ -201,10 +201,10 @@ def fit(
         sim = category_similarity(train, opts.dims.buckets, opts.dims.soft)
         model.sim_emb.weight.data.copy_(torch.from_numpy(sim))
         model.sim_emb.weight.requires_grad_(False)
-    fast = [p for p in (getattr(model, "wide", None), bias) if p is not None]
-    fast_params = [q for p in fast for q in (p.parameters() if hasattr(p, "parameters") else [p])]
-    ids = {id(q) for q in fast_params}
-    deep = [q for q in model.parameters() if id(q) not in ids and q.requires_grad]
+    fast_params = ([model.wide.weight] if opts.dims.wide else []) + (
+        [bias] if bias is not None else []
+    )
+    deep = [q for n, q in model.named_parameters() if n != "wide.weight" and q.requires_grad]
     groups = [{"params": deep, "lr": opts.lr}]
     if fast_params:
         groups.append({"params": fast_params, "lr": opts.wide_lr})
