@@ -38,6 +38,13 @@ Architecture (after EdgeRec, Gong et al. 2020), for one page of ``C`` candidates
   categories the data shows to go with the clicked one, not only the same category; and
   ``sum_t s(c, c_t) slog(exposure_ms_t)`` over the exposure rows and ``sum_d s(c, c_d)
   slog(dwell_ms_d)`` over the page-view rows (how long the user looked at items like it).
+  With ``Dims(outcome=True)`` four more, what the user did with similar items lately: over
+  the exposure rows, each weighted ``rho ** k`` (``k`` rows before the newest) times
+  ``s(c, c_t)`` (``[c_t = c]`` without ``soft``), the sums of ``clicked``, ``deleted``, a
+  long look (``exposure_ms >= long_ms``, neither clicked nor deleted) and a fast skip (``0 <
+  exposure_ms < short_ms``, likewise). ``outcome.params = [rho, long_ms, short_ms]`` is
+  stored in the model (default :data:`OUTCOME_DEFAULTS`: 0.97, 2000 ms, 500 ms) and is not
+  trained. :mod:`streamfeat.models._match` computes all the matches, in numpy and ONNX.
 * **Linear part.** A model with ``wide.weight`` (``Dims(wide=True)``) adds ``w_l [t_c; slog(m)]``
   to the logit: the candidate's scaled numbers and its matches, straight to the score, as
   the wide part of a Wide & Deep model.
@@ -60,17 +67,48 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from streamfeat.models._fields import (
+    CANDIDATE_FIELDS,
+    EXPOSURE_BEHAVIOUR,
+    EXPOSURE_FIELDS,
+    NORM_FIELDS,
+    NORM_PREFIXES,
+    PAGE_VIEW_BEHAVIOUR,
+    PAGE_VIEW_FIELDS,
+    PROBABILITY_FIELDS,
+)
+from streamfeat.models._match import (
+    MATCH_FEATURES,
+    OUTCOME_DEFAULTS,
+    OUTCOME_FEATURES,
+    RECENCY,
+    RECENT_FEATURES,
+    SIM_POWER,
+    SOFT_FEATURES,
+    match_onnx,
+)
+from streamfeat.models._match import match as _match
+from streamfeat.models._match import slog as _slog
 from streamfeat.models._spec import InputSpec, ModelSpec
 
 __all__ = [
     "CANDIDATE_FIELDS",
     "DEFAULT_MODEL_PATH",
+    "EXPOSURE_BEHAVIOUR",
     "EXPOSURE_FIELDS",
     "LOGIT_EPS",
+    "MATCH_FEATURES",
     "NORM_FIELDS",
     "NORM_PREFIXES",
+    "OUTCOME_DEFAULTS",
+    "OUTCOME_FEATURES",
+    "PAGE_VIEW_BEHAVIOUR",
     "PAGE_VIEW_FIELDS",
     "PROBABILITY_FIELDS",
+    "RECENCY",
+    "RECENT_FEATURES",
+    "SIM_POWER",
+    "SOFT_FEATURES",
     "Dims",
     "builtin_spec",
     "forward",
@@ -83,40 +121,6 @@ __all__ = [
 F32 = npt.NDArray[np.float32]
 Weights = dict[str, F32]
 
-#: The candidate feature vector (column order of the ``candidates`` input).
-CANDIDATE_FIELDS = ("category", "server_score", "price_level", "age_h")
-#: e1-e7 per exposed item, after the item's own features.
-EXPOSURE_BEHAVIOUR = ("exposure_ms", "exposures", "max_scroll_speed", "scrolls", "clicked",
-                      "deleted", "first_pos")  # fmt: skip
-EXPOSURE_FIELDS = CANDIDATE_FIELDS + EXPOSURE_BEHAVIOUR
-#: d1-d12 per item-page visit, after the item's category.
-PAGE_VIEW_BEHAVIOUR = ("dwell_ms", "add_cart", "purchase", "favorite", "comment", "select_sku",
-                       "ask", "service", "detail", "shop", "recommend", "share")  # fmt: skip
-PAGE_VIEW_FIELDS = ("category", *PAGE_VIEW_BEHAVIOUR)
-#: Input scaling constants: key prefix per input, its row fields after the category.
-NORM_PREFIXES = {"candidates": "cand", "exposures": "exp", "page_views": "pv"}
-NORM_FIELDS = {
-    "cand": CANDIDATE_FIELDS[1:],
-    "exp": EXPOSURE_FIELDS[1:],
-    "pv": PAGE_VIEW_FIELDS[1:],
-}
-#: Columns read as a probability (their logit, not slog, is standardised).
-PROBABILITY_FIELDS = frozenset({"server_score"})
-#: Category matches of a candidate with its context (``Dims.match``).
-MATCH_FEATURES = 4
-#: The same matches over the exposure rows weighted by recency, and the recency-weighted sum
-#: of the matching rows' ``slog(exposure_ms)`` (``Dims.recent``).
-RECENT_FEATURES = 4
-#: The weight of an exposure row ``k`` rows before the newest: ``RECENCY ** k``.
-RECENCY = 0.9
-#: Soft matches use ``max(0, E[c] . E[c']) ** SIM_POWER``: near 1 for categories that go
-#: together, near 0 (not a small positive number that 50 context rows would add up) for the rest.
-SIM_POWER = 4.0
-_EXPOSURE_MS = EXPOSURE_FIELDS.index("exposure_ms")
-_DWELL_MS = PAGE_VIEW_FIELDS.index("dwell_ms")
-#: The soft matches (``Dims.soft``; the module docstring says which).
-SOFT_FEATURES = 6
-_CLICKED, _DELETED = EXPOSURE_FIELDS.index("clicked"), EXPOSURE_FIELDS.index("deleted")
 #: Where the logit clips a probability.
 LOGIT_EPS = 1e-6
 #: The model shipped with streamfeat (``file = "builtin:edgerec-small"``).
@@ -136,6 +140,7 @@ class Dims:
     wide: bool = False
     recent: bool = False
     soft: int = 0
+    outcome: bool = False
 
     @property
     def match_features(self) -> int:
@@ -143,7 +148,7 @@ class Dims:
         if not self.match:
             return 0
         extra = (RECENT_FEATURES if self.recent else 0) + (SOFT_FEATURES if self.soft else 0)
-        return MATCH_FEATURES + extra
+        return MATCH_FEATURES + extra + (OUTCOME_FEATURES if self.outcome else 0)
 
 
 def input_specs() -> tuple[InputSpec, ...]:
@@ -186,6 +191,7 @@ def _shapes(d: Dims) -> dict[str, tuple[int, ...]]:
         "head2.weight": (1, h), "head2.bias": (1,),
         **({"match.weight": (h, d.match_features)} if d.match else {}),
         **({"sim_emb.weight": (d.buckets, d.soft)} if d.match and d.soft else {}),
+        **({"outcome.params": (len(OUTCOME_DEFAULTS),)} if d.match and d.outcome else {}),
         **({"wide.weight": (1, _wide_width(d))} if d.wide else {}),
     }  # fmt: skip
 
@@ -202,6 +208,8 @@ def init_weights(rng: np.random.Generator, dims: Dims = Dims()) -> Weights:
         fan_in = shape[-1] if len(shape) > 1 else shape[0]
         bound = 1.0 if name == "cat_emb.weight" else 1.0 / math.sqrt(fan_in)
         out[name] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+    if "outcome.params" in out:  # constants, not weights
+        out["outcome.params"] = np.array(OUTCOME_DEFAULTS, np.float32)
     return out
 
 
@@ -219,18 +227,16 @@ def identity_norms() -> Weights:
 def dims_of(w: Weights) -> Dims:
     """Return the sizes a weight dict was made for."""
     buckets, emb = w["cat_emb.weight"].shape
+    match, soft = "match.weight" in w, "sim_emb.weight" in w
+    outcome = "outcome.params" in w
+    rest = int(w["match.weight"].shape[1]) if match else 0
+    rest -= (SOFT_FEATURES if soft else 0) + (OUTCOME_FEATURES if outcome else 0)
     return Dims(buckets=int(buckets), emb=int(emb), hidden=int(w["cand_proj.bias"].shape[0]),
-                match="match.weight" in w, wide="wide.weight" in w,
-                soft=int(w["sim_emb.weight"].shape[1]) if "sim_emb.weight" in w else 0,
-                recent="match.weight" in w and w["match.weight"].shape[1]
-                - (SOFT_FEATURES if "sim_emb.weight" in w else 0) > MATCH_FEATURES)  # fmt: skip
+                match=match, wide="wide.weight" in w, recent=match and rest > MATCH_FEATURES,
+                soft=int(w["sim_emb.weight"].shape[1]) if soft else 0, outcome=outcome)  # fmt: skip
 
 
 # --- numpy reference -----------------------------------------------------------------------
-
-
-def _slog(x: F32) -> F32:
-    return np.asarray(np.sign(x) * np.log1p(np.abs(x)), dtype=np.float32)
 
 
 def _logit(x: F32) -> F32:
@@ -284,40 +290,6 @@ def _attend(q: F32, k: F32, ys: F32) -> F32:
     return np.asarray(a @ ys, dtype=np.float32)
 
 
-def _match(
-    candidates: F32,
-    exposures: F32,
-    page_views: F32,
-    recent: bool = False,
-    sim: F32 | None = None,
-) -> F32:
-    """``slog`` of the category matches ``[C, 4]``, four more with ``recent`` and four more
-    with ``sim`` (the soft matches; see the module docstring)."""
-    eq_e = (candidates[:, 0:1] == exposures[None, :, 0]).astype(np.float32)  # [C, E]
-    eq_d = (candidates[:, 0:1] == page_views[None, :, 0]).astype(np.float32)  # [C, D]
-    clicked, deleted = exposures[None, :, _CLICKED], exposures[None, :, _DELETED]
-    parts = [eq_e.sum(-1), (eq_e * clicked).sum(-1), (eq_e * deleted).sum(-1), eq_d.sum(-1)]
-    if recent:
-        n = exposures.shape[0]
-        r = eq_e * (np.float32(RECENCY) ** np.arange(n - 1, -1, -1, dtype=np.float32))[None, :]
-        ms = _slog(exposures[None, :, _EXPOSURE_MS])
-        parts += [r.sum(-1), (r * clicked).sum(-1), (r * deleted).sum(-1), (r * ms).sum(-1)]
-    if sim is not None:  # the category similarity (sim_emb.weight, computed by training)
-        k = sim.shape[0]
-
-        def emb(rows: F32) -> F32:
-            return np.asarray(sim[np.mod(rows[:, 0].astype(np.int64), k)], dtype=np.float32)
-
-        ec = emb(candidates)
-        p = np.float32(SIM_POWER)
-        s_e = np.maximum(ec @ emb(exposures).T, np.float32(0)) ** p  # [C, E]
-        s_d = np.maximum(ec @ emb(page_views).T, np.float32(0)) ** p  # [C, D]
-        parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1), s_d.sum(-1),
-                  (s_e * _slog(exposures[None, :, _EXPOSURE_MS])).sum(-1),
-                  (s_d * _slog(page_views[None, :, _DWELL_MS])).sum(-1)]  # fmt: skip
-    return _slog(np.stack(parts, axis=-1).astype(np.float32))
-
-
 def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32:
     """The reference forward pass, in plain numpy: scores ``[C]`` for one page.
 
@@ -336,8 +308,8 @@ def forward(w: Weights, candidates: F32, exposures: F32, page_views: F32) -> F32
     ad = _attend(c @ w["q_d.weight"].T, yd @ w["k_d.weight"].T, yd)
     z = np.concatenate([c, ae, ad, c * ae, c * ad], axis=-1)
     pre = z @ w["head1.weight"].T + w["head1.bias"]
-    m = (_match(candidates, exposures, page_views, dims_of(w).recent, w.get("sim_emb.weight"))
-         if "match.weight" in w else None)  # fmt: skip
+    m = (_match(candidates, exposures, page_views, dims_of(w).recent, w.get("sim_emb.weight"),
+                w.get("outcome.params")) if "match.weight" in w else None)  # fmt: skip
     if m is not None:
         pre = pre + m @ w["match.weight"].T
     hid = np.maximum(pre, 0)
@@ -437,87 +409,6 @@ def _scale(g: _Graph, scale: float) -> str:
     return name
 
 
-def _match_onnx(g: _Graph, recent: bool, soft: bool) -> str:
-    """The category matches ``[1, C, Dims.match_features]`` as :func:`_match` computes them."""
-    cat_c = g.op("Slice", ["candidates", "c0", "c1", "ax2"])  # [1, C, 1]
-
-    def row(x: str) -> str:  # [1, T, 1] -> [1, 1, T]
-        return g.op("Transpose", [x], perm=[0, 2, 1])
-
-    cols: dict[tuple[str, int], str] = {}
-
-    def col(x: str, j: int) -> str:  # column j of input x as [1, 1, T], written once
-        if (x, j) not in cols:
-            lo = g.const(f"{x}.col{j}.lo", np.array([j], np.int64))
-            hi = g.const(f"{x}.col{j}.hi", np.array([j + 1], np.int64))
-            cols[(x, j)] = row(g.op("Slice", [x, lo, hi, "ax2"]))
-        return cols[(x, j)]
-
-    f32 = g.onnx.TensorProto.FLOAT
-    eq_e = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["exposures", "c0", "c1", "ax2"]))])],
-                to=f32)  # fmt: skip
-    eq_d = g.op("Cast", [g.op("Equal", [cat_c, row(g.op("Slice", ["page_views", "c0", "c1", "ax2"]))])],
-                to=f32)  # fmt: skip
-
-    def slog(x: str) -> str:
-        return g.op(
-            "Mul", [g.op("Sign", [x]), g.op("Log", [g.op("Add", [g.op("Abs", [x]), "one"])])]
-        )
-
-    clicked, deleted = col("exposures", _CLICKED), col("exposures", _DELETED)
-    parts = [
-        g.op("ReduceSum", [eq_e, "ax2"], keepdims=1),
-        g.op("ReduceSum", [g.op("Mul", [eq_e, clicked]), "ax2"], keepdims=1),
-        g.op("ReduceSum", [g.op("Mul", [eq_e, deleted]), "ax2"], keepdims=1),
-        g.op("ReduceSum", [eq_d, "ax2"], keepdims=1),
-    ]
-    if recent:  # weights RECENCY ** (E - 1 - t) over the exposure rows t
-        n = g.op("Gather", [g.op("Shape", ["exposures"]), g.const("dim1", np.array(1, np.int64))],
-                 axis=0)  # fmt: skip
-        t = g.op("Range", [g.const("zero_i", np.array(0, np.int64)), n,
-                           g.const("one_i", np.array(1, np.int64))])  # fmt: skip
-        age = g.op("Cast", [g.op("Sub", [g.op("Sub", [n, "one_i"]), t])], to=f32)  # [E]
-        wts = g.op("Pow", [g.const("recency", np.array(RECENCY, np.float32)), age])
-        r = g.op("Mul", [eq_e, wts])  # [1, C, E]
-        ms = col("exposures", _EXPOSURE_MS)
-        slog_ms = g.op(
-            "Mul", [g.op("Sign", [ms]), g.op("Log", [g.op("Add", [g.op("Abs", [ms]), "one"])])]
-        )
-        parts += [
-            g.op("ReduceSum", [r, "ax2"], keepdims=1),
-            g.op("ReduceSum", [g.op("Mul", [r, clicked]), "ax2"], keepdims=1),
-            g.op("ReduceSum", [g.op("Mul", [r, deleted]), "ax2"], keepdims=1),
-            g.op("ReduceSum", [g.op("Mul", [r, slog_ms]), "ax2"], keepdims=1),
-        ]
-    if soft:  # s(c, c_t) = max(0, E_s[c] . E_s[c_t]) ** SIM_POWER
-
-        def emb(x: str) -> str:  # [1, N, S]
-            cat = g.op("Slice", [x, "c0", "c1", "ax2"])
-            idx = g.op("Mod", [g.op("Cast", [cat], to=g.onnx.TensorProto.INT64), "buckets"], fmod=0)
-            return g.op("Gather", ["sim_emb.weight", g.op("Squeeze", [idx, "ax2"])], axis=0)
-
-        ec = emb("candidates")
-        power = g.const("sim_power", np.array(SIM_POWER, np.float32))
-
-        def sims(x: str) -> str:  # max(0, E[c] . E[c_t]) ** SIM_POWER
-            dot = g.op("MatMul", [ec, g.op("Transpose", [emb(x)], perm=[0, 2, 1])])
-            return g.op("Pow", [g.op("Relu", [dot]), power])
-
-        s_e, s_d = sims("exposures"), sims("page_views")
-        parts += [
-            g.op("ReduceSum", [s_e, "ax2"], keepdims=1),
-            g.op("ReduceSum", [g.op("Mul", [s_e, clicked]), "ax2"], keepdims=1),
-            g.op("ReduceSum", [g.op("Mul", [s_e, deleted]), "ax2"], keepdims=1),
-            g.op("ReduceSum", [s_d, "ax2"], keepdims=1),
-            g.op("ReduceSum", [g.op("Mul", [s_e, slog(col("exposures", _EXPOSURE_MS))]), "ax2"],
-                 keepdims=1),
-            g.op("ReduceSum", [g.op("Mul", [s_d, slog(col("page_views", _DWELL_MS))]), "ax2"],
-                 keepdims=1),
-        ]  # fmt: skip
-    m = g.op("Concat", parts, axis=-1)  # [1, C, 4 or 8]
-    return g.op("Mul", [g.op("Sign", [m]), g.op("Log", [g.op("Add", [g.op("Abs", [m]), "one"])])])
-
-
 def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
     """Return the ONNX model (bytes) computing :func:`forward` with weights ``w``.
 
@@ -560,9 +451,10 @@ def to_onnx(w: Weights, *, producer_version: str = "", doc: str = "") -> bytes:
     ad = _attend_onnx(g, c, yd, "q_d.weight_t", "k_d.weight_t", scale)
     z = g.op("Concat", [c, ae, ad, g.op("Mul", [c, ae]), g.op("Mul", [c, ad])], axis=-1)
     pre = g.linear(z, "head1.weight_t", "head1.bias")
-    if "sim_emb.weight" in w:
-        g.const("sim_emb.weight", w["sim_emb.weight"])
-    m = _match_onnx(g, d.recent, "sim_emb.weight" in w) if "match.weight" in w else None
+    for name in ("sim_emb.weight", "outcome.params"):
+        if name in w:
+            g.const(name, w[name])
+    m = match_onnx(g, d.recent, d.soft > 0, d.outcome) if "match.weight" in w else None
     if m is not None:
         g.const("match.weight_t", w["match.weight"].T.copy())
         pre = g.op("Add", [pre, g.op("MatMul", [m, "match.weight_t"])])

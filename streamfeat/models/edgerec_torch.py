@@ -25,6 +25,7 @@ from streamfeat.models.edgerec import (
     EXPOSURE_FIELDS,
     LOGIT_EPS,
     NORM_FIELDS,
+    OUTCOME_DEFAULTS,
     PAGE_VIEW_FIELDS,
     RECENCY,
     SIM_POWER,
@@ -63,6 +64,9 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
             if dims.soft:
                 self.sim_emb = nn.Embedding(dims.buckets, dims.soft)
                 nn.init.normal_(self.sim_emb.weight, 0.0, 0.1)
+            if dims.outcome:  # constants in the state_dict as "outcome.params", not trained
+                self.outcome = nn.Module()
+                self.outcome.register_buffer("params", torch.tensor(OUTCOME_DEFAULTS))
         if dims.wide:
             self.wide = nn.Linear(3 + dims.match_features, 1, bias=False)
             # the linear part starts at zero, and so does the deep part's last layer: the
@@ -104,9 +108,10 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
             clicked, deleted = ex[:, None, :, _CLICKED], ex[:, None, :, _DELETED]
             parts = [eq_e.sum(-1), (eq_e * clicked).sum(-1), (eq_e * deleted).sum(-1),
                      eq_d.sum(-1)]  # fmt: skip
-            if self.dims.recent:  # RECENCY ** (rows after t up to the page's newest row)
-                n = e_mask.sum(-1, keepdim=True)  # [B, 1] true lengths
-                age = (n - 1.0 - torch.arange(ex.shape[1])[None, :]).clamp(min=0.0)
+            # rows after t up to the page's newest row: [B, T]
+            n = e_mask.sum(-1, keepdim=True)  # [B, 1] true lengths
+            age = (n - 1.0 - torch.arange(ex.shape[1])[None, :]).clamp(min=0.0)
+            if self.dims.recent:  # RECENCY ** age
                 r = eq_e * (RECENCY**age * e_mask)[:, None, :]
                 ms = ex[:, None, :, _EXPOSURE_MS]
                 ms = torch.sign(ms) * torch.log1p(ms.abs())
@@ -128,6 +133,17 @@ class EdgeRecModule(nn.Module):  # type: ignore[misc,unused-ignore]  # Any witho
                 parts += [s_e.sum(-1), (s_e * clicked).sum(-1), (s_e * deleted).sum(-1),
                           s_d.sum(-1), (s_e * slog(ex[:, None, :, _EXPOSURE_MS])).sum(-1),
                           (s_d * slog(pv[:, None, :, _DWELL_MS])).sum(-1)]  # fmt: skip
+            else:
+                s_e = eq_e
+            if self.dims.outcome:  # outcome.params = [recency, long_ms, short_ms]
+                o: Any = self.outcome.params
+                w = s_e * (o[0] ** age * e_mask)[:, None, :]
+                ms = ex[:, None, :, _EXPOSURE_MS]
+                rest = (1.0 - clicked) * (1.0 - deleted)
+                long = (ms >= o[1]).float() * rest
+                short = ((ms > 0) & (ms < o[2])).float() * rest
+                parts += [(w * clicked).sum(-1), (w * deleted).sum(-1), (w * long).sum(-1),
+                          (w * short).sum(-1)]  # fmt: skip
             m = torch.stack(parts, dim=-1)
             m = torch.sign(m) * torch.log1p(m.abs())
             pre = pre + self.match(m)

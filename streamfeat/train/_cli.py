@@ -68,6 +68,9 @@ def add_parsers(sub: Any) -> None:
                    help="numbers per category of the category similarity computed from "
                         "co-occurrence; 0: exact category matches only (default: 12; "
                         "docs/train.md)")  # fmt: skip
+    p.add_argument("--no-outcome", action="store_true",
+                   help="without the recency-weighted outcomes with similar items (clicked, "
+                        "deleted, looked at long, skipped fast; docs/train.md)")  # fmt: skip
     p.add_argument("--no-wide", action="store_true",
                    help="without the linear part (candidate numbers and matches straight to "
                         "the score; docs/train.md)")  # fmt: skip
@@ -166,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
                       threads=args.threads, normalise=not args.no_normalise,
                       dims=Dims(match=not args.no_match, wide=not args.no_wide,
                                 recent=not args.no_match and not args.no_recent,
-                                soft=0 if args.no_match else args.soft),
+                                soft=0 if args.no_match else args.soft,
+                                outcome=not args.no_match and not args.no_outcome),
                       position_bias=not args.no_position_bias,
                       wide_lr=args.wide_lr)  # fmt: skip
     console = Console(file=sys.stderr)

@@ -55,7 +55,8 @@ def shuffle_weights(data: bytes, seed: int = 0) -> bytes:
     random: the same architecture and the same scale of weights, nothing learned. The control
     that cannot learn: compared on the served feed it must show no significant uplift.
 
-    Integer constants (axes, shapes) and single numbers are left as they are.
+    Integer constants (axes, shapes), single numbers and the outcome features' constants
+    (``outcome.params``: a recency and two thresholds, not learned) are left as they are.
 
     Raises:
         ImportError: with the install hint, if the ``onnx`` package is missing.
@@ -69,7 +70,7 @@ def shuffle_weights(data: bytes, seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
     for init in model.graph.initializer:
         arr = onnx.numpy_helper.to_array(init)
-        if arr.dtype != np.float32 or arr.size < 2:
+        if arr.dtype != np.float32 or arr.size < 2 or init.name == "outcome.params":
             continue
         flat = arr.reshape(-1).copy()
         rng.shuffle(flat)

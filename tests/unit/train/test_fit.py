@@ -203,6 +203,18 @@ def test_shuffle_weights_permutes_each_weight_tensor_and_nothing_else() -> None:
             np.testing.assert_array_equal(a, b)
     assert moved >= 10
     assert shuffle_weights(data, seed=3) == out  # seeded
+    # a trained model's outcome constants (a recency and two thresholds) stay as they are
+    import torch
+
+    from streamfeat.models.edgerec import OUTCOME_DEFAULTS, Dims
+    from streamfeat.models.edgerec_torch import EdgeRecModule
+    from streamfeat.train import export
+
+    trained = export(EdgeRecModule(Dims(buckets=16, emb=2, hidden=4, match=True, outcome=True)))
+    shuffled = {i.name: numpy_helper.to_array(i)
+                for i in onnx.load_from_string(shuffle_weights(trained)).graph.initializer}  # fmt: skip
+    np.testing.assert_array_equal(shuffled["outcome.params"], np.array(OUTCOME_DEFAULTS, np.float32))
+    del torch
     sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
     feeds = {"candidates": np.array([[[101, 0.1, 1, 2], [102, 0.2, 1, 3]]], np.float32),
              "exposures": np.zeros((1, 1, 11), np.float32),

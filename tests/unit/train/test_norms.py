@@ -21,6 +21,11 @@ WIDE = er.Dims(buckets=64, emb=4, hidden=8, match=True, wide=True)
 RECENT = er.Dims(buckets=64, emb=4, hidden=8, match=True, wide=True, recent=True)
 SOFT = er.Dims(buckets=64, emb=4, hidden=8, match=True, wide=True, recent=True, soft=3)
 SOFT_ONLY = er.Dims(buckets=64, emb=4, hidden=8, match=True, soft=3)
+OUTCOME = er.Dims(buckets=64, emb=4, hidden=8, match=True, wide=True, recent=True, soft=3,
+                  outcome=True)  # fmt: skip
+OUTCOME_EXACT = er.Dims(buckets=64, emb=4, hidden=8, match=True, wide=True, outcome=True)
+#: outcome.params for the random pages (exposure_ms ~ N(0, 300)): both thresholds bite
+OUTCOME_PARAMS = (0.8, 60.0, 20.0)
 WIDE_ONLY = er.Dims(buckets=64, emb=4, hidden=8, wide=True)
 
 
@@ -76,15 +81,18 @@ def _pages(rng: np.random.Generator, n: int) -> list[Sample]:
     return out
 
 
-@pytest.mark.parametrize("dims", [DIMS, MATCH, WIDE, WIDE_ONLY, RECENT, SOFT, SOFT_ONLY],
+@pytest.mark.parametrize("dims", [DIMS, MATCH, WIDE, WIDE_ONLY, RECENT, SOFT, SOFT_ONLY, OUTCOME,
+                                  OUTCOME_EXACT],
                          ids=["plain", "match", "wide", "wide-no-match", "recent", "soft",
-                              "soft-only"])  # fmt: skip
+                              "soft-only", "outcome", "outcome-exact"])  # fmt: skip
 def test_export_matches_pytorch_and_numpy_with_scaling(dims: er.Dims) -> None:
     import torch
 
     torch.manual_seed(1)
     pages = _pages(np.random.default_rng(1), 30)
     m = EdgeRecModule(dims)
+    if dims.outcome:
+        m.outcome.params.copy_(torch.tensor(OUTCOME_PARAMS))
     if dims.wide:  # trained from zero: give the linear part weights that change the scores
         with torch.no_grad():
             m.wide.weight.normal_(0.0, 0.5)
@@ -156,10 +164,35 @@ def test_match_features_against_a_plain_reference() -> None:
                sum(sim(c, d[0]) * slog1(float(d[dw])) for d in pv)]  # fmt: skip
         want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
         np.testing.assert_allclose(got[i, 4:], want, rtol=1e-4, atol=1e-4)
+    # the outcomes: row t weighs recency ** (E - 1 - t) times s(c, c_t) (or [c = c_t])
+    rec, long_ms, short_ms = OUTCOME_PARAMS
+    params = np.array(OUTCOME_PARAMS, np.float32)
+    s = _pages(np.random.default_rng(4), 9)[4]  # exposure_ms 13, -75, -101, 78, -3
+    cand, ex, pv = s.feeds["candidates"][0], s.feeds["exposures"][0], s.feeds["page_views"][0]
+    n = len(ex)
+    for emb_or_none, same in ((emb, sim), (None, lambda a, b: float(a == b))):
+        got = er._match(cand, ex, pv, sim=emb_or_none, outcome=params)
+        n_long = n_short = 0
+        for i, row in enumerate(cand):
+            ref = [0.0, 0.0, 0.0, 0.0]
+            for t, e in enumerate(ex):
+                w = rec ** (n - 1 - t) * same(row[0], e[0])
+                ck, dl, x = float(e[ci]), float(e[di]), float(e[ms])
+                rest = (1 - ck) * (1 - dl)
+                ref[0] += w * ck
+                ref[1] += w * dl
+                ref[2] += w * rest * (x >= long_ms)
+                ref[3] += w * rest * (0 < x < short_ms)
+                n_long += x >= long_ms
+                n_short += 0 < x < short_ms
+            want = [math.copysign(math.log1p(abs(v)), v) for v in ref]
+            np.testing.assert_allclose(got[i, -4:], want, rtol=1e-4, atol=1e-4)
+        assert n_long  # both thresholds were crossed
+        assert n_short
 
 
-@pytest.mark.parametrize("dims", [MATCH, WIDE, RECENT, SOFT], ids=["match", "wide", "recent",
-                                                                  "soft"])  # fmt: skip
+@pytest.mark.parametrize("dims", [MATCH, WIDE, RECENT, SOFT, OUTCOME],
+                         ids=["match", "wide", "recent", "soft", "outcome"])  # fmt: skip
 def test_batched_match_scores_equal_single_pages(dims: er.Dims) -> None:
     import torch
 
@@ -167,6 +200,8 @@ def test_batched_match_scores_equal_single_pages(dims: er.Dims) -> None:
 
     torch.manual_seed(2)
     m = EdgeRecModule(dims)
+    if dims.outcome:
+        m.outcome.params.copy_(torch.tensor(OUTCOME_PARAMS))
     if dims.wide:
         with torch.no_grad():
             m.wide.weight.normal_(0.0, 0.5)
