@@ -213,7 +213,9 @@ def test_shuffle_weights_permutes_each_weight_tensor_and_nothing_else() -> None:
     trained = export(EdgeRecModule(Dims(buckets=16, emb=2, hidden=4, match=True, outcome=True)))
     shuffled = {i.name: numpy_helper.to_array(i)
                 for i in onnx.load_from_string(shuffle_weights(trained)).graph.initializer}  # fmt: skip
-    np.testing.assert_array_equal(shuffled["outcome.params"], np.array(OUTCOME_DEFAULTS, np.float32))
+    np.testing.assert_array_equal(
+        shuffled["outcome.params"], np.array(OUTCOME_DEFAULTS, np.float32)
+    )
     del torch
     sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
     feeds = {"candidates": np.array([[[101, 0.1, 1, 2], [102, 0.2, 1, 3]]], np.float32),
