@@ -119,8 +119,9 @@ def add_parsers(sub: Any) -> None:
         "--ranking",
         metavar="MODE",
         help="a served feed whose users respond to the order they see; MODE: server (no "
-        "re-rank), heuristic or model:FILE (an ONNX re-rank model); reports CTR and, for a "
-        "non-server mode, its CTR ratio over the server's order on the same seeds (docs/loop.md)",
+        "re-rank), heuristic, model:FILE (an ONNX re-rank model) or oracle (the ceiling: the "
+        "order by the user's true current interests); reports CTR and, for a non-server mode, "
+        "its CTR ratio over the server's order on the same seeds (docs/loop.md)",
     )
     p.add_argument(
         "--compare",

@@ -9,7 +9,11 @@ respond to the order they see (:mod:`streamfeat.sim._users`). MODE is one of:
 * ``heuristic``: the hand-written re-rank (:mod:`streamfeat.sim._heuristic`: boost the
   categories clicked in the recent exposures, and their group, demote deleted ones);
 * ``model:FILE``: an ONNX model with the EdgeRec-style inputs through the re-rank task
-  (``model:builtin:edgerec-small`` for the shipped one).
+  (``model:builtin:edgerec-small`` for the shipped one);
+* ``oracle``: not a device's order but the ceiling of any: at every look the user sees the
+  unseen items ordered by their true click logit under the user's *current* interests,
+  which only the simulator knows (the device runs the shipped model in the shadow, as in
+  ``server``). What no re-rank from the device's context can beat.
 
 :func:`drive` plays one device: it installs each visit's page, submits the user's events in
 order, and at each :class:`~streamfeat.sim._users.Look` hands the user the order the device
@@ -32,7 +36,7 @@ from streamfeat.ranking._catalogue import item_features
 from streamfeat.ranking._page import Candidate, Page
 from streamfeat.sim._users import FEED, Look, ServedUser, SetPage, server_logit
 
-__all__ = ["RankingMode", "drive", "page_of", "parse_mode", "served_tasks_text"]
+__all__ = ["RankingMode", "drive", "oracle_order", "page_of", "parse_mode", "served_tasks_text"]
 
 #: The re-rank task's time limit in the simulator: long, so a loaded machine never turns a
 #: re-rank into a timeout (the order shown must not depend on the machine's load).
@@ -50,17 +54,25 @@ class RankingMode:
 
     @property
     def shows_reranks(self) -> bool:
+        """The device's re-ranks are applied and shown (``heuristic``, ``model``)."""
+        return self.name not in ("server", "oracle")
+
+    @property
+    def compared(self) -> bool:
+        """The mode gets its CTR ratio over the server's order (every mode but ``server``)."""
         return self.name != "server"
 
 
 def parse_mode(text: str) -> RankingMode:
-    """Parse ``server``, ``heuristic`` or ``model:FILE``.
+    """Parse ``server``, ``heuristic``, ``model:FILE`` or ``oracle``.
 
     Raises:
         ValueError: naming the mode; a missing model file too.
     """
     if text == "server":
         return RankingMode(text, "server", "builtin:edgerec-small")
+    if text == "oracle":
+        return RankingMode(text, "oracle", "builtin:edgerec-small")
     if text == "heuristic":
         from streamfeat.sim._heuristic import heuristic_model_path
 
@@ -74,7 +86,7 @@ def parse_mode(text: str) -> RankingMode:
                 raise ValueError(msg)
             file = str(path.resolve())
         return RankingMode(text, "model", file)
-    msg = f"--ranking must be server, heuristic or model:FILE, got {text!r}"
+    msg = f"--ranking must be server, heuristic, model:FILE or oracle, got {text!r}"
     raise ValueError(msg)
 
 
@@ -146,6 +158,8 @@ async def drive(
             if mode.shows_reranks:
                 await agent.ranking.drain()
                 reply = agent.page(step.feed)
+            elif mode.name == "oracle":
+                reply = oracle_order(page, user)
             else:
                 reply = page.server_order()
         else:
@@ -167,6 +181,19 @@ async def drive(
             step = gen.send(reply)
         except StopIteration:
             step = None
+
+
+def oracle_order(step: SetPage, user: ServedUser) -> list[str]:
+    """The page's items (less deleted ones) by their click logit under the user's current
+    interests, highest first, ties in the server's order: the ``oracle`` mode's order."""
+    order = step.server_order()
+    rank = {item: i for i, item in enumerate(order)}
+
+    def key(item: str) -> tuple[float, int]:
+        cat = int(item_features(item)["category"])
+        return (-server_logit(user.params, user.interest(cat), item), rank[item])
+
+    return sorted(order, key=key)
 
 
 def server_baseline(names: list[str], options: Any) -> dict[str, dict[str, Any]]:
@@ -194,7 +221,7 @@ def fill_ranking(report: Any, results: list[dict[str, Any]], options: Any) -> No
     mode = parse_mode(options.ranking)
     summary = summarise_ranking(options.ranking, served)
     summary["rerank_ms"] = dict(report.rerank_ms)
-    if mode.shows_reranks and summary["exposures"]:
+    if mode.compared and summary["exposures"]:
         base = server_baseline(sorted(served), options)
         server = summarise_ranking("server", base)
         summary["server_ctr"] = server["ctr"]

@@ -64,6 +64,17 @@ def test_shuffled_weights_give_no_significant_uplift(tmp_path: Path) -> None:
     assert vs["low"] <= 1.0, vs
 
 
+def test_the_oracle_is_a_ceiling_well_above_the_servers_order() -> None:
+    """``--ranking oracle`` orders by what only the simulator knows (the user's current
+    interests): far above the server's order, its interval clear of 1; the device runs its
+    re-rank task in the shadow only."""
+    report = simulate(_options(ranking="oracle"))
+    assert report.ok
+    vs = report.ranking["vs_server"]
+    assert vs["low"] > 1.0, vs
+    assert report.reranks["applied"] == 0
+
+
 def test_cli_compare_json_and_mistakes(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "streamfeat", "simulate", "--devices", "8", "--minutes", "6",
            "--speed", "0", "--processes", "1"]  # fmt: skip
@@ -85,7 +96,7 @@ def test_cli_compare_json_and_mistakes(tmp_path: Path) -> None:
         assert key in doc["ranking"][0]
     assert {"ratio", "low", "high", "method"} <= set(doc["ranking"][1]["vs_first"])
     for bad, said in (
-        (["--ranking", "best"], "--ranking must be server, heuristic or model:FILE"),
+        (["--ranking", "best"], "--ranking must be server, heuristic, model:FILE or oracle"),
         (["--ranking", f"model:{tmp_path / 'none.onnx'}"], "no model file"),
         (["--compare", "server"], "two or more different modes"),
         (["--ranking", "server", "--chaos"], "build their own tasks file"),

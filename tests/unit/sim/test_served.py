@@ -9,7 +9,7 @@ import pytest
 
 from streamfeat.models import load_model
 from streamfeat.sim._heuristic import heuristic_model_path
-from streamfeat.sim._served import page_of, parse_mode, served_tasks_text
+from streamfeat.sim._served import oracle_order, page_of, parse_mode, served_tasks_text
 from streamfeat.sim._users import ServedUser, SetPage
 from streamfeat.tasks import parse_tasks
 
@@ -19,12 +19,32 @@ def test_modes_parse_and_their_tasks_files_load(tmp_path: Path) -> None:
     assert parse_mode("heuristic").file == str(heuristic_model_path())
     model = tmp_path / "m.onnx"
     model.write_bytes(heuristic_model_path().read_bytes())
-    for text in ("server", "heuristic", f"model:{model}", "model:builtin:edgerec-small"):
+    for text in ("server", "heuristic", f"model:{model}", "model:builtin:edgerec-small", "oracle"):
         config = parse_tasks(served_tasks_text(parse_mode(text)), source=text)
         (task,) = config.reranks.values()
         assert task.feed == "home_feed"
-        assert task.apply is (text != "server")  # the server mode's re-rank is a shadow
+        # the server and oracle modes' re-rank is a shadow
+        assert task.apply is (text not in ("server", "oracle"))
         assert task.record_inputs
+        assert parse_mode(text).compared is (text != "server")
+
+
+def test_the_oracle_orders_by_the_users_current_interest() -> None:
+    user = ServedUser("dev000004", 1)
+    gen = user.play(30, 0)
+    step = next(gen)
+    while not isinstance(step, SetPage):
+        step = next(gen)
+    user.session = {}
+    assert oracle_order(step, user) == step.server_order()  # long-term only: the server's order
+    # the user now wants the category of the page's last item: its items move to the top
+    last = step.server_order()[-1]
+    cat = int(last) // 100_000
+    user.session = {cat: 5.0}
+    order = oracle_order(step, user)
+    mine = [i for i in step.server_order() if int(i) // 100_000 == cat]
+    assert order[: len(mine)] == mine
+    assert sorted(order) == sorted(step.server_order())
 
 
 @pytest.mark.parametrize("bad", ["", "best", "model:", "model:/no/such/file.onnx"])
