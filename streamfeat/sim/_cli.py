@@ -124,6 +124,14 @@ def add_parsers(sub: Any) -> None:
         "its CTR ratio over the server's order on the same seeds (docs/loop.md)",
     )
     p.add_argument(
+        "--rerank-policy",
+        choices=("edgerec", "swipe", "kuaishou"),
+        default="edgerec",
+        help="when the served feed's re-rank task fires: edgerec (a click, a delete, 5 "
+        "exposures without a click; default), swipe (a click, a delete, every exposure) or "
+        "kuaishou (every exposure; docs/loop.md)",
+    )
+    p.add_argument(
         "--compare",
         metavar="A,B,...",
         help="run these ranking modes back to back on the same seeds and print them side by "
@@ -174,7 +182,7 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         args.parser.error("a postgresql:// --server-db needs --server-key")
     ranking = _ranking_args(args)
     return SimOptions(
-        ranking=ranking,
+        ranking=ranking, rerank_policy=args.rerank_policy,
         devices=args.devices, minutes=args.minutes, speed=args.speed, tasks_text=tasks_text,
         server=args.server, server_db=args.server_db, server_key=args.server_key,
         server_pids=args.server_pids,

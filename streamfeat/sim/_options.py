@@ -39,8 +39,11 @@ class SimOptions:
         drain_timeout: seconds the agents wait at the end for their uploads to be acknowledged.
         release: a staged release during the run (``streamfeat.sim._release.ReleasePlan``).
         ranking: a served feed with users who respond to the order they see, and the ranking
-            mode (``server``, ``heuristic``, ``model:FILE``; docs/loop.md); empty: the
-            behaviour generator's feed.
+            mode (``server``, ``heuristic``, ``model:FILE``, ``oracle``; docs/loop.md); empty:
+            the behaviour generator's feed.
+        rerank_policy: when the served feed's re-rank task fires: ``edgerec`` (a click, a
+            delete, 5 exposures without a click), ``swipe`` (a click, a delete, every
+            exposure) or ``kuaishou`` (every exposure).
     """
 
     devices: int = 100
@@ -62,6 +65,7 @@ class SimOptions:
     start_ts: int = DEFAULT_START_TS
     release: Any = None  # a ReleasePlan (docs/release.md)
     ranking: str = ""
+    rerank_policy: str = "edgerec"
 
 
 @dataclass

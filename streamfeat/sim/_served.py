@@ -36,7 +36,15 @@ from streamfeat.ranking._catalogue import item_features
 from streamfeat.ranking._page import Candidate, Page
 from streamfeat.sim._users import FEED, Look, ServedUser, SetPage, server_logit
 
-__all__ = ["RankingMode", "drive", "oracle_order", "page_of", "parse_mode", "served_tasks_text"]
+__all__ = [
+    "RERANK_POLICIES",
+    "RankingMode",
+    "drive",
+    "oracle_order",
+    "page_of",
+    "parse_mode",
+    "served_tasks_text",
+]
 
 #: The re-rank task's time limit in the simulator: long, so a loaded machine never turns a
 #: re-rank into a timeout (the order shown must not depend on the machine's load).
@@ -90,10 +98,25 @@ def parse_mode(text: str) -> RankingMode:
     raise ValueError(msg)
 
 
-def served_tasks_text(mode: RankingMode) -> str:
+#: When the served feed's re-rank task fires: ``edgerec``, on a click, a delete and 5
+#: exposures without a click; ``swipe``, on a click, a delete and after every exposure (an
+#: ``edgerec`` task with ``k = 1``); ``kuaishou``, after every exposure only (a ``kuaishou``
+#: task: the click on the item just shown reaches the order one exposure later).
+RERANK_POLICIES = ("edgerec", "swipe", "kuaishou")
+
+
+def served_tasks_text(mode: RankingMode, policy: str = "edgerec") -> str:
     """The tasks file of a ranking run: the ``ipv`` and ``exposure`` features, the model of the
-    mode with the EdgeRec-style inputs, one ``edgerec`` re-rank task on the feed, uploads of
-    feature and task records in the compact encoding."""
+    mode with the EdgeRec-style inputs, one re-rank task on the feed of kind ``policy`` (one of
+    :data:`RERANK_POLICIES`; greedy order either way), uploads of feature and task records in
+    the compact encoding.
+
+    Raises:
+        ValueError: an unknown ``policy``.
+    """
+    if policy not in RERANK_POLICIES:
+        msg = f"--rerank-policy must be one of {', '.join(RERANK_POLICIES)}, got {policy!r}"
+        raise ValueError(msg)
     lines = ["[features.ipv]", 'kind = "ipv"', "", "[features.exposure]", 'kind = "exposure"', "",
              "[models.ranker]", f"file = {json.dumps(mode.file)}"]  # fmt: skip
     for spec in input_specs():
@@ -103,8 +126,11 @@ def served_tasks_text(mode: RankingMode) -> str:
             f"fields = {json.dumps(list(spec.fields))}",
             f"shape = {json.dumps(list(spec.shape))}",
         ]
-    lines += ["", "[tasks.ranker]", 'kind = "edgerec"', 'model = "ranker"', f'feed = "{FEED}"',
-              "k = 5", f'timeout = "{TIMEOUT}"', "record_inputs = true",
+    kind = "kuaishou" if policy == "kuaishou" else "edgerec"
+    fires = {"edgerec": ["k = 5"], "swipe": ["k = 1"]}.get(policy, [])
+    lines += ["", "[tasks.ranker]", f"kind = {json.dumps(kind)}", 'model = "ranker"',
+              f'feed = "{FEED}"', *fires, 'strategy = "greedy"', f'timeout = "{TIMEOUT}"',
+              "record_inputs = true",
               f"apply = {'true' if mode.shows_reranks else 'false'}", "", "[upload]",
               'records = ["feature", "task"]', 'encoding = "compact"']  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -103,7 +103,8 @@ class Simulation:
             if options.chaos or options.reconfigure or options.release is not None:
                 msg = "--ranking runs without --chaos, --reconfigure and --release"
                 raise ValueError(msg)
-            options = replace(options, tasks_text=served_tasks_text(parse_mode(options.ranking)))
+            text = served_tasks_text(parse_mode(options.ranking), options.rerank_policy)
+            options = replace(options, tasks_text=text)
         if not options.tasks_text:
             from dataclasses import replace
 

@@ -48,6 +48,10 @@ def test_server_mode_equals_the_offline_users_and_identical_modes_give_ratio_one
     assert h1.reranks["applied"] > 50
     assert h1.reranks["timeouts"] == 0
     assert h1.served == h2.served
+    # the headroom study's heuristic, computed in Python without a device, is this run's
+    from streamfeat.sim._headroom import play
+
+    assert {n: play(n.rsplit("-", 1)[-1], 5, "heuristic", 12.0) for n in h1.served} == h1.served
     r = paired_ratio(h1.served, h2.served, seed=5)
     assert r["ratio"] == pytest.approx(1.0)
     assert r["low"] <= 1.0 <= r["high"]
@@ -73,6 +77,26 @@ def test_the_oracle_is_a_ceiling_well_above_the_servers_order() -> None:
     vs = report.ranking["vs_server"]
     assert vs["low"] > 1.0, vs
     assert report.reranks["applied"] == 0
+    from streamfeat.sim._headroom import play
+
+    assert {
+        n: play(n.rsplit("-", 1)[-1], 5, "oracle", 12.0) for n in report.served
+    } == report.served
+
+
+@pytest.mark.parametrize("policy", ["swipe", "kuaishou"])
+def test_rerank_at_every_exposure(policy: str) -> None:
+    """``--rerank-policy swipe`` / ``kuaishou``: the re-rank task fires after every exposure
+    (and on a click and a delete with ``swipe``); the users see what the headroom study's
+    device emulation shows them."""
+    from streamfeat.sim._headroom import play
+
+    report = simulate(_options(devices=12, ranking="heuristic", rerank_policy=policy))
+    assert report.ok
+    assert report.reranks["applied"] > report.ranking["clicks"] * 3
+    want = {n: play(n.rsplit("-", 1)[-1], 5, "heuristic", 12.0, policy=policy)
+            for n in report.served}  # fmt: skip
+    assert want == report.served
 
 
 def test_cli_compare_json_and_mistakes(tmp_path: Path) -> None:

@@ -47,6 +47,19 @@ def test_the_oracle_orders_by_the_users_current_interest() -> None:
     assert sorted(order) == sorted(step.server_order())
 
 
+def test_the_rerank_policy_sets_the_tasks_kind() -> None:
+    for policy, kind, k in (("edgerec", "edgerec", 5), ("swipe", "edgerec", 1),
+                            ("kuaishou", "kuaishou", None)):  # fmt: skip
+        config = parse_tasks(served_tasks_text(parse_mode("heuristic"), policy), source=policy)
+        (task,) = config.reranks.values()
+        assert task.kind == kind
+        if k is not None:
+            assert task.k == k
+        assert task.strategy == "greedy"
+    with pytest.raises(ValueError, match="--rerank-policy"):
+        served_tasks_text(parse_mode("heuristic"), "often")
+
+
 @pytest.mark.parametrize("bad", ["", "best", "model:", "model:/no/such/file.onnx"])
 def test_bad_modes_are_refused_in_one_line(bad: str) -> None:
     with pytest.raises(ValueError, match=r"--ranking") as info:
