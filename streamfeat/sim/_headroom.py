@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.devices} users x {args.minutes:g} min, seed {args.seed}, re-rank policy "
           f"{args.policy}; CTR ratio over the server's order, paired bootstrap 95% CI")  # fmt: skip
     base: dict[str, dict[str, Any]] | None = None
+    heuristic: dict[str, dict[str, Any]] | None = None
     for order in ["server", *[o for o in orders if o != "server"]]:
         t0 = time.perf_counter()
         got = {n: play(n, args.seed, order, args.minutes, policy=args.policy, k=args.k)
@@ -290,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             r = paired_ratio(base, got, seed=args.seed)
             line += f"  ratio {r['ratio']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
+        if heuristic is not None:
+            r = paired_ratio(heuristic, got, seed=args.seed)
+            line += f"  over heuristic {r['ratio']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
+        elif order == "heuristic":
+            heuristic = got
         print(f"{line}  ({time.perf_counter() - t0:.1f} s)", flush=True)
     return 0
 
