@@ -275,7 +275,7 @@ class Session:
                 self.close_now(*refusal, end_transport=False)
                 return True
         self.unacked += 1
-        srv.metrics.bytes.inc(size)
+        srv.metrics.bytes_tally.value += size
         writer = srv._writer
         now = srv.last_batch[device] = self._time()
         if writer.inline:
@@ -390,6 +390,6 @@ class Session:
         if self.conn.state is not State.OPEN:
             return
         self.unacked -= 1
-        self.send(Ack(batch_id))
+        self._out.put(self.conn.send(Ack(batch_id)))
         if arrived is not None:
-            self.server.metrics.ack_seconds.observe(max(0.0, self._monotonic() - arrived))
+            self.server.metrics.observe_ack(max(0.0, self._monotonic() - arrived))

@@ -100,7 +100,11 @@ class GroupWriter:
             raise
         if self.last_error is not None:
             self._succeeded()
-        (self._metrics.stored if new else self._metrics.duplicates).inc()
+        m = self._metrics
+        if new:
+            m.stored_tally.value += 1
+        else:
+            m.duplicates_tally.value += 1
         if new and decoded.records:
             self._metrics.count_records(decoded.records)
         return new
