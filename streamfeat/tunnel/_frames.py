@@ -71,6 +71,8 @@ _HDR = struct.Struct(">BH")
 
 def uvarint(n: int) -> bytes:
     """Unsigned LEB128."""
+    if n < 0x4000 and n >= 0:  # one or two bytes: every ack count below 16,384
+        return bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -96,6 +98,20 @@ def read_uvarint(data: bytes, i: int) -> tuple[int, int]:
         shift += 7
         if b < 0x80:
             return n, i
+
+
+def ack_count(plain: bytes) -> int:
+    """The count of a well-formed ACK message (``ACK uvarint``, checked by the caller), or -1
+    (the general decoder then refuses it)."""
+    if len(plain) == 2 and plain[1] < 0x80:
+        return plain[1]
+    if not 2 <= len(plain) <= 10:
+        return -1
+    try:
+        n, end = read_uvarint(plain, 1)
+    except RemoteProtocolError:
+        return -1
+    return n if end == len(plain) else -1
 
 
 def encode_record(rtype: int, body: bytes) -> bytes:
