@@ -192,9 +192,16 @@ class Session:
 
     async def run(self) -> None:
         writer = self._writer_task = asyncio.create_task(self._out.run())
+        # the read loop runs in a task of its own: a message then resumes a short chain of
+        # coroutines (loop, transport, websocket), not also the ten or so frames of aiohttp's
+        # request handler, the middlewares and the route that await this one
+        reader = asyncio.create_task(self._read_loop())
         try:
-            await self._read_loop()
+            await reader
         finally:
+            if not reader.done():  # we were cancelled (the server is shutting down)
+                reader.cancel()
+                await asyncio.wait([reader])
             if self.pending:
                 await asyncio.wait(self.pending, timeout=10)  # ack what was stored before leaving
             self._out.finish()
