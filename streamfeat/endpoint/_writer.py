@@ -92,7 +92,9 @@ class GroupWriter:
         Raises:
             StorageError: not stored (counted; the caller closes without acknowledging).
         """
-        decoded = self._decode(StoredBatch(device, batch.batch_id, batch.payload, received))
+        decoded = StoredBatch(device, batch.batch_id, batch.payload, received)
+        if self._decoder is not None:
+            decoded = self._decode(decoded)
         try:
             new = self._storage.store_batches([decoded])[0]
         except StorageError as exc:
