@@ -1,14 +1,20 @@
 """The endpoint's per-batch metrics are plain numbers changed without prometheus_client's
 locks (``Tally``, ``observe_ack``): what ``/metrics`` exposes must be what prometheus_client's
-own Counter and Histogram give for the same updates (a reference in another registry)."""
+own Counter and Histogram give for the same updates (a reference in another registry). And
+the writer's fast ``StoredBatch`` constructor makes the same object as the dataclass."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from streamfeat.endpoint._metrics import TunnelMetrics
+from streamfeat.endpoint._storage import StoredBatch
+from streamfeat.endpoint._writer import stored_batch
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 seconds = st.one_of(
@@ -65,3 +71,26 @@ def test_tallied_metrics_expose_what_prometheus_would(
     text = m.render().decode()
     assert f"streamfeat_tunnel_ack_seconds_count {float(len(acks))}" in text
     assert f"streamfeat_tunnel_payload_bytes_total {float(sum(sizes))}" in text
+
+
+@given(
+    device=st.text(max_size=20),
+    batch_id=st.binary(min_size=16, max_size=16),
+    payload=st.binary(max_size=200),
+    received=st.floats(allow_nan=False),
+)
+def test_the_fast_stored_batch_is_the_dataclass(
+    device: str, batch_id: bytes, payload: bytes, received: float
+) -> None:
+    """The writer's per-batch ``stored_batch`` (slots set directly) makes the very object the
+    frozen dataclass makes: equal, same hash and repr, still frozen."""
+    fast = stored_batch(device, batch_id, payload, received)
+    ref = StoredBatch(device, batch_id, payload, received)
+    assert stored_batch is not StoredBatch
+    assert type(fast) is StoredBatch
+    assert fast == ref
+    assert hash(fast) == hash(ref)
+    assert repr(fast) == repr(ref)
+    assert dataclasses.astuple(fast) == (device, batch_id, payload, received, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.payload = b""  # type: ignore[misc]
