@@ -53,24 +53,31 @@ from streamfeat.upload._aiohttp import connect
 
 G = "tunnel"
 
-# The bare websocket: /echo with aiohttp's defaults (no heartbeat), /same with the options of
-# the endpoint's own websocket (heartbeat 30 s, close timeout 2 s, 1 MiB messages), and
-# /sqlite, which stores each message with the endpoint's SQLiteStorage (WAL, synchronous=FULL:
-# one fsync per commit) in a worker thread, as the tunnel's group writer does, before echoing.
+# The bare websocket: /echo with aiohttp's defaults (no heartbeat), /same with the endpoint's
+# own websocket and transport (its liveness check every 15 s with autoping off, close timeout
+# 2 s, 1 MiB messages: WebSocketTransport on both ends), and /sqlite, which stores each
+# message with the endpoint's SQLiteStorage (WAL, synchronous=FULL: one fsync per commit) in a
+# worker thread, as the tunnel's group writer does, before echoing.
 _ECHO = r"""
 import asyncio, os, sys
 from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 from streamfeat.endpoint._storage import SQLiteStorage, StoredBatch
+from streamfeat.upload._aiohttp import HEARTBEAT, WebSocketTransport
 store = SQLiteStorage(sys.argv[1], check=False) if len(sys.argv) > 1 else None
 pool = ThreadPoolExecutor(1)
 def opts(request):
-    if request.path == '/echo':
-        return dict(max_msg_size=1 << 20, compress=False)
-    return dict(max_msg_size=1 << 20, compress=False, heartbeat=30.0, timeout=2.0)
+    if request.path == '/same':
+        return dict(max_msg_size=1 << 20, compress=False, autoping=False, timeout=2.0)
+    return dict(max_msg_size=1 << 20, compress=False)
 async def h(request):
     ws = web.WebSocketResponse(**opts(request))
     await ws.prepare(request)
+    if request.path == '/same':
+        t = WebSocketTransport(ws, heartbeat=HEARTBEAT)
+        while data := await t.receive():
+            await t.send(data)
+        return ws
     loop = asyncio.get_running_loop()
     async for m in ws:
         if request.path == '/sqlite':
@@ -265,7 +272,7 @@ async def _tunnel_latencies(url: str, dev: _Device, size: int, n: int) -> list[f
 async def _echo_latencies(url: str, size: int, n: int) -> list[float]:
     payload = os.urandom(size)
     if not url.endswith("/echo"):
-        # the tunnel device's own websocket transport: the same options on both ends
+        # the tunnel device's own websocket transport: the same on both ends
         t = await connect(url)
         for _ in range(20):
             await t.send(payload)
@@ -761,7 +768,7 @@ async def _latency_rows(servers: dict[str, _Proc], dev: _Device, n: int) -> list
         p50 = {k: _pct(xs, 0.5) for k, xs in lat.items()}
         notes = {
             "echo": status(),
-            "same": "the endpoint's websocket options on both ends (heartbeat 30 s)",
+            "same": "the tunnel's websocket transport on both ends (its liveness check)",
             "tunnel": f"{p50['tunnel'] / p50['same']:.2f}x the echo with the same options; "
             "stores nothing durably, like the echo",
             "echo_sqlite": "each message stored by SQLiteStorage (fsync) in a worker thread",

@@ -9,10 +9,47 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from streamfeat.tunnel._events import CloseCode
 
-__all__ = ["CONTENT_TYPE_LATEST", "TunnelMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "Tally", "TunnelMetrics"]
 
 # codes that end a connection without anybody misbehaving: not refusals
 NOT_REFUSALS = frozenset({CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.ABNORMAL})
+
+
+class Tally:
+    """A metric's value that only the event loop's thread changes: a plain float, no lock.
+
+    prometheus_client guards each value with a mutex (an acquire per update, behind two calls).
+    The values every batch changes (bytes, stored, duplicates, the ack histogram) are changed
+    in the loop only, so they hold a ``Tally``: the hot path adds to ``value``, and the
+    exposition, the dashboard and ``inc`` read and change it as before.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float) -> None:
+        self.value += amount
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        self.value = value
+
+    def get(self) -> float:
+        return self.value
+
+    def set_exemplar(self, exemplar: object) -> None:
+        pass  # no exemplars on these
+
+    def get_exemplar(self) -> None:
+        return None
+
+
+def _tally(metric: Any) -> Tally:
+    """Give a metric without labels (or one labelled child) a :class:`Tally` as its value."""
+    t = Tally()
+    metric._value = t
+    return t
 
 
 class TunnelMetrics:
@@ -99,12 +136,28 @@ class TunnelMetrics:
         # label children looked up once: labels() takes a lock and a dict lookup per call
         self.stored = self.batches.labels("stored")
         self.duplicates = self.batches.labels("duplicate")
+        # what every batch changes, without a lock (changed in the event loop's thread only)
+        self.bytes_tally = _tally(self.bytes)
+        self.stored_tally = _tally(self.stored)
+        self.duplicates_tally = _tally(self.duplicates)
+        h: Any = self.ack_seconds
+        self._ack_bounds = tuple(h._upper_bounds)
+        self._ack_sum = h._sum = Tally()
+        self._ack_buckets = h._buckets = [Tally() for _ in self._ack_bounds]
         for code in CloseCode:
             if code not in NOT_REFUSALS:
                 self.refusals.labels(code.reason)
         # refusals of the admission guard and of aiohttp, which have no tunnel close code
         for reason in ("handshake_timeout", "too_many_unauthenticated", "message_too_large"):
             self.refusals.labels(reason)
+
+    def observe_ack(self, seconds: float) -> None:
+        """``ack_seconds.observe(seconds)`` without its locks (event loop thread only)."""
+        self._ack_sum.value += seconds
+        for i, bound in enumerate(self._ack_bounds):
+            if seconds <= bound:
+                self._ack_buckets[i].value += 1
+                return
 
     def count_records(self, records: list[dict[str, Any]] | None) -> None:
         """Count the decoded records of one newly stored batch by kind."""

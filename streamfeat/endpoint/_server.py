@@ -51,7 +51,7 @@ from streamfeat.endpoint._writer import Decoder, GroupWriter
 from streamfeat.tunnel._crypto import KeyPair
 from streamfeat.tunnel._events import Close, CloseCode
 from streamfeat.tunnel._protocol import State
-from streamfeat.upload._aiohttp import MAX_MESSAGE, WebSocketTransport
+from streamfeat.upload._aiohttp import HEARTBEAT, MAX_MESSAGE, WebSocketTransport
 from streamfeat.upload._transport import Transport
 
 __all__ = ["Decoder", "GuardedSite", "Limits", "ReplayCache", "TunnelServer"]
@@ -84,6 +84,8 @@ class TunnelServer:
         admin_token: the token the operator routes (dashboard, ``/metrics``) require; None:
             loopback clients only (see ``_admin``).
         dashboard: serve ``/dashboard``.
+        heartbeat: seconds a device connection may be silent before a PING; one that answers
+            nothing is closed after 1.5 to 2 times this (``None``: no liveness check).
     """
 
     def __init__(
@@ -101,8 +103,10 @@ class TunnelServer:
         limits: Limits | None = None,
         admin_token: str | None = None,
         dashboard: bool = True,
+        heartbeat: float | None = HEARTBEAT,
     ) -> None:
         self.key, self.registry, self.storage = key, registry, storage
+        self.heartbeat = heartbeat  # seconds of silence before a PING (upload/_aiohttp.py)
         self.limits = limits or Limits()
         self.metrics = metrics or TunnelMetrics()
         self.replay_cache = replay_cache or ReplayCache()
@@ -281,12 +285,16 @@ class TunnelServer:
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         # timeout: how long our close waits for the device's close reply (shutdown speed)
+        # liveness: the transport's own check, which answers PINGs itself (autoping off)
         ws = web.WebSocketResponse(
-            max_msg_size=MAX_MESSAGE, heartbeat=30.0, compress=False, timeout=2.0
+            max_msg_size=MAX_MESSAGE,
+            autoping=self.heartbeat is None,
+            compress=False,
+            timeout=2.0,
         )
         await ws.prepare(request)
         raw = request.transport
-        transport = WebSocketTransport(ws)
+        transport = WebSocketTransport(ws, heartbeat=self.heartbeat)
         await self.handle_transport(transport, functools.partial(self.guard.authenticated, raw))
         err = transport.error
         if getattr(err, "code", None) == 1009:  # aiohttp closed it: a message over MAX_MESSAGE

@@ -91,8 +91,9 @@ class Outgoing:
             await waiter
         self._writing = True
         try:
-            while self._q:
-                data = self._take()
+            q = self._q
+            while q:
+                data = q.popleft() if len(q) == 1 else self._take()
                 try:
                     await self._transport.send(data)
                 except TunnelClosed:
@@ -192,9 +193,16 @@ class Session:
 
     async def run(self) -> None:
         writer = self._writer_task = asyncio.create_task(self._out.run())
+        # the read loop runs in a task of its own: a message then resumes a short chain of
+        # coroutines (loop, transport, websocket), not also the ten or so frames of aiohttp's
+        # request handler, the middlewares and the route that await this one
+        reader = asyncio.create_task(self._read_loop())
         try:
-            await self._read_loop()
+            await reader
         finally:
+            if not reader.done():  # we were cancelled (the server is shutting down)
+                reader.cancel()
+                await asyncio.wait([reader])
             if self.pending:
                 await asyncio.wait(self.pending, timeout=10)  # ack what was stored before leaving
             self._out.finish()
@@ -275,18 +283,25 @@ class Session:
                 self.close_now(*refusal, end_transport=False)
                 return True
         self.unacked += 1
-        srv.metrics.bytes.inc(size)
+        metrics = srv.metrics
+        metrics.bytes_tally.value += size
         writer = srv._writer
         now = srv.last_batch[device] = self._time()
         if writer.inline:
-            # stored now, in the loop: acknowledge in the same step (no future, no callback)
+            # stored now, in the loop: acknowledge in the same step (no future, no callback;
+            # what _acknowledge does, written out for the usual case: new, connection open)
             arrived = self._monotonic()
             try:
                 new = writer.store_now(device, ev, now)
             except StorageError:
                 self._store_failed(size)
                 return False
-            self._acknowledge(ev.batch_id, size, new, arrived)
+            if not new or self.conn.state is not State.OPEN:
+                self._acknowledge(ev.batch_id, size, new, arrived)
+                return False
+            self.unacked -= 1
+            self._out.put(self.conn.send(Ack(ev.batch_id)))
+            metrics.observe_ack(max(0.0, self._monotonic() - arrived))
             return False
         fut = srv._writer.submit(device, ev)
         self.pending.add(fut)
@@ -390,6 +405,6 @@ class Session:
         if self.conn.state is not State.OPEN:
             return
         self.unacked -= 1
-        self.send(Ack(batch_id))
+        self._out.put(self.conn.send(Ack(batch_id)))
         if arrived is not None:
-            self.server.metrics.ack_seconds.observe(max(0.0, self._monotonic() - arrived))
+            self.server.metrics.observe_ack(max(0.0, self._monotonic() - arrived))

@@ -25,6 +25,7 @@ from streamfeat.errors import DecryptError
 __all__ = [
     "DHLEN",
     "MAX_MESSAGE",
+    "MAX_NONCE",
     "TAGLEN",
     "CipherState",
     "KeyPair",
@@ -35,7 +36,7 @@ __all__ = [
 DHLEN = 32
 TAGLEN = 16
 MAX_MESSAGE = 65535  # Noise messages never exceed this (spec section 3)
-_MAX_NONCE = 2**64 - 1  # reserved by the spec; reaching it means the key is spent
+MAX_NONCE = _MAX_NONCE = 2**64 - 1  # reserved by the spec; reaching it means the key is spent
 
 _HASHES: dict[str, Callable[[], Any]] = {
     "BLAKE2s": hashlib.blake2s,
@@ -87,6 +88,10 @@ def _nonce(n: int) -> bytes:
     return _NONCE.pack(n)
 
 
+#: ``nonce(n)``: the 12-byte ChaChaPoly nonce of counter ``n`` (for callers of ``aead``)
+nonce = _NONCE.pack
+
+
 class CipherState:
     """A key ``k`` (or none) and a nonce counter ``n`` (Noise section 5.1)."""
 
@@ -100,6 +105,13 @@ class CipherState:
     def has_key(self) -> bool:
         """True once a key was set."""
         return self.k is not None
+
+    @property
+    def aead(self) -> ChaCha20Poly1305 | None:
+        """The AEAD object of the key (made once), for a caller that keeps its own counter:
+        ``aead.encrypt(nonce(n), plaintext, ad)`` is ``encrypt_at(n, ad, plaintext)`` for
+        ``n < MAX_NONCE``, with ``InvalidTag`` where ``decrypt_at`` raises ``DecryptError``."""
+        return self._aead
 
     def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
         """Encrypt with the next nonce, or return the plaintext when there is no key yet."""

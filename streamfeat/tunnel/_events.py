@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from streamfeat.errors import LocalProtocolError
+from streamfeat.tunnel._frames import BATCH_ID_LEN, MAX_BATCH
+
 __all__ = [
     "NEED_DATA",
     "Accept",
@@ -25,6 +28,7 @@ __all__ = [
     "Hello",
     "NeedData",
     "Refuse",
+    "check_fields",
     "reason_of",
 ]
 
@@ -187,3 +191,24 @@ class Closed:
 
 
 Event = DeviceHello | HandshakeComplete | Batch | Ack | Config | Closed
+
+
+def check_fields(event: object) -> None:
+    """Refuse an event to send whose fields are out of the wire's range.
+
+    Raises:
+        LocalProtocolError: naming the field.
+    """
+    bad = None
+    if isinstance(event, (Batch, Ack)) and len(event.batch_id) != BATCH_ID_LEN:
+        bad = f"batch_id must be {BATCH_ID_LEN} bytes, not {len(event.batch_id)}"
+    elif isinstance(event, Batch) and len(event.payload) > MAX_BATCH:
+        bad = f"batch payload of {len(event.payload)} bytes exceeds {MAX_BATCH}"
+    elif isinstance(event, Hello) and event.first is not None:
+        check_fields(event.first)
+    elif isinstance(event, Config) and (
+        len(event.body) > MAX_BATCH or not 0 <= event.version < 2**32
+    ):
+        bad = f"config version {event.version} or body of {len(event.body)} bytes out of range"
+    if bad is not None:
+        raise LocalProtocolError(bad)

@@ -71,6 +71,8 @@ _HDR = struct.Struct(">BH")
 
 def uvarint(n: int) -> bytes:
     """Unsigned LEB128."""
+    if n < 0x4000 and n >= 0:  # one or two bytes: every ack count below 16,384
+        return bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -98,6 +100,20 @@ def read_uvarint(data: bytes, i: int) -> tuple[int, int]:
             return n, i
 
 
+def ack_count(plain: bytes) -> int:
+    """The count of a well-formed ACK message (``ACK uvarint``, checked by the caller), or -1
+    (the general decoder then refuses it)."""
+    if len(plain) == 2 and plain[1] < 0x80:
+        return plain[1]
+    if not 2 <= len(plain) <= 10:
+        return -1
+    try:
+        n, end = read_uvarint(plain, 1)
+    except RemoteProtocolError:
+        return -1
+    return n if end == len(plain) else -1
+
+
 def encode_record(rtype: int, body: bytes) -> bytes:
     """Frame ``body`` as one outer record."""
     if len(body) > MAX_BODY:
@@ -107,19 +123,35 @@ def encode_record(rtype: int, body: bytes) -> bytes:
 
 
 class Buffer:
-    """Received bytes not yet parsed; records are taken out whole or not at all."""
+    """Received bytes not yet parsed; records are taken out whole or not at all.
 
-    __slots__ = ("_buf",)
+    The usual case, a websocket message of whole records fed while nothing else waits, is
+    parsed in place: the message is kept as it came (``_head``, read from offset ``_pos``),
+    with no copy into the bytearray and no shifting of it. Bytes that wait when more come
+    (a record cut across messages) go to the bytearray ``_buf``; at most one of the two holds
+    bytes at any time.
+    """
+
+    __slots__ = ("_buf", "_head", "_pos")
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._head = b""
+        self._pos = 0
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
+        if not self._head and not self._buf:  # nothing waits: parse this message in place
+            self._head = data if type(data) is bytes else bytes(data)
+            self._pos = 0
+            return
+        if self._head:  # what is left of the last message goes first
+            self._buf += memoryview(self._head)[self._pos :]
+            self._head, self._pos = b"", 0
         self._buf += data
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self._head) - self._pos + len(self._buf)
 
     def next_record(self) -> tuple[int, bytes] | None:
         """Take the next whole record, or return None (nothing consumed) when incomplete.
@@ -127,6 +159,23 @@ class Buffer:
         Raises:
             RemoteProtocolError: the type byte is unknown (nothing consumed).
         """
+        head = self._head
+        if head:
+            pos = self._pos
+            if len(head) - pos < _HDR.size:
+                return None
+            rtype, length = _HDR.unpack_from(head, pos)
+            if rtype not in RECORD_TYPES:
+                msg = f"unknown record type 0x{rtype:02x}"
+                raise RemoteProtocolError(msg)
+            end = pos + _HDR.size + length
+            if len(head) < end:
+                return None
+            if end == len(head):
+                self._head, self._pos = b"", 0
+            else:
+                self._pos = end
+            return rtype, head[pos + _HDR.size : end]
         if len(self._buf) < _HDR.size:
             return None
         rtype, length = _HDR.unpack_from(self._buf)

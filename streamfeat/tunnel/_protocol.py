@@ -34,6 +34,9 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TypeVar
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
 import streamfeat.tunnel._frames as F
 from streamfeat.errors import (
     DecryptError,
@@ -42,7 +45,7 @@ from streamfeat.errors import (
     RemoteProtocolError,
     TunnelError,
 )
-from streamfeat.tunnel._crypto import CipherState, KeyPair
+from streamfeat.tunnel._crypto import MAX_NONCE, CipherState, KeyPair, nonce
 from streamfeat.tunnel._events import (
     NEED_DATA,
     Accept,
@@ -58,6 +61,7 @@ from streamfeat.tunnel._events import (
     Hello,
     NeedData,
     Refuse,
+    check_fields,
 )
 from streamfeat.tunnel._handshake import PROTOCOL_NAME, HandshakeState
 
@@ -186,6 +190,9 @@ class TunnelConnection:
         self._hs: HandshakeState | None = None
         self._send_cs: CipherState | None = None
         self._recv_cs: CipherState | None = None
+        # their AEAD objects, called directly per frame (set with the keys, in _split)
+        self._seal_with: ChaCha20Poly1305 | None = None
+        self._open_with: ChaCha20Poly1305 | None = None
         self._send_n = 0
         self._recv_n = 0
         self._buf = F.Buffer()
@@ -244,7 +251,7 @@ class TunnelConnection:
         if self.state is State.ERROR:
             msg = f"can't send {type(event).__name__} in state ERROR"
             raise LocalProtocolError(msg)
-        self._check_fields(event)
+        check_fields(event)
         if self.state is State.OPEN:
             self._check_ack(event)
         before = self.state
@@ -270,7 +277,7 @@ class TunnelConnection:
         """Device, state OPEN: seal one batch."""
         bid, payload = event.batch_id, event.payload
         if len(bid) != F.BATCH_ID_LEN or len(payload) > F.MAX_BATCH:
-            self._check_fields(event)  # raises, naming the field
+            check_fields(event)  # raises, naming the field
         self._unacked.append(bid)
         return self._seal_plain(_BATCH_BYTE + bid + payload)
 
@@ -291,22 +298,6 @@ class TunnelConnection:
         ):
             msg = f"can't ack batch {event.batch_id.hex()}: not received unacknowledged on this connection"
             raise LocalProtocolError(msg)
-
-    @staticmethod
-    def _check_fields(event: object) -> None:
-        bad = None
-        if isinstance(event, (Batch, Ack)) and len(event.batch_id) != F.BATCH_ID_LEN:
-            bad = f"batch_id must be {F.BATCH_ID_LEN} bytes, not {len(event.batch_id)}"
-        elif isinstance(event, Batch) and len(event.payload) > F.MAX_BATCH:
-            bad = f"batch payload of {len(event.payload)} bytes exceeds {F.MAX_BATCH}"
-        elif isinstance(event, Hello) and event.first is not None:
-            TunnelConnection._check_fields(event.first)
-        elif isinstance(event, Config) and (
-            len(event.body) > F.MAX_BATCH or not 0 <= event.version < 2**32
-        ):
-            bad = f"config version {event.version} or body of {len(event.body)} bytes out of range"
-        if bad is not None:
-            raise LocalProtocolError(bad)
 
     def _send_hello(self, event: Hello) -> bytes:
         self._hs = HandshakeState(
@@ -329,7 +320,7 @@ class TunnelConnection:
         # the responder's ephemeral is generated only now, after the shell said yes
         self._hs.e = KeyPair.generate(self._random)
         body = self._hs.write_message_2(b"")
-        self._send_cs, self._recv_cs = self._hs.split()
+        self._split(self._hs)
         self.peer_key = self._hs.rs
         assert self.peer_key is not None
         self._events.append(HandshakeComplete(self.peer_key, self._hs.handshake_hash))
@@ -354,10 +345,18 @@ class TunnelConnection:
 
     def _seal_plain(self, plain: bytes) -> bytes:
         """One DATA record: ``plain`` (an encoded inner message) sealed at the next nonce."""
-        assert self._send_cs is not None
-        ct = self._send_cs.encrypt_at(self._send_n, b"", plain)
-        self._send_n += 1
+        aead, n = self._seal_with, self._send_n
+        if aead is None or n >= MAX_NONCE:
+            msg = f"can't encrypt with nonce {n} (no key or nonce spent)"
+            raise DecryptError(msg)
+        ct = aead.encrypt(nonce(n), plain, b"")
+        self._send_n = n + 1
         return F.encode_record(F.DATA, ct)
+
+    def _split(self, hs: HandshakeState) -> None:
+        """The handshake is done: the transport keys, and their AEAD objects."""
+        self._send_cs, self._recv_cs = hs.split()
+        self._seal_with, self._open_with = self._send_cs.aead, self._recv_cs.aead
 
     def data_to_send(self) -> bytes:
         """Bytes the connection produced by itself (a close record); empty most of the time."""
@@ -451,7 +450,7 @@ class TunnelConnection:
             kind == F.ACK
             and self.role is Role.DEVICE
             and self._unacked
-            and _ack_count(plain) == self._acked + 1
+            and F.ack_count(plain) == self._acked + 1
         ):
             self._acked += 1
             return Ack(self._unacked.popleft())
@@ -497,14 +496,15 @@ class TunnelConnection:
             self._hs.read_message_2(body)
         except HandshakeError as exc:
             raise _Refusal(CloseCode.HANDSHAKE_FAILED, exc) from exc
-        self._send_cs, self._recv_cs = self._hs.split()
+        self._split(self._hs)
         self.peer_key = self._remote_static
         assert self.peer_key is not None
         self._events.append(HandshakeComplete(self.peer_key, self._hs.handshake_hash))
 
     def _open_plain(self, body: bytes) -> bytes:
         """Decrypt a DATA record's body at the next nonce."""
-        if self._recv_cs is None:
+        aead = self._open_with
+        if aead is None:
             msg = f"peer sent DATA in state {self.state.value} as {self.role.value}"
             raise _Refusal(CloseCode.PROTOCOL_ERROR, RemoteProtocolError(msg))
         if len(body) < _TAG + 1:
@@ -512,10 +512,13 @@ class TunnelConnection:
             raise _Refusal(CloseCode.TRUNCATED, RemoteProtocolError(msg))
         n = self._recv_n
         try:
-            plain = self._recv_cs.decrypt_at(n, b"", body)
-        except DecryptError as exc:
-            raise _Refusal(self._classify(body), exc) from exc
-        self._recv_n += 1
+            if n >= MAX_NONCE:
+                raise InvalidTag  # the key is spent (never in practice: 2**64 frames)
+            plain = aead.decrypt(nonce(n), body, b"")
+        except InvalidTag as exc:
+            msg = f"aead tag did not verify at nonce {n}"
+            raise _Refusal(self._classify(body), DecryptError(msg)) from exc
+        self._recv_n = n + 1
         return plain
 
     def _classify(self, body: bytes) -> CloseCode:
@@ -575,19 +578,6 @@ class TunnelConnection:
         elif self.role is Role.ENDPOINT and before in (State.IDLE, State.HELLO_RECEIVED):
             self._out += F.encode_record(F.REFUSE, F.encode_refuse(r.code, reason))
         self._set_closed(Closed(r.code, str(r), remote=False))
-
-
-def _ack_count(plain: bytes) -> int:
-    """The count of a well-formed ACK message, or -1 (the general path then refuses it)."""
-    if len(plain) == 2 and plain[1] < 0x80:
-        return plain[1]
-    if not 2 <= len(plain) <= 10:
-        return -1
-    try:
-        n, end = F.read_uvarint(plain, 1)
-    except RemoteProtocolError:
-        return -1
-    return n if end == len(plain) else -1
 
 
 def _decode(fn: Callable[[bytes], _T], data: bytes) -> _T:

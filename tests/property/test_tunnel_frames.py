@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given
 
+from streamfeat.errors import RemoteProtocolError
 from streamfeat.tunnel import (
     NEED_DATA,
     Accept,
@@ -130,3 +132,58 @@ def test_hello_payload_round_trip(version: int, first: bytes | None) -> None:
     inner = None if first is None else F.Inner(F.BATCH, batch_id=bid(1), payload=first)
     assert F.decode_hello_payload(F.encode_hello_payload(version, inner)) == (version, inner)
     assert isinstance(Hello(version), Hello)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(F.RECORD_TYPES)), st.binary(max_size=300)), max_size=8
+    ),
+    st.data(),
+)
+def test_buffer_matches_a_plain_parser_under_any_feeds_and_takes(
+    records: list[tuple[int, bytes]], data: st.DataObject
+) -> None:
+    """Feeds and takes in any order (a message parsed in place, a cut record moved to the
+    bytearray, bytes fed while a record waits) against a parser over one plain bytes string."""
+    stream = b"".join(F.encode_record(t, b) for t, b in records)
+    buf, fed, want_pos, must_feed = F.Buffer(), 0, 0, False
+
+    def plain_next(pos: int) -> tuple[tuple[int, bytes] | None, int]:
+        if fed - pos < 3:
+            return None, pos
+        length = int.from_bytes(stream[pos + 1 : pos + 3], "big")
+        if fed - pos < 3 + length:
+            return None, pos
+        return (stream[pos], stream[pos + 3 : pos + 3 + length]), pos + 3 + length
+
+    while fed < len(stream) or len(buf):
+        if fed < len(stream) and (must_feed or data.draw(st.booleans())):
+            n = data.draw(st.integers(1, len(stream) - fed))
+            chunk = stream[fed : fed + n]
+            buf.feed(bytearray(chunk) if data.draw(st.booleans()) else chunk)
+            fed += n
+            must_feed = False
+        else:
+            want, want_pos = plain_next(want_pos)
+            r = buf.next_record()
+            assert r == want
+            if r is not None:
+                assert type(r[1]) is bytes
+            must_feed = r is None  # nothing whole waits: the next step feeds
+        assert len(buf) == fed - want_pos
+    assert want_pos == len(stream)
+
+
+def test_buffer_refuses_an_unknown_type_and_consumes_nothing() -> None:
+    for first in (b"", b"\x03\x00\x01x"):  # in place, and after a record
+        buf = F.Buffer()
+        buf.feed(first + b"\x7f\x00\x00")
+        if first:
+            assert buf.next_record() == (F.DATA, b"x")
+        with pytest.raises(RemoteProtocolError, match="unknown record type 0x7f"):
+            buf.next_record()
+        assert len(buf) == 3
+        buf.feed(b"more")  # moved to the bytearray with what waits: still refused
+        with pytest.raises(RemoteProtocolError):
+            buf.next_record()
+        assert len(buf) == 7
