@@ -53,7 +53,7 @@ loop: install
 	$(PY) -m streamfeat train --db $(LOOP_DIR)/collect/endpoint.sqlite \
 		--tasks $(LOOP_DIR)/collect/tasks.toml --epochs $(LOOP_EPOCHS) --batch $(LOOP_BATCH) --lr $(LOOP_LR) \
 		--max-samples $(LOOP_SAMPLES) --out $(LOOP_DIR)/model.onnx --control $(LOOP_DIR)/control.onnx
-	$(PY) -m streamfeat simulate --compare heuristic,model:$(LOOP_DIR)/model.onnx,model:$(LOOP_DIR)/control.onnx \
+	$(PY) -m streamfeat simulate --compare heuristic,model:$(LOOP_DIR)/model.onnx,model:$(LOOP_DIR)/control.onnx,oracle \
 		--devices $(LOOP_DEVICES) --minutes $(LOOP_MINUTES) --speed 0 --seed 2
 
 # headless chromium for the browser tests (installed once; they skip without it)
