@@ -36,7 +36,7 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,9 +53,11 @@ from streamfeat.sim._users import (
     server_logit,
 )
 
-__all__ = ["ORDERS", "play", "run"]
+__all__ = ["ORDERS", "POLICIES", "play"]
 
 ORDERS = ("server", "heuristic", "outcomes", "tracker", "bayes", "oracle")
+#: When the device re-ranks (``simulate --rerank-policy``).
+POLICIES = ("edgerec", "swipe", "kuaishou")
 ROWS = 50  # exposure rows a re-rank sees (the feed's last 50 exposed or deleted items)
 _C0, _NC = CATEGORIES[0], len(CATEGORIES)
 
@@ -211,6 +213,9 @@ def play(device: str, seed: int, order: str, minutes: float, *, policy: str = "e
     if order not in ORDERS:
         msg = f"no order {order!r} (orders: {', '.join(ORDERS)})"
         raise ValueError(msg)
+    if policy not in POLICIES:
+        msg = f"no policy {policy!r} (policies: {', '.join(POLICIES)})"
+        raise ValueError(msg)
     user = ServedUser(device, seed, params)
     ctx = _Context(user, bayes=order == "bayes")
     gen = user.play(minutes, 1_767_225_600_000)
@@ -248,13 +253,6 @@ def play(device: str, seed: int, order: str, minutes: float, *, policy: str = "e
     return user.stats.as_dict()
 
 
-def run(devices: int, seed: int, minutes: float, orders: Sequence[str] = ORDERS, *,
-        policy: str = "edgerec") -> dict[str, dict[str, dict[str, Any]]]:  # fmt: skip
-    """Each order's counts per device (``dev000000`` ... as the fleet names them)."""
-    names = [f"dev{i:06d}" for i in range(devices)]
-    return {o: {n: play(n, seed, o, minutes, policy=policy) for n in names} for o in orders}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Print the table (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m streamfeat.sim._headroom",
@@ -262,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=2)
-    ap.add_argument("--policy", choices=("edgerec", "swipe", "kuaishou"), default="edgerec")
+    ap.add_argument("--policy", choices=POLICIES, default="edgerec")
     ap.add_argument("--k", type=int, default=5, help="edgerec: exposures without a click that fire")
     ap.add_argument(
         "--orders", default=",".join(ORDERS), help="comma-separated, of: " + ", ".join(ORDERS)

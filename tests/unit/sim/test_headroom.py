@@ -56,6 +56,8 @@ def test_orders_are_seeded_and_the_oracle_is_on_top() -> None:
     assert ctr("oracle") > ctr("server") * 1.1
     with pytest.raises(ValueError, match="no order"):
         play("dev000001", 1, "best", 1.0)
+    with pytest.raises(ValueError, match="no policy"):
+        play("dev000001", 1, "server", 1.0, policy="often")
 
 
 def test_the_command_prints_each_order(capsys: pytest.CaptureFixture[str]) -> None:
