@@ -139,8 +139,8 @@ class Buffer:
         self._head = b""
         self._pos = 0
 
-    def feed(self, data: bytes) -> None:
-        """Append received bytes."""
+    def feed(self, data: bytes | bytearray) -> None:
+        """Append received bytes (a bytearray is copied: the caller may reuse it)."""
         if not self._head and not self._buf:  # nothing waits: parse this message in place
             self._head = data if type(data) is bytes else bytes(data)
             self._pos = 0
