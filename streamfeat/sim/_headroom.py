@@ -43,6 +43,7 @@ import numpy as np
 
 from streamfeat.gen._model import CATEGORIES, CATEGORIES_PER_GROUP
 from streamfeat.sim._heuristic import CLICK, DELETE, GROUP
+from streamfeat.sim._served import RERANK_POLICIES, oracle_order, order_by
 from streamfeat.sim._users import (
     Look,
     ServedUser,
@@ -53,11 +54,9 @@ from streamfeat.sim._users import (
     server_logit,
 )
 
-__all__ = ["ORDERS", "POLICIES", "play"]
+__all__ = ["ORDERS", "play"]
 
 ORDERS = ("server", "heuristic", "outcomes", "tracker", "bayes", "oracle")
-#: When the device re-ranks (``simulate --rerank-policy``).
-POLICIES = ("edgerec", "swipe", "kuaishou")
 ROWS = 50  # exposure rows a re-rank sees (the feed's last 50 exposed or deleted items)
 _C0, _NC = CATEGORIES[0], len(CATEGORIES)
 
@@ -177,8 +176,6 @@ def _scorer(ctx: _Context, order: str) -> Callable[[str], float]:
     def base(item: str) -> float:
         return server_logit(p, user.interests.get(_cat(item), 0.0), item)
 
-    if order == "oracle":
-        return lambda item: server_logit(p, user.interest(_cat(item)), item)
     if order in ("heuristic", "outcomes"):
         by_cat, by_group = _lifts(ctx, order)
         return lambda item: (base(item) + by_cat.get(_cat(item), 0.0)
@@ -199,12 +196,6 @@ def _scorer(ctx: _Context, order: str) -> Callable[[str], float]:
     return expected
 
 
-def _ordered(page: SetPage, score: Callable[[str], float]) -> list[str]:
-    items = page.server_order()
-    rank = {item: i for i, item in enumerate(items)}
-    return sorted(items, key=lambda i: (-score(i), rank[i]))
-
-
 def play(device: str, seed: int, order: str, minutes: float, *, policy: str = "edgerec",
          k: int = 5, params: UserParams | None = None) -> dict[str, Any]:  # fmt: skip
     """Play the user ``device`` (its key: ``dev000001``, not a fleet's ``sim-dev000001``)
@@ -213,8 +204,8 @@ def play(device: str, seed: int, order: str, minutes: float, *, policy: str = "e
     if order not in ORDERS:
         msg = f"no order {order!r} (orders: {', '.join(ORDERS)})"
         raise ValueError(msg)
-    if policy not in POLICIES:
-        msg = f"no policy {policy!r} (policies: {', '.join(POLICIES)})"
+    if policy not in RERANK_POLICIES:
+        msg = f"no policy {policy!r} (policies: {', '.join(RERANK_POLICIES)})"
         raise ValueError(msg)
     user = ServedUser(device, seed, params)
     ctx = _Context(user, bayes=order == "bayes")
@@ -230,7 +221,7 @@ def play(device: str, seed: int, order: str, minutes: float, *, policy: str = "e
         elif isinstance(step, Look):
             assert page is not None
             if order == "oracle":
-                shown = _ordered(page, _scorer(ctx, order))
+                shown = oracle_order(page, user)
             reply = page.server_order() if shown is None else shown
         else:
             ctx.observe(step)
@@ -245,7 +236,7 @@ def play(device: str, seed: int, order: str, minutes: float, *, policy: str = "e
                 fire = since >= (1 if policy == "swipe" else k)
                 since = 0 if fire else since
             if fire and page is not None and order not in ("server", "oracle"):
-                shown = _ordered(page, _scorer(ctx, order))  # what the device knows now
+                shown = order_by(page, _scorer(ctx, order))  # what the device knows now
         try:
             step = gen.send(reply)
         except StopIteration:
@@ -260,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=2)
-    ap.add_argument("--policy", choices=POLICIES, default="edgerec")
+    ap.add_argument("--policy", choices=RERANK_POLICIES, default="edgerec")
     ap.add_argument("--k", type=int, default=5, help="edgerec: exposures without a click that fire")
     ap.add_argument(
         "--orders", default=",".join(ORDERS), help="comma-separated, of: " + ", ".join(ORDERS)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "RankingMode",
     "drive",
     "oracle_order",
+    "order_by",
     "page_of",
     "parse_mode",
     "served_tasks_text",
@@ -209,17 +211,23 @@ async def drive(
             step = None
 
 
-def oracle_order(step: SetPage, user: ServedUser) -> list[str]:
-    """The page's items (less deleted ones) by their click logit under the user's current
-    interests, highest first, ties in the server's order: the ``oracle`` mode's order."""
+def order_by(step: SetPage, score: Callable[[str], float]) -> list[str]:
+    """The page's items (less deleted ones) by ``score``, highest first, ties in the server's
+    order."""
     order = step.server_order()
     rank = {item: i for i, item in enumerate(order)}
+    return sorted(order, key=lambda item: (-score(item), rank[item]))
 
-    def key(item: str) -> tuple[float, int]:
-        cat = int(item_features(item)["category"])
-        return (-server_logit(user.params, user.interest(cat), item), rank[item])
 
-    return sorted(order, key=key)
+def oracle_order(step: SetPage, user: ServedUser) -> list[str]:
+    """The ``oracle`` mode's order: by the click logit under the user's current interests."""
+    return order_by(
+        step, lambda item: server_logit(user.params, user.interest(_category(item)), item)
+    )
+
+
+def _category(item: str) -> int:
+    return int(item_features(item)["category"])
 
 
 def server_baseline(names: list[str], options: Any) -> dict[str, dict[str, Any]]:
