@@ -75,6 +75,10 @@ class FitOptions:
             (``Dims.wide``) and the position-bias logits: as in Wide & Deep, the linear part
             gets its own optimiser settings, since at the deep part's small ``lr`` a few
             hundred steps move a weight by at most a few tenths.
+        rows: train on the first ``rows`` rows of each re-rank's order only (0: all rows).
+            With a re-rank after every exposure, row 0 is the item the user sees next, so
+            ``rows = 1`` labels each candidate with what the user did with it in the state
+            the model read, where a later row's click depends on what happened in between.
     """
 
     epochs: int = 3
@@ -86,6 +90,7 @@ class FitOptions:
     normalise: bool = True
     position_bias: bool = True
     wide_lr: float = 0.05
+    rows: int = 0
 
 
 #: Rows of the order that get a position-bias logit of their own (the last one is shared by
@@ -222,7 +227,10 @@ def fit(
             cand, ex, e_len, pv, d_len, lab, mask = _batch(chunk)
             optim.zero_grad()
             logits = model.logits_batch(cand, ex, e_len, pv, d_len)
-            loss = (_loss(torch, logits, bias, lab) * mask).sum() / mask.sum()
+            if opts.rows:  # only the first rows of each order count
+                mask = mask.clone()
+                mask[:, opts.rows :] = 0.0
+            loss = (_loss(torch, logits, bias, lab) * mask).sum() / mask.sum().clamp(min=1.0)
             loss.backward()
             optim.step()
             total += float(loss.detach()) * len(chunk)

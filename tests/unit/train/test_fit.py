@@ -174,6 +174,28 @@ def test_position_bias_loss_against_a_plain_reference() -> None:
                                                 rel=1e-4, abs=1e-5)  # fmt: skip
 
 
+def test_rows_trains_on_the_first_rows_only(data) -> None:  # type: ignore[no-untyped-def]
+    """With ``rows = 2`` the labels past row 1 change nothing: the same weights whatever they
+    are; with every row they do."""
+    import torch
+
+    from streamfeat.train import Sample
+
+    train, _ = data
+    train = train[:40]
+    flipped = [Sample(s.device, s.feeds, np.concatenate([s.labels[:2], 1.0 - s.labels[2:]]))
+               for s in train]  # fmt: skip
+    opts = FitOptions(epochs=1, batch=8, seed=0, threads=1, rows=2)
+    a, _ = fit(train, [], opts)
+    b, _ = fit(flipped, [], opts)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    every = FitOptions(epochs=1, batch=8, seed=0, threads=1)
+    c, _ = fit(train, [], every)
+    d, _ = fit(flipped, [], every)
+    assert not torch.equal(c.state_dict()["head1.weight"], d.state_dict()["head1.weight"])
+
+
 def test_shuffle_weights_permutes_each_weight_tensor_and_nothing_else() -> None:
     """The control model: every float tensor holds the same values in another order; integer
     constants and single numbers are untouched; the file still loads and scores."""
