@@ -59,6 +59,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--rows", type=int, default=0, metavar="R",
                    help="train on the first R rows of each re-rank's order only (default: 0, all; "
                         "docs/train.md)")  # fmt: skip
+    p.add_argument("--ema", type=float, default=0.0, metavar="D",
+                   help="export the moving average of the weights, decay D per step (e.g. 0.99; "
+                        "default: 0, off; docs/train.md)")  # fmt: skip
     p.add_argument("--no-normalise", action="store_true",
                    help="don't standardise the inputs (the model reads them as "
                    "builtin:edgerec-small does; for comparison)")  # fmt: skip
@@ -98,6 +101,8 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--wide-lr must be above 0, got {args.wide_lr}"
     if args.max_samples < 1:
         return f"--max-samples must be at least 1, got {args.max_samples}"
+    if not 0.0 <= args.ema < 1.0:
+        return f"--ema must be at least 0 and below 1, got {args.ema}"
     if args.rows < 0:
         return f"--rows must be 0 (all) or more, got {args.rows}"
     if not 0.0 < args.holdout < 1.0:
@@ -177,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
                                 soft=0 if args.no_match else args.soft,
                                 outcome=not args.no_match and not args.no_outcome),
                       position_bias=not args.no_position_bias,
-                      wide_lr=args.wide_lr, rows=args.rows)  # fmt: skip
+                      wide_lr=args.wide_lr, rows=args.rows, ema=args.ema)  # fmt: skip
     console = Console(file=sys.stderr)
     history: list[EpochResult] = []
     with Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[of]}"), BarColumn(),

@@ -196,6 +196,41 @@ def test_rows_trains_on_the_first_rows_only(data) -> None:  # type: ignore[no-un
     assert not torch.equal(c.state_dict()["head1.weight"], d.state_dict()["head1.weight"])
 
 
+def test_weight_average_against_a_plain_reference() -> None:
+    """``_average`` folds a state into the average as ``d * avg + (1 - d) * w``, float
+    tensors only (integer buffers kept)."""
+    import torch
+
+    from streamfeat.train._fit import _average
+
+    avg = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor([3])}
+    for w in ([3.0, 0.0], [-1.0, 4.0]):
+        _average(torch, avg, {"w": torch.tensor(w), "n": torch.tensor([9])}, 0.75)
+    a = [1.0, 2.0]
+    for w in ([3.0, 0.0], [-1.0, 4.0]):
+        a = [0.75 * x + 0.25 * y for x, y in zip(a, w, strict=True)]
+    assert avg["w"].tolist() == pytest.approx(a)
+    assert avg["n"].tolist() == [3]
+
+
+def test_ema_exports_the_average(data) -> None:  # type: ignore[no-untyped-def]
+    """With a decay near 0 the average is the last step's weights; with 0.9 it is not, and
+    the held-out scores are those of the model returned."""
+    import torch
+
+    train, held = data
+    train = train[:60]
+    plain, _ = fit(train, held, FitOptions(epochs=1, batch=8, seed=0, threads=1))
+    near, _ = fit(train, held, FitOptions(epochs=1, batch=8, seed=0, threads=1, ema=1e-9))
+    avg, hist = fit(train, held, FitOptions(epochs=1, batch=8, seed=0, threads=1, ema=0.9))
+    for (name, x), (_, y) in zip(
+        plain.state_dict().items(), near.state_dict().items(), strict=True
+    ):
+        assert torch.allclose(x, y, atol=1e-6), name
+    assert not torch.allclose(plain.state_dict()["head1.weight"], avg.state_dict()["head1.weight"])
+    assert evaluate(avg, held)[0] == pytest.approx(hist[-1].auc)
+
+
 def test_shuffle_weights_permutes_each_weight_tensor_and_nothing_else() -> None:
     """The control model: every float tensor holds the same values in another order; integer
     constants and single numbers are untouched; the file still loads and scores."""
