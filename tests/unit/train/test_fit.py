@@ -143,6 +143,19 @@ def test_an_unwritable_out_is_one_line(tmp_path, monkeypatch, capsys) -> None:  
     assert "can't write" in err[0]
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--rows", "-1"), ("--ema", "1"), ("--ema", "-0.5")])
+def test_a_bad_rows_or_ema_is_one_line(flag, value, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from streamfeat.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--db", str(tmp_path / "x.db"), "--out", str(tmp_path / "m.onnx"),
+              flag, value])  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"{flag} must be" in err[0]
+
+
 def test_position_bias_loss_against_a_plain_reference() -> None:
     """With a position bias the loss is the log loss of sigmoid(logit) * sigmoid(bias[row])
     (rows past the table share its last logit); without one, the plain log loss."""
