@@ -49,6 +49,7 @@ from streamfeat.sim._users import (
     ServedUser,
     SetPage,
     UserParams,
+    category_of,
     group_of,
     item_features,
     server_logit,
@@ -59,10 +60,6 @@ __all__ = ["ORDERS", "play"]
 ORDERS = ("server", "heuristic", "outcomes", "tracker", "bayes", "oracle")
 ROWS = 50  # exposure rows a re-rank sees (the feed's last 50 exposed or deleted items)
 _C0, _NC = CATEGORIES[0], len(CATEGORIES)
-
-
-def _cat(item: str) -> int:
-    return int(item_features(item)["category"])
 
 
 class _Context:
@@ -174,22 +171,22 @@ def _scorer(ctx: _Context, order: str) -> Callable[[str], float]:
     user, p = ctx.user, ctx.p
 
     def base(item: str) -> float:
-        return server_logit(p, user.interests.get(_cat(item), 0.0), item)
+        return server_logit(p, user.interests.get(category_of(item), 0.0), item)
 
     if order in ("heuristic", "outcomes"):
         by_cat, by_group = _lifts(ctx, order)
-        return lambda item: (base(item) + by_cat.get(_cat(item), 0.0)
-                             + by_group.get(group_of(_cat(item)), 0.0))  # fmt: skip
+        return lambda item: (base(item) + by_cat.get(category_of(item), 0.0)
+                             + by_group.get(group_of(category_of(item)), 0.0))  # fmt: skip
     if ctx.pending is not None and ctx.pending[5]:  # a click or delete is final: fold it in
         ctx.resolve()
     if order == "tracker":
-        return lambda item: base(item) + p.a_u * float(ctx.drift[_cat(item) - _C0])
+        return lambda item: base(item) + p.a_u * float(ctx.drift[category_of(item) - _C0])
     w = np.exp(ctx.log_post - ctx.log_post.max())
     w /= w.sum()
     fade = p.decay**ctx.n
 
     def expected(item: str) -> float:  # E[P(click)] over the intent's posterior
-        k = _cat(item) - _C0
+        k = category_of(item) - _C0
         boost = p.a_u * (ctx.drift[k] + fade * ctx.intent[:, k])
         return float(w @ (1.0 / (1.0 + np.exp(-(base(item) + boost)))))
 

@@ -35,7 +35,7 @@ from typing import Any
 from streamfeat.models.edgerec import input_specs
 from streamfeat.ranking._catalogue import item_features
 from streamfeat.ranking._page import Candidate, Page
-from streamfeat.sim._users import FEED, Look, ServedUser, SetPage, server_logit
+from streamfeat.sim._users import FEED, Look, ServedUser, SetPage, category_of, server_logit
 
 __all__ = [
     "RERANK_POLICIES",
@@ -222,12 +222,8 @@ def order_by(step: SetPage, score: Callable[[str], float]) -> list[str]:
 def oracle_order(step: SetPage, user: ServedUser) -> list[str]:
     """The ``oracle`` mode's order: by the click logit under the user's current interests."""
     return order_by(
-        step, lambda item: server_logit(user.params, user.interest(_category(item)), item)
+        step, lambda item: server_logit(user.params, user.interest(category_of(item)), item)
     )
-
-
-def _category(item: str) -> int:
-    return int(item_features(item)["category"])
 
 
 def server_baseline(names: list[str], options: Any) -> dict[str, dict[str, Any]]:

@@ -57,12 +57,18 @@ __all__ = [
     "ServedUser",
     "SetPage",
     "UserParams",
+    "category_of",
     "group_of",
     "play_offline",
     "server_page",
 ]
 
 FEED = "home_feed"
+
+
+def category_of(item: str) -> int:
+    """The catalogue category of ``item``."""
+    return int(item_features(item)["category"])
 
 
 @lru_cache(maxsize=65_536)
@@ -287,13 +293,13 @@ class ServedUser:
     def click_p(self, item: str, position: int, looked: int) -> float:
         """P(click) of ``item`` at ``position`` after ``looked`` items in the session."""
         p = self.params
-        cat = int(item_features(item)["category"])
+        cat = category_of(item)
         logit = server_logit(p, self.interest(cat), item)
         return self.exam(position) * math.exp(-looked / p.phi) * _sigmoid(logit)
 
     def delete_p(self, item: str, position: int) -> float:
         """P(delete) of ``item`` at ``position``."""
-        cat = int(item_features(item)["category"])
+        cat = category_of(item)
         return self.exam(position) * self.params.delete_p * math.exp(-self.interest(cat))
 
     # -- playing --------------------------------------------------------------------------
@@ -361,7 +367,7 @@ class ServedUser:
         self, item: str, pos: int, looked: int, key: tuple[int, int], start_ts: int
     ) -> Generator[Step, list[str] | None, int]:
         p, d = self.params, self._d
-        cat = int(item_features(item)["category"])
+        cat = category_of(item)
         u_c = self.interest(cat)
         at = (*key, pos)
         click_p = self.click_p(item, pos, looked)

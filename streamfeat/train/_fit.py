@@ -81,7 +81,8 @@ class FitOptions:
             the model read, where a later row's click depends on what happened in between.
         ema: when above 0, export the exponential moving average of the weights over the
             training steps (``avg = ema * avg + (1 - ema) * weights`` after every step,
-            starting from the initial weights) rather than the last step's weights: the
+            starting from the initial weights; PyTorch's ``AveragedModel``) rather than the
+            last step's weights: the
             average of where the last few hundred steps went, which moves less with the
             seed and the sample order (Polyak averaging). The held-out scores of the last
             epoch are those of the average.
@@ -172,14 +173,6 @@ def _loss(torch: Any, logits: Any, bias: Any, labels: Any) -> Any:
     return -(labels * log_p + (1.0 - labels) * log_q)
 
 
-def _average(torch: Any, avg: dict[str, Any], state: dict[str, Any], decay: float) -> None:
-    """``avg = decay * avg + (1 - decay) * state``, in place, for every float tensor."""
-    with torch.no_grad():
-        for k, v in state.items():
-            if v.dtype.is_floating_point:
-                avg[k].mul_(decay).add_(v, alpha=1.0 - decay)
-
-
 def fit(
     train: Sequence[Sample],
     held: Sequence[Sample],
@@ -231,7 +224,12 @@ def fit(
     optim = torch.optim.Adam(groups, lr=opts.lr)
     rng = random.Random(opts.seed)
     order = list(train)
-    avg = {k: v.detach().clone() for k, v in model.state_dict().items()} if opts.ema else None
+    avg = None
+    if opts.ema:  # buffers (the input scaling) do not change while training: not averaged
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        avg = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(opts.ema))  # type: ignore[no-untyped-call]
+        avg.update_parameters(model)  # the first update copies: the average starts at the init
     history: list[EpochResult] = []
     for epoch in range(1, opts.epochs + 1):
         t0 = time.perf_counter()
@@ -250,14 +248,14 @@ def fit(
             loss.backward()
             optim.step()
             if avg is not None:
-                _average(torch, avg, model.state_dict(), opts.ema)
+                avg.update_parameters(model)
             total += float(loss.detach()) * len(chunk)
             n += len(chunk)
             if on_batch is not None:
                 on_batch(epoch, n, len(order))
         model.eval()
         if avg is not None and epoch == opts.epochs:
-            model.load_state_dict(avg)
+            model.load_state_dict(avg.module.state_dict())
         a, ll = evaluate(model, held) if held else (float("nan"), float("nan"))
         res = EpochResult(epoch, total / max(n, 1), a, ll, time.perf_counter() - t0)
         history.append(res)

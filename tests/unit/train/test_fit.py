@@ -209,38 +209,28 @@ def test_rows_trains_on_the_first_rows_only(data) -> None:  # type: ignore[no-un
     assert not torch.equal(c.state_dict()["head1.weight"], d.state_dict()["head1.weight"])
 
 
-def test_weight_average_against_a_plain_reference() -> None:
-    """``_average`` folds a state into the average as ``d * avg + (1 - d) * w``, float
-    tensors only (integer buffers kept)."""
-    import torch
-
-    from streamfeat.train._fit import _average
-
-    avg = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor([3])}
-    for w in ([3.0, 0.0], [-1.0, 4.0]):
-        _average(torch, avg, {"w": torch.tensor(w), "n": torch.tensor([9])}, 0.75)
-    a = [1.0, 2.0]
-    for w in ([3.0, 0.0], [-1.0, 4.0]):
-        a = [0.75 * x + 0.25 * y for x, y in zip(a, w, strict=True)]
-    assert avg["w"].tolist() == pytest.approx(a)
-    assert avg["n"].tolist() == [3]
-
-
 def test_ema_exports_the_average(data) -> None:  # type: ignore[no-untyped-def]
-    """With a decay near 0 the average is the last step's weights; with 0.9 it is not, and
-    the held-out scores are those of the model returned."""
+    """One step per epoch (the whole set in one batch): with ``ema = d`` the exported weights
+    after two steps are ``d * (d * w0 + (1 - d) * w1) + (1 - d) * w2``, ``w0``, ``w1``, ``w2``
+    the plain weights before training and after one and two steps; the held-out scores are
+    those of the model returned."""
     import torch
 
     train, held = data
-    train = train[:60]
-    plain, _ = fit(train, held, FitOptions(epochs=1, batch=8, seed=0, threads=1))
-    near, _ = fit(train, held, FitOptions(epochs=1, batch=8, seed=0, threads=1, ema=1e-9))
-    avg, hist = fit(train, held, FitOptions(epochs=1, batch=8, seed=0, threads=1, ema=0.9))
-    for (name, x), (_, y) in zip(
-        plain.state_dict().items(), near.state_dict().items(), strict=True
-    ):
-        assert torch.allclose(x, y, atol=1e-6), name
-    assert not torch.allclose(plain.state_dict()["head1.weight"], avg.state_dict()["head1.weight"])
+    train = train[:30]
+
+    def opts(epochs: int, ema: float = 0.0) -> FitOptions:
+        return FitOptions(epochs=epochs, batch=len(train), seed=0, threads=1, ema=ema)
+
+    w0 = fit(train, [], opts(0))[0].state_dict()
+    w1 = fit(train, held, opts(1))[0].state_dict()
+    w2 = fit(train, held, opts(2))[0].state_dict()
+    avg, hist = fit(train, held, opts(2, ema=0.6))
+    got = avg.state_dict()
+    assert not torch.allclose(w1["head1.weight"], w2["head1.weight"])
+    for name, x in got.items():
+        want = 0.6 * (0.6 * w0[name] + 0.4 * w1[name]) + 0.4 * w2[name]
+        assert torch.allclose(x, want, atol=1e-5), name
     assert evaluate(avg, held)[0] == pytest.approx(hist[-1].auc)
 
 
