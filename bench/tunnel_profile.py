@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python bench/tunnel_profile.py loop              # the per-batch code in a loop, no sockets
     python bench/tunnel_profile.py profile [-n N]    # cProfile of the device and the endpoint
+    python bench/tunnel_profile.py segments [-n N]   # where a round trip's wall time goes
 
 ``loop`` times, in one process without sockets, the protocol core's four steps of one 128 B
 exchange (the device seals a batch; the endpoint reads it and seals the ack; the device reads
@@ -16,6 +17,15 @@ endpoint of ``bench_tunnel`` in its own process, both under ``cProfile`` on
 warm-up, and prints the functions with the most own time in each process. Profiling slows
 Python code several times over; read the shares, not the times.
 
+``segments`` times, with the clock, the parts of each exchange in place (no profiler): on the
+device, sealing the batch, writing it, waiting for the answer and reading the ack; on the
+endpoint, reading the batch (``receive_data`` and the session's ``_drain``, which stores it
+and seals the ack) and writing the ack (``Outgoing.flush``), beside the time the bare echo
+with the same options takes to write its answer. The three ways (bare echo, echo with the
+same options, tunnel) take turns, ``N / 4`` exchanges at a time. In the pure build it also
+times the endpoint's AEAD calls in place (the compiled connection's attributes are typed, so
+they cannot be wrapped there). Medians, in microseconds.
+
 ``STREAMFEAT_PURE=1`` profiles the pure-Python build.
 """
 
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import signal
@@ -52,6 +63,7 @@ from streamfeat.tunnel import (
     Role,
     TunnelConnection,
 )
+from streamfeat.upload._aiohttp import connect
 
 PAYLOAD = 128
 
@@ -67,6 +79,55 @@ signal.signal(signal.SIGTERM, dump)
 signal.signal(signal.SIGUSR1, lambda *a: prof.enable())
 asyncio.run(main())
 """,
+)
+
+
+# the benchmark's memory-store endpoint with clocks around the session's reading and writing,
+# and an echo with the tunnel's own transport at /same; medians written to a file on SIGTERM
+_TIMED_SERVER = B._MEMSERVER.replace(
+    "async def main():",
+    """
+import functools, json, os, signal, statistics, time
+from streamfeat.endpoint import _session as S
+from streamfeat.upload._aiohttp import HEARTBEAT, WebSocketTransport
+pc = time.perf_counter_ns
+T = {'read': [], 'write': [], 'echo write': [], 'decrypt': [], 'encrypt': []}
+class _Timed:
+    def __init__(self, aead, dec, enc): self.a, self.dec, self.enc = aead, dec, enc
+    def encrypt(self, n, d, ad):
+        t = pc(); r = self.a.encrypt(n, d, ad); self.enc.append(pc() - t); return r
+    def decrypt(self, n, d, ad):
+        t = pc(); r = self.a.decrypt(n, d, ad); self.dec.append(pc() - t); return r
+_drain, _flush = S.Session._drain, S.Outgoing.flush
+def drain(self):
+    c = self.conn
+    if c._open_with is not None and type(c._open_with) is not _Timed:
+        try:
+            c._open_with = _Timed(c._open_with, T['decrypt'], [])
+            c._seal_with = _Timed(c._seal_with, [], T['encrypt'])
+        except TypeError:  # the compiled connection: typed attributes
+            c._open_with = c._open_with
+    t = pc(); r = _drain(self); T['read'].append(pc() - t); return r
+async def flush(self):
+    t = pc(); await _flush(self); T['write'].append(pc() - t)
+S.Session._drain, S.Outgoing.flush = drain, flush
+async def same(request):
+    ws = web.WebSocketResponse(max_msg_size=1 << 20, compress=False, autoping=False, timeout=2.0)
+    await ws.prepare(request)
+    tr = WebSocketTransport(ws, heartbeat=HEARTBEAT)
+    while data := await tr.receive():
+        t = pc(); await tr.send(data); T['echo write'].append(pc() - t)
+    return ws
+def report(*_):
+    out = {k: statistics.median(v[100:]) / 1000 for k, v in T.items() if len(v) > 100}
+    with open(os.environ['STREAMFEAT_SEGMENTS_OUT'], 'w') as fh:
+        json.dump(out, fh)
+    os._exit(0)
+async def main():
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, report)""",
+).replace(
+    "r = web.AppRunner(srv.app())",
+    "app = srv.app(); app.router.add_get('/same', same); r = web.AppRunner(app)",
 )
 
 
@@ -239,6 +300,91 @@ def profile(n: int, top: int) -> None:
         pstats.Stats(str(tmp / f"{name}.prof")).sort_stats("tottime").print_stats(top)
 
 
+async def _segments_device(
+    url: str, n: int, key: KeyPair | None, ep: bytes
+) -> list[tuple[int, ...]]:
+    """Device-side parts of ``n`` exchanges after a warm-up: seal, write, wait, read the ack."""
+    pc = time.perf_counter_ns
+    payload = os.urandom(PAYLOAD)
+    out: list[tuple[int, ...]] = []
+    if key is None:  # an echo: nothing to seal or read
+        t = await connect(url)
+        for i in range(n + 50):
+            a = pc()
+            await t.send(payload)
+            b = pc()
+            await t.receive()
+            c = pc()
+            if i >= 50:
+                out.append((0, b - a, c - b, 0))
+        await t.aclose()
+        return out
+    dev = B._Device(key, ep)
+    await dev.open(url)
+    conn, t = dev.conn, dev.t
+    for i in range(n + 50):
+        a = pc()
+        data = conn.send(Batch(dev._id(), payload))
+        b = pc()
+        await t.send(data)
+        c = pc()
+        got = await t.receive()
+        d = pc()
+        conn.receive_data(got)
+        ev = conn.next_event()
+        e = pc()
+        if type(ev) is not Ack:
+            msg = f"expected an ack, got {ev!r}"
+            raise RuntimeError(msg)
+        if i >= 50:
+            out.append((b - a, c - b, d - c, e - d))
+    await dev.close()
+    return out
+
+
+def segments(n: int) -> None:
+    from statistics import median
+
+    from streamfeat._compiled import status
+
+    tmp = Path(tempfile.mkdtemp())
+    db = tmp / "ep.db"
+    ep = endpoint_keypair(tmp / "endpoint.key")
+    key = KeyPair.generate(os.urandom)
+    reg = Registry(db)
+    reg.add("dev", key.public)
+    reg.close()
+    os.environ["STREAMFEAT_SEGMENTS_OUT"] = str(tmp / "endpoint.json")
+    server = B._Proc([sys.executable, "-c", _TIMED_SERVER, str(db)])
+    echo = B._Proc([sys.executable, "-c", B._ECHO])
+    urls = {
+        "bare echo": (f"ws://127.0.0.1:{echo.port}/echo", None),
+        "echo, same options": (f"ws://127.0.0.1:{server.port}/same", None),
+        "tunnel, memory store": (f"ws://127.0.0.1:{server.port}/v1/tunnel", key),
+    }
+    parts: dict[str, list[tuple[int, ...]]] = {k: [] for k in urls}
+
+    async def run() -> None:
+        for _ in range(4):
+            for name, (url, k) in urls.items():
+                parts[name] += await _segments_device(url, n // 4, k, ep.public)
+
+    load0 = os.getloadavg()[0]
+    try:
+        asyncio.run(run())
+    finally:
+        echo.close()
+        server.close()  # SIGTERM: the endpoint writes its medians
+    print(f"{status()}; load average {load0:.2f} / {os.getloadavg()[0]:.2f}; {n} exchanges each")
+    print("device side, median us: seal | write | wait for the answer | read the ack | total")
+    for name, xs in parts.items():
+        cols = [median(c) / 1000 for c in zip(*xs, strict=True)]
+        total = median(sum(x) for x in xs) / 1000
+        print(f"  {name:22s}" + "".join(f"{c:9.1f}" for c in cols) + f"{total:9.1f}")
+    ends = json.loads((tmp / "endpoint.json").read_text())
+    print("endpoint side, median us: " + ", ".join(f"{k} {v:.1f}" for k, v in ends.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -246,9 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("profile", help="cProfile of both processes of the round trip")
     p.add_argument("-n", type=int, default=20_000, help="exchanges profiled (20,000)")
     p.add_argument("--top", type=int, default=25, help="functions shown per process (25)")
+    p = sub.add_parser("segments", help="where a round trip's wall time goes, in place")
+    p.add_argument("-n", type=int, default=8_000, help="exchanges of each way (8,000)")
     args = ap.parse_args(argv)
     if args.cmd == "loop":
         loop()
+    elif args.cmd == "segments":
+        segments(args.n)
     else:
         profile(args.n, args.top)
     return 0
