@@ -9,13 +9,14 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import msgpack
 import pytest
 
 from streamfeat._event import Event
 from streamfeat.triggers import Matcher, parse_pattern
-from streamfeat.triggers._trie import KEYWORD_WORDS
+from streamfeat.triggers._trie import KEYWORD_WORDS, Segment
 from tests.unit.triggers.reference import reference_firings
 
 BIG_MS = 10**12
@@ -29,7 +30,7 @@ def _matcher(texts: list[str], limit_ms: int = BIG_MS, limit_events: int = 100_0
     )
 
 
-def _segment(m: Matcher, name: str, j: int = 0):  # type: ignore[no-untyped-def]
+def _segment(m: Matcher, name: str, j: int = 0) -> Segment:
     plan = m.c.plans[m.c.by_name[name]]
     return m.c.segments[plan.segments[j]]
 
@@ -81,7 +82,10 @@ def _stream(rng: random.Random, n: int) -> list[Event]:
     return events
 
 
-def _run(m: Matcher, events: list[Event], snapshot_at: int | None = None) -> tuple:  # type: ignore[type-arg]
+Run = tuple[list[tuple[str, int, int]], dict[str, int], list[Any]]
+
+
+def _run(m: Matcher, events: list[Event], snapshot_at: int | None = None) -> Run:
     st = m.new_state()
     got = []
     for i, e in enumerate(events):
