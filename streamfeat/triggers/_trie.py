@@ -18,12 +18,14 @@ through ``within`` (``s`` as large as possible otherwise makes it match nothing)
 of positions of its *core* (the segment without its trailing ``?`` s, the *tail*) that at most
 ``KEYWORD_WORDS`` (64) keywords spell, one per choice of a symbol at each position (a plain
 ``TYPE`` with three pages named elsewhere is a class of four symbols; ``exposure{3}`` is then
-64 words and needs no check); a core whose every class is larger is anchored on its smallest
-class, one keyword per symbol. All keywords go into one ``pyahocorasick`` automaton. When a keyword ends
-at index ``a``, the segment's core would end ``delay`` events later; there its other
-positions are checked against the device's buffered symbols, and the segment then ends
-``tail`` events after that. A segment made only of ``?`` has no keyword and occurs at every
-event.
+64 words and needs no check). The run starts no later than the core's longest run of
+single-symbol positions (or, without one, its smallest class), so that an anchor never reaches
+further back than that one would (see ``lookback``); when every class up to there is larger,
+the anchor is the smallest class, one keyword per symbol. All keywords go into one
+``pyahocorasick`` automaton. When a keyword ends at index ``a``, the segment's core would end
+``delay`` events later; there its other positions are checked against the device's buffered
+symbols, and the segment then ends ``tail`` events after that. A segment made only of ``?``
+has no keyword and occurs at every event.
 
 **Transition table.** The per-event driver walks a table taken from the automaton
 (``Automaton.dump()``: nodes, edges, failure links), renumbered breadth first so that a
@@ -509,14 +511,29 @@ def _segment(
     tail = len(positions) - core
     if core == 0:
         return Segment(positions, 0, tail, 0, -1, ())
-    # the longest run of positions spelled by at most KEYWORD_WORDS keywords (the product of
-    # its classes' sizes), the fewest keywords then the first on ties: its other positions are
-    # checked when the core ends (a run at the start keeps a device's state free of look-back,
-    # see `lookback`). A plain TYPE is a class (its pages named elsewhere are symbols of their
-    # own), so a run over classes is many words rather than a short anchor whose every
-    # occurrence must be checked against the buffered events
+    # first the longest single-symbol run, the first on ties (else the smallest class): its
+    # other positions are then checked later (when the core ends) rather than back before the
+    # keyword, which keeps a device's state free of look-back (see `lookback`); and a pattern's
+    # first step is, more often than its later ones, the specific event of a scenario
+    first = None
+    single = (0, 0)  # (length, start)
+    for i in range(core + 1):
+        one = i < core and positions[i] is not None and len(positions[i]) == 1  # type: ignore[arg-type]
+        if one and first is None:
+            first = i
+        elif not one and first is not None:
+            single = max(single, (i - first, -first))
+            first = None
+    if single[0]:
+        latest = -single[1]
+    else:
+        latest = -min((len(p), -i) for i, p in enumerate(positions[:core]) if p is not None)[1]
+    # then the longest run starting no later than that one that at most KEYWORD_WORDS keywords
+    # spell (the product of its classes' sizes), the fewest keywords then the first on ties: a
+    # plain TYPE is a class (its pages named elsewhere are symbols of their own), so a run over
+    # classes is a few words rather than a short anchor whose every occurrence must be checked
     best = (0, 0, 0)  # (length, -words, -start)
-    for i in range(core):
+    for i in range(latest + 1):
         words = 1
         for j in range(i, core):
             p = positions[j]
@@ -529,9 +546,8 @@ def _segment(
     if best[0]:
         kw_start = -best[2]
         kw_end = kw_start + best[0] - 1
-    else:  # every class is larger: the smallest one, one keyword per symbol
-        sizes = [(len(p), i) for i, p in enumerate(positions[:core]) if p is not None]
-        kw_end = kw_start = min(sizes)[1]
+    else:  # every class up to there is larger: the smallest one, one keyword per symbol
+        kw_start = kw_end = latest
     verify = tuple(
         (i, p) for i, p in enumerate(positions[:core])
         if p is not None and not kw_start <= i <= kw_end

@@ -43,6 +43,19 @@ def test_a_run_over_small_classes_is_one_anchor_with_nothing_to_check() -> None:
     assert sum(1 for sids in m.c.keywords.values() if m.c.by_name["t0"] in sids) == 27
 
 
+def test_an_anchor_never_starts_later_than_the_single_symbol_run() -> None:
+    named = ["b@x", "b@y", "b@z", "c@x", "c@y", "c@z", "d@x", "d@y", "d@z", "e@x", "e@y"]
+    # `b c d` is 64 words, longer than `a`, but starts later: the device would have to look back
+    m = _matcher(["a ? b c d", "(e|f) a", *named])
+    seg = _segment(m, "t0")
+    assert (seg.kw_start, seg.kw_end) == (0, 0)
+    assert m.c.lookback == 0
+    # `(e|f) a`: the class (e, e@x, e@y, f) joins `a` in one anchor of 4 words from position 0,
+    # where the single-symbol run alone (`a`) would have looked back one event
+    seg2 = _segment(m, "t1")
+    assert (seg2.kw_start, seg2.kw_end, seg2.verify) == (0, 1, ())
+
+
 def test_a_run_past_the_word_limit_is_cut_and_the_rest_checked() -> None:
     pages = [f"p{k}" for k in range(KEYWORD_WORDS)]  # `a` becomes a class of 65 symbols
     m = _matcher(["a b a", "b", *(f"a@{p}" for p in pages)])
@@ -51,7 +64,7 @@ def test_a_run_past_the_word_limit_is_cut_and_the_rest_checked() -> None:
     assert [i for i, _ in seg.verify] == [0, 2]
     m2 = _matcher(["a a", *(f"a@{p}" for p in pages)])
     seg2 = _segment(m2, "t0")
-    assert (seg2.kw_start, seg2.kw_end) == (0, 0)  # every class too large: one of them
+    assert (seg2.kw_start, seg2.kw_end) == (1, 1)  # every class too large: the last smallest
     events = [Event(i, "a", "d", "p3" if i % 2 else None, None, {}) for i in range(6)]
     st = m2.new_state()
     got = [
