@@ -173,6 +173,9 @@ class Layer(Housekeeping):
     def _extend(self, st: DeviceState, tid: int, j: int, b: int, end: int, now: int) -> None:
         """Segment ``j`` of trigger ``tid`` occurs over ``[b..end]``: extend its partial matches."""
         plan = self.c.plans[tid]
+        if j == 1 and end == now and tid in self.c.pairs:
+            self._pair(st, plan, tid, b, now)
+            return
         tr = st.partials.get(tid)
         lo = -1 if tr is None else tr.last_fired
         if plan.without:
@@ -182,6 +185,68 @@ class Layer(Housekeeping):
             cands = self._candidates(st, plan, src, b, lo, now)
             if cands:
                 self._advance(st, plan, tr, tid, j, cands, end, now)
+
+    def _pair(self, st: DeviceState, plan: TriggerPlan, tid: int, b: int, e: int) -> None:
+        """The second (last) segment of `A * B within T` occurs over ``[b..e]``, ``e`` the
+        current event: add the one entry the firing check at ``e`` would choose (the largest
+        start that ends before ``b``, is after the last firing and the floor, inside the limits
+        and ``within``) to the last frontier, and schedule the check. The same as extending
+        every noted start and letting :meth:`_fire` choose: the limits are the same at ``e``,
+        and only the largest valid start can fire."""
+        c = self.c
+        sid = plan.segments[0]
+        cls = c.sym_first.get(sid)
+        lists = (
+            (st.shared_starts.get(sid),)
+            if cls is None
+            else [st.symbol_starts.get(sym) for sym in cls]
+        )
+        tr = st.partials.get(tid)
+        lo = -1 if tr is None else tr.last_fired
+        if plan.without:
+            lo = max(lo, self._floor(st, plan))
+        last_start = b - c.segments[sid].length  # the occurrence must end before b
+        limit_s = e - self.limit_events
+        limit_clock = st.maxts - self.limit_ms
+        events, clocks, base = st.events, st.clocks, st.base
+        within = plan.within if plan.within is not None else 0
+        ts_e = events[e - base].ts
+        noted = usable = False
+        best = best_ts = best_clock = -1
+        for starts in lists:
+            if not starts:
+                continue
+            noted = True
+            for x in reversed(starts):  # in order of start: the largest valid one first
+                if x > last_start:
+                    continue
+                if x <= lo or x <= limit_s or x <= best:
+                    break
+                clock = clocks[x - base]
+                if clock < limit_clock:  # clocks never fall: the earlier starts are cut too
+                    break
+                usable = True
+                ts = events[x - base].ts
+                if ts_e - ts <= within:
+                    best, best_ts, best_clock = x, ts, clock
+                    break
+        if not noted:  # nothing to extend any more: stop waiting
+            waiting = st.waiting.get(plan.segments[1])
+            if waiting is not None:
+                waiting.discard((tid, 1))
+            return
+        if not usable:
+            return
+        if tr is None:
+            tr = st.partials[tid] = Partial(2)
+        if best < 0:
+            return
+        tr.frontiers[1].append((best, best_ts, e, best_clock))
+        due = st.due.get(e)
+        if due is None:
+            st.due[e] = {tid}
+        else:
+            due.add(tid)
 
     def _sources(
         self,

@@ -14,14 +14,18 @@ different triggers are stored once. A leading or trailing ``*`` can only change 
 through ``within`` (``s`` as large as possible otherwise makes it match nothing), so without
 ``within`` it is dropped.
 
-**Keywords.** Each segment is found by an Aho-Corasick keyword (its *anchor*): the longest run
-of single-symbol positions of its *core* (the segment without its trailing ``?`` s, the
-*tail*); a core without any single-symbol position is anchored on its smallest class, one
-keyword per symbol. All keywords go into one ``pyahocorasick`` automaton. When a keyword ends
-at index ``a``, the segment's core would end ``delay`` events later; there its other
-positions are checked against the device's buffered symbols, and the segment then ends
-``tail`` events after that. A segment made only of ``?`` has no keyword and occurs at every
-event.
+**Keywords.** Each segment is found by Aho-Corasick keywords (its *anchor*): the longest run
+of positions of its *core* (the segment without its trailing ``?`` s, the *tail*) that at most
+``KEYWORD_WORDS`` (64) keywords spell, one per choice of a symbol at each position (a plain
+``TYPE`` with three pages named elsewhere is a class of four symbols; ``exposure{3}`` is then
+64 words and needs no check). The run starts no later than the core's longest run of
+single-symbol positions (or, without one, its smallest class), so that an anchor never reaches
+further back than that one would (see ``lookback``); when every class up to there is larger,
+the anchor is the smallest class, one keyword per symbol. All keywords go into one
+``pyahocorasick`` automaton. When a keyword ends at index ``a``, the segment's core would end
+``delay`` events later; there its other positions are checked against the device's buffered
+symbols, and the segment then ends ``tail`` events after that. A segment made only of ``?``
+has no keyword and occurs at every event.
 
 **Transition table.** The per-event driver walks a table taken from the automaton
 (``Automaton.dump()``: nodes, edges, failure links), renumbered breadth first so that a
@@ -35,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from hashlib import blake2b
+from itertools import product
 from typing import Any
 
 import ahocorasick
@@ -54,6 +59,7 @@ __all__ = [
 ]
 
 Position = frozenset[int] | None  # None: `?`
+KEYWORD_WORDS = 64  # the most keywords one segment's anchor may take (see `_segment`)
 SegKey = tuple[
     tuple[PatternToken, ...] | None, ...
 ]  # a segment by its tokens (stable across rebuilds)
@@ -184,6 +190,14 @@ class Compiled:
             for sid in range(len(segments))
         }
         self.used = frozenset(used)
+        #: `A * B within T` (two segments, no `*` that matters at either end): when its second
+        #: segment completes, the largest valid start of the first is found at once
+        #: (:meth:`Layer._pair`) instead of through the frontier
+        self.pairs = frozenset(
+            p.tid
+            for p in plans.values()
+            if len(p.segments) == 2 and p.within is not None and not p.lead and not p.trail
+        )
         #: segments whose every occurrence matters (the others only while a trigger waits on them)
         self.live = frozenset(sid for sid, r in self.roles.items() if any(r))
         #: segments the automaton must report (the rest are noted per symbol)
@@ -234,15 +248,9 @@ class Compiled:
         for sid, seg in enumerate(self.segments):
             if seg.core == 0 or sid not in self.reported:
                 continue
-            run = seg.positions[seg.kw_start : seg.kw_end + 1]
-            if len(run) == 1:
-                cls = run[0]
-                assert cls is not None
-                for sym in sorted(cls):
-                    keywords.setdefault(_code(sym), []).append(sid)
-            else:
-                word = "".join(_code(next(iter(p))) for p in run)  # type: ignore[arg-type]
-                keywords.setdefault(word, []).append(sid)
+            run = [sorted(p or ()) for p in seg.positions[seg.kw_start : seg.kw_end + 1]]
+            for syms in product(*run):  # one word per spelling of the run (KEYWORD_WORDS at most)
+                keywords.setdefault("".join(_code(sym) for sym in syms), []).append(sid)
         self.keywords = {k: tuple(sorted(v)) for k, v in keywords.items()}
         self.automaton = ahocorasick.Automaton()
         for word, sids in self.keywords.items():
@@ -452,7 +460,7 @@ def compile_patterns(patterns: Mapping[int, tuple[str, Pattern]], *, generation:
 
 
 #: bump when compiling assigns ids differently (segments, symbols, automaton nodes)
-_ID_RULES = "streamfeat-triggers-ids-1"
+_ID_RULES = "streamfeat-triggers-ids-2"
 
 
 def fingerprint(patterns: Mapping[int, tuple[str, Pattern]]) -> bytes:
@@ -503,25 +511,43 @@ def _segment(
     tail = len(positions) - core
     if core == 0:
         return Segment(positions, 0, tail, 0, -1, ())
-    # the longest single-symbol run, the first on ties: the other positions are then checked
-    # later (when the core ends) rather than back before the keyword, which keeps a device's
-    # state free of look-back (see `lookback`); and a pattern's first step is, more often than
-    # its later ones, the specific event of a scenario rather than one of the log's common ones
-    best = (0, 0, -1)  # (length, end, start)
-    start = None
+    # first the longest single-symbol run, the first on ties (else the smallest class): its
+    # other positions are then checked later (when the core ends) rather than back before the
+    # keyword, which keeps a device's state free of look-back (see `lookback`); and a pattern's
+    # first step is, more often than its later ones, the specific event of a scenario
+    first = None
+    single = (0, 0)  # (length, start)
     for i in range(core + 1):
-        single = i < core and positions[i] is not None and len(positions[i]) == 1  # type: ignore[arg-type]
-        if single and start is None:
-            start = i
-        elif not single and start is not None:
-            if i - start > best[0]:
-                best = (i - start, i - 1, start)
-            start = None
+        one = i < core and positions[i] is not None and len(positions[i]) == 1  # type: ignore[arg-type]
+        if one and first is None:
+            first = i
+        elif not one and first is not None:
+            single = max(single, (i - first, -first))
+            first = None
+    if single[0]:
+        latest = -single[1]
+    else:
+        latest = -min((len(p), -i) for i, p in enumerate(positions[:core]) if p is not None)[1]
+    # then the longest run starting no later than that one that at most KEYWORD_WORDS keywords
+    # spell (the product of its classes' sizes), the fewest keywords then the first on ties: a
+    # plain TYPE is a class (its pages named elsewhere are symbols of their own), so a run over
+    # classes is a few words rather than a short anchor whose every occurrence must be checked
+    best = (0, 0, 0)  # (length, -words, -start)
+    for i in range(latest + 1):
+        words = 1
+        for j in range(i, core):
+            p = positions[j]
+            if p is None:
+                break
+            words *= len(p)
+            if words > KEYWORD_WORDS:
+                break
+            best = max(best, (j - i + 1, -words, -i))
     if best[0]:
-        kw_start, kw_end = best[2], best[1]
-    else:  # no single-symbol position: the smallest class, one keyword per symbol
-        sizes = [(len(p), -i) for i, p in enumerate(positions[:core]) if p is not None]
-        kw_end = kw_start = -min(sizes)[1]
+        kw_start = -best[2]
+        kw_end = kw_start + best[0] - 1
+    else:  # every class up to there is larger: the smallest one, one keyword per symbol
+        kw_start = kw_end = latest
     verify = tuple(
         (i, p) for i, p in enumerate(positions[:core])
         if p is not None and not kw_start <= i <= kw_end
