@@ -82,9 +82,8 @@ class FitOptions:
         ema: when above 0, export the exponential moving average of the weights over the
             training steps (``avg = ema * avg + (1 - ema) * weights`` after every step,
             starting from the initial weights; PyTorch's ``AveragedModel``) rather than the
-            last step's weights: the
-            average of where the last few hundred steps went, which moves less with the
-            seed and the sample order (Polyak averaging). The held-out scores of the last
+            last step's weights: the average of where the last few hundred steps went, which
+            moves less with the seed and the sample order (Polyak averaging). The held-out scores of the last
             epoch are those of the average.
     """
 

@@ -46,12 +46,17 @@ class Housekeeping:
         the limits at event ``e``."""
         return e - s >= self.limit_events or st.maxts - clock > self.limit_ms
 
-    def _first_starts(self, st: DeviceState, sid: int) -> list[int] | None:
-        """The starts of the noted occurrences of first segment ``sid``, in order."""
+    def _start_lists(self, st: DeviceState, sid: int) -> list[list[int] | None]:
+        """The noted occurrences of first segment ``sid``: one list of starts, in order, per
+        symbol of a one-event segment, else the segment's own list (None: none noted)."""
         cls = self.c.sym_first.get(sid)
         if cls is None:
-            return st.shared_starts.get(sid)
-        lists = [v for sym in cls if (v := st.symbol_starts.get(sym))]
+            return [st.shared_starts.get(sid)]
+        return [st.symbol_starts.get(sym) for sym in cls]
+
+    def _first_starts(self, st: DeviceState, sid: int) -> list[int] | None:
+        """The starts of the noted occurrences of first segment ``sid``, in order."""
+        lists = [v for v in self._start_lists(st, sid) if v]
         if len(lists) < 2:
             return lists[0] if lists else None
         return sorted(x for v in lists for x in v)

@@ -173,75 +173,84 @@ class Layer(Housekeeping):
     def _extend(self, st: DeviceState, tid: int, j: int, b: int, end: int, now: int) -> None:
         """Segment ``j`` of trigger ``tid`` occurs over ``[b..end]``: extend its partial matches."""
         plan = self.c.plans[tid]
-        if j == 1 and end == now and tid in self.c.pairs:
-            self._pair(st, plan, tid, b, now)
-            return
         tr = st.partials.get(tid)
         lo = -1 if tr is None else tr.last_fired
         if plan.without:
             lo = max(lo, self._floor(st, plan))
+        if end == now and j and j == len(plan.segments) - 1 and not plan.trail and not plan.lead:
+            self._complete(st, plan, tr, tid, j, b, lo, now)
+            return
         src = self._sources(st, plan, tr, tid, j, b, lo)
         if src:
             cands = self._candidates(st, plan, src, b, lo, now)
             if cands:
                 self._advance(st, plan, tr, tid, j, cands, end, now)
 
-    def _pair(self, st: DeviceState, plan: TriggerPlan, tid: int, b: int, e: int) -> None:
-        """The second (last) segment of `A * B within T` occurs over ``[b..e]``, ``e`` the
-        current event: add the one entry the firing check at ``e`` would choose (the largest
-        start that ends before ``b``, is after the last firing and the floor, inside the limits
-        and ``within``) to the last frontier, and schedule the check. The same as extending
-        every noted start and letting :meth:`_fire` choose: the limits are the same at ``e``,
-        and only the largest valid start can fire."""
-        c = self.c
-        sid = plan.segments[0]
-        cls = c.sym_first.get(sid)
-        lists = (
-            (st.shared_starts.get(sid),)
-            if cls is None
-            else [st.symbol_starts.get(sym) for sym in cls]
-        )
-        tr = st.partials.get(tid)
-        lo = -1 if tr is None else tr.last_fired
-        if plan.without:
-            lo = max(lo, self._floor(st, plan))
-        last_start = b - c.segments[sid].length  # the occurrence must end before b
+    def _complete(
+        self,
+        st: DeviceState,
+        plan: TriggerPlan,
+        tr: Partial | None,
+        tid: int,
+        j: int,
+        b: int,
+        lo: int,
+        e: int,
+    ) -> None:
+        """The last segment ``j`` occurs over ``[b..e]``, ``e`` the current event: of the
+        entries it would extend, add to the last frontier only the one the firing check at
+        ``e`` will choose, and schedule the check. The same as extending them all and letting
+        :meth:`_fire` choose: the limits are the same at ``e``, and only the largest valid
+        start can fire. For ``j == 1`` the entries are the noted starts of the first segment,
+        read newest first up to the first valid one (no entry is built for the others)."""
         limit_s = e - self.limit_events
         limit_clock = st.maxts - self.limit_ms
         events, clocks, base = st.events, st.clocks, st.base
-        within = plan.within if plan.within is not None else 0
+        within = plan.within
         ts_e = events[e - base].ts
         noted = usable = False
-        best = best_ts = best_clock = -1
-        for starts in lists:
-            if not starts:
-                continue
-            noted = True
-            for x in reversed(starts):  # in order of start: the largest valid one first
-                if x > last_start:
+        best: Entry | None = None
+        if j == 1:
+            sid = plan.segments[0]
+            last_start = b - self.c.segments[sid].length  # the occurrence must end before b
+            top = lo
+            for starts in self._start_lists(st, sid):
+                if not starts:
                     continue
-                if x <= lo or x <= limit_s or x <= best:
-                    break
-                clock = clocks[x - base]
-                if clock < limit_clock:  # clocks never fall: the earlier starts are cut too
-                    break
-                usable = True
-                ts = events[x - base].ts
-                if ts_e - ts <= within:
-                    best, best_ts, best_clock = x, ts, clock
-                    break
+                noted = True
+                for x in reversed(starts):  # newest first: the first valid one is the largest
+                    if x > last_start:
+                        continue
+                    if x <= top or x <= limit_s:
+                        break
+                    clock = clocks[x - base]
+                    if clock < limit_clock:  # clocks never fall: the earlier starts are cut too
+                        break
+                    usable = True
+                    ts = events[x - base].ts
+                    if within is None or ts_e - ts <= within:
+                        best = (x, ts, e, clock)
+                        top = x
+                        break
+        elif tr is not None and tr.frontiers[j - 1]:
+            noted = True
+            cands = self._candidates(st, plan, tr.frontiers[j - 1], b, lo, e)
+            usable = bool(cands)
+            for y in cands:
+                if (within is None or ts_e - y[1] <= within) and (best is None or y[0] > best[0]):
+                    best = (y[0], y[1], e, y[3])
         if not noted:  # nothing to extend any more: stop waiting
-            waiting = st.waiting.get(plan.segments[1])
+            waiting = st.waiting.get(plan.segments[j])
             if waiting is not None:
-                waiting.discard((tid, 1))
+                waiting.discard((tid, j))
             return
         if not usable:
             return
         if tr is None:
-            tr = st.partials[tid] = Partial(2)
-        if best < 0:
+            tr = st.partials[tid] = Partial(len(plan.segments))
+        if best is None:
             return
-        tr.frontiers[1].append((best, best_ts, e, best_clock))
+        tr.frontiers[j].append(best)
         due = st.due.get(e)
         if due is None:
             st.due[e] = {tid}
@@ -355,17 +364,10 @@ class Layer(Housekeeping):
     def _last_occ(self, st: DeviceState, sid: int, b: int) -> list[Entry] | None:
         """The latest noted occurrence of first segment ``sid`` ending before ``b`` (as the one
         entry a trigger without ``within`` needs), a dead entry if none, None if none noted."""
-        c = self.c
-        length = c.segments[sid].length
+        length = self.c.segments[sid].length
         last_start = b - length  # an occurrence starting at x ends at x + length - 1 < b
-        cls = c.sym_first.get(sid)
-        lists = (
-            (st.shared_starts.get(sid),)
-            if cls is None
-            else [st.symbol_starts.get(sym) for sym in cls]
-        )
         best = -2
-        for starts in lists:
+        for starts in self._start_lists(st, sid):
             if starts:
                 best = max(best, -1)
                 for x in reversed(starts):

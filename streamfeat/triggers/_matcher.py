@@ -16,9 +16,9 @@ Only Pareto-optimal entries are kept (a larger ``s`` with a ts at least as large
 later, is better for every future use: later floor, shorter span, within); without ``within``
 only the largest ``s`` counts, so a frontier is one entry in practice. With ``within`` and
 timestamps going backwards, the frontier is a staircase (``s`` up, ``ts`` down), bounded by
-the limits. A trigger of two segments with ``within`` and no ``*`` at either end
-(``A * B within T``) skips its frontier: when ``B`` completes at ``e``, the one entry the
-firing check would choose is looked up in the noted starts of ``A`` (:meth:`Layer._pair`).
+the limits. When the last segment completes at the current event, only the entry the firing
+check will choose joins the last frontier (:meth:`Layer._complete`); for ``A * B`` it is
+looked up in the noted starts of ``A``, newest first, without building the others.
 
 Limits (SPEC section 5): a partial match starting at ``s`` is *cut* once the slice would hold
 more than ``partial_limit_events`` events, or once the device's clock has moved more than

@@ -190,14 +190,6 @@ class Compiled:
             for sid in range(len(segments))
         }
         self.used = frozenset(used)
-        #: `A * B within T` (two segments, no `*` that matters at either end): when its second
-        #: segment completes, the largest valid start of the first is found at once
-        #: (:meth:`Layer._pair`) instead of through the frontier
-        self.pairs = frozenset(
-            p.tid
-            for p in plans.values()
-            if len(p.segments) == 2 and p.within is not None and not p.lead and not p.trail
-        )
         #: segments whose every occurrence matters (the others only while a trigger waits on them)
         self.live = frozenset(sid for sid, r in self.roles.items() if any(r))
         #: segments the automaton must report (the rest are noted per symbol)
