@@ -55,6 +55,7 @@ import msgpack
 
 from streamfeat._event import Event
 from streamfeat._records import Record
+from streamfeat.engine._step import Step, build_step
 from streamfeat.errors import StorageError
 
 __all__ = ["Engine", "Record", "Stage"]
@@ -154,7 +155,6 @@ class Engine:
         self.events = 0
         # bound methods, looked up once: the per-event loop is the hot path of every replay
         self._process = [s.process for s in self.stages]
-        self._idle = [s.idle for s in self.stages]
         self._residue = [getattr(s, "residue", None) for s in self.stages]
         self._keeps_residue = any(f is not None for f in self._residue)
         if sample_every and sample_every & (sample_every - 1):
@@ -172,6 +172,9 @@ class Engine:
         self._log_ts = -1  # the highest ts seen (idle rule)
         self._heap: list[tuple[int, str]] = []
         self._deadlines = [getattr(s, "deadline", None) for s in self.stages]
+        self.process_into: Step = build_step(self, _Device)
+        """Process one valid event, appending its records to ``out`` (generated for the
+        stages: :mod:`streamfeat.engine._step`)."""
 
     # -- processing ---------------------------------------------------------------------
 
@@ -180,69 +183,6 @@ class Engine:
         out: list[Record] = []
         self.process_into(event, out)
         return out
-
-    def process_into(self, event: Event, out: list[Record]) -> None:
-        """Process one valid event, appending its records to ``out``."""
-        if self.idle_ms is not None:
-            self._process_idle(event, out)
-            return
-        dev = self._devices.get(event[2])
-        if dev is None:
-            dev = self._devices[event[2]] = _Device(0, None)
-        states = dev.states
-        if states is None:
-            states = dev.states = self._new_states(event[2], dev.residue)
-        index = dev.count
-        dev.count = index + 1
-        self.events = n = self.events + 1
-        if n & self._sample_mask == 0:
-            self._timed(states, index, event, out)
-        else:
-            for process, state in zip(self._process, states, strict=False):
-                process(state, index, event, out)
-        for idle, state in zip(self._idle, states, strict=False):
-            if not idle(state):
-                return
-        self._free(dev)
-
-    def _process_idle(self, event: Event, out: list[Record]) -> None:
-        # the idle rule's path: sweep when the event raises the log time, then track the device
-        ts = event[0]
-        if ts > self._log_ts:
-            self._log_ts = ts
-            heap = self._heap
-            if heap and heap[0][0] <= ts - self.idle_bound - (self.idle_ms or 0):
-                self._sweep(out)
-        name = event[2]
-        dev = self._devices.get(name)
-        if dev is None:
-            dev = self._devices[name] = _Device(0, None)
-        states = dev.states
-        if states is None:
-            spill = dev.spill
-            if spill is not None:  # back after idling with something open: its states again
-                dev.spill = None
-                states = dev.states = self._unspill(spill)
-            else:
-                states = dev.states = self._new_states(name, dev.residue)
-        index = dev.count
-        dev.count = index + 1
-        self.events = n = self.events + 1
-        if n & self._sample_mask == 0:
-            self._timed(states, index, event, out)
-        else:
-            for process, state in zip(self._process, states, strict=False):
-                process(state, index, event, out)
-        if ts > dev.last:
-            dev.last = ts
-        for idle, state in zip(self._idle, states, strict=False):
-            if not idle(state):
-                key = dev.key
-                if key is None or key > dev.last:  # (a later deadline's entry goes stale)
-                    dev.key = dev.last
-                    heapq.heappush(self._heap, (dev.last, name))
-                return
-        self._free(dev)
 
     def _sweep(self, out: list[Record]) -> None:
         """Advance every device silent since ``log time - idle_ms`` to the log time."""
@@ -493,3 +433,4 @@ class Engine:
                     dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
                     dev.spill, dev.states = msgpack.packb(dumped, use_bin_type=True), None
             heapq.heapify(self._heap)
+        self.process_into = build_step(self, _Device)  # on the new tables
