@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         print("usage: replay_once.py [--floor] LOG.jsonl [TASKS.toml]", file=sys.stderr)
         return 2
     text = Path(argv[1]).read_text(encoding="utf-8") if len(argv) == 2 else default_tasks_text()
-    config = parse_tasks(text)
+    config = parse_tasks(text, load_models=False)  # as `streamfeat replay` does: no onnxruntime
     t = time.process_time()
     summary = run_replay(ReplayOptions(events=argv[0], config=config, out=os.devnull))
     cpu = time.process_time() - t

@@ -68,27 +68,39 @@ def event_from_obj(obj: object) -> Event:
     if type(obj) is not dict:
         msg = f"an event must be an object, got {type(obj).__name__}"
         raise EventError(None, msg)
-    if not obj.keys() <= _KNOWN_KEYS:
-        key = next(k for k in obj if k not in _KNOWN_KEYS)
+    d: dict[Any, Any] = obj
+    # Every key is read first, typed as a dict (the compiled build then reads it directly).
+    # The keys with a value are counted: when they are all the object has, it has no other key,
+    # and the set comparison below (a walk over the keys) is skipped. A key given as null is
+    # not counted, and the comparison decides. The checks then run in their usual order.
+    ts = d.get("ts")
+    etype = d.get("type")
+    device = d.get("device")
+    page = d.get("page")
+    item = d.get("item")
+    args = d.get("args")
+    given = (
+        (ts is not None) + (etype is not None) + (device is not None)
+        + (page is not None) + (item is not None) + (args is not None)
+    )  # fmt: skip
+    if given != len(d) and not d.keys() <= _KNOWN_KEYS:
+        key = next(k for k in d if k not in _KNOWN_KEYS)
         raise EventError(str(key), "is not an event key (device, ts, type, page, item, args)")
-    get = obj.get
-    ts = get("ts")
     if type(ts) is not int or not 0 <= ts < MAX_TS:
         _bad_ts(ts)
-    etype = get("type")
-    if etype not in _VALID_TYPES:
+    if type(etype) is not str or etype not in _VALID_TYPES:  # (a list or a map is unhashable)
         _check_type(etype)
-    device = get("device", "local")
+    if device is None and "device" not in d:
+        device = "local"
     if type(device) is not str or not 0 < len(device) <= 128:
         raise EventError("device", f"must be a string of 1-128 chars, got {_describe(device)}")
-    page = get("page")
     if page is not None and (type(page) is not str or len(page) > 128):
         raise EventError("page", f"must be a string of up to 128 chars, got {_describe(page)}")
-    item = get("item")
     if item is not None and (type(item) is not str or len(item) > 128):
         item = _check_item(item)
-    args = get("args", _NO_ARGS)
-    if args is not _NO_ARGS:
+    if args is None and "args" not in d:
+        args = _NO_ARGS
+    elif args is not _NO_ARGS:
         _check_args(args)
         if not args:
             args = _NO_ARGS

@@ -419,9 +419,11 @@ class Engine:
             if dumped is not None:
                 states = [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
             devices[name] = _Device(count, states, residue)
-        self._devices = devices
+        # in place: the generated process_into holds these two tables (engine/_step.py)
+        self._devices.clear()
+        self._devices.update(devices)
         self.events = body["events"]
-        self._heap = []
+        self._heap.clear()
         idle = body.get("idle")
         if self.idle_ms is not None and idle is not None:
             self._log_ts, marks = idle
@@ -433,4 +435,3 @@ class Engine:
                     dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
                     dev.spill, dev.states = msgpack.packb(dumped, use_bin_type=True), None
             heapq.heapify(self._heap)
-        self.process_into = build_step(self, _Device)  # on the new tables

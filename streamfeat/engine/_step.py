@@ -1,10 +1,10 @@
 """The engine's per-event path, generated once per engine for its stages.
 
-Every valid event of a replay goes through :meth:`Engine.process_into`; with the stages' calls
+Every valid event of a replay goes through :attr:`Engine.process_into`; with the stages' calls
 written out one after the other (no ``zip`` over the stage list, the bound methods and the
-engine's tables as locals of the function), that path costs about 15% less CPU in a replay of
-the default tasks file than the general loop (docs/performance.md, "The engine's per-event
-path"). The function is generated from source for the engine's number of stages, as the
+engine's tables as locals of the function), a replay of the default tasks file runs 9% fewer
+instructions per event than with the general loop (docs/performance.md, "Third round"). The
+function is generated from source for the engine's number of stages, as the
 compact writers are (:mod:`streamfeat.encoders._compact_writers`), in two forms: without the
 idle rule, and with it (the sweep when the log time rises, the spilled states brought back,
 the device queued for the sweep while open). What it does is exactly what the loops of

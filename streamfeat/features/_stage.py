@@ -97,38 +97,44 @@ class FeatureStage:
         state.last_ts = event.ts
         raw = raw_size(event) if self.sizes else 0
         device = event.device
+        # by index, not zip(..., strict=True): the compiled build runs an index loop natively but
+        # calls zip with a keyword through the interpreter (about 3,000 instructions a call)
+        feats = state.feats
         if not self.latest:
-            for feat, fst in zip(self.features, state.feats, strict=True):
-                feat.process(fst, index, event, raw, device, out)
+            for i, feat in enumerate(self.features):
+                feat.process(feats[i], index, event, raw, device, out)
             return
-        for feat, fst in zip(self.features, state.feats, strict=True):
+        for i, feat in enumerate(self.features):
             n = len(out)
-            feat.process(fst, index, event, raw, device, out)
+            feat.process(feats[i], index, event, raw, device, out)
             if len(out) > n:
                 self._remember(state, feat.name, out[n:])
 
     def advance(self, state: FeatureState, now_ms: int, out: list[dict[str, Any]]) -> None:
         """Close visits that the wall clock ``now_ms`` puts past the partial limit."""
-        for feat, fst in zip(self.features, state.feats, strict=True):
+        feats = state.feats
+        for i, feat in enumerate(self.features):
             n = len(out)
-            feat.expire(fst, now_ms, state.device, out)
+            feat.expire(feats[i], now_ms, state.device, out)
             if len(out) > n:
                 self._remember(state, feat.name, out[n:])
 
     def deadline(self, state: FeatureState) -> int | None:
         """Return the smallest ``now_ms`` at which :meth:`advance` closes a visit (None: never)."""
         due: int | None = None
-        for f, fst in zip(self.features, state.feats, strict=True):
-            d = f.deadline(fst)
+        feats = state.feats
+        for i, f in enumerate(self.features):
+            d = f.deadline(feats[i])
             if d is not None and (due is None or d < due):
                 due = d
         return due
 
     def close(self, state: FeatureState, out: list[dict[str, Any]]) -> None:
         """End of input: close every open visit as truncated at the last event's ts."""
-        for feat, fst in zip(self.features, state.feats, strict=True):
+        feats = state.feats
+        for i, feat in enumerate(self.features):
             n = len(out)
-            feat.close(fst, state.last_ts, state.device, out)
+            feat.close(feats[i], state.last_ts, state.device, out)
             if len(out) > n:
                 self._remember(state, feat.name, out[n:])
 
@@ -139,21 +145,23 @@ class FeatureStage:
     def idle(self, state: FeatureState) -> bool:
         """True when no visit is open."""
         # a plain loop, not all(...): this runs for every event (no generator frame)
-        for f, s in zip(self.features, state.feats, strict=True):  # noqa: SIM110
-            if f.is_open(s):
+        feats = state.feats
+        for i, f in enumerate(self.features):  # noqa: SIM110
+            if f.is_open(feats[i]):
                 return False
         return True
 
     def dump(self, state: FeatureState) -> Any:
         """Return ``[device, last_ts, [per-feature dump], latest]`` (msgpack-able)."""
-        feats = [f.dump(s) for f, s in zip(self.features, state.feats, strict=True)]
+        states = state.feats
+        feats = [f.dump(states[i]) for i, f in enumerate(self.features)]
         latest = [[k, ts, vals] for k, (ts, vals) in state.latest.items()]
         return [state.device, state.last_ts, feats, latest]
 
     def load(self, data: Any) -> FeatureState:
         """Rebuild a state from :meth:`dump`'s output."""
         device, last_ts, feats, latest = data
-        st = FeatureState(device, [f.load(d) for f, d in zip(self.features, feats, strict=True)])
+        st = FeatureState(device, [f.load(feats[i]) for i, f in enumerate(self.features)])
         st.last_ts = last_ts
         st.latest = {k: [ts, vals] for k, ts, vals in latest}
         return st

@@ -189,7 +189,9 @@ class IpvFeature:
             "item": visit[_ITEM], "enter_ts": visit[_ENTER],
             "dwell_ms": ts - visit[_ENTER], "truncated": truncated,
         }  # fmt: skip
-        values.update(zip(self.actions, visit[_COUNTS], strict=True))
+        counts = visit[_COUNTS]
+        for i, action in enumerate(self.actions):  # by index: no zip call (see FeatureStage)
+            values[action] = counts[i]
         rec = {
             "kind": "feature",
             "feature": self.name,

@@ -454,7 +454,8 @@ class AggregateSet:
     def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
         """Return the accumulator of the union of the windows of ``a`` and ``b``."""
         out = [a[0] + b[0]]
-        out.extend(agg.merge(x, y) for agg, x, y in zip(self.aggs, a[1:], b[1:], strict=True))
+        for i, agg in enumerate(self.aggs, 1):  # by index: no slices, no zip call
+            out.append(agg.merge(a[i], b[i]))
         return out
 
     def merge_all(self, accs: list[list[Any]]) -> list[Any]:
@@ -473,12 +474,16 @@ class AggregateSet:
 
     def values(self, acc: list[Any]) -> dict[str, Any]:
         """Return the record's ``values``: one entry per aggregate name."""
-        return {n: a.result(x) for n, a, x in zip(self.names, self.aggs, acc[1:], strict=True)}
+        names = self.names
+        out: dict[str, Any] = {}
+        for i, agg in enumerate(self.aggs):  # by index: no slice, no zip call
+            out[names[i]] = agg.result(acc[i + 1])
+        return out
 
     def dump(self, acc: list[Any]) -> list[Any]:
         """Return a msgpack-able form of ``acc``."""
-        return [acc[0], *(a.dump(x) for a, x in zip(self.aggs, acc[1:], strict=True))]
+        return [acc[0], *[a.dump(acc[i]) for i, a in enumerate(self.aggs, 1)]]
 
     def load(self, data: list[Any]) -> list[Any]:
         """Rebuild an accumulator from :meth:`dump`'s output."""
-        return [data[0], *(a.load(x) for a, x in zip(self.aggs, data[1:], strict=True))]
+        return [data[0], *[a.load(data[i]) for i, a in enumerate(self.aggs, 1)]]

@@ -50,6 +50,26 @@ def test_msgpack_string_not_utf8_quarantines_one_message_and_goes_on(
     assert sum(r["values"]["n"] for r in recs if r["kind"] == "window") == 20_001
 
 
+@pytest.mark.parametrize("etype", ["[]", '{"a": 1}'])
+def test_a_type_given_as_a_list_or_map_quarantines_its_line_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], etype: str
+) -> None:
+    # an unhashable type once raised a TypeError out of the validator and ended the replay
+    events = tmp_path / "ev.jsonl"
+    events.write_text(
+        '{"device": "a", "ts": 1, "type": "click"}\n'
+        f'{{"device": "a", "ts": 2, "type": {etype}}}\n'
+        '{"device": "a", "ts": 3, "type": "click"}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    assert main(["replay", str(events), "--out", str(out), "--json", "--no-progress"]) == 0
+    summary = _summary(capsys)
+    assert (summary["events"], summary["quarantined"]) == (2, 1)
+    (q,) = [r for r in map(json.loads, out.read_text().splitlines()) if r["kind"] == "quarantine"]
+    assert q["line"] == 2
+    assert "`type` must match" in q["reason"]
+
+
 # -- quarantine rows once, input identity (item 6) ------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -83,12 +83,15 @@ async def test_uploads_reach_the_endpoint_exactly_and_bad_events_are_quarantined
     assert not await agent.submit({"ts": "soon", "type": "click"})
     assert not await agent.submit_line(b'{"ts": 1, "type": "click", "colour": "red"}\n', position=7)
     assert not await agent.submit_line(b"{not json\n", position=8)
+    # an unhashable type (once a TypeError out of submit) is quarantined like any bad type
+    assert not await agent.submit({"ts": 1, "type": ["click"]})
+    assert not await agent.submit_line(b'{"ts": 1, "type": {"a": 1}}\n', position=10)
     await agent.drain()
     assert "ipv" in agent.features()
     assert set(agent.windows()) <= {"all_1m", "clicks_1m"}
     await agent.aclose(close_windows=True, drain_timeout=10)
     assert agent.outbox_waiting == 0
-    assert agent.stats.quarantined == 3
+    assert agent.stats.quarantined == 5
     assert all_count(queued) == len(evs)
     schemas = schemas_for(parse_tasks(BASE))
     stored = [r for p in endpoint.payloads("phone") for r in decode_batch(p, schemas)]
@@ -100,7 +103,7 @@ async def test_uploads_reach_the_endpoint_exactly_and_bad_events_are_quarantined
 
     store = Store(tmp_path / "dev.sqlite")
     quarantine = list(store.quarantine())
-    assert [q.position for q in quarantine] == [0, 7, 8]
+    assert [q.position for q in quarantine] == [0, 7, 8, 0, 10]
     assert "`ts`" in quarantine[0].reason
     assert b"colour" in quarantine[1].raw
     assert sum(1 for _ in store.records()) == sum(agent.stats.records.values())

@@ -36,6 +36,9 @@ def test_field_reads_event_keys_and_args() -> None:
         ({"ts": 1, "type": ""}, "type"),
         ({"ts": 1, "type": "a b"}, "type"),
         ({"ts": 1, "type": "x" * 65}, "type"),
+        ({"ts": 1, "type": []}, "type"),  # unhashable: once a TypeError that ended the replay
+        ({"ts": 1, "type": {"a": 1}}, "type"),
+        ({"ts": 1, "type": "x", "device": None}, "device"),
         ({"ts": 1, "type": "x", "device": ""}, "device"),
         ({"ts": 1, "type": "x", "device": "d" * 129}, "device"),
         ({"ts": 1, "type": "x", "device": 7}, "device"),
