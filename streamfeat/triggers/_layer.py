@@ -132,11 +132,23 @@ class Layer(Housekeeping):
             tr = st.partials[tid] = Partial(len(plan.segments))
         i = s - st.base
         tr.frontiers[-1] = [(s, st.events[i].ts, now, st.clocks[i])]
-        due = st.due.get(now)
+        self._schedule(st, now, tid)
+
+    @staticmethod
+    def _schedule(st: DeviceState, at: int, tid: int) -> None:
+        """Check trigger ``tid`` for a firing at event ``at``."""
+        due = st.due.get(at)
         if due is None:
-            st.due[now] = {tid}
+            st.due[at] = {tid}
         else:
             due.add(tid)
+
+    @staticmethod
+    def _stop_waiting(st: DeviceState, plan: TriggerPlan, tid: int, j: int) -> None:
+        """Trigger ``tid`` has nothing left to extend with segment ``j``: stop waiting on it."""
+        waiting = st.waiting.get(plan.segments[j])
+        if waiting is not None:
+            waiting.discard((tid, j))
 
     def _check(self, st: DeviceState, verify: Any, b: int) -> bool:
         """Check a segment's positions outside its keyword against the buffered events."""
@@ -240,9 +252,7 @@ class Layer(Housekeeping):
                 if (within is None or ts_e - y[1] <= within) and (best is None or y[0] > best[0]):
                     best = (y[0], y[1], e, y[3])
         if not noted:  # nothing to extend any more: stop waiting
-            waiting = st.waiting.get(plan.segments[j])
-            if waiting is not None:
-                waiting.discard((tid, j))
+            self._stop_waiting(st, plan, tid, j)
             return
         if not usable:
             return
@@ -251,11 +261,7 @@ class Layer(Housekeeping):
         if best is None:
             return
         tr.frontiers[j].append(best)
-        due = st.due.get(e)
-        if due is None:
-            st.due[e] = {tid}
-        else:
-            due.add(tid)
+        self._schedule(st, e, tid)
 
     def _sources(
         self,
@@ -283,9 +289,7 @@ class Layer(Housekeeping):
         else:
             got = tr.frontiers[j - 1] if tr else None
         if not got:  # nothing to extend any more: stop waiting
-            waiting = st.waiting.get(plan.segments[j])
-            if waiting is not None:
-                waiting.discard((tid, j))
+            self._stop_waiting(st, plan, tid, j)
             return None
         return got
 
@@ -342,11 +346,7 @@ class Layer(Housekeeping):
         elif plan.trail:
             st.watch.add(tid)
         else:
-            due = st.due.get(end)
-            if due is None:
-                st.due[end] = {tid}
-            else:
-                due.add(tid)
+            self._schedule(st, end, tid)
 
     def _note(self, st: DeviceState, sym: int, e: int) -> None:
         """Event ``e`` of symbol ``sym`` occurs every one-event first segment holding ``sym``."""

@@ -161,10 +161,57 @@ def test_midway_counters_and_spills_match(idle: str | None) -> None:
         assert got.idled > 0
 
 
+class Open:
+    """A stage that keeps a device open until its event of type ``"close"``, and says so."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def new_state(self, device: str) -> Any:
+        return [device, 0, False]
+
+    def process(self, state: Any, index: int, event: Event, out: list[Record]) -> None:
+        state[1] += 1
+        state[2] = event.type != "close"
+        out.append({"kind": "seen", "stage": self.name, "device": state[0], "index": index})
+
+    def advance(self, state: Any, now_ms: int, out: list[Record]) -> None:
+        out.append({"kind": "advanced", "stage": self.name, "device": state[0], "now": now_ms})
+
+    def close(self, state: Any, out: list[Record]) -> None:
+        out.append({"kind": "closed", "stage": self.name, "device": state[0], "n": state[1]})
+
+    def idle(self, state: Any) -> bool:
+        return not state[2]
+
+    def dump(self, state: Any) -> Any:
+        return state
+
+    def load(self, data: Any) -> Any:
+        return list(data)
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 5])
-@pytest.mark.parametrize("idle", [False, True])
-def test_the_source_compiles_for_any_number_of_stages(n: int, idle: bool) -> None:
-    compile(step_source(n, idle), "<test>", "exec")
+@pytest.mark.parametrize("idle_ms", [None, 60_000])
+def test_any_number_of_stages_runs_as_the_loops_do(n: int, idle_ms: int | None) -> None:
+    # the source is written for the stage count: one stage unpacks with a trailing comma,
+    # none has no calls at all
+    # c goes quiet half-way (the idle rule advances it); "close" events let a device be freed
+    events = [
+        Event(t * 7_000, "close" if t % 5 == 4 else "x", "abc"[t % 3] if t < 29 else "ab"[t % 2])
+        for t in range(60)
+    ]
+    got, want = (
+        Engine([Open(f"s{i}") for i in range(n)], sample_every=4, idle_ms=idle_ms) for _ in range(2)
+    )
+    want.process_into = lambda e, out: reference_process_into(want, e, out)
+    assert run(got, events) == run(want, events)
+    assert got.idled == want.idled
+    assert (want.idled > 0) == (idle_ms is not None and n > 0)
+    assert (
+        [got.event_count(d) for d in "abc"] == [want.event_count(d) for d in "abc"] == [25, 26, 9]
+    )
+    assert compile(step_source(n, idle_ms is not None), "<test>", "exec")
 
 
 def test_an_engine_without_stages_counts_and_frees() -> None:
