@@ -35,6 +35,11 @@ def decode_json(body: bytes, count: int) -> list[dict[str, Any]]:
     Raises:
         DecodeError: not JSON, not an array of ``count`` objects, or nested too deep.
     """
+    if body[:1] != b"[" or body[-1:] != b"]":
+        # the encoder writes the array alone; JSON would allow whitespace around it, so a
+        # batch with bytes after its body (a space, a tab, a newline) would otherwise pass
+        msg = "json body is not one array with nothing around it"
+        raise DecodeError(msg)
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

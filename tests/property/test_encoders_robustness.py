@@ -75,6 +75,16 @@ def test_trailing_bytes_are_refused(data: bytes, extra: bytes) -> None:
         decode_batch(data + extra, BY_ID)
 
 
+@pytest.mark.parametrize("extra", [b"\t", b" ", b"\n", b"\r\n"])
+def test_json_whitespace_after_a_json_body_is_refused(extra: bytes) -> None:
+    # found by the property test above: orjson reads JSON whitespace after the array as
+    # nothing, so a json batch with such a byte appended used to decode
+    data = encoder_for("json", SCHEMAS).encode_batch(sample_records())
+    decode_batch(data, BY_ID)
+    with pytest.raises(DecodeError, match="nothing around it"):
+        decode_batch(data + extra, BY_ID)
+
+
 def test_every_prefix_and_byte_flip_of_a_real_batch() -> None:
     for codec in CODECS:
         data = encoder_for(codec, SCHEMAS).encode_batch(sample_records())
