@@ -12,7 +12,15 @@ from streamfeat.triggers._nfa import NfaRun
 from streamfeat.triggers._pattern import CondToken, PatternToken
 from streamfeat.triggers._trie import Compiled, SegKey
 
-__all__ = ["OCC_PRUNE", "TRIM", "DeviceState", "Firing", "dump_key", "load_key"]
+__all__ = [
+    "OCC_PRUNE",
+    "TRIM",
+    "DeviceState",
+    "Firing",
+    "dump_key",
+    "load_key",
+    "trigger_record",
+]
 
 
 class Firing(NamedTuple):
@@ -24,6 +32,21 @@ class Firing(NamedTuple):
     first_ts: int
     last_ts: int
     events: tuple[Event, ...]
+
+
+def trigger_record(f: Firing, device: str) -> dict[str, Any]:
+    """The ``trigger`` record of one firing (SPEC section 6), with the in-process attachment
+    ``_events`` (the matched slice's events, for tasks)."""
+    return {
+        "kind": "trigger",
+        "trigger": f.trigger,
+        "device": device,
+        "first": f.first,
+        "last": f.last,
+        "first_ts": f.first_ts,
+        "last_ts": f.last_ts,
+        "_events": f.events,
+    }
 
 
 class DeviceState:
