@@ -30,7 +30,7 @@ the visit the way they close ipv visits (:mod:`streamfeat.features.ipv`).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from streamfeat._event import Event
 
@@ -40,12 +40,23 @@ if TYPE_CHECKING:
 __all__ = ["ExposureFeature", "ExposureVisit"]
 
 # item entry fields
-_FIRST_SEQ, _POS, _N, _MS, _SPANS, _CLICKED, _DELETED, _REASON, _RAW = range(9)
-_NUMERIC = (int, float)
+_FIRST_SEQ: Final = 0
+_POS: Final = 1
+_N: Final = 2
+_MS: Final = 3
+_SPANS: Final = 4
+_CLICKED: Final = 5
+_DELETED: Final = 6
+_REASON: Final = 7
+_RAW: Final = 8
+_NUMERIC: Final = (int, float)
 
 
 def _union(spans: list[list[int]]) -> list[tuple[int, int]]:
     """Return the union of closed intervals ``[a, b]`` as disjoint sorted intervals."""
+    if len(spans) == 1:  # an item exposed once (the common case): nothing to sort or join
+        a, b = spans[0]
+        return [(a, b)]
     out: list[tuple[int, int]] = []
     for a, b in sorted(spans):
         if out and a <= out[-1][1]:

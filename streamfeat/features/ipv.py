@@ -36,7 +36,7 @@ innermost visit of its item without a scan). Converted logs with page entries an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from streamfeat._event import Event
 
@@ -45,8 +45,12 @@ if TYPE_CHECKING:
 
 __all__ = ["IpvFeature", "IpvState"]
 
-_ITEM, _ENTER, _COUNTS, _RAW, _MIN_ENTER = range(5)
-_UNKNOWN = -1  # the opening seq of a stack restored from a snapshot that did not record it
+_ITEM: Final = 0
+_ENTER: Final = 1
+_COUNTS: Final = 2
+_RAW: Final = 3
+_MIN_ENTER: Final = 4
+_UNKNOWN: Final = -1  # the opening seq of a stack restored from a snapshot that did not record it
 
 
 class IpvState:

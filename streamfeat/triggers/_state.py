@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from streamfeat._event import Event
 from streamfeat._tokens import Token
@@ -83,8 +83,8 @@ class DeviceState:
         self.trim_at = TRIM
 
 
-TRIM = 256  # first housekeeping pass of a device's buffer; then at twice its size
-OCC_PRUNE = 8  # prune a shared occurrence list when it grows past this
+TRIM: Final = 256  # first housekeeping pass of a device's buffer; then at twice its size
+OCC_PRUNE: Final = 8  # prune a shared occurrence list when it grows past this
 
 
 def dump_key(key: SegKey) -> list[Any]:

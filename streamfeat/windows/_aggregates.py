@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from streamfeat._event import Event
 from streamfeat._records import raw_size
@@ -45,7 +45,7 @@ __all__ = [
 
 Getter = Callable[[Event], Any]
 Step = Callable[[list[Any], Event, int], None]
-_NUMERIC = (int, float)
+_NUMERIC: Final = (int, float)
 
 
 def field_getter(name: str) -> Getter:
@@ -332,6 +332,9 @@ class Distinct(Count):
         return {_norm(v) for v in data}
 
 
+_TOP_BY_INSERTION: Final = 16  # a larger k is ranked by one sort
+
+
 class Top(Count):
     """``top K F``: the K most frequent values as ``[value, count]``, ties by first arrival.
 
@@ -385,7 +388,29 @@ class Top(Count):
         return out
 
     def result(self, acc: Any) -> Any:
-        best = sorted(acc.values(), key=lambda s: (-s[1], s[2]))[: self.k]
+        k = self.k
+        if k > _TOP_BY_INSERTION:
+            best = sorted(acc.values(), key=lambda s: (-s[1], s[2]))[:k]
+            return [[s[0], s[1]] for s in best]
+        # the same order as the sort above (count down, then first arrival; equal keys in the
+        # dict's order), kept by insertion into the k best so far: no key tuple per value and
+        # no sort of them all, for the small k a `top` usually has
+        best = []
+        for s in acc.values():
+            n, q = s[1], s[2]
+            i = len(best)
+            if i == k:
+                last = best[i - 1]
+                if n < last[1] or (n == last[1] and q >= last[2]):
+                    continue
+                best.pop()
+                i -= 1
+            while i > 0:
+                prev = best[i - 1]
+                if prev[1] > n or (prev[1] == n and prev[2] <= q):
+                    break
+                i -= 1
+            best.insert(i, s)
         return [[s[0], s[1]] for s in best]
 
     def dump(self, acc: Any) -> Any:
