@@ -16,7 +16,7 @@ __all__ = ["MAX_TS", "Event", "event_from_obj", "event_to_obj"]
 
 MAX_TS: Final = 2**53
 _TYPE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
-_KNOWN_KEYS = frozenset(("device", "ts", "type", "page", "item", "args"))
+_KNOWN_KEYS: Final = frozenset(("device", "ts", "type", "page", "item", "args"))
 
 ArgValue = str | int | float | bool
 
@@ -52,7 +52,7 @@ def _describe(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-_new_event = tuple.__new__
+_new_event: Final = tuple.__new__
 # Types and pages seen valid before: the common case skips the regex / length checks. Bounded so
 # that a stream of distinct junk can't grow it without limit.
 _VALID_TYPES: Final[set[str]] = set()

@@ -433,6 +433,50 @@ def build_aggregate(spec: AggSpec) -> Count:
     return _CLASSES[spec.op]()
 
 
+# How AggregateSet.update folds an event into one slot: the common aggregates written out in
+# one compiled loop (no call per aggregate), any other through its updater.
+_OP_STEP: Final = 0
+_OP_COUNT: Final = 1
+_OP_SUM: Final = 2
+_OP_FIRST: Final = 3
+_OP_LAST: Final = 4
+_OP_DISTINCT: Final = 5
+_OP_TOP: Final = 6
+_OP_SIZE: Final = 7
+_OPS: Final[dict[type, int]] = {
+    Count: _OP_COUNT, Sum: _OP_SUM, First: _OP_FIRST, Last: _OP_LAST,
+    Distinct: _OP_DISTINCT, Top: _OP_TOP,
+}  # fmt: skip
+# where the value comes from: an event field (its index in the Event tuple), args, or nowhere
+_FROM_ARGS: Final = -1
+_FROM_NOWHERE: Final = -2
+_FIELD_INDEX: Final[dict[str, int]] = {f: i for i, f in enumerate(Event._fields) if f != "args"}
+
+
+class _Fold:
+    """One slot of :meth:`AggregateSet.update`'s plan."""
+
+    def __init__(self, op: int, slot: int, source: int, arg: str, step: Step | None) -> None:
+        self.op = op
+        self.slot = slot
+        self.source = source
+        self.arg = arg
+        self.step = step
+
+
+def _fold(slot: int, agg: Count, spec: AggSpec, step: Step) -> _Fold:
+    op = _OPS.get(type(agg), _OP_STEP)
+    field = spec.field
+    if field is None:
+        return _Fold(op, slot, _FROM_NOWHERE, "", step)
+    if field.startswith("args."):
+        return _Fold(op, slot, _FROM_ARGS, field[5:], step)
+    index = _FIELD_INDEX.get(field)
+    if index is None:  # not a field this module knows: the updater reads it
+        return _Fold(_OP_STEP, slot, _FROM_NOWHERE, "", step)
+    return _Fold(op, slot, index, "", step)
+
+
 class AggregateSet:
     """The aggregates of one window config, run together over one accumulator list.
 
@@ -463,6 +507,13 @@ class AggregateSet:
         )
         if sizes:
             self.steps += (_add_size,)
+        plan = [
+            _fold(i, a, spec, self.steps[i - 1])
+            for i, (a, (_, spec)) in enumerate(zip(self.aggs, specs, strict=True), 1)
+        ]
+        if sizes:
+            plan.append(_Fold(_OP_SIZE, 0, _FROM_NOWHERE, "", _add_size))
+        self._plan = plan
 
     def new(self) -> list[Any]:
         """Return the accumulator of an empty window."""
@@ -472,9 +523,50 @@ class AggregateSet:
         return acc
 
     def update(self, acc: list[Any], event: Event, seq: int) -> None:
-        """Fold ``event`` (arrival number ``seq``) into ``acc`` in place."""
-        for step in self.steps:
-            step(acc, event, seq)
+        """Fold ``event`` (arrival number ``seq``) into ``acc`` in place.
+
+        What the updaters in :attr:`steps` do, one after the other, with the common aggregates
+        written out here (``tests/property/test_windows_aggregates.py`` checks the two agree).
+        """
+        for f in self._plan:
+            op = f.op
+            source = f.source
+            if source >= 0:
+                v: Any = event[source]
+            elif source == _FROM_ARGS:
+                v = event[5].get(f.arg)
+            else:
+                v = None
+            if op == _OP_COUNT:
+                acc[f.slot] += 1
+            elif op == _OP_DISTINCT:
+                if v is not None:
+                    acc[f.slot].add((v,) if type(v) is bool else v)
+            elif op == _OP_TOP:
+                if v is not None:
+                    top = acc[f.slot]
+                    key = (v,) if type(v) is bool else v
+                    slot = top.get(key)
+                    if slot is None:
+                        top[key] = [v, 1, seq]
+                    else:
+                        slot[1] += 1
+            elif op == _OP_LAST:
+                if v is not None:
+                    acc[f.slot] = [seq, v]
+            elif op == _OP_SUM:
+                if type(v) is int or type(v) is float:
+                    a = acc[f.slot]
+                    acc[f.slot] = v if a is None else a + v
+            elif op == _OP_FIRST:
+                if v is not None and acc[f.slot] is None:
+                    acc[f.slot] = [seq, v]
+            elif op == _OP_SIZE:
+                acc[0] += raw_size(event)
+            else:
+                step = f.step
+                assert step is not None
+                step(acc, event, seq)
 
     def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
         """Return the accumulator of the union of the windows of ``a`` and ``b``."""

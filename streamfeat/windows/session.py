@@ -66,7 +66,7 @@ class SessionLogic(WindowLogic):
         gap, lateness, key_of = self.size, self.lateness, self.key_of
         filtered, types, pairs = self.filter is not None, self.filter_types, self.filter_pairs
         by_device = self.key_fields == ("device",)
-        steps, new, late = self.steps, self.aggs.new, self.late
+        aggs, late = self.aggs, self.late
         join, close_until = self._join, self._close_until
 
         def process(
@@ -87,9 +87,8 @@ class SessionLogic(WindowLogic):
                     else:
                         sessions = st.keys.get(key)
                         if sessions is None:  # a new session, alone under its key
-                            acc = new()
-                            for step in steps:
-                                step(acc, event, seq)
+                            acc = aggs.new()
+                            aggs.update(acc, event, seq)
                             st.keys[key] = [[ts, ts, acc]]
                             end = ts + gap
                         else:
@@ -97,8 +96,7 @@ class SessionLogic(WindowLogic):
                             if latest[0] <= ts < latest[1] + gap:  # extends the latest one
                                 if ts > latest[1]:
                                     latest[1] = ts
-                                for step in steps:
-                                    step(latest[2], event, seq)
+                                aggs.update(latest[2], event, seq)
                                 end = latest[1] + gap
                             else:
                                 end = join(st, key, ts, event, seq)
