@@ -373,30 +373,39 @@ class Top(Count):
         return top
 
     def merge(self, a: Any, b: Any) -> Any:
-        return self.merge_into({k: list(v) for k, v in a.items()}, b)
+        # the maps typed, so that the compiled build reads and copies the slots as lists
+        src: dict[Any, list[Any]] = a
+        out: dict[Any, list[Any]] = {}
+        for k, s in src.items():
+            out[k] = [s[0], s[1], s[2]]
+        return self.merge_into(out, b)
 
     def merge_into(self, a: Any, b: Any) -> Any:
-        out = a
-        for k, (value, n, seq) in b.items():
+        out: dict[Any, list[Any]] = a
+        src: dict[Any, list[Any]] = b
+        for k, s in src.items():
             slot = out.get(k)
             if slot is None:
-                out[k] = [value, n, seq]
+                out[k] = [s[0], s[1], s[2]]
             else:
+                seq = s[2]
                 if seq < slot[2]:
-                    slot[0], slot[2] = value, seq
-                slot[1] += n
+                    slot[0], slot[2] = s[0], seq
+                slot[1] += s[1]
         return out
 
     def result(self, acc: Any) -> Any:
         k = self.k
+        slots: dict[Any, list[Any]] = acc
+        best: list[list[Any]]
         if k > _TOP_BY_INSERTION:
-            best = sorted(acc.values(), key=lambda s: (-s[1], s[2]))[:k]
+            best = sorted(slots.values(), key=lambda s: (-s[1], s[2]))[:k]
             return [[s[0], s[1]] for s in best]
         # the same order as the sort above (count down, then first arrival; equal keys in the
         # dict's order), kept by insertion into the k best so far: no key tuple per value and
         # no sort of them all, for the small k a `top` usually has
         best = []
-        for s in acc.values():
+        for s in slots.values():
             n, q = s[1], s[2]
             i = len(best)
             if i == k:

@@ -172,7 +172,12 @@ class SlidingLogic(TimedLogic):
         merge_all = self.aggs.merge_all
         merged = {}
         for wkey, panes in groups.items():
-            panes.sort(key=lambda p: p[0])
+            # by pane end (the map's order, unless an event came back in time): sums of floats
+            # must add up in one order
+            for i in range(1, len(panes)):
+                if panes[i][0] < panes[i - 1][0]:
+                    panes.sort(key=lambda p: p[0])
+                    break
             merged[wkey] = merge_all([acc for _, acc in panes])
         return merged
 
