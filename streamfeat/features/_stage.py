@@ -78,7 +78,7 @@ class FeatureStage:
             engine = features.engine
             features, partial_limit = features.features, engine.partial_limit
             partial_limit_events = engine.partial_limit_events
-        self.features: tuple[Any, ...] = tuple(
+        self.features: tuple[IpvFeature | ExposureFeature, ...] = tuple(
             IpvFeature(f, partial_limit, sizes=sizes, partial_limit_events=partial_limit_events)
             if f.kind == "ipv"
             else ExposureFeature(f, partial_limit, sizes=sizes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import Final
 
 import orjson
 
@@ -17,6 +18,8 @@ from streamfeat.errors import EventError
 from streamfeat.io._store import QuarantineEntry
 
 __all__ = ["parse_jsonl_line", "read_jsonl"]
+
+_loads: Final = orjson.loads  # read once: a module attribute is looked up at every call
 
 TWICE = "appears twice in one object (duplicate keys are refused: parsers disagree on which wins)"
 
@@ -79,7 +82,7 @@ def parse_jsonl_line(line: bytes, line_no: int, source: str) -> Event | Quaranti
     rule every reader of JSON lines uses (the replay, the agent, a partitioned replay)."""
     try:
         # orjson skips the trailing newline as JSON whitespace: no strip on the hot path
-        obj = orjson.loads(line)
+        obj = _loads(line)
         if type(obj) is dict:
             a = obj.get("args")
             # each key has its colon: more colons than keys is a colon in a string or a key
