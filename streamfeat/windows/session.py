@@ -89,15 +89,20 @@ class SessionLogic(WindowLogic):
                         if sessions is None:  # a new session, alone under its key
                             acc = aggs.new()
                             aggs.update(acc, event, seq)
-                            st.keys[key] = [[ts, ts, acc]]
+                            t: Any = ts  # one int object for both bounds
+                            st.keys[key] = [[t, t, acc]]
                             end = ts + gap
                         else:
                             latest = sessions[-1]
-                            if latest[0] <= ts < latest[1] + gap:  # extends the latest one
-                                if ts > latest[1]:
-                                    latest[1] = ts
+                            # its bounds read as ints once (the compiled build compares them
+                            # natively, not as objects with ts boxed for each comparison)
+                            first: int = latest[0]
+                            last: int = latest[1]
+                            if first <= ts < last + gap:  # extends the latest one
+                                if ts > last:
+                                    latest[1] = last = ts
                                 aggs.update(latest[2], event, seq)
-                                end = latest[1] + gap
+                                end = last + gap
                             else:
                                 end = join(st, key, ts, event, seq)
                         nxt = st.next_close
