@@ -406,17 +406,20 @@ class Top(Count):
         # no sort of them all, for the small k a `top` usually has
         best = []
         for s in slots.values():
-            n, q = s[1], s[2]
+            n: int = s[1]  # counts and arrival numbers: compared as ints
+            q: int = s[2]
             i = len(best)
             if i == k:
-                last = best[i - 1]
-                if n < last[1] or (n == last[1] and q >= last[2]):
+                last_n: int = best[i - 1][1]
+                last_q: int = best[i - 1][2]
+                if n < last_n or (n == last_n and q >= last_q):
                     continue
                 best.pop()
                 i -= 1
             while i > 0:
-                prev = best[i - 1]
-                if prev[1] > n or (prev[1] == n and prev[2] <= q):
+                prev_n: int = best[i - 1][1]
+                prev_q: int = best[i - 1][2]
+                if prev_n > n or (prev_n == n and prev_q <= q):
                     break
                 i -= 1
             best.insert(i, s)
@@ -550,10 +553,11 @@ class AggregateSet:
                 acc[f.slot] += 1
             elif op == _OP_DISTINCT:
                 if v is not None:
-                    acc[f.slot].add((v,) if type(v) is bool else v)
+                    seen: set[Any] = acc[f.slot]  # (typed: the set's own add, not a lookup)
+                    seen.add((v,) if type(v) is bool else v)
             elif op == _OP_TOP:
                 if v is not None:
-                    top = acc[f.slot]
+                    top: dict[Any, list[Any]] = acc[f.slot]
                     key = (v,) if type(v) is bool else v
                     slot = top.get(key)
                     if slot is None:

@@ -164,7 +164,7 @@ class WindowStage:
         for i, process in self._by_type.get(event.type, self._rest):
             w = wins[i]
             process(w, seq, event, wm, device, out)
-            d = deadlines[i](w)
+            d: int = deadlines[i](w)
             if d < due:
                 due = d
         state.due = due
