@@ -117,6 +117,10 @@ class IpvFeature:
             by_type.setdefault(a, []).append(i)
         self._by_type = by_type  # also the click controls: same names
         self._shop = tuple(i for i, a in enumerate(cfg.actions) if a == "shop")
+        # a record's values start as a copy of this (its keys in order, the table sized once)
+        self._values: dict[str, Any] = dict.fromkeys(
+            ("item", "enter_ts", "dwell_ms", "truncated", *cfg.actions)
+        )
 
     def new_state(self) -> IpvState:
         return IpvState()
@@ -189,10 +193,11 @@ class IpvFeature:
         st.opened = _UNKNOWN
 
     def _record(self, visit: list[Any], ts: int, truncated: bool, device: str) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "item": visit[_ITEM], "enter_ts": visit[_ENTER],
-            "dwell_ms": ts - visit[_ENTER], "truncated": truncated,
-        }  # fmt: skip
+        values = self._values.copy()
+        values["item"] = visit[_ITEM]
+        values["enter_ts"] = visit[_ENTER]
+        values["dwell_ms"] = ts - visit[_ENTER]
+        values["truncated"] = truncated
         counts = visit[_COUNTS]
         for i, action in enumerate(self.actions):  # by index: no zip call (see FeatureStage)
             values[action] = counts[i]
