@@ -57,6 +57,7 @@ MODULES = (
     "streamfeat.encoders._plain",
     "streamfeat._event",
     "streamfeat._records",
+    "streamfeat.io._jsonl",
     "streamfeat.windows._aggregates",
     "streamfeat.windows._base",
     "streamfeat.windows._spec",

@@ -8,15 +8,15 @@ mutate after validation; streamfeat itself never does.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from streamfeat.errors import EventError
 
 __all__ = ["MAX_TS", "Event", "event_from_obj", "event_to_obj"]
 
-MAX_TS = 2**53
+MAX_TS: Final = 2**53
 _TYPE_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
-_KNOWN_KEYS = frozenset(("device", "ts", "type", "page", "item", "args"))
+_KNOWN_KEYS: Final = frozenset(("device", "ts", "type", "page", "item", "args"))
 
 ArgValue = str | int | float | bool
 
@@ -52,11 +52,11 @@ def _describe(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-_new_event = tuple.__new__
+_new_event: Final = tuple.__new__
 # Types and pages seen valid before: the common case skips the regex / length checks. Bounded so
 # that a stream of distinct junk can't grow it without limit.
-_VALID_TYPES: set[str] = set()
-_VALID_CACHE_MAX = 4096
+_VALID_TYPES: Final[set[str]] = set()
+_VALID_CACHE_MAX: Final = 4096
 
 
 def event_from_obj(obj: object) -> Event:
@@ -107,7 +107,7 @@ def event_from_obj(obj: object) -> Event:
     return _new_event(Event, (ts, etype, device, page, item, args))
 
 
-_NO_ARGS: dict[str, ArgValue] = Event._field_defaults["args"]
+_NO_ARGS: Final[dict[str, ArgValue]] = Event._field_defaults["args"]
 
 
 def _bad_ts(ts: object) -> None:

@@ -33,7 +33,7 @@ Record = dict[str, Any]
 def public(record: dict[str, Any]) -> dict[str, Any]:
     """Return ``record`` without its in-process ``_`` attachments (the same dict if it has none)."""
     for k in record:  # a plain loop: this runs once per record written (no generator frame)
-        if k[:1] == "_":
+        if k.startswith("_"):  # (a primitive of the compiled build; a slice makes a string)
             return {k: v for k, v in record.items() if not k.startswith("_")}
     return record
 

@@ -14,7 +14,7 @@ records: neither their copies per record nor their memory per open device.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from streamfeat._event import Event
 from streamfeat._records import raw_size
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FeatureStage", "FeatureState"]
 
-_NO_TS = -1
+_NO_TS: Final = -1
 
 
 class FeatureState:
@@ -78,7 +78,7 @@ class FeatureStage:
             engine = features.engine
             features, partial_limit = features.features, engine.partial_limit
             partial_limit_events = engine.partial_limit_events
-        self.features: tuple[Any, ...] = tuple(
+        self.features: tuple[IpvFeature | ExposureFeature, ...] = tuple(
             IpvFeature(f, partial_limit, sizes=sizes, partial_limit_events=partial_limit_events)
             if f.kind == "ipv"
             else ExposureFeature(f, partial_limit, sizes=sizes)

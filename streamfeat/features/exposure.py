@@ -30,7 +30,7 @@ the visit the way they close ipv visits (:mod:`streamfeat.features.ipv`).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from streamfeat._event import Event
 
@@ -40,12 +40,23 @@ if TYPE_CHECKING:
 __all__ = ["ExposureFeature", "ExposureVisit"]
 
 # item entry fields
-_FIRST_SEQ, _POS, _N, _MS, _SPANS, _CLICKED, _DELETED, _REASON, _RAW = range(9)
-_NUMERIC = (int, float)
+_FIRST_SEQ: Final = 0
+_POS: Final = 1
+_N: Final = 2
+_MS: Final = 3
+_SPANS: Final = 4
+_CLICKED: Final = 5
+_DELETED: Final = 6
+_REASON: Final = 7
+_RAW: Final = 8
+_NUMERIC: Final = (int, float)
 
 
 def _union(spans: list[list[int]]) -> list[tuple[int, int]]:
     """Return the union of closed intervals ``[a, b]`` as disjoint sorted intervals."""
+    if len(spans) == 1:  # an item exposed once (the common case): nothing to sort or join
+        a, b = spans[0]
+        return [(a, b)]
     out: list[tuple[int, int]] = []
     for a, b in sorted(spans):
         if out and a <= out[-1][1]:
@@ -172,10 +183,27 @@ class ExposureFeature:
         if visit is None:
             return
         st[0] = None
-        exposed = [(k, e) for k, e in visit.items.items() if e[_FIRST_SEQ] is not None]
-        exposed.sort(key=lambda kv: kv[1][_FIRST_SEQ])
-        scrolls = sorted(visit.scrolls, key=lambda x: x[0])  # by ts, for bisection
+        # items by first exposure, scrolls by ts (for bisection); both usually arrive in that
+        # order already, and a sort (stable) is only run when they do not
+        exposed: list[tuple[str, list[Any]]] = []
+        last = -1
+        in_order = True
+        for k, e in visit.items.items():
+            first = e[_FIRST_SEQ]
+            if first is not None:
+                if first < last:
+                    in_order = False
+                last = first
+                exposed.append((k, e))
+        if not in_order:
+            exposed.sort(key=lambda kv: kv[1][_FIRST_SEQ])
+        scrolls = visit.scrolls
         times = [x[0] for x in scrolls]
+        for i in range(1, len(times)):
+            if times[i] < times[i - 1]:
+                scrolls = sorted(scrolls, key=lambda x: x[0])
+                times = [x[0] for x in scrolls]
+                break
         for item, e in exposed:
             out.append(self._record(visit, item, e, ts, device, scrolls, times))
 
@@ -190,13 +218,14 @@ class ExposureFeature:
         times: list[int],
     ) -> dict[str, Any]:
         n, top, raw = 0, None, e[_RAW]
-        for lo, hi in _union(e[_SPANS]):
-            # each scroll counts once even if several exposure intervals hold it
-            for _sts, speed, sraw in scrolls[bisect_left(times, lo) : bisect_right(times, hi)]:
-                n += 1
-                raw += sraw
-                if type(speed) in _NUMERIC and (top is None or speed > top):
-                    top = speed
+        if scrolls:  # (a visit with no scroll: nothing to look up)
+            for lo, hi in _union(e[_SPANS]):
+                # each scroll counts once even if several exposure intervals hold it
+                for _sts, speed, sraw in scrolls[bisect_left(times, lo) : bisect_right(times, hi)]:
+                    n += 1
+                    raw += sraw
+                    if type(speed) in _NUMERIC and (top is None or speed > top):
+                        top = speed
         values = {
             "item": item, "page": visit.page, "visit_start": visit.start, "first_pos": e[_POS],
             "exposures": e[_N], "exposure_ms": e[_MS], "scrolls": n, "max_scroll_speed": top,

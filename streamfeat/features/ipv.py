@@ -36,7 +36,7 @@ innermost visit of its item without a scan). Converted logs with page entries an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from streamfeat._event import Event
 
@@ -45,8 +45,12 @@ if TYPE_CHECKING:
 
 __all__ = ["IpvFeature", "IpvState"]
 
-_ITEM, _ENTER, _COUNTS, _RAW, _MIN_ENTER = range(5)
-_UNKNOWN = -1  # the opening seq of a stack restored from a snapshot that did not record it
+_ITEM: Final = 0
+_ENTER: Final = 1
+_COUNTS: Final = 2
+_RAW: Final = 3
+_MIN_ENTER: Final = 4
+_UNKNOWN: Final = -1  # the opening seq of a stack restored from a snapshot that did not record it
 
 
 class IpvState:
@@ -113,6 +117,10 @@ class IpvFeature:
             by_type.setdefault(a, []).append(i)
         self._by_type = by_type  # also the click controls: same names
         self._shop = tuple(i for i, a in enumerate(cfg.actions) if a == "shop")
+        # a record's values start as a copy of this (its keys in order, the table sized once)
+        self._values: dict[str, Any] = dict.fromkeys(
+            ("item", "enter_ts", "dwell_ms", "truncated", *cfg.actions)
+        )
 
     def new_state(self) -> IpvState:
         return IpvState()
@@ -185,10 +193,11 @@ class IpvFeature:
         st.opened = _UNKNOWN
 
     def _record(self, visit: list[Any], ts: int, truncated: bool, device: str) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "item": visit[_ITEM], "enter_ts": visit[_ENTER],
-            "dwell_ms": ts - visit[_ENTER], "truncated": truncated,
-        }  # fmt: skip
+        values = self._values.copy()
+        values["item"] = visit[_ITEM]
+        values["enter_ts"] = visit[_ENTER]
+        values["dwell_ms"] = ts - visit[_ENTER]
+        values["truncated"] = truncated
         counts = visit[_COUNTS]
         for i, action in enumerate(self.actions):  # by index: no zip call (see FeatureStage)
             values[action] = counts[i]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import sys
 import zlib
 from collections.abc import Iterator
@@ -23,10 +22,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import msgpack
-import orjson
 
 from streamfeat._event import Event, event_from_obj
 from streamfeat.errors import EventError, InputError
+from streamfeat.io._jsonl import TWICE, read_jsonl
 from streamfeat.io._store import QuarantineEntry
 
 __all__ = ["InputFile", "detect_format", "read_events", "read_jsonl", "read_msgpack"]
@@ -74,6 +73,11 @@ class InputFile:
             else self._raw
         )
 
+    @property
+    def decompressed(self) -> bool:
+        """True for a ``.gz`` input: ``stream`` decompresses the underlying file."""
+        return self.stream is not self._raw
+
     def consumed(self) -> int:
         """Bytes of the underlying file read so far (compressed bytes for ``.gz``)."""
         try:
@@ -86,7 +90,7 @@ class InputFile:
         return self._raw.read(limit)
 
     def close(self) -> None:
-        if self.stream is not self._raw:
+        if self.decompressed:
             self.stream.close()
         if self._raw is not sys.stdin.buffer:
             self._raw.close()
@@ -94,87 +98,6 @@ class InputFile:
 
 def _reason(exc: Exception) -> str:
     return str(exc)
-
-
-_TWICE = "appears twice in one object (duplicate keys are refused: parsers disagree on which wins)"
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise _DuplicateKey(k)
-            seen.add(k)
-    return obj
-
-
-def _exact_event(line: bytes) -> Event:
-    """Validate ``line`` again with the standard library's parser, which keeps integers of any
-    size exact (orjson turns one beyond 64 bits into a float) and sees duplicate keys.
-
-    Only for the rare lines that need it: a refused event (so that the reason is exact:
-    ``ts = 2**70`` is an integer out of range, not a float) and a line with more colons than
-    keys (a colon inside a string, or a key given twice).
-
-    Raises:
-        EventError: the line's event breaks the contract, or an object has a key twice.
-    """
-    try:
-        obj = json.loads(line, object_pairs_hook=_pairs)
-    except _DuplicateKey as exc:
-        raise EventError(exc.key, _TWICE) from None
-    return event_from_obj(obj)
-
-
-def read_jsonl(
-    stream: BinaryIO, *, source: str = "-", skip: int = 0
-) -> Iterator[Event | QuarantineEntry]:
-    """Yield one Event or QuarantineEntry per line of ``stream``.
-
-    Args:
-        stream: a binary stream of JSON lines.
-        source: the name used in quarantine entries.
-        skip: lines to skip first (resuming after a checkpoint); positions still count them.
-    """
-    line_no = 0
-    for line in stream:
-        line_no += 1
-        if line_no <= skip:
-            continue
-        yield parse_jsonl_line(line, line_no, source)
-
-
-def parse_jsonl_line(line: bytes, line_no: int, source: str) -> Event | QuarantineEntry:
-    """One JSON line to an Event or a QuarantineEntry (its reason naming ``line_no``): the one
-    rule every reader of JSON lines uses (the replay, the agent, a partitioned replay)."""
-    try:
-        # orjson skips the trailing newline as JSON whitespace: no strip on the hot path
-        obj = orjson.loads(line)
-        if type(obj) is dict and line.count(b":") > len(obj) + (
-            len(a) if type(a := obj.get("args")) is dict else 0
-        ):
-            # each key has its colon: more colons than keys is a colon in a string or
-            # a key given twice (which orjson would silently resolve to the last value)
-            return _exact_event(line)
-        return event_from_obj(obj)
-    except orjson.JSONDecodeError as exc:
-        body = line.rstrip(b"\r\n")
-        why = "empty line" if not body.strip() else f"not valid JSON ({exc.msg})"
-        return QuarantineEntry(source, line_no, body, f"line {line_no}: {why}")
-    except EventError:
-        body = line.rstrip(b"\r\n")
-        try:
-            return _exact_event(line)  # an integer item beyond 64 bits is a valid event
-        except EventError as exc:
-            return QuarantineEntry(source, line_no, body, f"line {line_no}: {_reason(exc)}")
 
 
 class NonStringKeyMap(list[tuple[object, object]]):
@@ -287,7 +210,7 @@ def read_msgpack(
                 continue
             try:
                 if type(obj) is DuplicateKeyMap:
-                    raise EventError(obj.duplicate(), _TWICE)
+                    raise EventError(obj.duplicate(), TWICE)
                 yield event_from_obj(obj)
             except EventError as exc:
                 yield QuarantineEntry(source, pos, raw, f"message {pos}: {_reason(exc)}")
@@ -332,7 +255,10 @@ def read_events(
     """
     fmt = fmt or detect_format(source.name)
     reader = read_msgpack if fmt == "msgpack" else read_jsonl
-    return _unreadable_tail(reader(source.stream, source=source.name, skip=skip), source, skip)
+    items = reader(source.stream, source=source.name, skip=skip)
+    if not source.decompressed:
+        return items  # not decompressed: no decompressor error to catch, one generator less
+    return _unreadable_tail(items, source, skip)
 
 
 def _unreadable_tail(

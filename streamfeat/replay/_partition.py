@@ -54,7 +54,8 @@ from streamfeat._event import Event
 from streamfeat._records import public
 from streamfeat.engine._build import build_engine
 from streamfeat.errors import StorageError
-from streamfeat.io._readers import InputFile, parse_jsonl_line
+from streamfeat.io._jsonl import parse_jsonl_line
+from streamfeat.io._readers import InputFile
 from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
 from streamfeat.tasks import parse_tasks
 
@@ -94,7 +95,7 @@ def route(line: bytes, partitions: int) -> int:
 
 def parse_line(line: bytes, line_no: int, source: str) -> Event | QuarantineEntry:
     """One JSONL line to an Event or a QuarantineEntry, exactly as the single-process reader
-    does it, reasons included (:func:`streamfeat.io._readers.parse_jsonl_line`)."""
+    does it, reasons included (:func:`streamfeat.io._jsonl.parse_jsonl_line`)."""
     return parse_jsonl_line(line, line_no, source)
 
 

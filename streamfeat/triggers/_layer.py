@@ -7,6 +7,7 @@ where something may happen; everything here is per device and synchronous.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from streamfeat._event import Event
@@ -22,7 +23,9 @@ __all__ = ["Layer"]
 class Layer(Housekeeping):
     """The per-event layer over :class:`DeviceState` (a base of the matcher)."""
 
-    def _layer(self, st: DeviceState, e: int, event: Event, seg_hits: Any) -> list[Firing]:
+    def _layer(
+        self, st: DeviceState, e: int, event: Event, seg_hits: Sequence[int]
+    ) -> list[Firing]:
         """Everything above the automaton at event ``e`` (its bookkeeping already done)."""
         c = self.c
         ts = event.ts
@@ -47,7 +50,7 @@ class Layer(Housekeeping):
             return []
         return self._fire_due(st, e, ts)
 
-    def _segment_hits(self, st: DeviceState, e: int, seg_hits: Any) -> None:
+    def _segment_hits(self, st: DeviceState, e: int, seg_hits: Sequence[int]) -> None:
         """The automaton's keywords ending at ``e``: verify each segment, now or when due."""
         segments, live, wait = self.c.segments, self.c.live, st.waiting
         for sid in seg_hits:

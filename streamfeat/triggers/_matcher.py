@@ -46,7 +46,7 @@ from streamfeat._event import Event
 from streamfeat.triggers._layer import Layer
 from streamfeat.triggers._pattern import Pattern
 from streamfeat.triggers._snapshot import dump_state, load_any
-from streamfeat.triggers._state import OCC_PRUNE, DeviceState, Firing
+from streamfeat.triggers._state import OCC_PRUNE, DeviceState, Firing, trigger_record
 from streamfeat.triggers._sync import resync
 from streamfeat.triggers._trie import Compiled, compile_patterns
 
@@ -218,6 +218,17 @@ class Matcher(Layer):
             if nfa_fired:
                 fired = self._merge_firings(fired, nfa_fired)
         return fired
+
+    def step_into(
+        self, st: DeviceState, index: int, event: Event, out: list[dict[str, Any]]
+    ) -> None:
+        """:meth:`step`, each firing appended to ``out`` as its ``trigger`` record: the trigger
+        stage's per-event call, made by the engine without a Python method around it."""
+        fired = self.step(st, index, event)
+        if fired:
+            device = event.device
+            for f in fired:
+                out.append(trigger_record(f, device))
 
     def _merge_firings(self, a: list[Firing], b: list[Firing]) -> list[Firing]:
         """Firings of both kinds of triggers at one event, in registration order."""

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from streamfeat._event import Event
 from streamfeat._records import Record
 from streamfeat.triggers._config import MatchLimits, TriggerConfig
-from streamfeat.triggers._matcher import DeviceState, Firing, Matcher
+from streamfeat.triggers._matcher import DeviceState, Matcher
 from streamfeat.triggers._pattern import Pattern, parse_pattern
+from streamfeat.triggers._state import trigger_record
 
 __all__ = ["TriggerStage"]
 
@@ -117,10 +118,7 @@ class TriggerStage:
 
     def process(self, state: DeviceState, index: int, event: Event, out: list[Record]) -> None:
         """Step every trigger over event ``index`` of its device; append firings to ``out``."""
-        fired = self.matcher.step(state, index, event)
-        if fired:
-            device = event.device
-            out.extend(_record(f, device) for f in fired)
+        self.matcher.step_into(state, index, event, out)
 
     def advance(self, state: DeviceState, now_ms: int, out: list[Record]) -> None:
         """Let wall time move the device's clock on: partial matches past the limit are cut."""
@@ -132,6 +130,14 @@ class TriggerStage:
     def idle(self, state: DeviceState) -> bool:
         """Return True when no partial match is alive (the engine may free the state)."""
         return self.matcher.idle(state)
+
+    def step_functions(
+        self,
+    ) -> tuple[Callable[[DeviceState, int, Event, list[Record]], None], Callable[[Any], bool]]:
+        """:meth:`process` and :meth:`idle` as the matcher's own bound methods, for the engine's
+        per-event path: the same calls without a Python method around each (the matcher object
+        is never replaced, so they stay valid through hot updates and restores)."""
+        return self.matcher.step_into, self.matcher.idle
 
     def dump(self, state: DeviceState) -> list[Any]:
         """Return a msgpack-able snapshot of ``state`` (a versioned flat list)."""
@@ -157,7 +163,7 @@ class TriggerStage:
         if not evs:
             return []
         device = evs[0].device
-        return [_record(f, device) for f in self.matcher.run_batch(evs)]
+        return [trigger_record(f, device) for f in self.matcher.run_batch(evs)]
 
 
 def _pattern(name: str, value: TriggerConfig | str) -> Pattern:
@@ -165,16 +171,3 @@ def _pattern(name: str, value: TriggerConfig | str) -> Pattern:
     if isinstance(value, TriggerConfig):
         return value.pattern
     return parse_pattern(value, name=name)
-
-
-def _record(f: Firing, device: str) -> Record:
-    return {
-        "kind": "trigger",
-        "trigger": f.trigger,
-        "device": device,
-        "first": f.first,
-        "last": f.last,
-        "first_ts": f.first_ts,
-        "last_ts": f.last_ts,
-        "_events": f.events,
-    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from streamfeat._event import Event
 from streamfeat._tokens import Token
@@ -12,7 +12,15 @@ from streamfeat.triggers._nfa import NfaRun
 from streamfeat.triggers._pattern import CondToken, PatternToken
 from streamfeat.triggers._trie import Compiled, SegKey
 
-__all__ = ["OCC_PRUNE", "TRIM", "DeviceState", "Firing", "dump_key", "load_key"]
+__all__ = [
+    "OCC_PRUNE",
+    "TRIM",
+    "DeviceState",
+    "Firing",
+    "dump_key",
+    "load_key",
+    "trigger_record",
+]
 
 
 class Firing(NamedTuple):
@@ -24,6 +32,21 @@ class Firing(NamedTuple):
     first_ts: int
     last_ts: int
     events: tuple[Event, ...]
+
+
+def trigger_record(f: Firing, device: str) -> dict[str, Any]:
+    """The ``trigger`` record of one firing (SPEC section 6), with the in-process attachment
+    ``_events`` (the matched slice's events, for tasks)."""
+    return {
+        "kind": "trigger",
+        "trigger": f.trigger,
+        "device": device,
+        "first": f.first,
+        "last": f.last,
+        "first_ts": f.first_ts,
+        "last_ts": f.last_ts,
+        "_events": f.events,
+    }
 
 
 class DeviceState:
@@ -60,8 +83,8 @@ class DeviceState:
         self.trim_at = TRIM
 
 
-TRIM = 256  # first housekeeping pass of a device's buffer; then at twice its size
-OCC_PRUNE = 8  # prune a shared occurrence list when it grows past this
+TRIM: Final = 256  # first housekeeping pass of a device's buffer; then at twice its size
+OCC_PRUNE: Final = 8  # prune a shared occurrence list when it grows past this
 
 
 def dump_key(key: SegKey) -> list[Any]:

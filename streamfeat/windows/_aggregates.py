@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from streamfeat._event import Event
 from streamfeat._records import raw_size
@@ -45,7 +45,7 @@ __all__ = [
 
 Getter = Callable[[Event], Any]
 Step = Callable[[list[Any], Event, int], None]
-_NUMERIC = (int, float)
+_NUMERIC: Final = (int, float)
 
 
 def field_getter(name: str) -> Getter:
@@ -332,6 +332,9 @@ class Distinct(Count):
         return {_norm(v) for v in data}
 
 
+_TOP_BY_INSERTION: Final = 16  # a larger k is ranked by one sort
+
+
 class Top(Count):
     """``top K F``: the K most frequent values as ``[value, count]``, ties by first arrival.
 
@@ -370,22 +373,56 @@ class Top(Count):
         return top
 
     def merge(self, a: Any, b: Any) -> Any:
-        return self.merge_into({k: list(v) for k, v in a.items()}, b)
+        # the maps typed, so that the compiled build reads and copies the slots as lists
+        src: dict[Any, list[Any]] = a
+        out: dict[Any, list[Any]] = {}
+        for k, s in src.items():
+            out[k] = [s[0], s[1], s[2]]
+        return self.merge_into(out, b)
 
     def merge_into(self, a: Any, b: Any) -> Any:
-        out = a
-        for k, (value, n, seq) in b.items():
+        out: dict[Any, list[Any]] = a
+        src: dict[Any, list[Any]] = b
+        for k, s in src.items():
             slot = out.get(k)
             if slot is None:
-                out[k] = [value, n, seq]
+                out[k] = [s[0], s[1], s[2]]
             else:
+                seq = s[2]
                 if seq < slot[2]:
-                    slot[0], slot[2] = value, seq
-                slot[1] += n
+                    slot[0], slot[2] = s[0], seq
+                slot[1] += s[1]
         return out
 
     def result(self, acc: Any) -> Any:
-        best = sorted(acc.values(), key=lambda s: (-s[1], s[2]))[: self.k]
+        k = self.k
+        slots: dict[Any, list[Any]] = acc
+        best: list[list[Any]]
+        if k > _TOP_BY_INSERTION:
+            best = sorted(slots.values(), key=lambda s: (-s[1], s[2]))[:k]
+            return [[s[0], s[1]] for s in best]
+        # the same order as the sort above (count down, then first arrival; equal keys in the
+        # dict's order), kept by insertion into the k best so far: no key tuple per value and
+        # no sort of them all, for the small k a `top` usually has
+        best = []
+        for s in slots.values():
+            n: int = s[1]  # counts and arrival numbers: compared as ints
+            q: int = s[2]
+            i = len(best)
+            if i == k:
+                last_n: int = best[i - 1][1]
+                last_q: int = best[i - 1][2]
+                if n < last_n or (n == last_n and q >= last_q):
+                    continue
+                best.pop()
+                i -= 1
+            while i > 0:
+                prev_n: int = best[i - 1][1]
+                prev_q: int = best[i - 1][2]
+                if prev_n > n or (prev_n == n and prev_q <= q):
+                    break
+                i -= 1
+            best.insert(i, s)
         return [[s[0], s[1]] for s in best]
 
     def dump(self, acc: Any) -> Any:
@@ -406,6 +443,50 @@ def build_aggregate(spec: AggSpec) -> Count:
     if spec.op == "top":
         return Top(spec.k)
     return _CLASSES[spec.op]()
+
+
+# How AggregateSet.update folds an event into one slot: the common aggregates written out in
+# one compiled loop (no call per aggregate), any other through its updater.
+_OP_STEP: Final = 0
+_OP_COUNT: Final = 1
+_OP_SUM: Final = 2
+_OP_FIRST: Final = 3
+_OP_LAST: Final = 4
+_OP_DISTINCT: Final = 5
+_OP_TOP: Final = 6
+_OP_SIZE: Final = 7
+_OPS: Final[dict[type, int]] = {
+    Count: _OP_COUNT, Sum: _OP_SUM, First: _OP_FIRST, Last: _OP_LAST,
+    Distinct: _OP_DISTINCT, Top: _OP_TOP,
+}  # fmt: skip
+# where the value comes from: an event field (its index in the Event tuple), args, or nowhere
+_FROM_ARGS: Final = -1
+_FROM_NOWHERE: Final = -2
+_FIELD_INDEX: Final[dict[str, int]] = {f: i for i, f in enumerate(Event._fields) if f != "args"}
+
+
+class _Fold:
+    """One slot of :meth:`AggregateSet.update`'s plan."""
+
+    def __init__(self, op: int, slot: int, source: int, arg: str, step: Step | None) -> None:
+        self.op = op
+        self.slot = slot
+        self.source = source
+        self.arg = arg
+        self.step = step
+
+
+def _fold(slot: int, agg: Count, spec: AggSpec, step: Step) -> _Fold:
+    op = _OPS.get(type(agg), _OP_STEP)
+    field = spec.field
+    if field is None:
+        return _Fold(op, slot, _FROM_NOWHERE, "", step)
+    if field.startswith("args."):
+        return _Fold(op, slot, _FROM_ARGS, field[5:], step)
+    index = _FIELD_INDEX.get(field)
+    if index is None:  # not a field this module knows: the updater reads it
+        return _Fold(_OP_STEP, slot, _FROM_NOWHERE, "", step)
+    return _Fold(op, slot, index, "", step)
 
 
 class AggregateSet:
@@ -438,6 +519,13 @@ class AggregateSet:
         )
         if sizes:
             self.steps += (_add_size,)
+        plan = [
+            _fold(i, a, spec, self.steps[i - 1])
+            for i, (a, (_, spec)) in enumerate(zip(self.aggs, specs, strict=True), 1)
+        ]
+        if sizes:
+            plan.append(_Fold(_OP_SIZE, 0, _FROM_NOWHERE, "", _add_size))
+        self._plan = plan
 
     def new(self) -> list[Any]:
         """Return the accumulator of an empty window."""
@@ -447,9 +535,51 @@ class AggregateSet:
         return acc
 
     def update(self, acc: list[Any], event: Event, seq: int) -> None:
-        """Fold ``event`` (arrival number ``seq``) into ``acc`` in place."""
-        for step in self.steps:
-            step(acc, event, seq)
+        """Fold ``event`` (arrival number ``seq``) into ``acc`` in place.
+
+        What the updaters in :attr:`steps` do, one after the other, with the common aggregates
+        written out here (``tests/property/test_windows_aggregates.py`` checks the two agree).
+        """
+        for f in self._plan:
+            op = f.op
+            source = f.source
+            if source >= 0:
+                v: Any = event[source]
+            elif source == _FROM_ARGS:
+                v = event[5].get(f.arg)
+            else:
+                v = None
+            if op == _OP_COUNT:
+                acc[f.slot] += 1
+            elif op == _OP_DISTINCT:
+                if v is not None:
+                    seen: set[Any] = acc[f.slot]  # (typed: the set's own add, not a lookup)
+                    seen.add((v,) if type(v) is bool else v)
+            elif op == _OP_TOP:
+                if v is not None:
+                    top: dict[Any, list[Any]] = acc[f.slot]
+                    key = (v,) if type(v) is bool else v
+                    slot = top.get(key)
+                    if slot is None:
+                        top[key] = [v, 1, seq]
+                    else:
+                        slot[1] += 1
+            elif op == _OP_LAST:
+                if v is not None:
+                    acc[f.slot] = [seq, v]
+            elif op == _OP_SUM:
+                if type(v) is int or type(v) is float:
+                    a = acc[f.slot]
+                    acc[f.slot] = v if a is None else a + v
+            elif op == _OP_FIRST:
+                if v is not None and acc[f.slot] is None:
+                    acc[f.slot] = [seq, v]
+            elif op == _OP_SIZE:
+                acc[0] += raw_size(event)
+            else:
+                step = f.step
+                assert step is not None
+                step(acc, event, seq)
 
     def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
         """Return the accumulator of the union of the windows of ``a`` and ``b``."""

@@ -17,7 +17,7 @@ Within one call, closed windows are emitted by ``(end, start, key)``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from streamfeat._event import Event, event_to_obj
 from streamfeat.windows._aggregates import AggregateSet, field_getter
@@ -37,8 +37,8 @@ __all__ = [
 KeyFunction = Callable[[Event], "str | None"]
 # process(state, seq, event, maxts, device, out): one logic's per-event step
 ProcessFn = Callable[[Any, int, Event, int, str, list[dict[str, Any]]], None]
-NO_TS = -1  # max ts of a device with no event yet (valid ts are >= 0)
-NO_DEADLINE = 1 << 62  # the deadline of a window with nothing that time can close
+NO_TS: Final = -1  # max ts of a device with no event yet (valid ts are >= 0)
+NO_DEADLINE: Final = 1 << 62  # the deadline of a window with nothing that time can close
 
 
 def format_key_part(value: Any) -> str:

@@ -150,17 +150,21 @@ class WindowStage:
             only(state.wins[0], index, event, state.maxts, event.device, out)
             return
         maxts, device, wins = state.maxts, event.device, state.wins
+        # the two ints as objects once per event, not once per call (the compiled build makes
+        # an object of an int for each call through a function value)
+        seq: Any = index
+        wm: Any = maxts
         if maxts >= state.due:  # a close is due somewhere: every config, in order
             for i, process in self._procs:
-                process(wins[i], index, event, maxts, device, out)
+                process(wins[i], seq, event, wm, device, out)
             state.due = self._due(wins)
             return
         # nothing to close: only the configs that may admit the event (none closes anything)
         due, deadlines = state.due, self._deadlines
         for i, process in self._by_type.get(event.type, self._rest):
             w = wins[i]
-            process(w, index, event, maxts, device, out)
-            d = deadlines[i](w)
+            process(w, seq, event, wm, device, out)
+            d: int = deadlines[i](w)
             if d < due:
                 due = d
         state.due = due

@@ -66,7 +66,7 @@ class SessionLogic(WindowLogic):
         gap, lateness, key_of = self.size, self.lateness, self.key_of
         filtered, types, pairs = self.filter is not None, self.filter_types, self.filter_pairs
         by_device = self.key_fields == ("device",)
-        steps, new, late = self.steps, self.aggs.new, self.late
+        aggs, late = self.aggs, self.late
         join, close_until = self._join, self._close_until
 
         def process(
@@ -87,19 +87,22 @@ class SessionLogic(WindowLogic):
                     else:
                         sessions = st.keys.get(key)
                         if sessions is None:  # a new session, alone under its key
-                            acc = new()
-                            for step in steps:
-                                step(acc, event, seq)
-                            st.keys[key] = [[ts, ts, acc]]
+                            acc = aggs.new()
+                            aggs.update(acc, event, seq)
+                            t: Any = ts  # one int object for both bounds
+                            st.keys[key] = [[t, t, acc]]
                             end = ts + gap
                         else:
                             latest = sessions[-1]
-                            if latest[0] <= ts < latest[1] + gap:  # extends the latest one
-                                if ts > latest[1]:
-                                    latest[1] = ts
-                                for step in steps:
-                                    step(latest[2], event, seq)
-                                end = latest[1] + gap
+                            # its bounds read as ints once (the compiled build compares them
+                            # natively, not as objects with ts boxed for each comparison)
+                            first: int = latest[0]
+                            last: int = latest[1]
+                            if first <= ts < last + gap:  # extends the latest one
+                                if ts > last:
+                                    latest[1] = last = ts
+                                aggs.update(latest[2], event, seq)
+                                end = last + gap
                             else:
                                 end = join(st, key, ts, event, seq)
                         nxt = st.next_close

@@ -54,7 +54,7 @@ class SlidingLogic(TimedLogic):
         size, slide, pane, lateness = self.size, self.slide, self.pane, self.lateness
         key_of, by_device = self.key_of, self.key_fields == ("device",)
         filtered, types, pairs = self.filter is not None, self.filter_types, self.filter_pairs
-        steps, new, late = self.steps, self.aggs.new, self.late
+        aggs, late = self.aggs, self.late
         next_end, emit = self._next_end, self._emit
 
         def process(
@@ -82,9 +82,8 @@ class SlidingLogic(TimedLogic):
                             bucket = ends[pane_end] = {}
                         acc = bucket.get(key)
                         if acc is None:
-                            acc = bucket[key] = new()
-                        for step in steps:
-                            step(acc, event, seq)
+                            acc = bucket[key] = aggs.new()
+                        aggs.update(acc, event, seq)
                     else:
                         out.append(late(device, event))
             nxt = st.next_end
@@ -173,7 +172,12 @@ class SlidingLogic(TimedLogic):
         merge_all = self.aggs.merge_all
         merged = {}
         for wkey, panes in groups.items():
-            panes.sort(key=lambda p: p[0])
+            # by pane end (the map's order, unless an event came back in time): sums of floats
+            # must add up in one order
+            for i in range(1, len(panes)):
+                if panes[i][0] < panes[i - 1][0]:
+                    panes.sort(key=lambda p: p[0])
+                    break
             merged[wkey] = merge_all([acc for _, acc in panes])
         return merged
 

@@ -58,7 +58,7 @@ class TumblingLogic(TimedLogic):
         size, lateness, key_of = self.size, self.lateness, self.key_of
         filtered, types, pairs = self.filter is not None, self.filter_types, self.filter_pairs
         by_device = self.key_fields == ("device",)
-        steps, new, late, close = self.steps, self.aggs.new, self.late, self._close_ends
+        aggs, late, close = self.aggs, self.late, self._close_ends
 
         def process(
             st: TimedState,
@@ -83,9 +83,8 @@ class TumblingLogic(TimedLogic):
                                 st.next_end = end
                         acc = bucket.get(key)
                         if acc is None:
-                            acc = bucket[key] = new()
-                        for step in steps:
-                            step(acc, event, seq)
+                            acc = bucket[key] = aggs.new()
+                        aggs.update(acc, event, seq)
                     else:
                         out.append(late(device, event))
             nxt = st.next_end

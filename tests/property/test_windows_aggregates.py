@@ -130,3 +130,81 @@ def test_merge_all_equals_merging_one_by_one_and_leaves_its_inputs(
         assert aggs.values(aggs.merge_all(accs[:n])) == aggs.values(one_by_one)
     assert aggs.dump(aggs.merge_all(accs)) == aggs.dump(want)
     assert [msgpack.packb(aggs.dump(a)) for a in accs] == before
+
+
+def top_reference(vals: list[Any], k: int) -> list[list[Any]]:
+    """``top k`` written plainly: count each value (equal numbers as one, booleans apart), keep
+    its first arrival, sort by count down then first arrival, take k."""
+    seen: dict[Any, list[Any]] = {}
+    for seq, v in enumerate(vals):
+        if v is None:
+            continue
+        key = (v,) if type(v) is bool else v
+        if key in seen:
+            seen[key][1] += 1
+        else:
+            seen[key] = [v, 1, seq]
+    ranked = sorted(seen.values(), key=lambda s: (-s[1], s[2]))
+    return [[v, n] for v, n, _ in ranked[:k]]
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.integers(0, 12), st.sampled_from([True, "a"])), max_size=60),
+    st.lists(st.integers(0, 2), min_size=60, max_size=60),
+    st.sampled_from([1, 2, 3, 5, 16, 17, 40]),
+)
+def test_top_k_matches_a_plain_sort_for_small_and_large_k(
+    vals: list[Any], part: list[int], k: int
+) -> None:
+    """Small k ranks by insertion into the k best, large k by one sort: both must give the
+    plain sort's answer, ties by first arrival included. The arrivals are folded into three
+    panes and merged (as a sliding window's are), so the merged map's order is not the order
+    of first arrival."""
+    aggs = AggregateSet((("top", AggSpec("top", "args.v", k)),))
+    evs = list(enumerate(events_of(vals)))
+    panes = [fold(aggs, [x for x in evs if part[x[0]] == p]) for p in (2, 0, 1)]
+    got = aggs.values(aggs.merge_all(panes))["top"]
+    assert got == top_reference(vals, k)
+
+
+PLAN_SPECS = (
+    *SPECS,
+    ("pages", AggSpec("distinct", "page")), ("top_item", AggSpec("top", "item", 2)),
+    ("first_ts", AggSpec("first", "ts")), ("last_type", AggSpec("last", "type")),
+    ("devices", AggSpec("distinct", "device")), ("sum_ts", AggSpec("sum", "ts")),
+)  # fmt: skip
+
+arg_values = st.one_of(st.integers(-3, 3), st.sampled_from([1.0, 2.5, True, False, "a", "b"]))
+
+
+@st.composite
+def plan_events(draw: st.DrawFn) -> list[Event]:
+    n = draw(st.integers(0, 25))
+    return [
+        Event(
+            draw(st.integers(0, 50)),
+            draw(st.sampled_from(["exposure", "click", "page_enter"])),
+            draw(st.sampled_from(["d1", "d2"])),
+            draw(st.one_of(st.none(), st.sampled_from(["home", "item"]))),
+            draw(st.one_of(st.none(), st.sampled_from(["i1", "i2", "i3"]))),
+            draw(st.dictionaries(st.sampled_from(["v", "w"]), arg_values, max_size=2)),
+        )
+        for _ in range(n)
+    ]
+
+
+@given(plan_events(), st.booleans())
+def test_update_equals_the_updaters_one_after_the_other(evs: list[Event], sizes: bool) -> None:
+    """``AggregateSet.update`` writes the common aggregates out in one loop; the updaters in
+    ``steps`` are the reference. Every slot must be equal, and of the same type, after any
+    events (fields absent, booleans, floats, strings; min, max and mean through their
+    updaters; the raw size slot when ``sizes``)."""
+    aggs = AggregateSet(PLAN_SPECS, sizes=sizes)
+    got, want = aggs.new(), aggs.new()
+    for seq, e in enumerate(evs):
+        aggs.update(got, e, seq)
+        for step in aggs.steps:
+            step(want, e, seq)
+    assert got == want
+    assert [type(x) for x in got] == [type(x) for x in want]
+    assert aggs.values(got) == aggs.values(want)

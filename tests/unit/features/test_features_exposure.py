@@ -91,3 +91,21 @@ def test_the_partial_limit_closes_a_forgotten_feed_visit() -> None:
     toml = '[engine]\npartial_limit = "1h"\n' + EXPOSURE
     out = run([ev(0, "page_enter"), ev(1, "exposure", item="x"), ev(3_600_001, "scroll")], toml)
     assert [r["ts"] for r in out] == [3_600_000]
+
+
+def test_records_follow_first_exposure_when_an_item_was_clicked_before_it_was_exposed() -> None:
+    """An item clicked (or deleted) before its first exposure enters the visit first but is
+    ranked by its first exposure; scrolls that arrive out of time order still count by ts."""
+    out = run(
+        [
+            ev(0, "page_enter"),
+            ev(5, "click", item="a"),  # a's entry is made here, not yet exposed
+            ev(10, "exposure", item="b", pos=1, dur_ms=100),
+            ev(20, "exposure", item="a", pos=2, dur_ms=100),
+            ev(60, "scroll", speed=7),
+            ev(15, "scroll", speed=3),  # late: before a's exposure, within b's
+            ev(900, "page_exit"),
+        ]
+    )
+    assert [(r["values"]["item"], r["values"]["scrolls"]) for r in out] == [("b", 2), ("a", 1)]
+    assert [r["values"]["max_scroll_speed"] for r in out] == [7, 7]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from streamfeat import Event
 from streamfeat.errors import EventError
 from streamfeat.io import QuarantineEntry, read_jsonl, read_msgpack
-from streamfeat.io._readers import _exact_event
+from streamfeat.io._jsonl import exact_event as _exact_event
 
 
 def _one(line: bytes) -> Event | QuarantineEntry:

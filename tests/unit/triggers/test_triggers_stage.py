@@ -248,3 +248,30 @@ def test_a_keyword_is_the_first_longest_run_so_the_default_triggers_can_go_idle(
     for i, ev in enumerate(stream("page_enter@item_detail", "x", "page_exit@item_detail"), 3):
         stage.process(state, i, ev, out)
     assert [(r["first"], r["last"]) for r in out] == [(3, 5)]
+
+
+def test_the_engine_calls_the_matcher_directly_with_the_same_records_and_idleness() -> None:
+    """``step_functions`` hands the engine the matcher's own methods: they must append the
+    records ``process`` appends (attachments included) and answer ``idle`` as it does, also
+    after a hot add (the matcher object stays the same)."""
+    triggers = {"two": "click * click", "bounce": "page_enter@a ? page_exit@a within 3s"}
+    slow, fast = TriggerStage(cfg(triggers)), TriggerStage(cfg(triggers))
+    step, idle = fast.step_functions()
+    evs = stream("click", "page_enter@a", "scroll", "page_exit@a", "scroll", "click", "click")
+    s1, s2 = slow.new_state("d"), fast.new_state("d")
+    want: list[dict[str, object]] = []
+    got: list[dict[str, object]] = []
+    for i, e in enumerate(evs):
+        if i == 4:
+            slow.add("late", "scroll * click")
+            fast.add("late", "scroll * click")
+        slow.process(s1, i, e, want)
+        step(s2, i, e, got)
+        assert got == want
+        assert idle(s2) == slow.idle(s1)
+    assert [(r["trigger"], r["first"], r["last"]) for r in got] == [
+        ("bounce", 1, 3),
+        ("two", 0, 5),
+        ("late", 4, 5),
+    ]
+    assert got[-1]["_events"] == tuple(evs[4:6])
