@@ -463,6 +463,8 @@ _OPS: Final[dict[type, int]] = {
 _FROM_ARGS: Final = -1
 _FROM_NOWHERE: Final = -2
 _FIELD_INDEX: Final[dict[str, int]] = {f: i for i, f in enumerate(Event._fields) if f != "args"}
+_ARGS_AT: Final = 5  # args, the Event tuple's last field (checked below)
+assert Event._fields.index("args") == _ARGS_AT
 
 
 class _Fold:
@@ -546,7 +548,7 @@ class AggregateSet:
             if source >= 0:
                 v: Any = event[source]
             elif source == _FROM_ARGS:
-                v = event[5].get(f.arg)
+                v = event[_ARGS_AT].get(f.arg)
             else:
                 v = None
             if op == _OP_COUNT:
