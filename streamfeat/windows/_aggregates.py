@@ -470,7 +470,7 @@ assert Event._fields.index("args") == _ARGS_AT
 class _Fold:
     """One slot of :meth:`AggregateSet.update`'s plan."""
 
-    def __init__(self, op: int, slot: int, source: int, arg: str, step: Step | None) -> None:
+    def __init__(self, op: int, slot: int, source: int, arg: str, step: Step) -> None:
         self.op = op
         self.slot = slot
         self.source = source
@@ -485,10 +485,7 @@ def _fold(slot: int, agg: Count, spec: AggSpec, step: Step) -> _Fold:
         return _Fold(op, slot, _FROM_NOWHERE, "", step)
     if field.startswith("args."):
         return _Fold(op, slot, _FROM_ARGS, field[5:], step)
-    index = _FIELD_INDEX.get(field)
-    if index is None:  # not a field this module knows: the updater reads it
-        return _Fold(_OP_STEP, slot, _FROM_NOWHERE, "", step)
-    return _Fold(op, slot, index, "", step)
+    return _Fold(op, slot, _FIELD_INDEX[field], "", step)  # (the spec admits event fields only)
 
 
 class AggregateSet:
@@ -579,9 +576,7 @@ class AggregateSet:
             elif op == _OP_SIZE:
                 acc[0] += raw_size(event)
             else:
-                step = f.step
-                assert step is not None
-                step(acc, event, seq)
+                f.step(acc, event, seq)
 
     def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
         """Return the accumulator of the union of the windows of ``a`` and ``b``."""

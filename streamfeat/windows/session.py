@@ -169,8 +169,7 @@ class SessionLogic(WindowLogic):
             last = sessions[-1]
             if ts > last[1]:
                 last[1] = ts
-            for step in self.steps:
-                step(last[2], event, seq)
+            aggs.update(last[2], event, seq)
             return int(last[1]) + gap
         hits = [s for s in sessions if s[0] - gap < ts < s[1] + gap]
         if not hits:
