@@ -153,17 +153,17 @@ class WindowStage:
         # the two ints as objects once per event, not once per call (the compiled build makes
         # an object of an int for each call through a function value)
         seq: Any = index
-        wm: Any = maxts
+        top: Any = maxts
         if maxts >= state.due:  # a close is due somewhere: every config, in order
             for i, process in self._procs:
-                process(wins[i], seq, event, wm, device, out)
+                process(wins[i], seq, event, top, device, out)
             state.due = self._due(wins)
             return
         # nothing to close: only the configs that may admit the event (none closes anything)
         due, deadlines = state.due, self._deadlines
         for i, process in self._by_type.get(event.type, self._rest):
             w = wins[i]
-            process(w, seq, event, wm, device, out)
+            process(w, seq, event, top, device, out)
             d: int = deadlines[i](w)
             if d < due:
                 due = d
