@@ -69,6 +69,7 @@ MODULES = (
     "streamfeat.features._stage",
     "streamfeat.features.exposure",
     "streamfeat.features.ipv",
+    "streamfeat.replay._drive",
 )
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
