@@ -69,6 +69,7 @@ MODULES = (
     "streamfeat.features._stage",
     "streamfeat.features.exposure",
     "streamfeat.features.ipv",
+    "streamfeat.engine._step",
     "streamfeat.replay._drive",
 )
 

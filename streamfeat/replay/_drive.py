@@ -3,13 +3,12 @@
 A replay's input is mostly events, each handed to the engine's ``process_into``, and its records
 are written as JSON lines. :func:`drive` runs that loop for up to ``limit`` items (the replay's
 checkpoint interval) and hands back what it counted; :func:`write_records` writes one batch of
-records. Both are written in this module so that the compiled build runs them as native loops:
-interpreted, the loop body and the writer were about a fifth of a replay's time on a generated
-log (docs/performance.md, "Fifth round"). The replay uses :func:`drive` when nothing else must
-see each event (no ``--speed`` pacing, ``--run-tasks``, ``--report`` or ``--sizes``); otherwise
-its own loop, which writes through :func:`write_records` as well. What the two produce is the
-same, record for record: ``tests/unit/replay/test_replay_drive.py`` checks :func:`drive`
-against that loop.
+records. They live here, not in the replay module (a shell around files and the store, which
+the compiled build leaves interpreted), so that the compiled build runs them as native loops
+(docs/performance.md, "Fifth round"). The replay uses :func:`drive` when nothing else must see
+each event (no ``--speed`` pacing, ``--run-tasks``, ``--report`` or ``--sizes``); otherwise its
+own loop, which writes through :func:`write_records` as well. What the two produce is the same,
+record for record: ``tests/unit/replay/test_replay_drive.py`` checks one against the other.
 """
 
 from __future__ import annotations

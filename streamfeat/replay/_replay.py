@@ -416,11 +416,14 @@ def _loop(
     if pace is None and tasks is None and observer is None and sizes is None:
         # nothing else sees each event: the compiled loop, a checkpoint interval at a time
         write = out.fh.write
+        kinds: dict[str, int] = {}  # records by kind: a plain dict is cheaper to count in
         while True:
             limit = every - since_cp
             taken, events, quarantined, written = drive(
-                items, process, write, summary.records, pending_q, limit
+                items, process, write, kinds, pending_q, limit
             )
+            summary.records.update(kinds)
+            kinds.clear()
             position += taken
             summary.events += events
             summary.quarantined += quarantined
