@@ -94,7 +94,7 @@ class Store:
             _touch_owner_only(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # imported here: sqlite_utils imports numpy when it can (for its column types), and a
-            # replay without --db should not (streamfeat/models/_builtin.py)
+            # replay without --db should not (tests/unit/models/test_models_lazy.py)
             import sqlite_utils
 
             self.db = sqlite_utils.Database(conn)

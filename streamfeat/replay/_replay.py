@@ -38,7 +38,7 @@ import sqlite3
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -414,41 +414,9 @@ def _loop(
     t0 = time.perf_counter()
     items = read_events(source, fmt=opts.fmt, skip=position)
     if pace is None and tasks is None and observer is None and sizes is None:
-        # nothing else sees each event: the compiled loop, a checkpoint interval at a time.
-        # Only streamfeat's own stages run here, and they make no cyclic garbage (checked by
-        # tests/unit/replay/test_replay_gc.py): the collector would find nothing and only walk
-        # the devices' states, about a seventh of the Taobao sample's time. So it is off for
-        # this loop, and on again after it (the general loop, which runs task code, keeps it).
-        # What the loop left live is frozen first, as the tables were at the start: turned on
-        # with all of it in the young generation, the collector's next pass would walk it all.
-        write = out.fh.write
-        kinds: dict[str, int] = {}  # records by kind: a plain dict is cheaper to count in
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            while True:
-                limit = every - since_cp
-                taken, events, quarantined, written = drive(
-                    items, process, write, kinds, pending_q, limit
-                )
-                summary.records.update(kinds)
-                kinds.clear()
-                position += taken
-                summary.events += events
-                summary.quarantined += quarantined
-                summary.bytes_records += written
-                since_cp += taken
-                if since_cp >= every:
-                    since_cp = 0
-                    _at_checkpoint(opts, engine, store, source, out, summary, position, pending_q,
-                                   progress)  # fmt: skip
-                if taken < limit:
-                    break
-        finally:
-            gc.freeze()
-            if collecting:
-                gc.enable()
-        return _loop_end(opts, source, summary, start_raw, progress, observer, t0, pending_q)
+        # nothing else sees each event: the compiled loop
+        _drive_loop(opts, engine, store, source, out, summary, items, position, pending_q, progress)
+        return _loop_end(source, summary, start_raw, progress, observer, t0, pending_q)
     if observer is not None:
         observer.progress(0.0, 0)
     for item in items:
@@ -476,7 +444,61 @@ def _loop(
         if since_cp >= every:
             since_cp = 0
             _at_checkpoint(opts, engine, store, source, out, summary, position, pending_q, progress)
-    return _loop_end(opts, source, summary, start_raw, progress, observer, t0, pending_q)
+    return _loop_end(source, summary, start_raw, progress, observer, t0, pending_q)
+
+
+def _drive_loop(
+    opts: ReplayOptions,
+    engine: Any,
+    store: Store | None,
+    source: InputFile,
+    out: _Output,
+    summary: ReplaySummary,
+    items: Iterator[Event | QuarantineEntry],
+    position: int,
+    pending_q: list[QuarantineEntry],
+    progress: Callable[[int, int | None], None] | None,
+) -> None:
+    """The replay's loop when nothing but the engine sees each event: :func:`drive`, compiled,
+    a checkpoint interval at a time.
+
+    Only streamfeat's own stages run here, and they make no cyclic garbage (checked by
+    tests/unit/replay/test_replay_gc.py): the collector would find nothing and only walk the
+    devices' states, about a seventh of the Taobao sample's time. So it is off for this loop
+    and on again after it (the general loop, which runs task code, keeps it on). What the loop
+    left live is frozen first, as the tables were at the start: turned on with all of it in the
+    young generation, the collector's next pass would walk it all.
+    """
+    every = max(1, opts.checkpoint_every)
+    since_cp = 0
+    write = out.fh.write
+    process = engine.process_into
+    kinds: dict[str, int] = {}  # records by kind: a plain dict is cheaper to count in
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            limit = every - since_cp
+            taken, events, quarantined, written = drive(
+                items, process, write, kinds, pending_q, limit
+            )
+            summary.records.update(kinds)
+            kinds.clear()
+            position += taken
+            summary.events += events
+            summary.quarantined += quarantined
+            summary.bytes_records += written
+            since_cp += taken
+            if since_cp >= every:
+                since_cp = 0
+                _at_checkpoint(opts, engine, store, source, out, summary, position, pending_q,
+                               progress)  # fmt: skip
+            if taken < limit:
+                return
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 def _at_checkpoint(
@@ -500,7 +522,6 @@ def _at_checkpoint(
 
 
 def _loop_end(
-    opts: ReplayOptions,
     source: InputFile,
     summary: ReplaySummary,
     start_raw: int,
