@@ -77,7 +77,9 @@ test-compiled: install
 	  tests/property/test_tunnel_frames.py \
 	  tests/unit/triggers tests/unit/encoders tests/unit/windows tests/unit/features tests/unit/tunnel \
 	  tests/property/test_windows_aggregates.py tests/property/test_windows_reference.py \
-	  tests/property/test_features_reference.py tests/property/test_tunnel_states.py
+	  tests/property/test_features_reference.py tests/property/test_tunnel_states.py \
+	  tests/unit/foundation/test_engine_step.py tests/unit/replay/test_replay_drive.py \
+	  tests/unit/replay/test_replay_gc.py
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

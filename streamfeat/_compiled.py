@@ -69,6 +69,8 @@ MODULES = (
     "streamfeat.features._stage",
     "streamfeat.features.exposure",
     "streamfeat.features.ipv",
+    "streamfeat.engine._step",
+    "streamfeat.replay._drive",
 )
 
 _HERE = os.path.dirname(os.path.abspath(__file__))

@@ -48,14 +48,14 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgpack
 
 from streamfeat._event import Event
 from streamfeat._records import Record
-from streamfeat.engine._step import Step, build_step
+from streamfeat.engine._step import Device, Step
 from streamfeat.errors import StorageError
 
 __all__ = ["Engine", "Record", "Stage"]
@@ -109,20 +109,7 @@ class Stage(Protocol):
         """Rebuild a state from what :meth:`dump` returned."""
 
 
-class _Device:
-    __slots__ = ("count", "key", "last", "residue", "spill", "states")
-
-    def __init__(
-        self, count: int, states: list[Any] | None, residue: list[Any] | None = None
-    ) -> None:
-        self.count = count
-        self.states = states
-        self.residue = residue
-        # with idle_ms: the highest ts of its events; the key of its live idle-heap entry (None:
-        # none); its states as msgpack bytes while it sits idle with something still open
-        self.last = -1
-        self.key: int | None = None
-        self.spill: bytes | None = None
+_Device = Device  # the engine's per-device record (engine/_step.py)
 
 
 class Engine:
@@ -152,7 +139,6 @@ class Engine:
             msg = f"stage names must be unique, got {names}"
             raise ValueError(msg)
         self._devices: dict[str, _Device] = {}
-        self.events = 0
         # bound methods, looked up once: the per-event loop is the hot path of every replay
         self._process = [s.process for s in self.stages]
         self._residue = [getattr(s, "residue", None) for s in self.stages]
@@ -169,12 +155,30 @@ class Engine:
         self.idle_ms = idle_ms
         self.idle_bound = idle_bound
         self.idled = 0  # devices advanced by the idle rule
-        self._log_ts = -1  # the highest ts seen (idle rule)
         self._heap: list[tuple[int, str]] = []
         self._deadlines = [getattr(s, "deadline", None) for s in self.stages]
-        self.process_into: Step = build_step(self, _Device)
-        """Process one valid event, appending its records to ``out`` (generated for the
-        stages: :mod:`streamfeat.engine._step`)."""
+        self._step = Step(self)  # the per-event path; it counts the events and the log time
+        self.process_into: Callable[[Event, list[Record]], None] = self._step.process
+        """Process one valid event, appending its records to ``out`` (the engine's
+        :class:`~streamfeat.engine._step.Step`)."""
+
+    @property
+    def events(self) -> int:
+        """The number of events processed."""
+        return self._step.events
+
+    @events.setter
+    def events(self, n: int) -> None:
+        self._step.events = n
+
+    @property
+    def _log_ts(self) -> int:
+        # the highest ts seen (idle rule)
+        return self._step.log_ts
+
+    @_log_ts.setter
+    def _log_ts(self, ts: int) -> None:
+        self._step.log_ts = ts
 
     # -- processing ---------------------------------------------------------------------
 
@@ -419,7 +423,7 @@ class Engine:
             if dumped is not None:
                 states = [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
             devices[name] = _Device(count, states, residue)
-        # in place: the generated process_into holds these two tables (engine/_step.py)
+        # in place: the engine's step holds these two tables (engine/_step.py)
         self._devices.clear()
         self._devices.update(devices)
         self.events = body["events"]

@@ -1,15 +1,20 @@
-"""The engine's per-event path, generated once per engine for its stages.
+"""The engine's per-event path and its per-device record, one compiled unit.
 
-Every valid event of a replay goes through :attr:`Engine.process_into`; with the stages' calls
-written out one after the other (no ``zip`` over the stage list, the bound methods and the
-engine's tables as locals of the function), a replay of the default tasks file runs 9% fewer
-instructions per event than with the general loop (docs/performance.md, "Third round"). The
-function is generated from source for the engine's number of stages, as the
-compact writers are (:mod:`streamfeat.encoders._compact_writers`), in two forms: without the
-idle rule, and with it (the sweep when the log time rises, the spilled states brought back,
-the device queued for the sweep while open). What it does is exactly what the loops of
-:class:`streamfeat.engine.Engine` did; ``tests/unit/foundation/test_engine_step.py`` checks the
-generated path against a plain loop written in the test.
+Every valid event of a replay (and of the agent) goes through :attr:`Engine.process_into`, the
+:meth:`Step.process` of the engine's :class:`Step`. A step is made once per engine: it holds the
+stages' per-event callables (a stage may hand over ones that do what its ``process`` and
+``idle`` do minus a Python method around them: the trigger stage hands its matcher's own
+methods), the engine's device table and the two counters the per-event path moves (the number
+of events, and with the idle rule the log's time). In the compiled build the step is a native
+class and :class:`Device` a native record, so the per-event path runs no interpreted code of its
+own (docs/performance.md, "Fifth round"; it used to be Python source generated per engine).
+
+What it does is what the loops of :class:`streamfeat.engine.Engine` describe: find or make the
+device's states (brought back from bytes if the idle rule spilled them), number the event, run
+the stages in order (one event in ``sample_every`` through the engine's timed path), then free
+the states when every stage is idle, or with the idle rule queue the device for the sweep while
+something is open. ``tests/unit/foundation/test_engine_step.py`` checks it against a plain loop
+written in the test.
 """
 
 from __future__ import annotations
@@ -24,98 +29,102 @@ from streamfeat._records import Record
 if TYPE_CHECKING:
     from streamfeat.engine._engine import Engine
 
-__all__ = ["build_step", "step_source"]
+__all__ = ["Device", "Step"]
 
-Step = Callable[[Event, list[Record]], None]
-
-
-def step_source(n: int, idle: bool) -> str:
-    """The source of ``process_into`` for ``n`` stages, with the idle rule or without."""
-    states = ", ".join(f"s{i}" for i in range(n))
-    calls = [f"        p{i}(s{i}, index, event, out)" for i in range(n)]
-    all_idle = " and ".join(f"i{i}(s{i})" for i in range(n)) or "True"
-    lines = ["def process_into(event, out):", "    name = event[2]"]
-    if idle:
-        lines += [
-            "    ts = event[0]",
-            "    if ts > engine._log_ts:",
-            "        engine._log_ts = ts",
-            "        if heap and heap[0][0] <= ts - behind:",
-            "            sweep(out)",
-        ]
-    lines += [
-        "    dev = get(name)",
-        "    if dev is None:",
-        "        dev = devices[name] = Device(0, None)",
-        "    states = dev.states",
-        "    if states is None:",
-    ]
-    if idle:
-        lines += [
-            "        spill = dev.spill",
-            "        if spill is not None:  # back after idling with something open",
-            "            dev.spill = None",
-            "            states = dev.states = unspill(spill)",
-            "        else:",
-            "            states = dev.states = new_states(name, dev.residue)",
-        ]
-    else:
-        lines += ["        states = dev.states = new_states(name, dev.residue)"]
-    lines += [
-        "    index = dev.count",
-        "    dev.count = index + 1",
-        "    engine.events = n = engine.events + 1",
-    ]
-    if n:
-        lines += [f"    {states}{',' if n == 1 else ''} = states"]
-    lines += [
-        "    if n & mask == 0:",
-        "        timed(states, index, event, out)",
-        "    else:",
-        *(calls or ["        pass"]),
-    ]
-    if idle:
-        lines += [
-            "    if ts > dev.last:",
-            "        dev.last = ts",
-            f"    if not ({all_idle}):",
-            "        key = dev.key",
-            "        if key is None or key > dev.last:  # (a later deadline's entry goes stale)",
-            "            dev.key = dev.last",
-            "            heappush(heap, (dev.last, name))",
-            "        return",
-            "    free(dev)",
-        ]
-    else:
-        lines += [f"    if {all_idle}:", "        free(dev)"]
-    return "\n".join(lines) + "\n"
+Process = Callable[[Any, int, Event, list[Record]], None]
+Idle = Callable[[Any], bool]
 
 
-def build_step(engine: Engine, device: type) -> Step:
-    """Generate ``engine``'s ``process_into`` (its stages are fixed once it is made)."""
-    stages = engine.stages
-    ns: dict[str, Any] = {
-        "engine": engine,
-        "devices": engine._devices,
-        "get": engine._devices.get,
-        "Device": device,
-        "new_states": engine._new_states,
-        "free": engine._free,
-        "timed": engine._timed,
-        "mask": engine._sample_mask,
-        "heap": engine._heap,
-        "heappush": heapq.heappush,
-        "sweep": engine._sweep,
-        "unspill": engine._unspill,
-        "behind": engine.idle_bound + (engine.idle_ms or 0),
-    }
-    for i, s in enumerate(stages):
-        # a stage may hand over callables that do what its `process` and `idle` do, minus a
-        # Python method around them (the trigger stage hands its matcher's own methods)
-        fast = getattr(s, "step_functions", None)
-        ns[f"p{i}"], ns[f"i{i}"] = fast() if fast is not None else (s.process, s.idle)
-    source = step_source(len(stages), engine.idle_ms is not None)
-    names = "+".join(s.name for s in stages) or "no stages"
-    exec(compile(source, f"<engine step: {names}>", "exec"), ns)
-    fn: Step = ns["process_into"]
-    return fn
+class Device:
+    """One device's place in the engine: its event counter, its stages' states (None while it
+    holds nothing open), what a freed state left behind, and the idle rule's bookkeeping."""
+
+    __slots__ = ("count", "key", "last", "residue", "spill", "states")
+
+    def __init__(
+        self, count: int, states: list[Any] | None, residue: list[Any] | None = None
+    ) -> None:
+        self.count = count
+        self.states = states
+        self.residue = residue
+        # with idle_ms: the highest ts of its events; the key of its live idle-heap entry (None:
+        # none); its states as msgpack bytes while it sits idle with something still open
+        self.last = -1
+        self.key: int | None = None
+        self.spill: bytes | None = None
+
+
+class Step:
+    """The per-event path of one engine (its stages are fixed once it is made)."""
+
+    def __init__(self, engine: Engine) -> None:
+        procs: list[Process] = []
+        idles: list[Idle] = []
+        for s in engine.stages:
+            fast = getattr(s, "step_functions", None)
+            p, i = fast() if fast is not None else (s.process, s.idle)
+            procs.append(p)
+            idles.append(i)
+        self.procs = procs
+        self.idles = idles
+        self.stages = len(procs)
+        self.devices: dict[str, Device] = engine._devices
+        self.events = 0  # events processed (Engine.events)
+        self.log_ts = -1  # the highest ts seen, with the idle rule (Engine._log_ts)
+        self.mask: int = engine._sample_mask
+        self.new_states: Callable[[str, list[Any] | None], list[Any]] = engine._new_states
+        self.free: Callable[[Device], None] = engine._free
+        self.timed: Callable[[list[Any], int, Event, list[Record]], None] = engine._timed
+        self.idle = engine.idle_ms is not None
+        self.heap: list[tuple[int, str]] = engine._heap
+        self.sweep: Callable[[list[Record]], None] = engine._sweep
+        self.unspill: Callable[[bytes], list[Any]] = engine._unspill
+        self.behind: int = engine.idle_bound + (engine.idle_ms or 0)
+
+    def process(self, event: Event, out: list[Record]) -> None:
+        """Process one valid event, appending its records to ``out``."""
+        ts: int = event[0]
+        name: str = event[2]
+        idle = self.idle
+        if idle and ts > self.log_ts:
+            self.log_ts = ts
+            heap = self.heap
+            if heap and heap[0][0] <= ts - self.behind:
+                self.sweep(out)
+        devices = self.devices
+        dev = devices.get(name)
+        if dev is None:
+            dev = Device(0, None)
+            devices[name] = dev
+        states = dev.states
+        if states is None:
+            spill = dev.spill
+            if spill is not None:  # back after idling with something open
+                dev.spill = None
+                states = self.unspill(spill)
+            else:
+                states = self.new_states(name, dev.residue)
+            dev.states = states
+        index = dev.count
+        dev.count = index + 1
+        n = self.events + 1
+        self.events = n
+        if n & self.mask == 0:
+            self.timed(states, index, event, out)
+        else:
+            procs = self.procs
+            for i in range(self.stages):
+                procs[i](states[i], index, event, out)
+        if idle and ts > dev.last:
+            dev.last = ts
+        idles = self.idles
+        for i in range(self.stages):
+            if not idles[i](states[i]):
+                if idle:
+                    key = dev.key
+                    last = dev.last
+                    if key is None or key > last:  # (a later deadline's entry goes stale)
+                        dev.key = last
+                        heapq.heappush(self.heap, (last, name))
+                return
+        self.free(dev)

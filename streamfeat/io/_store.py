@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import sqlite_utils
 
 from streamfeat._records import public
 from streamfeat.errors import StorageError
@@ -94,6 +93,10 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _touch_owner_only(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # imported here: sqlite_utils imports numpy when it can (for its column types), and a
+            # replay without --db should not (tests/unit/models/test_models_lazy.py)
+            import sqlite_utils
+
             self.db = sqlite_utils.Database(conn)
             # auto_vacuum only takes on a new file, so it must come before anything is written
             self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")

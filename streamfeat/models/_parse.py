@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from streamfeat.models._builtin import builtin_spec
 from streamfeat.models._errors import ModelError
 from streamfeat.models._spec import DTYPES, RUNTIMES, SOURCES, InputSpec, ModelSpec
-from streamfeat.models.edgerec import builtin_spec
 
 __all__ = ["parse_model_spec"]
 

@@ -61,12 +61,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from streamfeat.models._builtin import DEFAULT_MODEL_PATH, builtin_spec, input_specs
 from streamfeat.models._fields import (
     CANDIDATE_FIELDS,
     EXPOSURE_BEHAVIOUR,
@@ -89,7 +89,6 @@ from streamfeat.models._match import (
 )
 from streamfeat.models._match import match as _match
 from streamfeat.models._match import slog as _slog
-from streamfeat.models._spec import InputSpec, ModelSpec
 
 __all__ = [
     "CANDIDATE_FIELDS",
@@ -123,9 +122,6 @@ Weights = dict[str, F32]
 
 #: Where the logit clips a probability.
 LOGIT_EPS = 1e-6
-#: The model shipped with streamfeat (``file = "builtin:edgerec-small"``).
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "edgerec-small.onnx"
-_BUILTIN = {"edgerec-small": DEFAULT_MODEL_PATH}
 _OPSET = 17
 
 
@@ -149,30 +145,6 @@ class Dims:
             return 0
         extra = (RECENT_FEATURES if self.recent else 0) + (SOFT_FEATURES if self.soft else 0)
         return MATCH_FEATURES + extra + (OUTCOME_FEATURES if self.outcome else 0)
-
-
-def input_specs() -> tuple[InputSpec, ...]:
-    """Return the declared inputs of every model built by :func:`to_onnx`."""
-    return (
-        InputSpec("candidates", "candidates", CANDIDATE_FIELDS, (1, "C", len(CANDIDATE_FIELDS))),
-        InputSpec("exposures", "exposures", EXPOSURE_FIELDS, (1, "E", len(EXPOSURE_FIELDS))),
-        InputSpec("page_views", "page_views", PAGE_VIEW_FIELDS, (1, "D", len(PAGE_VIEW_FIELDS))),
-    )
-
-
-def builtin_spec(which: str, *, name: str = "edgerec") -> ModelSpec:
-    """Return the declaration of a model shipped with streamfeat.
-
-    Raises:
-        ModelError: if there is no such built-in model.
-    """
-    path = _BUILTIN.get(which)
-    if path is None:
-        from streamfeat.models._errors import ModelError
-
-        msg = f"no built-in model {which!r} (built-in: {', '.join(sorted(_BUILTIN))})"
-        raise ModelError(name, msg)
-    return ModelSpec(name=name, path=path, inputs=input_specs())
 
 
 def _shapes(d: Dims) -> dict[str, tuple[int, ...]]:

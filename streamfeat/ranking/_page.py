@@ -35,7 +35,7 @@ from typing import Any
 
 from streamfeat._event import Event
 from streamfeat.errors import StreamfeatError
-from streamfeat.models.edgerec import CANDIDATE_FIELDS
+from streamfeat.models._fields import CANDIDATE_FIELDS
 
 __all__ = ["DELETED_KEPT", "Candidate", "ExposureStats", "FeedState", "Page", "PageError"]
 

@@ -257,7 +257,17 @@ def run_partition(job: PartitionJob) -> PartitionResult:
     gc.freeze()
     t0 = time.perf_counter()
     try:
-        _loop(job, engine, store, part, res, first, cp.position if cp else 0)
+        # only streamfeat's stages run in this loop: the collector stays off for it, as in
+        # the single-process replay's compiled loop (replay/_replay.py; the stages make no
+        # cyclic garbage: tests/unit/replay/test_replay_gc.py)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            _loop(job, engine, store, part, res, first, cp.position if cp else 0)
+        finally:
+            gc.freeze()  # what the loop left live: not walked when the collector is on again
+            if collecting:
+                gc.enable()
         final = engine.close()
         by_device: dict[str, list[dict[str, Any]]] = {}
         for r in final:

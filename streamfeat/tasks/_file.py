@@ -12,16 +12,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamfeat._tables import TableReader
 from streamfeat.encoders.admission import AdmissionSpec, parse_admission_spec
 from streamfeat.errors import ConfigError
 from streamfeat.features import DEFAULT_IPV_ACTIONS, FeatureConfig, parse_feature
-from streamfeat.models import Model, ModelError, ModelSpec, load_model, parse_model_spec
+from streamfeat.models import ModelError, ModelSpec, parse_model_spec
 from streamfeat.ranking import RERANK_KINDS, RerankTaskConfig, parse_rerank_task
 from streamfeat.triggers import MatchLimits, TriggerConfig, parse_triggers
 from streamfeat.windows import WindowConfig, parse_window
+
+if TYPE_CHECKING:
+    from streamfeat.models import Model
 
 __all__ = [
     "DEFAULT_IPV_ACTIONS",
@@ -200,6 +203,8 @@ class _Loader(TableReader):
 
     def load_models(self, models: Mapping[str, ModelSpec]) -> dict[str, Model]:
         # a missing, corrupt or mismatched model refuses the whole file, now, not when a task fires
+        from streamfeat.models._runtime import load_model  # here: it imports numpy
+
         out: dict[str, Model] = {}
         for name, spec in models.items():
             try:

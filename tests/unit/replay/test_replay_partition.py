@@ -162,3 +162,23 @@ def test_a_partition_killed_mid_run_resumes_exact_from_its_checkpoint(tmp_path: 
     jobs = [PartitionJob((str(log),), "", "", 2, i, str(parts[i]), ordered=True) for i in range(2)]
     _merge(jobs, str(tmp_path / "out.jsonl"), True)
     assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
+
+
+def test_a_partition_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    import gc
+
+    log = tmp_path / "events.jsonl"
+    write_log(log, devices=5, minutes=5, seed=8, odd_every=50)
+    job = PartitionJob((str(log),), default_config().text, "<default tasks>", 1, 0,
+                       str(tmp_path / "part-0.jsonl"))  # fmt: skip
+    assert gc.isenabled()
+    first = run_partition(job)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        again = run_partition(job)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert first.records == again.records
+    assert first.events == again.events > 0
