@@ -171,15 +171,6 @@ class Engine:
     def events(self, n: int) -> None:
         self._step.events = n
 
-    @property
-    def _log_ts(self) -> int:
-        # the highest ts seen (idle rule)
-        return self._step.log_ts
-
-    @_log_ts.setter
-    def _log_ts(self, ts: int) -> None:
-        self._step.log_ts = ts
-
     # -- processing ---------------------------------------------------------------------
 
     def process(self, event: Event) -> list[Record]:
@@ -191,7 +182,7 @@ class Engine:
     def _sweep(self, out: list[Record]) -> None:
         """Advance every device silent since ``log time - idle_ms`` to the log time."""
         idle_ms = self.idle_ms or 0
-        now = self._log_ts - self.idle_bound
+        now = self._step.log_ts - self.idle_bound
         cutoff = now - idle_ms
         heap, devices = self._heap, self._devices
         while heap and heap[0][0] <= cutoff:
@@ -393,7 +384,7 @@ class Engine:
         if self.idle_ms is not None:  # the idle rule's clock: the log time and each device's
             # latest ts, heap key and whether it is kept as bytes
             body["idle"] = [
-                self._log_ts,
+                self._step.log_ts,
                 {n: [d.last, d.key, d.spill is not None] for n, d in self._devices.items()},
             ]
         return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
@@ -430,7 +421,7 @@ class Engine:
         self._heap.clear()
         idle = body.get("idle")
         if self.idle_ms is not None and idle is not None:
-            self._log_ts, marks = idle
+            self._step.log_ts, marks = idle
             for name, dev in devices.items():
                 dev.last, dev.key, spilled = marks.get(name, (-1, None, False))
                 if dev.key is not None:

@@ -57,6 +57,7 @@ from streamfeat.errors import StorageError
 from streamfeat.io._jsonl import parse_jsonl_line
 from streamfeat.io._readers import InputFile
 from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
+from streamfeat.replay._collector import collector_off
 from streamfeat.tasks import parse_tasks
 
 __all__ = ["FINAL_BASE", "PartitionJob", "PartitionResult", "route", "run_partition"]
@@ -257,17 +258,8 @@ def run_partition(job: PartitionJob) -> PartitionResult:
     gc.freeze()
     t0 = time.perf_counter()
     try:
-        # only streamfeat's stages run in this loop: the collector stays off for it, as in
-        # the single-process replay's compiled loop (replay/_replay.py; the stages make no
-        # cyclic garbage: tests/unit/replay/test_replay_gc.py)
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_off():  # only streamfeat's stages run in this loop (._collector)
             _loop(job, engine, store, part, res, first, cp.position if cp else 0)
-        finally:
-            gc.freeze()  # what the loop left live: not walked when the collector is on again
-            if collecting:
-                gc.enable()
         final = engine.close()
         by_device: dict[str, list[dict[str, Any]]] = {}
         for r in final:

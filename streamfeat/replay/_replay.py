@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -51,6 +52,7 @@ from streamfeat.engine._build import build_engine
 from streamfeat.errors import InputError, OutputError, StorageError, StreamfeatError
 from streamfeat.io._readers import InputFile, read_events
 from streamfeat.io._store import Checkpoint, QuarantineEntry, Store
+from streamfeat.replay._collector import collector_off
 from streamfeat.replay._drive import drive, write_records
 from streamfeat.replay._tasks import ReplayTasks
 from streamfeat.tasks import TasksConfig
@@ -413,9 +415,11 @@ def _loop(
     since_cp = 0
     t0 = time.perf_counter()
     items = read_events(source, fmt=opts.fmt, skip=position)
+    checkpoint = partial(_at_checkpoint, opts, engine, store, source, out, summary, pending_q,
+                         progress)  # fmt: skip
     if pace is None and tasks is None and observer is None and sizes is None:
         # nothing else sees each event: the compiled loop
-        _drive_loop(opts, engine, store, source, out, summary, items, position, pending_q, progress)
+        _drive_loop(items, process, out, summary, pending_q, every, position, checkpoint)
         return _loop_end(source, summary, start_raw, progress, observer, t0, pending_q)
     if observer is not None:
         observer.progress(0.0, 0)
@@ -443,40 +447,26 @@ def _loop(
         since_cp += 1
         if since_cp >= every:
             since_cp = 0
-            _at_checkpoint(opts, engine, store, source, out, summary, position, pending_q, progress)
+            checkpoint(position)
     return _loop_end(source, summary, start_raw, progress, observer, t0, pending_q)
 
 
 def _drive_loop(
-    opts: ReplayOptions,
-    engine: Any,
-    store: Store | None,
-    source: InputFile,
+    items: Iterator[Event | QuarantineEntry],
+    process: Callable[[Event, list[dict[str, Any]]], None],
     out: _Output,
     summary: ReplaySummary,
-    items: Iterator[Event | QuarantineEntry],
-    position: int,
     pending_q: list[QuarantineEntry],
-    progress: Callable[[int, int | None], None] | None,
+    every: int,
+    position: int,
+    checkpoint: Callable[[int], None],
 ) -> None:
     """The replay's loop when nothing but the engine sees each event: :func:`drive`, compiled,
-    a checkpoint interval at a time.
-
-    Only streamfeat's own stages run here, and they make no cyclic garbage (checked by
-    tests/unit/replay/test_replay_gc.py): the collector would find nothing and only walk the
-    devices' states, about a seventh of the Taobao sample's time. So it is off for this loop
-    and on again after it (the general loop, which runs task code, keeps it on). What the loop
-    left live is frozen first, as the tables were at the start: turned on with all of it in the
-    young generation, the collector's next pass would walk it all.
-    """
-    every = max(1, opts.checkpoint_every)
+    a checkpoint interval at a time, with the collector off (:mod:`._collector`)."""
     since_cp = 0
     write = out.fh.write
-    process = engine.process_into
     kinds: dict[str, int] = {}  # records by kind: a plain dict is cheaper to count in
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         while True:
             limit = every - since_cp
             taken, events, quarantined, written = drive(
@@ -491,14 +481,9 @@ def _drive_loop(
             since_cp += taken
             if since_cp >= every:
                 since_cp = 0
-                _at_checkpoint(opts, engine, store, source, out, summary, position, pending_q,
-                               progress)  # fmt: skip
+                checkpoint(position)
             if taken < limit:
                 return
-    finally:
-        gc.freeze()
-        if collecting:
-            gc.enable()
 
 
 def _at_checkpoint(
@@ -508,9 +493,9 @@ def _at_checkpoint(
     source: InputFile,
     out: _Output,
     summary: ReplaySummary,
-    position: int,
     pending_q: list[QuarantineEntry],
     progress: Callable[[int, int | None], None] | None,
+    position: int,
 ) -> None:
     """Every ``checkpoint_every`` input units: the progress bar, and with a store a checkpoint
     and the store's retention."""

@@ -50,8 +50,8 @@ kind = "exposure"
 def reference_process_into(engine: Engine, event: Event, out: list[Record]) -> None:
     """The per-event path as plain loops over the stages, on the engine's own tables."""
     ts, name = event[0], event[2]
-    if engine.idle_ms is not None and ts > engine._log_ts:
-        engine._log_ts = ts
+    if engine.idle_ms is not None and ts > engine._step.log_ts:
+        engine._step.log_ts = ts
         heap = engine._heap
         if heap and heap[0][0] <= ts - engine.idle_bound - engine.idle_ms:
             engine._sweep(out)
