@@ -46,7 +46,6 @@ device's counter and every stage's ``dump(state)``; a stage's dump must be msgpa
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -151,7 +150,6 @@ class Engine:
             raise ValueError(msg)
         self.idle_ms = idle_ms
         self.idle_bound = idle_bound
-        self._heap: list[tuple[int, str]] = []
         # the per-device work: the per-event path, the idle rule's sweep, closing and freeing;
         # it counts the events, the log time and the devices advanced
         self._step = Step(self)
@@ -316,18 +314,15 @@ class Engine:
             if dumped is not None:
                 states = [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
             devices[name] = _Device(count, states, residue)
-        # in place: the engine's step holds these two tables (engine/_step.py)
+        # in place: the engine's step holds this table (engine/_step.py)
         self._devices.clear()
         self._devices.update(devices)
         self.events = body["events"]
-        self._heap.clear()
         idle = body.get("idle")
         if self.idle_ms is not None and idle is not None:
             self._step.log_ts, marks = idle
             for name, dev in devices.items():
                 dev.last, dev.key, spilled = marks.get(name, (-1, None, False))
-                if dev.key is not None:
-                    self._heap.append((dev.key, name))
                 if spilled and dev.states is not None:
                     dev.spill, dev.states = self._step.spill(dev.states), None
-            heapq.heapify(self._heap)
+        self._step.requeue()

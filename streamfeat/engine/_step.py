@@ -101,7 +101,10 @@ class Step:
         self.idle = engine.idle_ms is not None
         self.idle_ms: int = engine.idle_ms or 0
         self.bound: int = engine.idle_bound
-        self.heap: list[tuple[int, str]] = engine._heap  # the idle rule's (key, device) entries
+        # the idle rule's queue: each key once in a min-heap of ints, and the devices queued at
+        # each key (popped in name order: the (key, device) order of the engine's docstring)
+        self.heap: list[int] = []
+        self.queued: dict[int, list[str]] = {}
         self.behind: int = engine.idle_bound + (engine.idle_ms or 0)
         self.packer: Any = msgpack.Packer(use_bin_type=True)  # spills, as msgpack.packb would
 
@@ -115,7 +118,7 @@ class Step:
         if idle and ts > self.log_ts:
             self.log_ts = ts
             heap = self.heap
-            if heap and heap[0][0] <= ts - self.behind:
+            if heap and heap[0] <= ts - self.behind:
                 self.sweep(out)
         devices = self.devices
         dev = devices.get(name)
@@ -151,53 +154,80 @@ class Step:
                     last = dev.last
                     if key is None or key > last:  # (a later deadline's entry goes stale)
                         dev.key = last
-                        heapq.heappush(self.heap, (last, name))
+                        self.queue(last, name)
                 return
         self.free(dev)
 
     # -- the idle rule ----------------------------------------------------------------------
+
+    def queue(self, key: int, name: str) -> None:
+        """Queue device ``name`` for the sweep at ``key`` (an entry made stale by a newer one
+        is skipped when popped)."""
+        names = self.queued.get(key)
+        if names is None:
+            self.queued[key] = [name]
+            heapq.heappush(self.heap, key)
+        else:
+            names.append(name)
+
+    def requeue(self) -> None:
+        """Rebuild the queue from the devices' keys (after a restore)."""
+        self.heap.clear()
+        self.queued.clear()
+        for name, dev in self.devices.items():
+            if dev.key is not None:
+                self.queue(dev.key, name)
 
     def sweep(self, out: list[Record]) -> None:
         """Advance every device silent since ``log time - idle_ms`` to the log time."""
         idle_ms = self.idle_ms
         now = self.log_ts - self.bound
         cutoff = now - idle_ms
-        heap, devices, advances = self.heap, self.devices, self.advances
-        while heap and heap[0][0] <= cutoff:
-            key, name = heapq.heappop(heap)
-            dev = devices[name]
-            if dev.key != key:  # a stale entry: the device has a newer one
-                continue
-            states = dev.states
-            spill = dev.spill
-            if states is None and spill is None:  # freed since it was queued
-                dev.key = None
-                continue
-            last = dev.last
-            if last > cutoff:  # it had events since: look again later
-                dev.key = last
-                heapq.heappush(heap, (last, name))
-                continue
-            if states is None:
-                states = self.unspill(spill or b"")
-                dev.states = states
-                dev.spill = None
-            for i in range(self.stages):
-                advances[i](states[i], now, out)
-            self.idled += 1
+        heap, queued = self.heap, self.queued
+        # what the sweep queues is later than cutoff: it never joins a key popped here
+        while heap and heap[0] <= cutoff:
+            key = heapq.heappop(heap)
+            names = queued.pop(key)
+            names.sort()
+            for name in names:
+                self.sweep_one(key, name, now, cutoff, out)
+
+    def sweep_one(self, key: int, name: str, now: int, cutoff: int, out: list[Record]) -> None:
+        """The sweep's step for one queued device."""
+        dev = self.devices[name]
+        if dev.key != key:  # a stale entry: the device has a newer one
+            return
+        states = dev.states
+        spill = dev.spill
+        if states is None and spill is None:  # freed since it was queued
             dev.key = None
-            if self.all_idle(states):
-                self.free(dev)
-                continue
-            # still open (a window that ends later, a visit within its partial limit): look
-            # again when the log time reaches its next deadline; meanwhile keep it as bytes
-            due = self.deadline(states)
-            if due is not None:
-                k = max(due - idle_ms, cutoff + 1)
-                dev.key = k
-                heapq.heappush(heap, (k, name))
-            dev.spill = self.spill(states)
-            dev.states = None
+            return
+        last = dev.last
+        if last > cutoff:  # it had events since: look again later
+            dev.key = last
+            self.queue(last, name)
+            return
+        if states is None:
+            states = self.unspill(spill or b"")
+            dev.states = states
+            dev.spill = None
+        advances = self.advances
+        for i in range(self.stages):
+            advances[i](states[i], now, out)
+        self.idled += 1
+        dev.key = None
+        if self.all_idle(states):
+            self.free(dev)
+            return
+        # still open (a window that ends later, a visit within its partial limit): look again
+        # when the log time reaches its next deadline; meanwhile keep it as bytes
+        due = self.deadline(states)
+        if due is not None:
+            k = max(due - self.idle_ms, cutoff + 1)
+            dev.key = k
+            self.queue(k, name)
+        dev.spill = self.spill(states)
+        dev.states = None
 
     def deadline(self, states: list[Any]) -> int | None:
         """The smallest time at which advance() would close something: the stages'

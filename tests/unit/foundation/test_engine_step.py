@@ -11,6 +11,7 @@ timings.
 from __future__ import annotations
 
 import heapq
+import weakref
 from typing import Any
 
 import msgpack
@@ -50,6 +51,21 @@ kind = "exposure"
 """
 
 
+# the reference's idle queue: a plain heap of (key, device) entries for each engine it runs
+REF_HEAPS: weakref.WeakKeyDictionary[Engine, list[tuple[int, str]]] = weakref.WeakKeyDictionary()
+
+
+def ref_heap(engine: Engine) -> list[tuple[int, str]]:
+    return REF_HEAPS.setdefault(engine, [])
+
+
+def queued(engine: Engine) -> list[tuple[int, str]]:
+    """The idle queue's entries, stale ones included, in the order the sweep takes them."""
+    if engine in REF_HEAPS:
+        return sorted(REF_HEAPS[engine])
+    return sorted((k, n) for k, names in engine._step.queued.items() for n in names)
+
+
 def all_idle(engine: Engine, states: list[Any]) -> bool:
     return all(s.idle(x) for s, x in zip(engine.stages, states, strict=True))
 
@@ -73,7 +89,7 @@ def reference_sweep(engine: Engine, out: list[Record]) -> None:
     """The idle rule's sweep (the engine module's docstring) as plain loops."""
     now = engine._step.log_ts - engine.idle_bound
     cutoff = now - (engine.idle_ms or 0)
-    heap = engine._heap
+    heap = ref_heap(engine)
     while heap and heap[0][0] <= cutoff:
         key, name = heapq.heappop(heap)
         dev = engine._devices[name]
@@ -125,7 +141,7 @@ def reference_process_into(engine: Engine, event: Event, out: list[Record]) -> N
     ts, name = event[0], event[2]
     if engine.idle_ms is not None and ts > engine._step.log_ts:
         engine._step.log_ts = ts
-        heap = engine._heap
+        heap = ref_heap(engine)
         if heap and heap[0][0] <= ts - engine.idle_bound - engine.idle_ms:
             reference_sweep(engine, out)
     dev = engine._devices.get(name)
@@ -156,7 +172,7 @@ def reference_process_into(engine: Engine, event: Event, out: list[Record]) -> N
         if not all_idle(engine, states):
             if dev.key is None or dev.key > dev.last:
                 dev.key = dev.last
-                heapq.heappush(engine._heap, (dev.last, name))
+                heapq.heappush(ref_heap(engine), (dev.last, name))
             return
     elif not all_idle(engine, states):
         return
@@ -201,7 +217,7 @@ def table(engine: Engine) -> list[Any]:
     return [
         (n, d.count, d.last, d.key, d.states is None, d.spill, d.residue)
         for n, d in sorted(engine._devices.items())
-    ] + [sorted(engine._heap), engine.idled]
+    ] + [queued(engine), engine.idled]
 
 
 def run(engine: Engine, events: list[Event], *, reference: bool = False) -> list[Any]:
@@ -320,9 +336,7 @@ def test_a_restored_engine_runs_on_its_new_tables_through_the_same_function() ->
     second.restore(first.snapshot())
     for e in events[7:]:
         step(e, got)
-    got.append(table(second))
-    got += second.close()
-    assert got == want
+    assert [*got, table(second), *second.close()] == want
     assert second.events == len(events)
 
 
