@@ -35,9 +35,12 @@ still not idle after that (a visit open within the partial limit) is *spilled*: 
 dumps are kept as msgpack bytes (a few hundred bytes, against kilobytes of live objects) until
 its next event, or until the log time reaches its next deadline (the smallest of its stages'
 optional ``deadline(state)``: when ``advance`` would close a window or a visit), when it is
-advanced again. A min-heap of ``(key, device)`` (the key: its latest ts, or that deadline less
-``idle_ms``; stale entries are skipped) keeps the sweep at O(log n) per advanced device and
-O(1) per event that advances none.
+advanced again. The devices wait in a queue by key (the key: its latest ts, or that deadline
+less ``idle_ms``; stale entries are skipped): a min-heap of the keys, each once, and the devices
+queued at each key, taken in device order. It keeps the sweep at O(log n) per key and O(1) per
+event that advances none. The per-device work (the per-event path, the sweep, the end of input,
+the freeing) is the engine's :class:`~streamfeat.engine._step.Step`, compiled in the compiled
+build.
 
 Snapshots (:meth:`Engine.snapshot` / :meth:`Engine.restore`) are msgpack bytes of every
 device's counter and every stage's ``dump(state)``; a stage's dump must be msgpack-able and its
