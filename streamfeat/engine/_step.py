@@ -4,7 +4,7 @@ Every valid event of a replay (and of the agent) goes through :attr:`Engine.proc
 :meth:`Step.process` of the engine's :class:`Step`. A step is made once per engine: it holds the
 stages' per-device callables (a stage may hand over ones that do what its ``process`` and
 ``idle`` do minus a Python method around them: the trigger stage hands its matcher's own
-methods), the engine's device table, the idle rule's heap and the counters the per-event path
+methods), the engine's device table, the idle rule's queue and the counters the per-event path
 moves (the number of events, the log's time, the devices the idle rule advanced). In the
 compiled build the step is a native class and :class:`Device` a native record, so the per-event
 path runs no interpreted code of its own (docs/performance.md, "Fifth round"; it used to be
