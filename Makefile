@@ -78,8 +78,9 @@ test-compiled: install
 	  tests/unit/triggers tests/unit/encoders tests/unit/windows tests/unit/features tests/unit/tunnel \
 	  tests/property/test_windows_aggregates.py tests/property/test_windows_reference.py \
 	  tests/property/test_features_reference.py tests/property/test_tunnel_states.py \
-	  tests/unit/foundation/test_engine_step.py tests/unit/replay/test_replay_drive.py \
-	  tests/unit/replay/test_replay_gc.py
+	  tests/unit/foundation/test_engine_step.py tests/unit/foundation/test_engine.py \
+	  tests/unit/replay/test_replay_drive.py tests/unit/replay/test_replay_gc.py \
+	  tests/unit/replay/test_replay_idle.py
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

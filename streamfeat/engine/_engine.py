@@ -35,9 +35,12 @@ still not idle after that (a visit open within the partial limit) is *spilled*: 
 dumps are kept as msgpack bytes (a few hundred bytes, against kilobytes of live objects) until
 its next event, or until the log time reaches its next deadline (the smallest of its stages'
 optional ``deadline(state)``: when ``advance`` would close a window or a visit), when it is
-advanced again. A min-heap of ``(key, device)`` (the key: its latest ts, or that deadline less
-``idle_ms``; stale entries are skipped) keeps the sweep at O(log n) per advanced device and
-O(1) per event that advances none.
+advanced again. The devices wait in a queue by key (the key: its latest ts, or that deadline
+less ``idle_ms``; stale entries are skipped): a min-heap of the keys, each once, and the devices
+queued at each key, taken in device order. It keeps the sweep at O(log n) per key and O(1) per
+event that advances none. The per-device work (the per-event path, the sweep, the end of input,
+the freeing) is the engine's :class:`~streamfeat.engine._step.Step`, compiled in the compiled
+build.
 
 Snapshots (:meth:`Engine.snapshot` / :meth:`Engine.restore`) are msgpack bytes of every
 device's counter and every stage's ``dump(state)``; a stage's dump must be msgpack-able and its
@@ -46,7 +49,6 @@ device's counter and every stage's ``dump(state)``; a stage's dump must be msgpa
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -139,10 +141,7 @@ class Engine:
             msg = f"stage names must be unique, got {names}"
             raise ValueError(msg)
         self._devices: dict[str, _Device] = {}
-        # bound methods, looked up once: the per-event loop is the hot path of every replay
-        self._process = [s.process for s in self.stages]
-        self._residue = [getattr(s, "residue", None) for s in self.stages]
-        self._keeps_residue = any(f is not None for f in self._residue)
+        self._process = [s.process for s in self.stages]  # for the timed path
         if sample_every and sample_every & (sample_every - 1):
             msg = f"sample_every must be 0 or a power of two, got {sample_every}"
             raise ValueError(msg)
@@ -154,10 +153,9 @@ class Engine:
             raise ValueError(msg)
         self.idle_ms = idle_ms
         self.idle_bound = idle_bound
-        self.idled = 0  # devices advanced by the idle rule
-        self._heap: list[tuple[int, str]] = []
-        self._deadlines = [getattr(s, "deadline", None) for s in self.stages]
-        self._step = Step(self)  # the per-event path; it counts the events and the log time
+        # the per-device work: the per-event path, the idle rule's sweep, closing and freeing;
+        # it counts the events, the log time and the devices advanced
+        self._step = Step(self)
         self.process_into: Callable[[Event, list[Record]], None] = self._step.process
         """Process one valid event, appending its records to ``out`` (the engine's
         :class:`~streamfeat.engine._step.Step`)."""
@@ -171,6 +169,11 @@ class Engine:
     def events(self, n: int) -> None:
         self._step.events = n
 
+    @property
+    def idled(self) -> int:
+        """The number of devices the idle rule advanced."""
+        return self._step.idled
+
     # -- processing ---------------------------------------------------------------------
 
     def process(self, event: Event) -> list[Record]:
@@ -178,87 +181,6 @@ class Engine:
         out: list[Record] = []
         self.process_into(event, out)
         return out
-
-    def _sweep(self, out: list[Record]) -> None:
-        """Advance every device silent since ``log time - idle_ms`` to the log time."""
-        idle_ms = self.idle_ms or 0
-        now = self._step.log_ts - self.idle_bound
-        cutoff = now - idle_ms
-        heap, devices = self._heap, self._devices
-        while heap and heap[0][0] <= cutoff:
-            key, name = heapq.heappop(heap)
-            dev = devices[name]
-            if dev.key != key:  # a stale entry: the device has a newer one
-                continue
-            if dev.states is None and dev.spill is None:  # freed since it was queued
-                dev.key = None
-                continue
-            if dev.last > cutoff:  # it had events since: look again later
-                dev.key = dev.last
-                heapq.heappush(heap, (dev.last, name))
-                continue
-            states = dev.states
-            if states is None:
-                states = dev.states = self._unspill(dev.spill or b"")
-                dev.spill = None
-            for stage, state in zip(self.stages, states, strict=True):
-                stage.advance(state, now, out)
-            self.idled += 1
-            self._maybe_free(dev)
-            dev.key = None
-            if dev.states is None:
-                continue
-            # still open (a window that ends later, a visit within its partial limit): look
-            # again when the log time reaches its next deadline; meanwhile keep it as bytes
-            due = self._deadline(dev.states)
-            if due is not None:
-                dev.key = max(due - idle_ms, cutoff + 1)
-                heapq.heappush(heap, (dev.key, name))
-            dev.spill = msgpack.packb(
-                [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)],
-                use_bin_type=True,
-            )
-            dev.states = None
-
-    def _deadline(self, states: list[Any]) -> int | None:
-        # the smallest time at which advance() would close something: the stages' deadline()
-        # (optional; a stage without one, such as triggers, emits nothing when advanced)
-        due: int | None = None
-        for f, st in zip(self._deadlines, states, strict=True):
-            if f is not None:
-                d = f(st)
-                if d is not None and (due is None or d < due):
-                    due = d
-        return due
-
-    def _unspill(self, spill: bytes) -> list[Any]:
-        dumped = msgpack.unpackb(spill, raw=False, strict_map_key=False)
-        return [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
-
-    def _live(self, dev: _Device) -> list[Any] | None:
-        # a device's states, brought back from bytes if it was spilled
-        if dev.states is None and dev.spill is not None:
-            dev.states = self._unspill(dev.spill)
-            dev.spill = None
-        return dev.states
-
-    def _new_states(self, device: str, residue: list[Any] | None) -> list[Any]:
-        if residue is None:
-            return [s.new_state(device) for s in self.stages]
-        return [
-            s.new_state(device) if r is None else s.new_state(device, r)  # type: ignore[call-arg]
-            for s, r in zip(self.stages, residue, strict=True)
-        ]
-
-    def _free(self, dev: _Device) -> None:
-        states = dev.states
-        if self._keeps_residue and states is not None:
-            kept = [
-                f(st) if f is not None else None
-                for f, st in zip(self._residue, states, strict=True)
-            ]
-            dev.residue = kept if any(r is not None for r in kept) else None
-        dev.states = None
 
     def _timed(self, states: list[Any], index: int, event: Event, out: list[Record]) -> None:
         self._sampled += 1
@@ -271,27 +193,13 @@ class Engine:
     def advance(self, now_ms: int) -> list[Record]:
         """Let wall time move every device with open state on (idle-device watermarks)."""
         out: list[Record] = []
-        for dev in self._devices.values():
-            states = self._live(dev)
-            if states is None:
-                continue
-            for stage, state in zip(self.stages, states, strict=True):
-                stage.advance(state, now_ms, out)
-            self._maybe_free(dev)
+        self._step.advance(now_ms, out)
         return out
 
     def close(self, devices: Iterable[str] | None = None) -> list[Record]:
         """Close everything open (end of a replay), for all devices or the ones named."""
         out: list[Record] = []
-        names = list(self._devices) if devices is None else list(devices)
-        for name in names:
-            dev = self._devices.get(name)
-            states = None if dev is None else self._live(dev)
-            if dev is None or states is None:
-                continue
-            for stage, state in zip(self.stages, states, strict=True):
-                stage.close(state, out)
-            self._free(dev)
+        self._step.close(list(self._devices) if devices is None else list(devices), out)
         return out
 
     def close_batches(self, devices_per_batch: int = 1024) -> Iterator[list[Record]]:
@@ -306,11 +214,6 @@ class Engine:
             out = self.close(names[i : i + devices_per_batch])
             if out:
                 yield out
-
-    def _maybe_free(self, dev: _Device) -> None:
-        states = dev.states
-        if states is not None and all(s.idle(states[i]) for i, s in enumerate(self.stages)):
-            self._free(dev)
 
     # -- introspection ------------------------------------------------------------------
 
@@ -328,7 +231,7 @@ class Engine:
     def state_of(self, device: str, stage: str) -> Any:
         """Return the live state of ``device`` in stage ``stage`` (None when freed or unseen)."""
         dev = self._devices.get(device)
-        states = None if dev is None else self._live(dev)
+        states = None if dev is None else self._step.live(dev)
         if states is None:
             return None
         for i, s in enumerate(self.stages):
@@ -414,19 +317,15 @@ class Engine:
             if dumped is not None:
                 states = [s.load(d) for s, d in zip(self.stages, dumped, strict=True)]
             devices[name] = _Device(count, states, residue)
-        # in place: the engine's step holds these two tables (engine/_step.py)
+        # in place: the engine's step holds this table (engine/_step.py)
         self._devices.clear()
         self._devices.update(devices)
         self.events = body["events"]
-        self._heap.clear()
         idle = body.get("idle")
         if self.idle_ms is not None and idle is not None:
             self._step.log_ts, marks = idle
             for name, dev in devices.items():
                 dev.last, dev.key, spilled = marks.get(name, (-1, None, False))
-                if dev.key is not None:
-                    self._heap.append((dev.key, name))
                 if spilled and dev.states is not None:
-                    dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
-                    dev.spill, dev.states = msgpack.packb(dumped, use_bin_type=True), None
-            heapq.heapify(self._heap)
+                    dev.spill, dev.states = self._step.spill(dev.states), None
+        self._step.requeue()
