@@ -370,3 +370,15 @@ def test_wall_time_advances_as_the_loops_do(events: list[Event], later: list[int
         b += reference_advance(want, now + dt)
         assert got.open_devices == want.open_devices
     assert a + got.close() == b + reference_close(want)
+
+
+def test_wall_time_frees_a_device_that_holds_nothing_open_after_it() -> None:
+    got, want = pair(None)
+    e = Event(1_000, "page_enter", "z", "item_detail", "i1")  # a visit, a partial match
+    got.process_into(e, [])
+    want.process_into(e, [])
+    assert got.open_devices == want.open_devices == 1
+    later = 1_000 + 48 * 3_600_000  # past every limit: the visit closes, the partial is cut
+    assert got.advance(later) == reference_advance(want, later) != []
+    assert got.open_devices == want.open_devices == 0
+    assert table(got) == table(want)
