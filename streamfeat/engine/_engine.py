@@ -276,7 +276,7 @@ class Engine:
             if dev.states is not None:
                 dumped = [s.dump(st) for s, st in zip(self.stages, dev.states, strict=True)]
             elif dev.spill is not None:
-                dumped = msgpack.unpackb(dev.spill, raw=False, strict_map_key=False)
+                dumped = self._step.dumped(dev.spill)
             devices[name] = [dev.count, dumped, dev.residue]
         body: dict[str, Any] = {
             "v": _SNAPSHOT_VERSION,

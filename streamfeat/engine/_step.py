@@ -127,13 +127,11 @@ class Step:
             devices[name] = dev
         states = dev.states
         if states is None:
-            spill = dev.spill
-            if spill is not None:  # back after idling with something open
-                dev.spill = None
-                states = self.unspill(spill)
+            if dev.spill is not None:  # back after idling with something open
+                states = self.unspilled(dev)
             else:
                 states = self.new_states(name, dev.residue)
-            dev.states = states
+                dev.states = states
         index = dev.count
         dev.count = index + 1
         n = self.events + 1
@@ -198,8 +196,7 @@ class Step:
         if dev.key != key:  # a stale entry: the device has a newer one
             return
         states = dev.states
-        spill = dev.spill
-        if states is None and spill is None:  # freed since it was queued
+        if states is None and dev.spill is None:  # freed since it was queued
             dev.key = None
             return
         last = dev.last
@@ -208,9 +205,7 @@ class Step:
             self.queue(last, name)
             return
         if states is None:
-            states = self.unspill(spill or b"")
-            dev.states = states
-            dev.spill = None
+            states = self.unspilled(dev)
         advances = self.advances
         for i in range(self.stages):
             advances[i](states[i], now, out)
@@ -248,11 +243,19 @@ class Step:
         data: bytes = self.packer.pack([dumps[i](states[i]) for i in range(self.stages)])
         return data
 
-    def unspill(self, spill: bytes) -> list[Any]:
-        """The states that :meth:`spill` made ``spill`` of."""
+    def dumped(self, spill: bytes) -> list[Any]:
+        """The stages' dumps that :meth:`spill` packed into ``spill``."""
         dumped: list[Any] = msgpack.unpackb(spill, raw=False, strict_map_key=False)
+        return dumped
+
+    def unspilled(self, dev: Device) -> list[Any]:
+        """Bring a spilled device's states back from its bytes (``dev.spill`` is set)."""
+        dumped = self.dumped(dev.spill or b"")
         loads = self.loads
-        return [loads[i](dumped[i]) for i in range(self.stages)]
+        states = [loads[i](dumped[i]) for i in range(self.stages)]
+        dev.states = states
+        dev.spill = None
+        return states
 
     # -- a device's life ----------------------------------------------------------------------
 
@@ -269,14 +272,9 @@ class Step:
 
     def live(self, dev: Device) -> list[Any] | None:
         """A device's states, brought back from bytes if it was spilled (None: nothing open)."""
-        states = dev.states
-        if states is None:
-            spill = dev.spill
-            if spill is not None:
-                dev.spill = None
-                states = self.unspill(spill)
-                dev.states = states
-        return states
+        if dev.states is None and dev.spill is not None:
+            return self.unspilled(dev)
+        return dev.states
 
     def all_idle(self, states: list[Any]) -> bool:
         """Whether every stage holds nothing open in ``states``."""
@@ -288,15 +286,8 @@ class Step:
         states = dev.states
         if self.keeps_residue and states is not None:
             residues = self.residues
-            kept: list[Any] = []
-            any_kept = False
-            for i in range(self.stages):
-                f = residues[i]
-                r = f(states[i]) if f is not None else None
-                if r is not None:
-                    any_kept = True
-                kept.append(r)
-            dev.residue = kept if any_kept else None
+            kept = [None if f is None else f(states[i]) for i, f in enumerate(residues)]
+            dev.residue = kept if any(r is not None for r in kept) else None
         dev.states = None
 
     def advance(self, now_ms: int, out: list[Record]) -> None:
