@@ -118,13 +118,20 @@ class _Device:
     )
 
     def __init__(
-        self, device: str, minutes: float, seed: int, start_ts: int, disorder: float
+        self,
+        device: str,
+        minutes: float,
+        seed: int,
+        start_ts: int,
+        disorder: float,
+        key: str | None = None,
     ) -> None:
-        rng = random.Random(f"streamfeat.generate:{seed}:{device}")
+        key = device if key is None else key
+        rng = random.Random(f"streamfeat.generate:{seed}:{key}")
         self.rng = rng
         # the clock has its own random source: changing the disorder moves timestamps only,
         # the user does exactly the same things
-        self._clock_rng = _SplitMix(f"streamfeat.generate.clock:{seed}:{device}")
+        self._clock_rng = _SplitMix(f"streamfeat.generate.clock:{seed}:{key}")
         self._log_keep = math.log1p(-disorder) if disorder > 0 else 0.0
         self._skip = self._draw_skip()
         self._last = -1
@@ -213,11 +220,13 @@ def device_stream(
     *,
     start_ts: int = DEFAULT_START_TS,
     disorder: float = DEFAULT_DISORDER,
+    key: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one device's events in the app's (arrival) order.
 
-    The events are exactly those :func:`generate_events` gives for that device id with the same
-    ``minutes``, ``seed``, ``start_ts`` and ``disorder``.
+    The events are exactly those :func:`generate_events` gives for device id ``key`` (default:
+    ``device``) with the same ``minutes``, ``seed``, ``start_ts`` and ``disorder``, with
+    ``device`` written into them.
 
     Args:
         device: the device id (1-128 chars) written into every event.
@@ -225,6 +234,9 @@ def device_stream(
         seed: the random seed (any integer).
         start_ts: the epoch ms at which the period starts.
         disorder: fraction of events whose ``ts`` goes back (clock changes), in ``[0, 0.5]``.
+        key: who the user is, for the random draws (default: ``device``). A fleet that names
+            its devices uniquely per run passes the fleet's own id here, so that the same seed
+            gives the same behaviour whatever the names.
 
     Raises:
         ValueError: a bad argument, before anything is yielded.
@@ -233,7 +245,7 @@ def device_stream(
     if not 1 <= len(device) <= 128:
         msg = f"device must be 1-128 chars, got {device!r}"
         raise ValueError(msg)
-    return _device_events(_Device(device, minutes, seed, start_ts, disorder))
+    return _device_events(_Device(device, minutes, seed, start_ts, disorder, key))
 
 
 def _device_events(dev: _Device) -> Iterator[dict[str, Any]]:

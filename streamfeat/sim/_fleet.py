@@ -51,6 +51,7 @@ import orjson
 
 from streamfeat.clock import ManualClock, SystemClock
 from streamfeat.gen._generator import device_stream
+from streamfeat.sim._options import fleet_key
 
 __all__ = ["main", "record_digest"]
 
@@ -129,12 +130,14 @@ class Worker:
             dev = _Device(
                 name,
                 None,
-                device_stream(name, spec["minutes"], spec["seed"], start_ts=self.start_ts),
+                device_stream(
+                    name, spec["minutes"], spec["seed"], start_ts=self.start_ts, key=fleet_key(name)
+                ),
             )
             if spec.get("ranking"):  # the served feed: a user who responds to the order shown
                 from streamfeat.sim._users import ServedUser
 
-                dev.user = ServedUser(name, spec["seed"], key=name.rsplit("-", 1)[-1])
+                dev.user = ServedUser(name, spec["seed"], key=fleet_key(name))
                 dev.events = iter(())
             elif spec.get("resume"):  # before pages: skipping must not hand out pages
                 self._skip_accepted(dev, store_dir / f"{name}.sqlite")

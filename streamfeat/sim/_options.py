@@ -8,7 +8,18 @@ from typing import Any
 
 from streamfeat.gen._generator import DEFAULT_START_TS
 
-__all__ = ["Progress", "SimOptions", "SimReport"]
+__all__ = ["Progress", "SimOptions", "SimReport", "fleet_key"]
+
+
+def fleet_key(name: str) -> str:
+    """Who a simulated device's user is, for the random draws: its fleet id (``dev000003``).
+
+    Against an external endpoint (``--server``) the simulator names its devices
+    ``sim<pid>-<time>-dev000003`` so that two runs never share a device in one database; the
+    user behind the device is still drawn from the fleet id and the seed, so the same ``--seed``
+    gives the same behaviour whatever the names.
+    """
+    return name.rsplit("-", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import Any
 from streamfeat.models.edgerec import input_specs
 from streamfeat.ranking._catalogue import item_features
 from streamfeat.ranking._page import Candidate, Page
+from streamfeat.sim._options import fleet_key
 from streamfeat.sim._users import FEED, Look, ServedUser, SetPage, category_of, server_logit
 
 __all__ = [
@@ -234,7 +235,7 @@ def server_baseline(names: list[str], options: Any) -> dict[str, dict[str, Any]]
 
     out = {}
     for name in names:
-        user = ServedUser(name, options.seed, key=name.rsplit("-", 1)[-1])
+        user = ServedUser(name, options.seed, key=fleet_key(name))
         play_offline(user, options.minutes, options.start_ts)
         out[name] = user.stats.as_dict()
     return out

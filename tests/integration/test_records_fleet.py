@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from streamfeat.cli import main
+from streamfeat.gen import generate_events
 from streamfeat.sim._fleet import record_digest
 from tests.integration.tunnel_procs import ROOT, Endpoint, env
 
@@ -44,6 +45,9 @@ def fleet(
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["ok"]
+    # the devices are named sim<pid>-<time>-dev00000N at an external endpoint, but each user is
+    # drawn from the fleet id and the seed: the events are the generated log's, every run
+    assert report["events"] == sum(1 for _ in generate_events(5, 3, 1))
     assert report["stored"] > 20
     return db, report
 

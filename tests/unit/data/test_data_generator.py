@@ -231,6 +231,16 @@ def test_device_stream_accepts_any_id() -> None:
     assert visit_problems(events) == []
 
 
+def test_key_draws_the_user_and_device_names_the_events(fleet_log: list[dict]) -> None:
+    merged = by_device(fleet_log)[device_id(7)]
+    renamed = list(device_stream("sim42-1700000000-dev000007", 60, 11, key=device_id(7)))
+    assert [{**e, "device": device_id(7)} for e in renamed] == merged
+    assert {e["device"] for e in renamed} == {"sim42-1700000000-dev000007"}
+    # without the key the name draws the user: another behaviour
+    other = list(device_stream("sim42-1700000000-dev000007", 60, 11))
+    assert [{**e, "device": device_id(7)} for e in other] != merged
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs"),
     [
