@@ -151,7 +151,8 @@ def read_msgpack(
     The unpacker is fed chunk by chunk and its offsets are tracked, so every quarantine entry
     carries the message's exact original bytes. A truncated last message is quarantined too.
     A message holding a string that is not UTF-8 is well framed: it is quarantined alone and
-    reading goes on after it.
+    reading goes on after it. Bytes that are not msgpack (also after such a string) end the
+    stream with one entry for the rest: no later message boundary can be trusted.
     """
     unpacker = _unpacker()
     buf = bytearray()  # input bytes from stream offset `base` on
@@ -172,7 +173,13 @@ def read_msgpack(
                 # The unpacker is left mid-message: measure the message without decoding its
                 # strings, quarantine it, and start a fresh unpacker after it.
                 pos += 1
-                size = _message_size(buf, stream, chunk_size)
+                try:
+                    size = _message_size(buf, stream, chunk_size)
+                except (ValueError, msgpack.UnpackException) as bad:
+                    # not framed after all (a byte no msgpack type starts with follows the
+                    # string): as any other malformed message, the rest is quarantined
+                    yield _malformed_rest(source, pos, buf, stream, bad)
+                    return
                 if size is None:
                     yield _truncated(source, pos, bytes(buf))
                     return
@@ -192,14 +199,7 @@ def read_msgpack(
                 continue
             except (ValueError, msgpack.UnpackException) as exc:
                 pos += 1
-                rest = bytes(buf) + stream.read(_MAX_QUARANTINE_TAIL)
-                yield QuarantineEntry(
-                    source,
-                    pos,
-                    rest[:_MAX_QUARANTINE_TAIL],
-                    f"message {pos}: not valid msgpack ({type(exc).__name__}); "
-                    f"the rest of the stream ({len(rest)} bytes read) is quarantined",
-                )
+                yield _malformed_rest(source, pos, buf, stream, exc)
                 return
             end = origin + unpacker.tell()
             raw = bytes(buf[: end - base])
@@ -218,6 +218,20 @@ def read_msgpack(
             if buf:
                 yield _truncated(source, pos + 1, bytes(buf))
             return
+
+
+def _malformed_rest(
+    source: str, pos: int, buf: bytearray, stream: BinaryIO, exc: Exception
+) -> QuarantineEntry:
+    """The quarantine entry for the rest of a stream whose message ``pos`` is not msgpack."""
+    rest = bytes(buf) + stream.read(_MAX_QUARANTINE_TAIL)
+    return QuarantineEntry(
+        source,
+        pos,
+        rest[:_MAX_QUARANTINE_TAIL],
+        f"message {pos}: not valid msgpack ({type(exc).__name__}); "
+        f"the rest of the stream ({len(rest)} bytes read) is quarantined",
+    )
 
 
 def _truncated(source: str, pos: int, raw: bytes) -> QuarantineEntry:

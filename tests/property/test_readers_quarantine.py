@@ -6,7 +6,8 @@ import io
 import json
 
 import msgpack
-from hypothesis import given
+import pytest
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from streamfeat import Event, EventError, event_from_obj
@@ -97,7 +98,14 @@ def test_msgpack_messages_each_end_once(objs: list[object], chunk: int) -> None:
             assert item.raw == raw
 
 
+# a map whose key is not UTF-8, then a byte no msgpack type starts with (0xc1): the reader
+# measured the message to quarantine it alone and the measuring raised (found by this test)
+NOT_UTF8_THEN_NOT_MSGPACK = b"\x81\xad" + b"\x00" * 12 + b"\x80\xc1"
+
+
 @given(st.binary(max_size=200), st.integers(min_value=1, max_value=64))
+@example(NOT_UTF8_THEN_NOT_MSGPACK, 1)
+@example(NOT_UTF8_THEN_NOT_MSGPACK, 64)
 def test_msgpack_garbage_never_crashes_and_loses_no_byte(data: bytes, chunk: int) -> None:
     items = list(read_msgpack(io.BytesIO(data), chunk_size=chunk))
     quarantined = b"".join(i.raw for i in items if isinstance(i, QuarantineEntry))
@@ -106,6 +114,18 @@ def test_msgpack_garbage_never_crashes_and_loses_no_byte(data: bytes, chunk: int
     assert [i.position for i in items] == list(range(1, len(items) + 1))
     if not any(isinstance(i, Event) for i in items):
         assert quarantined == data
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 16])
+def test_a_bad_string_in_a_message_that_is_not_msgpack_quarantines_the_rest(chunk: int) -> None:
+    good = msgpack.packb({"ts": 1, "type": "click", "device": "d"})
+    items = list(read_msgpack(io.BytesIO(good + NOT_UTF8_THEN_NOT_MSGPACK), chunk_size=chunk))
+    assert isinstance(items[0], Event)
+    assert len(items) == 2
+    bad = items[1]
+    assert isinstance(bad, QuarantineEntry)
+    assert (bad.position, bad.raw) == (2, NOT_UTF8_THEN_NOT_MSGPACK)
+    assert "not valid msgpack (FormatError)" in bad.reason
 
 
 def _with_bad_utf8(obj: dict[str, object], where: str) -> bytes:
