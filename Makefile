@@ -7,9 +7,12 @@ COMPILE ?= 1
 NATIVE  := $(VENV)/.compiled
 NATIVE_SOURCES := $(shell $(PYTHON) scripts/build_compiled.py --list)
 
-.PHONY: install compiled browser postgres demo loop test test-compiled test-slow bench lint docs clean
+.PHONY: install setup compiled browser postgres demo loop test test-compiled test-slow bench lint docs clean
 
 install: $(STAMP) $(NATIVE)
+
+# the package and its dependencies alone, without the compiled core (pure Python runs)
+setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,7 +67,10 @@ browser:
 postgres:
 	bash .ci/setup_postgres.sh || echo "PostgreSQL could not be installed: its tests will skip and say so"
 
-test: install postgres browser
+# TEST_NEEDS=setup runs the (pure-Python) suite without building the compiled core first:
+# .ci/run builds it beside the suite, on the other core, for `make test-compiled`
+TEST_NEEDS ?= install
+test: $(TEST_NEEDS) postgres browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # the golden cases, the differential tests (compiled against pure) and the property and unit
