@@ -76,7 +76,7 @@ test: $(TEST_NEEDS) postgres browser
 # the golden cases, the differential tests (compiled against pure) and the property and unit
 # tests of the compiled modules, run on the compiled core; fails when it could not be built
 test-compiled: install
-	STREAMFEAT_TEST_COMPILED=1 STREAMFEAT_REQUIRE_COMPILED=1 $(PY) -m pytest -q -p no:cacheprovider \
+	STREAMFEAT_TEST_COMPILED=1 STREAMFEAT_REQUIRE_COMPILED=1 $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) \
 	  tests/golden tests/property/test_compiled_differential.py \
 	  tests/property/test_triggers_differential.py tests/property/test_encoders_roundtrip.py \
 	  tests/property/test_encoders_robustness.py tests/property/test_encoders_writers.py \
